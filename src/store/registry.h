@@ -1,0 +1,219 @@
+/* registry.h — the registry store interface: users, devices, groups and
+ * group memberships (the relational part of IoTFlow).
+ *
+ * Implementations: SQLite (src/store/sqlite, embedded default) and, later,
+ * PostgreSQL. Records are plain structs with fixed-size, NUL-terminated text
+ * fields, so callers own every output and nothing needs freeing. Every op may
+ * be called from any thread at any time; the backend serialises internally.
+ * Callers use the iot_reg_* wrappers at the bottom, never the slots. */
+#ifndef IOT_STORE_REGISTRY_H
+#define IOT_STORE_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Byte limits of text fields (UTF-8 bytes, without the NUL). The API layer
+ * rejects longer input with 400; backends may assume they hold. */
+#define IOT_USER_ID_LEN 32 /* public user id: 32 lowercase hex chars */
+#define IOT_USERNAME_MAX 80
+#define IOT_EMAIL_MAX 120
+#define IOT_PWHASH_MAX 160 /* libsodium crypto_pwhash_STRBYTES is 128 */
+#define IOT_DEVICE_NAME_MAX 100
+#define IOT_DESCRIPTION_MAX 1000
+#define IOT_DEVICE_TYPE_MAX 50
+#define IOT_STATUS_MAX 20
+#define IOT_LOCATION_MAX 200
+#define IOT_VERSION_MAX 20 /* firmware_version, hardware_version */
+#define IOT_KEY_HASH_LEN 64 /* hex SHA-256 of an API key */
+#define IOT_KEY_PREFIX_LEN 8 /* first characters of a key, shown masked */
+#define IOT_GROUP_NAME_MAX 100
+#define IOT_COLOR_LEN 7 /* "#RRGGBB" */
+
+/* Times are Unix epoch milliseconds, UTC; 0 means "never" (JSON null). */
+
+struct iot_user {
+    int64_t id; /* internal numeric id, assigned by the store */
+    char user_id[IOT_USER_ID_LEN + 1];
+    char username[IOT_USERNAME_MAX + 1];
+    char email[IOT_EMAIL_MAX + 1];
+    char password_hash[IOT_PWHASH_MAX + 1];
+    bool is_active;
+    bool is_admin;
+    int64_t created_at;
+    int64_t updated_at;
+    int64_t last_login;
+};
+
+struct iot_device {
+    int64_t id;      /* assigned by the store */
+    int64_t user_id; /* internal id of the owner (iot_user.id) */
+    char name[IOT_DEVICE_NAME_MAX + 1];
+    char description[IOT_DESCRIPTION_MAX + 1];
+    char device_type[IOT_DEVICE_TYPE_MAX + 1];
+    char status[IOT_STATUS_MAX + 1]; /* active | inactive | maintenance */
+    char location[IOT_LOCATION_MAX + 1];
+    char firmware_version[IOT_VERSION_MAX + 1];
+    char hardware_version[IOT_VERSION_MAX + 1];
+    char api_key_hash[IOT_KEY_HASH_LEN + 1];     /* unique */
+    char api_key_prefix[IOT_KEY_PREFIX_LEN + 1]; /* for masked display */
+    int64_t created_at;
+    int64_t updated_at;
+    int64_t last_seen;
+};
+
+struct iot_group {
+    int64_t id;      /* assigned by the store */
+    int64_t user_id; /* internal id of the owner */
+    char name[IOT_GROUP_NAME_MAX + 1];
+    char description[IOT_DESCRIPTION_MAX + 1];
+    char color[IOT_COLOR_LEN + 1]; /* "" when unset */
+    int64_t created_at;
+    int64_t updated_at;
+    int64_t device_count; /* filled on reads; ignored on writes */
+};
+
+/* Paging: rows ordered by id ascending; limit 0 returns no rows but still
+ * fills *total. */
+struct iot_page {
+    int64_t limit;
+    int64_t offset;
+};
+
+/* Device filters; a NULL or 0 field matches everything. */
+struct iot_device_filter {
+    int64_t user_id;         /* owner */
+    const char *status;      /* exact status */
+    const char *device_type; /* exact type */
+};
+
+struct iot_device_stats {
+    int64_t total, active, inactive, maintenance;
+    int64_t online; /* active devices with last_seen >= the given time */
+};
+
+/* A registry's last_seen update, applied in batches (DESIGN.md hot path). */
+struct iot_seen {
+    int64_t device_id;
+    int64_t last_seen;
+};
+
+/* Row callbacks: return 0 to go on, non-zero to stop the scan early (the op
+ * then returns IOT_OK). The pointer is borrowed for the call only. */
+typedef int (*iot_user_fn)(void *ctx, const struct iot_user *u);
+typedef int (*iot_device_fn)(void *ctx, const struct iot_device *d);
+typedef int (*iot_group_fn)(void *ctx, const struct iot_group *g);
+/* A membership row: the device or group, and when it joined (ms). */
+typedef int (*iot_member_fn)(void *ctx, const struct iot_device *d, int64_t added_at);
+typedef int (*iot_device_group_fn)(void *ctx, const struct iot_group *g, int64_t added_at);
+
+/* Capability flags. */
+#define IOT_REG_CAP_TRANSACTIONS 0x1u /* cascading deletes are atomic */
+
+/* The interface. Unless noted, each op returns IOT_OK or a negative IOT_E*
+ * code and leaves the store unchanged on failure. Lookups return
+ * IOT_ENOTFOUND when no row matches; writes that would break a uniqueness
+ * rule return IOT_ECONFLICT; a backend that cannot be reached returns
+ * IOT_EUNAVAILABLE. New slots are appended, never reordered. */
+struct iot_registry_ops {
+    const char *name; /* "sqlite", "postgres" */
+    unsigned version; /* 1 */
+    unsigned caps;    /* IOT_REG_CAP_* */
+
+    /* Connect/open and migrate the schema to the latest version. `url` is the
+     * DATABASE_URL (e.g. "sqlite:///path/db.sqlite" or a bare path). */
+    int (*open)(const char *url, void **self);
+    void (*close)(void *self); /* NULL self is a no-op */
+    int (*ping)(void *self);   /* cheap health check */
+
+    /* Users. user_create fills u->id and, if empty, u->user_id with 32 random
+     * hex chars; sets created_at/updated_at to now if 0. Unique: username,
+     * email, user_id. */
+    int (*user_create)(void *self, struct iot_user *u);
+    int (*user_get_by_id)(void *self, int64_t id, struct iot_user *out);
+    int (*user_get_by_user_id)(void *self, const char *user_id, struct iot_user *out);
+    int (*user_get_by_username)(void *self, const char *username, struct iot_user *out);
+    int (*user_get_by_email)(void *self, const char *email, struct iot_user *out);
+    /* Rewrites every mutable field of the row with u->id. */
+    int (*user_update)(void *self, const struct iot_user *u);
+    /* Deletes the user, their devices, groups and memberships, atomically. */
+    int (*user_delete)(void *self, int64_t id);
+    int (*user_list)(void *self, struct iot_page page, iot_user_fn fn, void *ctx, int64_t *total);
+
+    /* Devices. device_create fills d->id and timestamps. Unique: (user_id,
+     * name), api_key_hash. */
+    int (*device_create)(void *self, struct iot_device *d);
+    int (*device_get)(void *self, int64_t id, struct iot_device *out);
+    int (*device_get_by_key_hash)(void *self, const char *key_hash, struct iot_device *out);
+    /* Rewrites every mutable field (not id, user_id, created_at). */
+    int (*device_update)(void *self, const struct iot_device *d);
+    int (*device_delete)(void *self, int64_t id); /* and its memberships */
+    int (*device_list)(void *self, const struct iot_device_filter *f, struct iot_page page,
+                       iot_device_fn fn, void *ctx, int64_t *total);
+    /* Sets last_seen = max(last_seen, s.last_seen) for each entry, in one
+     * transaction. Unknown ids are ignored. */
+    int (*device_touch)(void *self, const struct iot_seen *seen, size_t n);
+    int (*device_stats)(void *self, int64_t online_since, struct iot_device_stats *out);
+
+    /* Groups. Unique: (user_id, name). */
+    int (*group_create)(void *self, struct iot_group *g);
+    int (*group_get)(void *self, int64_t id, struct iot_group *out);
+    int (*group_update)(void *self, const struct iot_group *g);
+    int (*group_delete)(void *self, int64_t id); /* and its memberships */
+    int (*group_list)(void *self, int64_t user_id, struct iot_page page, iot_group_fn fn,
+                      void *ctx, int64_t *total);
+
+    /* Memberships. member_add: IOT_ECONFLICT if present, IOT_ENOTFOUND if the
+     * group or device does not exist; fills *added_at (may be NULL). */
+    int (*member_add)(void *self, int64_t group_id, int64_t device_id, int64_t *added_at);
+    int (*member_remove)(void *self, int64_t group_id, int64_t device_id);
+    /* Devices in a group, filtered by f->status/f->device_type (f->user_id
+     * ignored), ordered by membership order. */
+    int (*group_devices)(void *self, int64_t group_id, const struct iot_device_filter *f,
+                         struct iot_page page, iot_member_fn fn, void *ctx, int64_t *total);
+    /* Groups a device belongs to, ordered by group id. */
+    int (*device_groups)(void *self, int64_t device_id, iot_device_group_fn fn, void *ctx);
+};
+
+/* A registry handle: the ops and the backend's state. */
+struct iot_registry {
+    const struct iot_registry_ops *ops;
+    void *self;
+};
+
+/* Compiled-in backends, looked up by URL scheme ("sqlite", "postgresql"). */
+const struct iot_registry_ops *iot_registry_backend(const char *url);
+/* Comma-separated names of compiled-in backends, for error messages. */
+const char *iot_registry_backend_names(void);
+int iot_registry_open(const char *url, struct iot_registry *out);
+void iot_registry_close(struct iot_registry *reg);
+
+/* Thin wrappers: call these, not the slots. */
+static inline int iot_reg_ping(struct iot_registry *r) { return r->ops->ping(r->self); }
+static inline int iot_reg_user_create(struct iot_registry *r, struct iot_user *u) { return r->ops->user_create(r->self, u); }
+static inline int iot_reg_user_get_by_id(struct iot_registry *r, int64_t id, struct iot_user *o) { return r->ops->user_get_by_id(r->self, id, o); }
+static inline int iot_reg_user_get_by_user_id(struct iot_registry *r, const char *uid, struct iot_user *o) { return r->ops->user_get_by_user_id(r->self, uid, o); }
+static inline int iot_reg_user_get_by_username(struct iot_registry *r, const char *n, struct iot_user *o) { return r->ops->user_get_by_username(r->self, n, o); }
+static inline int iot_reg_user_get_by_email(struct iot_registry *r, const char *e, struct iot_user *o) { return r->ops->user_get_by_email(r->self, e, o); }
+static inline int iot_reg_user_update(struct iot_registry *r, const struct iot_user *u) { return r->ops->user_update(r->self, u); }
+static inline int iot_reg_user_delete(struct iot_registry *r, int64_t id) { return r->ops->user_delete(r->self, id); }
+static inline int iot_reg_user_list(struct iot_registry *r, struct iot_page p, iot_user_fn fn, void *ctx, int64_t *total) { return r->ops->user_list(r->self, p, fn, ctx, total); }
+static inline int iot_reg_device_create(struct iot_registry *r, struct iot_device *d) { return r->ops->device_create(r->self, d); }
+static inline int iot_reg_device_get(struct iot_registry *r, int64_t id, struct iot_device *o) { return r->ops->device_get(r->self, id, o); }
+static inline int iot_reg_device_get_by_key_hash(struct iot_registry *r, const char *h, struct iot_device *o) { return r->ops->device_get_by_key_hash(r->self, h, o); }
+static inline int iot_reg_device_update(struct iot_registry *r, const struct iot_device *d) { return r->ops->device_update(r->self, d); }
+static inline int iot_reg_device_delete(struct iot_registry *r, int64_t id) { return r->ops->device_delete(r->self, id); }
+static inline int iot_reg_device_list(struct iot_registry *r, const struct iot_device_filter *f, struct iot_page p, iot_device_fn fn, void *ctx, int64_t *total) { return r->ops->device_list(r->self, f, p, fn, ctx, total); }
+static inline int iot_reg_device_touch(struct iot_registry *r, const struct iot_seen *s, size_t n) { return n ? r->ops->device_touch(r->self, s, n) : 0; }
+static inline int iot_reg_device_stats(struct iot_registry *r, int64_t since, struct iot_device_stats *o) { return r->ops->device_stats(r->self, since, o); }
+static inline int iot_reg_group_create(struct iot_registry *r, struct iot_group *g) { return r->ops->group_create(r->self, g); }
+static inline int iot_reg_group_get(struct iot_registry *r, int64_t id, struct iot_group *o) { return r->ops->group_get(r->self, id, o); }
+static inline int iot_reg_group_update(struct iot_registry *r, const struct iot_group *g) { return r->ops->group_update(r->self, g); }
+static inline int iot_reg_group_delete(struct iot_registry *r, int64_t id) { return r->ops->group_delete(r->self, id); }
+static inline int iot_reg_group_list(struct iot_registry *r, int64_t uid, struct iot_page p, iot_group_fn fn, void *ctx, int64_t *total) { return r->ops->group_list(r->self, uid, p, fn, ctx, total); }
+static inline int iot_reg_member_add(struct iot_registry *r, int64_t g, int64_t d, int64_t *at) { return r->ops->member_add(r->self, g, d, at); }
+static inline int iot_reg_member_remove(struct iot_registry *r, int64_t g, int64_t d) { return r->ops->member_remove(r->self, g, d); }
+static inline int iot_reg_group_devices(struct iot_registry *r, int64_t g, const struct iot_device_filter *f, struct iot_page p, iot_member_fn fn, void *ctx, int64_t *total) { return r->ops->group_devices(r->self, g, f, p, fn, ctx, total); }
+static inline int iot_reg_device_groups(struct iot_registry *r, int64_t d, iot_device_group_fn fn, void *ctx) { return r->ops->device_groups(r->self, d, fn, ctx); }
+
+#endif

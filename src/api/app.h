@@ -1,0 +1,32 @@
+/* app.h — the application context every API handler reaches through
+ * r->app: configuration, the stores, and process-wide facts.
+ *
+ * Built once in main.c before the server starts and read-only afterwards
+ * (the stores are thread-safe), so handlers need no locking to use it. */
+#ifndef IOT_API_APP_H
+#define IOT_API_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "http/router.h"
+#include "store/cache.h"
+#include "store/registry.h"
+
+struct iot_app {
+    const struct iot_config *cfg;
+    struct iot_registry registry;
+    struct iot_cache cache;
+    int64_t started_at_ms;
+    int64_t started_mono_us;
+    unsigned threads;
+};
+
+static inline struct iot_app *iot_app_of(struct iot_req *r) { return (struct iot_app *)r->app; }
+
+/* The route table of the whole API (src/api/routes.c). */
+extern const struct iot_route iot_api_routes[];
+extern const size_t iot_api_n_routes;
+
+#endif

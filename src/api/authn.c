@@ -1,0 +1,234 @@
+#include "api/authn.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/app.h"
+#include "core/secrets.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define MAX_CREDENTIAL_LEN 256
+
+/* Splits "Scheme value" into a scheme match and the value after it. */
+static const char *auth_value(const char *header, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    if (!header || strncasecmp(header, scheme, n) != 0 || header[n] != ' ')
+        return NULL;
+    const char *v = header + n + 1;
+    while (*v == ' ')
+        v++;
+    return v;
+}
+
+static bool user_from_session(struct iot_req *r, const char *token, struct iot_user *out)
+{
+    struct iot_app *app = iot_app_of(r);
+    if (strlen(token) > MAX_CREDENTIAL_LEN) {
+        iot_reply_error(r, 401, "Invalid token", "the session token is not valid");
+        return false;
+    }
+    char hash[IOT_SHA256_HEX_LEN + 1], user_id[IOT_USER_ID_LEN + 1];
+    iot_sha256_hex(token, strlen(token), hash, sizeof hash);
+    int rc = iot_cache_session_get(&app->cache, hash, user_id);
+    if (rc == IOT_OK)
+        rc = iot_reg_user_get_by_user_id(&app->registry, user_id, out);
+    if (rc == IOT_ENOTFOUND || (rc == IOT_OK && !out->is_active)) {
+        iot_reply_error(r, 401, "Invalid token", "the session token is invalid or has expired");
+        return false;
+    }
+    if (rc) {
+        iot_reply_store_error(r, rc, "session");
+        return false;
+    }
+    return true;
+}
+
+static bool user_from_header(struct iot_req *r, const char *user_id, struct iot_user *out)
+{
+    struct iot_app *app = iot_app_of(r);
+    int rc = strlen(user_id) == IOT_USER_ID_LEN
+                 ? iot_reg_user_get_by_user_id(&app->registry, user_id, out)
+                 : IOT_ENOTFOUND;
+    if (rc == IOT_ENOTFOUND || (rc == IOT_OK && !out->is_active)) {
+        iot_reply_error(r, 401, "Authentication failed", "invalid user_id or user is not active");
+        return false;
+    }
+    if (rc) {
+        iot_reply_store_error(r, rc, "user");
+        return false;
+    }
+    return true;
+}
+
+static bool admin_token_ok(struct iot_req *r, const char *token)
+{
+    const char *configured = iot_app_of(r)->cfg->admin_token;
+    if (!configured || !*configured) {
+        iot_reply_error(r, 403, "Admin API disabled", "no admin token is configured on this server");
+        return false;
+    }
+    if (strlen(token) > MAX_CREDENTIAL_LEN || !iot_secret_equal(token, configured)) {
+        IOT_WARN("invalid admin token from %s", r->client_ip);
+        iot_reply_error(r, 403, "Invalid admin token", "the admin token is not valid");
+        return false;
+    }
+    return true;
+}
+
+/* Resolves whatever credentials the request carries. Returns false after
+ * answering when they are present but wrong; true with nothing set when
+ * there are none. */
+static bool resolve(struct iot_req *r, struct iot_principal *p)
+{
+    memset(p, 0, sizeof *p);
+    const char *authz = iot_req_header(r, "Authorization");
+    const char *v;
+    if ((v = auth_value(authz, "admin"))) {
+        if (!admin_token_ok(r, v))
+            return false;
+        p->admin = true;
+        return true;
+    }
+    if ((v = auth_value(authz, "Bearer"))) {
+        if (!user_from_session(r, v, &p->user))
+            return false;
+    } else {
+        const char *uid = iot_req_header(r, "X-User-ID");
+        if (!uid || !iot_app_of(r)->cfg->trust_user_id_header)
+            return true;
+        if (!user_from_header(r, uid, &p->user))
+            return false;
+    }
+    p->has_user = true;
+    p->admin = p->user.is_admin;
+    return true;
+}
+
+static void reply_unauthenticated(struct iot_req *r)
+{
+    const char *how = iot_app_of(r)->cfg->trust_user_id_header
+                          ? "send 'Authorization: Bearer <token>' or 'X-User-ID'"
+                          : "send 'Authorization: Bearer <token>' from POST /api/v1/auth/login";
+    iot_reply_error(r, 401, "Authentication required", "%s", how);
+}
+
+bool iot_authn_any(struct iot_req *r, struct iot_principal *out)
+{
+    if (!resolve(r, out))
+        return false;
+    if (!out->has_user && !out->admin) {
+        reply_unauthenticated(r);
+        return false;
+    }
+    return true;
+}
+
+bool iot_authn_user(struct iot_req *r, struct iot_user *out)
+{
+    struct iot_principal p;
+    if (!iot_authn_any(r, &p))
+        return false;
+    if (!p.has_user) {
+        iot_reply_error(r, 401, "Authentication required",
+                        "this endpoint acts for a user; the admin token is not a user");
+        return false;
+    }
+    *out = p.user;
+    return true;
+}
+
+bool iot_authn_admin(struct iot_req *r, struct iot_principal *out)
+{
+    if (!resolve(r, out))
+        return false;
+    if (out->admin)
+        return true;
+    if (out->has_user)
+        iot_reply_error(r, 403, "Forbidden", "admin privileges required");
+    else
+        iot_reply_error(r, 401, "Admin token required", "send 'Authorization: admin <token>'");
+    return false;
+}
+
+bool iot_authn_self_or_admin(struct iot_req *r, const char *user_id, struct iot_principal *out)
+{
+    if (!iot_authn_any(r, out))
+        return false;
+    if (out->admin || strcmp(out->user.user_id, user_id) == 0)
+        return true;
+    iot_reply_error(r, 403, "Forbidden", "you can only access your own account");
+    return false;
+}
+
+static bool activate_on_first_use(struct iot_req *r, struct iot_device *d)
+{
+    snprintf(d->status, sizeof d->status, "active");
+    d->updated_at = iot_now_ms();
+    int rc = iot_reg_device_update(&iot_app_of(r)->registry, d);
+    if (rc) {
+        iot_reply_store_error(r, rc, "device");
+        return false;
+    }
+    IOT_INFO("device %lld activated on first use", (long long)d->id);
+    return true;
+}
+
+bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_device *out)
+{
+    const char *key = iot_req_header(r, "X-API-Key");
+    if (!key || !*key) {
+        iot_reply_error(r, 401, "API key required", "send the device key in the X-API-Key header");
+        return false;
+    }
+    char hash[IOT_SHA256_HEX_LEN + 1];
+    size_t len = strnlen(key, MAX_CREDENTIAL_LEN + 1);
+    iot_sha256_hex(key, len, hash, sizeof hash);
+    int rc = len > MAX_CREDENTIAL_LEN
+                 ? IOT_ENOTFOUND
+                 : iot_reg_device_get_by_key_hash(&iot_app_of(r)->registry, hash, out);
+    if (rc == IOT_ENOTFOUND) {
+        iot_reply_error(r, 401, "Invalid API key", "the provided API key is not valid");
+        return false;
+    }
+    if (rc) {
+        iot_reply_store_error(r, rc, "device");
+        return false;
+    }
+    if (mode == IOT_DEVICE_AUTH_ANY)
+        return true;
+    if (strcmp(out->status, "maintenance") == 0) {
+        iot_reply_error(r, 403, "Device in maintenance", "the device is in maintenance mode");
+        return false;
+    }
+    if (strcmp(out->status, "inactive") == 0)
+        return activate_on_first_use(r, out);
+    return true;
+}
+
+bool iot_rate_limit_ip(struct iot_req *r, const char *action)
+{
+    struct iot_app *app = iot_app_of(r);
+    int64_t limit = app->cfg->auth_rate_limit;
+    if (limit <= 0)
+        return true;
+    char key[128];
+    snprintf(key, sizeof key, "rl:%s:%s", action, r->client_ip);
+    bool allowed = true;
+    int64_t retry_ms = 0;
+    int rc = iot_cache_rate_hit(&app->cache, key, limit, 60000, iot_now_ms(), &allowed, &retry_ms);
+    if (rc) {
+        /* Fail open: a cache outage must not lock every user out. */
+        IOT_WARN("rate limit check failed (%s); allowing", iot_strerror(rc));
+        return true;
+    }
+    if (allowed)
+        return true;
+    iot_reply_retry_after(r, (retry_ms + 999) / 1000);
+    iot_reply_error(r, 429, "Too many requests", "at most %lld %s requests per minute; retry later",
+                    (long long)limit, action);
+    return false;
+}

@@ -1,0 +1,43 @@
+/* authn.h — who is calling: a user (Bearer session token, or the legacy
+ * X-User-ID header when IOTFLOW_TRUST_USER_ID_HEADER=1), the admin (the
+ * admin token, or a user whose is_admin is true), or a device (X-API-Key).
+ *
+ * Each iot_authn_* function either fills its output and returns true, or
+ * answers the request itself (401, 403, 429 or 503) and returns false, so a
+ * handler simply returns when it gets false. */
+#ifndef IOT_API_AUTHN_H
+#define IOT_API_AUTHN_H
+
+#include <stdbool.h>
+
+#include "http/request.h"
+#include "store/registry.h"
+
+/* The caller of a user-facing endpoint. */
+struct iot_principal {
+    bool admin;         /* admin token, or an is_admin user */
+    bool has_user;      /* `user` is the calling user */
+    struct iot_user user;
+};
+
+/* A signed-in, active user is required. */
+bool iot_authn_user(struct iot_req *r, struct iot_user *out);
+/* The admin is required. */
+bool iot_authn_admin(struct iot_req *r, struct iot_principal *out);
+/* The user whose public id is `user_id`, or the admin. */
+bool iot_authn_self_or_admin(struct iot_req *r, const char *user_id, struct iot_principal *out);
+/* A user or the admin; has_user tells which. */
+bool iot_authn_any(struct iot_req *r, struct iot_principal *out);
+
+enum iot_device_auth {
+    IOT_DEVICE_AUTH_ACTIVE, /* inactive devices become active; maintenance → 403 */
+    IOT_DEVICE_AUTH_ANY,    /* any status, nothing changed */
+};
+/* The device whose API key is in X-API-Key. */
+bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_device *out);
+
+/* Per-client-IP rate limit of `action` (login, register, ...) at
+ * IOTFLOW_AUTH_RATE_LIMIT per minute; answers 429 + Retry-After when over. */
+bool iot_rate_limit_ip(struct iot_req *r, const char *action);
+
+#endif

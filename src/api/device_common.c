@@ -1,0 +1,103 @@
+#include "api/device_common.h"
+
+#include <string.h>
+
+#include "api/app.h"
+#include "api/views.h"
+#include "core/presence.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+bool iot_load_device(struct iot_req *r, size_t param, struct iot_device *d)
+{
+    int64_t id;
+    int rc = iot_parse_id(iot_req_param(r, param), &id)
+                 ? iot_reg_device_get(&iot_app_of(r)->registry, id, d)
+                 : IOT_ENOTFOUND;
+    if (rc == IOT_ENOTFOUND) {
+        iot_reply_error(r, 404, "Device not found", "no device found with ID: %s",
+                        iot_req_param(r, param));
+        return false;
+    }
+    if (rc) {
+        iot_reply_store_error(r, rc, "device");
+        return false;
+    }
+    return true;
+}
+
+bool iot_load_owned_device(struct iot_req *r, size_t param, const struct iot_principal *p,
+                           struct iot_device *d)
+{
+    if (!iot_load_device(r, param, d))
+        return false;
+    if (!p->admin && (!p->has_user || d->user_id != p->user.id)) {
+        iot_reply_error(r, 403, "Forbidden", "this device does not belong to you");
+        return false;
+    }
+    return true;
+}
+
+void iot_device_seen(struct iot_req *r, struct iot_device *d)
+{
+    struct iot_app *app = iot_app_of(r);
+    int64_t now = iot_now_ms();
+    int rc = iot_cache_presence_touch(&app->cache, d->id, now);
+    struct iot_seen seen = {.device_id = d->id, .last_seen = now};
+    int rc2 = iot_reg_device_touch(&app->registry, &seen, 1);
+    if (rc || rc2)
+        IOT_WARN("could not record presence of device %lld: %s", (long long)d->id,
+                 iot_strerror(rc ? rc : rc2));
+    d->last_seen = iot_presence_latest(d->last_seen, now);
+}
+
+int64_t iot_device_last_seen(struct iot_req *r, const struct iot_device *d)
+{
+    int64_t cached = 0;
+    if (iot_cache_presence_get(&iot_app_of(r)->cache, d->id, &cached) != IOT_OK)
+        cached = 0;
+    return iot_presence_latest(d->last_seen, cached);
+}
+
+bool iot_device_online(struct iot_req *r, const struct iot_device *d)
+{
+    return iot_presence_online(iot_device_last_seen(r, d), iot_now_ms(),
+                               iot_app_of(r)->cfg->online_window);
+}
+
+int iot_read_device_fields(struct iot_req *r, json_t *body, unsigned fields, struct iot_device *d)
+{
+    struct {
+        unsigned flag;
+        const char *key;
+        size_t min, max;
+        char *buf;
+        size_t size;
+    } spec[] = {
+        {IOT_DEV_NAME, "name", 1, IOT_DEVICE_NAME_MAX, d->name, sizeof d->name},
+        {IOT_DEV_DESCRIPTION, "description", 0, IOT_DESCRIPTION_MAX, d->description, sizeof d->description},
+        {IOT_DEV_TYPE, "device_type", 1, IOT_DEVICE_TYPE_MAX, d->device_type, sizeof d->device_type},
+        {IOT_DEV_STATUS, "status", 1, IOT_STATUS_MAX, d->status, sizeof d->status},
+        {IOT_DEV_LOCATION, "location", 0, IOT_LOCATION_MAX, d->location, sizeof d->location},
+        {IOT_DEV_VERSIONS, "firmware_version", 0, IOT_VERSION_MAX, d->firmware_version, sizeof d->firmware_version},
+        {IOT_DEV_VERSIONS, "hardware_version", 0, IOT_VERSION_MAX, d->hardware_version, sizeof d->hardware_version},
+    };
+    char old_status[sizeof d->status];
+    memcpy(old_status, d->status, sizeof old_status);
+    int set = 0;
+    for (size_t i = 0; i < sizeof spec / sizeof *spec; i++) {
+        if (!(fields & spec[i].flag))
+            continue;
+        int rc = iot_field_text(r, body, spec[i].key, spec[i].min, spec[i].max, spec[i].buf, spec[i].size);
+        if (rc < 0)
+            return rc;
+        set += rc;
+    }
+    if (!iot_device_status_valid(d->status)) {
+        memcpy(d->status, old_status, sizeof old_status);
+        iot_reply_error(r, 400, "Invalid status", "status must be active, inactive, or maintenance");
+        return IOT_EINVAL;
+    }
+    return set;
+}

@@ -1,0 +1,51 @@
+/* routes.c — the whole HTTP API in one table: method, path, handler. */
+#include "api/app.h"
+#include "api/handlers.h"
+
+#define V1 "/api/v1"
+
+const struct iot_route iot_api_routes[] = {
+    {"GET", "/", iot_h_root},
+    {"GET", "/health", iot_h_health},
+    {"GET", "/status", iot_h_status},
+
+    {"POST", V1 "/auth/register", iot_h_auth_register},
+    {"POST", V1 "/auth/login", iot_h_auth_login},
+    {"POST", V1 "/auth/logout", iot_h_auth_logout},
+
+    {"GET", V1 "/users", iot_h_user_list},
+    {"GET", V1 "/users/{}", iot_h_user_get},
+    {"PUT", V1 "/users/{}", iot_h_user_update},
+    {"DELETE", V1 "/users/{}", iot_h_user_delete},
+    {"PATCH", V1 "/users/{}/activate", iot_h_user_activate},
+    {"PATCH", V1 "/users/{}/deactivate", iot_h_user_deactivate},
+
+    {"POST", V1 "/devices/register", iot_h_device_register},
+    {"GET", V1 "/devices/status", iot_h_device_self_status},
+    {"POST", V1 "/devices/heartbeat", iot_h_device_heartbeat},
+    {"PUT", V1 "/devices/config", iot_h_device_config},
+    {"GET", V1 "/devices/credentials", iot_h_device_credentials},
+    {"GET", V1 "/devices/user/{}", iot_h_devices_of_user},
+    {"GET", V1 "/devices/{}/status", iot_h_device_status_by_id},
+    {"GET", V1 "/devices/{}/groups", iot_h_device_groups},
+
+    {"POST", V1 "/groups", iot_h_group_create},
+    {"GET", V1 "/groups", iot_h_group_list},
+    {"GET", V1 "/groups/{}", iot_h_group_get},
+    {"PUT", V1 "/groups/{}", iot_h_group_update},
+    {"DELETE", V1 "/groups/{}", iot_h_group_delete},
+    {"POST", V1 "/groups/{}/devices", iot_h_group_add_device},
+    {"GET", V1 "/groups/{}/devices", iot_h_group_devices},
+    {"POST", V1 "/groups/{}/devices/bulk", iot_h_group_bulk_add},
+    {"DELETE", V1 "/groups/{}/devices/{}", iot_h_group_remove_device},
+
+    {"GET", V1 "/admin/devices", iot_h_admin_devices},
+    {"GET", V1 "/admin/devices/statuses", iot_h_admin_statuses},
+    {"GET", V1 "/admin/devices/{}", iot_h_admin_device_get},
+    {"PUT", V1 "/admin/devices/{}", iot_h_admin_device_update},
+    {"DELETE", V1 "/admin/devices/{}", iot_h_admin_device_delete},
+    {"PUT", V1 "/admin/devices/{}/status", iot_h_admin_device_status},
+    {"GET", V1 "/admin/stats", iot_h_admin_stats},
+};
+
+const size_t iot_api_n_routes = sizeof iot_api_routes / sizeof iot_api_routes[0];

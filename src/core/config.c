@@ -1,0 +1,191 @@
+#include "core/config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+#include "util/log.h"
+
+enum opt_type { OPT_STRING, OPT_INT, OPT_BOOL };
+
+struct opt {
+    const char *env;
+    const char *flag; /* without the leading "--" */
+    enum opt_type type;
+    size_t offset;
+    const char *def;
+    int64_t min, max; /* for OPT_INT */
+    const char *help;
+};
+
+#define FIELD(f) offsetof(struct iot_config, f)
+
+static const struct opt options[] = {
+    {"IOTFLOW_HOST", "host", OPT_STRING, FIELD(host), "127.0.0.1", 0, 0,
+     "address to listen on (0.0.0.0 for every interface)"},
+    {"IOTFLOW_PORT", "port", OPT_INT, FIELD(port), "5000", 1, 65535, "TCP port"},
+    {"IOTFLOW_DATA_DIR", "data-dir", OPT_STRING, FIELD(data_dir), "./data",
+     0, 0, "directory of the embedded stores"},
+    {"DATABASE_URL", "database-url", OPT_STRING, FIELD(database_url), "", 0, 0,
+     "registry store: sqlite:///path.db (default <data-dir>/iotflow.db)"},
+    {"IOTFLOW_ADMIN_TOKEN", "admin-token", OPT_STRING, FIELD(admin_token), "", 0, 0,
+     "token for 'Authorization: admin <token>'; empty refuses admin calls (prefer the env var: flags show in ps)"},
+    {"IOTFLOW_TRUST_USER_ID_HEADER", "trust-user-id-header", OPT_BOOL, FIELD(trust_user_id_header),
+     "0", 0, 1, "accept the legacy X-User-ID header as authentication (only behind a trusted gateway)"},
+    {"IOTFLOW_AUTH_RATE_LIMIT", "auth-rate-limit", OPT_INT, FIELD(auth_rate_limit), "30", 0,
+     1000000, "login/registration requests per minute per client IP; 0 = off"},
+    {"IOTFLOW_MAX_BODY", "max-body", OPT_INT, FIELD(max_body), "1048576", 1024, 64 * 1024 * 1024,
+     "largest accepted request body in bytes (413 above)"},
+    {"IOTFLOW_LOG_LEVEL", "log-level", OPT_STRING, FIELD(log_level), "info", 0, 0,
+     "debug, info, warn, error or off"},
+    {"IOTFLOW_SESSION_TTL", "session-ttl", OPT_INT, FIELD(session_ttl), "86400", 60, 31536000,
+     "lifetime of a login session token, seconds"},
+    {"IOTFLOW_ONLINE_WINDOW", "online-window", OPT_INT, FIELD(online_window), "300", 1, 86400,
+     "a device seen within this many seconds is online"},
+    {"IOTFLOW_THREADS", "threads", OPT_INT, FIELD(threads), "0", 0, 256,
+     "HTTP worker threads; 0 = twice the CPU count"},
+    {"IOTFLOW_MAX_CONNECTIONS", "max-connections", OPT_INT, FIELD(max_connections), "1024", 1,
+     100000, "simultaneous client connections"},
+};
+
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off", ""};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        if (strcasecmp(s, yes[i]) == 0)
+            return *out = true, IOT_OK;
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        if (strcasecmp(s, no[i]) == 0)
+            return *out = false, IOT_OK;
+    return IOT_EINVAL;
+}
+
+static int set_value(struct iot_config *cfg, const struct opt *o, const char *value, FILE *err)
+{
+    char *base = (char *)cfg + o->offset;
+    switch (o->type) {
+    case OPT_STRING: {
+        char *copy = strdup(value);
+        if (!copy)
+            return IOT_ENOMEM;
+        free(*(char **)base);
+        *(char **)base = copy;
+        return IOT_OK;
+    }
+    case OPT_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || v < o->min || v > o->max) {
+            fprintf(err, "iotflowd: %s must be an integer in [%lld, %lld], got '%s'\n", o->env,
+                    (long long)o->min, (long long)o->max, value);
+            return IOT_EINVAL;
+        }
+        *(int64_t *)base = v;
+        return IOT_OK;
+    }
+    case OPT_BOOL:
+        if (parse_bool(value, (bool *)base)) {
+            fprintf(err, "iotflowd: %s must be 0/1/true/false, got '%s'\n", o->env, value);
+            return IOT_EINVAL;
+        }
+        return IOT_OK;
+    }
+    return IOT_EINTERNAL;
+}
+
+void iot_config_print_help(FILE *out)
+{
+    fprintf(out, "Usage: iotflowd [--flag=value ...]\n\n"
+                 "IoTFlow backend server. Every setting is an environment variable or an\n"
+                 "equal flag; flags win over the environment.\n\n");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct opt *o = &options[i];
+        fprintf(out, "  --%-22s %-30s default: %s\n      %s\n", o->flag, o->env,
+                *o->def ? o->def : "(empty)", o->help);
+    }
+    fprintf(out, "  --help                   this text\n  --version                print the version\n");
+}
+
+static const struct opt *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strlen(options[i].flag) == len && strncmp(options[i].flag, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+static int load_args(struct iot_config *cfg, int argc, char **argv, FILE *out, FILE *err)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            iot_config_print_help(out);
+            return 1;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            fprintf(out, "iotflowd %s\n", IOT_VERSION);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(err, "iotflowd: unexpected argument '%s' (see --help)\n", arg);
+            return IOT_EINVAL;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const struct opt *o = find_flag(name, len);
+        if (!o) {
+            fprintf(err, "iotflowd: unknown flag '%s' (see --help)\n", arg);
+            return IOT_EINVAL;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value && o->type == OPT_BOOL)
+            value = "1";
+        if (!value) {
+            if (i + 1 >= argc) {
+                fprintf(err, "iotflowd: flag --%s needs a value\n", o->flag);
+                return IOT_EINVAL;
+            }
+            value = argv[++i];
+        }
+        if (set_value(cfg, o, value, err))
+            return IOT_EINVAL;
+    }
+    return IOT_OK;
+}
+
+int iot_config_load(struct iot_config *cfg, int argc, char **argv, FILE *out, FILE *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const char *env = getenv(options[i].env);
+        if (set_value(cfg, &options[i], options[i].def, err) ||
+            (env && set_value(cfg, &options[i], env, err)))
+            return IOT_EINVAL;
+    }
+    int rc = load_args(cfg, argc, argv, out, err);
+    if (rc)
+        return rc;
+    enum iot_log_level level;
+    if (iot_log_parse_level(cfg->log_level, &level)) {
+        fprintf(err, "iotflowd: IOTFLOW_LOG_LEVEL must be debug, info, warn, error or off\n");
+        return IOT_EINVAL;
+    }
+    return IOT_OK;
+}
+
+void iot_config_free(struct iot_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (options[i].type == OPT_STRING) {
+            char **p = (char **)((char *)cfg + options[i].offset);
+            free(*p);
+            *p = NULL;
+        }
+}

@@ -1,0 +1,38 @@
+/* config.h — iotflowd's settings: one declarative table (name, environment
+ * variable, flag, type, default, bounds, help) from which defaults, env
+ * parsing, flag parsing and `--help` all come.
+ *
+ * Precedence: default < environment < command-line flag. Strings in a loaded
+ * config are owned by it; free with iot_config_free. */
+#ifndef IOT_CORE_CONFIG_H
+#define IOT_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct iot_config {
+    char *host;
+    int64_t port;
+    char *data_dir;
+    char *database_url; /* empty: SQLite file iotflow.db in data_dir */
+    char *admin_token;  /* empty: admin API refused */
+    bool trust_user_id_header;
+    int64_t auth_rate_limit;   /* requests/minute per client IP; 0 = off */
+    int64_t max_body;          /* bytes */
+    char *log_level;           /* debug|info|warn|error|off */
+    int64_t session_ttl;       /* seconds */
+    int64_t online_window;     /* seconds */
+    int64_t threads;           /* HTTP worker threads; 0 = 2 x CPUs */
+    int64_t max_connections;
+};
+
+/* Fills cfg from defaults, then `envp`-style lookup via getenv, then argv.
+ * Returns 0, or 1 when --help/--version was printed (caller exits 0), or
+ * IOT_EINVAL after printing the problem to `err`. */
+int iot_config_load(struct iot_config *cfg, int argc, char **argv, FILE *out, FILE *err);
+void iot_config_free(struct iot_config *cfg);
+void iot_config_print_help(FILE *out);
+
+#endif

@@ -1,0 +1,75 @@
+/* request.h — one HTTP request as API handlers see it, and the ways to
+ * answer it.
+ *
+ * A struct iot_req lives from the first byte of a request until its response
+ * is sent; every pointer it hands out is borrowed until then. Handlers run on
+ * an HTTP worker thread and answer exactly once with an iot_reply_* call; a
+ * handler that forgets gets a 500 from the server (never silence). */
+#ifndef IOT_HTTP_REQUEST_H
+#define IOT_HTTP_REQUEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IOT_ROUTE_MAX_PARAMS 4
+#define IOT_REQUEST_ID_MAX 64
+#define IOT_JSON_MAX_DEPTH 32
+
+struct MHD_Connection;
+
+struct iot_req {
+    struct MHD_Connection *conn;
+    void *app; /* the application context given to the server */
+    const char *method;
+    const char *path; /* decoded, without the query string */
+    char request_id[IOT_REQUEST_ID_MAX + 1];
+    char client_ip[64];
+    int64_t start_us;
+
+    char *body; /* NUL-terminated; body_len excludes the NUL */
+    size_t body_len;
+    bool body_too_large;
+
+    const char *params[IOT_ROUTE_MAX_PARAMS]; /* path parameters, in order */
+    size_t n_params;
+    char *path_copy; /* storage behind params */
+
+    /* The answer. */
+    int status; /* 0 until a reply is set */
+    char *resp_body;
+    size_t resp_len;
+    const char *resp_type;
+    char retry_after[24];
+    char allow[64];
+};
+
+/* Request accessors (borrowed strings, NULL when absent). */
+const char *iot_req_header(struct iot_req *r, const char *name);
+const char *iot_req_query(struct iot_req *r, const char *name);
+const char *iot_req_param(struct iot_req *r, size_t i);
+
+/* Parses the body as a JSON object. On any problem (empty, malformed, too
+ * deep, not an object, embedded NUL) replies 400 and returns NULL. The
+ * returned object is owned by the caller (json_decref). */
+json_t *iot_req_json_object(struct iot_req *r);
+
+/* Reads an integer query parameter into *out (def when absent), clamped to
+ * max; negative or non-numeric → replies 400 and returns false. */
+bool iot_req_query_int(struct iot_req *r, const char *name, int64_t def, int64_t max,
+                       int64_t *out);
+/* Query flag: "true"/"1"/"yes" → true, "false"/"0"/"no" → false, absent → def. */
+bool iot_req_query_bool(struct iot_req *r, const char *name, bool def);
+
+/* Answers with a JSON value (reference stolen, may be NULL → 500). */
+void iot_reply_json(struct iot_req *r, int status, json_t *body);
+/* Answers {"error": error, "message": <formatted>}. */
+void iot_reply_error(struct iot_req *r, int status, const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Answers an IOT_E* code from a store with the matching status (404, 409,
+ * 503 + Retry-After, ...); `what` names the thing, e.g. "device". */
+void iot_reply_store_error(struct iot_req *r, int err, const char *what);
+void iot_reply_retry_after(struct iot_req *r, int64_t seconds);
+
+#endif

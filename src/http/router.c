@@ -1,0 +1,120 @@
+#include "http/router.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SEGMENTS 16
+
+struct segments {
+    const char *ptr[MAX_SEGMENTS];
+    size_t len[MAX_SEGMENTS];
+    size_t n;
+};
+
+/* Splits "/a/b/c/" into a, b, c. Returns false for too many segments. Empty
+ * segments ("//") are kept so that they never match a parameter. */
+static bool split_path(const char *path, struct segments *s)
+{
+    s->n = 0;
+    const char *p = path;
+    if (*p == '/')
+        p++;
+    while (*p) {
+        if (s->n == MAX_SEGMENTS)
+            return false;
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        s->ptr[s->n] = p;
+        s->len[s->n] = len;
+        s->n++;
+        if (!slash)
+            break;
+        p = slash + 1; /* a trailing slash ends the loop: "/a/" == "/a" */
+    }
+    return true;
+}
+
+/* Returns the number of literal segments matched, or -1 for no match. */
+static int match_pattern(const char *pattern, const struct segments *path)
+{
+    struct segments pat;
+    if (!split_path(pattern, &pat) || pat.n != path->n)
+        return -1;
+    int literals = 0;
+    for (size_t i = 0; i < pat.n; i++) {
+        bool is_param = pat.len[i] == 2 && memcmp(pat.ptr[i], "{}", 2) == 0;
+        if (is_param) {
+            if (path->len[i] == 0)
+                return -1;
+        } else if (pat.len[i] != path->len[i] || memcmp(pat.ptr[i], path->ptr[i], pat.len[i]) != 0) {
+            return -1;
+        } else {
+            literals++;
+        }
+    }
+    return literals;
+}
+
+static void fill_params(const char *pattern, struct iot_req *r)
+{
+    struct segments pat, path;
+    free(r->path_copy);
+    r->path_copy = strdup(r->path);
+    r->n_params = 0;
+    if (!r->path_copy || !split_path(pattern, &pat) || !split_path(r->path_copy, &path))
+        return;
+    for (size_t i = 0; i < pat.n && r->n_params < IOT_ROUTE_MAX_PARAMS; i++) {
+        if (pat.len[i] == 2 && memcmp(pat.ptr[i], "{}", 2) == 0) {
+            char *seg = (char *)path.ptr[i];
+            seg[path.len[i]] = '\0'; /* cut at the next slash in our copy */
+            r->params[r->n_params++] = seg;
+        }
+    }
+}
+
+static void append_method(char *allow, size_t size, const char *method)
+{
+    if (strstr(allow, method))
+        return;
+    size_t used = strlen(allow);
+    if (used + strlen(method) + 3 > size)
+        return;
+    if (used)
+        strcat(allow, ", ");
+    strcat(allow, method);
+}
+
+enum iot_route_result iot_route(const struct iot_route *routes, size_t n, struct iot_req *r,
+                                const struct iot_route **out, char *allow, size_t allow_size)
+{
+    struct segments path;
+    allow[0] = '\0';
+    if (!split_path(r->path, &path))
+        return IOT_ROUTE_NOT_FOUND;
+    const struct iot_route *best = NULL;
+    int best_literals = -1, best_any = -1;
+    for (size_t i = 0; i < n; i++) {
+        int literals = match_pattern(routes[i].pattern, &path);
+        if (literals < 0)
+            continue;
+        if (literals > best_any)
+            best_any = literals;
+        if (strcmp(routes[i].method, r->method) == 0 && literals > best_literals) {
+            best = &routes[i];
+            best_literals = literals;
+        }
+    }
+    if (best && best_literals == best_any) {
+        fill_params(best->pattern, r);
+        *out = best;
+        return IOT_ROUTE_FOUND;
+    }
+    if (best_any < 0)
+        return IOT_ROUTE_NOT_FOUND;
+    /* The most specific pattern exists but not for this method. */
+    for (size_t i = 0; i < n; i++)
+        if (match_pattern(routes[i].pattern, &path) == best_any)
+            append_method(allow, allow_size, routes[i].method);
+    return IOT_ROUTE_BAD_METHOD;
+}

@@ -1,0 +1,279 @@
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/secrets.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+struct iot_server {
+    struct MHD_Daemon *daemon;
+    struct iot_server_config cfg;
+    uint16_t port;
+};
+
+/* Headers on every response: no sniffing, no framing, no caching of API
+ * answers, no referrer leaks; the API serves no active content. */
+static const char *const security_headers[][2] = {
+    {"X-Content-Type-Options", "nosniff"},
+    {"X-Frame-Options", "DENY"},
+    {"X-XSS-Protection", "0"},
+    {"Referrer-Policy", "no-referrer"},
+    {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+    {"Cache-Control", "no-store"},
+};
+
+/* A client's X-Request-ID is echoed only if it is short and plain, so it can
+ * never inject anything into our headers or logs. */
+static bool request_id_ok(const char *id)
+{
+    size_t len = strlen(id);
+    if (len == 0 || len > IOT_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.' || c == ':';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static void set_client_ip(struct iot_req *r)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(r->client_ip, sizeof r->client_ip, "unknown");
+    if (!info || !info->client_addr)
+        return;
+    const struct sockaddr *sa = info->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->client_ip,
+                  sizeof r->client_ip);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                  r->client_ip, sizeof r->client_ip);
+}
+
+static struct iot_req *request_new(struct iot_server *s, struct MHD_Connection *conn,
+                                   const char *url, const char *method)
+{
+    struct iot_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->conn = conn;
+    r->app = s->cfg.app;
+    r->method = method;
+    r->path = url;
+    r->start_us = iot_mono_us();
+    const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
+    if (id && request_id_ok(id))
+        snprintf(r->request_id, sizeof r->request_id, "%s", id);
+    else
+        iot_random_hex(r->request_id, 16);
+    set_client_ip(r);
+    return r;
+}
+
+static void request_free(struct iot_req *r)
+{
+    free(r->body);
+    free(r->path_copy);
+    free(r->resp_body);
+    free(r);
+}
+
+/* Appends upload data, or only counts it once the limit is passed: the body
+ * must still be drained before the 413 can be sent on a keep-alive
+ * connection. */
+static void request_append(struct iot_req *r, const char *data, size_t size, size_t max_body)
+{
+    if (r->body_too_large || r->body_len + size > max_body) {
+        r->body_too_large = true;
+        return;
+    }
+    char *grown = realloc(r->body, r->body_len + size + 1);
+    if (!grown) {
+        r->body_too_large = true; /* treated as "too large for us now" */
+        return;
+    }
+    memcpy(grown + r->body_len, data, size);
+    r->body = grown;
+    r->body_len += size;
+    r->body[r->body_len] = '\0';
+}
+
+static void dispatch(struct iot_server *s, struct iot_req *r)
+{
+    if (r->body_too_large) {
+        iot_reply_error(r, 413, "Payload Too Large", "request body exceeds %zu bytes",
+                        s->cfg.max_body);
+        return;
+    }
+    const struct iot_route *route = NULL;
+    switch (iot_route(s->cfg.routes, s->cfg.n_routes, r, &route, r->allow, sizeof r->allow)) {
+    case IOT_ROUTE_FOUND:
+        route->handler(r);
+        if (r->status == 0) {
+            IOT_ERROR("request %s: handler for %s %s gave no answer", r->request_id, r->method,
+                      r->path);
+            iot_reply_error(r, 500, "Internal Server Error", "no response was produced");
+        }
+        return;
+    case IOT_ROUTE_BAD_METHOD:
+        iot_reply_error(r, 405, "Method Not Allowed", "%s is not allowed here; allowed: %s",
+                        r->method, r->allow);
+        return;
+    case IOT_ROUTE_NOT_FOUND:
+        iot_reply_error(r, 404, "Not Found", "the requested resource was not found");
+        return;
+    }
+}
+
+static enum MHD_Result send_reply(struct iot_req *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        return MHD_NO;
+    r->resp_body = NULL; /* now owned by the response */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            r->resp_type ? r->resp_type : "application/json");
+    MHD_add_response_header(resp, "X-Request-ID", r->request_id);
+    for (size_t i = 0; i < sizeof security_headers / sizeof *security_headers; i++)
+        MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
+    if (r->retry_after[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, r->retry_after);
+    if (r->allow[0] && r->status == 405)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct iot_server *s = cls;
+    struct iot_req *r = *con_cls;
+    if (!r) {
+        r = request_new(s, conn, url, method);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        /* Refuse an announced oversize body before reading any of it. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
+            r->body_too_large = true;
+            dispatch(s, r);
+            return send_reply(r);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        request_append(r, upload_data, *upload_data_size, s->cfg.max_body);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    dispatch(s, r);
+    return send_reply(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct iot_req *r = *con_cls;
+    if (!r)
+        return;
+    int64_t us = iot_mono_us() - r->start_us;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        IOT_INFO("%s %s %s %d %lldus id=%s", r->client_ip, r->method, r->path, r->status,
+                 (long long)us, r->request_id);
+    else
+        IOT_INFO("%s %s %s %d %lldus id=%s aborted(%d)", r->client_ip, r->method, r->path,
+                 r->status, (long long)us, r->request_id, (int)toe);
+    request_free(r);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t len = strlen(line);
+    while (len && line[len - 1] == '\n')
+        line[--len] = '\0';
+    IOT_WARN("http: %s", line);
+}
+
+static bool make_address(const char *host, uint16_t port, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(port);
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        return true;
+    }
+    return false;
+}
+
+struct iot_server *iot_server_start(const struct iot_server_config *cfg)
+{
+    struct sockaddr_storage addr;
+    if (!make_address(cfg->host, cfg->port, &addr)) {
+        IOT_ERROR("listen address '%s' is not an IPv4 or IPv6 address", cfg->host);
+        return NULL;
+    }
+    struct iot_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_USE_ITC;
+    if (addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+        cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_END);
+    if (!s->daemon) {
+        IOT_ERROR("cannot listen on %s:%u (in use, or not allowed?)", cfg->host, cfg->port);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : cfg->port;
+    return s;
+}
+
+uint16_t iot_server_port(const struct iot_server *s) { return s->port; }
+
+void iot_server_stop(struct iot_server *s)
+{
+    if (!s)
+        return;
+    /* Handlers run to completion on their worker threads; MHD_stop_daemon
+     * joins those threads, so every request being handled gets its answer. */
+    MHD_quiesce_daemon(s->daemon);
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

@@ -1,0 +1,120 @@
+/* main.c — iotflowd: reads the configuration, opens the stores, serves the
+ * API until SIGINT/SIGTERM, then finishes in-flight requests and closes the
+ * stores. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/app.h"
+#include "core/config.h"
+#include "core/secrets.h"
+#include "http/server.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+static int open_stores(const struct iot_config *cfg, struct iot_app *app)
+{
+    char url[4096];
+    if (*cfg->database_url)
+        snprintf(url, sizeof url, "%s", cfg->database_url);
+    else
+        snprintf(url, sizeof url, "sqlite://%s/iotflow.db", cfg->data_dir);
+    int rc = iot_registry_open(url, &app->registry);
+    if (rc) {
+        IOT_ERROR("cannot open the registry store (%s): %s; compiled-in backends: %s",
+                  *cfg->database_url ? cfg->database_url : url, iot_strerror(rc),
+                  iot_registry_backend_names());
+        return rc;
+    }
+    rc = iot_cache_open(NULL, &app->cache);
+    if (rc) {
+        IOT_ERROR("cannot open the cache store: %s", iot_strerror(rc));
+        iot_registry_close(&app->registry);
+        return rc;
+    }
+    IOT_INFO("stores: registry=%s cache=%s", app->registry.ops->name, app->cache.ops->name);
+    return IOT_OK;
+}
+
+static int wait_for_signal(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    sigwait(&set, &sig);
+    return sig;
+}
+
+static unsigned worker_threads(const struct iot_config *cfg)
+{
+    if (cfg->threads > 0)
+        return (unsigned)cfg->threads;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 0 ? (unsigned)(2 * cpus) : 4;
+}
+
+static int serve(const struct iot_config *cfg)
+{
+    struct iot_app app = {.cfg = cfg, .started_at_ms = iot_now_ms(),
+                          .started_mono_us = iot_mono_us(), .threads = worker_threads(cfg)};
+    if (open_stores(cfg, &app))
+        return EXIT_FAILURE;
+    struct iot_server_config scfg = {
+        .host = cfg->host, .port = (uint16_t)cfg->port, .threads = app.threads,
+        .max_connections = (unsigned)cfg->max_connections, .max_body = (size_t)cfg->max_body,
+        .routes = iot_api_routes, .n_routes = iot_api_n_routes, .app = &app};
+    struct iot_server *server = iot_server_start(&scfg);
+    int status = EXIT_FAILURE;
+    if (server) {
+        IOT_INFO("iotflowd %s listening on http://%s:%u (%u threads)%s", IOT_VERSION, cfg->host,
+                 iot_server_port(server), app.threads,
+                 *cfg->admin_token ? "" : "; admin API disabled (no IOTFLOW_ADMIN_TOKEN)");
+        int sig = wait_for_signal();
+        IOT_INFO("signal %d: finishing in-flight requests", sig);
+        iot_server_stop(server);
+        status = EXIT_SUCCESS;
+    }
+    iot_cache_close(&app.cache);
+    iot_registry_close(&app.registry);
+    IOT_INFO("stopped");
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    /* Block the shutdown signals in every thread; main waits for them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct iot_config cfg;
+    int rc = iot_config_load(&cfg, argc, argv, stdout, stderr);
+    if (rc) {
+        iot_config_free(&cfg);
+        return rc == 1 ? EXIT_SUCCESS : 2;
+    }
+    enum iot_log_level level = IOT_LOG_INFO;
+    iot_log_parse_level(cfg.log_level, &level);
+    iot_log_set_level(level);
+    if (iot_secrets_init()) {
+        IOT_ERROR("libsodium failed to initialise");
+        iot_config_free(&cfg);
+        return EXIT_FAILURE;
+    }
+    if (mkdir(cfg.data_dir, 0700) != 0 && access(cfg.data_dir, W_OK) != 0) {
+        IOT_ERROR("data directory %s is not writable", cfg.data_dir);
+        iot_config_free(&cfg);
+        return EXIT_FAILURE;
+    }
+    int status = serve(&cfg);
+    iot_config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,76 @@
+/* The cache backend table and the few iot_cache_* functions that are not
+ * inline wrappers. A backend is chosen from the URL: no URL, "" or "memory"
+ * is the in-process cache; "redis://…" is Redis once it is compiled in. */
+#include "store/cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/memory/cache_memory.h"
+#include "util/err.h"
+
+/* One entry per compiled-in backend; `scheme` is what a URL starts with. */
+struct cache_backend {
+    const char *scheme;
+    const struct iot_cache_ops *ops;
+};
+
+static const struct cache_backend cache_backends[] = {
+    {.scheme = "memory", .ops = &iot_cache_memory},
+};
+
+/* Kept in step with cache_backends[] (no runtime formatting needed). */
+static const char cache_backend_names[] = "memory";
+
+const struct iot_cache_ops *iot_cache_backend(const char *url)
+{
+    if (!url || url[0] == '\0')
+        return &iot_cache_memory;
+    for (size_t i = 0; i < sizeof cache_backends / sizeof cache_backends[0]; i++) {
+        const char *scheme = cache_backends[i].scheme;
+        size_t n = strlen(scheme);
+        /* "memory" alone, or "<scheme>://…" for server backends. */
+        if (strncmp(url, scheme, n) == 0 &&
+            (url[n] == '\0' || strncmp(url + n, "://", 3) == 0))
+            return cache_backends[i].ops;
+    }
+    return NULL;
+}
+
+const char *iot_cache_backend_names(void) { return cache_backend_names; }
+
+int iot_cache_open(const char *url, struct iot_cache *out)
+{
+    if (!out)
+        return IOT_EINVAL;
+    out->ops = NULL;
+    out->self = NULL;
+    const struct iot_cache_ops *ops = iot_cache_backend(url);
+    if (!ops)
+        return IOT_EINVAL;
+    void *self = NULL;
+    int rc = ops->open(url, &self);
+    if (rc)
+        return rc;
+    out->ops = ops;
+    out->self = self;
+    return IOT_OK;
+}
+
+void iot_cache_close(struct iot_cache *c)
+{
+    if (!c || !c->ops)
+        return;
+    c->ops->close(c->self);
+    c->ops = NULL;
+    c->self = NULL;
+}
+
+void iot_cache_value_free(struct iot_cache_value *v)
+{
+    if (!v)
+        return;
+    free(v->data);
+    v->data = NULL;
+    v->len = 0;
+}

@@ -1,0 +1,21 @@
+/* log.h — leveled logging to stderr, one line per event.
+ *
+ * Lines look like "2026-11-27T11:00:14.123Z info  message". The level is set
+ * once at start-up; iot_log is thread-safe (one fprintf per line). */
+#ifndef IOT_UTIL_LOG_H
+#define IOT_UTIL_LOG_H
+
+enum iot_log_level { IOT_LOG_DEBUG, IOT_LOG_INFO, IOT_LOG_WARN, IOT_LOG_ERROR, IOT_LOG_OFF };
+
+void iot_log_set_level(enum iot_log_level level);
+int iot_log_enabled(enum iot_log_level level);
+/* Parses "debug|info|warn|error|off"; returns 0 or IOT_EINVAL. */
+int iot_log_parse_level(const char *s, enum iot_log_level *out);
+void iot_log(enum iot_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define IOT_DEBUG(...) iot_log(IOT_LOG_DEBUG, __VA_ARGS__)
+#define IOT_INFO(...) iot_log(IOT_LOG_INFO, __VA_ARGS__)
+#define IOT_WARN(...) iot_log(IOT_LOG_WARN, __VA_ARGS__)
+#define IOT_ERROR(...) iot_log(IOT_LOG_ERROR, __VA_ARGS__)
+
+#endif

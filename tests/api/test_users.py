@@ -1,0 +1,284 @@
+"""/users: read, list, update, activate/deactivate, delete."""
+import pytest
+
+from conftest import (assert_no_secrets, assert_user_dict, create_group,
+                      error_text, expect, expect_error, expect_rejects, key_client, login,
+                      register_device, register_user, unique)
+
+NO_SUCH_USER = "f" * 32
+
+
+# ---------------------------------------------------------------- GET /users/{id}
+
+def test_get_self(user):
+    r = user.api.get(f"/users/{user.user_id}")
+    data = expect(r, 200)
+    assert data["status"] == "success"
+    assert_user_dict(data["user"], id=user.id, user_id=user.user_id,
+                     username=user.username, email=user.email)
+    assert_no_secrets(r, user.password)
+
+
+def test_get_other_user_forbidden(user, other_user):
+    expect_error(user.api.get(f"/users/{other_user.user_id}"), 403)
+
+
+def test_get_user_without_credentials(srv, user):
+    expect_error(srv.api.get(f"/users/{user.user_id}"), 401)
+
+
+def test_get_user_as_admin(server, bearer_users):
+    target = bearer_users.new()
+    data = expect(server.admin.get(f"/users/{target.user_id}"), 200)
+    assert data["user"]["username"] == target.username
+
+
+def test_get_unknown_user_as_admin(server):
+    expect_error(server.admin.get(f"/users/{NO_SUCH_USER}"), 404)
+
+
+def test_admin_user_bearer_can_read_others(bearer_users):
+    admin, target = bearer_users.admin_user(), bearer_users.new()
+    expect(admin.api.get(f"/users/{target.user_id}"), 200)
+
+
+# ---------------------------------------------------------------- GET /users
+
+def test_list_users(server, bearer_users):
+    created = {bearer_users.new().user_id for _ in range(2)}
+    r = server.admin.get("/users", params={"limit": 1000})
+    data = expect(r, 200)
+    assert data["status"] == "success"
+    assert data["meta"]["limit"] == 1000 and data["meta"]["offset"] == 0
+    assert data["meta"]["total"] >= len(data["users"]) >= 2
+    assert created <= {u["user_id"] for u in data["users"]}
+    for u in data["users"]:
+        assert_user_dict(u)
+    assert_no_secrets(r)
+
+
+def test_list_users_default_meta(server):
+    meta = expect(server.admin.get("/users"), 200)["meta"]
+    assert (meta["limit"], meta["offset"]) == (100, 0)
+
+
+def test_list_users_limit_and_offset(server, bearer_users):
+    for _ in range(3):
+        bearer_users.new()
+    page1 = expect(server.admin.get("/users", params={"limit": 2}), 200)
+    page2 = expect(server.admin.get("/users", params={"limit": 2, "offset": 2}), 200)
+    assert len(page1["users"]) == 2 and page2["meta"]["offset"] == 2
+    ids1 = {u["id"] for u in page1["users"]}
+    assert not ids1 & {u["id"] for u in page2["users"]}
+
+
+def test_list_users_limit_is_clamped(server):
+    assert expect(server.admin.get("/users", params={"limit": 5000}), 200)["meta"]["limit"] == 1000
+
+
+def test_list_users_offset_past_end(server):
+    data = expect(server.admin.get("/users", params={"offset": 10_000_000}), 200)
+    assert data["users"] == []
+
+
+def test_list_users_bad_paging(server):
+    cases = {"neg-limit": {"limit": -1}, "neg-offset": {"offset": -5}, "alpha-limit": {"limit": "abc"},
+             "alpha-offset": {"offset": "1x"}, "empty-limit": {"limit": ""}}
+    expect_rejects(lambda params: server.admin.get("/users", params=params), cases, 400)
+
+
+def test_list_users_needs_admin(user, srv):
+    expect_error(srv.api.get("/users"), 401)
+    expect_error(user.api.get("/users"), 401, 403)
+
+
+# ---------------------------------------------------------------- PUT /users/{id}
+
+def test_update_own_email(user):
+    new_email = unique("new") + "@example.org"
+    r = user.api.put(f"/users/{user.user_id}", json={"email": new_email})
+    data = expect(r, 200)
+    assert data["status"] == "success" and data["message"]
+    assert_user_dict(data["user"], email=new_email, user_id=user.user_id)
+    assert expect(user.api.get(f"/users/{user.user_id}"), 200)["user"]["email"] == new_email
+
+
+def test_update_own_username_then_login(user):
+    new_name = unique("renamed")
+    expect(user.api.put(f"/users/{user.user_id}", json={"username": new_name}), 200)
+    expect(login(user.server, new_name, user.password), 200)
+    expect_error(login(user.server, user.username, user.password), 401)
+
+
+def test_update_password(user):
+    new_pw = "brand-new-pw"
+    r = user.api.put(f"/users/{user.user_id}", json={"password": new_pw})
+    expect(r, 200)
+    assert_no_secrets(r, new_pw)
+    expect(login(user.server, user.username, new_pw), 200)
+    expect_error(login(user.server, user.username, user.password), 401)
+
+
+def test_update_keeping_own_username_is_not_a_conflict(user):
+    r = user.api.put(f"/users/{user.user_id}",
+                     json={"username": user.username, "email": user.email})
+    expect(r, 200)
+
+
+def test_update_other_user_forbidden(user, other_user):
+    expect_error(user.api.put(f"/users/{other_user.user_id}", json={"email": "x@y.z"}), 403)
+    data = expect(other_user.api.get(f"/users/{other_user.user_id}"), 200)
+    assert data["user"]["email"] == other_user.email
+
+
+def test_update_without_credentials(srv, user):
+    expect_error(srv.api.put(f"/users/{user.user_id}", json={"email": "x@y.z"}), 401)
+
+
+@pytest.mark.parametrize("field,value", [("is_admin", True), ("is_active", False)])
+def test_non_admin_cannot_set_privileges(user, field, value):
+    r = user.api.put(f"/users/{user.user_id}", json={field: value})
+    expect_error(r, 403)
+    data = expect(user.api.get(f"/users/{user.user_id}"), 200)
+    assert data["user"]["is_admin"] is False and data["user"]["is_active"] is True
+
+
+@pytest.mark.parametrize("field", ["username", "email"])
+def test_update_conflict(user, other_user, field):
+    taken = getattr(other_user, field)
+    err = expect_error(user.api.put(f"/users/{user.user_id}", json={field: taken}), 409)
+    assert field in error_text(err)
+
+
+def test_update_invalid(shared_user):
+    cases = {"empty": {}, "username-int": {"username": 123}, "email-bool": {"email": False},
+             "password-int": {"password": 123456}, "username-short": {"username": "ab"},
+             "username-long": {"username": "u" * 81}, "email-no-at": {"email": "no-at-sign"},
+             "password-short": {"password": "123"}, "username-empty": {"username": ""},
+             "array": [], "string": "just a string", "not-json": None}
+
+    def send(body):
+        url = f"/users/{shared_user.user_id}"
+        if body is None:
+            return shared_user.api.put(url, data="{oops")
+        return shared_user.api.put(url, json=body)
+    expect_rejects(send, cases, 400)
+    assert expect(shared_user.api.get(f"/users/{shared_user.user_id}"), 200)["user"]["username"] \
+        == shared_user.username
+
+
+def test_admin_updates_privileges(server, bearer_users):
+    target = bearer_users.new()
+    r = server.admin.put(f"/users/{target.user_id}", json={"is_admin": True})
+    assert expect(r, 200)["user"]["is_admin"] is True
+
+
+def test_admin_update_wrong_types(server, bearer_users):
+    target = bearer_users.new()
+    cases = {"is_admin-str": {"is_admin": "yes"}, "is_active-int": {"is_active": 1},
+             "is_admin-null": {"is_admin": None}}
+    expect_rejects(lambda body: server.admin.put(f"/users/{target.user_id}", json=body), cases, 400)
+
+
+def test_admin_update_unknown_user(server):
+    expect_error(server.admin.put(f"/users/{NO_SUCH_USER}", json={"email": "a@b.c"}), 404)
+
+
+# ---------------------------------------------------------------- (de)activation
+
+def test_deactivate_activate_cycle(server, bearer_users):
+    target = bearer_users.new()
+    path = f"/users/{target.user_id}"
+
+    msg = expect(server.admin.patch(path + "/deactivate"), 200)["message"].lower()
+    assert "deactivated" in msg and "already" not in msg
+    assert expect(server.admin.get(path), 200)["user"]["is_active"] is False
+    assert "already deactivated" in \
+        expect(server.admin.patch(path + "/deactivate"), 200)["message"].lower()
+
+    msg = expect(server.admin.patch(path + "/activate"), 200)["message"].lower()
+    assert "activated" in msg and "already" not in msg
+    assert expect(server.admin.get(path), 200)["user"]["is_active"] is True
+    assert "already active" in \
+        expect(server.admin.patch(path + "/activate"), 200)["message"].lower()
+
+
+def test_deactivation_revokes_sessions_and_login(server, bearer_users):
+    target = bearer_users.new()
+    expect(target.api.get(f"/users/{target.user_id}"), 200)
+    expect(server.admin.patch(f"/users/{target.user_id}/deactivate"), 200)
+    expect_error(target.api.get(f"/users/{target.user_id}"), 401)
+    expect_error(login(server, target.username, target.password), 401)
+    expect(server.admin.patch(f"/users/{target.user_id}/activate"), 200)
+    expect_error(target.api.get(f"/users/{target.user_id}"), 401)   # old session stays dead
+    expect(login(server, target.username, target.password), 200)
+
+
+@pytest.mark.parametrize("action", ["deactivate", "activate"])
+def test_activation_unknown_user(server, action):
+    expect_error(server.admin.patch(f"/users/{NO_SUCH_USER}/{action}"), 404)
+
+
+def test_cannot_deactivate_admin(server, bearer_users):
+    admin = bearer_users.admin_user()
+    err = expect_error(server.admin.patch(f"/users/{admin.user_id}/deactivate"), 403)
+    assert "admin" in err["error"].lower()
+
+
+@pytest.mark.parametrize("action", ["deactivate", "activate"])
+def test_activation_needs_admin(user, other_user, srv, action):
+    expect_error(srv.api.patch(f"/users/{other_user.user_id}/{action}"), 401)
+    expect_error(user.api.patch(f"/users/{other_user.user_id}/{action}"), 401, 403)
+    expect_error(user.api.patch(f"/users/{user.user_id}/{action}"), 401, 403)
+
+
+# ---------------------------------------------------------------- DELETE /users/{id}
+
+def test_delete_user_cascades(server, bearer_users):
+    target, bystander = bearer_users.new(), bearer_users.new()
+    dev = register_device(target)
+    group = create_group(target)
+    other_dev = register_device(bystander)
+
+    data = expect(server.admin.delete(f"/users/{target.user_id}"), 200)
+    assert data["status"] == "success" and data["message"]
+
+    expect_error(server.admin.get(f"/users/{target.user_id}"), 404)
+    expect_error(key_client(server, dev["api_key"]).get("/devices/status"), 401)
+    expect_error(server.admin.get(f"/admin/devices/{dev['id']}"), 404)
+    expect_error(target.api.get(f"/users/{target.user_id}"), 401)
+    # the group is gone: for another user it is "unknown" (404), not "not yours" (403)
+    expect_error(bystander.api.get(f"/groups/{group['id']}"), 404)
+    # other users' data is untouched
+    expect(key_client(server, other_dev["api_key"]).get("/devices/status"), 200)
+
+
+def test_deleted_username_can_be_reused(server, bearer_users):
+    target = bearer_users.new()
+    expect(server.admin.delete(f"/users/{target.user_id}"), 200)
+    info = register_user(server, username=target.username, email=target.email)[0]
+    assert info["user_id"] != target.user_id
+
+
+def test_delete_unknown_user(server):
+    expect_error(server.admin.delete(f"/users/{NO_SUCH_USER}"), 404)
+
+
+def test_cannot_delete_admin(server, bearer_users):
+    admin = bearer_users.admin_user()
+    err = expect_error(server.admin.delete(f"/users/{admin.user_id}"), 403)
+    assert "admin" in err["error"].lower()
+    expect(server.admin.get(f"/users/{admin.user_id}"), 200)
+
+
+def test_delete_needs_admin(user, other_user, srv):
+    expect_error(srv.api.delete(f"/users/{other_user.user_id}"), 401)
+    expect_error(user.api.delete(f"/users/{other_user.user_id}"), 401, 403)
+    expect_error(user.api.delete(f"/users/{user.user_id}"), 401, 403)
+    expect(srv.admin.get(f"/users/{other_user.user_id}"), 200)
+
+
+def test_admin_user_bearer_can_delete(server, bearer_users):
+    admin, target = bearer_users.admin_user(), bearer_users.new()
+    expect(admin.api.delete(f"/users/{target.user_id}"), 200)
+    expect_error(server.admin.get(f"/users/{target.user_id}"), 404)

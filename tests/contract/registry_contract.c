@@ -1,0 +1,1388 @@
+/* registry_contract.c — the contract of store/registry.h, run against every
+ * backend URL in IOT_REGISTRY_URLS (comma separated). Default: a fresh
+ * SQLite file under IOT_TEST_TMPDIR (or /tmp) and sqlite::memory:.
+ *
+ * Each test opens a fresh store: a new file per test for file-backed SQLite,
+ * a new uniquely named database for :memory:. A server backend URL must
+ * point at an empty database (a reset hook comes with the first one). */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store/registry.h"
+#include "util/clock.h"
+#include "util/err.h"
+
+#define MAX_URLS 8
+
+/* Asserts that print both values: decimal, and error names for statuses
+ * (cmocka 1.1's assert_int_equal prints hex, unreadable for negatives). */
+#define assert_i64(a, b)                                                                       \
+    do {                                                                                       \
+        int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                          \
+        if (a_ != b_)                                                                          \
+            fail_msg("%s is %" PRId64 ", want %" PRId64 " (%s)", #a, a_, b_, #b);            \
+    } while (0)
+#define assert_rc(expr, want)                                                                  \
+    do {                                                                                       \
+        int rc_ = (expr), want_ = (want);                                                      \
+        if (rc_ != want_)                                                                      \
+            fail_msg("%s returned %d (%s), want %d (%s)", #expr, rc_, iot_strerror(rc_), want_, \
+                     iot_strerror(want_));                                                     \
+    } while (0)
+
+struct fixture {
+    struct iot_registry reg;
+    char url[1024];
+    char path[1024]; /* SQLite file to delete at teardown, "" if none */
+};
+
+static const char *g_base_url; /* the backend the current group runs on */
+static atomic_uint g_seq;
+
+/* ---- fixture ----------------------------------------------------------- */
+
+/* The file path of a file-backed SQLite URL, or NULL (memory, server). */
+static const char *sqlite_file_path(const char *url)
+{
+    const char *p = url;
+    if (strncasecmp(p, "sqlite:", 7) == 0) {
+        p += 7;
+        if (strncmp(p, "//", 2) == 0)
+            p += 2;
+    } else if (strstr(url, "://")) {
+        return NULL;
+    }
+    return strcmp(p, ":memory:") == 0 ? NULL : p;
+}
+
+static bool is_persistent(const char *url)
+{
+    return strstr(url, ":memory:") == NULL;
+}
+
+static void remove_db_files(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char buf[1100];
+        snprintf(buf, sizeof buf, "%s%s", path, suffixes[i]);
+        unlink(buf);
+    }
+}
+
+/* A URL for a fresh store on the current backend. */
+static void fresh_url(struct fixture *fx)
+{
+    fx->path[0] = '\0';
+    if (sqlite_file_path(g_base_url)) {
+        snprintf(fx->url, sizeof fx->url, "%s-%ld-%u.db", g_base_url, (long)getpid(),
+                 atomic_fetch_add(&g_seq, 1));
+        snprintf(fx->path, sizeof fx->path, "%s", sqlite_file_path(fx->url));
+        remove_db_files(fx->path);
+    } else {
+        snprintf(fx->url, sizeof fx->url, "%s", g_base_url);
+    }
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+    if (!fx)
+        return -1;
+    fresh_url(fx);
+    int rc = iot_registry_open(fx->url, &fx->reg);
+    if (rc != IOT_OK) {
+        fprintf(stderr, "open %s: %s\n", fx->url, iot_strerror(rc));
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    iot_clock_override(NULL);
+    iot_registry_close(&fx->reg);
+    if (fx->path[0])
+        remove_db_files(fx->path);
+    free(fx);
+    return 0;
+}
+
+static struct iot_registry *REG(void **state)
+{
+    return &((struct fixture *)*state)->reg;
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static _Atomic int64_t fake_now;
+static int64_t fake_clock(void) { return atomic_load(&fake_now); }
+
+static void use_fake_clock(int64_t now)
+{
+    atomic_store(&fake_now, now);
+    iot_clock_override(fake_clock);
+}
+
+static void fill_user(struct iot_user *u, const char *name)
+{
+    memset(u, 0, sizeof *u);
+    snprintf(u->username, sizeof u->username, "%s", name);
+    snprintf(u->email, sizeof u->email, "%.60s@example.com", name);
+    snprintf(u->password_hash, sizeof u->password_hash, "$argon2id$v=19$m=65536$%.60s", name);
+    u->is_active = true;
+}
+
+static int64_t mk_user(struct iot_registry *r, const char *name)
+{
+    struct iot_user u;
+    fill_user(&u, name);
+    assert_rc(iot_reg_user_create(r, &u), IOT_OK);
+    assert_true(u.id > 0);
+    return u.id;
+}
+
+static void fill_device(struct iot_device *d, int64_t owner, const char *name, const char *status,
+                        const char *type)
+{
+    static atomic_uint key_seq;
+    memset(d, 0, sizeof *d);
+    d->user_id = owner;
+    snprintf(d->name, sizeof d->name, "%s", name);
+    snprintf(d->status, sizeof d->status, "%s", status);
+    snprintf(d->device_type, sizeof d->device_type, "%s", type);
+    snprintf(d->api_key_hash, sizeof d->api_key_hash, "%064x", atomic_fetch_add(&key_seq, 1) + 1);
+    memcpy(d->api_key_prefix, "abcd1234", 9);
+}
+
+static int64_t mk_device(struct iot_registry *r, int64_t owner, const char *name,
+                         const char *status, const char *type)
+{
+    struct iot_device d;
+    fill_device(&d, owner, name, status, type);
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+    assert_true(d.id > 0);
+    return d.id;
+}
+
+static int64_t mk_group(struct iot_registry *r, int64_t owner, const char *name)
+{
+    struct iot_group g = {.user_id = owner};
+    snprintf(g.name, sizeof g.name, "%s", name);
+    memcpy(g.color, "#00FF7f", 8);
+    assert_rc(iot_reg_group_create(r, &g), IOT_OK);
+    assert_true(g.id > 0);
+    return g.id;
+}
+
+/* Collects what a scan delivered. */
+struct seen_rows {
+    int64_t ids[512];
+    int64_t added[512];
+    int n;
+    int stop_after; /* 0: never stop */
+};
+
+static int push(struct seen_rows *s, int64_t id, int64_t added)
+{
+    if (s->n < 512) {
+        s->ids[s->n] = id;
+        s->added[s->n] = added;
+    }
+    s->n++;
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+static int on_user(void *ctx, const struct iot_user *u) { return push(ctx, u->id, 0); }
+static int on_device(void *ctx, const struct iot_device *d) { return push(ctx, d->id, 0); }
+static int on_group(void *ctx, const struct iot_group *g) { return push(ctx, g->id, g->device_count); }
+static int on_member(void *ctx, const struct iot_device *d, int64_t at) { return push(ctx, d->id, at); }
+static int on_dgroup(void *ctx, const struct iot_group *g, int64_t at) { return push(ctx, g->id, at); }
+
+static void assert_ids(const struct seen_rows *s, const int64_t *want, int n)
+{
+    assert_i64(s->n, n);
+    for (int i = 0; i < n; i++)
+        assert_i64(s->ids[i], want[i]);
+}
+
+static int64_t group_count(struct iot_registry *r, int64_t gid)
+{
+    struct iot_group g;
+    assert_rc(iot_reg_group_get(r, gid, &g), IOT_OK);
+    return g.device_count;
+}
+
+/* ---- users ------------------------------------------------------------- */
+
+static void test_ping(void **state)
+{
+    assert_rc(iot_reg_ping(REG(state)), IOT_OK);
+}
+
+static void assert_same_user(const struct iot_user *a, const struct iot_user *b)
+{
+    assert_i64(a->id, b->id);
+    assert_string_equal(a->user_id, b->user_id);
+    assert_string_equal(a->username, b->username);
+    assert_string_equal(a->email, b->email);
+    assert_string_equal(a->password_hash, b->password_hash);
+    assert_i64(a->is_active, b->is_active);
+    assert_i64(a->is_admin, b->is_admin);
+    assert_i64(a->created_at, b->created_at);
+    assert_i64(a->updated_at, b->updated_at);
+    assert_i64(a->last_login, b->last_login);
+}
+
+static void test_user_create_get(void **state)
+{
+    struct iot_registry *r = REG(state);
+    use_fake_clock(1700000000123);
+    struct iot_user u, got;
+    fill_user(&u, "alice");
+    u.is_admin = true;
+    assert_rc(iot_reg_user_create(r, &u), IOT_OK);
+    assert_true(u.id > 0);
+    assert_i64(strlen(u.user_id), IOT_USER_ID_LEN);
+    assert_i64(strspn(u.user_id, "0123456789abcdef"), IOT_USER_ID_LEN);
+    assert_i64(u.created_at, 1700000000123);
+    assert_i64(u.updated_at, 1700000000123);
+    assert_i64(u.last_login, 0);
+
+    assert_rc(iot_reg_user_get_by_id(r, u.id, &got), IOT_OK);
+    assert_same_user(&got, &u);
+    assert_rc(iot_reg_user_get_by_user_id(r, u.user_id, &got), IOT_OK);
+    assert_same_user(&got, &u);
+    assert_rc(iot_reg_user_get_by_username(r, "alice", &got), IOT_OK);
+    assert_same_user(&got, &u);
+    assert_rc(iot_reg_user_get_by_email(r, "alice@example.com", &got), IOT_OK);
+    assert_same_user(&got, &u);
+
+    assert_rc(iot_reg_user_get_by_id(r, u.id + 1000, &got), IOT_ENOTFOUND);
+    assert_rc(iot_reg_user_get_by_user_id(r, "0123456789abcdef0123456789abcdef", &got),
+                     IOT_ENOTFOUND);
+    assert_rc(iot_reg_user_get_by_username(r, "Alice", &got), IOT_ENOTFOUND);
+    assert_rc(iot_reg_user_get_by_email(r, "bob@example.com", &got), IOT_ENOTFOUND);
+
+    /* Generated ids differ. */
+    struct iot_user v;
+    fill_user(&v, "bob");
+    assert_rc(iot_reg_user_create(r, &v), IOT_OK);
+    assert_true(v.id != u.id);
+    assert_string_not_equal(v.user_id, u.user_id);
+}
+
+static void test_user_explicit_fields(void **state)
+{
+    struct iot_registry *r = REG(state);
+    struct iot_user u, got;
+    fill_user(&u, "carol");
+    memcpy(u.user_id, "ffffffffffffffffffffffffffffffff", IOT_USER_ID_LEN + 1);
+    u.created_at = 1000;
+    u.updated_at = 2000;
+    u.last_login = 3000;
+    u.is_active = false;
+    assert_rc(iot_reg_user_create(r, &u), IOT_OK);
+    assert_string_equal(u.user_id, "ffffffffffffffffffffffffffffffff");
+    assert_rc(iot_reg_user_get_by_id(r, u.id, &got), IOT_OK);
+    assert_same_user(&got, &u);
+    assert_i64(got.created_at, 1000);
+    assert_i64(got.last_login, 3000);
+    assert_false(got.is_active);
+}
+
+static void test_user_unique(void **state)
+{
+    struct iot_registry *r = REG(state);
+    struct iot_user a, b;
+    fill_user(&a, "dave");
+    assert_rc(iot_reg_user_create(r, &a), IOT_OK);
+
+    fill_user(&b, "dave"); /* same username, other email */
+    snprintf(b.email, sizeof b.email, "other@example.com");
+    assert_rc(iot_reg_user_create(r, &b), IOT_ECONFLICT);
+    assert_i64(b.id, 0); /* the caller's struct is untouched on failure */
+
+    fill_user(&b, "dave2"); /* same email */
+    snprintf(b.email, sizeof b.email, "dave@example.com");
+    assert_rc(iot_reg_user_create(r, &b), IOT_ECONFLICT);
+
+    fill_user(&b, "dave3"); /* same user_id */
+    memcpy(b.user_id, a.user_id, sizeof b.user_id);
+    assert_rc(iot_reg_user_create(r, &b), IOT_ECONFLICT);
+
+    int64_t total = -1;
+    assert_rc(iot_reg_user_list(r, (struct iot_page){.limit = 0}, NULL, NULL, &total),
+                     IOT_OK);
+    assert_i64(total, 1);
+}
+
+static void test_user_update(void **state)
+{
+    struct iot_registry *r = REG(state);
+    struct iot_user a, b, got;
+    fill_user(&a, "erin");
+    fill_user(&b, "frank");
+    assert_rc(iot_reg_user_create(r, &a), IOT_OK);
+    assert_rc(iot_reg_user_create(r, &b), IOT_OK);
+
+    struct iot_user upd = a;
+    snprintf(upd.username, sizeof upd.username, "erin2");
+    snprintf(upd.email, sizeof upd.email, "erin2@example.com");
+    snprintf(upd.password_hash, sizeof upd.password_hash, "newhash");
+    upd.is_active = false;
+    upd.is_admin = true;
+    upd.updated_at = a.updated_at + 5;
+    upd.last_login = 123456;
+    assert_rc(iot_reg_user_update(r, &upd), IOT_OK);
+    assert_rc(iot_reg_user_get_by_id(r, a.id, &got), IOT_OK);
+    assert_same_user(&got, &upd);
+    assert_rc(iot_reg_user_get_by_username(r, "erin", &got), IOT_ENOTFOUND);
+
+    /* last_login back to "never" */
+    upd.last_login = 0;
+    assert_rc(iot_reg_user_update(r, &upd), IOT_OK);
+    assert_rc(iot_reg_user_get_by_id(r, a.id, &got), IOT_OK);
+    assert_i64(got.last_login, 0);
+
+    /* Renames onto the other user conflict and change nothing. */
+    struct iot_user clash = upd;
+    snprintf(clash.username, sizeof clash.username, "frank");
+    assert_rc(iot_reg_user_update(r, &clash), IOT_ECONFLICT);
+    clash = upd;
+    snprintf(clash.email, sizeof clash.email, "frank@example.com");
+    assert_rc(iot_reg_user_update(r, &clash), IOT_ECONFLICT);
+    assert_rc(iot_reg_user_get_by_id(r, a.id, &got), IOT_OK);
+    assert_same_user(&got, &upd);
+
+    clash.id = b.id + 1000;
+    assert_rc(iot_reg_user_update(r, &clash), IOT_ENOTFOUND);
+}
+
+static void test_user_delete_cascade(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u1 = mk_user(r, "gina"), u2 = mk_user(r, "hank");
+    int64_t d1 = mk_device(r, u1, "g-dev1", "active", "sensor");
+    int64_t d2 = mk_device(r, u1, "g-dev2", "active", "sensor");
+    int64_t d3 = mk_device(r, u2, "h-dev1", "active", "sensor");
+    int64_t g1 = mk_group(r, u1, "g-group");
+    int64_t g2 = mk_group(r, u2, "h-group");
+    assert_rc(iot_reg_member_add(r, g1, d1, NULL), IOT_OK);
+    assert_rc(iot_reg_member_add(r, g1, d3, NULL), IOT_OK);
+    assert_rc(iot_reg_member_add(r, g2, d2, NULL), IOT_OK);
+    assert_rc(iot_reg_member_add(r, g2, d3, NULL), IOT_OK);
+    assert_i64(group_count(r, g2), 2);
+
+    assert_rc(iot_reg_user_delete(r, u1), IOT_OK);
+    struct iot_user u;
+    struct iot_device d;
+    struct iot_group g;
+    assert_rc(iot_reg_user_get_by_id(r, u1, &u), IOT_ENOTFOUND);
+    assert_rc(iot_reg_device_get(r, d1, &d), IOT_ENOTFOUND);
+    assert_rc(iot_reg_device_get(r, d2, &d), IOT_ENOTFOUND);
+    assert_rc(iot_reg_group_get(r, g1, &g), IOT_ENOTFOUND);
+    /* hank's group lost gina's device, kept his own */
+    assert_i64(group_count(r, g2), 1);
+    struct seen_rows s = {0};
+    assert_rc(iot_reg_device_groups(r, d3, on_dgroup, &s), IOT_OK);
+    assert_ids(&s, (int64_t[]){g2}, 1);
+    int64_t total = -1;
+    assert_rc(iot_reg_device_list(r, NULL, (struct iot_page){0}, NULL, NULL, &total),
+                     IOT_OK);
+    assert_i64(total, 1);
+    assert_rc(iot_reg_user_delete(r, u1), IOT_ENOTFOUND);
+}
+
+static void test_user_list_paging(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t ids[7];
+    for (int i = 0; i < 7; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "user%d", i);
+        ids[i] = mk_user(r, name);
+    }
+    struct seen_rows s = {0};
+    int64_t total = -1;
+    assert_rc(iot_reg_user_list(r, (struct iot_page){.limit = 3, .offset = 0}, on_user,
+                                       &s, &total),
+                     IOT_OK);
+    assert_i64(total, 7);
+    assert_ids(&s, ids, 3);
+    s = (struct seen_rows){0};
+    assert_rc(iot_reg_user_list(r, (struct iot_page){.limit = 3, .offset = 6}, on_user,
+                                       &s, &total),
+                     IOT_OK);
+    assert_ids(&s, ids + 6, 1);
+    s = (struct seen_rows){0};
+    assert_rc(iot_reg_user_list(r, (struct iot_page){.limit = 3, .offset = 50}, on_user,
+                                       &s, NULL),
+                     IOT_OK);
+    assert_i64(s.n, 0);
+    /* limit 0: total only */
+    s = (struct seen_rows){0};
+    total = -1;
+    assert_rc(iot_reg_user_list(r, (struct iot_page){.limit = 0}, on_user, &s, &total),
+                     IOT_OK);
+    assert_i64(s.n, 0);
+    assert_i64(total, 7);
+    /* early stop */
+    s = (struct seen_rows){.stop_after = 2};
+    assert_rc(iot_reg_user_list(r, (struct iot_page){.limit = 100}, on_user, &s, NULL),
+                     IOT_OK);
+    assert_ids(&s, ids, 2);
+    assert_rc(iot_reg_user_list(r, (struct iot_page){.limit = -1}, on_user, &s, NULL),
+                     IOT_EINVAL);
+}
+
+/* ---- devices ----------------------------------------------------------- */
+
+static void assert_same_device(const struct iot_device *a, const struct iot_device *b)
+{
+    assert_i64(a->id, b->id);
+    assert_i64(a->user_id, b->user_id);
+    assert_string_equal(a->name, b->name);
+    assert_string_equal(a->description, b->description);
+    assert_string_equal(a->device_type, b->device_type);
+    assert_string_equal(a->status, b->status);
+    assert_string_equal(a->location, b->location);
+    assert_string_equal(a->firmware_version, b->firmware_version);
+    assert_string_equal(a->hardware_version, b->hardware_version);
+    assert_string_equal(a->api_key_hash, b->api_key_hash);
+    assert_string_equal(a->api_key_prefix, b->api_key_prefix);
+    assert_i64(a->created_at, b->created_at);
+    assert_i64(a->updated_at, b->updated_at);
+    assert_i64(a->last_seen, b->last_seen);
+}
+
+static void test_device_create_get(void **state)
+{
+    struct iot_registry *r = REG(state);
+    use_fake_clock(1700000001000);
+    int64_t owner = mk_user(r, "ivy");
+    struct iot_device d, got;
+    fill_device(&d, owner, "thermo", "", "temperature_sensor");
+    snprintf(d.description, sizeof d.description, "kitchen thermometer");
+    snprintf(d.location, sizeof d.location, "Kitchen");
+    snprintf(d.firmware_version, sizeof d.firmware_version, "1.2.3");
+    snprintf(d.hardware_version, sizeof d.hardware_version, "rev-b");
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+    assert_true(d.id > 0);
+    assert_string_equal(d.status, "active"); /* empty status defaults to active */
+    assert_i64(d.created_at, 1700000001000);
+    assert_i64(d.updated_at, 1700000001000);
+    assert_i64(d.last_seen, 0);
+
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_same_device(&got, &d);
+    assert_rc(iot_reg_device_get_by_key_hash(r, d.api_key_hash, &got), IOT_OK);
+    assert_same_device(&got, &d);
+    assert_rc(iot_reg_device_get(r, d.id + 99, &got), IOT_ENOTFOUND);
+    assert_rc(iot_reg_device_get_by_key_hash(r, "00", &got), IOT_ENOTFOUND);
+
+    /* explicit timestamps and last_seen round-trip */
+    struct iot_device e;
+    fill_device(&e, owner, "thermo2", "maintenance", "t");
+    e.created_at = 10;
+    e.updated_at = 20;
+    e.last_seen = 30;
+    assert_rc(iot_reg_device_create(r, &e), IOT_OK);
+    assert_rc(iot_reg_device_get(r, e.id, &got), IOT_OK);
+    assert_same_device(&got, &e);
+
+    /* unknown owner */
+    fill_device(&e, owner + 1000, "orphan", "active", "t");
+    assert_rc(iot_reg_device_create(r, &e), IOT_ENOTFOUND);
+}
+
+static void test_device_unique(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u1 = mk_user(r, "jack"), u2 = mk_user(r, "kate");
+    struct iot_device a, b, got;
+    fill_device(&a, u1, "pump", "active", "actuator");
+    assert_rc(iot_reg_device_create(r, &a), IOT_OK);
+    fill_device(&b, u1, "pump", "active", "actuator"); /* same owner+name */
+    assert_rc(iot_reg_device_create(r, &b), IOT_ECONFLICT);
+    assert_i64(b.id, 0);
+    fill_device(&b, u2, "pump", "active", "actuator"); /* other owner: fine */
+    assert_rc(iot_reg_device_create(r, &b), IOT_OK);
+    fill_device(&b, u2, "pump-2", "active", "actuator"); /* same key hash */
+    memcpy(b.api_key_hash, a.api_key_hash, sizeof b.api_key_hash);
+    assert_rc(iot_reg_device_create(r, &b), IOT_ECONFLICT);
+
+    /* an empty key hash is "no key": never conflicts, never matches */
+    fill_device(&b, u2, "nokey-1", "active", "x");
+    b.api_key_hash[0] = '\0';
+    assert_rc(iot_reg_device_create(r, &b), IOT_OK);
+    fill_device(&b, u2, "nokey-2", "active", "x");
+    b.api_key_hash[0] = '\0';
+    assert_rc(iot_reg_device_create(r, &b), IOT_OK);
+    assert_rc(iot_reg_device_get(r, b.id, &got), IOT_OK);
+    assert_string_equal(got.api_key_hash, "");
+    assert_rc(iot_reg_device_get_by_key_hash(r, "", &got), IOT_ENOTFOUND);
+}
+
+static void test_device_update(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u1 = mk_user(r, "leo"), u2 = mk_user(r, "mia");
+    struct iot_device a, b, got;
+    fill_device(&a, u1, "door", "active", "lock");
+    fill_device(&b, u1, "window", "active", "lock");
+    a.last_seen = 5000;
+    assert_rc(iot_reg_device_create(r, &a), IOT_OK);
+    assert_rc(iot_reg_device_create(r, &b), IOT_OK);
+
+    struct iot_device upd = a;
+    snprintf(upd.name, sizeof upd.name, "front door");
+    snprintf(upd.description, sizeof upd.description, "desc");
+    snprintf(upd.device_type, sizeof upd.device_type, "smart_lock");
+    snprintf(upd.status, sizeof upd.status, "maintenance");
+    snprintf(upd.location, sizeof upd.location, "hall");
+    snprintf(upd.firmware_version, sizeof upd.firmware_version, "2.0");
+    snprintf(upd.hardware_version, sizeof upd.hardware_version, "3.0");
+    snprintf(upd.api_key_hash, sizeof upd.api_key_hash, "%064d", 7); /* key regenerated */
+    memcpy(upd.api_key_prefix, "zzzz9999", 9);
+    upd.updated_at = a.updated_at + 1;
+    upd.last_seen = 6000;
+    assert_rc(iot_reg_device_update(r, &upd), IOT_OK);
+    assert_rc(iot_reg_device_get(r, a.id, &got), IOT_OK);
+    assert_same_device(&got, &upd);
+    assert_rc(iot_reg_device_get_by_key_hash(r, a.api_key_hash, &got), IOT_ENOTFOUND);
+    assert_rc(iot_reg_device_get_by_key_hash(r, upd.api_key_hash, &got), IOT_OK);
+
+    /* id, user_id and created_at are not rewritten */
+    struct iot_device moved = upd;
+    moved.user_id = u2;
+    moved.created_at = 1;
+    assert_rc(iot_reg_device_update(r, &moved), IOT_OK);
+    assert_rc(iot_reg_device_get(r, a.id, &got), IOT_OK);
+    assert_i64(got.user_id, u1);
+    assert_i64(got.created_at, a.created_at);
+
+    /* last_seen never moves backwards through an update */
+    moved = upd;
+    moved.last_seen = 10;
+    assert_rc(iot_reg_device_update(r, &moved), IOT_OK);
+    assert_rc(iot_reg_device_get(r, a.id, &got), IOT_OK);
+    assert_i64(got.last_seen, 6000);
+
+    /* conflicts: other device's name (same owner), other device's key */
+    struct iot_device clash = upd;
+    snprintf(clash.name, sizeof clash.name, "window");
+    assert_rc(iot_reg_device_update(r, &clash), IOT_ECONFLICT);
+    clash = upd;
+    memcpy(clash.api_key_hash, b.api_key_hash, sizeof clash.api_key_hash);
+    assert_rc(iot_reg_device_update(r, &clash), IOT_ECONFLICT);
+    assert_rc(iot_reg_device_get(r, a.id, &got), IOT_OK);
+    assert_string_equal(got.name, "front door");
+    assert_string_equal(got.api_key_hash, upd.api_key_hash);
+
+    clash.id = b.id + 1000;
+    assert_rc(iot_reg_device_update(r, &clash), IOT_ENOTFOUND);
+}
+
+static void test_device_delete(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u = mk_user(r, "nina");
+    int64_t d1 = mk_device(r, u, "a", "active", "t"), d2 = mk_device(r, u, "b", "active", "t");
+    int64_t g = mk_group(r, u, "grp");
+    assert_rc(iot_reg_member_add(r, g, d1, NULL), IOT_OK);
+    assert_rc(iot_reg_member_add(r, g, d2, NULL), IOT_OK);
+    assert_rc(iot_reg_device_delete(r, d1), IOT_OK);
+    struct iot_device d;
+    assert_rc(iot_reg_device_get(r, d1, &d), IOT_ENOTFOUND);
+    assert_i64(group_count(r, g), 1);
+    assert_rc(iot_reg_device_groups(r, d1, on_dgroup, &(struct seen_rows){0}),
+                     IOT_ENOTFOUND);
+    assert_rc(iot_reg_device_delete(r, d1), IOT_ENOTFOUND);
+    /* ids are not reused after a delete (a cached id must never name
+     * another device) */
+    int64_t d3 = mk_device(r, u, "a", "active", "t");
+    assert_true(d3 > d2);
+}
+
+static int64_t list_total(struct iot_registry *r, const struct iot_device_filter *f)
+{
+    int64_t total = -1;
+    assert_rc(iot_reg_device_list(r, f, (struct iot_page){.limit = 0}, NULL, NULL, &total),
+                     IOT_OK);
+    return total;
+}
+
+static void test_device_list_filters(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u1 = mk_user(r, "olga"), u2 = mk_user(r, "pete");
+    static const char *const statuses[] = {"active", "inactive", "maintenance"};
+    static const char *const types[] = {"sensor", "actuator"};
+    int64_t u1_sensor_active[100];
+    int n_u1_sa = 0;
+    int64_t all[100];
+    for (int i = 0; i < 90; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "dev%d", i);
+        int64_t owner = i % 3 == 2 ? u2 : u1;
+        const char *st = statuses[i % 3 == 2 ? 0 : (i / 3) % 3], *ty = types[i % 2];
+        all[i] = mk_device(r, owner, name, st, ty);
+        if (owner == u1 && !strcmp(st, "active") && !strcmp(ty, "sensor"))
+            u1_sensor_active[n_u1_sa++] = all[i];
+    }
+    assert_i64(list_total(r, NULL), 90);
+    assert_i64(list_total(r, &(struct iot_device_filter){0}), 90);
+    assert_i64(list_total(r, &(struct iot_device_filter){.user_id = u2}), 30);
+    assert_i64(list_total(r, &(struct iot_device_filter){.status = ""}), 90);
+    assert_i64(list_total(r, &(struct iot_device_filter){.device_type = "actuator"}), 45);
+    assert_i64(list_total(r, &(struct iot_device_filter){.user_id = u2, .status = "active"}),
+                     30);
+    assert_i64(list_total(r, &(struct iot_device_filter){.status = "inactive"}), 20);
+    assert_i64(list_total(r, &(struct iot_device_filter){.status = "nope"}), 0);
+    assert_i64(list_total(r, &(struct iot_device_filter){.user_id = u1 + u2 + 7}), 0);
+
+    struct iot_device_filter f = {.user_id = u1, .status = "active", .device_type = "sensor"};
+    int64_t total = -1;
+    struct seen_rows s = {0};
+    assert_rc(iot_reg_device_list(r, &f, (struct iot_page){.limit = 100}, on_device, &s,
+                                         &total),
+                     IOT_OK);
+    assert_i64(total, n_u1_sa);
+    assert_ids(&s, u1_sensor_active, n_u1_sa);
+
+    /* pages longer than the backend's internal chunking, ascending ids */
+    s = (struct seen_rows){0};
+    assert_rc(iot_reg_device_list(r, NULL, (struct iot_page){.limit = 70, .offset = 5},
+                                         on_device, &s, &total),
+                     IOT_OK);
+    assert_i64(total, 90);
+    assert_ids(&s, all + 5, 70);
+    s = (struct seen_rows){0};
+    assert_rc(iot_reg_device_list(r, NULL, (struct iot_page){.limit = 1000, .offset = 75},
+                                         on_device, &s, NULL),
+                     IOT_OK);
+    assert_ids(&s, all + 75, 15);
+    /* early stop past the first chunk */
+    s = (struct seen_rows){.stop_after = 40};
+    assert_rc(iot_reg_device_list(r, NULL, (struct iot_page){.limit = 1000}, on_device, &s,
+                                         NULL),
+                     IOT_OK);
+    assert_ids(&s, all, 40);
+    /* limit 0: no rows, total filled */
+    s = (struct seen_rows){0};
+    assert_rc(iot_reg_device_list(r, &(struct iot_device_filter){.user_id = u1},
+                                         (struct iot_page){.limit = 0}, on_device, &s, &total),
+                     IOT_OK);
+    assert_i64(s.n, 0);
+    assert_i64(total, 60);
+}
+
+/* A callback may call back into the store, including writes. */
+struct reenter {
+    struct iot_registry *r;
+    int calls, errors;
+};
+
+static int on_device_reenter(void *ctx, const struct iot_device *d)
+{
+    struct reenter *re = ctx;
+    struct iot_device got;
+    re->calls++;
+    if (iot_reg_device_get(re->r, d->id, &got) != IOT_OK)
+        re->errors++;
+    snprintf(got.location, sizeof got.location, "visited");
+    if (iot_reg_device_update(re->r, &got) != IOT_OK)
+        re->errors++;
+    return 0;
+}
+
+static void test_callback_reentry(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u = mk_user(r, "quinn");
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "r%d", i);
+        mk_device(r, u, name, "active", "t");
+    }
+    struct reenter re = {.r = r};
+    assert_rc(iot_reg_device_list(r, NULL, (struct iot_page){.limit = 100},
+                                         on_device_reenter, &re, NULL),
+                     IOT_OK);
+    assert_i64(re.calls, 40);
+    assert_i64(re.errors, 0);
+}
+
+static void test_device_touch(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u = mk_user(r, "rita");
+    int64_t d1 = mk_device(r, u, "a", "active", "t"), d2 = mk_device(r, u, "b", "active", "t");
+    struct iot_seen batch[] = {
+        {d1, 1000}, {d2, 3000}, {d1, 2000}, {d1, 1500}, {d2 + 777, 9999}, {d2, 0},
+    };
+    assert_rc(iot_reg_device_touch(r, batch, 6), IOT_OK);
+    struct iot_device got;
+    assert_rc(iot_reg_device_get(r, d1, &got), IOT_OK);
+    assert_i64(got.last_seen, 2000);
+    assert_rc(iot_reg_device_get(r, d2, &got), IOT_OK);
+    assert_i64(got.last_seen, 3000);
+    /* an older time never moves it back */
+    assert_rc(iot_reg_device_touch(r, (struct iot_seen[]){{d1, 100}}, 1), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d1, &got), IOT_OK);
+    assert_i64(got.last_seen, 2000);
+    assert_rc(iot_reg_device_touch(r, NULL, 0), IOT_OK);
+
+    /* a large batch, one transaction */
+    struct iot_seen *big = calloc(2000, sizeof *big);
+    assert_non_null(big);
+    for (int i = 0; i < 2000; i++)
+        big[i] = (struct iot_seen){.device_id = i % 2 ? d1 : d2, .last_seen = 10000 + i};
+    assert_rc(iot_reg_device_touch(r, big, 2000), IOT_OK);
+    free(big);
+    assert_rc(iot_reg_device_get(r, d1, &got), IOT_OK);
+    assert_i64(got.last_seen, 11999);
+    assert_rc(iot_reg_device_get(r, d2, &got), IOT_OK);
+    assert_i64(got.last_seen, 11998);
+}
+
+static void test_device_stats(void **state)
+{
+    struct iot_registry *r = REG(state);
+    struct iot_device_stats st;
+    assert_rc(iot_reg_device_stats(r, 0, &st), IOT_OK);
+    assert_i64(st.total, 0);
+    assert_i64(st.online, 0);
+    int64_t u = mk_user(r, "sam");
+    int64_t a1 = mk_device(r, u, "a1", "active", "t");
+    int64_t a2 = mk_device(r, u, "a2", "active", "t");
+    mk_device(r, u, "a3", "active", "t"); /* never seen */
+    int64_t i1 = mk_device(r, u, "i1", "inactive", "t");
+    mk_device(r, u, "m1", "maintenance", "t");
+    mk_device(r, u, "m2", "maintenance", "t");
+    struct iot_seen seen[] = {{a1, 5000}, {a2, 1000}, {i1, 9000}};
+    assert_rc(iot_reg_device_touch(r, seen, 3), IOT_OK);
+    assert_rc(iot_reg_device_stats(r, 2000, &st), IOT_OK);
+    assert_i64(st.total, 6);
+    assert_i64(st.active, 3);
+    assert_i64(st.inactive, 1);
+    assert_i64(st.maintenance, 2);
+    assert_i64(st.online, 1); /* a1 only: i1 is not active, a3 never seen */
+    assert_rc(iot_reg_device_stats(r, 1000, &st), IOT_OK);
+    assert_i64(st.online, 2);
+    assert_rc(iot_reg_device_stats(r, 0, &st), IOT_OK);
+    assert_i64(st.online, 2); /* "never" is not online */
+}
+
+/* ---- groups ------------------------------------------------------------ */
+
+static void test_group_crud(void **state)
+{
+    struct iot_registry *r = REG(state);
+    use_fake_clock(1700000002000);
+    int64_t u1 = mk_user(r, "tom"), u2 = mk_user(r, "uma");
+    struct iot_group g = {.user_id = u1}, got;
+    snprintf(g.name, sizeof g.name, "Living room");
+    snprintf(g.description, sizeof g.description, "all the lights");
+    assert_rc(iot_reg_group_create(r, &g), IOT_OK);
+    assert_true(g.id > 0);
+    assert_i64(g.created_at, 1700000002000);
+    assert_i64(g.updated_at, 1700000002000);
+    assert_rc(iot_reg_group_get(r, g.id, &got), IOT_OK);
+    assert_string_equal(got.name, "Living room");
+    assert_string_equal(got.description, "all the lights");
+    assert_string_equal(got.color, ""); /* unset */
+    assert_i64(got.user_id, u1);
+    assert_i64(got.device_count, 0);
+    assert_i64(got.created_at, g.created_at);
+
+    struct iot_group dup = {.user_id = u1};
+    snprintf(dup.name, sizeof dup.name, "Living room");
+    assert_rc(iot_reg_group_create(r, &dup), IOT_ECONFLICT);
+    dup.user_id = u2;
+    assert_rc(iot_reg_group_create(r, &dup), IOT_OK);
+    int64_t other = mk_group(r, u1, "Garage");
+    dup.user_id = u1 + u2 + 100;
+    snprintf(dup.name, sizeof dup.name, "orphan");
+    assert_rc(iot_reg_group_create(r, &dup), IOT_ENOTFOUND);
+
+    atomic_store(&fake_now, 1700000003000);
+    struct iot_group upd = got;
+    snprintf(upd.name, sizeof upd.name, "Lounge");
+    memcpy(upd.color, "#112233", 8);
+    upd.updated_at = 0; /* store sets now */
+    assert_rc(iot_reg_group_update(r, &upd), IOT_OK);
+    assert_rc(iot_reg_group_get(r, g.id, &got), IOT_OK);
+    assert_string_equal(got.name, "Lounge");
+    assert_string_equal(got.color, "#112233");
+    assert_i64(got.updated_at, 1700000003000);
+    assert_i64(got.created_at, 1700000002000);
+    snprintf(upd.name, sizeof upd.name, "Garage");
+    assert_rc(iot_reg_group_update(r, &upd), IOT_ECONFLICT);
+    upd.id = other + 1000;
+    assert_rc(iot_reg_group_update(r, &upd), IOT_ENOTFOUND);
+
+    struct seen_rows s = {0};
+    int64_t total = -1;
+    assert_rc(iot_reg_group_list(r, u1, (struct iot_page){.limit = 10}, on_group, &s,
+                                        &total),
+                     IOT_OK);
+    assert_i64(total, 2);
+    assert_ids(&s, (int64_t[]){g.id, other}, 2);
+    s = (struct seen_rows){0};
+    assert_rc(iot_reg_group_list(r, 0, (struct iot_page){.limit = 1, .offset = 1},
+                                        on_group, &s, &total),
+                     IOT_OK);
+    assert_i64(total, 3);
+    assert_ids(&s, (int64_t[]){dup.id}, 1);
+
+    assert_rc(iot_reg_group_delete(r, g.id), IOT_OK);
+    assert_rc(iot_reg_group_get(r, g.id, &got), IOT_ENOTFOUND);
+    assert_rc(iot_reg_group_delete(r, g.id), IOT_ENOTFOUND);
+}
+
+static void test_members(void **state)
+{
+    struct iot_registry *r = REG(state);
+    use_fake_clock(1700000004000);
+    int64_t u = mk_user(r, "vic");
+    int64_t d1 = mk_device(r, u, "d1", "active", "t"), d2 = mk_device(r, u, "d2", "active", "t");
+    int64_t g = mk_group(r, u, "g");
+    int64_t at = -1;
+    assert_rc(iot_reg_member_add(r, g, d1, &at), IOT_OK);
+    assert_i64(at, 1700000004000);
+    assert_rc(iot_reg_member_add(r, g, d1, &at), IOT_ECONFLICT);
+    assert_rc(iot_reg_member_add(r, g + 100, d1, &at), IOT_ENOTFOUND);
+    assert_rc(iot_reg_member_add(r, g, d2 + 100, &at), IOT_ENOTFOUND);
+    assert_rc(iot_reg_member_add(r, g, d2, NULL), IOT_OK);
+    assert_i64(group_count(r, g), 2);
+
+    assert_rc(iot_reg_member_remove(r, g, d1), IOT_OK);
+    assert_rc(iot_reg_member_remove(r, g, d1), IOT_ENOTFOUND);
+    assert_rc(iot_reg_member_remove(r, g + 100, d2), IOT_ENOTFOUND);
+    assert_i64(group_count(r, g), 1);
+    /* removal and re-adding */
+    atomic_store(&fake_now, 1700000005000);
+    assert_rc(iot_reg_member_add(r, g, d1, &at), IOT_OK);
+    assert_i64(at, 1700000005000);
+
+    /* group delete drops memberships, not devices */
+    assert_rc(iot_reg_group_delete(r, g), IOT_OK);
+    struct iot_device d;
+    assert_rc(iot_reg_device_get(r, d1, &d), IOT_OK);
+    struct seen_rows s = {0};
+    assert_rc(iot_reg_device_groups(r, d1, on_dgroup, &s), IOT_OK);
+    assert_i64(s.n, 0);
+}
+
+static void test_group_devices(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u = mk_user(r, "wes");
+    int64_t d[6];
+    static const char *const st[] = {"active", "inactive", "active", "active", "maintenance",
+                                     "active"};
+    static const char *const ty[] = {"s", "s", "a", "s", "s", "a"};
+    for (int i = 0; i < 6; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "d%d", i);
+        d[i] = mk_device(r, u, name, st[i], ty[i]);
+    }
+    int64_t g = mk_group(r, u, "g"), empty = mk_group(r, u, "empty");
+    /* join in reverse id order: listing follows membership order */
+    for (int i = 5; i >= 0; i--) {
+        use_fake_clock(1000 + (5 - i));
+        assert_rc(iot_reg_member_add(r, g, d[i], NULL), IOT_OK);
+    }
+    struct seen_rows s = {0};
+    int64_t total = -1;
+    assert_rc(iot_reg_group_devices(r, g, NULL, (struct iot_page){.limit = 10}, on_member,
+                                           &s, &total),
+                     IOT_OK);
+    assert_i64(total, 6);
+    assert_ids(&s, (int64_t[]){d[5], d[4], d[3], d[2], d[1], d[0]}, 6);
+    for (int i = 0; i < 6; i++)
+        assert_i64(s.added[i], 1000 + i);
+
+    struct iot_device_filter f = {.status = "active", .user_id = u + 999 /* ignored */};
+    s = (struct seen_rows){0};
+    assert_rc(iot_reg_group_devices(r, g, &f, (struct iot_page){.limit = 2, .offset = 1},
+                                           on_member, &s, &total),
+                     IOT_OK);
+    assert_i64(total, 4);
+    assert_ids(&s, (int64_t[]){d[3], d[2]}, 2);
+    f = (struct iot_device_filter){.status = "active", .device_type = "s"};
+    s = (struct seen_rows){0};
+    assert_rc(iot_reg_group_devices(r, g, &f, (struct iot_page){.limit = 10}, on_member,
+                                           &s, &total),
+                     IOT_OK);
+    assert_i64(total, 2);
+    assert_ids(&s, (int64_t[]){d[3], d[0]}, 2);
+    /* limit 0 → total only */
+    s = (struct seen_rows){0};
+    assert_rc(iot_reg_group_devices(r, g, NULL, (struct iot_page){.limit = 0}, on_member,
+                                           &s, &total),
+                     IOT_OK);
+    assert_i64(s.n, 0);
+    assert_i64(total, 6);
+    /* an empty group is OK and empty; a missing group is not found */
+    assert_rc(iot_reg_group_devices(r, empty, NULL, (struct iot_page){.limit = 10},
+                                           on_member, &s, &total),
+                     IOT_OK);
+    assert_i64(total, 0);
+    assert_rc(iot_reg_group_devices(r, g + empty + 100, NULL,
+                                           (struct iot_page){.limit = 10}, on_member, &s, &total),
+                     IOT_ENOTFOUND);
+}
+
+static void test_device_groups(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u = mk_user(r, "xena");
+    int64_t dev = mk_device(r, u, "d", "active", "t"), lonely = mk_device(r, u, "l", "active", "t");
+    int64_t g[4];
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "g%d", i);
+        g[i] = mk_group(r, u, name);
+    }
+    /* join out of id order: listing is by group id */
+    int order[] = {2, 0, 3};
+    for (int i = 0; i < 3; i++) {
+        use_fake_clock(500 + i);
+        assert_rc(iot_reg_member_add(r, g[order[i]], dev, NULL), IOT_OK);
+    }
+    struct seen_rows s = {0};
+    assert_rc(iot_reg_device_groups(r, dev, on_dgroup, &s), IOT_OK);
+    assert_ids(&s, (int64_t[]){g[0], g[2], g[3]}, 3);
+    assert_i64(s.added[0], 501);
+    assert_i64(s.added[1], 500);
+    assert_i64(s.added[2], 502);
+    s = (struct seen_rows){.stop_after = 1};
+    assert_rc(iot_reg_device_groups(r, dev, on_dgroup, &s), IOT_OK);
+    assert_i64(s.n, 1);
+    s = (struct seen_rows){0};
+    assert_rc(iot_reg_device_groups(r, lonely, on_dgroup, &s), IOT_OK);
+    assert_i64(s.n, 0);
+    assert_rc(iot_reg_device_groups(r, dev + lonely + 100, on_dgroup, &s), IOT_ENOTFOUND);
+}
+
+/* ---- strings, persistence ---------------------------------------------- */
+
+/* Fills `dst` (capacity cap incl. NUL) with exactly cap-1 bytes of UTF-8:
+ * 3-byte "€" signs, padded with 'x' so the byte count is exact. */
+static void fill_max(char *dst, size_t cap)
+{
+    size_t n = 0;
+    while (n + 3 <= cap - 1) {
+        memcpy(dst + n, "\xe2\x82\xac", 3);
+        n += 3;
+    }
+    while (n < cap - 1)
+        dst[n++] = 'x';
+    dst[n] = '\0';
+}
+
+static void test_strings_roundtrip(void **state)
+{
+    struct iot_registry *r = REG(state);
+    static const char *const nasty[] = {
+        "'; DROP TABLE users; --", "Robert'); DROP TABLE devices;--", "quote\"double'single`back",
+        "naïve café 日本語 🚀", "%s%n%x\\0\\", "line\nbreak\ttab\r", "?1 :name @x $y",
+    };
+    for (size_t i = 0; i < sizeof nasty / sizeof nasty[0]; i++) {
+        struct iot_user u, got;
+        fill_user(&u, "x");
+        snprintf(u.username, sizeof u.username, "%s", nasty[i]);
+        snprintf(u.email, sizeof u.email, "%zu-%s", i, nasty[i]);
+        snprintf(u.password_hash, sizeof u.password_hash, "%s", nasty[i]);
+        assert_rc(iot_reg_user_create(r, &u), IOT_OK);
+        assert_rc(iot_reg_user_get_by_username(r, nasty[i], &got), IOT_OK);
+        assert_same_user(&got, &u);
+        assert_rc(iot_reg_user_get_by_email(r, u.email, &got), IOT_OK);
+        assert_i64(got.id, u.id);
+        struct iot_device d, dgot;
+        fill_device(&d, u.id, nasty[i], "active", nasty[i]);
+        snprintf(d.description, sizeof d.description, "%s", nasty[i]);
+        snprintf(d.location, sizeof d.location, "%s", nasty[i]);
+        assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+        assert_rc(iot_reg_device_get(r, d.id, &dgot), IOT_OK);
+        assert_same_device(&dgot, &d);
+        assert_i64(list_total(r, &(struct iot_device_filter){.device_type = nasty[i]}), 1);
+    }
+    /* max-length fields, multi-byte up to the last byte */
+    struct iot_user u, got;
+    memset(&u, 0, sizeof u);
+    fill_max(u.username, sizeof u.username);
+    fill_max(u.email, sizeof u.email);
+    fill_max(u.password_hash, sizeof u.password_hash);
+    assert_rc(iot_reg_user_create(r, &u), IOT_OK);
+    assert_i64(strlen(u.username), IOT_USERNAME_MAX);
+    assert_rc(iot_reg_user_get_by_id(r, u.id, &got), IOT_OK);
+    assert_same_user(&got, &u);
+    struct iot_device d, dgot;
+    memset(&d, 0, sizeof d);
+    d.user_id = u.id;
+    fill_max(d.name, sizeof d.name);
+    fill_max(d.description, sizeof d.description);
+    fill_max(d.device_type, sizeof d.device_type);
+    fill_max(d.status, sizeof d.status);
+    fill_max(d.location, sizeof d.location);
+    fill_max(d.firmware_version, sizeof d.firmware_version);
+    fill_max(d.hardware_version, sizeof d.hardware_version);
+    memset(d.api_key_hash, 'f', IOT_KEY_HASH_LEN);
+    memset(d.api_key_prefix, 'p', IOT_KEY_PREFIX_LEN);
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &dgot), IOT_OK);
+    assert_same_device(&dgot, &d);
+    assert_i64(strlen(dgot.description), IOT_DESCRIPTION_MAX);
+    struct iot_group g = {.user_id = u.id}, ggot;
+    fill_max(g.name, sizeof g.name);
+    fill_max(g.description, sizeof g.description);
+    memcpy(g.color, "#ABCDEF", 8);
+    assert_rc(iot_reg_group_create(r, &g), IOT_OK);
+    assert_rc(iot_reg_group_get(r, g.id, &ggot), IOT_OK);
+    assert_string_equal(ggot.name, g.name);
+    assert_string_equal(ggot.description, g.description);
+    assert_string_equal(ggot.color, "#ABCDEF");
+    /* the tables are all still there */
+    int64_t total = -1;
+    assert_rc(iot_reg_user_list(r, (struct iot_page){0}, NULL, NULL, &total), IOT_OK);
+    assert_i64(total, 8);
+}
+
+static void test_reopen(void **state)
+{
+    struct fixture *fx = *state;
+    if (!is_persistent(fx->url))
+        skip();
+    struct iot_registry *r = &fx->reg;
+    int64_t u = mk_user(r, "yara");
+    int64_t d = mk_device(r, u, "dev", "active", "t");
+    int64_t g = mk_group(r, u, "grp");
+    assert_rc(iot_reg_member_add(r, g, d, NULL), IOT_OK);
+    int64_t gone = mk_user(r, "zed");
+    assert_rc(iot_reg_user_delete(r, gone), IOT_OK);
+    for (int round = 0; round < 2; round++) {
+        iot_registry_close(r);
+        assert_null(r->ops);
+        assert_rc(iot_registry_open(fx->url, r), IOT_OK);
+        struct iot_user got;
+        assert_rc(iot_reg_user_get_by_username(r, "yara", &got), IOT_OK);
+        assert_i64(got.id, u);
+        assert_i64(group_count(r, g), 1);
+        /* constraints and cascades survived the re-open */
+        struct iot_device dd;
+        fill_device(&dd, u, "dev", "active", "t");
+        assert_rc(iot_reg_device_create(r, &dd), IOT_ECONFLICT);
+    }
+    /* ids keep growing across re-opens, deleted ones are not reused */
+    int64_t u2 = mk_user(r, "zed");
+    assert_true(u2 > gone);
+    assert_rc(iot_reg_user_delete(r, u), IOT_OK);
+    struct iot_device dd;
+    assert_rc(iot_reg_device_get(r, d, &dd), IOT_ENOTFOUND);
+}
+
+/* ---- concurrency ------------------------------------------------------- */
+
+enum { THREADS = 4, OPS = 200 };
+
+struct worker {
+    struct iot_registry *r;
+    int t;
+    int users, devices, groups, members;
+    int fail_op, fail_rc; /* first failure, fail_rc 0 if none */
+    int64_t owner, group;
+    int64_t dev_ids[OPS];
+    char dev_keys[OPS][IOT_KEY_HASH_LEN + 1];
+};
+
+static void note_fail(struct worker *w, int op, int rc)
+{
+    if (rc != IOT_OK && w->fail_rc == 0) {
+        w->fail_op = op;
+        w->fail_rc = rc;
+    }
+}
+
+static void worker_op(struct worker *w, int i)
+{
+    char name[64];
+    int64_t total = -1;
+    struct iot_device d;
+    struct iot_user u;
+    switch (i % 8) {
+    case 0:
+        snprintf(name, sizeof name, "t%d-user%d", w->t, i);
+        fill_user(&u, name);
+        note_fail(w, i, iot_reg_user_create(w->r, &u));
+        w->users++;
+        break;
+    case 1:
+    case 2:
+        snprintf(name, sizeof name, "t%d-dev%d", w->t, i);
+        fill_device(&d, w->owner, name, i % 16 == 1 ? "inactive" : "active", "t");
+        note_fail(w, i, iot_reg_device_create(w->r, &d));
+        w->dev_ids[w->devices] = d.id;
+        memcpy(w->dev_keys[w->devices], d.api_key_hash, sizeof d.api_key_hash);
+        w->devices++;
+        break;
+    case 3: {
+        struct iot_seen seen[8];
+        size_t n = 0;
+        for (int k = w->devices - 1; k >= 0 && n < 8; k--)
+            seen[n++] = (struct iot_seen){w->dev_ids[k], iot_now_ms()};
+        note_fail(w, i, iot_reg_device_touch(w->r, seen, n));
+        break;
+    }
+    case 4:
+        note_fail(w, i, iot_reg_device_get_by_key_hash(w->r, w->dev_keys[w->devices / 2], &d));
+        if (d.id != w->dev_ids[w->devices / 2])
+            note_fail(w, i, IOT_EINTERNAL);
+        break;
+    case 5:
+        note_fail(w, i, iot_reg_device_list(w->r, &(struct iot_device_filter){.user_id = w->owner},
+                                       (struct iot_page){.limit = 5}, on_device,
+                                       &(struct seen_rows){0}, &total));
+        if (total != w->devices)
+            note_fail(w, i, IOT_EINTERNAL);
+        break;
+    case 6:
+        note_fail(w, i, iot_reg_member_add(w->r, w->group, w->dev_ids[w->devices - 1], NULL));
+        w->members++;
+        break;
+    default: {
+        struct iot_device_stats st;
+        note_fail(w, i, iot_reg_device_stats(w->r, 0, &st));
+        snprintf(name, sizeof name, "t%d-owner", w->t);
+        note_fail(w, i, iot_reg_user_get_by_username(w->r, name, &u));
+        break;
+    }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char name[32];
+    struct iot_user u;
+    snprintf(name, sizeof name, "t%d-owner", w->t);
+    fill_user(&u, name);
+    note_fail(w, -1, iot_reg_user_create(w->r, &u));
+    w->owner = u.id;
+    struct iot_group g = {.user_id = u.id};
+    snprintf(g.name, sizeof g.name, "t%d-group", w->t);
+    note_fail(w, -1, iot_reg_group_create(w->r, &g));
+    w->group = g.id;
+    for (int i = 0; i < OPS && w->fail_rc == 0; i++)
+        worker_op(w, i);
+    return NULL;
+}
+
+static void test_concurrency(void **state)
+{
+    struct iot_registry *r = REG(state);
+    struct worker *w = calloc(THREADS, sizeof *w);
+    assert_non_null(w);
+    pthread_t th[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        w[t] = (struct worker){.r = r, .t = t};
+        assert_i64(pthread_create(&th[t], NULL, worker_main, &w[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
+    int users = 0, devices = 0, members = 0;
+    for (int t = 0; t < THREADS; t++) {
+        if (w[t].fail_rc)
+            fprintf(stderr, "thread %d op %d: %s\n", t, w[t].fail_op, iot_strerror(w[t].fail_rc));
+        assert_i64(w[t].fail_rc, IOT_OK);
+        users += 1 + w[t].users;
+        devices += w[t].devices;
+        members += w[t].members;
+        assert_i64(group_count(r, w[t].group), w[t].members);
+    }
+    free(w);
+    int64_t total = -1;
+    assert_rc(iot_reg_user_list(r, (struct iot_page){0}, NULL, NULL, &total), IOT_OK);
+    assert_i64(total, users);
+    assert_i64(users, THREADS * (1 + OPS / 8));
+    struct iot_device_stats st;
+    assert_rc(iot_reg_device_stats(r, 0, &st), IOT_OK);
+    assert_i64(st.total, devices);
+    assert_i64(devices, THREADS * OPS / 4);
+    assert_i64(st.online, st.active); /* every device was touched */
+    assert_i64(members, THREADS * OPS / 8);
+}
+
+/* ---- backend table (not per backend) ------------------------------------- */
+
+static void test_backend_table(void **state)
+{
+    (void)state;
+    const struct iot_registry_ops *sq = iot_registry_backend("sqlite::memory:");
+    assert_non_null(sq);
+    assert_string_equal(sq->name, "sqlite");
+    assert_ptr_equal(iot_registry_backend("sqlite:///x.db"), sq);
+    assert_ptr_equal(iot_registry_backend("data/registry.db"), sq);
+    assert_ptr_equal(iot_registry_backend(""), sq);
+    assert_null(iot_registry_backend("postgresql://localhost/iot"));
+    assert_null(iot_registry_backend("postgres://localhost/iot"));
+    assert_null(iot_registry_backend("nosuch://x"));
+    assert_non_null(strstr(iot_registry_backend_names(), "sqlite"));
+    struct iot_registry reg = {.ops = sq, .self = (void *)1};
+    assert_rc(iot_registry_open("nosuch://x", &reg), IOT_EINVAL);
+    assert_null(reg.ops);
+    assert_null(reg.self);
+    iot_registry_close(&reg); /* NULL-safe */
+    iot_registry_close(NULL);
+}
+
+/* Every URL form opens, in the directory it names (created if missing). */
+static void test_url_forms(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("IOT_TEST_TMPDIR");
+    char dir[512], cwd[1024];
+    snprintf(dir, sizeof dir, "%s/urlforms-%ld", tmp && tmp[0] ? tmp : "/tmp", (long)getpid());
+    mkdir(dir, 0755);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_i64(chdir(dir), 0);
+    static const char *const urls[] = {"sqlite:rel-a.db", "sqlite://sub/dir/rel-b.db",
+                                       "bare-c.db", "sqlite:sub2/d.db"};
+    static const char *const files[] = {"rel-a.db", "sub/dir/rel-b.db", "bare-c.db", "sub2/d.db"};
+    for (size_t i = 0; i < 4; i++) {
+        struct iot_registry reg;
+        assert_rc(iot_registry_open(urls[i], &reg), IOT_OK);
+        mk_user(&reg, "someone");
+        iot_registry_close(&reg);
+        assert_i64(access(files[i], F_OK), 0);
+        remove_db_files(files[i]);
+    }
+    char abs_url[700], abs_file[600];
+    snprintf(abs_file, sizeof abs_file, "%s/abs/e.db", dir);
+    snprintf(abs_url, sizeof abs_url, "sqlite://%s", abs_file);
+    struct iot_registry reg;
+    assert_rc(iot_registry_open(abs_url, &reg), IOT_OK);
+    iot_registry_close(&reg);
+    assert_i64(access(abs_file, F_OK), 0);
+    remove_db_files(abs_file);
+    /* two memory stores are distinct */
+    struct iot_registry m1, m2;
+    assert_rc(iot_registry_open("sqlite::memory:", &m1), IOT_OK);
+    assert_rc(iot_registry_open(":memory:", &m2), IOT_OK);
+    mk_user(&m1, "only-in-m1");
+    struct iot_user u;
+    assert_rc(iot_reg_user_get_by_username(&m2, "only-in-m1", &u), IOT_ENOTFOUND);
+    iot_registry_close(&m1);
+    iot_registry_close(&m2);
+    assert_rc(iot_registry_open("sqlite:", &reg), IOT_EINVAL);
+    assert_i64(chdir(cwd), 0);
+    char sub[700];
+    static const char *const dirs[] = {"sub/dir", "sub", "sub2", "abs"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, dirs[i]);
+        rmdir(sub);
+    }
+    rmdir(dir);
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+static int run_backend(const char *url)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_ping),
+        T(test_user_create_get),
+        T(test_user_explicit_fields),
+        T(test_user_unique),
+        T(test_user_update),
+        T(test_user_delete_cascade),
+        T(test_user_list_paging),
+        T(test_device_create_get),
+        T(test_device_unique),
+        T(test_device_update),
+        T(test_device_delete),
+        T(test_device_list_filters),
+        T(test_callback_reentry),
+        T(test_device_touch),
+        T(test_device_stats),
+        T(test_group_crud),
+        T(test_members),
+        T(test_group_devices),
+        T(test_device_groups),
+        T(test_strings_roundtrip),
+        T(test_reopen),
+        T(test_concurrency),
+    };
+    char name[1100];
+    snprintf(name, sizeof name, "registry[%.1000s]", url);
+    g_base_url = url;
+    return cmocka_run_group_tests_name(name, tests, NULL, NULL);
+}
+
+/* The default backends: a file under IOT_TEST_TMPDIR (created) and memory. */
+static void default_urls(char *buf, size_t size)
+{
+    const char *tmp = getenv("IOT_TEST_TMPDIR");
+    if (!tmp || !tmp[0])
+        tmp = "/tmp";
+    char path[900];
+    snprintf(path, sizeof path, "%s/x", tmp); /* create tmp itself, mkdir -p style */
+    for (char *p = path + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    }
+    snprintf(buf, size, "sqlite://%s/registry-contract,sqlite::memory:", tmp);
+}
+
+int main(void)
+{
+    char urls[2048];
+    const char *env = getenv("IOT_REGISTRY_URLS");
+    if (env && env[0])
+        snprintf(urls, sizeof urls, "%s", env);
+    else
+        default_urls(urls, sizeof urls);
+
+    const struct CMUnitTest table_tests[] = {
+        cmocka_unit_test(test_backend_table),
+        cmocka_unit_test(test_url_forms),
+    };
+    int failed = cmocka_run_group_tests_name("registry_backend_table", table_tests, NULL, NULL);
+    int n = 0;
+    for (char *url = urls; url && *url && n < MAX_URLS; n++) {
+        char *comma = strchr(url, ',');
+        if (comma)
+            *comma = '\0';
+        while (*url == ' ')
+            url++;
+        if (*url)
+            failed += run_backend(url);
+        url = comma ? comma + 1 : NULL;
+    }
+    return failed ? 1 : 0;
+}

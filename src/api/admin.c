@@ -14,6 +14,7 @@
 #define ADMIN_PAGE_DEFAULT 1000
 #define ADMIN_PAGE_MAX 10000
 #define STATUSES_PAGE_DEFAULT 100
+#define STATUSES_PAGE_MAX 1000
 
 static int append_device(void *ctx, const struct iot_device *d)
 {
@@ -185,7 +186,7 @@ void iot_h_admin_statuses(struct iot_req *r)
     struct iot_principal p;
     struct iot_page page;
     if (!iot_authn_admin(r, &p) ||
-        !iot_req_query_int(r, "limit", STATUSES_PAGE_DEFAULT, ADMIN_PAGE_MAX, &page.limit) ||
+        !iot_req_query_int(r, "limit", STATUSES_PAGE_DEFAULT, STATUSES_PAGE_MAX, &page.limit) ||
         !iot_req_query_int(r, "offset", 0, INT64_MAX, &page.offset))
         return;
     struct statuses_ctx c = {r, json_array()};

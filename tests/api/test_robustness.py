@@ -38,7 +38,7 @@ def ctx(bearer_server):
 UNKNOWN_PATHS = [
     "/nope", "/api/v1/nope", "/api/v1", "/api/v2/devices/status", "/healthz",
     "/api/v1/devices/1/nope", "/api/v1/users/abc/def/ghi", "/api/v1/groups/1/devices/2/x",
-    "/api/v1/admin", "/api/v1/admin/nothing", "/%00", "/api/v1/devices/%2e%2e/status",
+    "/api/v1/admin", "/api/v1/admin/nothing", "/api/v1/devices/%2e%2e/status",
     "/api/v1/auth", "/api/v1/auth/login/extra", "/API/V1/AUTH/LOGIN",
 ]
 
@@ -46,6 +46,8 @@ UNKNOWN_PATHS = [
 def test_unknown_route_is_json_404(server):
     expect_rejects(lambda p: server.root.get(p), {p: p for p in UNKNOWN_PATHS}, 404)
     expect_rejects(lambda p: server.root.post(p, json={}), {p: p for p in UNKNOWN_PATHS[:5]}, 404)
+    expect_rejects(lambda p: server.root.get(p), {"nul": "/%00", "nul-api": "/api/v1/%00x"},
+                   400, 404)
 
 
 METHOD_CASES = [

@@ -1338,6 +1338,8 @@ static int run_backend(const char *url)
     char name[1100];
     snprintf(name, sizeof name, "registry[%.1000s]", url);
     g_base_url = url;
+    printf("[ BACKEND  ] %s\n", url); /* cmocka 1.1 does not print group names */
+    fflush(stdout);
     return cmocka_run_group_tests_name(name, tests, NULL, NULL);
 }
 

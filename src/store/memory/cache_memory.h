@@ -1,9 +1,10 @@
 /* cache_memory.h — the in-process cache backend ("memory").
  *
- * Implements every slot of struct iot_cache_ops inside one process, with the
- * semantics the Redis backend has: TTLs against iot_now_ms(), typed keys,
- * sliding-window rate limits, sessions, presence, pub/sub. State is not
- * shared between processes (caps: IOT_CACHE_CAP_TTL only). Thread-safe. */
+ * Every slot of struct iot_cache_ops inside one process, with the semantics
+ * of the Redis backend: typed keys, TTLs against iot_now_ms(), rate limits,
+ * sessions, presence, pub/sub. Nothing is shared between processes (caps:
+ * IOT_CACHE_CAP_TTL only). Thread-safe; close() frees every subscription, so
+ * handles must not be unsubscribed after it. */
 #ifndef IOT_STORE_MEMORY_CACHE_MEMORY_H
 #define IOT_STORE_MEMORY_CACHE_MEMORY_H
 

@@ -119,7 +119,7 @@ static int rate_grow(struct iot_mem_rate *r, size_t limit)
 {
     size_t ncap = r->cap ? r->cap * 2 : 4;
     if (ncap > limit)
-        ncap = limit + 1;
+        ncap = limit;
     int64_t *ts = malloc(ncap * sizeof *ts);
     if (!ts)
         return IOT_ENOMEM;
@@ -148,7 +148,6 @@ static int rate_record(struct iot_mem_rate *r, int64_t limit, int64_t window_ms,
         int64_t wait = leaving + window_ms - now_ms;
         if (retry_after_ms)
             *retry_after_ms = wait < 1 ? 1 : wait;
-        if (r->count < r->cap) { r->ts[(r->head + r->count) % r->cap] = now_ms; r->count++; }
         return IOT_OK;
     }
     if (r->count == r->cap && rate_grow(r, (size_t)limit) != IOT_OK)

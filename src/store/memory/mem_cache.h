@@ -1,8 +1,9 @@
 /* mem_cache.h — internals shared by the files of the in-process cache.
  *
- * Not a public interface: only src/store/memory/ includes it. One mutex
- * guards the keyspace, the per-user session index and the presence table;
- * pub/sub has its own mutex, never held while a subscriber callback runs.
+ * Not a public interface: only src/store/memory/ (and the white-box part of
+ * the contract test) includes it. c->lock guards the keyspace and the
+ * per-user session index, c->presence_lock the presence table, ps.lock the
+ * channels; no two are ever held together, and none while a callback runs.
  * Functions named *_locked expect the caller to hold c->lock. */
 #ifndef IOT_STORE_MEMORY_MEM_CACHE_H
 #define IOT_STORE_MEMORY_MEM_CACHE_H

@@ -48,7 +48,7 @@ sanitize: deps
 	  $(MAKE) --no-print-directory test-c test-api BIN_DIR=$(ASAN_DIR)
 
 bench: build
-	@bench/run.sh $(BUILD_DIR)/iotflowd
+	@$(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

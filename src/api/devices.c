@@ -97,7 +97,8 @@ void iot_h_device_heartbeat(struct iot_req *r)
 void iot_h_device_config(struct iot_req *r)
 {
     struct iot_device d;
-    if (!iot_authn_device(r, IOT_DEVICE_AUTH_ACTIVE, &d))
+    /* Any status: a device in maintenance must be able to leave it. */
+    if (!iot_authn_device(r, IOT_DEVICE_AUTH_ANY, &d))
         return;
     json_t *body = iot_req_json_object(r);
     if (!body)

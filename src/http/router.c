@@ -12,7 +12,8 @@ struct segments {
     size_t n;
 };
 
-/* Splits "/a/b/c/" into a, b, c. Returns false for too many segments. Empty
+/* Splits "/a/b/c/" into a, b, c. Returns false for too many segments or a
+ * dot segment. Empty
  * segments ("//") are kept so that they never match a parameter. */
 static bool split_path(const char *path, struct segments *s)
 {
@@ -25,6 +26,10 @@ static bool split_path(const char *path, struct segments *s)
             return false;
         const char *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        /* "." and ".." name no resource here; refusing them keeps a path
+         * from ever meaning something other than what it spells. */
+        if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+            return false;
         s->ptr[s->n] = p;
         s->len[s->n] = len;
         s->n++;

@@ -149,11 +149,11 @@ def test_new_device_is_offline(device, owner):
     assert st["status"] == "inactive"
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/devices/status"),
-                                         ("POST", "/devices/heartbeat")])
-def test_maintenance_device_is_refused(device, method, path):
+def test_maintenance_device_is_refused(device):
+    """A device in maintenance is refused (403) on status and heartbeat."""
     set_status(device, "maintenance")
-    expect_error(device["_client"].request(method, path), 403)
+    cases = {"status": ("GET", "/devices/status"), "heartbeat": ("POST", "/devices/heartbeat")}
+    expect_rejects(lambda c: device["_client"].request(*c), cases, 403)
 
 
 def test_credentials(device, owner):
@@ -185,7 +185,7 @@ def test_config_update(device):
 
 
 def test_config_status_values(device):
-    for status in ("active", "maintenance", "inactive", "active"):
+    for status in ("active", "inactive", "active", "maintenance"):
         r = device["_client"].put("/devices/config", json={"status": status})
         assert expect(r, 200)["device"]["status"] == status, describe(r)
 

@@ -71,7 +71,8 @@ static void unknown_paths(void **state)
     const struct iot_route *out = NULL;
     char allow[64];
     const char *paths[] = {"/nope", "/devices", "/devices//status", "/devices/1/status/x",
-                           "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s"};
+                           "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s", "/devices/../status",
+                           "/devices/./status"};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
         assert_int_equal(route("GET", paths[i], &r, &out, allow), IOT_ROUTE_NOT_FOUND);
     assert_int_equal(route("GET", "/", &r, &out, allow), IOT_ROUTE_FOUND);

@@ -1,0 +1,2 @@
+-- Plain GET, keep-alive.
+wrk.method = "GET"

@@ -1,0 +1,197 @@
+/* telemetry.h — the telemetry store interface: time series of device
+ * messages, latest value per measurement, hourly and daily rollups, the
+ * measurement catalog, range deletion and retention.
+ *
+ * Shaped for Cassandra (partition by device and day so no partition grows
+ * without bound; a second, user-centric table for per-user reads; no
+ * ad-hoc filters), implemented first on SQLite (src/store/sqlite). A message
+ * is stored whole: its measurements as the compact JSON object the server
+ * built (so reads can splice it into responses without re-encoding), plus
+ * typed per-measurement values for latest, rollups and the catalog. Every op
+ * may be called from any thread. Callers use the iot_tm_* wrappers. */
+#ifndef IOT_STORE_TELEMETRY_H
+#define IOT_STORE_TELEMETRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IOT_TM_NAME_MAX 64        /* measurement name: [A-Za-z0-9_.-]{1,64} */
+#define IOT_TM_STRING_MAX 1024    /* bytes of a string value */
+#define IOT_TM_POINTS_MAX 100     /* measurements per message */
+#define IOT_TM_DATA_JSON_MAX 131072 /* bytes of a message's measurements JSON */
+
+enum iot_tm_type { IOT_TM_NUMBER = 1, IOT_TM_BOOL = 2, IOT_TM_STRING = 3 };
+
+/* One typed value. `str` is borrowed (not NUL-terminated necessarily). */
+struct iot_tm_value {
+    enum iot_tm_type type;
+    double num;      /* IOT_TM_NUMBER */
+    bool boolean;    /* IOT_TM_BOOL */
+    const char *str; /* IOT_TM_STRING */
+    size_t str_len;
+};
+
+struct iot_tm_point {
+    const char *name; /* NUL-terminated, validated */
+    struct iot_tm_value value;
+};
+
+/* One device message as written. Identity is (device_id, ts, seq): writing
+ * the same identity twice stores it once (idempotent retries). seq is
+ * chosen by the server, unique among messages of a device with equal ts. */
+struct iot_tm_message {
+    int64_t device_id;
+    int64_t user_id; /* owner's internal id, for the user-centric view */
+    int64_t ts;      /* ms since the epoch, UTC */
+    int64_t seq;
+    const struct iot_tm_point *points;
+    size_t n_points;
+    const char *data_json; /* the measurements as a compact JSON object */
+    size_t data_len;
+    const char *meta_json; /* metadata object (strings) or NULL */
+    size_t meta_len;
+};
+
+/* One message as read; every pointer is borrowed for the callback only. */
+struct iot_tm_record {
+    int64_t device_id;
+    int64_t ts;
+    int64_t seq;
+    const char *data_json;
+    size_t data_len;
+    const char *meta_json; /* NULL when the message had no metadata */
+    size_t meta_len;
+};
+
+/* A latest value (also what the cache holds, 10 min TTL). */
+struct iot_tm_latest {
+    const char *name;
+    struct iot_tm_value value;
+    int64_t ts;
+};
+
+/* Count, sum, min and max of the numeric values of one measurement over
+ * [start, start + width). Booleans count as 0/1; strings are not rolled up. */
+struct iot_tm_rollup {
+    int64_t start;
+    int64_t width; /* IOT_TM_HOUR or IOT_TM_DAY */
+    int64_t count;
+    double sum, min, max;
+};
+#define IOT_TM_HOUR INT64_C(3600000)
+#define IOT_TM_DAY INT64_C(86400000)
+
+/* A measurement catalog entry. */
+struct iot_tm_catalog_entry {
+    const char *name;
+    enum iot_tm_type type; /* type of the latest value */
+    const char *unit;      /* "" when unknown */
+    int64_t first_seen, last_seen;
+    int64_t count; /* samples */
+};
+
+/* A page of a newest-first scan: at most `limit` records with
+ * (ts, seq) < (before_ts, before_seq) — the cursor of the previous page,
+ * or (INT64_MAX, INT64_MAX) for the first page — and ts in [from, to]. */
+struct iot_tm_range {
+    int64_t from, to; /* inclusive, ms */
+    int64_t limit;
+    int64_t before_ts, before_seq;
+};
+
+typedef int (*iot_tm_record_fn)(void *ctx, const struct iot_tm_record *rec);
+typedef int (*iot_tm_latest_fn)(void *ctx, const struct iot_tm_latest *l);
+typedef int (*iot_tm_rollup_fn)(void *ctx, const struct iot_tm_rollup *r);
+typedef int (*iot_tm_sample_fn)(void *ctx, int64_t ts, double value);
+typedef int (*iot_tm_catalog_fn)(void *ctx, const struct iot_tm_catalog_entry *e);
+
+struct iot_tm_stats {
+    int64_t messages; /* raw messages held */
+    int64_t devices;  /* devices with at least one message */
+};
+
+#define IOT_TM_CAP_TTL 0x1u           /* retention enforced by the store itself (Cassandra TTL) */
+#define IOT_TM_CAP_ATOMIC_BATCH 0x2u  /* write_batch is all-or-nothing */
+
+/* The interface. Ops return IOT_OK or a negative IOT_E*; callbacks return
+ * 0 to go on, non-zero to stop early (the op then returns IOT_OK). New slots
+ * are appended, never reordered. */
+struct iot_telemetry_ops {
+    const char *name; /* "sqlite", "cassandra" */
+    unsigned version; /* 1 */
+    unsigned caps;    /* IOT_TM_CAP_* */
+
+    /* `url` is a SQLite path/URL or a Cassandra contact list; `durable`
+     * asks for fsync on every commit (power-loss safety) rather than only
+     * process-crash safety. */
+    int (*open)(const char *url, bool durable, void **self);
+    void (*close)(void *self);
+    int (*ping)(void *self);
+
+    /* Writes the messages and, in the same commit, the latest values
+     * (newer ts wins), hourly and daily rollups and the catalog (a
+     * metadata entry "<name>_unit" sets a measurement's unit). Returns only
+     * once the batch is durable; on failure nothing of it is visible
+     * (ATOMIC_BATCH) or retrying the same batch is harmless (idempotent). */
+    int (*write_batch)(void *self, const struct iot_tm_message *msgs, size_t n);
+
+    /* Newest-first scans (see struct iot_tm_range). */
+    int (*query_device)(void *self, int64_t device_id, const struct iot_tm_range *range,
+                        iot_tm_record_fn fn, void *ctx);
+    int (*query_user)(void *self, int64_t user_id, const struct iot_tm_range *range,
+                      iot_tm_record_fn fn, void *ctx);
+    /* Number of the user's messages with ts in [from, to]. */
+    int (*count_user)(void *self, int64_t user_id, int64_t from, int64_t to, int64_t *count);
+
+    /* Latest value of each measurement of a device (IOT_OK with no calls
+     * when there is none). */
+    int (*latest)(void *self, int64_t device_id, iot_tm_latest_fn fn, void *ctx);
+    /* Rollups of one measurement with start in [from, to), ascending. */
+    int (*rollups)(void *self, int64_t device_id, const char *name, int64_t width, int64_t from,
+                   int64_t to, iot_tm_rollup_fn fn, void *ctx);
+    /* Raw numeric samples (booleans as 0/1) of one measurement with ts in
+     * [from, to), ascending by ts. */
+    int (*samples)(void *self, int64_t device_id, const char *name, int64_t from, int64_t to,
+                   iot_tm_sample_fn fn, void *ctx);
+    int (*catalog)(void *self, int64_t device_id, iot_tm_catalog_fn fn, void *ctx);
+
+    /* Deletes the device's messages with ts in [from, to] and recomputes
+     * the rollups, latest values and catalog they touched. */
+    int (*delete_range)(void *self, int64_t device_id, int64_t from, int64_t to, int64_t *deleted);
+    /* Everything of one device / of every device of one user. */
+    int (*delete_device)(void *self, int64_t device_id);
+    int (*delete_user)(void *self, int64_t user_id);
+    /* Retention: removes raw messages with ts < raw_before and rollups
+     * with start < rollup_before. */
+    int (*purge)(void *self, int64_t raw_before, int64_t rollup_before, int64_t *removed);
+    int (*stats)(void *self, struct iot_tm_stats *out);
+};
+
+struct iot_telemetry {
+    const struct iot_telemetry_ops *ops;
+    void *self;
+};
+
+/* Compiled-in backends by URL scheme ("sqlite:", bare path). */
+const struct iot_telemetry_ops *iot_telemetry_backend(const char *url);
+const char *iot_telemetry_backend_names(void);
+int iot_telemetry_open(const char *url, bool durable, struct iot_telemetry *out);
+void iot_telemetry_close(struct iot_telemetry *t);
+
+static inline int iot_tm_ping(struct iot_telemetry *t) { return t->ops->ping(t->self); }
+static inline int iot_tm_write_batch(struct iot_telemetry *t, const struct iot_tm_message *m, size_t n) { return n ? t->ops->write_batch(t->self, m, n) : 0; }
+static inline int iot_tm_query_device(struct iot_telemetry *t, int64_t dev, const struct iot_tm_range *r, iot_tm_record_fn fn, void *ctx) { return t->ops->query_device(t->self, dev, r, fn, ctx); }
+static inline int iot_tm_query_user(struct iot_telemetry *t, int64_t uid, const struct iot_tm_range *r, iot_tm_record_fn fn, void *ctx) { return t->ops->query_user(t->self, uid, r, fn, ctx); }
+static inline int iot_tm_count_user(struct iot_telemetry *t, int64_t uid, int64_t from, int64_t to, int64_t *n) { return t->ops->count_user(t->self, uid, from, to, n); }
+static inline int iot_tm_latest(struct iot_telemetry *t, int64_t dev, iot_tm_latest_fn fn, void *ctx) { return t->ops->latest(t->self, dev, fn, ctx); }
+static inline int iot_tm_rollups(struct iot_telemetry *t, int64_t dev, const char *name, int64_t width, int64_t from, int64_t to, iot_tm_rollup_fn fn, void *ctx) { return t->ops->rollups(t->self, dev, name, width, from, to, fn, ctx); }
+static inline int iot_tm_samples(struct iot_telemetry *t, int64_t dev, const char *name, int64_t from, int64_t to, iot_tm_sample_fn fn, void *ctx) { return t->ops->samples(t->self, dev, name, from, to, fn, ctx); }
+static inline int iot_tm_catalog(struct iot_telemetry *t, int64_t dev, iot_tm_catalog_fn fn, void *ctx) { return t->ops->catalog(t->self, dev, fn, ctx); }
+static inline int iot_tm_delete_range(struct iot_telemetry *t, int64_t dev, int64_t from, int64_t to, int64_t *n) { return t->ops->delete_range(t->self, dev, from, to, n); }
+static inline int iot_tm_delete_device(struct iot_telemetry *t, int64_t dev) { return t->ops->delete_device(t->self, dev); }
+static inline int iot_tm_delete_user(struct iot_telemetry *t, int64_t uid) { return t->ops->delete_user(t->self, uid); }
+static inline int iot_tm_purge(struct iot_telemetry *t, int64_t raw_before, int64_t rollup_before, int64_t *n) { return t->ops->purge(t->self, raw_before, rollup_before, n); }
+static inline int iot_tm_stats(struct iot_telemetry *t, struct iot_tm_stats *o) { return t->ops->stats(t->self, o); }
+
+#endif

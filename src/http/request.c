@@ -164,3 +164,27 @@ void iot_reply_store_error(struct iot_req *r, int err, const char *what)
         return;
     }
 }
+
+void iot_req_suspend(struct iot_req *r)
+{
+    r->suspended = true;
+    MHD_suspend_connection(r->conn);
+}
+
+void iot_req_resume(struct iot_req *r) { MHD_resume_connection(r->conn); }
+
+void iot_conn_suspend(struct MHD_Connection *conn) { MHD_suspend_connection(conn); }
+void iot_conn_resume(struct MHD_Connection *conn) { MHD_resume_connection(conn); }
+
+void iot_reply_stream(struct iot_req *r, int status, const char *content_type,
+                      iot_stream_read_fn read, iot_stream_release_fn release, void *ctx)
+{
+    free(r->resp_body);
+    r->resp_body = NULL;
+    r->resp_len = 0;
+    r->status = status;
+    r->resp_type = content_type;
+    r->stream_read = read;
+    r->stream_release = release;
+    r->stream_ctx = ctx;
+}

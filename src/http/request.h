@@ -19,6 +19,9 @@
 
 struct MHD_Connection;
 
+typedef long (*iot_stream_read_fn)(void *ctx, char *buf, size_t max);
+typedef void (*iot_stream_release_fn)(void *ctx);
+
 struct iot_req {
     struct MHD_Connection *conn;
     void *app; /* the application context given to the server */
@@ -36,12 +39,17 @@ struct iot_req {
     size_t n_params;
     char *path_copy; /* storage behind params */
 
+    bool suspended; /* waiting for another thread to finish the reply */
+
     /* The answer. */
     int status; /* 0 until a reply is set */
     char *resp_body;
     size_t resp_len;
     const char *resp_type;
     char retry_after[24];
+    iot_stream_read_fn stream_read; /* set by iot_reply_stream */
+    iot_stream_release_fn stream_release;
+    void *stream_ctx;
     char allow[64];
 };
 
@@ -71,5 +79,22 @@ void iot_reply_error(struct iot_req *r, int status, const char *error, const cha
  * 503 + Retry-After, ...); `what` names the thing, e.g. "device". */
 void iot_reply_store_error(struct iot_req *r, int err, const char *what);
 void iot_reply_retry_after(struct iot_req *r, int64_t seconds);
+
+/* Deferred answers. A handler that hands the request to another thread
+ * calls iot_req_suspend first (on its own thread), returns without
+ * replying, and the other thread sets the reply and calls iot_req_resume.
+ * The request stays valid until resumed. */
+void iot_req_suspend(struct iot_req *r);
+void iot_req_resume(struct iot_req *r);
+
+/* Streaming answers (Server-Sent Events and the like): `read` is called
+ * whenever the socket can take more; it returns bytes written into buf, 0
+ * for "nothing yet" (it must then have suspended the connection with
+ * iot_conn_suspend), or -1 to end the stream. `release` runs once when the
+ * stream is over. */
+void iot_reply_stream(struct iot_req *r, int status, const char *content_type,
+                      iot_stream_read_fn read, iot_stream_release_fn release, void *ctx);
+void iot_conn_suspend(struct MHD_Connection *conn);
+void iot_conn_resume(struct MHD_Connection *conn);
 
 #endif

@@ -121,7 +121,7 @@ static void dispatch(struct iot_server *s, struct iot_req *r)
     switch (iot_route(s->cfg.routes, s->cfg.n_routes, r, &route, r->allow, sizeof r->allow)) {
     case IOT_ROUTE_FOUND:
         route->handler(r);
-        if (r->status == 0) {
+        if (r->status == 0 && !r->suspended) {
             IOT_ERROR("request %s: handler for %s %s gave no answer", r->request_id, r->method,
                       r->path);
             iot_reply_error(r, 500, "Internal Server Error", "no response was produced");
@@ -137,13 +137,58 @@ static void dispatch(struct iot_server *s, struct iot_req *r)
     }
 }
 
-static enum MHD_Result send_reply(struct iot_req *r)
+/* A streamed body outlives the request struct (MHD releases the response
+ * after the completion callback), so it carries its own small binding. */
+struct stream_binding {
+    iot_stream_read_fn read;
+    iot_stream_release_fn release;
+    void *ctx;
+};
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
+    struct stream_binding *b = cls;
+    long n = b->read(b->ctx, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void stream_release(void *cls)
+{
+    struct stream_binding *b = cls;
+    if (b->release)
+        b->release(b->ctx);
+    free(b);
+}
+
+static struct MHD_Response *make_stream_response(struct iot_req *r)
+{
+    struct stream_binding *b = malloc(sizeof *b);
+    if (!b)
+        return NULL;
+    *b = (struct stream_binding){r->stream_read, r->stream_release, r->stream_ctx};
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, b, stream_release);
+    if (!resp)
+        stream_release(b);
+    return resp;
+}
+
+static struct MHD_Response *make_response(struct iot_req *r)
+{
+    if (r->stream_read)
+        return make_stream_response(r);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
+    if (resp)
+        r->resp_body = NULL; /* now owned by the response */
+    return resp;
+}
+
+static enum MHD_Result send_reply(struct iot_req *r)
+{
+    struct MHD_Response *resp = make_response(r);
     if (!resp)
         return MHD_NO;
-    r->resp_body = NULL; /* now owned by the response */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             r->resp_type ? r->resp_type : "application/json");
     MHD_add_response_header(resp, "X-Request-ID", r->request_id);
@@ -185,7 +230,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->suspended) { /* called again after iot_req_resume: the reply is ready */
+        r->suspended = false;
+        return send_reply(r);
+    }
     dispatch(s, r);
+    if (r->suspended)
+        return MHD_YES;
     return send_reply(r);
 }
 
@@ -277,7 +328,7 @@ struct iot_server *iot_server_start(const struct iot_server_config *cfg)
         return NULL;
     s->cfg = *cfg;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                     MHD_USE_ITC;
+                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(

@@ -103,6 +103,13 @@ def expect_rejects(send, cases, *statuses):
                           + "\n\n".join(failures))
 
 
+def assert_std_headers(r):
+    """Headers every response must carry."""
+    assert r.headers.get("X-Request-ID"), f"no X-Request-ID\n{describe(r)}"
+    assert r.headers.get("X-Content-Type-Options") == "nosniff", describe(r)
+    assert r.headers.get("X-Frame-Options") == "DENY", describe(r)
+
+
 def error_text(body):
     return (body.get("error", "") + " " + body.get("message", "")).lower()
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import (API, BINARY, Server, create_group, describe, expect, expect_error,
+from conftest import (API, BINARY, Server, assert_std_headers, create_group, describe, expect, expect_error,
                       expect_rejects, key_client, login, make_user, register_device,
                       register_user, unique)
 
@@ -100,10 +100,11 @@ def padded_registration(size):
 
 
 def test_body_over_limit_is_413(small_body_server):
-    sizes = {str(n): n for n in (1025, 4096, 200_000)}
-    expect_rejects(lambda n: small_body_server.api.post("/auth/register",
-                                                        data=padded_registration(n)),
-                   sizes, 413)
+    def send(n):
+        r = small_body_server.api.post("/auth/register", data=padded_registration(n))
+        assert_std_headers(r)
+        return r
+    expect_rejects(send, {str(n): n for n in (1025, 4096, 200_000)}, 413)
 
 
 def test_body_at_limit_is_accepted(small_body_server):
@@ -317,9 +318,7 @@ def header_probes(server, ctx):
 def test_security_and_request_id_headers(server, ctx, status):
     r = header_probes(server, ctx)[status]()
     assert r.status_code == int(status), describe(r)
-    assert r.headers.get("X-Content-Type-Options") == "nosniff", describe(r)
-    assert r.headers.get("X-Frame-Options") == "DENY", describe(r)
-    assert r.headers.get("X-Request-ID"), describe(r)
+    assert_std_headers(r)
     assert "application/json" in r.headers.get("Content-Type", ""), describe(r)
 
 
@@ -414,24 +413,74 @@ def status_of(resp):
     return int(resp.split(b" ", 2)[1])
 
 
-@pytest.mark.parametrize("payload", [
-    b"GARBAGE\r\n\r\n",
-    b"GET\r\n\r\n",
-    b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n",
-    b"GET /health HTTP/1.1\r\nHost: x\r\nNoColonHeader\r\n\r\n",
-    b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
-    b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-    b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
-    b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-    b"Content-Length: 7\r\n\r\n{}",
-    b"GET /he\x00alth HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,  # a TLS ClientHello
-], ids=["garbage", "no-target", "bad-version", "header-no-colon", "negative-length",
-        "alpha-length", "huge-length", "conflicting-length", "nul-in-path", "tls-hello"])
-def test_malformed_http_is_refused(server, payload):
-    resp = raw_exchange(server, payload)
-    status = status_of(resp)
-    assert status is None or (400 <= status < 600 and status != 500), resp[:300]
+def parse_raw(resp):
+    """(status, {lower-case header: value}, body) of one raw HTTP response."""
+    head, _, body = resp.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
+    return status_of(resp), {k.strip().lower(): v.strip() for k, v in headers.items()}, body
+
+
+# Garbage that is not HTTP at all: closing the connection is an acceptable answer.
+NOT_HTTP = {
+    "garbage": b"GARBAGE\r\n\r\n",
+    "no-target": b"GET\r\n\r\n",
+    "tls-hello": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,
+    "conflicting-length": b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                          b"Content-Length: 7\r\n\r\n{}",
+}
+# Well-formed request lines with one bad part: these deserve a normal error
+# response (JSON, X-Request-ID, security headers), sent exactly once.
+BAD_HTTP = {
+    "bad-version": b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n",
+    "header-no-colon": b"GET /health HTTP/1.1\r\nHost: x\r\nNoColonHeader\r\n\r\n",
+    "negative-length": b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    "alpha-length": b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    "huge-length": b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Length: 99999999999999999999\r\n\r\n",
+    "nul-in-path": b"GET /he\x00alth HTTP/1.1\r\nHost: x\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", list(NOT_HTTP))
+def test_non_http_input_never_crashes(server, name):
+    status = status_of(raw_exchange(server, NOT_HTTP[name], wait=3))
+    assert status is None or (400 <= status < 600 and status != 500), status
+
+
+def check_bad_http(server, check):
+    """Send every BAD_HTTP payload; `check(status, headers, raw)` returns a
+    list of problems. Fails listing every payload with problems."""
+    failures = []
+    for name, payload in BAD_HTTP.items():
+        resp = raw_exchange(server, payload, wait=3)
+        status, headers, _ = parse_raw(resp)
+        problems = check(status, headers, resp)
+        if problems:
+            failures.append(f"[case {name}] {problems}\n  >>> {payload[:120]!r}\n"
+                            f"  <<< {resp[:600]!r}")
+    assert not failures, "\n\n".join(failures)
+
+
+def test_protocol_errors_get_exactly_one_response(server):
+    def check(status, headers, resp):
+        problems = []
+        if status is None or not (400 <= status < 600) or status == 500:
+            problems.append(f"status {status}")
+        if resp.count(b"HTTP/1.1 ") + resp.count(b"HTTP/1.0 ") > 1:
+            problems.append("more than one status line in the answer to one request")
+        return problems
+    check_bad_http(server, check)
+
+
+def test_protocol_errors_are_json_with_standard_headers(server):
+    def check(status, headers, resp):
+        problems = [] if "application/json" in headers.get("content-type", "") \
+            else ["body is not JSON"]
+        return problems + [f"no {h} header" for h in
+                           ("x-request-id", "x-content-type-options", "x-frame-options")
+                           if h not in headers]
+    check_bad_http(server, check)
 
 
 def test_http10_without_host(server):
@@ -511,6 +560,7 @@ def limited(start_server):
 
 def assert_429(r):
     expect_error(r, 429)
+    assert_std_headers(r)
     retry = r.headers.get("Retry-After", "")
     assert retry.isdigit() and 0 < int(retry) <= 3600, describe(r)
 

@@ -180,6 +180,23 @@ def test_admin_update_wrong_types(server, bearer_users):
     expect_rejects(lambda body: server.admin.put(f"/users/{target.user_id}", json=body), cases, 400)
 
 
+def test_demoted_admin_loses_admin_access(server, bearer_users):
+    admin = bearer_users.admin_user()
+    expect(admin.api.get("/admin/stats"), 200)
+    r = server.admin.put(f"/users/{admin.user_id}", json={"is_admin": False})
+    assert expect(r, 200)["user"]["is_admin"] is False
+    expect_error(admin.api.get("/admin/stats"), 403)
+    expect(admin.api.get(f"/users/{admin.user_id}"), 200)
+
+
+def test_update_moves_updated_at(server, user):
+    before = expect(user.api.get(f"/users/{user.user_id}"), 200)["user"]
+    r = user.api.put(f"/users/{user.user_id}", json={"email": unique("m") + "@example.net"})
+    after = expect(r, 200)["user"]
+    assert after["updated_at"] >= before["updated_at"]
+    assert after["created_at"] == before["created_at"]
+
+
 def test_admin_update_unknown_user(server):
     expect_error(server.admin.put(f"/users/{NO_SUCH_USER}", json={"email": "a@b.c"}), 404)
 

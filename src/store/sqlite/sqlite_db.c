@@ -346,7 +346,7 @@ static void conn_close(struct iot_sqldb_conn *c)
 
 /* Opens one pool connection; the first one also sets WAL and migrates. */
 static int conn_open(struct iot_sqldb_conn *c, const char *name, bool memory, bool first,
-                     const struct iot_sqldb_schema *schema)
+                     bool durable, const struct iot_sqldb_schema *schema)
 {
     c->schema = schema;
     c->n_st = schema->n_stmts + schema->n_dyn;
@@ -361,7 +361,10 @@ static int conn_open(struct iot_sqldb_conn *c, const char *name, bool memory, bo
         return rc == IOT_EINTERNAL ? IOT_EUNAVAILABLE : rc;
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_handler(c->db, busy_wait, c);
-    rc = exec_sql(c->db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL");
+    rc = exec_sql(c->db, durable ? "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL"
+                                 : "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL");
+    if (rc == IOT_OK && schema->conn_sql)
+        rc = exec_sql(c->db, schema->conn_sql);
     /* WAL is a property of the file, set once; memdb has no WAL. */
     if (rc == IOT_OK && first && !memory)
         rc = exec_sql(c->db, "PRAGMA journal_mode = WAL");
@@ -384,6 +387,12 @@ void iot_sqldb_close(struct iot_sqldb *db)
 
 int iot_sqldb_open(const char *url, const struct iot_sqldb_schema *schema, struct iot_sqldb **out)
 {
+    return iot_sqldb_open_ex(url, schema, false, out);
+}
+
+int iot_sqldb_open_ex(const char *url, const struct iot_sqldb_schema *schema, bool durable,
+                      struct iot_sqldb **out)
+{
     if (!url || !schema || !out)
         return IOT_EINVAL;
     *out = NULL;
@@ -404,7 +413,7 @@ int iot_sqldb_open(const char *url, const struct iot_sqldb_schema *schema, struc
     pthread_mutex_init(&db->write_mu, NULL);
     for (int i = 0; i < POOL_SIZE && rc == IOT_OK; i++) {
         db->nconns++; /* counted first: a half-opened connection still needs closing */
-        rc = conn_open(&db->conns[i], name, memory, i == 0, schema);
+        rc = conn_open(&db->conns[i], name, memory, i == 0, durable, schema);
         db->free[db->nfree++] = &db->conns[i];
     }
     if (rc) {

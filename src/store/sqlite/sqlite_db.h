@@ -9,6 +9,7 @@
 #define IOT_STORE_SQLITE_SQLITE_DB_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* What a store declares about its schema and its statements. */
@@ -18,6 +19,8 @@ struct iot_sqldb_schema {
     const char *const *stmts; /* fixed statements by id, prepared on first use */
     int n_stmts;
     int n_dyn; /* slots for statements whose SQL is built at run time */
+    const char *conn_sql; /* run on every connection after it opens (tuning
+                             PRAGMAs), or NULL */
 };
 
 struct iot_sqldb;
@@ -28,6 +31,12 @@ struct iot_sqldb_conn;
  * and applies missing migrations in one transaction. `schema` must outlive
  * the handle. On failure *out is NULL and nothing is left open. */
 int iot_sqldb_open(const char *url, const struct iot_sqldb_schema *schema, struct iot_sqldb **out);
+/* The same with a durability choice: durable → synchronous=FULL (the WAL is
+ * fsynced at every commit: survives power loss); otherwise NORMAL (a commit
+ * survives a crash of the process, not of the machine). iot_sqldb_open is
+ * durable = false. */
+int iot_sqldb_open_ex(const char *url, const struct iot_sqldb_schema *schema, bool durable,
+                      struct iot_sqldb **out);
 void iot_sqldb_close(struct iot_sqldb *db); /* NULL is a no-op; no op may be in flight */
 
 /* Takes a connection (waits while all are in use) / gives it back. */

@@ -1,0 +1,345 @@
+#include "core/ingest.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/tm_message.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define RETENTION_PERIOD_MS INT64_C(3600000)
+#define SEEN_MAX 4096 /* distinct devices gathered between flushes */
+
+struct iot_ingest {
+    struct iot_ingest_config cfg;
+    struct iot_telemetry *tm;
+    struct iot_cache *cache;
+    struct iot_registry *reg;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct iot_ingest_job *head, *tail;
+    size_t queued;
+    bool stopping;
+    struct iot_ingest_stats stats;
+    pthread_t writer;
+
+    /* Writer-thread state. */
+    struct iot_tm_message *batch;
+    size_t batch_cap;
+    struct iot_seen seen[SEEN_MAX];
+    size_t n_seen;
+    int64_t last_seen_flush, last_retention;
+};
+
+void iot_ingest_channel(int64_t device_id, char *buf, size_t size)
+{
+    snprintf(buf, size, "telemetry:%lld", (long long)device_id);
+}
+
+int iot_ingest_submit(struct iot_ingest *ing, struct iot_ingest_job *job)
+{
+    int rc = IOT_OK;
+    pthread_mutex_lock(&ing->lock);
+    if (ing->stopping) {
+        rc = IOT_EUNAVAILABLE;
+    } else if (ing->queued + job->n > ing->cfg.queue_max) {
+        ing->stats.rejected_full++;
+        rc = IOT_ELIMIT;
+    } else {
+        job->next = NULL;
+        if (ing->tail)
+            ing->tail->next = job;
+        else
+            ing->head = job;
+        ing->tail = job;
+        ing->queued += job->n;
+        pthread_cond_signal(&ing->wake);
+    }
+    pthread_mutex_unlock(&ing->lock);
+    return rc;
+}
+
+/* Takes queued jobs up to batch_max messages (always at least one job). */
+static struct iot_ingest_job *take_jobs(struct iot_ingest *ing, size_t *n_msgs)
+{
+    struct iot_ingest_job *first = ing->head, *last = NULL, *j = first;
+    size_t n = 0;
+    while (j && (n == 0 || n + j->n <= ing->cfg.batch_max)) {
+        n += j->n;
+        last = j;
+        j = j->next;
+    }
+    if (!last)
+        return NULL;
+    ing->head = last->next;
+    if (!ing->head)
+        ing->tail = NULL;
+    last->next = NULL;
+    ing->queued -= n;
+    *n_msgs = n;
+    return first;
+}
+
+static int gather_batch(struct iot_ingest *ing, struct iot_ingest_job *jobs, size_t n)
+{
+    if (n > ing->batch_cap) {
+        struct iot_tm_message *grown = realloc(ing->batch, n * sizeof *grown);
+        if (!grown)
+            return IOT_ENOMEM;
+        ing->batch = grown;
+        ing->batch_cap = n;
+    }
+    size_t k = 0;
+    for (struct iot_ingest_job *j = jobs; j; j = j->next) {
+        memcpy(ing->batch + k, j->msgs, j->n * sizeof *j->msgs);
+        k += j->n;
+    }
+    return IOT_OK;
+}
+
+static void note_seen(struct iot_ingest *ing, int64_t device_id, int64_t ts)
+{
+    for (size_t i = 0; i < ing->n_seen; i++) {
+        if (ing->seen[i].device_id == device_id) {
+            if (ts > ing->seen[i].last_seen)
+                ing->seen[i].last_seen = ts;
+            return;
+        }
+    }
+    if (ing->n_seen < SEEN_MAX)
+        ing->seen[ing->n_seen++] = (struct iot_seen){device_id, ts};
+}
+
+static void flush_seen(struct iot_ingest *ing, int64_t now)
+{
+    if (ing->n_seen) {
+        int rc = iot_reg_device_touch(ing->reg, ing->seen, ing->n_seen);
+        if (rc)
+            IOT_WARN("ingest: last_seen of %zu devices not persisted: %s", ing->n_seen,
+                     iot_strerror(rc));
+        ing->n_seen = 0;
+    }
+    ing->last_seen_flush = now;
+}
+
+/* A latest-value cache field: "<ts>|<JSON value>", so readers know its
+ * age. Heap string, or NULL. */
+static char *latest_field(int64_t ts, const struct iot_tm_value *v)
+{
+    json_t *jv = iot_tm_value_json(v);
+    char *text = json_dumps(jv, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(jv);
+    if (!text)
+        return NULL;
+    size_t cap = strlen(text) + 24;
+    char *field = malloc(cap);
+    if (field)
+        snprintf(field, cap, "%lld|%s", (long long)ts, text);
+    free(text);
+    return field;
+}
+
+/* One cache hash write with the latest values of a device's message. */
+static void cache_latest(struct iot_ingest *ing, const struct iot_tm_message *m)
+{
+    char key[64];
+    snprintf(key, sizeof key, "latest:%lld", (long long)m->device_id);
+    struct iot_cache_field fields[IOT_TM_POINTS_MAX];
+    char *values[IOT_TM_POINTS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_points; i++) {
+        values[n] = latest_field(m->ts, &m->points[i].value);
+        if (values[n]) {
+            fields[n] = (struct iot_cache_field){m->points[i].name, values[n], strlen(values[n])};
+            n++;
+        }
+    }
+    int rc = iot_cache_hash_set(ing->cache, key, fields, n, ing->cfg.latest_ttl_ms);
+    for (size_t i = 0; i < n; i++)
+        free(values[i]);
+    if (rc)
+        IOT_DEBUG("ingest: latest values of device %lld not cached: %s", (long long)m->device_id,
+                  iot_strerror(rc));
+}
+
+/* The message as subscribers of the device's channel see it. */
+static void publish(struct iot_ingest *ing, const struct iot_tm_message *m)
+{
+    char channel[48], ts[IOT_ISO8601_LEN + 1];
+    iot_ingest_channel(m->device_id, channel, sizeof channel);
+    iot_iso8601(m->ts, ts, sizeof ts);
+    size_t cap = m->data_len + m->meta_len + 128;
+    char stack[1024], *buf = cap <= sizeof stack ? stack : malloc(cap);
+    if (!buf)
+        return;
+    int len = snprintf(buf, cap, "{\"device_id\":%lld,\"timestamp\":\"%s\",\"measurements\":%.*s%s%.*s}",
+                       (long long)m->device_id, ts, (int)m->data_len, m->data_json,
+                       m->meta_json ? ",\"metadata\":" : "", (int)m->meta_len,
+                       m->meta_json ? m->meta_json : "");
+    if (len > 0 && (size_t)len < cap)
+        iot_cache_publish(ing->cache, channel, buf, (size_t)len);
+    if (buf != stack)
+        free(buf);
+}
+
+/* After the commit: latest values and presence from the newest message
+ * of each device in the batch, last_seen gathered for the registry, and
+ * every message published on its device's channel. */
+static void fan_out(struct iot_ingest *ing, const struct iot_tm_message *msgs, size_t n)
+{
+    struct newest { int64_t device_id; size_t index; } newest[64];
+    size_t n_devices = 0;
+    int64_t now = iot_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        size_t d = 0;
+        while (d < n_devices && newest[d].device_id != msgs[i].device_id)
+            d++;
+        if (d == n_devices && n_devices < sizeof newest / sizeof *newest)
+            newest[n_devices++] = (struct newest){msgs[i].device_id, i};
+        else if (d < n_devices && msgs[i].ts >= msgs[newest[d].index].ts)
+            newest[d].index = i;
+        else if (d == n_devices) { /* more devices than slots: update directly */
+            cache_latest(ing, &msgs[i]);
+            iot_cache_presence_touch(ing->cache, msgs[i].device_id, now);
+            note_seen(ing, msgs[i].device_id, now);
+        }
+        publish(ing, &msgs[i]);
+    }
+    for (size_t d = 0; d < n_devices; d++) {
+        cache_latest(ing, &msgs[newest[d].index]);
+        iot_cache_presence_touch(ing->cache, newest[d].device_id, now);
+        note_seen(ing, newest[d].device_id, now);
+    }
+}
+
+static void run_retention(struct iot_ingest *ing, int64_t now)
+{
+    ing->last_retention = now;
+    if (!ing->cfg.raw_retention_ms && !ing->cfg.rollup_retention_ms)
+        return;
+    int64_t raw_before = ing->cfg.raw_retention_ms ? now - ing->cfg.raw_retention_ms : INT64_MIN;
+    int64_t rollup_before =
+        ing->cfg.rollup_retention_ms ? now - ing->cfg.rollup_retention_ms : INT64_MIN;
+    int64_t removed = 0;
+    int rc = iot_tm_purge(ing->tm, raw_before, rollup_before, &removed);
+    if (rc)
+        IOT_WARN("retention: purge failed: %s", iot_strerror(rc));
+    else if (removed)
+        IOT_INFO("retention: removed %lld old rows", (long long)removed);
+}
+
+static void commit_jobs(struct iot_ingest *ing, struct iot_ingest_job *jobs, size_t n)
+{
+    int rc = gather_batch(ing, jobs, n);
+    if (rc == IOT_OK)
+        rc = iot_tm_write_batch(ing->tm, ing->batch, n);
+    if (rc == IOT_OK)
+        fan_out(ing, ing->batch, n);
+    else
+        IOT_ERROR("ingest: a batch of %zu messages failed: %s", n, iot_strerror(rc));
+    pthread_mutex_lock(&ing->lock);
+    if (rc == IOT_OK) {
+        ing->stats.committed_messages += (int64_t)n;
+        ing->stats.commits++;
+    } else {
+        ing->stats.failed += (int64_t)n;
+    }
+    pthread_mutex_unlock(&ing->lock);
+    for (struct iot_ingest_job *j = jobs, *next; j; j = next) {
+        next = j->next; /* done() may free j */
+        j->status = rc;
+        j->done(j);
+    }
+}
+
+/* Waits for work or for the next periodic duty. */
+static struct iot_ingest_job *wait_for_jobs(struct iot_ingest *ing, size_t *n, bool *stop)
+{
+    pthread_mutex_lock(&ing->lock);
+    while (!ing->head && !ing->stopping) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 200 * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&ing->wake, &ing->lock, &deadline) != 0)
+            break; /* timed out: let the caller do its periodic work */
+    }
+    struct iot_ingest_job *jobs = take_jobs(ing, n);
+    *stop = ing->stopping && !jobs;
+    pthread_mutex_unlock(&ing->lock);
+    return jobs;
+}
+
+static void *writer_main(void *arg)
+{
+    struct iot_ingest *ing = arg;
+    for (;;) {
+        size_t n = 0;
+        bool stop = false;
+        struct iot_ingest_job *jobs = wait_for_jobs(ing, &n, &stop);
+        if (jobs)
+            commit_jobs(ing, jobs, n);
+        int64_t now = iot_now_ms();
+        if (stop || now - ing->last_seen_flush >= ing->cfg.seen_flush_ms || ing->n_seen == SEEN_MAX)
+            flush_seen(ing, now);
+        if (stop)
+            break;
+        if (now - ing->last_retention >= RETENTION_PERIOD_MS)
+            run_retention(ing, now);
+    }
+    return NULL;
+}
+
+struct iot_ingest *iot_ingest_start(const struct iot_ingest_config *cfg, struct iot_telemetry *tm,
+                                    struct iot_cache *cache, struct iot_registry *reg)
+{
+    struct iot_ingest *ing = calloc(1, sizeof *ing);
+    if (!ing)
+        return NULL;
+    ing->cfg = *cfg;
+    ing->tm = tm;
+    ing->cache = cache;
+    ing->reg = reg;
+    ing->last_seen_flush = iot_now_ms();
+    pthread_mutex_init(&ing->lock, NULL);
+    pthread_cond_init(&ing->wake, NULL);
+    run_retention(ing, iot_now_ms());
+    if (pthread_create(&ing->writer, NULL, writer_main, ing) != 0) {
+        pthread_cond_destroy(&ing->wake);
+        pthread_mutex_destroy(&ing->lock);
+        free(ing);
+        return NULL;
+    }
+    return ing;
+}
+
+void iot_ingest_stats(struct iot_ingest *ing, struct iot_ingest_stats *out)
+{
+    pthread_mutex_lock(&ing->lock);
+    *out = ing->stats;
+    out->queued = (int64_t)ing->queued;
+    pthread_mutex_unlock(&ing->lock);
+}
+
+void iot_ingest_stop(struct iot_ingest *ing)
+{
+    if (!ing)
+        return;
+    pthread_mutex_lock(&ing->lock);
+    ing->stopping = true;
+    pthread_cond_signal(&ing->wake);
+    pthread_mutex_unlock(&ing->lock);
+    pthread_join(ing->writer, NULL);
+    pthread_cond_destroy(&ing->wake);
+    pthread_mutex_destroy(&ing->lock);
+    free(ing->batch);
+    free(ing);
+}

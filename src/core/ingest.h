@@ -1,0 +1,64 @@
+/* ingest.h — the telemetry ingest pipeline (DESIGN.md hot path).
+ *
+ * Request threads submit jobs (the messages of one request) to a bounded
+ * queue; one writer thread takes everything queued, commits it to the
+ * telemetry store in one batch (group commit), then — still off the
+ * request path — updates the cache (latest values, presence), publishes
+ * each message on its device's channel, and calls every job's `done`.
+ * A job is acknowledged only after its batch is durable. Registry
+ * last_seen updates are gathered and written in one batch per second.
+ * The writer also enforces retention once an hour. */
+#ifndef IOT_CORE_INGEST_H
+#define IOT_CORE_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/cache.h"
+#include "store/registry.h"
+#include "store/telemetry.h"
+
+struct iot_ingest_job {
+    const struct iot_tm_message *msgs;
+    size_t n;
+    int status; /* set before done(): IOT_OK or the store's error */
+    /* Runs on the writer thread; the job may be freed from then on. */
+    void (*done)(struct iot_ingest_job *job);
+    void *ctx;
+    struct iot_ingest_job *next; /* queue link, owned by the pipeline */
+};
+
+struct iot_ingest_config {
+    size_t queue_max;        /* messages waiting; more → IOT_ELIMIT */
+    size_t batch_max;        /* messages per commit */
+    int64_t latest_ttl_ms;   /* TTL of latest values in the cache */
+    int64_t seen_flush_ms;   /* period of registry last_seen writes */
+    int64_t raw_retention_ms;    /* 0 = keep forever */
+    int64_t rollup_retention_ms; /* 0 = keep forever */
+};
+
+struct iot_ingest_stats {
+    int64_t committed_messages;
+    int64_t commits;
+    int64_t rejected_full;
+    int64_t failed;
+    int64_t queued; /* now */
+};
+
+struct iot_ingest;
+
+struct iot_ingest *iot_ingest_start(const struct iot_ingest_config *cfg, struct iot_telemetry *tm,
+                                    struct iot_cache *cache, struct iot_registry *reg);
+/* Queues a job. IOT_ELIMIT when the queue is full (answer 503 +
+ * Retry-After), IOT_EUNAVAILABLE once stopping. On success `done` will be
+ * called exactly once. */
+int iot_ingest_submit(struct iot_ingest *ing, struct iot_ingest_job *job);
+void iot_ingest_stats(struct iot_ingest *ing, struct iot_ingest_stats *out);
+/* Refuses new jobs, commits and acknowledges every queued one, flushes
+ * last_seen, joins the writer and frees. NULL is a no-op. */
+void iot_ingest_stop(struct iot_ingest *ing);
+
+/* The pub/sub channel of a device's messages, e.g. "telemetry:42". */
+void iot_ingest_channel(int64_t device_id, char *buf, size_t size);
+
+#endif

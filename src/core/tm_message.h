@@ -1,0 +1,47 @@
+/* tm_message.h — turns the JSON of telemetry submissions into store
+ * messages, with every rule a device maker needs to know: measurement
+ * names [A-Za-z0-9_.-]{1,64}; values number, boolean or string (≤ 1 KiB),
+ * never null, objects or arrays; at most 100 measurements; metadata an
+ * object of at most 32 strings; timestamp ISO-8601 within
+ * [2000-01-01, now + 1 day], or the arrival time when absent.
+ *
+ * A parsed set owns its messages and buffers; it borrows names and string
+ * values from the JSON, which it holds a reference to until freed. */
+#ifndef IOT_CORE_TM_MESSAGE_H
+#define IOT_CORE_TM_MESSAGE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/telemetry.h"
+
+#define IOT_TM_BATCH_MAX 1000
+#define IOT_TM_META_MAX_KEYS 32
+#define IOT_TM_META_VALUE_MAX 256
+
+struct iot_tm_parsed {
+    struct iot_tm_message *msgs;
+    size_t n;
+    json_t *root; /* keeps borrowed names and strings alive */
+};
+
+/* Parses one message object ({"data": {...}, "metadata": {...},
+ * "timestamp": "..."}) or a batch (an array of such objects, or
+ * {"messages": [...]}). Every message gets device_id, user_id and a
+ * unique seq. On a rule violation returns IOT_EINVAL with a reason in err
+ * (prefixed "messages[i]: " in a batch). */
+int iot_tm_parse_one(json_t *body, int64_t device_id, int64_t user_id, int64_t now_ms,
+                     struct iot_tm_parsed *out, char *err, size_t err_size);
+int iot_tm_parse_batch(json_t *body, int64_t device_id, int64_t user_id, int64_t now_ms,
+                       struct iot_tm_parsed *out, char *err, size_t err_size);
+void iot_tm_parsed_free(struct iot_tm_parsed *p);
+
+/* True for a valid measurement name. */
+int iot_tm_name_valid(const char *name);
+
+/* Appends a value as JSON text (numbers that are whole print without a
+ * fraction) to a jansson value. */
+json_t *iot_tm_value_json(const struct iot_tm_value *v);
+
+#endif

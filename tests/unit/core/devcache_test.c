@@ -1,0 +1,72 @@
+/* Unit tests of core/devcache: hit, miss, replace, forget, expiry. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/devcache.h"
+
+static struct iot_device device(int64_t id, const char *hash)
+{
+    struct iot_device d = {.id = id, .user_id = 7};
+    snprintf(d.api_key_hash, sizeof d.api_key_hash, "%s", hash);
+    snprintf(d.name, sizeof d.name, "dev-%lld", (long long)id);
+    return d;
+}
+
+#define HASH_A "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+#define HASH_B "ffffffffffffffff293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+
+static void hit_and_miss(void **state)
+{
+    struct iot_devcache *c = iot_devcache_new(1024, 60000);
+    struct iot_device out, a = device(1, HASH_A);
+    assert_false(iot_devcache_get(c, HASH_A, &out));
+    iot_devcache_put(c, &a);
+    assert_true(iot_devcache_get(c, HASH_A, &out));
+    assert_int_equal(out.id, 1);
+    assert_string_equal(out.name, "dev-1");
+    assert_false(iot_devcache_get(c, HASH_B, &out));
+    iot_devcache_free(c);
+}
+
+static void collision_replaces(void **state)
+{
+    struct iot_devcache *c = iot_devcache_new(1, 60000); /* every key shares the slot */
+    struct iot_device out, a = device(1, HASH_A), b = device(2, HASH_B);
+    iot_devcache_put(c, &a);
+    iot_devcache_put(c, &b);
+    assert_false(iot_devcache_get(c, HASH_A, &out));
+    assert_true(iot_devcache_get(c, HASH_B, &out));
+    assert_int_equal(out.id, 2);
+    iot_devcache_forget(c, HASH_A); /* another key's forget leaves it alone */
+    assert_true(iot_devcache_get(c, HASH_B, &out));
+    iot_devcache_forget(c, HASH_B);
+    assert_false(iot_devcache_get(c, HASH_B, &out));
+    iot_devcache_free(c);
+}
+
+static void entries_expire(void **state)
+{
+    struct iot_devcache *c = iot_devcache_new(64, 20);
+    struct iot_device out, a = device(1, HASH_A);
+    iot_devcache_put(c, &a);
+    assert_true(iot_devcache_get(c, HASH_A, &out));
+    usleep(40000);
+    assert_false(iot_devcache_get(c, HASH_A, &out));
+    iot_devcache_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hit_and_miss),
+        cmocka_unit_test(collision_replaces),
+        cmocka_unit_test(entries_expire),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

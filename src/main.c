@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "api/stream.h"
 #include "core/config.h"
 #include "core/secrets.h"
 #include "http/server.h"
@@ -35,8 +36,55 @@ static int open_stores(const struct iot_config *cfg, struct iot_app *app)
         iot_registry_close(&app->registry);
         return rc;
     }
-    IOT_INFO("stores: registry=%s cache=%s", app->registry.ops->name, app->cache.ops->name);
+    if (*cfg->telemetry_url)
+        snprintf(url, sizeof url, "%s", cfg->telemetry_url);
+    else
+        snprintf(url, sizeof url, "sqlite://%s/telemetry.db", cfg->data_dir);
+    rc = iot_telemetry_open(url, cfg->fsync, &app->telemetry);
+    if (rc) {
+        IOT_ERROR("cannot open the telemetry store (%s): %s; compiled-in backends: %s", url,
+                  iot_strerror(rc), iot_telemetry_backend_names());
+        iot_cache_close(&app->cache);
+        iot_registry_close(&app->registry);
+        return rc;
+    }
+    IOT_INFO("stores: registry=%s cache=%s telemetry=%s%s", app->registry.ops->name,
+             app->cache.ops->name, app->telemetry.ops->name, cfg->fsync ? " (fsync)" : "");
     return IOT_OK;
+}
+
+static void close_stores(struct iot_app *app)
+{
+    iot_telemetry_close(&app->telemetry);
+    iot_cache_close(&app->cache);
+    iot_registry_close(&app->registry);
+}
+
+#define DEVCACHE_SLOTS 16384
+#define DAY_MS INT64_C(86400000)
+
+/* The pipeline, the key cache and the live streams: everything between
+ * the HTTP layer and the stores that has threads or state of its own. */
+static int start_services(const struct iot_config *cfg, struct iot_app *app)
+{
+    struct iot_ingest_config icfg = {
+        .queue_max = (size_t)cfg->ingest_queue, .batch_max = 4096, .latest_ttl_ms = 600000,
+        .seen_flush_ms = 1000, .raw_retention_ms = cfg->retention_days * DAY_MS,
+        .rollup_retention_ms = cfg->rollup_retention_days * DAY_MS};
+    app->devcache = iot_devcache_new(DEVCACHE_SLOTS, cfg->key_cache_ttl_ms);
+    app->ingest = iot_ingest_start(&icfg, &app->telemetry, &app->cache, &app->registry);
+    app->streams = iot_streams_new(&app->cache, cfg->stream_heartbeat);
+    if (app->devcache && app->ingest && app->streams)
+        return IOT_OK;
+    IOT_ERROR("cannot start the ingest pipeline, key cache or streams");
+    return IOT_ENOMEM;
+}
+
+static void stop_services(struct iot_app *app)
+{
+    iot_ingest_free(app->ingest);
+    iot_streams_free(app->streams);
+    iot_devcache_free(app->devcache);
 }
 
 static int wait_for_signal(void)
@@ -64,6 +112,11 @@ static int serve(const struct iot_config *cfg)
                           .started_mono_us = iot_mono_us(), .threads = worker_threads(cfg)};
     if (open_stores(cfg, &app))
         return EXIT_FAILURE;
+    if (start_services(cfg, &app)) {
+        stop_services(&app);
+        close_stores(&app);
+        return EXIT_FAILURE;
+    }
     struct iot_server_config scfg = {
         .host = cfg->host, .port = (uint16_t)cfg->port, .threads = app.threads,
         .max_connections = (unsigned)cfg->max_connections, .max_body = (size_t)cfg->max_body,
@@ -76,11 +129,17 @@ static int serve(const struct iot_config *cfg)
                  *cfg->admin_token ? "" : "; admin API disabled (no IOTFLOW_ADMIN_TOKEN)");
         int sig = wait_for_signal();
         IOT_INFO("signal %d: finishing in-flight requests", sig);
+        /* Order matters: stop taking connections; commit and answer every
+         * queued telemetry request; end the live streams; only then stop
+         * the HTTP threads, which requires that no request is suspended. */
+        iot_server_quiesce(server);
+        iot_ingest_stop(app.ingest);
+        iot_streams_close_all(app.streams);
         iot_server_stop(server);
         status = EXIT_SUCCESS;
     }
-    iot_cache_close(&app.cache);
-    iot_registry_close(&app.registry);
+    stop_services(&app);
+    close_stores(&app);
     IOT_INFO("stopped");
     return status;
 }

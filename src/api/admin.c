@@ -76,7 +76,7 @@ void iot_h_admin_device_update(struct iot_req *r)
         return;
     }
     d.updated_at = iot_now_ms();
-    int rc = iot_reg_device_update(&iot_app_of(r)->registry, &d);
+    int rc = iot_device_save(r, &d);
     if (rc == IOT_ECONFLICT) {
         iot_reply_error(r, 409, "Device name already exists", "the owner already has a device named '%s'",
                         d.name);
@@ -96,13 +96,11 @@ void iot_h_admin_device_delete(struct iot_req *r)
     struct iot_device d;
     if (!iot_authn_admin(r, &p) || !iot_load_device(r, 0, &d))
         return;
-    struct iot_app *app = iot_app_of(r);
-    int rc = iot_reg_device_delete(&app->registry, d.id);
+    int rc = iot_device_remove(r, &d);
     if (rc) {
         iot_reply_store_error(r, rc, "device");
         return;
     }
-    iot_cache_presence_remove(&app->cache, d.id);
     IOT_INFO("device %lld deleted by admin", (long long)d.id);
     char message[IOT_DEVICE_NAME_MAX + 64];
     snprintf(message, sizeof message, "Device %s deleted successfully", d.name);
@@ -128,7 +126,7 @@ void iot_h_admin_device_status(struct iot_req *r)
     if (set <= 0)
         return;
     d.updated_at = iot_now_ms();
-    int rc = iot_reg_device_update(&iot_app_of(r)->registry, &d);
+    int rc = iot_device_save(r, &d);
     if (rc) {
         iot_reply_store_error(r, rc, "device");
         return;

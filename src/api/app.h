@@ -10,14 +10,23 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/devcache.h"
+#include "core/ingest.h"
 #include "http/router.h"
 #include "store/cache.h"
 #include "store/registry.h"
+#include "store/telemetry.h"
+
+struct iot_streams; /* live telemetry streams (api/stream.c) */
 
 struct iot_app {
     const struct iot_config *cfg;
     struct iot_registry registry;
     struct iot_cache cache;
+    struct iot_telemetry telemetry;
+    struct iot_ingest *ingest;
+    struct iot_devcache *devcache;
+    struct iot_streams *streams;
     int64_t started_at_ms;
     int64_t started_mono_us;
     unsigned threads;

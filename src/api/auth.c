@@ -154,15 +154,20 @@ void iot_h_auth_login(struct iot_req *r)
     json_t *ju = json_object_get(body, "username"), *jp = json_object_get(body, "password");
     bool present = json_is_string(ju) && json_string_length(ju) > 0 && json_is_string(jp) &&
                    json_string_length(jp) > 0;
-    if (present) {
+    /* Too long to be anyone's credentials: a plain authentication failure. */
+    bool fits = present && json_string_length(ju) <= IOT_USERNAME_MAX &&
+                json_string_length(jp) <= IOT_PASSWORD_MAX;
+    if (fits) {
         snprintf(username, sizeof username, "%s", json_string_value(ju));
         snprintf(password, sizeof password, "%s", json_string_value(jp));
-        present = json_string_length(ju) <= IOT_USERNAME_MAX &&
-                  json_string_length(jp) <= IOT_PASSWORD_MAX;
     }
     json_decref(body);
     if (!present) {
         iot_reply_error(r, 400, "Missing credentials", "username and password are required");
+        return;
+    }
+    if (!fits) {
+        iot_reply_error(r, 401, "Authentication failed", "invalid username or password");
         return;
     }
     struct iot_user u;

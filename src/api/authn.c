@@ -166,15 +166,33 @@ bool iot_authn_self_or_admin(struct iot_req *r, const char *user_id, struct iot_
 
 static bool activate_on_first_use(struct iot_req *r, struct iot_device *d)
 {
+    struct iot_app *app = iot_app_of(r);
     snprintf(d->status, sizeof d->status, "active");
     d->updated_at = iot_now_ms();
-    int rc = iot_reg_device_update(&iot_app_of(r)->registry, d);
+    int rc = iot_reg_device_update(&app->registry, d);
     if (rc) {
         iot_reply_store_error(r, rc, "device");
         return false;
     }
+    iot_devcache_put(app->devcache, d);
     IOT_INFO("device %lld activated on first use", (long long)d->id);
     return true;
+}
+
+/* Key → device: the local cache first, then the registry (a miss fills
+ * the cache). */
+static int device_by_key(struct iot_app *app, const char *key, size_t len, struct iot_device *out)
+{
+    char hash[IOT_SHA256_HEX_LEN + 1];
+    if (len > MAX_CREDENTIAL_LEN)
+        return IOT_ENOTFOUND;
+    iot_sha256_hex(key, len, hash, sizeof hash);
+    if (iot_devcache_get(app->devcache, hash, out))
+        return IOT_OK;
+    int rc = iot_reg_device_get_by_key_hash(&app->registry, hash, out);
+    if (rc == IOT_OK)
+        iot_devcache_put(app->devcache, out);
+    return rc;
 }
 
 bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_device *out)
@@ -184,12 +202,7 @@ bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_d
         iot_reply_error(r, 401, "API key required", "send the device key in the X-API-Key header");
         return false;
     }
-    char hash[IOT_SHA256_HEX_LEN + 1];
-    size_t len = strnlen(key, MAX_CREDENTIAL_LEN + 1);
-    iot_sha256_hex(key, len, hash, sizeof hash);
-    int rc = len > MAX_CREDENTIAL_LEN
-                 ? IOT_ENOTFOUND
-                 : iot_reg_device_get_by_key_hash(&iot_app_of(r)->registry, hash, out);
+    int rc = device_by_key(iot_app_of(r), key, strnlen(key, MAX_CREDENTIAL_LEN + 1), out);
     if (rc == IOT_ENOTFOUND) {
         iot_reply_error(r, 401, "Invalid API key", "the provided API key is not valid");
         return false;

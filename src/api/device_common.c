@@ -1,5 +1,6 @@
 #include "api/device_common.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "api/app.h"
@@ -37,6 +38,63 @@ bool iot_load_owned_device(struct iot_req *r, size_t param, const struct iot_pri
         return false;
     }
     return true;
+}
+
+bool iot_authn_device_reader(struct iot_req *r, struct iot_device *d)
+{
+    if (!iot_req_header(r, "X-API-Key")) {
+        struct iot_principal p;
+        return iot_authn_any(r, &p) && iot_load_owned_device(r, 0, &p, d);
+    }
+    int64_t id;
+    if (!iot_authn_device(r, IOT_DEVICE_AUTH_ANY, d))
+        return false;
+    if (!iot_parse_id(iot_req_param(r, 0), &id)) {
+        iot_reply_error(r, 404, "Device not found", "no device found with ID: %s", iot_req_param(r, 0));
+        return false;
+    }
+    if (id != d->id) {
+        iot_reply_error(r, 403, "Forbidden", "a device key gives access to its own device only");
+        return false;
+    }
+    return true;
+}
+
+int iot_device_save(struct iot_req *r, const struct iot_device *d)
+{
+    struct iot_app *app = iot_app_of(r);
+    int rc = iot_reg_device_update(&app->registry, d);
+    iot_devcache_forget(app->devcache, d->api_key_hash);
+    return rc;
+}
+
+void iot_device_forget_key(struct iot_req *r, const struct iot_device *d)
+{
+    iot_devcache_forget(iot_app_of(r)->devcache, d->api_key_hash);
+}
+
+void iot_device_forget(struct iot_req *r, const struct iot_device *d)
+{
+    struct iot_app *app = iot_app_of(r);
+    char key[64];
+    snprintf(key, sizeof key, "latest:%lld", (long long)d->id);
+    iot_devcache_forget(app->devcache, d->api_key_hash);
+    iot_cache_presence_remove(&app->cache, d->id);
+    iot_cache_del(&app->cache, key);
+}
+
+int iot_device_remove(struct iot_req *r, const struct iot_device *d)
+{
+    struct iot_app *app = iot_app_of(r);
+    int rc = iot_reg_device_delete(&app->registry, d->id);
+    if (rc)
+        return rc;
+    iot_device_forget(r, d);
+    rc = iot_tm_delete_device(&app->telemetry, d->id);
+    if (rc)
+        IOT_WARN("telemetry of deleted device %lld not removed: %s", (long long)d->id,
+                 iot_strerror(rc));
+    return IOT_OK;
 }
 
 void iot_device_seen(struct iot_req *r, struct iot_device *d)

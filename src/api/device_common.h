@@ -18,6 +18,21 @@ bool iot_load_device(struct iot_req *r, size_t param, struct iot_device *d);
 bool iot_load_owned_device(struct iot_req *r, size_t param, const struct iot_principal *p,
                            struct iot_device *d);
 
+/* Writes a changed device to the registry and drops its cached copy (so
+ * a new status or a deletion takes effect on the next request). */
+int iot_device_save(struct iot_req *r, const struct iot_device *d);
+/* Forgets everything cached about a device that is going away: key cache,
+ * presence, latest values. */
+void iot_device_forget(struct iot_req *r, const struct iot_device *d);
+/* Drops the local cache entry of a device's (old) key. */
+void iot_device_forget_key(struct iot_req *r, const struct iot_device *d);
+/* Deletes a device with its memberships and telemetry. */
+int iot_device_remove(struct iot_req *r, const struct iot_device *d);
+
+/* The device of path parameter 0 for reading its telemetry: the caller is
+ * that device (X-API-Key), its owner, or the admin. Answers 401/403/404. */
+bool iot_authn_device_reader(struct iot_req *r, struct iot_device *d);
+
 /* Records that the device was seen now (cache presence + registry). */
 void iot_device_seen(struct iot_req *r, struct iot_device *d);
 /* The device's latest sighting, from the cache or the registry. */

@@ -113,7 +113,7 @@ void iot_h_device_config(struct iot_req *r)
         return;
     }
     d.updated_at = iot_now_ms();
-    int rc = iot_reg_device_update(&iot_app_of(r)->registry, &d);
+    int rc = iot_device_save(r, &d);
     if (rc) {
         iot_reply_store_error(r, rc, "device");
         return;
@@ -226,4 +226,26 @@ void iot_h_device_groups(struct iot_req *r)
     iot_reply_json(r, 200, json_pack("{s:s, s:I, s:s, s:o, s:I}", "status", "success", "device_id",
                                      (json_int_t)d.id, "device_name", d.name, "groups", groups,
                                      "total_groups", (json_int_t)n));
+}
+
+void iot_h_device_rotate_key(struct iot_req *r)
+{
+    struct iot_principal p;
+    struct iot_device d;
+    if (!iot_authn_any(r, &p) || !iot_load_owned_device(r, 0, &p, &d))
+        return;
+    struct iot_device old = d;
+    char key[IOT_API_KEY_LEN + 1];
+    issue_key(&d, key, sizeof key);
+    d.updated_at = iot_now_ms();
+    int rc = iot_device_save(r, &d);
+    if (rc) {
+        iot_reply_store_error(r, rc, "device");
+        return;
+    }
+    iot_device_forget_key(r, &old); /* the old key stops working now */
+    IOT_INFO("device %lld: API key rotated", (long long)d.id);
+    iot_reply_json(r, 200, json_pack("{s:s, s:s, s:I, s:s}", "status", "success", "message",
+                                     "API key rotated; the previous key no longer works",
+                                     "device_id", (json_int_t)d.id, "api_key", key));
 }

@@ -375,7 +375,8 @@ void iot_h_group_bulk_add(struct iot_req *r)
     }
     size_t n_added = json_array_size(added), n_skipped = json_array_size(skipped);
     char message[64];
-    snprintf(message, sizeof message, "%zu devices added to group", n_added);
+    snprintf(message, sizeof message, "%zu device%s added to group", n_added,
+             n_added == 1 ? "" : "s");
     iot_reply_json(r, 201, json_pack("{s:s, s:s, s:I, s:I, s:{s:o, s:o}}", "status", "success",
                                      "message", message, "added", (json_int_t)n_added, "skipped",
                                      (json_int_t)n_skipped, "details", "added_device_ids", added,

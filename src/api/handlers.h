@@ -1,6 +1,6 @@
 /* handlers.h — every HTTP handler of the API, one group per resource file
- * (auth.c, users.c, devices.c, groups.c, admin.c, health.c). routes.c maps
- * them to methods and paths. */
+ * (auth.c, users.c, devices.c, telemetry*.c, stream.c, groups.c, admin.c,
+ * health.c). routes.c maps them to methods and paths. */
 #ifndef IOT_API_HANDLERS_H
 #define IOT_API_HANDLERS_H
 
@@ -28,6 +28,19 @@ void iot_h_device_credentials(struct iot_req *r);
 void iot_h_devices_of_user(struct iot_req *r);
 void iot_h_device_status_by_id(struct iot_req *r);
 void iot_h_device_groups(struct iot_req *r);
+
+void iot_h_device_rotate_key(struct iot_req *r);
+
+/* telemetry.c (ingest), telemetry_query.c (reads), stream.c (live) */
+void iot_h_telemetry_post(struct iot_req *r);
+void iot_h_telemetry_batch(struct iot_req *r);
+void iot_h_telemetry_history(struct iot_req *r);
+void iot_h_telemetry_latest(struct iot_req *r);
+void iot_h_telemetry_aggregated(struct iot_req *r);
+void iot_h_telemetry_delete(struct iot_req *r);
+void iot_h_telemetry_status(struct iot_req *r);
+void iot_h_telemetry_user(struct iot_req *r);
+void iot_h_telemetry_stream(struct iot_req *r);
 
 /* groups.c */
 void iot_h_group_create(struct iot_req *r);

@@ -1,4 +1,6 @@
 /* health.c — GET /health, /health?detailed=true, /status and /. */
+#include <string.h>
+
 #include "api/app.h"
 #include "api/handlers.h"
 #include "api/views.h"
@@ -29,9 +31,11 @@ static json_t *device_metrics(struct iot_app *app)
 static json_t *system_health(struct iot_app *app)
 {
     json_t *checks = json_pack(
-        "{s:o, s:o}", "database",
+        "{s:o, s:o, s:o}", "database",
         check(app->registry.ops->name, "registry", app->registry.ops->ping, app->registry.self),
-        "cache", check(app->cache.ops->name, "cache", app->cache.ops->ping, app->cache.self));
+        "cache", check(app->cache.ops->name, "cache", app->cache.ops->ping, app->cache.self),
+        "telemetry",
+        check(app->telemetry.ops->name, "telemetry", app->telemetry.ops->ping, app->telemetry.self));
     int failed = 0;
     const char *name;
     json_t *c;
@@ -47,18 +51,26 @@ static json_t *system_health(struct iot_app *app)
                      iot_json_time(app->started_at_ms));
 }
 
+/* 503 only when no store answers: a load balancer should stop sending
+ * traffic then, but not because one optional store is degraded. */
+static void reply_health(struct iot_req *r)
+{
+    json_t *h = system_health(iot_app_of(r));
+    bool down = h && strcmp(json_string_value(json_object_get(h, "status")), "unhealthy") == 0;
+    iot_reply_json(r, down ? 503 : 200, h);
+}
+
 void iot_h_health(struct iot_req *r)
 {
-    struct iot_app *app = iot_app_of(r);
     if (iot_req_query_bool(r, "detailed", false)) {
-        iot_reply_json(r, 200, system_health(app));
+        reply_health(r);
         return;
     }
     iot_reply_json(r, 200, json_pack("{s:s, s:s, s:s}", "status", "healthy", "message",
                                      "IoTFlow is running", "version", IOT_VERSION));
 }
 
-void iot_h_status(struct iot_req *r) { iot_reply_json(r, 200, system_health(iot_app_of(r))); }
+void iot_h_status(struct iot_req *r) { reply_health(r); }
 
 void iot_h_root(struct iot_req *r)
 {

@@ -28,6 +28,17 @@ const struct iot_route iot_api_routes[] = {
     {"GET", V1 "/devices/user/{}", iot_h_devices_of_user},
     {"GET", V1 "/devices/{}/status", iot_h_device_status_by_id},
     {"GET", V1 "/devices/{}/groups", iot_h_device_groups},
+    {"POST", V1 "/devices/{}/rotate-key", iot_h_device_rotate_key},
+
+    {"POST", V1 "/telemetry", iot_h_telemetry_post},
+    {"POST", V1 "/telemetry/batch", iot_h_telemetry_batch},
+    {"GET", V1 "/telemetry/status", iot_h_telemetry_status},
+    {"GET", V1 "/telemetry/user/{}", iot_h_telemetry_user},
+    {"GET", V1 "/telemetry/{}", iot_h_telemetry_history},
+    {"DELETE", V1 "/telemetry/{}", iot_h_telemetry_delete},
+    {"GET", V1 "/telemetry/{}/latest", iot_h_telemetry_latest},
+    {"GET", V1 "/telemetry/{}/aggregated", iot_h_telemetry_aggregated},
+    {"GET", V1 "/telemetry/{}/stream", iot_h_telemetry_stream},
 
     {"POST", V1 "/groups", iot_h_group_create},
     {"GET", V1 "/groups", iot_h_group_list},

@@ -4,6 +4,7 @@
 
 #include "api/app.h"
 #include "api/authn.h"
+#include "api/device_common.h"
 #include "api/handlers.h"
 #include "api/views.h"
 #include "core/secrets.h"
@@ -113,7 +114,7 @@ static bool apply_user_changes(struct iot_req *r, json_t *body, const struct iot
         iot_reply_error(r, 403, "Forbidden", "only an admin may change is_active or is_admin");
         return false;
     }
-    if (u->is_admin && !is_active) {
+    if (is_admin && !is_active) {
         iot_reply_error(r, 403, "Cannot deactivate admin", "admin users cannot be deactivated");
         return false;
     }
@@ -196,9 +197,9 @@ static void set_active(struct iot_req *r, bool active)
 void iot_h_user_activate(struct iot_req *r) { set_active(r, true); }
 void iot_h_user_deactivate(struct iot_req *r) { set_active(r, false); }
 
-static int forget_device_presence(void *ctx, const struct iot_device *d)
+static int forget_device(void *ctx, const struct iot_device *d)
 {
-    iot_cache_presence_remove(ctx, d->id);
+    iot_device_forget(ctx, d);
     return 0;
 }
 
@@ -215,12 +216,15 @@ void iot_h_user_delete(struct iot_req *r)
     struct iot_app *app = iot_app_of(r);
     struct iot_device_filter mine = {.user_id = u.id};
     struct iot_page all = {.limit = INT64_MAX};
-    iot_reg_device_list(&app->registry, &mine, all, forget_device_presence, &app->cache, NULL);
+    iot_reg_device_list(&app->registry, &mine, all, forget_device, r, NULL);
     int rc = iot_reg_user_delete(&app->registry, u.id);
     if (rc) {
         iot_reply_store_error(r, rc, "user");
         return;
     }
+    rc = iot_tm_delete_user(&app->telemetry, u.id);
+    if (rc)
+        IOT_WARN("telemetry of deleted user %s not removed: %s", u.user_id, iot_strerror(rc));
     drop_sessions(r, u.user_id);
     IOT_INFO("user %s (%s) deleted", u.username, u.user_id);
     iot_reply_json(r, 200, json_pack("{s:s, s:s++}", "status", "success", "message", "User '",

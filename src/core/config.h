@@ -26,6 +26,14 @@ struct iot_config {
     int64_t online_window;     /* seconds */
     int64_t threads;           /* HTTP worker threads; 0 = 2 x CPUs */
     int64_t max_connections;
+    char *telemetry_url;         /* empty: SQLite file telemetry.db in data_dir */
+    int64_t device_rate_limit;   /* telemetry requests/minute per device; 0 = off */
+    bool fsync;                  /* telemetry commits survive power loss, not only crashes */
+    int64_t ingest_queue;        /* messages waiting for commit; more → 503 */
+    int64_t retention_days;      /* raw telemetry */
+    int64_t rollup_retention_days;
+    int64_t key_cache_ttl_ms;
+    int64_t stream_heartbeat;    /* seconds between SSE keep-alive comments */
 };
 
 /* Fills cfg from defaults, then `envp`-style lookup via getenv, then argv.

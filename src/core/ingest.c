@@ -13,6 +13,7 @@
 
 #define RETENTION_PERIOD_MS INT64_C(3600000)
 #define SEEN_MAX 4096 /* distinct devices gathered between flushes */
+#define NEWEST_SLOTS 4096 /* devices whose newest cached timestamp we remember */
 
 struct iot_ingest {
     struct iot_ingest_config cfg;
@@ -24,7 +25,7 @@ struct iot_ingest {
     pthread_cond_t wake;
     struct iot_ingest_job *head, *tail;
     size_t queued;
-    bool stopping;
+    bool stopping, joined;
     struct iot_ingest_stats stats;
     pthread_t writer;
 
@@ -34,6 +35,9 @@ struct iot_ingest {
     struct iot_seen seen[SEEN_MAX];
     size_t n_seen;
     int64_t last_seen_flush, last_retention;
+    /* Newest timestamp this process put in each device's cached latest
+     * values (direct-mapped by device id). */
+    struct { int64_t device_id, ts; } newest_cached[NEWEST_SLOTS];
 };
 
 void iot_ingest_channel(int64_t device_id, char *buf, size_t size)
@@ -144,11 +148,24 @@ static char *latest_field(int64_t ts, const struct iot_tm_value *v)
     return field;
 }
 
-/* One cache hash write with the latest values of a device's message. */
+/* One cache hash write with the latest values of a device's message —
+ * unless the message may be older than what the cache holds (a device
+ * catching up, or a device this process has not cached yet): then the
+ * entry is dropped and the next read refills it from the store, which
+ * keeps the newer value by timestamp. */
 static void cache_latest(struct iot_ingest *ing, const struct iot_tm_message *m)
 {
     char key[64];
     snprintf(key, sizeof key, "latest:%lld", (long long)m->device_id);
+    size_t slot = (size_t)((uint64_t)m->device_id % NEWEST_SLOTS);
+    bool known = ing->newest_cached[slot].device_id == m->device_id;
+    if (!known || m->ts < ing->newest_cached[slot].ts) {
+        if (!known)
+            ing->newest_cached[slot].device_id = m->device_id, ing->newest_cached[slot].ts = m->ts;
+        iot_cache_del(ing->cache, key);
+        return;
+    }
+    ing->newest_cached[slot].ts = m->ts;
     struct iot_cache_field fields[IOT_TM_POINTS_MAX];
     char *values[IOT_TM_POINTS_MAX];
     size_t n = 0;
@@ -334,10 +351,19 @@ void iot_ingest_stop(struct iot_ingest *ing)
     if (!ing)
         return;
     pthread_mutex_lock(&ing->lock);
-    ing->stopping = true;
+    bool joined = ing->joined;
+    ing->stopping = ing->joined = true;
     pthread_cond_signal(&ing->wake);
     pthread_mutex_unlock(&ing->lock);
-    pthread_join(ing->writer, NULL);
+    if (!joined)
+        pthread_join(ing->writer, NULL);
+}
+
+void iot_ingest_free(struct iot_ingest *ing)
+{
+    if (!ing)
+        return;
+    iot_ingest_stop(ing);
     pthread_cond_destroy(&ing->wake);
     pthread_mutex_destroy(&ing->lock);
     free(ing->batch);

@@ -54,9 +54,11 @@ struct iot_ingest *iot_ingest_start(const struct iot_ingest_config *cfg, struct 
  * called exactly once. */
 int iot_ingest_submit(struct iot_ingest *ing, struct iot_ingest_job *job);
 void iot_ingest_stats(struct iot_ingest *ing, struct iot_ingest_stats *out);
-/* Refuses new jobs, commits and acknowledges every queued one, flushes
- * last_seen, joins the writer and frees. NULL is a no-op. */
+/* Refuses new jobs (submit → IOT_EUNAVAILABLE), commits and acknowledges
+ * every queued one, flushes last_seen and joins the writer. Idempotent. */
 void iot_ingest_stop(struct iot_ingest *ing);
+/* Frees a stopped pipeline. NULL is a no-op. */
+void iot_ingest_free(struct iot_ingest *ing);
 
 /* The pub/sub channel of a device's messages, e.g. "telemetry:42". */
 void iot_ingest_channel(int64_t device_id, char *buf, size_t size);

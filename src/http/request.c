@@ -47,10 +47,10 @@ static bool json_depth_ok(const char *s, size_t len)
     return true;
 }
 
-json_t *iot_req_json_object(struct iot_req *r)
+json_t *iot_req_json_value(struct iot_req *r)
 {
     if (r->body_len == 0) {
-        iot_reply_error(r, 400, "Invalid JSON", "request body must be a JSON object");
+        iot_reply_error(r, 400, "Invalid JSON", "the request body must be JSON");
         return NULL;
     }
     if (!json_depth_ok(r->body, r->body_len)) {
@@ -62,12 +62,16 @@ json_t *iot_req_json_object(struct iot_req *r)
     /* JSON_REJECT_DUPLICATES: an object with two "name" keys is ambiguous.
      * No JSON_ALLOW_NUL: "\u0000" inside a string is refused. */
     json_t *root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
+    if (!root)
         iot_reply_error(r, 400, "Invalid JSON", "malformed JSON at line %d column %d: %s",
                         jerr.line, jerr.column, jerr.text);
-        return NULL;
-    }
-    if (!json_is_object(root)) {
+    return root;
+}
+
+json_t *iot_req_json_object(struct iot_req *r)
+{
+    json_t *root = iot_req_json_value(r);
+    if (root && !json_is_object(root)) {
         json_decref(root);
         iot_reply_error(r, 400, "Invalid JSON", "request body must be a JSON object");
         return NULL;
@@ -122,6 +126,19 @@ void iot_reply_json(struct iot_req *r, int status, json_t *body)
         r->resp_len = strlen(text);
         r->status = status;
     }
+    r->resp_type = "application/json";
+}
+
+void iot_reply_raw(struct iot_req *r, int status, char *body, size_t len)
+{
+    if (!body) {
+        iot_reply_error(r, 500, "Internal Server Error", "response could not be built");
+        return;
+    }
+    free(r->resp_body);
+    r->resp_body = body;
+    r->resp_len = len;
+    r->status = status;
     r->resp_type = "application/json";
 }
 

@@ -62,6 +62,8 @@ const char *iot_req_param(struct iot_req *r, size_t i);
  * deep, not an object, embedded NUL) replies 400 and returns NULL. The
  * returned object is owned by the caller (json_decref). */
 json_t *iot_req_json_object(struct iot_req *r);
+/* The same for any JSON value (object, array, ...). */
+json_t *iot_req_json_value(struct iot_req *r);
 
 /* Reads an integer query parameter into *out (def when absent), clamped to
  * max; negative or non-numeric → replies 400 and returns false. */
@@ -72,6 +74,9 @@ bool iot_req_query_bool(struct iot_req *r, const char *name, bool def);
 
 /* Answers with a JSON value (reference stolen, may be NULL → 500). */
 void iot_reply_json(struct iot_req *r, int status, json_t *body);
+/* Answers with a ready JSON body (ownership of the heap string taken;
+ * NULL → 500). */
+void iot_reply_raw(struct iot_req *r, int status, char *body, size_t len);
 /* Answers {"error": error, "message": <formatted>}. */
 void iot_reply_error(struct iot_req *r, int status, const char *error, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -16,6 +16,7 @@ struct iot_server {
     struct MHD_Daemon *daemon;
     struct iot_server_config cfg;
     uint16_t port;
+    bool quiesced;
 };
 
 /* Headers on every response: no sniffing, no framing, no caching of API
@@ -349,13 +350,23 @@ struct iot_server *iot_server_start(const struct iot_server_config *cfg)
 
 uint16_t iot_server_port(const struct iot_server *s) { return s->port; }
 
+void iot_server_quiesce(struct iot_server *s)
+{
+    if (s && !s->quiesced) {
+        MHD_quiesce_daemon(s->daemon);
+        s->quiesced = true;
+    }
+}
+
 void iot_server_stop(struct iot_server *s)
 {
     if (!s)
         return;
     /* Handlers run to completion on their worker threads; MHD_stop_daemon
-     * joins those threads, so every request being handled gets its answer. */
-    MHD_quiesce_daemon(s->daemon);
+     * joins those threads, so every request being handled gets its answer.
+     * Suspended requests must have been resumed before (main.c stops the
+     * ingest pipeline and the streams first). */
+    iot_server_quiesce(s);
     MHD_stop_daemon(s->daemon);
     free(s);
 }

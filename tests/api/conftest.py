@@ -200,12 +200,12 @@ class Client:
     """Thin wrapper over requests: prefixes the base URL, applies default
     headers, uses generous timeouts and refuses any 5xx answer."""
 
-    def __init__(self, base, prefix="", headers=None):
-        self.base, self.prefix = base, prefix
+    def __init__(self, base, prefix="", headers=None, server=None):
+        self.base, self.prefix, self.server = base, prefix, server
         self.headers = dict(headers or {})
 
     def with_headers(self, headers):
-        return Client(self.base, self.prefix, {**self.headers, **headers})
+        return Client(self.base, self.prefix, {**self.headers, **headers}, self.server)
 
     def request(self, method, path, *, headers=None, json=_UNSET, data=None,
                 params=None, allow_5xx=False, **kw):
@@ -216,9 +216,23 @@ class Client:
         elif isinstance(data, str):
             data = data.encode()
             h.setdefault("Content-Type", "application/json")
-        r = requests.request(method, self.base + self.prefix + path, headers=h,
-                             data=data, params=params, timeout=TIMEOUT,
-                             allow_redirects=False, **kw)
+        url = self.base + self.prefix + path
+        try:
+            r = requests.request(method, url, headers=h, data=data, params=params,
+                                 timeout=TIMEOUT, allow_redirects=False, **kw)
+        except requests.ConnectionError:
+            srv = self.server
+            if srv is not None:
+                try:
+                    srv.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
+                if not srv.alive():
+                    raise ServerError(
+                        f"server died (exit {srv.proc.returncode}) handling {method} {url} "
+                        f"headers={h} body={(data or b'')[:300]!r}\n"
+                        f"stderr tail:\n{srv.stderr()[-2000:]}") from None
+            raise
         if r.status_code >= 500 and not allow_5xx:
             raise ServerError(f"server answered {r.status_code} to client input\n{describe(r)}")
         return r
@@ -272,6 +286,7 @@ class Server:
             self.env["IOTFLOW_TRUST_USER_ID_HEADER"] = "1"
         self.env.update(env or {})
         self.proc = None
+        self.cache = {}          # per-incarnation memo (shared users etc.)
         self.stderr_path = self.workdir / "stderr.log"
         self.stdout_path = self.workdir / "stdout.log"
         self.starts = 0
@@ -339,6 +354,21 @@ class Server:
         self.stop_and_check()
         return self.start()
 
+    def revive(self):
+        """Replace a crashed instance by a fresh one on a new, empty data
+        directory (so one crash does not cascade through the whole suite)."""
+        self.data_dir = Path(tempfile.mkdtemp(prefix="iotflowd-revived-")) / "data"
+        self.data_dir.mkdir(parents=True)
+        self.env["IOTFLOW_DATA_DIR"] = str(self.data_dir)
+        self.cache = {}
+        return self.start()
+
+    def memo(self, key, factory):
+        """factory() once per server incarnation."""
+        if key not in self.cache:
+            self.cache[key] = factory()
+        return self.cache[key]
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -351,11 +381,11 @@ class Server:
     # -- clients -------------------------------------------------------------
     @property
     def root(self):
-        return Client(self.base)
+        return Client(self.base, server=self)
 
     @property
     def api(self):
-        return Client(self.base, API)
+        return Client(self.base, API, server=self)
 
     @property
     def admin_headers(self):
@@ -363,7 +393,7 @@ class Server:
 
     @property
     def admin(self):
-        return Client(self.base, API, self.admin_headers)
+        return Client(self.base, API, self.admin_headers, server=self)
 
 
 # --------------------------------------------------------------------------
@@ -458,7 +488,7 @@ def create_group(user, **fields):
 
 
 class Factory:
-    """users.new() / users.device(user) helpers bound to a server and mode."""
+    """users.new() / users.admin_user(): fresh users on one server, one mode."""
 
     def __init__(self, server, mode):
         self.server, self.mode = server, mode
@@ -473,6 +503,13 @@ class Factory:
 # --------------------------------------------------------------------------
 # Fixtures
 # --------------------------------------------------------------------------
+
+def pytest_configure(config):
+    # Assertion messages carry the exact request and response; deep
+    # tracebacks through requests/urllib3 only hide them.
+    if getattr(config.option, "tbstyle", "auto") == "auto":
+        config.option.tbstyle = "short"
+
 
 _SHARED = []
 
@@ -526,27 +563,17 @@ def other_user(users):
     return users.new()
 
 
-_SHARED_USERS = {}
-
-
 @pytest.fixture
 def shared_user(srv, auth_mode):
     """One long-lived user per auth mode, for tests that only need *a* user
     (input validation) and do not count or mutate its data."""
-    if auth_mode not in _SHARED_USERS:
-        _SHARED_USERS[auth_mode] = make_user(srv, auth_mode)
-    return _SHARED_USERS[auth_mode]
-
-
-_SHARED_ADMIN = []
+    return srv.memo(("user", auth_mode), lambda: make_user(srv, auth_mode))
 
 
 @pytest.fixture
 def admin_user(bearer_server):
     """A long-lived is_admin user (bearer) on the shared bearer server."""
-    if not _SHARED_ADMIN:
-        _SHARED_ADMIN.append(promote_to_admin(make_user(bearer_server, "bearer")))
-    return _SHARED_ADMIN[0]
+    return bearer_server.memo("admin", lambda: promote_to_admin(make_user(bearer_server, "bearer")))
 
 
 @pytest.fixture
@@ -569,12 +596,20 @@ def start_server():
     for s in started:
         if s.alive():
             s.stop_and_check()
+        else:
+            rc = s.proc.returncode
+            assert rc == 0, f"private server died (exit {rc}); stderr tail:\n{s.stderr()[-3000:]}"
 
 
 @pytest.fixture(autouse=True)
 def _shared_servers_survive():
-    """After every test: the shared servers must still be running."""
+    """After every test: the shared servers must still be running. A dead
+    one fails the test that killed it and is replaced by a fresh instance."""
     yield
+    dead = []
     for s in _SHARED:
-        assert s.alive(), (f"shared server died (rc={s.proc.returncode}); stderr tail:\n"
-                           f"{s.stderr()[-4000:]}")
+        if not s.alive():
+            dead.append(f"shared server died (exit {s.proc.returncode}); stderr tail:\n"
+                        f"{s.stderr()[-3000:]}")
+            s.revive()
+    assert not dead, "\n".join(dead)

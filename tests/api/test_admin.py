@@ -138,6 +138,19 @@ def test_update_device_invalid(server, device):
         ["location"] == "Lab"
 
 
+def test_admin_update_cannot_move_or_rekey_device(server, owner, device, bearer_users):
+    other = bearer_users.new()
+    r = server.admin.put(f"/admin/devices/{device['id']}", json={
+        "location": "Moved", "user_id": other.id, "api_key": "C" * 32, "id": 1})
+    if r.status_code == 400:
+        expect_error(r, 400)
+    else:
+        d = expect(r, 200)["device"]
+        assert (d["id"], d["user_id"]) == (device["id"], owner.id), d
+    expect(key_client(server, device["api_key"]).get("/devices/credentials"), 200)
+    expect_error(key_client(server, "C" * 32).get("/devices/credentials"), 401)
+
+
 def test_update_device_name_conflict(server, owner, device):
     other = register_device(owner)
     r = server.admin.put(f"/admin/devices/{device['id']}", json={"name": other["name"]})

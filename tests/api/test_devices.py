@@ -48,6 +48,20 @@ def test_register_all_fields(owner):
     assert_device_dict(d, **FULL)
 
 
+def test_register_ignores_server_owned_fields(owner, other_user):
+    """Mass assignment: id, status, api_key, user_id, last_seen are the server's."""
+    r = owner.api.post("/devices/register", json={
+        "name": unique("mass"), "id": 1, "status": "active", "api_key": "A" * 32,
+        "user_id": other_user.id, "last_seen": "2020-01-01T00:00:00.000Z"})
+    if r.status_code == 400:
+        expect_error(r, 400)
+        return
+    d = expect(r, 201)["device"]
+    assert (d["status"], d["user_id"], d["last_seen"]) == ("inactive", owner.id, None), d
+    assert d["api_key"] != "A" * 32
+    expect_error(key_client(owner.server, "A" * 32).get("/devices/status"), 401)
+
+
 def test_api_keys_are_unique(owner):
     keys = {register_device(owner)["api_key"] for _ in range(3)}
     assert len(keys) == 3
@@ -182,6 +196,25 @@ def test_config_update(device):
     assert_no_secrets(r, device["api_key"])
     again = expect(device["_client"].get("/devices/status"), 200)["device"]
     assert {k: again[k] for k in body} == body
+
+
+def test_config_ignores_server_owned_fields(device, owner):
+    r = device["_client"].put("/devices/config", json={
+        "location": "Attic", "user_id": owner.id + 1000, "api_key": "B" * 32, "id": 1,
+        "name": "renamed"})
+    if r.status_code == 400:
+        expect_error(r, 400)
+    else:
+        d = expect(r, 200)["device"]
+        assert (d["id"], d["user_id"], d["name"]) == (device["id"], owner.id, device["name"]), d
+    again = expect(device["_client"].get("/devices/credentials"), 200)["device"]
+    assert again["owner"]["user_id"] == owner.user_id and again["name"] == device["name"]
+
+
+def test_header_names_are_case_insensitive(device, owner):
+    for name in ("x-api-key", "X-API-KEY"):
+        r = owner.server.api.get("/devices/status", headers={name: device["api_key"]})
+        assert expect(r, 200)["device"]["id"] == device["id"]
 
 
 def test_config_status_values(device):

@@ -331,6 +331,34 @@ def test_bulk_add_repeat_is_all_skipped(owner, group):
     assert (data["added"], data["skipped"]) == (0, 2)
 
 
+def test_bulk_add_duplicates_in_one_request(owner, group):
+    dev = register_device(owner)
+    data = expect(owner.api.post(f"/groups/{group['id']}/devices/bulk",
+                                 json={"device_ids": [dev["id"], dev["id"]]}), 201)
+    assert (data["added"], data["skipped"]) == (1, 1), data
+    assert get_group(owner, group)["device_count"] == 1
+
+
+def test_bulk_add_1000_ids_is_the_limit(owner, group):
+    dev = register_device(owner)
+    ids = [dev["id"]] + list(range(10**8, 10**8 + 999))
+    data = expect(owner.api.post(f"/groups/{group['id']}/devices/bulk",
+                                 json={"device_ids": ids}), 201)
+    assert (data["added"], data["skipped"]) == (1, 999)
+
+
+def test_bulk_add_non_integer_items(owner, group):
+    dev = register_device(owner)
+    r = owner.api.post(f"/groups/{group['id']}/devices/bulk",
+                       json={"device_ids": [dev["id"], "x", None, 1.5, True, [1]]})
+    if r.status_code == 400:
+        expect_error(r, 400)
+        assert get_group(owner, group)["device_count"] == 0
+    else:
+        data = expect(r, 201)
+        assert (data["added"], data["skipped"]) == (1, 5), data
+
+
 def test_bulk_add_empty_list(owner, group):
     data = expect(owner.api.post(f"/groups/{group['id']}/devices/bulk",
                                 json={"device_ids": []}), 201)

@@ -24,13 +24,13 @@ def still_healthy(bearer_server):
     assert r.status_code == 200, describe(r)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ctx(bearer_server):
     """A user with a device and a group on the shared bearer server."""
-    user = make_user(bearer_server, "bearer")
-    device = register_device(user)
-    group = create_group(user)
-    return {"user": user, "device": device, "group": group}
+    def build():
+        user = make_user(bearer_server, "bearer")
+        return {"user": user, "device": register_device(user), "group": create_group(user)}
+    return bearer_server.memo("robustness-ctx", build)
 
 
 # ---------------------------------------------------------------- routing
@@ -499,6 +499,29 @@ def test_truncated_body_then_close(server):
     raw_exchange(server, b"POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\n"
                  b"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"user",
                  wait=1, close_write=True)
+
+
+def test_json_content_type_with_charset(server):
+    name = unique("cs")
+    r = server.api.post("/auth/register", headers={"Content-Type": "application/json; charset=utf-8"},
+                        data=json.dumps({"username": name, "email": f"{name}@example.com",
+                                         "password": "secret-pw"}))
+    expect(r, 201)
+
+
+def test_keep_alive_survives_errors(server, ctx):
+    """Errors on a persistent connection do not poison the next request."""
+    with requests.Session() as s:
+        for bad in (b"{", b"[]", b'{"username": 1}'):
+            r = s.post(server.base + API + "/auth/login", data=bad, timeout=30,
+                       headers={"Content-Type": "application/json"})
+            assert r.status_code == 400, describe(r)
+            r = s.get(server.base + API + f"/users/{ctx['user'].user_id}",
+                      headers=ctx["user"].headers, timeout=30)
+            assert r.status_code == 200, describe(r)
+        r = s.get(server.base + "/nope", timeout=30)
+        assert r.status_code == 404, describe(r)
+        assert s.get(server.base + "/health", timeout=30).status_code == 200
 
 
 def test_keep_alive_session(server, ctx):

@@ -3,7 +3,7 @@ import pytest
 
 from conftest import (assert_no_secrets, assert_user_dict, create_group,
                       error_text, expect, expect_error, expect_rejects, key_client, login,
-                      register_device, register_user, unique)
+                      make_user, register_device, register_user, unique)
 
 NO_SUCH_USER = "f" * 32
 
@@ -117,6 +117,18 @@ def test_update_password(user):
     assert_no_secrets(r, new_pw)
     expect(login(user.server, user.username, new_pw), 200)
     expect_error(login(user.server, user.username, user.password), 401)
+
+
+def test_update_ignores_server_owned_fields(user):
+    r = user.api.put(f"/users/{user.user_id}", json={
+        "email": unique("own") + "@example.com", "id": 1, "user_id": "0" * 32,
+        "created_at": "2000-01-01T00:00:00.000Z", "last_login": None})
+    if r.status_code == 400:
+        expect_error(r, 400)
+        return
+    u = expect(r, 200)["user"]
+    assert (u["id"], u["user_id"]) == (user.id, user.user_id), u
+    assert u["created_at"] == user.info["created_at"]
 
 
 def test_update_keeping_own_username_is_not_a_conflict(user):
@@ -268,6 +280,13 @@ def test_delete_user_cascades(server, bearer_users):
     expect_error(bystander.api.get(f"/groups/{group['id']}"), 404)
     # other users' data is untouched
     expect(key_client(server, other_dev["api_key"]).get("/devices/status"), 200)
+
+
+def test_deleted_user_legacy_header_is_refused(legacy_server):
+    target = make_user(legacy_server, "legacy")
+    expect(legacy_server.admin.delete(f"/users/{target.user_id}"), 200)
+    expect_error(target.api.post("/devices/register", json={"name": "x"}), 401)
+    expect_error(target.api.get("/groups"), 401)
 
 
 def test_deleted_username_can_be_reused(server, bearer_users):

@@ -1,0 +1,27 @@
+/* stream.h — live telemetry as Server-Sent Events:
+ * GET /api/v1/telemetry/{device_id}/stream.
+ *
+ * Each stream subscribes to its device's pub/sub channel on the cache
+ * store. Deliveries append to the stream's bounded buffer and wake the
+ * (suspended) connection; a consumer that falls more than the buffer
+ * behind is dropped, so a slow reader never slows ingest. A ticker thread
+ * sends keep-alive comments, which is also how dead clients are noticed. */
+#ifndef IOT_API_STREAM_H
+#define IOT_API_STREAM_H
+
+#include <stdint.h>
+
+#include "store/cache.h"
+
+#define IOT_STREAMS_MAX 1024
+#define IOT_STREAM_BUFFER (256 * 1024)
+
+struct iot_streams;
+
+struct iot_streams *iot_streams_new(struct iot_cache *cache, int64_t heartbeat_s);
+/* Ends every stream (before the HTTP server stops). */
+void iot_streams_close_all(struct iot_streams *s);
+/* After the HTTP server has stopped. NULL is a no-op. */
+void iot_streams_free(struct iot_streams *s);
+
+#endif

@@ -1,0 +1,422 @@
+/* telemetry_query.c — reading telemetry: history with cursor paging,
+ * latest values, windowed aggregates, per-user history, range deletion and
+ * the public store status. History bodies are built by splicing the stored
+ * measurement JSON, never re-encoding it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/app.h"
+#include "api/authn.h"
+#include "api/device_common.h"
+#include "api/handlers.h"
+#include "api/views.h"
+#include "core/aggregate.h"
+#include "core/timerange.h"
+#include "core/tm_message.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define HISTORY_DEFAULT 1000
+#define HISTORY_MAX 10000
+#define USER_DEFAULT 100
+#define USER_MAX 1000
+
+/* A resolved time range and the request's own words for it. */
+struct span {
+    const char *start_text, *end_text;
+    int64_t from, to;
+};
+
+static bool read_span(struct iot_req *r, const char *start_key, const char *end_key,
+                      const char *default_start, struct span *s)
+{
+    int64_t now = iot_now_ms();
+    s->start_text = iot_req_query(r, start_key);
+    s->end_text = iot_req_query(r, end_key);
+    if (!s->start_text)
+        s->start_text = default_start;
+    if (iot_time_parse(s->start_text, now, &s->from)) {
+        iot_reply_error(r, 400, "Invalid time", "'%s' must be now, -<n>s|m|h|d|w or ISO-8601", start_key);
+        return false;
+    }
+    if (!s->end_text)
+        s->to = now;
+    else if (iot_time_parse(s->end_text, now, &s->to)) {
+        iot_reply_error(r, 400, "Invalid time", "'%s' must be now, -<n>s|m|h|d|w or ISO-8601", end_key);
+        return false;
+    }
+    if (s->to < s->from) {
+        iot_reply_error(r, 400, "Invalid time range", "'%s' is after '%s'", start_key, end_key);
+        return false;
+    }
+    return true;
+}
+
+/* Cursor "<ts>_<seq>" of the last record of a page; the next page starts
+ * strictly after it (older). */
+static bool read_cursor(struct iot_req *r, struct iot_tm_range *range)
+{
+    range->before_ts = range->before_seq = INT64_MAX;
+    const char *c = iot_req_query(r, "cursor");
+    if (!c || !*c)
+        return true;
+    char *end;
+    errno = 0;
+    long long ts = strtoll(c, &end, 10);
+    bool ok = !errno && *end == '_';
+    long long seq = ok ? strtoll(end + 1, &end, 10) : 0;
+    if (!ok || errno || *end) {
+        iot_reply_error(r, 400, "Invalid cursor", "use the next_cursor of the previous page");
+        return false;
+    }
+    range->before_ts = ts;
+    range->before_seq = seq;
+    return true;
+}
+
+struct page {
+    struct iot_buf out;
+    size_t count;
+    bool with_device;
+    int64_t last_ts, last_seq;
+};
+
+static int append_record(void *ctx, const struct iot_tm_record *rec)
+{
+    struct page *p = ctx;
+    char ts[IOT_ISO8601_LEN + 1];
+    iot_iso8601(rec->ts, ts, sizeof ts);
+    iot_buf_puts(&p->out, p->count ? ",{" : "{");
+    if (p->with_device)
+        iot_buf_printf(&p->out, "\"device_id\":%lld,", (long long)rec->device_id);
+    iot_buf_printf(&p->out, "\"timestamp\":\"%s\",\"measurements\":", ts);
+    iot_buf_append(&p->out, rec->data_json, rec->data_len);
+    if (rec->meta_json) {
+        iot_buf_puts(&p->out, ",\"metadata\":");
+        iot_buf_append(&p->out, rec->meta_json, rec->meta_len);
+    }
+    iot_buf_puts(&p->out, "}");
+    p->count++;
+    p->last_ts = rec->ts;
+    p->last_seq = rec->seq;
+    return 0;
+}
+
+static void put_text(struct iot_buf *b, const char *key, const char *value)
+{
+    json_t *v = value ? json_string(value) : json_null();
+    iot_buf_printf(b, ",\"%s\":", key);
+    iot_buf_json(b, v ? v : json_null());
+    json_decref(v);
+}
+
+static void put_cursor(struct page *p, int64_t limit)
+{
+    if (p->count == (size_t)limit && limit > 0)
+        iot_buf_printf(&p->out, ",\"next_cursor\":\"%lld_%lld\"", (long long)p->last_ts,
+                       (long long)p->last_seq);
+    else
+        iot_buf_puts(&p->out, ",\"next_cursor\":null");
+}
+
+void iot_h_telemetry_history(struct iot_req *r)
+{
+    struct iot_device d;
+    struct span s;
+    struct iot_tm_range range;
+    if (!iot_authn_device_reader(r, &d) || !read_span(r, "start_time", "end_time", "-1h", &s) ||
+        !iot_req_query_int(r, "limit", HISTORY_DEFAULT, HISTORY_MAX, &range.limit) ||
+        !read_cursor(r, &range))
+        return;
+    range.from = s.from;
+    range.to = s.to;
+    struct page p = {.with_device = false};
+    iot_buf_printf(&p.out, "{\"device_id\":%lld", (long long)d.id);
+    put_text(&p.out, "device_name", d.name);
+    put_text(&p.out, "device_type", d.device_type);
+    put_text(&p.out, "start_time", s.start_text);
+    put_text(&p.out, "end_time", s.end_text);
+    iot_buf_puts(&p.out, ",\"data\":[");
+    int rc = iot_tm_query_device(&iot_app_of(r)->telemetry, d.id, &range, append_record, &p);
+    if (rc) {
+        iot_buf_free(&p.out);
+        iot_reply_store_error(r, rc, "telemetry");
+        return;
+    }
+    iot_buf_printf(&p.out, "],\"count\":%zu,\"limit\":%lld", p.count, (long long)range.limit);
+    put_cursor(&p, range.limit);
+    iot_buf_puts(&p.out, "}");
+    size_t len;
+    char *body = iot_buf_take(&p.out, &len);
+    iot_reply_raw(r, 200, body, len);
+}
+
+void iot_h_telemetry_user(struct iot_req *r)
+{
+    struct iot_principal who;
+    struct span s;
+    struct iot_tm_range range;
+    const char *uid = iot_req_param(r, 0);
+    if (!iot_authn_self_or_admin(r, uid, &who) || !read_span(r, "start_time", "end_time", "-24h", &s) ||
+        !iot_req_query_int(r, "limit", USER_DEFAULT, USER_MAX, &range.limit) || !read_cursor(r, &range))
+        return;
+    struct iot_app *app = iot_app_of(r);
+    struct iot_user u;
+    int rc = strlen(uid) == IOT_USER_ID_LEN ? iot_reg_user_get_by_user_id(&app->registry, uid, &u)
+                                            : IOT_ENOTFOUND;
+    int64_t total = 0;
+    if (rc == IOT_OK)
+        rc = iot_tm_count_user(&app->telemetry, u.id, s.from, s.to, &total);
+    range.from = s.from;
+    range.to = s.to;
+    struct page p = {.with_device = true};
+    iot_buf_puts(&p.out, "{\"status\":\"success\"");
+    put_text(&p.out, "user_id", uid);
+    iot_buf_puts(&p.out, ",\"telemetry\":[");
+    if (rc == IOT_OK)
+        rc = iot_tm_query_user(&app->telemetry, u.id, &range, append_record, &p);
+    if (rc) {
+        iot_buf_free(&p.out);
+        iot_reply_store_error(r, rc, rc == IOT_ENOTFOUND ? "user" : "telemetry");
+        return;
+    }
+    iot_buf_printf(&p.out, "],\"count\":%zu,\"total_count\":%lld,\"limit\":%lld", p.count,
+                   (long long)total, (long long)range.limit);
+    put_text(&p.out, "start_time", s.start_text);
+    put_text(&p.out, "end_time", s.end_text);
+    put_cursor(&p, range.limit);
+    iot_buf_puts(&p.out, "}");
+    size_t len;
+    char *body = iot_buf_take(&p.out, &len);
+    iot_reply_raw(r, 200, body, len);
+}
+
+/* Latest values: the cache's hash first ("<ts>|<json>" per field). */
+struct latest {
+    struct iot_buf values, detail;
+    size_t n;
+    int64_t newest;
+    struct iot_cache *refill; /* on a cache miss: where to put what the store said */
+    const char *key;
+};
+
+static void add_latest(struct latest *l, const char *name, int64_t ts, const char *json, size_t len)
+{
+    char iso[IOT_ISO8601_LEN + 1];
+    iot_iso8601(ts, iso, sizeof iso);
+    const char *sep = l->n ? "," : "";
+    iot_buf_printf(&l->values, "%s\"%s\":", sep, name);
+    iot_buf_append(&l->values, json, len);
+    iot_buf_printf(&l->detail, "%s\"%s\":{\"value\":", sep, name);
+    iot_buf_append(&l->detail, json, len);
+    iot_buf_printf(&l->detail, ",\"timestamp\":\"%s\"}", iso);
+    l->newest = ts > l->newest ? ts : l->newest;
+    l->n++;
+}
+
+static int from_cache(void *ctx, const char *field, const char *value, size_t len)
+{
+    char *bar;
+    long long ts = strtoll(value, &bar, 10);
+    if (*bar == '|') /* names are [A-Za-z0-9_.-]: safe to print unescaped */
+        add_latest(ctx, field, ts, bar + 1, len - (size_t)(bar + 1 - value));
+    return 0;
+}
+
+#define LATEST_TTL_MS 600000
+
+static int from_store(void *ctx, const struct iot_tm_latest *v)
+{
+    struct latest *l = ctx;
+    json_t *jv = iot_tm_value_json(&v->value);
+    char *text = json_dumps(jv, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(jv);
+    if (!text)
+        return 0;
+    add_latest(l, v->name, v->ts, text, strlen(text));
+    size_t cap = strlen(text) + 24;
+    char *field = malloc(cap);
+    if (field) {
+        snprintf(field, cap, "%lld|%s", (long long)v->ts, text);
+        struct iot_cache_field f = {v->name, field, strlen(field)};
+        iot_cache_hash_set(l->refill, l->key, &f, 1, LATEST_TTL_MS);
+    }
+    free(field);
+    free(text);
+    return 0;
+}
+
+void iot_h_telemetry_latest(struct iot_req *r)
+{
+    struct iot_device d;
+    if (!iot_authn_device_reader(r, &d))
+        return;
+    struct iot_app *app = iot_app_of(r);
+    struct latest l = {0};
+    char key[64];
+    snprintf(key, sizeof key, "latest:%lld", (long long)d.id);
+    const char *source = "cache";
+    if (iot_cache_hash_get_all(&app->cache, key, from_cache, &l) != IOT_OK || l.n == 0) {
+        iot_buf_free(&l.values);
+        iot_buf_free(&l.detail);
+        l = (struct latest){.refill = &app->cache, .key = key};
+        source = "store";
+        int rc = iot_tm_latest(&app->telemetry, d.id, from_store, &l);
+        if (rc) {
+            iot_reply_store_error(r, rc, "telemetry");
+            return;
+        }
+    }
+    if (l.n == 0) {
+        iot_reply_json(r, 404, json_pack("{s:s, s:s, s:I, s:s}", "error", "Not found", "message",
+                                         "No telemetry data found", "device_id", (json_int_t)d.id,
+                                         "device_name", d.name));
+        return;
+    }
+    char newest[IOT_ISO8601_LEN + 1];
+    iot_iso8601(l.newest, newest, sizeof newest);
+    struct iot_buf b = {0};
+    iot_buf_printf(&b, "{\"device_id\":%lld", (long long)d.id);
+    put_text(&b, "device_name", d.name);
+    put_text(&b, "device_type", d.device_type);
+    iot_buf_puts(&b, ",\"latest_data\":{");
+    iot_buf_append(&b, l.values.data ? l.values.data : "", l.values.len);
+    iot_buf_printf(&b, "},\"timestamp\":\"%s\",\"measurements\":{", newest);
+    iot_buf_append(&b, l.detail.data ? l.detail.data : "", l.detail.len);
+    iot_buf_printf(&b, "},\"source\":\"%s\"}", source);
+    iot_buf_free(&l.values);
+    iot_buf_free(&l.detail);
+    size_t len;
+    char *body = iot_buf_take(&b, &len);
+    iot_reply_raw(r, 200, body, len);
+}
+
+static json_t *agg_data(const struct iot_agg_result *res, enum iot_agg_fn fn)
+{
+    json_t *data = json_array();
+    for (size_t i = 0; i < res->n; i++) {
+        const struct iot_agg_bucket *b = &res->buckets[i];
+        if (b->count == 0)
+            continue;
+        json_array_append_new(data, json_pack("{s:o, s:f, s:I}", "timestamp", iot_json_time(b->start),
+                                              "value", iot_agg_value(b, fn), "count",
+                                              (json_int_t)b->count));
+    }
+    return data;
+}
+
+void iot_h_telemetry_aggregated(struct iot_req *r)
+{
+    struct iot_device d;
+    struct span s;
+    if (!iot_authn_device_reader(r, &d) || !read_span(r, "start_time", "end_time", "-24h", &s))
+        return;
+    const char *field = iot_req_query(r, "field") ? iot_req_query(r, "field") : "temperature";
+    const char *agg = iot_req_query(r, "aggregation") ? iot_req_query(r, "aggregation") : "mean";
+    const char *window_text = iot_req_query(r, "window") ? iot_req_query(r, "window") : "1h";
+    enum iot_agg_fn fn;
+    int64_t window;
+    if (!iot_tm_name_valid(field) || iot_agg_parse(agg, &fn) || iot_window_parse(window_text, &window)) {
+        iot_reply_error(r, 400, "Invalid aggregation",
+                        "field must be a measurement name, aggregation one of mean, sum, min, max, "
+                        "count, and window like 1m, 5m, 15m, 1h, 1d");
+        return;
+    }
+    struct iot_agg_result res;
+    int rc = iot_aggregate(&iot_app_of(r)->telemetry, d.id, field, s.from, s.to, window, &res);
+    if (rc == IOT_ELIMIT) {
+        iot_reply_error(r, 400, "Too many windows", "at most %d windows; use a larger window",
+                        IOT_AGG_MAX_WINDOWS);
+        return;
+    }
+    if (rc) {
+        iot_reply_store_error(r, rc, "telemetry");
+        return;
+    }
+    json_t *data = agg_data(&res, fn);
+    iot_reply_json(r, 200,
+                   json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:o, s:I, s:{s:I, s:I}}",
+                             "device_id", (json_int_t)d.id, "device_name", d.name, "device_type",
+                             d.device_type, "field", field, "aggregation", iot_agg_name(fn), "window",
+                             window_text, "start_time", s.start_text, "end_time", s.end_text, "data",
+                             data, "count", (json_int_t)json_array_size(data), "source",
+                             "rollup_rows", (json_int_t)res.rollup_rows, "raw_rows",
+                             (json_int_t)res.raw_rows));
+    iot_agg_result_free(&res);
+}
+
+void iot_h_telemetry_delete(struct iot_req *r)
+{
+    struct iot_device d;
+    if (!iot_authn_device_reader(r, &d))
+        return;
+    json_t *body = iot_req_json_object(r);
+    if (!body)
+        return;
+    json_t *js = json_object_get(body, "start_time"), *je = json_object_get(body, "stop_time");
+    if (!je)
+        je = json_object_get(body, "end_time");
+    int64_t now = iot_now_ms(), from, to;
+    bool ok = json_is_string(js) && json_is_string(je) &&
+              !iot_time_parse(json_string_value(js), now, &from) &&
+              !iot_time_parse(json_string_value(je), now, &to) && from <= to;
+    json_t *echo = ok ? json_pack("{s:O, s:O}", "start_time", js, "stop_time", je) : NULL;
+    json_decref(body);
+    if (!ok) {
+        iot_reply_error(r, 400, "Invalid time range",
+                        "start_time and stop_time are required: now, -<n>s|m|h|d|w or ISO-8601, start first");
+        return;
+    }
+    struct iot_app *app = iot_app_of(r);
+    int64_t deleted = 0;
+    int rc = iot_tm_delete_range(&app->telemetry, d.id, from, to, &deleted);
+    if (rc) {
+        json_decref(echo);
+        iot_reply_store_error(r, rc, "telemetry");
+        return;
+    }
+    char key[64];
+    snprintf(key, sizeof key, "latest:%lld", (long long)d.id);
+    iot_cache_del(&app->cache, key); /* the store recomputed them */
+    json_object_set_new(echo, "message", json_sprintf("Telemetry data deleted for device %s", d.name));
+    json_object_set_new(echo, "device_id", json_integer(d.id));
+    json_object_set_new(echo, "deleted", json_integer(deleted));
+    iot_reply_json(r, 200, echo);
+}
+
+static json_t *store_status(const char *role, const char *backend, int rc)
+{
+    return json_pack("{s:s, s:s, s:b, s:s}", "role", role, "backend", backend, "available",
+                     rc == IOT_OK, "status", rc == IOT_OK ? "connected" : iot_strerror(rc));
+}
+
+void iot_h_telemetry_status(struct iot_req *r)
+{
+    struct iot_app *app = iot_app_of(r);
+    int tm_rc = iot_tm_ping(&app->telemetry);
+    struct iot_tm_stats ts = {0};
+    if (tm_rc == IOT_OK)
+        tm_rc = iot_tm_stats(&app->telemetry, &ts);
+    struct iot_ingest_stats is;
+    iot_ingest_stats(app->ingest, &is);
+    iot_reply_json(
+        r, 200,
+        json_pack("{s:s, s:s, s:{s:o, s:o, s:o}, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:b}",
+                  "status", tm_rc == IOT_OK ? "healthy" : "unavailable", "backend",
+                  app->telemetry.ops->name, "stores", "telemetry",
+                  store_status("time series", app->telemetry.ops->name, tm_rc), "registry",
+                  store_status("users, devices, groups", app->registry.ops->name,
+                               iot_reg_ping(&app->registry)),
+                  "cache",
+                  store_status("sessions, latest values, presence, pub/sub", app->cache.ops->name,
+                               iot_cache_ping(&app->cache)),
+                  "ingest", "committed_messages", (json_int_t)is.committed_messages, "commits",
+                  (json_int_t)is.commits, "queued", (json_int_t)is.queued, "rejected_full",
+                  (json_int_t)is.rejected_full, "failed", (json_int_t)is.failed, "total_messages",
+                  (json_int_t)ts.messages, "devices_with_data", (json_int_t)ts.devices, "durable_fsync",
+                  app->cfg->fsync));
+}

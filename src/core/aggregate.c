@@ -1,0 +1,121 @@
+#include "core/aggregate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+
+static const char *const fn_names[] = {"mean", "sum", "min", "max", "count"};
+
+int iot_agg_parse(const char *s, enum iot_agg_fn *out)
+{
+    if (!s)
+        return IOT_EINVAL;
+    for (int i = 0; i < 5; i++)
+        if (strcmp(s, fn_names[i]) == 0)
+            return *out = (enum iot_agg_fn)i, IOT_OK;
+    if (strcmp(s, "avg") == 0 || strcmp(s, "average") == 0)
+        return *out = IOT_AGG_MEAN, IOT_OK;
+    return IOT_EINVAL;
+}
+
+const char *iot_agg_name(enum iot_agg_fn fn) { return fn_names[fn]; }
+
+double iot_agg_value(const struct iot_agg_bucket *b, enum iot_agg_fn fn)
+{
+    switch (fn) {
+    case IOT_AGG_MEAN: return b->count ? b->sum / (double)b->count : 0;
+    case IOT_AGG_SUM: return b->sum;
+    case IOT_AGG_MIN: return b->min;
+    case IOT_AGG_MAX: return b->max;
+    case IOT_AGG_COUNT: return (double)b->count;
+    }
+    return 0;
+}
+
+static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+struct acc {
+    struct iot_agg_result *res;
+    int64_t first, window;
+};
+
+static void add(struct acc *a, int64_t ts, int64_t count, double sum, double min, double max)
+{
+    int64_t i = floor_div(ts, a->window) - a->first;
+    if (i < 0 || (size_t)i >= a->res->n || count == 0)
+        return;
+    struct iot_agg_bucket *b = &a->res->buckets[i];
+    if (b->count == 0 || min < b->min)
+        b->min = min;
+    if (b->count == 0 || max > b->max)
+        b->max = max;
+    b->count += count;
+    b->sum += sum;
+}
+
+static int on_sample(void *ctx, int64_t ts, double v)
+{
+    struct acc *a = ctx;
+    a->res->raw_rows++;
+    add(a, ts, 1, v, v, v);
+    return 0;
+}
+
+static int on_rollup(void *ctx, const struct iot_tm_rollup *r)
+{
+    struct acc *a = ctx;
+    a->res->rollup_rows++;
+    add(a, r->start, r->count, r->sum, r->min, r->max);
+    return 0;
+}
+
+static int read_range(struct iot_telemetry *tm, int64_t dev, const char *name, int64_t from,
+                      int64_t end, struct acc *a)
+{
+    /* Hourly rollups serve whole hours only when a window never splits an
+     * hour, i.e. the window is a whole number of hours. */
+    int64_t h0 = end, h1 = end;
+    if (a->window % IOT_TM_HOUR == 0) {
+        h0 = floor_div(from + IOT_TM_HOUR - 1, IOT_TM_HOUR) * IOT_TM_HOUR;
+        h1 = floor_div(end, IOT_TM_HOUR) * IOT_TM_HOUR;
+        if (h0 >= h1)
+            h0 = h1 = end;
+    }
+    int rc = iot_tm_samples(tm, dev, name, from, h0, on_sample, a);
+    if (rc == IOT_OK && h0 < h1)
+        rc = iot_tm_rollups(tm, dev, name, IOT_TM_HOUR, h0, h1, on_rollup, a);
+    if (rc == IOT_OK && h1 < end)
+        rc = iot_tm_samples(tm, dev, name, h1, end, on_sample, a);
+    return rc;
+}
+
+int iot_aggregate(struct iot_telemetry *tm, int64_t device_id, const char *name, int64_t from,
+                  int64_t to, int64_t window, struct iot_agg_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (window <= 0 || to < from)
+        return IOT_EINVAL;
+    int64_t first = floor_div(from, window), last = floor_div(to, window);
+    if (last - first + 1 > IOT_AGG_MAX_WINDOWS)
+        return IOT_ELIMIT;
+    out->n = (size_t)(last - first + 1);
+    out->buckets = calloc(out->n, sizeof *out->buckets);
+    if (!out->buckets)
+        return IOT_ENOMEM;
+    for (size_t i = 0; i < out->n; i++)
+        out->buckets[i].start = (first + (int64_t)i) * window;
+    struct acc a = {out, first, window};
+    int rc = read_range(tm, device_id, name, from, to + 1, &a);
+    if (rc)
+        iot_agg_result_free(out);
+    return rc;
+}
+
+void iot_agg_result_free(struct iot_agg_result *r)
+{
+    if (!r)
+        return;
+    free(r->buckets);
+    memset(r, 0, sizeof *r);
+}

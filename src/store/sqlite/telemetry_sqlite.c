@@ -1,0 +1,339 @@
+/* telemetry_sqlite.c — the telemetry store on SQLite: schema, statements,
+ * open/close/ping/stats and the ops table. write_batch is in
+ * telemetry_sqlite_write.c, the scans in _read.c, deletes and retention in
+ * _delete.c; pooling, transactions and migrations in sqlite_db.c.
+ *
+ * Tables, shaped like the Cassandra tables that will replace them (one
+ * partition key, clustering order = the order reads want, no joins on the
+ * hot paths):
+ *   messages (device_id, ts, seq)            one row per message, data/meta
+ *                                            JSON text exactly as written
+ *     + index (user_id, ts, seq)             the per-user view
+ *   latest   (device_id, name)               newest value per measurement
+ *   rollups  (device_id, name, width, start) hourly and daily count/sum/min/max
+ *   catalog  (device_id, name)               type, unit, first/last seen, count
+ *   devices  (device_id)                     owner and message count: stats,
+ *                                            delete_user and purge walk it
+ *                                            instead of scanning messages
+ *
+ * Durability: always WAL. With durable = false, synchronous=NORMAL: COMMIT
+ * returns once the transaction is in the WAL file (write(2), no fsync), so a
+ * committed batch survives kill -9 of the process but not a power loss.
+ * With durable = true, synchronous=FULL: the WAL is fsynced at every commit,
+ * so a committed batch survives power loss too. */
+#include "store/sqlite/telemetry_sqlite.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/telemetry_sqlite_int.h"
+#include "util/err.h"
+
+/* ---- schema ------------------------------------------------------------ */
+
+/* Append-only: never edit a shipped step, add a new one. Times are INTEGER
+ * ms. WITHOUT ROWID: every table is read by its primary key prefix, so the
+ * rows live in the key's B-tree (one lookup instead of two). latest keeps seq
+ * so that the newest of two values with equal ts is well defined. */
+static const char *const migrations[] = {
+    /* 1: initial schema */
+    "CREATE TABLE messages ("
+    " device_id INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " user_id INTEGER NOT NULL,"
+    " data TEXT NOT NULL,"
+    " meta TEXT,"
+    " PRIMARY KEY (device_id, ts, seq)) WITHOUT ROWID;"
+    "CREATE INDEX messages_by_user ON messages (user_id, ts, seq);"
+    "CREATE TABLE latest ("
+    " device_id INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " type INTEGER NOT NULL,"
+    " num REAL,"
+    " str TEXT,"
+    " ts INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " PRIMARY KEY (device_id, name)) WITHOUT ROWID;"
+    "CREATE TABLE rollups ("
+    " device_id INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " width INTEGER NOT NULL,"
+    " start INTEGER NOT NULL,"
+    " count INTEGER NOT NULL,"
+    " sum REAL NOT NULL,"
+    " vmin REAL NOT NULL,"
+    " vmax REAL NOT NULL);"
+    "CREATE UNIQUE INDEX rollups_key ON rollups (device_id, name, width, start);"
+    "CREATE TABLE catalog ("
+    " device_id INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " type INTEGER NOT NULL,"
+    " unit TEXT NOT NULL DEFAULT '',"
+    " first_seen INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL,"
+    " count INTEGER NOT NULL,"
+    " PRIMARY KEY (device_id, name)) WITHOUT ROWID;"
+    "CREATE TABLE devices ("
+    " device_id INTEGER PRIMARY KEY,"
+    " user_id INTEGER NOT NULL,"
+    " messages INTEGER NOT NULL);"
+    "CREATE INDEX devices_by_user ON devices (user_id);",
+};
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* Per connection: a bigger page cache than the 2 MB default, because ingest
+ * touches the tails of many B-trees per batch; temp B-trees (GROUP BY in
+ * delete_range) in memory. */
+static const char conn_sql[] = "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY";
+
+/* ---- statements -------------------------------------------------------- */
+
+/* Numeric JSON types: what rollups and samples take (true/false read as 1/0). */
+#define NUMERIC_TYPES "('integer', 'real', 'true', 'false')"
+
+static const char *const stmt_sql[TMS__COUNT] = {
+    [TMS_PING] = "SELECT 1",
+    [TMS_STATS] = "SELECT coalesce(sum(messages), 0), coalesce(sum(messages > 0), 0)"
+                  " FROM devices",
+
+    /* write_batch: OR IGNORE makes a retried identity a no-op; the caller
+     * reads sqlite3_changes() to aggregate only what was inserted. */
+    [TMS_MSG_INSERT] = "INSERT OR IGNORE INTO messages (device_id, ts, seq, user_id, data, meta)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [TMS_DEV_ADD] = "INSERT INTO devices (device_id, user_id, messages) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id,"
+                    " messages = messages + excluded.messages",
+    [TMS_LATEST_ADD] = "INSERT INTO latest (device_id, name, type, num, str, ts, seq)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                       " ON CONFLICT (device_id, name) DO UPDATE SET type = excluded.type,"
+                       " num = excluded.num, str = excluded.str, ts = excluded.ts,"
+                       " seq = excluded.seq"
+                       " WHERE (excluded.ts, excluded.seq) > (latest.ts, latest.seq)",
+    /* The stored type follows the newest sample; a unit given later replaces
+     * an earlier one (units are metadata, not samples). */
+    [TMS_CATALOG_ADD] = "INSERT INTO catalog (device_id, name, type, unit, first_seen, last_seen,"
+                        " count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                        " ON CONFLICT (device_id, name) DO UPDATE SET"
+                        " type = CASE WHEN excluded.last_seen >= catalog.last_seen"
+                        " THEN excluded.type ELSE catalog.type END,"
+                        " unit = CASE WHEN excluded.unit <> '' THEN excluded.unit"
+                        " ELSE catalog.unit END,"
+                        " first_seen = min(catalog.first_seen, excluded.first_seen),"
+                        " last_seen = max(catalog.last_seen, excluded.last_seen),"
+                        " count = catalog.count + excluded.count",
+    [TMS_ROLLUP_ADD] = "INSERT INTO rollups (device_id, name, width, start, count, sum, vmin, vmax)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                       " ON CONFLICT (device_id, name, width, start) DO UPDATE SET"
+                       " count = count + excluded.count, sum = sum + excluded.sum,"
+                       " vmin = min(vmin, excluded.vmin), vmax = max(vmax, excluded.vmax)",
+
+    /* Scans: keyset continuation (the last row seen is bound), never OFFSET. */
+    [TMS_Q_DEVICE] = "SELECT ts, seq, data, meta FROM messages"
+                     " WHERE device_id = ?1 AND ts >= ?2 AND ts <= ?3 AND (ts, seq) < (?4, ?5)"
+                     " ORDER BY ts DESC, seq DESC LIMIT ?6",
+    /* The index holds device_id after (user_id, ts, seq), so this order is
+     * the index order and device_id breaks (ts, seq) ties between devices. */
+    [TMS_Q_USER] = "SELECT ts, seq, data, meta, device_id FROM messages"
+                   " WHERE user_id = ?1 AND ts >= ?2 AND ts <= ?3"
+                   " AND (ts, seq, device_id) < (?4, ?5, ?6)"
+                   " ORDER BY ts DESC, seq DESC, device_id DESC LIMIT ?7",
+    [TMS_COUNT_USER] = "SELECT count(*) FROM messages WHERE user_id = ?1 AND ts >= ?2 AND ts <= ?3",
+    [TMS_LATEST_SCAN] = "SELECT name, type, num, str, ts FROM latest"
+                        " WHERE device_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+    [TMS_ROLLUP_SCAN] = "SELECT start, count, sum, vmin, vmax FROM rollups"
+                        " WHERE device_id = ?1 AND name = ?2 AND width = ?3"
+                        " AND start >= ?4 AND start < ?5 ORDER BY start LIMIT ?6",
+    /* Non-numeric and missing values come back too (as text or NULL) and
+     * are skipped in C, so that the keyset still advances past them. */
+    [TMS_SAMPLE_SCAN] = "SELECT ts, seq, data ->> ?2 FROM messages"
+                        " WHERE device_id = ?1 AND ts >= ?3 AND ts < ?4 AND (ts, seq) > (?5, ?6)"
+                        " ORDER BY ts, seq LIMIT ?7",
+    /* The type comes from latest when it is there: it follows (ts, seq) exactly. */
+    [TMS_CATALOG_SCAN] = "SELECT c.name, coalesce(l.type, c.type), c.unit, c.first_seen,"
+                         " c.last_seen, c.count FROM catalog c LEFT JOIN latest l"
+                         " ON l.device_id = c.device_id AND l.name = c.name"
+                         " WHERE c.device_id = ?1 AND c.name > ?2 ORDER BY c.name LIMIT ?3",
+
+    /* delete_range: per (name, hour) of the doomed messages, whether the
+     * values are numeric and how many there are. */
+    [TMS_DR_TOUCHED] = "SELECT j.key, m.ts - ((m.ts % 3600000) + 3600000) % 3600000,"
+                       " j.type IN " NUMERIC_TYPES ", count(*)"
+                       " FROM messages m, json_each(m.data) j"
+                       " WHERE m.device_id = ?1 AND m.ts >= ?2 AND m.ts <= ?3"
+                       " GROUP BY 1, 2, 3 ORDER BY 1, 2",
+    [TMS_DR_DELETE] = "DELETE FROM messages WHERE device_id = ?1 AND ts >= ?2 AND ts <= ?3",
+    [TMS_DEV_SUB] = "UPDATE devices SET messages = messages - ?2 WHERE device_id = ?1",
+    [TMS_CATALOG_SUB] = "UPDATE catalog SET count = count - ?3 WHERE device_id = ?1 AND name = ?2",
+    [TMS_BUCKET_CALC] = "SELECT count(v), total(v), min(v), max(v) FROM"
+                        " (SELECT data ->> ?2 AS v FROM messages"
+                        " WHERE device_id = ?1 AND ts >= ?3 AND ts < ?4)"
+                        " WHERE typeof(v) IN ('integer', 'real')",
+    [TMS_ROLLUP_PUT] = "INSERT OR REPLACE INTO rollups (device_id, name, width, start, count,"
+                       " sum, vmin, vmax) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [TMS_ROLLUP_DEL] = "DELETE FROM rollups WHERE device_id = ?1 AND name = ?2 AND width = ?3"
+                       " AND start = ?4",
+    [TMS_LATEST_GET] = "SELECT ts FROM latest WHERE device_id = ?1 AND name = ?2",
+    [TMS_NEWEST_WITH] = "SELECT ts, seq, data ->> ?2, json_type(data, ?2) FROM messages"
+                        " WHERE device_id = ?1"
+                        " AND json_type(data, ?2) IN ('integer', 'real', 'true', 'false', 'text')"
+                        " ORDER BY ts DESC, seq DESC LIMIT 1",
+    [TMS_LATEST_PUT] = "INSERT OR REPLACE INTO latest (device_id, name, type, num, str, ts, seq)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [TMS_LATEST_DEL] = "DELETE FROM latest WHERE device_id = ?1 AND name = ?2",
+    [TMS_CATALOG_GET] = "SELECT count, first_seen, last_seen FROM catalog"
+                        " WHERE device_id = ?1 AND name = ?2",
+    [TMS_FIRST_WITH] = "SELECT ts FROM messages WHERE device_id = ?1 AND ts > ?3"
+                       " AND json_type(data, ?2) IS NOT NULL ORDER BY ts, seq LIMIT 1",
+    [TMS_LAST_WITH] = "SELECT ts FROM messages WHERE device_id = ?1 AND ts < ?3"
+                      " AND json_type(data, ?2) IS NOT NULL ORDER BY ts DESC, seq DESC LIMIT 1",
+    [TMS_CATALOG_SET] = "UPDATE catalog SET first_seen = ?3, last_seen = ?4"
+                        " WHERE device_id = ?1 AND name = ?2",
+    [TMS_CATALOG_DEL] = "DELETE FROM catalog WHERE device_id = ?1 AND name = ?2",
+
+    [TMS_DEL_DEV_MSG] = "DELETE FROM messages WHERE device_id = ?1",
+    [TMS_DEL_DEV_LATEST] = "DELETE FROM latest WHERE device_id = ?1",
+    [TMS_DEL_DEV_ROLLUPS] = "DELETE FROM rollups WHERE device_id = ?1",
+    [TMS_DEL_DEV_CATALOG] = "DELETE FROM catalog WHERE device_id = ?1",
+    [TMS_DEL_DEV_ROW] = "DELETE FROM devices WHERE device_id = ?1",
+    [TMS_USER_DEVICES] = "SELECT device_id FROM devices WHERE user_id = ?1",
+    [TMS_DEL_USER_MSG] = "DELETE FROM messages WHERE user_id = ?1",
+    [TMS_DEVICES_AFTER] = "SELECT device_id FROM devices WHERE device_id > ?1"
+                          " ORDER BY device_id LIMIT ?2",
+    [TMS_PURGE_MSG] = "DELETE FROM messages WHERE device_id = ?1 AND ts < ?2",
+    [TMS_PURGE_ROLLUPS] = "DELETE FROM rollups WHERE device_id = ?1 AND start < ?2",
+};
+
+static const struct iot_sqldb_schema telemetry_schema = {
+    .migrations = migrations,
+    .n_migrations = N_MIGRATIONS,
+    .stmts = stmt_sql,
+    .n_stmts = TMS__COUNT,
+    .n_dyn = 0,
+    .conn_sql = conn_sql,
+};
+static struct iot_sqldb_schema EXPERIMENT_schema; /* EXPERIMENT: remove */
+
+/* ---- helpers shared by the other files ----------------------------------- */
+
+bool iot_tmsql_name_ok(const char *name, size_t len)
+{
+    if (!name || len == 0 || len > IOT_TM_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Quoted member syntax, because names may hold '.' and '-'. */
+void iot_tmsql_json_path(const char *name, size_t len, char buf[IOT_TMSQL_PATH_MAX])
+{
+    memcpy(buf, "$.\"", 3);
+    memcpy(buf + 3, name, len);
+    buf[3 + len] = '"';
+    buf[4 + len] = '\0';
+}
+
+int iot_tmsql_step_ints(sqlite3_stmt *st, int64_t *out, int n)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        for (int i = 0; i < n; i++)
+            out[i] = sqlite3_column_int64(st, i);
+        rc = IOT_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? IOT_ENOTFOUND : iot_sqldb_map(rc);
+    }
+    iot_sqldb_done(st);
+    return rc;
+}
+
+/* ---- open / close / ping / stats --------------------------------------- */
+
+static int tm_open(const char *url, bool durable, void **self)
+{
+    if (!self || !url)
+        return IOT_EINVAL;
+    *self = NULL;
+    struct iot_tmsql *s = calloc(1, sizeof *s);
+    if (!s)
+        return IOT_ENOMEM;
+    EXPERIMENT_schema = telemetry_schema;
+    if (getenv("TM_CONN_SQL")) EXPERIMENT_schema.conn_sql = getenv("TM_CONN_SQL");
+    int rc = iot_sqldb_open_ex(url, &EXPERIMENT_schema, durable, &s->db);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    *self = s;
+    return IOT_OK;
+}
+
+static void tm_close(void *self)
+{
+    struct iot_tmsql *s = self;
+    if (!s)
+        return;
+    iot_sqldb_close(s->db);
+    iot_tmsql_agg_free(s->agg);
+    free(s);
+}
+
+/* Runs the single-row integer query `id` (no parameters) into out[0..n-1]. */
+static int read_ints(struct iot_tmsql *s, enum iot_tmsql_stmt id, int64_t *out, int n)
+{
+    struct iot_sqldb_conn *c = iot_sqldb_get(s->db);
+    sqlite3_stmt *st;
+    int rc = iot_sqldb_stmt(c, id, &st);
+    if (rc == IOT_OK)
+        rc = iot_tmsql_step_ints(st, out, n);
+    iot_sqldb_put(s->db, c);
+    return rc;
+}
+
+static int tm_ping(void *self)
+{
+    int64_t one = 0;
+    return read_ints(self, TMS_PING, &one, 1);
+}
+
+static int tm_stats(void *self, struct iot_tm_stats *out)
+{
+    if (!out)
+        return IOT_EINVAL;
+    int64_t v[2] = {0, 0};
+    int rc = read_ints(self, TMS_STATS, v, 2);
+    if (rc == IOT_OK) {
+        out->messages = v[0];
+        out->devices = v[1];
+    }
+    return rc;
+}
+
+const struct iot_telemetry_ops iot_telemetry_sqlite = {
+    .name = "sqlite",
+    .version = 1,
+    .caps = IOT_TM_CAP_ATOMIC_BATCH,
+    .open = tm_open,
+    .close = tm_close,
+    .ping = tm_ping,
+    .write_batch = iot_tmsql_write_batch,
+    .query_device = iot_tmsql_query_device,
+    .query_user = iot_tmsql_query_user,
+    .count_user = iot_tmsql_count_user,
+    .latest = iot_tmsql_latest,
+    .rollups = iot_tmsql_rollups,
+    .samples = iot_tmsql_samples,
+    .catalog = iot_tmsql_catalog,
+    .delete_range = iot_tmsql_delete_range,
+    .delete_device = iot_tmsql_delete_device,
+    .delete_user = iot_tmsql_delete_user,
+    .purge = iot_tmsql_purge,
+    .stats = tm_stats,
+};

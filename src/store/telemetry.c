@@ -1,0 +1,72 @@
+/* telemetry.c — the table of compiled-in telemetry backends and the
+ * open/close entry points that pick one by URL scheme. */
+#include "store/telemetry.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "store/sqlite/telemetry_sqlite.h"
+#include "util/err.h"
+
+struct backend {
+    const char *scheme;                  /* URL prefix, matched case-insensitively */
+    const struct iot_telemetry_ops *ops; /* NULL: known but not compiled in */
+};
+
+/* Known schemes. A URL with no "scheme://" is a path for the embedded
+ * default (SQLite). Cassandra is listed so that its URLs are recognised and
+ * refused cleanly until its backend is compiled in. */
+static const struct backend backends[] = {
+    {.scheme = "sqlite:", .ops = &iot_telemetry_sqlite},
+    {.scheme = "cassandra://", .ops = NULL},
+};
+#define N_BACKENDS (sizeof backends / sizeof backends[0])
+
+/* A path such as "data/telemetry.db" never has "://". */
+static bool looks_like_url(const char *url)
+{
+    return strstr(url, "://") != NULL;
+}
+
+const struct iot_telemetry_ops *iot_telemetry_backend(const char *url)
+{
+    if (!url || !url[0])
+        return &iot_telemetry_sqlite;
+    for (size_t i = 0; i < N_BACKENDS; i++)
+        if (strncasecmp(url, backends[i].scheme, strlen(backends[i].scheme)) == 0)
+            return backends[i].ops;
+    return looks_like_url(url) ? NULL : &iot_telemetry_sqlite;
+}
+
+const char *iot_telemetry_backend_names(void)
+{
+    return "sqlite";
+}
+
+int iot_telemetry_open(const char *url, bool durable, struct iot_telemetry *out)
+{
+    if (!out)
+        return IOT_EINVAL;
+    out->ops = NULL;
+    out->self = NULL;
+    const struct iot_telemetry_ops *ops = iot_telemetry_backend(url);
+    if (!ops)
+        return IOT_EINVAL;
+    void *self = NULL;
+    int rc = ops->open(url ? url : "", durable, &self);
+    if (rc)
+        return rc;
+    out->ops = ops;
+    out->self = self;
+    return IOT_OK;
+}
+
+void iot_telemetry_close(struct iot_telemetry *t)
+{
+    if (!t)
+        return;
+    if (t->ops && t->self)
+        t->ops->close(t->self);
+    t->ops = NULL;
+    t->self = NULL;
+}

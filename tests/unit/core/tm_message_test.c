@@ -1,0 +1,146 @@
+/* Unit tests of core/tm_message: what a telemetry submission may hold. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "core/secrets.h"
+#include "core/tm_message.h"
+#include "util/err.h"
+
+#define NOW INT64_C(1795777214123)
+
+static int setup(void **state) { return iot_secrets_init(); }
+
+static int parse(const char *text, bool batch, struct iot_tm_parsed *out, char *err)
+{
+    json_error_t jerr;
+    json_t *body = json_loads(text, JSON_DECODE_ANY, &jerr);
+    assert_non_null(body);
+    int rc = batch ? iot_tm_parse_batch(body, 7, 3, NOW, out, err, 256)
+                   : iot_tm_parse_one(body, 7, 3, NOW, out, err, 256);
+    json_decref(body);
+    return rc;
+}
+
+static void one_message(void **state)
+{
+    struct iot_tm_parsed p;
+    char err[256] = "";
+    assert_int_equal(parse("{\"data\":{\"temperature\":21.5,\"on\":true,\"mode\":\"eco\",\"n\":3},"
+                           "\"metadata\":{\"temperature_unit\":\"C\"},"
+                           "\"timestamp\":\"2026-11-27T11:00:00Z\"}", false, &p, err), IOT_OK);
+    assert_int_equal(p.n, 1);
+    const struct iot_tm_message *m = &p.msgs[0];
+    assert_int_equal(m->device_id, 7);
+    assert_int_equal(m->user_id, 3);
+    assert_int_equal(m->ts, 1795777200000LL);
+    assert_int_equal(m->n_points, 4);
+    assert_string_equal(m->points[0].name, "temperature");
+    assert_int_equal(m->points[0].value.type, IOT_TM_NUMBER);
+    assert_true(m->points[0].value.num == 21.5);
+    assert_int_equal(m->points[1].value.type, IOT_TM_BOOL);
+    assert_int_equal(m->points[2].value.type, IOT_TM_STRING);
+    assert_string_equal(m->data_json, "{\"temperature\":21.5,\"on\":true,\"mode\":\"eco\",\"n\":3}");
+    assert_string_equal(m->meta_json, "{\"temperature_unit\":\"C\"}");
+    iot_tm_parsed_free(&p);
+}
+
+static void default_timestamp_and_unique_seq(void **state)
+{
+    struct iot_tm_parsed p;
+    char err[256];
+    assert_int_equal(parse("[{\"data\":{\"a\":1}},{\"data\":{\"a\":2}}]", true, &p, err), IOT_OK);
+    assert_int_equal(p.n, 2);
+    assert_int_equal(p.msgs[0].ts, NOW);
+    assert_null(p.msgs[0].meta_json);
+    assert_true(p.msgs[0].seq != p.msgs[1].seq);
+    iot_tm_parsed_free(&p);
+    assert_int_equal(parse("{\"messages\":[{\"data\":{\"a\":1}}]}", true, &p, err), IOT_OK);
+    assert_int_equal(p.n, 1);
+    iot_tm_parsed_free(&p);
+}
+
+static void refusals(void **state)
+{
+    const char *bad[] = {
+        "{}", "{\"data\":{}}", "{\"data\":null}", "{\"data\":[1]}", "{\"data\":5}",
+        "{\"data\":{\"t\":{\"v\":1}}}", "{\"data\":{\"t\":[1,2]}}", "{\"data\":{\"t\":null}}",
+        "{\"data\":{\"bad name\":1}}", "{\"data\":{\"\":1}}", "{\"data\":{\"t\\u00e9\":1}}",
+        "{\"data\":{\"a\":1},\"timestamp\":\"yesterday\"}",
+        "{\"data\":{\"a\":1},\"timestamp\":\"1999-12-31T23:59:59Z\"}",
+        "{\"data\":{\"a\":1},\"timestamp\":\"2026-11-29T11:00:00Z\"}",
+        "{\"data\":{\"a\":1},\"timestamp\":12345}",
+        "{\"data\":{\"a\":1},\"metadata\":{\"k\":1}}", "{\"data\":{\"a\":1},\"metadata\":\"x\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        struct iot_tm_parsed p;
+        char err[256] = "";
+        assert_int_equal(parse(bad[i], false, &p, err), IOT_EINVAL);
+        assert_true(strlen(err) > 0);
+        iot_tm_parsed_free(&p);
+    }
+}
+
+static void batch_refusals_name_the_message(void **state)
+{
+    struct iot_tm_parsed p;
+    char err[256] = "";
+    assert_int_equal(parse("[{\"data\":{\"a\":1}},{\"data\":{}}]", true, &p, err), IOT_EINVAL);
+    assert_non_null(strstr(err, "messages[1]"));
+    iot_tm_parsed_free(&p);
+    assert_int_equal(parse("[]", true, &p, err), IOT_EINVAL);
+    iot_tm_parsed_free(&p);
+    assert_int_equal(parse("{\"data\":{\"a\":1}}", true, &p, err), IOT_EINVAL);
+    iot_tm_parsed_free(&p);
+}
+
+static void long_names_and_strings(void **state)
+{
+    char text[2300];
+    char name[66], value[1030];
+    memset(name, 'n', 65);
+    name[65] = '\0';
+    snprintf(text, sizeof text, "{\"data\":{\"%s\":1}}", name);
+    struct iot_tm_parsed p;
+    char err[256];
+    assert_int_equal(parse(text, false, &p, err), IOT_EINVAL); /* 65 chars */
+    iot_tm_parsed_free(&p);
+    name[64] = '\0';
+    memset(value, 'v', 1025);
+    value[1025] = '\0';
+    snprintf(text, sizeof text, "{\"data\":{\"%s\":\"%s\"}}", name, value);
+    assert_int_equal(parse(text, false, &p, err), IOT_EINVAL); /* 1025 bytes */
+    iot_tm_parsed_free(&p);
+    value[1024] = '\0';
+    snprintf(text, sizeof text, "{\"data\":{\"%s\":\"%s\"}}", name, value);
+    assert_int_equal(parse(text, false, &p, err), IOT_OK);
+    iot_tm_parsed_free(&p);
+}
+
+static void values_print_naturally(void **state)
+{
+    struct iot_tm_value v = {.type = IOT_TM_NUMBER, .num = 42};
+    json_t *j = iot_tm_value_json(&v);
+    assert_true(json_is_integer(j));
+    json_decref(j);
+    v.num = 0.5;
+    j = iot_tm_value_json(&v);
+    assert_true(json_is_real(j));
+    json_decref(j);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(one_message),
+        cmocka_unit_test(default_timestamp_and_unique_seq),
+        cmocka_unit_test(refusals),
+        cmocka_unit_test(batch_refusals_name_the_message),
+        cmocka_unit_test(long_names_and_strings),
+        cmocka_unit_test(values_print_naturally),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -99,13 +99,15 @@ enum iot_route_result iot_route(const struct iot_route *routes, size_t n, struct
         return IOT_ROUTE_NOT_FOUND;
     const struct iot_route *best = NULL;
     int best_literals = -1, best_any = -1;
+    /* HEAD is GET without a body; libmicrohttpd drops the body itself. */
+    const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
     for (size_t i = 0; i < n; i++) {
         int literals = match_pattern(routes[i].pattern, &path);
         if (literals < 0)
             continue;
         if (literals > best_any)
             best_any = literals;
-        if (strcmp(routes[i].method, r->method) == 0 && literals > best_literals) {
+        if (strcmp(routes[i].method, method) == 0 && literals > best_literals) {
             best = &routes[i];
             best_literals = literals;
         }

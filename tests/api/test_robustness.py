@@ -700,9 +700,11 @@ def test_data_survives_restart(start_server):
         "username": user.username, "email": unique("e") + "@x.io", "password": "secret-pw"}), 409)
 
 
-def test_port_in_use_fails_cleanly(bearer_server):
+def test_port_in_use_fails_cleanly(start_server):
     """A second instance on a taken port exits non-zero (no hang, no crash)."""
-    env = {**Server().env, "IOTFLOW_PORT": str(bearer_server.port)}
+    first = start_server()
+    env = {**Server().env, "IOTFLOW_PORT": str(first.port)}
     proc = subprocess.run([BINARY], env=env, capture_output=True, timeout=20)
     assert proc.returncode not in (0, None) and proc.returncode > 0, proc
     assert b"AddressSanitizer" not in proc.stderr, proc.stderr[-2000:]
+    expect(first.root.get("/health"), 200)

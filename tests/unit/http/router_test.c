@@ -40,6 +40,9 @@ static void literal_wins(void **state)
     assert_int_equal(route("GET", "/devices/status", &r, &out, allow), IOT_ROUTE_FOUND);
     assert_ptr_equal(out->handler, h_a);
     free(r.path_copy);
+    assert_int_equal(route("HEAD", "/devices/status", &r, &out, allow), IOT_ROUTE_FOUND);
+    assert_ptr_equal(out->handler, h_a);
+    free(r.path_copy);
 }
 
 static void params_are_captured(void **state)

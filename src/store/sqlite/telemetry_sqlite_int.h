@@ -27,10 +27,6 @@ enum iot_tmsql_stmt {
     TMS_STATS,
     /* write_batch */
     TMS_MSG_INSERT,
-    TMS_DEV_ADD,
-    TMS_LATEST_ADD,
-    TMS_CATALOG_ADD,
-    TMS_ROLLUP_ADD,
     /* scans */
     TMS_Q_DEVICE,
     TMS_Q_USER,
@@ -69,6 +65,9 @@ enum iot_tmsql_stmt {
     TMS_PURGE_ROLLUPS,
     TMS__COUNT
 };
+
+/* Dynamic statement slots: write_batch's upserts (4 kinds x 2 sizes). */
+#define IOT_TMSQL_N_DYN 8
 
 /* A JSON path '$."<name>"' (names never hold a quote), NUL-terminated. */
 #define IOT_TMSQL_PATH_MAX (IOT_TM_NAME_MAX + 6)

@@ -17,9 +17,6 @@
 
 #include "store/sqlite/telemetry_sqlite_int.h"
 #include "util/err.h"
-#include "util/clock.h"
-#include <stdio.h>
-int64_t EXP_t[8]; long EXP_n[8];
 
 enum {
     BATCH_MAX = 65536, /* messages per write_batch (IOT_ELIMIT beyond) */
@@ -27,6 +24,10 @@ enum {
     KEEP_ENTRIES = 1 << 16, /* scratch larger than this is freed after the batch */
     FIRST_CAP = 256,
 };
+
+/* |ts| bound: far beyond any real date (2^53 ms is 285,000 years), and it
+ * keeps bucket arithmetic (ts - ts % width - width) from overflowing. */
+#define TS_LIMIT (INT64_C(1) << 53)
 
 enum agg_kind { K_DEVICE, K_SERIES, K_HOUR, K_DAY };
 
@@ -89,6 +90,8 @@ static int check_value(const struct iot_tm_value *v)
 
 static int check_message(const struct iot_tm_message *m)
 {
+    if (m->ts < -TS_LIMIT || m->ts > TS_LIMIT)
+        return IOT_EINVAL;
     if (!m->data_json || m->data_len == 0 || m->data_len > IOT_TM_DATA_JSON_MAX)
         return IOT_EINVAL;
     if (m->meta_json && m->meta_len > IOT_TM_DATA_JSON_MAX)
@@ -137,7 +140,8 @@ static uint64_t key_hash(const struct agg_key *k)
 static bool key_eq(const struct agg_key *a, const struct agg_key *b)
 {
     return a->device_id == b->device_id && a->start == b->start && a->kind == b->kind &&
-           a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
+           a->name_len == b->name_len &&
+           (a->name_len == 0 || memcmp(a->name, b->name, a->name_len) == 0);
 }
 
 static void slots_fill(struct iot_tmsql_agg *a)
@@ -209,8 +213,6 @@ static void agg_reset(struct iot_tmsql_agg *a)
 
 void iot_tmsql_agg_free(struct iot_tmsql_agg *a)
 {
-    static const char *nm[] = {"insert", "device", "latest", "catalog", "rollup", "agg", "commit"};
-    for (int i = 0; i < 7; i++) if (EXP_n[i]) fprintf(stderr, "EXP %-8s n=%ld total=%.2fs per=%.2fus\n", nm[i], EXP_n[i], EXP_t[i]/1e6, (double)EXP_t[i]/EXP_n[i]);
     if (!a)
         return;
     free(a->e);
@@ -372,104 +374,203 @@ static int insert_message(struct iot_sqldb_conn *c, sqlite3_stmt *st,
     return rc;
 }
 
+/* The upserts of the derived rows, as "INSERT INTO <head> VALUES (row)…
+ * <tail>": one statement carries up to MULTI_ROWS rows, which halves the
+ * per-row cost of stepping, binding and resetting (measured: 1.8 → 1.4 us
+ * a row for rollups with 32 rows a statement). The keys of one statement are
+ * distinct (they come from the map), so no row updates another's. */
+enum upsert_kind { U_DEVICE, U_LATEST, U_CATALOG, U_ROLLUP, U__COUNT };
+enum { MULTI_ROWS = 32 };
+
+struct upsert_sql {
+    const char *head;
+    int ncols;
+    const char *tail;
+};
+
+static const struct upsert_sql upsert_sql[U__COUNT] = {
+    [U_DEVICE] = {"devices (device_id, user_id, messages)", 3,
+                  " ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id,"
+                  " messages = messages + excluded.messages"},
+    [U_LATEST] = {"latest (device_id, name, type, num, str, ts, seq)", 7,
+                  " ON CONFLICT (device_id, name) DO UPDATE SET type = excluded.type,"
+                  " num = excluded.num, str = excluded.str, ts = excluded.ts,"
+                  " seq = excluded.seq"
+                  " WHERE (excluded.ts, excluded.seq) > (latest.ts, latest.seq)"},
+    /* The stored type follows the newest sample; a unit given later
+     * replaces an earlier one (units are metadata, not samples). */
+    [U_CATALOG] = {"catalog (device_id, name, type, unit, first_seen, last_seen, count)", 7,
+                   " ON CONFLICT (device_id, name) DO UPDATE SET"
+                   " type = CASE WHEN excluded.last_seen >= catalog.last_seen"
+                   " THEN excluded.type ELSE catalog.type END,"
+                   " unit = CASE WHEN excluded.unit <> '' THEN excluded.unit"
+                   " ELSE catalog.unit END,"
+                   " first_seen = min(catalog.first_seen, excluded.first_seen),"
+                   " last_seen = max(catalog.last_seen, excluded.last_seen),"
+                   " count = catalog.count + excluded.count"},
+    [U_ROLLUP] = {"rollups (device_id, name, width, start, count, sum, vmin, vmax)", 8,
+                  " ON CONFLICT (device_id, name, width, start) DO UPDATE SET"
+                  " count = count + excluded.count, sum = sum + excluded.sum,"
+                  " vmin = min(vmin, excluded.vmin), vmax = max(vmax, excluded.vmax)"},
+};
+
+struct upsert_key {
+    enum upsert_kind kind;
+    int rows;
+};
+
+static int build_upsert(const void *arg, char *buf, size_t size)
+{
+    const struct upsert_key *k = arg;
+    const struct upsert_sql *u = &upsert_sql[k->kind];
+    size_t n = (size_t)snprintf(buf, size, "INSERT INTO %s VALUES ", u->head);
+    for (int r = 0; r < k->rows && n < size; r++) {
+        n += (size_t)snprintf(buf + n, size - n, "%s(?", r ? ", " : "");
+        for (int c = 1; c < u->ncols && n < size; c++)
+            n += (size_t)snprintf(buf + n, size - n, ", ?");
+        if (n < size)
+            n += (size_t)snprintf(buf + n, size - n, ")");
+    }
+    if (n < size)
+        n += (size_t)snprintf(buf + n, size - n, "%s", u->tail);
+    return n < size ? IOT_OK : IOT_EINTERNAL;
+}
+
+/* Dynamic slots: kind x {one row, MULTI_ROWS rows}. */
+static int upsert_stmt(struct iot_sqldb_conn *c, enum upsert_kind kind, int rows,
+                       sqlite3_stmt **out)
+{
+    struct upsert_key k = {.kind = kind, .rows = rows};
+    int slot = (int)kind * 2 + (rows == MULTI_ROWS ? 1 : 0);
+    return iot_sqldb_dyn_stmt(c, slot, build_upsert, &k, out);
+}
+
+/* Each binder fills one row's parameters, base + 1 onwards. */
 static void bind_name(sqlite3_stmt *st, int i, const struct agg_key *k)
 {
     sqlite3_bind_text(st, i, k->name, (int)k->name_len, SQLITE_STATIC);
 }
 
-static int put_device(sqlite3_stmt *st, const struct agg_entry *e)
+static void bind_device(sqlite3_stmt *st, int base, const struct iot_tmsql_agg *a,
+                        const struct agg_entry *e)
 {
-    sqlite3_bind_int64(st, 1, e->k.device_id);
-    sqlite3_bind_int64(st, 2, e->v.dev.user_id);
-    sqlite3_bind_int64(st, 3, e->v.dev.messages);
-    return iot_sqldb_step_done(st);
+    sqlite3_bind_int64(st, base + 1, e->k.device_id);
+    sqlite3_bind_int64(st, base + 2, e->v.dev.user_id);
+    sqlite3_bind_int64(st, base + 3, e->v.dev.messages);
 }
 
-static int put_latest(sqlite3_stmt *st, const struct agg_entry *e)
+static void bind_latest(sqlite3_stmt *st, int base, const struct iot_tmsql_agg *a,
+                        const struct agg_entry *e)
 {
     const struct agg_series *s = &e->v.ser;
     const struct iot_tm_value *v = s->val;
-    sqlite3_bind_int64(st, 1, e->k.device_id);
-    bind_name(st, 2, &e->k);
-    sqlite3_bind_int(st, 3, (int)v->type);
+    sqlite3_bind_int64(st, base + 1, e->k.device_id);
+    bind_name(st, base + 2, &e->k);
+    sqlite3_bind_int(st, base + 3, (int)v->type);
     if (v->type == IOT_TM_STRING) {
-        sqlite3_bind_null(st, 4);
-        sqlite3_bind_text(st, 5, v->str_len ? v->str : "", (int)v->str_len, SQLITE_STATIC);
+        sqlite3_bind_null(st, base + 4);
+        sqlite3_bind_text(st, base + 5, v->str_len ? v->str : "", (int)v->str_len,
+                          SQLITE_STATIC);
     } else {
-        sqlite3_bind_double(st, 4, v->type == IOT_TM_BOOL ? (v->boolean ? 1.0 : 0.0) : v->num);
-        sqlite3_bind_null(st, 5);
+        double num = v->type == IOT_TM_BOOL ? (v->boolean ? 1.0 : 0.0) : v->num;
+        sqlite3_bind_double(st, base + 4, num);
+        sqlite3_bind_null(st, base + 5);
     }
-    sqlite3_bind_int64(st, 6, s->ts);
-    sqlite3_bind_int64(st, 7, s->seq);
-    return iot_sqldb_step_done(st);
+    sqlite3_bind_int64(st, base + 6, s->ts);
+    sqlite3_bind_int64(st, base + 7, s->seq);
 }
 
-static int put_catalog(sqlite3_stmt *st, const struct iot_tmsql_agg *a, const struct agg_entry *e)
+static void bind_catalog(sqlite3_stmt *st, int base, const struct iot_tmsql_agg *a,
+                         const struct agg_entry *e)
 {
     const struct agg_series *s = &e->v.ser;
-    sqlite3_bind_int64(st, 1, e->k.device_id);
-    bind_name(st, 2, &e->k);
-    sqlite3_bind_int(st, 3, (int)s->val->type);
+    sqlite3_bind_int64(st, base + 1, e->k.device_id);
+    bind_name(st, base + 2, &e->k);
+    sqlite3_bind_int(st, base + 3, (int)s->val->type);
     if (s->has_unit)
-        sqlite3_bind_text(st, 4, a->units + s->unit_off, (int)s->unit_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, base + 4, a->units + s->unit_off, (int)s->unit_len,
+                          SQLITE_STATIC);
     else
-        sqlite3_bind_text(st, 4, "", 0, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, s->first);
-    sqlite3_bind_int64(st, 6, s->last);
-    sqlite3_bind_int64(st, 7, s->count);
-    return iot_sqldb_step_done(st);
+        sqlite3_bind_text(st, base + 4, "", 0, SQLITE_STATIC);
+    sqlite3_bind_int64(st, base + 5, s->first);
+    sqlite3_bind_int64(st, base + 6, s->last);
+    sqlite3_bind_int64(st, base + 7, s->count);
 }
 
-static int put_rollup(sqlite3_stmt *st, const struct agg_entry *e)
+static void bind_rollup(sqlite3_stmt *st, int base, const struct iot_tmsql_agg *a,
+                        const struct agg_entry *e)
 {
     const struct agg_rollup *r = &e->v.roll;
-    sqlite3_bind_int64(st, 1, e->k.device_id);
-    bind_name(st, 2, &e->k);
-    sqlite3_bind_int64(st, 3, e->k.kind == K_HOUR ? IOT_TM_HOUR : IOT_TM_DAY);
-    sqlite3_bind_int64(st, 4, e->k.start);
-    sqlite3_bind_int64(st, 5, r->count);
-    sqlite3_bind_double(st, 6, r->sum);
-    sqlite3_bind_double(st, 7, r->min);
-    sqlite3_bind_double(st, 8, r->max);
+    sqlite3_bind_int64(st, base + 1, e->k.device_id);
+    bind_name(st, base + 2, &e->k);
+    sqlite3_bind_int64(st, base + 3, e->k.kind == K_HOUR ? IOT_TM_HOUR : IOT_TM_DAY);
+    sqlite3_bind_int64(st, base + 4, e->k.start);
+    sqlite3_bind_int64(st, base + 5, r->count);
+    sqlite3_bind_double(st, base + 6, r->sum);
+    sqlite3_bind_double(st, base + 7, r->min);
+    sqlite3_bind_double(st, base + 8, r->max);
+}
+
+typedef void (*bind_fn)(sqlite3_stmt *st, int base, const struct iot_tmsql_agg *a,
+                        const struct agg_entry *e);
+static const bind_fn binders[U__COUNT] = {
+    [U_DEVICE] = bind_device,
+    [U_LATEST] = bind_latest,
+    [U_CATALOG] = bind_catalog,
+    [U_ROLLUP] = bind_rollup,
+};
+
+/* Upserts `n` (1 or MULTI_ROWS) entries with one statement. */
+static int upsert_rows(struct iot_sqldb_conn *c, const struct iot_tmsql_agg *a,
+                       enum upsert_kind kind, const struct agg_entry *const *e, int n)
+{
+    sqlite3_stmt *st;
+    int rc = upsert_stmt(c, kind, n, &st);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++)
+        binders[kind](st, i * upsert_sql[kind].ncols, a, e[i]);
     return iot_sqldb_step_done(st);
 }
 
-struct flush_stmts {
-    sqlite3_stmt *dev, *latest, *catalog, *rollup;
+/* Entries waiting for a full statement, per upsert kind. */
+struct pending {
+    const struct agg_entry *e[MULTI_ROWS];
+    int n;
 };
 
-static int flush_stmts(struct iot_sqldb_conn *c, struct flush_stmts *f)
+static int pend(struct iot_sqldb_conn *c, const struct iot_tmsql_agg *a, struct pending *p,
+                enum upsert_kind kind, const struct agg_entry *e)
 {
-    int rc = iot_sqldb_stmt(c, TMS_DEV_ADD, &f->dev);
-    if (rc == IOT_OK)
-        rc = iot_sqldb_stmt(c, TMS_LATEST_ADD, &f->latest);
-    if (rc == IOT_OK)
-        rc = iot_sqldb_stmt(c, TMS_CATALOG_ADD, &f->catalog);
-    if (rc == IOT_OK)
-        rc = iot_sqldb_stmt(c, TMS_ROLLUP_ADD, &f->rollup);
-    return rc;
+    p[kind].e[p[kind].n++] = e;
+    if (p[kind].n < MULTI_ROWS)
+        return IOT_OK;
+    p[kind].n = 0;
+    return upsert_rows(c, a, kind, p[kind].e, MULTI_ROWS);
 }
 
-/* One upsert per distinct key of the batch. */
+/* One upsert row per distinct key of the batch. */
 static int flush(struct iot_sqldb_conn *c, const struct iot_tmsql_agg *a)
 {
-    struct flush_stmts f;
-    int rc = flush_stmts(c, &f);
+    struct pending p[U__COUNT];
+    for (int k = 0; k < U__COUNT; k++)
+        p[k].n = 0;
+    int rc = IOT_OK;
     for (size_t i = 0; i < a->n && rc == IOT_OK; i++) {
         const struct agg_entry *e = &a->e[i];
-        int64_t t0 = iot_mono_us();
         switch (e->k.kind) {
-        case K_DEVICE: rc = put_device(f.dev, e); EXP_t[1] += iot_mono_us()-t0; EXP_n[1]++; break;
+        case K_DEVICE: rc = pend(c, a, p, U_DEVICE, e); break;
         case K_SERIES:
-            rc = put_latest(f.latest, e);
-            EXP_t[2] += iot_mono_us()-t0; EXP_n[2]++; t0 = iot_mono_us();
+            rc = pend(c, a, p, U_LATEST, e);
             if (rc == IOT_OK)
-                rc = put_catalog(f.catalog, a, e);
-            EXP_t[3] += iot_mono_us()-t0; EXP_n[3]++;
+                rc = pend(c, a, p, U_CATALOG, e);
             break;
-        default: rc = put_rollup(f.rollup, e); EXP_t[4] += iot_mono_us()-t0; EXP_n[4]++; break;
+        default: rc = pend(c, a, p, U_ROLLUP, e); break;
         }
     }
+    for (int k = 0; k < U__COUNT && rc == IOT_OK; k++)
+        for (int i = 0; i < p[k].n && rc == IOT_OK; i++)
+            rc = upsert_rows(c, a, (enum upsert_kind)k, &p[k].e[i], 1);
     return rc;
 }
 
@@ -481,12 +582,9 @@ static int insert_all(struct iot_sqldb_conn *c, struct iot_tmsql_agg *a,
     int rc = iot_sqldb_stmt(c, TMS_MSG_INSERT, &st);
     for (size_t i = 0; i < n && rc == IOT_OK; i++) {
         bool inserted;
-        int64_t t0 = iot_mono_us();
         rc = insert_message(c, st, &msgs[i], &inserted);
-        EXP_t[0] += iot_mono_us()-t0; EXP_n[0]++; t0 = iot_mono_us();
         if (rc == IOT_OK && inserted)
             rc = add_message(a, &msgs[i]);
-        EXP_t[5] += iot_mono_us()-t0; EXP_n[5]++;
     }
     return rc;
 }
@@ -524,8 +622,5 @@ int iot_tmsql_write_batch(void *self, const struct iot_tm_message *msgs, size_t 
     if (rc == IOT_OK)
         rc = flush(c, s->agg);
     agg_trim(s);
-    int64_t t0 = iot_mono_us();
-    rc = iot_sqldb_write_end(s->db, c, rc);
-    EXP_t[6] += iot_mono_us()-t0; EXP_n[6]++;
-    return rc;
+    return iot_sqldb_write_end(s->db, c, rc);
 }

@@ -1,0 +1,1578 @@
+/* telemetry_contract.c — the contract of store/telemetry.h, run against
+ * every backend URL in IOT_TELEMETRY_URLS (comma separated). Default: a
+ * fresh SQLite file under IOT_TEST_TMPDIR (or /tmp) and sqlite::memory:.
+ *
+ * Each test opens a fresh store: a new file per test for file-backed SQLite,
+ * a new uniquely named database for :memory:. A server backend URL must
+ * point at an empty keyspace (a reset hook comes with the first one). */
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "store/telemetry.h"
+#include "util/clock.h"
+#include "util/err.h"
+
+#define MAX_URLS 8
+#define H IOT_TM_HOUR
+#define D IOT_TM_DAY
+#define T0 INT64_C(1767225600000) /* 2026-01-01T00:00:00Z, a day boundary */
+
+/* Asserts that print both values. */
+#define assert_i64(a, b)                                                                       \
+    do {                                                                                       \
+        int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                          \
+        if (a_ != b_)                                                                          \
+            fail_msg("%s is %" PRId64 ", want %" PRId64 " (%s)", #a, a_, b_, #b);            \
+    } while (0)
+#define assert_f64(a, b)                                                                       \
+    do {                                                                                       \
+        double a_ = (a), b_ = (b);                                                             \
+        if (!(fabs(a_ - b_) <= 1e-9 * (1.0 + fabs(b_))))                                       \
+            fail_msg("%s is %.17g, want %.17g (%s)", #a, a_, b_, #b);                          \
+    } while (0)
+#define assert_rc(expr, want)                                                                  \
+    do {                                                                                       \
+        int rc_ = (expr), want_ = (want);                                                      \
+        if (rc_ != want_)                                                                      \
+            fail_msg("%s returned %d (%s), want %d (%s)", #expr, rc_, iot_strerror(rc_), want_, \
+                     iot_strerror(want_));                                                     \
+    } while (0)
+/* Byte-exact comparison of a (ptr, len) with a NUL-terminated expectation. */
+#define assert_bytes(p, len, want)                                                             \
+    do {                                                                                       \
+        const char *w_ = (want);                                                               \
+        size_t l_ = (size_t)(len), wl_ = strlen(w_);                                           \
+        if (l_ != wl_ || memcmp((p), w_, wl_) != 0)                                            \
+            fail_msg("%s is \"%.*s\" (%zu bytes), want \"%s\" (%zu bytes)", #p, (int)l_,       \
+                     (const char *)(p), l_, w_, wl_);                                          \
+    } while (0)
+
+struct fixture {
+    struct iot_telemetry tm;
+    char url[1024];
+    char path[1024]; /* SQLite file to delete at teardown, "" if none */
+};
+
+static const char *g_base_url;
+static atomic_uint g_seq;
+
+/* ---- fixture ----------------------------------------------------------- */
+
+static const char *sqlite_file_path(const char *url)
+{
+    const char *p = url;
+    if (strncasecmp(p, "sqlite:", 7) == 0) {
+        p += 7;
+        if (strncmp(p, "//", 2) == 0)
+            p += 2;
+    } else if (strstr(url, "://")) {
+        return NULL;
+    }
+    return strcmp(p, ":memory:") == 0 ? NULL : p;
+}
+
+static void remove_db_files(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char buf[1100];
+        snprintf(buf, sizeof buf, "%s%s", path, suffixes[i]);
+        unlink(buf);
+    }
+}
+
+static void fresh_url(struct fixture *fx)
+{
+    fx->path[0] = '\0';
+    if (sqlite_file_path(g_base_url)) {
+        snprintf(fx->url, sizeof fx->url, "%s-%ld-%u.db", g_base_url, (long)getpid(),
+                 atomic_fetch_add(&g_seq, 1));
+        snprintf(fx->path, sizeof fx->path, "%s", sqlite_file_path(fx->url));
+        remove_db_files(fx->path);
+    } else {
+        snprintf(fx->url, sizeof fx->url, "%s", g_base_url);
+    }
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+    if (!fx)
+        return -1;
+    fresh_url(fx);
+    int rc = iot_telemetry_open(fx->url, false, &fx->tm);
+    if (rc != IOT_OK) {
+        fprintf(stderr, "open %s: %s\n", fx->url, iot_strerror(rc));
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    iot_clock_override(NULL);
+    iot_telemetry_close(&fx->tm);
+    if (fx->path[0])
+        remove_db_files(fx->path);
+    free(fx);
+    return 0;
+}
+
+static struct iot_telemetry *TM(void **state)
+{
+    return &((struct fixture *)*state)->tm;
+}
+
+/* ---- building messages ---------------------------------------------------- */
+
+#define MSG_POINTS 100
+
+/* One message under construction; data_json is built from the points with
+ * jansson (compact, in point order) unless set by hand. */
+struct tmsg {
+    struct iot_tm_message m;
+    struct iot_tm_point p[MSG_POINTS];
+    char names[MSG_POINTS][IOT_TM_NAME_MAX + 1];
+    char data[8192];
+    json_t *obj;
+};
+
+static void msg_init(struct tmsg *t, int64_t dev, int64_t uid, int64_t ts, int64_t seq)
+{
+    memset(&t->m, 0, sizeof t->m);
+    t->m = (struct iot_tm_message){.device_id = dev, .user_id = uid, .ts = ts, .seq = seq,
+                                   .points = t->p};
+    t->obj = json_object();
+}
+
+static struct iot_tm_point *msg_point(struct tmsg *t, const char *name)
+{
+    assert_true(t->m.n_points < MSG_POINTS);
+    struct iot_tm_point *p = &t->p[t->m.n_points];
+    snprintf(t->names[t->m.n_points], sizeof t->names[0], "%s", name);
+    p->name = t->names[t->m.n_points++];
+    return p;
+}
+
+static void msg_num(struct tmsg *t, const char *name, double v)
+{
+    msg_point(t, name)->value = (struct iot_tm_value){.type = IOT_TM_NUMBER, .num = v};
+    json_object_set_new(t->obj, name, json_real(v));
+}
+
+static void msg_bool(struct tmsg *t, const char *name, bool v)
+{
+    msg_point(t, name)->value = (struct iot_tm_value){.type = IOT_TM_BOOL, .boolean = v};
+    json_object_set_new(t->obj, name, json_boolean(v));
+}
+
+/* `s` must outlive the write (string literals in these tests). */
+static void msg_str(struct tmsg *t, const char *name, const char *s)
+{
+    msg_point(t, name)->value =
+        (struct iot_tm_value){.type = IOT_TM_STRING, .str = s, .str_len = strlen(s)};
+    json_object_set_new(t->obj, name, json_string(s));
+}
+
+static void msg_meta(struct tmsg *t, const char *meta)
+{
+    t->m.meta_json = meta;
+    t->m.meta_len = meta ? strlen(meta) : 0;
+}
+
+static void msg_done(struct tmsg *t)
+{
+    size_t n = json_dumpb(t->obj, t->data, sizeof t->data - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_true(n > 0 && n < sizeof t->data);
+    t->data[n] = '\0';
+    t->m.data_json = t->data;
+    t->m.data_len = n;
+    json_decref(t->obj);
+    t->obj = NULL;
+}
+
+/* A message with one number. */
+static void msg_one(struct tmsg *t, int64_t dev, int64_t uid, int64_t ts, int64_t seq,
+                    const char *name, double v)
+{
+    msg_init(t, dev, uid, ts, seq);
+    msg_num(t, name, v);
+    msg_done(t);
+}
+
+static void write_msgs(struct iot_telemetry *tm, struct tmsg *t, size_t n)
+{
+    struct iot_tm_message *m = calloc(n, sizeof *m);
+    assert_non_null(m);
+    for (size_t i = 0; i < n; i++)
+        m[i] = t[i].m;
+    int rc = iot_tm_write_batch(tm, m, n);
+    free(m);
+    assert_rc(rc, IOT_OK);
+}
+
+static void write_one(struct iot_telemetry *tm, int64_t dev, int64_t uid, int64_t ts,
+                      int64_t seq, const char *name, double v)
+{
+    struct tmsg t;
+    msg_one(&t, dev, uid, ts, seq, name, v);
+    write_msgs(tm, &t, 1);
+}
+
+/* ---- collecting what reads deliver ------------------------------------------ */
+
+struct rec {
+    int64_t dev, ts, seq;
+    char data[600];
+    size_t data_len;
+    char meta[300];
+    size_t meta_len;
+    bool has_meta;
+};
+
+struct recs {
+    struct rec *v;
+    size_t n, cap;
+    size_t stop_after; /* 0: never stop */
+};
+
+static int on_record(void *ctx, const struct iot_tm_record *r)
+{
+    struct recs *rs = ctx;
+    if (rs->n == rs->cap) {
+        rs->cap = rs->cap ? 2 * rs->cap : 64;
+        rs->v = realloc(rs->v, rs->cap * sizeof *rs->v);
+        assert_non_null(rs->v);
+    }
+    struct rec *x = &rs->v[rs->n++];
+    memset(x, 0, sizeof *x);
+    *x = (struct rec){.dev = r->device_id, .ts = r->ts, .seq = r->seq,
+                      .data_len = r->data_len, .meta_len = r->meta_len,
+                      .has_meta = r->meta_json != NULL};
+    assert_true(r->data_len < sizeof x->data && r->meta_len < sizeof x->meta);
+    memcpy(x->data, r->data_json, r->data_len);
+    if (r->meta_json)
+        memcpy(x->meta, r->meta_json, r->meta_len);
+    return rs->stop_after && rs->n >= rs->stop_after;
+}
+
+static struct iot_tm_range all_range(int64_t limit)
+{
+    return (struct iot_tm_range){.from = INT64_MIN, .to = INT64_MAX, .limit = limit,
+                                 .before_ts = INT64_MAX, .before_seq = INT64_MAX};
+}
+
+static struct recs query_dev(struct iot_telemetry *tm, int64_t dev, struct iot_tm_range r)
+{
+    struct recs rs = {0};
+    assert_rc(iot_tm_query_device(tm, dev, &r, on_record, &rs), IOT_OK);
+    return rs;
+}
+
+struct latest_row {
+    char name[IOT_TM_NAME_MAX + 1];
+    enum iot_tm_type type;
+    double num;
+    bool boolean;
+    char str[64];
+    int64_t ts;
+};
+
+struct latests {
+    struct latest_row v[400];
+    int n;
+};
+
+static int on_latest(void *ctx, const struct iot_tm_latest *l)
+{
+    struct latests *ls = ctx;
+    assert_true(ls->n < 400);
+    struct latest_row *x = &ls->v[ls->n++];
+    snprintf(x->name, sizeof x->name, "%s", l->name);
+    x->type = l->value.type;
+    x->num = l->value.num;
+    x->boolean = l->value.boolean;
+    if (l->value.type == IOT_TM_STRING)
+        snprintf(x->str, sizeof x->str, "%.*s", (int)l->value.str_len, l->value.str);
+    x->ts = l->ts;
+    return 0;
+}
+
+static const struct latest_row *find_latest(const struct latests *ls, const char *name)
+{
+    for (int i = 0; i < ls->n; i++)
+        if (strcmp(ls->v[i].name, name) == 0)
+            return &ls->v[i];
+    return NULL;
+}
+
+struct rollups {
+    struct iot_tm_rollup v[64];
+    int n;
+};
+
+static int on_rollup(void *ctx, const struct iot_tm_rollup *r)
+{
+    struct rollups *rs = ctx;
+    assert_true(rs->n < 64);
+    rs->v[rs->n++] = *r;
+    return 0;
+}
+
+static struct rollups get_rollups(struct iot_telemetry *tm, int64_t dev, const char *name,
+                                  int64_t width, int64_t from, int64_t to)
+{
+    struct rollups rs = {.n = 0};
+    assert_rc(iot_tm_rollups(tm, dev, name, width, from, to, on_rollup, &rs), IOT_OK);
+    return rs;
+}
+
+#define assert_rollup(r, start_, count_, sum_, min_, max_)                                     \
+    do {                                                                                       \
+        assert_i64((r).start, (start_));                                                       \
+        assert_i64((r).count, (count_));                                                       \
+        assert_f64((r).sum, (sum_));                                                           \
+        assert_f64((r).min, (min_));                                                           \
+        assert_f64((r).max, (max_));                                                           \
+    } while (0)
+
+struct samples {
+    int64_t ts[2048];
+    double v[2048];
+    int n;
+};
+
+static int on_sample(void *ctx, int64_t ts, double v)
+{
+    struct samples *s = ctx;
+    assert_true(s->n < 2048);
+    s->ts[s->n] = ts;
+    s->v[s->n++] = v;
+    return 0;
+}
+
+struct catalog_row {
+    char name[IOT_TM_NAME_MAX + 1];
+    enum iot_tm_type type;
+    char unit[80];
+    int64_t first, last, count;
+};
+
+struct catalog {
+    struct catalog_row v[400];
+    int n;
+};
+
+static int on_catalog(void *ctx, const struct iot_tm_catalog_entry *e)
+{
+    struct catalog *c = ctx;
+    assert_true(c->n < 400);
+    struct catalog_row *x = &c->v[c->n++];
+    snprintf(x->name, sizeof x->name, "%s", e->name);
+    snprintf(x->unit, sizeof x->unit, "%s", e->unit);
+    x->type = e->type;
+    x->first = e->first_seen;
+    x->last = e->last_seen;
+    x->count = e->count;
+    return 0;
+}
+
+static const struct catalog_row *find_catalog(const struct catalog *c, const char *name)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->v[i].name, name) == 0)
+            return &c->v[i];
+    return NULL;
+}
+
+static struct iot_tm_stats get_stats(struct iot_telemetry *tm)
+{
+    struct iot_tm_stats st = {-1, -1};
+    assert_rc(iot_tm_stats(tm, &st), IOT_OK);
+    return st;
+}
+
+/* ---- basics ------------------------------------------------------------- */
+
+static void test_ping_empty(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    assert_rc(iot_tm_ping(tm), IOT_OK);
+    struct iot_tm_stats st = get_stats(tm);
+    assert_i64(st.messages, 0);
+    assert_i64(st.devices, 0);
+    struct recs rs = query_dev(tm, 1, all_range(10));
+    assert_i64(rs.n, 0);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(tm, 1, on_latest, &ls), IOT_OK);
+    assert_i64(ls.n, 0);
+    assert_rc(iot_tm_write_batch(tm, NULL, 0), IOT_OK);
+}
+
+/* data and meta come back byte for byte: UTF-8, quotes, escapes. */
+static void test_roundtrip_bytes(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    static const char data[] = "{\"msg\":\"caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac "
+                               "\xf0\x9f\x8c\xa1 \\\"q\\\" \\\\ \\n\\t\\u0000\\u00e9\","
+                               "\"t\":-1.5e-7,\"ok\":true}";
+    static const char meta[] = "{\"loc\":\"Z\xc3\xbcrich \\\"lab\\\"\",\"note\":\"a\\\\b\\/c\"}";
+    struct tmsg t[2];
+    msg_init(&t[0], 7, 70, T0, 0);
+    msg_str(&t[0], "msg", "caf\xc3\xa9");
+    msg_num(&t[0], "t", -1.5e-7);
+    msg_bool(&t[0], "ok", true);
+    msg_done(&t[0]);
+    t[0].m.data_json = data; /* as the server built it, not as jansson would */
+    t[0].m.data_len = strlen(data);
+    msg_meta(&t[0], meta);
+    msg_one(&t[1], 7, 70, T0 + 1, 0, "t", 2); /* no metadata */
+    write_msgs(tm, t, 2);
+
+    struct recs rs = query_dev(tm, 7, all_range(10));
+    assert_i64(rs.n, 2);
+    assert_i64(rs.v[0].ts, T0 + 1);
+    assert_false(rs.v[0].has_meta);
+    assert_bytes(rs.v[0].data, rs.v[0].data_len, t[1].data);
+    assert_bytes(rs.v[1].data, rs.v[1].data_len, data);
+    assert_true(rs.v[1].has_meta);
+    assert_bytes(rs.v[1].meta, rs.v[1].meta_len, meta);
+    assert_i64(rs.v[1].dev, 7);
+    free(rs.v);
+    struct recs us = {0};
+    struct iot_tm_range r = all_range(10);
+    assert_rc(iot_tm_query_user(tm, 70, &r, on_record, &us), IOT_OK);
+    assert_i64(us.n, 2);
+    assert_bytes(us.v[1].data, us.v[1].data_len, data);
+    assert_bytes(us.v[1].meta, us.v[1].meta_len, meta);
+    assert_i64(us.v[1].dev, 7);
+    free(us.v);
+}
+
+static void test_order_range_limit(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    struct tmsg t[10];
+    for (int i = 0; i < 10; i++) /* written oldest last */
+        msg_one(&t[i], 1, 1, T0 + (10 - i) * 1000, 0, "v", 10 - i);
+    write_msgs(tm, t, 10);
+    struct recs rs = query_dev(tm, 1, all_range(100));
+    assert_i64(rs.n, 10);
+    for (int i = 0; i < 10; i++)
+        assert_i64(rs.v[i].ts, T0 + (10 - i) * 1000);
+    free(rs.v);
+    /* [3000, 7000] inclusive both ends */
+    struct iot_tm_range r = all_range(100);
+    r.from = T0 + 3000;
+    r.to = T0 + 7000;
+    rs = query_dev(tm, 1, r);
+    assert_i64(rs.n, 5);
+    assert_i64(rs.v[0].ts, T0 + 7000);
+    assert_i64(rs.v[4].ts, T0 + 3000);
+    free(rs.v);
+    r.limit = 2;
+    rs = query_dev(tm, 1, r);
+    assert_i64(rs.n, 2);
+    assert_i64(rs.v[1].ts, T0 + 6000);
+    free(rs.v);
+    r.limit = 0;
+    rs = query_dev(tm, 1, r);
+    assert_i64(rs.n, 0);
+    r.limit = -1;
+    assert_rc(iot_tm_query_device(tm, 1, &r, on_record, &rs), IOT_EINVAL);
+    /* a callback returning non-zero stops the scan, and that is IOT_OK */
+    struct recs stop = {.stop_after = 3};
+    r = all_range(100);
+    assert_rc(iot_tm_query_device(tm, 1, &r, on_record, &stop), IOT_OK);
+    assert_i64(stop.n, 3);
+    free(stop.v);
+    /* another device sees nothing */
+    rs = query_dev(tm, 2, all_range(100));
+    assert_i64(rs.n, 0);
+}
+
+/* 1000 messages, 5 per ts, read back by pages of 37: no gap, no duplicate. */
+static void test_cursor_paging(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    enum { N = 1000, PER_TS = 5, PAGE = 37 };
+    struct tmsg *t = calloc(N, sizeof *t);
+    assert_non_null(t);
+    for (int i = 0; i < N; i++) /* seq not in ts order, not dense */
+        msg_one(&t[i], 3, 1, T0 + (i / PER_TS) * 10, (i % PER_TS) * 7 + 1, "v", i);
+    write_msgs(tm, t, N);
+    free(t);
+    bool *seen = calloc(N, sizeof *seen);
+    assert_non_null(seen);
+    struct iot_tm_range r = all_range(PAGE);
+    int total = 0, pages = 0;
+    int64_t prev_ts = INT64_MAX, prev_seq = INT64_MAX;
+    for (;;) {
+        struct recs rs = query_dev(tm, 3, r);
+        pages++;
+        for (size_t i = 0; i < rs.n; i++) {
+            struct rec *x = &rs.v[i];
+            assert_true(x->ts < prev_ts || (x->ts == prev_ts && x->seq < prev_seq));
+            int idx = (int)((x->ts - T0) / 10) * PER_TS + (int)(x->seq - 1) / 7;
+            assert_true(idx >= 0 && idx < N);
+            assert_false(seen[idx]);
+            seen[idx] = true;
+            prev_ts = x->ts;
+            prev_seq = x->seq;
+        }
+        total += (int)rs.n;
+        if (rs.n < PAGE) {
+            free(rs.v);
+            break;
+        }
+        r.before_ts = rs.v[rs.n - 1].ts;
+        r.before_seq = rs.v[rs.n - 1].seq;
+        free(rs.v);
+    }
+    assert_i64(total, N);
+    assert_i64(pages, N / PAGE + 1);
+    free(seen);
+    /* the same with a range: only ts in [T0+500, T0+1500] (101 ts x 5) */
+    r = all_range(PAGE);
+    r.from = T0 + 500;
+    r.to = T0 + 1500;
+    total = 0;
+    for (;;) {
+        struct recs rs = query_dev(tm, 3, r);
+        for (size_t i = 0; i < rs.n; i++)
+            assert_true(rs.v[i].ts >= r.from && rs.v[i].ts <= r.to);
+        total += (int)rs.n;
+        if (rs.n < PAGE) {
+            free(rs.v);
+            break;
+        }
+        r.before_ts = rs.v[rs.n - 1].ts;
+        r.before_seq = rs.v[rs.n - 1].seq;
+        free(rs.v);
+    }
+    assert_i64(total, 101 * PER_TS);
+}
+
+/* Writing an identity again is a no-op: not a second row, not counted
+ * twice in rollups or the catalog, and the first data stays. */
+static void test_idempotent(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    struct tmsg t[3];
+    msg_one(&t[0], 1, 1, T0 + 10, 1, "v", 5);
+    msg_one(&t[1], 1, 1, T0 + 20, 1, "v", 7);
+    msg_one(&t[2], 1, 1, T0 + 10, 1, "v", 5); /* duplicate inside the batch */
+    write_msgs(tm, t, 3);
+    write_msgs(tm, t, 2); /* the retry */
+    struct tmsg other;
+    msg_one(&other, 1, 1, T0 + 10, 1, "v", 99); /* same identity, other data */
+    write_msgs(tm, &other, 1);
+    struct recs rs = query_dev(tm, 1, all_range(10));
+    assert_i64(rs.n, 2);
+    assert_bytes(rs.v[1].data, rs.v[1].data_len, t[0].data);
+    free(rs.v);
+    assert_i64(get_stats(tm).messages, 2);
+    struct rollups ru = get_rollups(tm, 1, "v", H, INT64_MIN, INT64_MAX);
+    assert_i64(ru.n, 1);
+    assert_rollup(ru.v[0], T0, 2, 12, 5, 7);
+    struct catalog c = {.n = 0};
+    assert_rc(iot_tm_catalog(tm, 1, on_catalog, &c), IOT_OK);
+    assert_i64(c.n, 1);
+    assert_i64(c.v[0].count, 2);
+    /* same ts, other seq: a distinct message */
+    write_one(tm, 1, 1, T0 + 10, 2, "v", 6);
+    assert_i64(get_stats(tm).messages, 3);
+}
+
+static void test_query_user(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    struct tmsg t[7];
+    msg_one(&t[0], 10, 1, T0 + 100, 0, "a", 1);
+    msg_one(&t[1], 11, 1, T0 + 200, 0, "a", 2);
+    msg_one(&t[2], 10, 1, T0 + 300, 0, "a", 3);
+    msg_one(&t[3], 20, 2, T0 + 250, 0, "a", 4); /* another user's */
+    msg_one(&t[4], 11, 1, T0 + 400, 0, "a", 5);
+    msg_one(&t[5], 10, 1, T0 + 400, 1, "a", 6);
+    msg_one(&t[6], 11, 1, T0 + 50, 0, "a", 7);
+    write_msgs(tm, t, 7);
+    struct recs rs = {0};
+    struct iot_tm_range r = all_range(100);
+    assert_rc(iot_tm_query_user(tm, 1, &r, on_record, &rs), IOT_OK);
+    assert_i64(rs.n, 6);
+    static const int64_t want_ts[] = {400, 400, 300, 200, 100, 50};
+    static const int64_t want_dev[] = {10, 11, 10, 11, 10, 11};
+    for (int i = 0; i < 6; i++) {
+        assert_i64(rs.v[i].ts, T0 + want_ts[i]);
+        assert_i64(rs.v[i].dev, want_dev[i]);
+    }
+    free(rs.v);
+    /* paging with the cursor, pages of 2 */
+    r = all_range(2);
+    int total = 0;
+    for (int page = 0; page < 5; page++) {
+        struct recs p = {0};
+        assert_rc(iot_tm_query_user(tm, 1, &r, on_record, &p), IOT_OK);
+        for (size_t i = 0; i < p.n; i++, total++)
+            assert_i64(p.v[i].ts, T0 + want_ts[total]);
+        if (p.n)
+            r.before_ts = p.v[p.n - 1].ts, r.before_seq = p.v[p.n - 1].seq;
+        free(p.v);
+    }
+    assert_i64(total, 6);
+    r = all_range(100);
+    r.from = T0 + 100;
+    r.to = T0 + 300;
+    rs = (struct recs){0};
+    assert_rc(iot_tm_query_user(tm, 1, &r, on_record, &rs), IOT_OK);
+    assert_i64(rs.n, 3);
+    free(rs.v);
+    int64_t n = -1;
+    assert_rc(iot_tm_count_user(tm, 1, INT64_MIN, INT64_MAX, &n), IOT_OK);
+    assert_i64(n, 6);
+    assert_rc(iot_tm_count_user(tm, 1, T0 + 100, T0 + 300, &n), IOT_OK);
+    assert_i64(n, 3);
+    assert_rc(iot_tm_count_user(tm, 2, INT64_MIN, INT64_MAX, &n), IOT_OK);
+    assert_i64(n, 1);
+    assert_rc(iot_tm_count_user(tm, 3, INT64_MIN, INT64_MAX, &n), IOT_OK);
+    assert_i64(n, 0);
+}
+
+/* Devices of one user sharing every (ts, seq): one call reads them all,
+ * across chunk boundaries, once each. */
+static void test_query_user_ties(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    enum { DEVS = 3, PER = 300 };
+    struct tmsg *t = calloc(DEVS * PER, sizeof *t);
+    assert_non_null(t);
+    for (int d = 0; d < DEVS; d++)
+        for (int i = 0; i < PER; i++)
+            msg_one(&t[d * PER + i], 40 + d, 4, T0 + i / 3, i % 3, "v", d);
+    write_msgs(tm, t, DEVS * PER);
+    free(t);
+    struct recs rs = {0};
+    struct iot_tm_range r = all_range(INT64_MAX);
+    assert_rc(iot_tm_query_user(tm, 4, &r, on_record, &rs), IOT_OK);
+    assert_i64(rs.n, DEVS * PER);
+    for (size_t i = 1; i < rs.n; i++) {
+        const struct rec *a = &rs.v[i - 1], *b = &rs.v[i];
+        bool desc = a->ts > b->ts || (a->ts == b->ts && (a->seq > b->seq ||
+                                                          (a->seq == b->seq && a->dev > b->dev)));
+        if (!desc)
+            fail_msg("row %zu (%" PRId64 ",%" PRId64 ",%" PRId64 ") after (%" PRId64 ",%" PRId64
+                     ",%" PRId64 ")", i, b->ts, b->seq, b->dev, a->ts, a->seq, a->dev);
+    }
+    free(rs.v);
+}
+
+
+/* ---- latest, rollups, samples, catalog -------------------------------------- */
+
+static void test_latest(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    struct tmsg t;
+    msg_init(&t, 1, 1, T0 + 2000, 0);
+    msg_num(&t, "temp", 20.5);
+    msg_bool(&t, "on", true);
+    msg_str(&t, "mode", "eco \"night\"");
+    msg_done(&t);
+    write_msgs(tm, &t, 1);
+    /* an older message written later loses, except for a name it alone has */
+    msg_init(&t, 1, 1, T0 + 1000, 0);
+    msg_num(&t, "temp", 10);
+    msg_bool(&t, "on", false);
+    msg_num(&t, "old_only", 1);
+    msg_done(&t);
+    write_msgs(tm, &t, 1);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(tm, 1, on_latest, &ls), IOT_OK);
+    assert_i64(ls.n, 4);
+    const struct latest_row *l = find_latest(&ls, "temp");
+    assert_non_null(l);
+    assert_i64(l->type, IOT_TM_NUMBER);
+    assert_f64(l->num, 20.5);
+    assert_i64(l->ts, T0 + 2000);
+    l = find_latest(&ls, "on");
+    assert_non_null(l);
+    assert_i64(l->type, IOT_TM_BOOL);
+    assert_true(l->boolean);
+    l = find_latest(&ls, "mode");
+    assert_non_null(l);
+    assert_i64(l->type, IOT_TM_STRING);
+    assert_string_equal(l->str, "eco \"night\"");
+    l = find_latest(&ls, "old_only");
+    assert_non_null(l);
+    assert_i64(l->ts, T0 + 1000);
+    /* a newer message changes the type; equal ts: the higher seq wins, in
+     * one batch or in two */
+    struct tmsg two[2];
+    msg_init(&two[0], 1, 1, T0 + 3000, 5);
+    msg_str(&two[0], "temp", "broken");
+    msg_done(&two[0]);
+    msg_one(&two[1], 1, 1, T0 + 3000, 4, "temp", 1);
+    write_msgs(tm, two, 2);
+    write_one(tm, 1, 1, T0 + 3000, 3, "temp", 2);
+    ls.n = 0;
+    assert_rc(iot_tm_latest(tm, 1, on_latest, &ls), IOT_OK);
+    l = find_latest(&ls, "temp");
+    assert_i64(l->type, IOT_TM_STRING);
+    assert_string_equal(l->str, "broken");
+    assert_i64(l->ts, T0 + 3000);
+    ls.n = 0;
+    assert_rc(iot_tm_latest(tm, 2, on_latest, &ls), IOT_OK);
+    assert_i64(ls.n, 0);
+}
+
+static void test_rollups(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    struct tmsg t[5];
+    /* hour 0: 1, 3 ; hour 2: 10 ; next day hour 1: -4 */
+    msg_init(&t[0], 1, 1, T0 + 5, 0);
+    msg_num(&t[0], "x", 1);
+    msg_bool(&t[0], "b", true);
+    msg_str(&t[0], "s", "text");
+    msg_done(&t[0]);
+    msg_init(&t[1], 1, 1, T0 + H - 1, 0);
+    msg_num(&t[1], "x", 3);
+    msg_bool(&t[1], "b", false);
+    msg_done(&t[1]);
+    msg_one(&t[2], 1, 1, T0 + 2 * H, 0, "x", 10);
+    msg_one(&t[3], 1, 1, T0 + D + H + 7, 0, "x", -4);
+    msg_one(&t[4], 2, 1, T0 + 5, 0, "x", 1000); /* another device */
+    write_msgs(tm, t, 5);
+    struct rollups r = get_rollups(tm, 1, "x", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 3);
+    assert_i64(r.v[0].width, H);
+    assert_rollup(r.v[0], T0, 2, 4, 1, 3);
+    assert_rollup(r.v[1], T0 + 2 * H, 1, 10, 10, 10);
+    assert_rollup(r.v[2], T0 + D + H, 1, -4, -4, -4);
+    r = get_rollups(tm, 1, "x", D, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 2);
+    assert_i64(r.v[0].width, D);
+    assert_rollup(r.v[0], T0, 3, 14, 1, 10);
+    assert_rollup(r.v[1], T0 + D, 1, -4, -4, -4);
+    /* [from, to) on start */
+    r = get_rollups(tm, 1, "x", H, T0, T0 + 2 * H);
+    assert_i64(r.n, 1);
+    r = get_rollups(tm, 1, "x", H, T0 + 1, T0 + 2 * H + 1);
+    assert_i64(r.n, 1);
+    assert_i64(r.v[0].start, T0 + 2 * H);
+    /* booleans as 0/1, strings not rolled up */
+    r = get_rollups(tm, 1, "b", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 1);
+    assert_rollup(r.v[0], T0, 2, 1, 0, 1);
+    r = get_rollups(tm, 1, "s", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 0);
+    /* a second batch merges into the same buckets */
+    struct tmsg more[2];
+    msg_one(&more[0], 1, 1, T0 + 30, 0, "x", -2);
+    msg_one(&more[1], 1, 1, T0 + 40, 0, "x", 8);
+    write_msgs(tm, more, 2);
+    r = get_rollups(tm, 1, "x", H, T0, T0 + 1);
+    assert_i64(r.n, 1);
+    assert_rollup(r.v[0], T0, 4, 10, -2, 8);
+    r = get_rollups(tm, 1, "x", D, T0, T0 + 1);
+    assert_rollup(r.v[0], T0, 5, 20, -2, 10);
+    /* before 1970: buckets floor, they do not round toward zero */
+    write_one(tm, 3, 1, -1, 0, "x", 1);
+    r = get_rollups(tm, 3, "x", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 1);
+    assert_i64(r.v[0].start, -H);
+    /* bad arguments */
+    assert_rc(iot_tm_rollups(tm, 1, "x", 60000, 0, 1, on_rollup, &r), IOT_EINVAL);
+    assert_rc(iot_tm_rollups(tm, 1, "x'y", H, 0, 1, on_rollup, &r), IOT_EINVAL);
+}
+
+static void test_samples(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    struct tmsg t[6];
+    msg_one(&t[0], 1, 1, T0 + 50, 0, "a.b-c", 1.25);
+    msg_init(&t[1], 1, 1, T0 + 10, 0);
+    msg_bool(&t[1], "a.b-c", true);
+    msg_done(&t[1]);
+    msg_init(&t[2], 1, 1, T0 + 20, 0);
+    msg_str(&t[2], "a.b-c", "12");
+    msg_done(&t[2]);
+    msg_one(&t[3], 1, 1, T0 + 30, 0, "other", 9);
+    msg_init(&t[4], 1, 1, T0 + 40, 0);
+    msg_bool(&t[4], "a.b-c", false);
+    msg_done(&t[4]);
+    msg_one(&t[5], 1, 1, T0 + 60, 0, "a.b-c", -3);
+    write_msgs(tm, t, 6);
+    struct samples s = {.n = 0};
+    assert_rc(iot_tm_samples(tm, 1, "a.b-c", T0 + 10, T0 + 60, on_sample, &s), IOT_OK);
+    assert_i64(s.n, 3); /* 10 (true), 40 (false), 50; not 20 (string), 30, 60 (= to) */
+    assert_i64(s.ts[0], T0 + 10);
+    assert_f64(s.v[0], 1);
+    assert_i64(s.ts[1], T0 + 40);
+    assert_f64(s.v[1], 0);
+    assert_i64(s.ts[2], T0 + 50);
+    assert_f64(s.v[2], 1.25);
+    s.n = 0;
+    assert_rc(iot_tm_samples(tm, 1, "a.b-c", INT64_MIN, INT64_MAX, on_sample, &s), IOT_OK);
+    assert_i64(s.n, 4);
+    assert_f64(s.v[3], -3);
+    s.n = 0;
+    assert_rc(iot_tm_samples(tm, 1, "missing", INT64_MIN, INT64_MAX, on_sample, &s), IOT_OK);
+    assert_i64(s.n, 0);
+    assert_rc(iot_tm_samples(tm, 1, "bad\"name", 0, 1, on_sample, &s), IOT_EINVAL);
+    assert_rc(iot_tm_samples(tm, 1, "", 0, 1, on_sample, &s), IOT_EINVAL);
+}
+
+static void test_catalog(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    struct tmsg t[3];
+    msg_init(&t[0], 1, 1, T0 + 100, 0);
+    msg_num(&t[0], "temp", 20);
+    msg_bool(&t[0], "door", false);
+    msg_meta(&t[0], "{\"temp_unit\":\"\xc2\xb0" "C\",\"site\":\"a\"}");
+    msg_done(&t[0]);
+    msg_init(&t[1], 1, 1, T0 + 300, 0);
+    msg_num(&t[1], "temp", 21);
+    msg_str(&t[1], "door", "jammed");
+    msg_done(&t[1]);
+    msg_one(&t[2], 1, 1, T0 + 200, 0, "temp", 19);
+    write_msgs(tm, t, 3);
+    struct catalog c = {.n = 0};
+    assert_rc(iot_tm_catalog(tm, 1, on_catalog, &c), IOT_OK);
+    assert_i64(c.n, 2);
+    const struct catalog_row *e = find_catalog(&c, "temp");
+    assert_non_null(e);
+    assert_i64(e->type, IOT_TM_NUMBER);
+    assert_string_equal(e->unit, "\xc2\xb0" "C");
+    assert_i64(e->first, T0 + 100);
+    assert_i64(e->last, T0 + 300);
+    assert_i64(e->count, 3);
+    e = find_catalog(&c, "door");
+    assert_non_null(e);
+    assert_i64(e->type, IOT_TM_STRING); /* the type of the latest value */
+    assert_string_equal(e->unit, "");
+    assert_i64(e->count, 2);
+    /* a later batch: older and newer samples, a new unit */
+    struct tmsg u;
+    msg_init(&u, 1, 1, T0 + 50, 0);
+    msg_num(&u, "temp", 290);
+    msg_meta(&u, "{\"temp_unit\":\"K\"}");
+    msg_done(&u);
+    write_msgs(tm, &u, 1);
+    c.n = 0;
+    assert_rc(iot_tm_catalog(tm, 1, on_catalog, &c), IOT_OK);
+    e = find_catalog(&c, "temp");
+    assert_string_equal(e->unit, "K");
+    assert_i64(e->first, T0 + 50);
+    assert_i64(e->last, T0 + 300);
+    assert_i64(e->count, 4);
+    assert_i64(e->type, IOT_TM_NUMBER);
+    /* metadata without a unit, and a message without metadata, keep it */
+    struct tmsg v;
+    msg_one(&v, 1, 1, T0 + 400, 0, "temp", 1);
+    msg_meta(&v, "{\"site\":\"b\"}");
+    write_msgs(tm, &v, 1);
+    c.n = 0;
+    assert_rc(iot_tm_catalog(tm, 1, on_catalog, &c), IOT_OK);
+    assert_string_equal(find_catalog(&c, "temp")->unit, "K");
+    c.n = 0;
+    assert_rc(iot_tm_catalog(tm, 2, on_catalog, &c), IOT_OK);
+    assert_i64(c.n, 0);
+}
+
+/* ---- deletes and retention -------------------------------------------------- */
+
+/* Device 1: x = 1 @T0+10, 2 @T0+20 (with y = 5), 3 @T0+H+10, 4 @T0+H+20;
+ * device 2: x = 100 @T0+20. */
+static void seed_two_devices(struct iot_telemetry *tm)
+{
+    struct tmsg t[5];
+    msg_one(&t[0], 1, 1, T0 + 10, 0, "x", 1);
+    msg_init(&t[1], 1, 1, T0 + 20, 0);
+    msg_num(&t[1], "x", 2);
+    msg_num(&t[1], "y", 5);
+    msg_done(&t[1]);
+    msg_one(&t[2], 1, 1, T0 + H + 10, 0, "x", 3);
+    msg_one(&t[3], 1, 1, T0 + H + 20, 0, "x", 4);
+    msg_one(&t[4], 2, 1, T0 + 20, 0, "x", 100);
+    write_msgs(tm, t, 5);
+}
+
+static void test_delete_range(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    seed_two_devices(tm);
+    /* the newest message goes: latest falls back, rollups and catalog follow */
+    int64_t n = -1;
+    assert_rc(iot_tm_delete_range(tm, 1, T0 + H + 20, T0 + H + 20, &n), IOT_OK);
+    assert_i64(n, 1);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(tm, 1, on_latest, &ls), IOT_OK);
+    assert_f64(find_latest(&ls, "x")->num, 3);
+    assert_i64(find_latest(&ls, "x")->ts, T0 + H + 10);
+    struct rollups r = get_rollups(tm, 1, "x", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 2);
+    assert_rollup(r.v[0], T0, 2, 3, 1, 2);
+    assert_rollup(r.v[1], T0 + H, 1, 3, 3, 3);
+    r = get_rollups(tm, 1, "x", D, INT64_MIN, INT64_MAX);
+    assert_rollup(r.v[0], T0, 3, 6, 1, 3);
+    struct catalog c = {.n = 0};
+    assert_rc(iot_tm_catalog(tm, 1, on_catalog, &c), IOT_OK);
+    assert_i64(find_catalog(&c, "x")->count, 3);
+    assert_i64(find_catalog(&c, "x")->last, T0 + H + 10);
+    assert_i64(find_catalog(&c, "x")->first, T0 + 10);
+    assert_i64(get_stats(tm).messages, 4);
+
+    /* the first hour goes: its bucket goes, y goes everywhere, first moves */
+    assert_rc(iot_tm_delete_range(tm, 1, T0, T0 + H - 1, &n), IOT_OK);
+    assert_i64(n, 2);
+    r = get_rollups(tm, 1, "x", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 1);
+    assert_rollup(r.v[0], T0 + H, 1, 3, 3, 3);
+    r = get_rollups(tm, 1, "x", D, INT64_MIN, INT64_MAX);
+    assert_rollup(r.v[0], T0, 1, 3, 3, 3);
+    r = get_rollups(tm, 1, "y", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 0);
+    ls.n = 0;
+    assert_rc(iot_tm_latest(tm, 1, on_latest, &ls), IOT_OK);
+    assert_i64(ls.n, 1);
+    assert_null(find_latest(&ls, "y"));
+    c.n = 0;
+    assert_rc(iot_tm_catalog(tm, 1, on_catalog, &c), IOT_OK);
+    assert_i64(c.n, 1);
+    assert_i64(c.v[0].count, 1);
+    assert_i64(c.v[0].first, T0 + H + 10);
+    assert_i64(c.v[0].last, T0 + H + 10);
+
+    /* device 2 untouched */
+    struct recs rs = query_dev(tm, 2, all_range(10));
+    assert_i64(rs.n, 1);
+    free(rs.v);
+    r = get_rollups(tm, 2, "x", H, INT64_MIN, INT64_MAX);
+    assert_rollup(r.v[0], T0, 1, 100, 100, 100);
+    assert_i64(get_stats(tm).messages, 2);
+    assert_i64(get_stats(tm).devices, 2);
+
+    /* an empty range, then the rest */
+    assert_rc(iot_tm_delete_range(tm, 1, T0 + 5 * D, T0 + 6 * D, &n), IOT_OK);
+    assert_i64(n, 0);
+    assert_rc(iot_tm_delete_range(tm, 1, INT64_MIN, INT64_MAX, &n), IOT_OK);
+    assert_i64(n, 1);
+    ls.n = 0;
+    assert_rc(iot_tm_latest(tm, 1, on_latest, &ls), IOT_OK);
+    assert_i64(ls.n, 0);
+    c.n = 0;
+    assert_rc(iot_tm_catalog(tm, 1, on_catalog, &c), IOT_OK);
+    assert_i64(c.n, 0);
+    r = get_rollups(tm, 1, "x", D, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 0);
+    assert_i64(get_stats(tm).devices, 1);
+}
+
+/* A range in the middle: the value outside it on both sides stays. */
+static void test_delete_range_middle(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    struct tmsg t[4];
+    msg_one(&t[0], 1, 1, T0 + 1, 0, "x", 10);
+    msg_init(&t[1], 1, 1, T0 + 2, 0);
+    msg_bool(&t[1], "x", true);
+    msg_done(&t[1]);
+    msg_init(&t[2], 1, 1, T0 + 3, 0);
+    msg_str(&t[2], "x", "s");
+    msg_done(&t[2]);
+    msg_one(&t[3], 1, 1, T0 + 4, 0, "x", 40);
+    write_msgs(tm, t, 4);
+    assert_rc(iot_tm_delete_range(tm, 1, T0 + 2, T0 + 3, NULL), IOT_OK);
+    struct rollups r = get_rollups(tm, 1, "x", H, INT64_MIN, INT64_MAX);
+    assert_rollup(r.v[0], T0, 2, 50, 10, 40);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(tm, 1, on_latest, &ls), IOT_OK);
+    assert_f64(ls.v[0].num, 40);
+    struct catalog c = {.n = 0};
+    assert_rc(iot_tm_catalog(tm, 1, on_catalog, &c), IOT_OK);
+    assert_i64(c.v[0].count, 2);
+    /* now the newest: latest falls back past nothing to the oldest */
+    assert_rc(iot_tm_delete_range(tm, 1, T0 + 4, T0 + 4, NULL), IOT_OK);
+    ls.n = 0;
+    assert_rc(iot_tm_latest(tm, 1, on_latest, &ls), IOT_OK);
+    assert_i64(ls.v[0].ts, T0 + 1);
+    assert_f64(ls.v[0].num, 10);
+    /* a type that comes back from the raw data: bool and string */
+    struct tmsg u[2];
+    msg_init(&u[0], 5, 1, T0 + 1, 0);
+    msg_bool(&u[0], "b", true);
+    msg_str(&u[0], "s", "old \"one\"");
+    msg_done(&u[0]);
+    msg_init(&u[1], 5, 1, T0 + 2, 0);
+    msg_bool(&u[1], "b", false);
+    msg_str(&u[1], "s", "new");
+    msg_done(&u[1]);
+    write_msgs(tm, u, 2);
+    assert_rc(iot_tm_delete_range(tm, 5, T0 + 2, T0 + 2, NULL), IOT_OK);
+    ls.n = 0;
+    assert_rc(iot_tm_latest(tm, 5, on_latest, &ls), IOT_OK);
+    assert_i64(ls.n, 2);
+    assert_i64(find_latest(&ls, "b")->type, IOT_TM_BOOL);
+    assert_true(find_latest(&ls, "b")->boolean);
+    assert_i64(find_latest(&ls, "s")->type, IOT_TM_STRING);
+    assert_string_equal(find_latest(&ls, "s")->str, "old \"one\"");
+}
+
+static void test_delete_device(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    seed_two_devices(tm);
+    assert_rc(iot_tm_delete_device(tm, 1), IOT_OK);
+    struct recs rs = query_dev(tm, 1, all_range(10));
+    assert_i64(rs.n, 0);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(tm, 1, on_latest, &ls), IOT_OK);
+    assert_i64(ls.n, 0);
+    assert_i64(get_rollups(tm, 1, "x", H, INT64_MIN, INT64_MAX).n, 0);
+    assert_i64(get_rollups(tm, 1, "x", D, INT64_MIN, INT64_MAX).n, 0);
+    struct catalog c = {.n = 0};
+    assert_rc(iot_tm_catalog(tm, 1, on_catalog, &c), IOT_OK);
+    assert_i64(c.n, 0);
+    rs = query_dev(tm, 2, all_range(10));
+    assert_i64(rs.n, 1);
+    free(rs.v);
+    assert_i64(get_rollups(tm, 2, "x", H, INT64_MIN, INT64_MAX).n, 1);
+    struct iot_tm_stats st = get_stats(tm);
+    assert_i64(st.messages, 1);
+    assert_i64(st.devices, 1);
+    assert_rc(iot_tm_delete_device(tm, 1), IOT_OK); /* again: nothing to do */
+    assert_rc(iot_tm_delete_device(tm, 99), IOT_OK);
+}
+
+static void test_delete_user(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    struct tmsg t[3];
+    msg_one(&t[0], 10, 1, T0, 0, "x", 1);
+    msg_one(&t[1], 11, 1, T0, 0, "x", 2);
+    msg_one(&t[2], 20, 2, T0, 0, "x", 3);
+    write_msgs(tm, t, 3);
+    assert_rc(iot_tm_delete_user(tm, 1), IOT_OK);
+    int64_t n = -1;
+    assert_rc(iot_tm_count_user(tm, 1, INT64_MIN, INT64_MAX, &n), IOT_OK);
+    assert_i64(n, 0);
+    for (int64_t dev = 10; dev <= 11; dev++) {
+        struct latests ls = {.n = 0};
+        assert_rc(iot_tm_latest(tm, dev, on_latest, &ls), IOT_OK);
+        assert_i64(ls.n, 0);
+        assert_i64(get_rollups(tm, dev, "x", D, INT64_MIN, INT64_MAX).n, 0);
+        struct catalog c = {.n = 0};
+        assert_rc(iot_tm_catalog(tm, dev, on_catalog, &c), IOT_OK);
+        assert_i64(c.n, 0);
+    }
+    assert_rc(iot_tm_count_user(tm, 2, INT64_MIN, INT64_MAX, &n), IOT_OK);
+    assert_i64(n, 1);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(tm, 20, on_latest, &ls), IOT_OK);
+    assert_i64(ls.n, 1);
+    struct iot_tm_stats st = get_stats(tm);
+    assert_i64(st.messages, 1);
+    assert_i64(st.devices, 1);
+}
+
+static _Atomic int64_t fake_now;
+static int64_t fake_clock(void) { return atomic_load(&fake_now); }
+
+/* Raw kept 90 days, rollups 365: a purge drops the old raw messages and
+ * keeps their rollups, latest values and catalog. */
+static void test_purge(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    atomic_store(&fake_now, T0 + 400 * D + 12345);
+    iot_clock_override(fake_clock);
+    int64_t now = iot_now_ms();
+    struct tmsg t[3];
+    msg_one(&t[0], 1, 1, now - 100 * D, 0, "x", 1);
+    msg_one(&t[1], 1, 1, now - 10 * D, 0, "x", 2);
+    msg_one(&t[2], 2, 1, now - 400 * D, 0, "x", 3);
+    write_msgs(tm, t, 3);
+    int64_t removed = -1;
+    assert_rc(iot_tm_purge(tm, now - 90 * D, now - 365 * D, &removed), IOT_OK);
+    assert_i64(removed, 2);
+    struct recs rs = query_dev(tm, 1, all_range(10));
+    assert_i64(rs.n, 1);
+    assert_i64(rs.v[0].ts, now - 10 * D);
+    free(rs.v);
+    struct rollups r = get_rollups(tm, 1, "x", D, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 2); /* the -100d day is kept */
+    assert_i64(r.v[0].start, (now - 100 * D) / D * D);
+    assert_i64(get_rollups(tm, 1, "x", H, INT64_MIN, INT64_MAX).n, 2);
+    assert_i64(get_rollups(tm, 2, "x", H, INT64_MIN, INT64_MAX).n, 0); /* -400d */
+    assert_i64(get_rollups(tm, 2, "x", D, INT64_MIN, INT64_MAX).n, 0);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(tm, 2, on_latest, &ls), IOT_OK);
+    assert_i64(ls.n, 1);
+    struct catalog c = {.n = 0};
+    assert_rc(iot_tm_catalog(tm, 1, on_catalog, &c), IOT_OK);
+    assert_i64(c.v[0].count, 2);
+    struct iot_tm_stats st = get_stats(tm);
+    assert_i64(st.messages, 1);
+    assert_i64(st.devices, 1);
+    /* purging again removes nothing; a shorter rollup retention drops -100d */
+    assert_rc(iot_tm_purge(tm, now - 90 * D, now - 365 * D, &removed), IOT_OK);
+    assert_i64(removed, 0);
+    assert_rc(iot_tm_purge(tm, now - 90 * D, now - 50 * D, &removed), IOT_OK);
+    r = get_rollups(tm, 1, "x", D, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 1);
+    assert_i64(r.v[0].start, (now - 10 * D) / D * D);
+}
+
+/* Purge walks devices in chunks: more devices than one chunk. */
+static void test_purge_many_devices(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    enum { N = 300 };
+    struct tmsg *t = calloc(2 * N, sizeof *t);
+    assert_non_null(t);
+    for (int i = 0; i < N; i++) {
+        msg_one(&t[2 * i], 1000 + i, 1, T0, 0, "x", i);
+        msg_one(&t[2 * i + 1], 1000 + i, 1, T0 + D, 0, "x", i);
+    }
+    write_msgs(tm, t, 2 * N);
+    free(t);
+    int64_t removed = -1;
+    assert_rc(iot_tm_purge(tm, T0 + 1, T0 + 1, &removed), IOT_OK);
+    assert_i64(removed, N);
+    struct iot_tm_stats st = get_stats(tm);
+    assert_i64(st.messages, N);
+    assert_i64(st.devices, N);
+    assert_i64(get_rollups(tm, 1000 + N - 1, "x", D, INT64_MIN, INT64_MAX).n, 1);
+}
+
+static void test_stats(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    seed_two_devices(tm);
+    write_one(tm, 3, 2, T0, 0, "z", 1);
+    struct iot_tm_stats st = get_stats(tm);
+    assert_i64(st.messages, 6);
+    assert_i64(st.devices, 3);
+    assert_rc(iot_tm_stats(tm, NULL), IOT_EINVAL);
+}
+
+/* ---- batches, bounds, concurrency --------------------------------------------- */
+
+/* A light message for the large tests: 3 points, data built by hand. */
+struct small_msg {
+    struct iot_tm_message m;
+    struct iot_tm_point p[3];
+    char data[96];
+};
+
+static void small_fill(struct small_msg *s, int64_t dev, int64_t uid, int64_t ts, int64_t seq,
+                       double v)
+{
+    s->p[0] = (struct iot_tm_point){"temp", {.type = IOT_TM_NUMBER, .num = v}};
+    s->p[1] = (struct iot_tm_point){"hum", {.type = IOT_TM_NUMBER, .num = v / 2}};
+    s->p[2] = (struct iot_tm_point){"on", {.type = IOT_TM_BOOL, .boolean = ((int64_t)v) & 1}};
+    int n = snprintf(s->data, sizeof s->data, "{\"temp\":%.17g,\"hum\":%.17g,\"on\":%s}", v,
+                     v / 2, ((int64_t)v) & 1 ? "true" : "false");
+    s->m = (struct iot_tm_message){.device_id = dev, .user_id = uid, .ts = ts, .seq = seq,
+                                   .points = s->p, .n_points = 3, .data_json = s->data,
+                                   .data_len = (size_t)n};
+}
+
+static int count_records(void *ctx, const struct iot_tm_record *r)
+{
+    (*(int64_t *)ctx)++;
+    return 0;
+}
+
+static int64_t count_device(struct iot_telemetry *tm, int64_t dev)
+{
+    int64_t n = 0;
+    struct iot_tm_range r = all_range(INT64_MAX);
+    assert_rc(iot_tm_query_device(tm, dev, &r, count_records, &n), IOT_OK);
+    return n;
+}
+
+static void test_big_batches(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    enum { BATCH = 1000, BATCHES = 5, DEVICES = 7 };
+    struct small_msg *s = calloc(BATCH, sizeof *s);
+    struct iot_tm_message *m = calloc(BATCH, sizeof *m);
+    assert_non_null(s);
+    assert_non_null(m);
+    int64_t k = 0;
+    for (int b = 0; b < BATCHES; b++) {
+        for (int i = 0; i < BATCH; i++, k++) {
+            small_fill(&s[i], 1 + k % DEVICES, 1, T0 + k * 1000, 0, (double)k);
+            m[i] = s[i].m;
+        }
+        assert_rc(iot_tm_write_batch(tm, m, BATCH), IOT_OK);
+    }
+    free(s);
+    free(m);
+    struct iot_tm_stats st = get_stats(tm);
+    assert_i64(st.messages, BATCH * BATCHES);
+    assert_i64(st.devices, DEVICES);
+    int64_t total = 0, count = 0;
+    double sum = 0;
+    for (int dev = 1; dev <= DEVICES; dev++) {
+        total += count_device(tm, dev);
+        struct rollups r = get_rollups(tm, dev, "temp", D, INT64_MIN, INT64_MAX);
+        for (int i = 0; i < r.n; i++) {
+            count += r.v[i].count;
+            sum += r.v[i].sum;
+        }
+    }
+    assert_i64(total, BATCH * BATCHES);
+    assert_i64(count, BATCH * BATCHES);
+    assert_f64(sum, (double)(BATCH * BATCHES) * (BATCH * BATCHES - 1) / 2);
+    int64_t n = 0;
+    assert_rc(iot_tm_count_user(tm, 1, INT64_MIN, INT64_MAX, &n), IOT_OK);
+    assert_i64(n, BATCH * BATCHES);
+}
+
+/* A bad message anywhere fails the whole batch before anything is written. */
+static void test_invalid_batches(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    struct tmsg t[2];
+    msg_one(&t[0], 1, 1, T0, 0, "ok", 1);
+    msg_one(&t[1], 1, 1, T0 + 1, 0, "ok", 2);
+    t[1].names[0][0] = '$'; /* "$k": not a measurement name */
+    struct iot_tm_message m[2] = {t[0].m, t[1].m};
+    assert_rc(iot_tm_write_batch(tm, m, 2), IOT_EINVAL);
+    t[1].names[0][0] = 'o';
+    t[1].p[0].value.num = NAN;
+    m[1] = t[1].m;
+    assert_rc(iot_tm_write_batch(tm, m, 2), IOT_EINVAL);
+    t[1].p[0].value = (struct iot_tm_value){.type = IOT_TM_STRING, .str = "x",
+                                            .str_len = IOT_TM_STRING_MAX + 1};
+    assert_rc(iot_tm_write_batch(tm, m, 2), IOT_EINVAL);
+    t[1].p[0].value = (struct iot_tm_value){.type = (enum iot_tm_type)9};
+    assert_rc(iot_tm_write_batch(tm, m, 2), IOT_EINVAL);
+    m[1] = t[0].m;
+    m[1].ts = INT64_MIN;
+    assert_rc(iot_tm_write_batch(tm, m, 2), IOT_EINVAL);
+    m[1] = t[0].m;
+    m[1].data_json = NULL;
+    assert_rc(iot_tm_write_batch(tm, m, 2), IOT_EINVAL);
+    m[1] = t[0].m;
+    m[1].n_points = IOT_TM_POINTS_MAX + 1;
+    assert_rc(iot_tm_write_batch(tm, m, 2), IOT_EINVAL);
+    char longname[IOT_TM_NAME_MAX + 2];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    struct iot_tm_point lp = {longname, {.type = IOT_TM_NUMBER, .num = 1}};
+    m[1] = t[0].m;
+    m[1].points = &lp;
+    assert_rc(iot_tm_write_batch(tm, m, 2), IOT_EINVAL);
+    longname[IOT_TM_NAME_MAX] = '\0'; /* exactly the maximum is fine */
+    assert_rc(iot_tm_write_batch(tm, m, 2), IOT_OK);
+    assert_i64(get_stats(tm).messages, 1); /* m[0] and m[1] share an identity */
+}
+
+/* Callbacks run with no connection held: they may read and write the store. */
+struct reentry {
+    struct iot_telemetry *tm;
+    int calls;
+};
+
+static int reenter(void *ctx, const struct iot_tm_record *r)
+{
+    struct reentry *re = ctx;
+    re->calls++;
+    struct latests ls = {.n = 0};
+    if (iot_tm_latest(re->tm, r->device_id, on_latest, &ls) != IOT_OK || ls.n != 1)
+        return 1;
+    struct tmsg t;
+    msg_one(&t, 100 + re->calls, 1, r->ts, r->seq, "copy", 1);
+    return iot_tm_write_batch(re->tm, &t.m, 1) != IOT_OK;
+}
+
+static void test_callback_reentry(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    enum { N = 600 }; /* more than one chunk */
+    struct tmsg *t = calloc(N, sizeof *t);
+    assert_non_null(t);
+    for (int i = 0; i < N; i++)
+        msg_one(&t[i], 1, 1, T0 + i, 0, "v", i);
+    write_msgs(tm, t, N);
+    free(t);
+    struct reentry re = {.tm = tm};
+    struct iot_tm_range r = all_range(INT64_MAX);
+    assert_rc(iot_tm_query_device(tm, 1, &r, reenter, &re), IOT_OK);
+    assert_i64(re.calls, N);
+    assert_i64(get_stats(tm).messages, 2 * N);
+}
+
+/* Rows bigger than a chunk's byte budget, and more names than a chunk. */
+static void test_large_rows_and_many_names(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    enum { N = 40, BIG = 100000 };
+    char *data = malloc(BIG + 32);
+    assert_non_null(data);
+    memcpy(data, "{\"s\":\"", 6);
+    memset(data + 6, 'x', BIG);
+    memcpy(data + 6 + BIG, "\"}", 3);
+    struct iot_tm_message *m = calloc(N, sizeof *m);
+    struct iot_tm_point p = {"s", {.type = IOT_TM_STRING, .str = "x", .str_len = 1}};
+    for (int i = 0; i < N; i++)
+        m[i] = (struct iot_tm_message){.device_id = 1, .user_id = 1, .ts = T0 + i,
+                                       .points = &p, .n_points = 1, .data_json = data,
+                                       .data_len = BIG + 8, .meta_json = data,
+                                       .meta_len = BIG + 8};
+    assert_rc(iot_tm_write_batch(tm, m, N), IOT_OK);
+    free(m);
+    int64_t n = 0;
+    struct iot_tm_range r = all_range(INT64_MAX);
+    assert_rc(iot_tm_query_device(tm, 1, &r, count_records, &n), IOT_OK);
+    assert_i64(n, N);
+    free(data);
+    /* 300 names over 3 messages of 100 points */
+    struct tmsg *t = calloc(3, sizeof *t);
+    for (int k = 0; k < 3; k++) {
+        msg_init(&t[k], 2, 1, T0 + k, 0);
+        for (int i = 0; i < 100; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "m%03d", k * 100 + i);
+            msg_num(&t[k], name, i);
+        }
+        msg_done(&t[k]);
+    }
+    write_msgs(tm, t, 3);
+    free(t);
+    struct latests *ls = calloc(1, sizeof *ls);
+    assert_rc(iot_tm_latest(tm, 2, on_latest, ls), IOT_OK);
+    assert_i64(ls->n, 300);
+    for (int i = 1; i < 300; i++)
+        assert_true(strcmp(ls->v[i - 1].name, ls->v[i].name) < 0);
+    free(ls);
+    struct catalog *c = calloc(1, sizeof *c);
+    assert_rc(iot_tm_catalog(tm, 2, on_catalog, c), IOT_OK);
+    assert_i64(c->n, 300);
+    free(c);
+}
+
+enum { THREADS = 4, ROUNDS = 40, PER_BATCH = 25 };
+
+struct worker {
+    struct iot_telemetry *tm;
+    int t;
+    int fail_rc;
+    const char *fail_what;
+};
+
+static void note(struct worker *w, int rc, const char *what)
+{
+    if (rc != IOT_OK && w->fail_rc == IOT_OK) {
+        w->fail_rc = rc;
+        w->fail_what = what;
+    }
+}
+
+/* Each thread writes its own device and reads it back (read-your-writes),
+ * and reads the others' while they write. */
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct small_msg s[PER_BATCH];
+    struct iot_tm_message m[PER_BATCH];
+    int64_t dev = 1 + w->t;
+    for (int round = 0; round < ROUNDS && w->fail_rc == IOT_OK; round++) {
+        for (int i = 0; i < PER_BATCH; i++) {
+            small_fill(&s[i], dev, 1 + w->t % 2, T0 + (round * PER_BATCH + i) * 1000, 0, i);
+            m[i] = s[i].m;
+        }
+        note(w, iot_tm_write_batch(w->tm, m, PER_BATCH), "write");
+        int64_t n = 0;
+        struct iot_tm_range r = all_range(INT64_MAX);
+        note(w, iot_tm_query_device(w->tm, dev, &r, count_records, &n), "query");
+        if (n != (round + 1) * PER_BATCH)
+            note(w, IOT_EINTERNAL, "read-your-writes");
+        int64_t other = 1 + (w->t + 1) % THREADS;
+        struct latests ls = {.n = 0};
+        note(w, iot_tm_latest(w->tm, other, on_latest, &ls), "latest");
+        struct rollups ru = {.n = 0};
+        note(w, iot_tm_rollups(w->tm, other, "temp", IOT_TM_HOUR, INT64_MIN, INT64_MAX,
+                               on_rollup, &ru), "rollups");
+        int64_t cnt;
+        note(w, iot_tm_count_user(w->tm, 1, INT64_MIN, INT64_MAX, &cnt), "count_user");
+        struct iot_tm_stats st;
+        note(w, iot_tm_stats(w->tm, &st), "stats");
+    }
+    return NULL;
+}
+
+static void test_concurrency(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    struct worker w[THREADS];
+    pthread_t th[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        w[t] = (struct worker){.tm = tm, .t = t};
+        assert_i64(pthread_create(&th[t], NULL, worker_main, &w[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < THREADS; t++) {
+        if (w[t].fail_rc)
+            fprintf(stderr, "thread %d %s: %s\n", t, w[t].fail_what, iot_strerror(w[t].fail_rc));
+        assert_rc(w[t].fail_rc, IOT_OK);
+    }
+    struct iot_tm_stats st = get_stats(tm);
+    assert_i64(st.messages, THREADS * ROUNDS * PER_BATCH);
+    assert_i64(st.devices, THREADS);
+    struct rollups r = get_rollups(tm, 1, "temp", D, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 1);
+    assert_i64(r.v[0].count, ROUNDS * PER_BATCH);
+}
+
+/* File-backed stores keep everything across a close; durable opens too. */
+static void test_reopen_durable(void **state)
+{
+    struct fixture *fx = *state;
+    seed_two_devices(&fx->tm);
+    if (!fx->path[0] && strstr(fx->url, ":memory:"))
+        skip(); /* a memory store ends with its handle */
+    iot_telemetry_close(&fx->tm);
+    assert_rc(iot_telemetry_open(fx->url, true, &fx->tm), IOT_OK);
+    assert_i64(get_stats(&fx->tm).messages, 5);
+    write_one(&fx->tm, 9, 9, T0, 0, "x", 1);
+    iot_telemetry_close(&fx->tm);
+    assert_rc(iot_telemetry_open(fx->url, false, &fx->tm), IOT_OK);
+    assert_i64(get_stats(&fx->tm).messages, 6);
+    assert_i64(get_rollups(&fx->tm, 1, "x", H, INT64_MIN, INT64_MAX).n, 2);
+}
+
+/* ---- backend table (not per backend) ---------------------------------------- */
+
+static void test_backend_table(void **state)
+{
+    (void)state;
+    const struct iot_telemetry_ops *sq = iot_telemetry_backend("sqlite::memory:");
+    assert_non_null(sq);
+    assert_string_equal(sq->name, "sqlite");
+    assert_i64(sq->version, 1);
+    assert_true(sq->caps & IOT_TM_CAP_ATOMIC_BATCH);
+    assert_ptr_equal(iot_telemetry_backend("sqlite:///x.db"), sq);
+    assert_ptr_equal(iot_telemetry_backend("data/telemetry.db"), sq);
+    assert_ptr_equal(iot_telemetry_backend(""), sq);
+    assert_ptr_equal(iot_telemetry_backend(NULL), sq);
+    assert_null(iot_telemetry_backend("cassandra://127.0.0.1:9042/iot"));
+    assert_null(iot_telemetry_backend("nosuch://x"));
+    assert_non_null(strstr(iot_telemetry_backend_names(), "sqlite"));
+    struct iot_telemetry t = {.ops = sq, .self = (void *)1};
+    assert_rc(iot_telemetry_open("cassandra://127.0.0.1", false, &t), IOT_EINVAL);
+    assert_null(t.ops);
+    assert_null(t.self);
+    iot_telemetry_close(&t); /* NULL-safe */
+    iot_telemetry_close(NULL);
+    assert_rc(iot_telemetry_open("sqlite:", false, &t), IOT_EINVAL);
+    assert_rc(iot_telemetry_open("sqlite::memory:", false, NULL), IOT_EINVAL);
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+static int run_backend(const char *url)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_ping_empty),
+        T(test_roundtrip_bytes),
+        T(test_order_range_limit),
+        T(test_cursor_paging),
+        T(test_idempotent),
+        T(test_query_user),
+        T(test_query_user_ties),
+        T(test_latest),
+        T(test_rollups),
+        T(test_samples),
+        T(test_catalog),
+        T(test_delete_range),
+        T(test_delete_range_middle),
+        T(test_delete_device),
+        T(test_delete_user),
+        T(test_purge),
+        T(test_purge_many_devices),
+        T(test_stats),
+        T(test_big_batches),
+        T(test_invalid_batches),
+        T(test_callback_reentry),
+        T(test_large_rows_and_many_names),
+        T(test_concurrency),
+        T(test_reopen_durable),
+    };
+    char name[1100];
+    snprintf(name, sizeof name, "telemetry[%.1000s]", url);
+    g_base_url = url;
+    printf("[ BACKEND  ] %s\n", url); /* cmocka 1.1 does not print group names */
+    fflush(stdout);
+    return cmocka_run_group_tests_name(name, tests, NULL, NULL);
+}
+
+/* The default backends: a file under IOT_TEST_TMPDIR (created) and memory. */
+static void default_urls(char *buf, size_t size)
+{
+    const char *tmp = getenv("IOT_TEST_TMPDIR");
+    if (!tmp || !tmp[0])
+        tmp = "/tmp";
+    char path[900];
+    snprintf(path, sizeof path, "%s/x", tmp); /* create tmp itself, mkdir -p style */
+    for (char *p = path + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    }
+    snprintf(buf, size, "sqlite://%s/telemetry-contract,sqlite::memory:", tmp);
+}
+
+int main(void)
+{
+    char urls[2048];
+    const char *env = getenv("IOT_TELEMETRY_URLS");
+    if (env && env[0])
+        snprintf(urls, sizeof urls, "%s", env);
+    else
+        default_urls(urls, sizeof urls);
+
+    const struct CMUnitTest table_tests[] = {
+        cmocka_unit_test(test_backend_table),
+    };
+    int failed = cmocka_run_group_tests_name("telemetry_backend_table", table_tests, NULL, NULL);
+    int n = 0;
+    for (char *url = urls; url && *url && n < MAX_URLS; n++) {
+        char *comma = strchr(url, ',');
+        if (comma)
+            *comma = '\0';
+        while (*url == ' ')
+            url++;
+        if (*url)
+            failed += run_backend(url);
+        url = comma ? comma + 1 : NULL;
+    }
+    return failed ? 1 : 0;
+}

@@ -40,25 +40,30 @@ static bool split_path(const char *path, struct segments *s)
     return true;
 }
 
-/* Returns the number of literal segments matched, or -1 for no match. */
+/* Returns the number of literal segments matched, or -1 for no match.
+ * Walks the pattern in place: routing runs on every request. */
 static int match_pattern(const char *pattern, const struct segments *path)
 {
-    struct segments pat;
-    if (!split_path(pattern, &pat) || pat.n != path->n)
-        return -1;
+    const char *p = pattern + (*pattern == '/');
     int literals = 0;
-    for (size_t i = 0; i < pat.n; i++) {
-        bool is_param = pat.len[i] == 2 && memcmp(pat.ptr[i], "{}", 2) == 0;
-        if (is_param) {
+    size_t i = 0;
+    while (*p) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (i == path->n)
+            return -1;
+        if (len == 2 && p[0] == '{' && p[1] == '}') {
             if (path->len[i] == 0)
                 return -1;
-        } else if (pat.len[i] != path->len[i] || memcmp(pat.ptr[i], path->ptr[i], pat.len[i]) != 0) {
+        } else if (len != path->len[i] || memcmp(p, path->ptr[i], len) != 0) {
             return -1;
         } else {
             literals++;
         }
+        i++;
+        p = end ? end + 1 : p + len;
     }
-    return literals;
+    return i == path->n ? literals : -1;
 }
 
 static void fill_params(const char *pattern, struct iot_req *r)

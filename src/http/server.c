@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,22 @@ static bool request_id_ok(const char *id)
     return true;
 }
 
+/* Request ids only need to be unique, not secret: a random per-process
+ * prefix and a counter, without a getrandom() call per request. */
+static void new_request_id(char *buf, size_t size)
+{
+    static _Atomic uint32_t prefix, counter;
+    uint32_t p = atomic_load(&prefix);
+    if (p == 0) {
+        char hex[9];
+        iot_random_hex(hex, 8);
+        uint32_t fresh = (uint32_t)strtoul(hex, NULL, 16) | 1u;
+        atomic_compare_exchange_strong(&prefix, &p, fresh);
+        p = atomic_load(&prefix);
+    }
+    snprintf(buf, size, "%08x%08x", p, atomic_fetch_add(&counter, 1));
+}
+
 static void set_client_ip(struct iot_req *r)
 {
     const union MHD_ConnectionInfo *info =
@@ -78,7 +95,7 @@ static struct iot_req *request_new(struct iot_server *s, struct MHD_Connection *
     if (id && request_id_ok(id))
         snprintf(r->request_id, sizeof r->request_id, "%s", id);
     else
-        iot_random_hex(r->request_id, 16);
+        new_request_id(r->request_id, sizeof r->request_id);
     set_client_ip(r);
     return r;
 }

@@ -68,12 +68,16 @@ static void close_stores(struct iot_app *app)
 static int start_services(const struct iot_config *cfg, struct iot_app *app)
 {
     struct iot_ingest_config icfg = {
-        .queue_max = (size_t)cfg->ingest_queue, .batch_max = 4096, .latest_ttl_ms = 600000,
+        .queue_max = (size_t)cfg->ingest_queue, .batch_max = 4096,
         .seen_flush_ms = 1000, .raw_retention_ms = cfg->retention_days * DAY_MS,
         .rollup_retention_ms = cfg->rollup_retention_days * DAY_MS};
     app->devcache = iot_devcache_new(DEVCACHE_SLOTS, cfg->key_cache_ttl_ms);
     app->ingest = iot_ingest_start(&icfg, &app->telemetry, &app->cache, &app->registry);
-    app->streams = iot_streams_new(&app->cache, cfg->stream_heartbeat);
+    /* Streams may use at most half the connections, so that a flood of
+     * them can never lock out the rest of the API. */
+    size_t max_streams = (size_t)cfg->max_connections / 2;
+    app->streams = iot_streams_new(&app->cache, cfg->stream_heartbeat,
+                                   max_streams > 1024 ? 1024 : max_streams ? max_streams : 1);
     if (app->devcache && app->ingest && app->streams)
         return IOT_OK;
     IOT_ERROR("cannot start the ingest pipeline, key cache or streams");

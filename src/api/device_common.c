@@ -77,7 +77,7 @@ void iot_device_forget(struct iot_req *r, const struct iot_device *d)
 {
     struct iot_app *app = iot_app_of(r);
     char key[64];
-    snprintf(key, sizeof key, "latest:%lld", (long long)d->id);
+    iot_latest_key(d->id, key, sizeof key);
     iot_devcache_forget(app->devcache, d->api_key_hash);
     iot_cache_presence_remove(&app->cache, d->id);
     iot_cache_del(&app->cache, key);

@@ -23,12 +23,14 @@ struct stream {
     char *buf;
     size_t len, off;
     bool suspended, ended, heartbeat_due;
+    bool counted; /* holds one of owner->max_streams slots */
     int64_t device_id;
 };
 
 struct iot_streams {
     struct iot_cache *cache;
     int64_t heartbeat_s;
+    size_t max_streams;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct stream *head;
@@ -102,6 +104,15 @@ static long stream_read(void *ctx, char *out, size_t max)
     return n;
 }
 
+/* Gives back a stream's slot. Caller holds s->lock. */
+static void release_slot(struct iot_streams *s, struct stream *st)
+{
+    if (st->counted) {
+        st->counted = false;
+        s->count--;
+    }
+}
+
 static void stream_release(void *ctx)
 {
     struct stream *st = ctx;
@@ -114,7 +125,7 @@ static void stream_release(void *ctx)
         s->head = st->next;
     if (st->next)
         st->next->prev = st->prev;
-    s->count--;
+    release_slot(s, st);
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_destroy(&st->lock);
@@ -122,35 +133,51 @@ static void stream_release(void *ctx)
     free(st);
 }
 
+/* One pass over the streams (caller holds s->lock): keep-alives when due,
+ * the end of parked streams whose client hung up (their slot is free at
+ * once), and the end of every stream when closing. */
+static void tick(struct iot_streams *s, bool heartbeat)
+{
+    for (struct stream *st = s->head; st; st = st->next) {
+        pthread_mutex_lock(&st->lock);
+        if (heartbeat)
+            st->heartbeat_due = true;
+        if (s->closing || (st->suspended && iot_conn_closed_by_peer(st->conn)))
+            st->ended = true;
+        if (st->ended)
+            release_slot(s, st);
+        if (heartbeat || st->ended)
+            wake(st);
+        pthread_mutex_unlock(&st->lock);
+    }
+}
+
 static void *ticker_main(void *arg)
 {
     struct iot_streams *s = arg;
+    int64_t seconds = 0;
     pthread_mutex_lock(&s->lock);
     while (!s->closing) {
         struct timespec deadline;
         clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += s->heartbeat_s;
+        deadline.tv_sec += 1;
         pthread_cond_timedwait(&s->cond, &s->lock, &deadline);
-        for (struct stream *st = s->head; st; st = st->next) {
-            pthread_mutex_lock(&st->lock);
-            st->heartbeat_due = true;
-            if (s->closing)
-                st->ended = true;
-            wake(st);
-            pthread_mutex_unlock(&st->lock);
-        }
+        seconds++;
+        tick(s, s->closing || seconds % s->heartbeat_s == 0);
     }
+    tick(s, true);
     pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
-struct iot_streams *iot_streams_new(struct iot_cache *cache, int64_t heartbeat_s)
+struct iot_streams *iot_streams_new(struct iot_cache *cache, int64_t heartbeat_s, size_t max_streams)
 {
     struct iot_streams *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->cache = cache;
-    s->heartbeat_s = heartbeat_s;
+    s->heartbeat_s = heartbeat_s > 0 ? heartbeat_s : 1;
+    s->max_streams = max_streams;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     if (pthread_create(&s->ticker, NULL, ticker_main, s)) {
@@ -212,7 +239,9 @@ void iot_h_telemetry_stream(struct iot_req *r)
         return;
     struct iot_streams *s = iot_app_of(r)->streams;
     pthread_mutex_lock(&s->lock);
-    bool full = s->count >= IOT_STREAMS_MAX || s->closing;
+    if (s->count >= s->max_streams)
+        tick(s, false); /* reclaim the slots of clients that hung up */
+    bool full = s->count >= s->max_streams || s->closing;
     if (!full)
         s->count++; /* reserve the slot */
     pthread_mutex_unlock(&s->lock);
@@ -228,6 +257,7 @@ void iot_h_telemetry_stream(struct iot_req *r)
         return;
     }
     pthread_mutex_lock(&s->lock);
+    st->counted = true; /* the slot reserved above */
     st->next = s->head;
     if (s->head)
         s->head->prev = st;

@@ -5,7 +5,9 @@
  * store. Deliveries append to the stream's bounded buffer and wake the
  * (suspended) connection; a consumer that falls more than the buffer
  * behind is dropped, so a slow reader never slows ingest. A ticker thread
- * sends keep-alive comments, which is also how dead clients are noticed. */
+ * sends keep-alive comments and, every second, checks whether the clients
+ * of parked streams have hung up, so a closed stream frees its connection
+ * and its slot within a second. */
 #ifndef IOT_API_STREAM_H
 #define IOT_API_STREAM_H
 
@@ -13,12 +15,12 @@
 
 #include "store/cache.h"
 
-#define IOT_STREAMS_MAX 1024
 #define IOT_STREAM_BUFFER (256 * 1024)
 
 struct iot_streams;
 
-struct iot_streams *iot_streams_new(struct iot_cache *cache, int64_t heartbeat_s);
+/* At most max_streams at once (beyond: 503), keep-alive every heartbeat_s. */
+struct iot_streams *iot_streams_new(struct iot_cache *cache, int64_t heartbeat_s, size_t max_streams);
 /* Ends every stream (before the HTTP server stops). */
 void iot_streams_close_all(struct iot_streams *s);
 /* After the HTTP server has stopped. NULL is a no-op. */

@@ -67,9 +67,10 @@ static bool read_cursor(struct iot_req *r, struct iot_tm_range *range)
     char *end;
     errno = 0;
     long long ts = strtoll(c, &end, 10);
-    bool ok = !errno && *end == '_';
-    long long seq = ok ? strtoll(end + 1, &end, 10) : 0;
-    if (!ok || errno || *end) {
+    bool ok = !errno && end != c && *end == '_' && end[1] != '\0' && end[1] != ' ';
+    const char *second = ok ? end + 1 : c;
+    long long seq = ok ? strtoll(second, &end, 10) : 0;
+    if (!ok || errno || end == second || *end || (*c != '-' && (*c < '0' || *c > '9'))) {
         iot_reply_error(r, 400, "Invalid cursor", "use the next_cursor of the previous page");
         return false;
     }
@@ -195,13 +196,17 @@ void iot_h_telemetry_user(struct iot_req *r)
     iot_reply_raw(r, 200, body, len);
 }
 
-/* Latest values: the cache's hash first ("<ts>|<json>" per field). */
+/* Latest values: the cache's hash first ("<ts>|<json>" per field). The
+ * ingest writer only adds to it, so the hash is trusted only when it holds
+ * the IOT_LATEST_COMPLETE field that a refill from the store writes
+ * together with every value; otherwise the store answers and refills it. */
 struct latest {
     struct iot_buf values, detail;
     size_t n;
     int64_t newest;
-    struct iot_cache *refill; /* on a cache miss: where to put what the store said */
-    const char *key;
+    bool complete;
+    struct iot_cache_field *fields; /* the refill, when read from the store */
+    size_t n_fields, cap_fields;
 };
 
 static void add_latest(struct latest *l, const char *name, int64_t ts, const char *json, size_t len)
@@ -218,16 +223,51 @@ static void add_latest(struct latest *l, const char *name, int64_t ts, const cha
     l->n++;
 }
 
+static void latest_free(struct latest *l)
+{
+    iot_buf_free(&l->values);
+    iot_buf_free(&l->detail);
+    for (size_t i = 0; i < l->n_fields; i++) {
+        free((void *)l->fields[i].field);
+        free((void *)l->fields[i].value);
+    }
+    free(l->fields);
+    *l = (struct latest){0};
+}
+
 static int from_cache(void *ctx, const char *field, const char *value, size_t len)
 {
+    struct latest *l = ctx;
+    if (strcmp(field, IOT_LATEST_COMPLETE) == 0) {
+        l->complete = true;
+        return 0;
+    }
     char *bar;
     long long ts = strtoll(value, &bar, 10);
     if (*bar == '|') /* names are [A-Za-z0-9_.-]: safe to print unescaped */
-        add_latest(ctx, field, ts, bar + 1, len - (size_t)(bar + 1 - value));
+        add_latest(l, field, ts, bar + 1, len - (size_t)(bar + 1 - value));
     return 0;
 }
 
-#define LATEST_TTL_MS 600000
+static void keep_for_refill(struct latest *l, const char *name, char *value)
+{
+    if (l->n_fields == l->cap_fields) {
+        size_t cap = l->cap_fields ? 2 * l->cap_fields : 16;
+        struct iot_cache_field *grown = realloc(l->fields, cap * sizeof *grown);
+        if (!grown) {
+            free(value);
+            return;
+        }
+        l->fields = grown;
+        l->cap_fields = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy) {
+        free(value);
+        return;
+    }
+    l->fields[l->n_fields++] = (struct iot_cache_field){copy, value, strlen(value)};
+}
 
 static int from_store(void *ctx, const struct iot_tm_latest *v)
 {
@@ -242,12 +282,40 @@ static int from_store(void *ctx, const struct iot_tm_latest *v)
     char *field = malloc(cap);
     if (field) {
         snprintf(field, cap, "%lld|%s", (long long)v->ts, text);
-        struct iot_cache_field f = {v->name, field, strlen(field)};
-        iot_cache_hash_set(l->refill, l->key, &f, 1, LATEST_TTL_MS);
+        keep_for_refill(l, v->name, field);
     }
-    free(field);
     free(text);
     return 0;
+}
+
+/* Reads the store and puts every value, with the completeness mark, back
+ * into the cache in one write. */
+static int latest_from_store(struct iot_app *app, int64_t device_id, const char *key,
+                             struct latest *l)
+{
+    int rc = iot_tm_latest(&app->telemetry, device_id, from_store, l);
+    if (rc || l->n == 0)
+        return rc;
+    keep_for_refill(l, IOT_LATEST_COMPLETE, strdup("1"));
+    iot_cache_hash_set(&app->cache, key, l->fields, l->n_fields, IOT_LATEST_TTL_MS);
+    return IOT_OK;
+}
+
+static char *latest_body(const struct iot_device *d, const struct latest *l, const char *source,
+                         size_t *len)
+{
+    char newest[IOT_ISO8601_LEN + 1];
+    iot_iso8601(l->newest, newest, sizeof newest);
+    struct iot_buf b = {0};
+    iot_buf_printf(&b, "{\"device_id\":%lld", (long long)d->id);
+    put_text(&b, "device_name", d->name);
+    put_text(&b, "device_type", d->device_type);
+    iot_buf_puts(&b, ",\"latest_data\":{");
+    iot_buf_append(&b, l->values.data ? l->values.data : "", l->values.len);
+    iot_buf_printf(&b, "},\"timestamp\":\"%s\",\"measurements\":{", newest);
+    iot_buf_append(&b, l->detail.data ? l->detail.data : "", l->detail.len);
+    iot_buf_printf(&b, "},\"source\":\"%s\"}", source);
+    return iot_buf_take(&b, len);
 }
 
 void iot_h_telemetry_latest(struct iot_req *r)
@@ -258,40 +326,29 @@ void iot_h_telemetry_latest(struct iot_req *r)
     struct iot_app *app = iot_app_of(r);
     struct latest l = {0};
     char key[64];
-    snprintf(key, sizeof key, "latest:%lld", (long long)d.id);
+    iot_latest_key(d.id, key, sizeof key);
     const char *source = "cache";
-    if (iot_cache_hash_get_all(&app->cache, key, from_cache, &l) != IOT_OK || l.n == 0) {
-        iot_buf_free(&l.values);
-        iot_buf_free(&l.detail);
-        l = (struct latest){.refill = &app->cache, .key = key};
+    if (iot_cache_hash_get_all(&app->cache, key, from_cache, &l) != IOT_OK || !l.complete ||
+        l.n == 0) {
+        latest_free(&l);
         source = "store";
-        int rc = iot_tm_latest(&app->telemetry, d.id, from_store, &l);
+        int rc = latest_from_store(app, d.id, key, &l);
         if (rc) {
+            latest_free(&l);
             iot_reply_store_error(r, rc, "telemetry");
             return;
         }
     }
     if (l.n == 0) {
+        latest_free(&l);
         iot_reply_json(r, 404, json_pack("{s:s, s:s, s:I, s:s}", "error", "Not found", "message",
                                          "No telemetry data found", "device_id", (json_int_t)d.id,
                                          "device_name", d.name));
         return;
     }
-    char newest[IOT_ISO8601_LEN + 1];
-    iot_iso8601(l.newest, newest, sizeof newest);
-    struct iot_buf b = {0};
-    iot_buf_printf(&b, "{\"device_id\":%lld", (long long)d.id);
-    put_text(&b, "device_name", d.name);
-    put_text(&b, "device_type", d.device_type);
-    iot_buf_puts(&b, ",\"latest_data\":{");
-    iot_buf_append(&b, l.values.data ? l.values.data : "", l.values.len);
-    iot_buf_printf(&b, "},\"timestamp\":\"%s\",\"measurements\":{", newest);
-    iot_buf_append(&b, l.detail.data ? l.detail.data : "", l.detail.len);
-    iot_buf_printf(&b, "},\"source\":\"%s\"}", source);
-    iot_buf_free(&l.values);
-    iot_buf_free(&l.detail);
     size_t len;
-    char *body = iot_buf_take(&b, &len);
+    char *body = latest_body(&d, &l, source, &len);
+    latest_free(&l);
     iot_reply_raw(r, 200, body, len);
 }
 
@@ -380,7 +437,7 @@ void iot_h_telemetry_delete(struct iot_req *r)
         return;
     }
     char key[64];
-    snprintf(key, sizeof key, "latest:%lld", (long long)d.id);
+    iot_latest_key(d.id, key, sizeof key);
     iot_cache_del(&app->cache, key); /* the store recomputed them */
     json_object_set_new(echo, "message", json_sprintf("Telemetry data deleted for device %s", d.name));
     json_object_set_new(echo, "device_id", json_integer(d.id));

@@ -45,6 +45,11 @@ void iot_ingest_channel(int64_t device_id, char *buf, size_t size)
     snprintf(buf, size, "telemetry:%lld", (long long)device_id);
 }
 
+void iot_latest_key(int64_t device_id, char *buf, size_t size)
+{
+    snprintf(buf, size, "latest:%lld", (long long)device_id);
+}
+
 int iot_ingest_submit(struct iot_ingest *ing, struct iot_ingest_job *job)
 {
     int rc = IOT_OK;
@@ -148,15 +153,16 @@ static char *latest_field(int64_t ts, const struct iot_tm_value *v)
     return field;
 }
 
-/* One cache hash write with the latest values of a device's message —
- * unless the message may be older than what the cache holds (a device
- * catching up, or a device this process has not cached yet): then the
- * entry is dropped and the next read refills it from the store, which
- * keeps the newer value by timestamp. */
+/* Merges a device's newest message of the batch into its cached latest
+ * values — unless the message may be older than what the cache holds (a
+ * device catching up, or one this process has not cached yet): then the
+ * entry is dropped and the next read refills it from the store, which keeps
+ * the newer value by timestamp. A merge never makes an entry complete (see
+ * IOT_LATEST_COMPLETE), so a partial entry is never trusted. */
 static void cache_latest(struct iot_ingest *ing, const struct iot_tm_message *m)
 {
     char key[64];
-    snprintf(key, sizeof key, "latest:%lld", (long long)m->device_id);
+    iot_latest_key(m->device_id, key, sizeof key);
     size_t slot = (size_t)((uint64_t)m->device_id % NEWEST_SLOTS);
     bool known = ing->newest_cached[slot].device_id == m->device_id;
     if (!known || m->ts < ing->newest_cached[slot].ts) {
@@ -176,7 +182,7 @@ static void cache_latest(struct iot_ingest *ing, const struct iot_tm_message *m)
             n++;
         }
     }
-    int rc = iot_cache_hash_set(ing->cache, key, fields, n, ing->cfg.latest_ttl_ms);
+    int rc = iot_cache_hash_set(ing->cache, key, fields, n, IOT_LATEST_TTL_MS);
     for (size_t i = 0; i < n; i++)
         free(values[i]);
     if (rc)

@@ -31,7 +31,6 @@ struct iot_ingest_job {
 struct iot_ingest_config {
     size_t queue_max;        /* messages waiting; more → IOT_ELIMIT */
     size_t batch_max;        /* messages per commit */
-    int64_t latest_ttl_ms;   /* TTL of latest values in the cache */
     int64_t seen_flush_ms;   /* period of registry last_seen writes */
     int64_t raw_retention_ms;    /* 0 = keep forever */
     int64_t rollup_retention_ms; /* 0 = keep forever */
@@ -62,5 +61,13 @@ void iot_ingest_free(struct iot_ingest *ing);
 
 /* The pub/sub channel of a device's messages, e.g. "telemetry:42". */
 void iot_ingest_channel(int64_t device_id, char *buf, size_t size);
+
+/* The cache hash of a device's latest values: one field per measurement,
+ * "<ts ms>|<JSON value>". Readers trust it only when it also holds the
+ * field IOT_LATEST_COMPLETE (written by a refill from the store, which sees
+ * every measurement); ingest only merges into it. */
+#define IOT_LATEST_COMPLETE ":complete"
+#define IOT_LATEST_TTL_MS 600000
+void iot_latest_key(int64_t device_id, char *buf, size_t size);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +193,16 @@ void iot_req_resume(struct iot_req *r) { MHD_resume_connection(r->conn); }
 
 void iot_conn_suspend(struct MHD_Connection *conn) { MHD_suspend_connection(conn); }
 void iot_conn_resume(struct MHD_Connection *conn) { MHD_resume_connection(conn); }
+
+bool iot_conn_closed_by_peer(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info)
+        return false;
+    struct pollfd pfd = {.fd = info->connect_fd, .events = POLLRDHUP};
+    return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
 
 void iot_reply_stream(struct iot_req *r, int status, const char *content_type,
                       iot_stream_read_fn read, iot_stream_release_fn release, void *ctx)

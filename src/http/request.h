@@ -100,6 +100,9 @@ void iot_req_resume(struct iot_req *r);
 void iot_reply_stream(struct iot_req *r, int status, const char *content_type,
                       iot_stream_read_fn read, iot_stream_release_fn release, void *ctx);
 void iot_conn_suspend(struct MHD_Connection *conn);
+/* True when the client has hung up (checked without blocking): how a
+ * parked stream learns that nobody is listening any more. */
+bool iot_conn_closed_by_peer(struct MHD_Connection *conn);
 void iot_conn_resume(struct MHD_Connection *conn);
 
 #endif

@@ -2,11 +2,15 @@
  * share: the handle, the statement ids and a few helpers.
  *
  * Internal to src/store/sqlite/telemetry_sqlite*.c: core (schema, open,
- * stats), _write (write_batch), _read (scans), _delete (deletes, retention).
- * The handle is thread-safe; `agg` belongs to whoever holds the writer lock. */
+ * stats), _write (write_batch and the map of derived deltas), _pending
+ * (flushing those deltas, crash recovery), _read (scans), _delete (deletes,
+ * retention). The handle is thread-safe; everything after `mu` in it belongs
+ * to whoever holds `mu`. */
 #ifndef IOT_STORE_SQLITE_TELEMETRY_SQLITE_INT_H
 #define IOT_STORE_SQLITE_TELEMETRY_SQLITE_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,11 +18,27 @@
 #include "store/sqlite/sqlite_db.h"
 #include "store/telemetry.h"
 
-struct iot_tmsql_agg; /* write_batch scratch, see telemetry_sqlite_write.c */
+struct iot_tmsql_agg; /* derived deltas not yet applied, see telemetry_sqlite_write.c */
 
 struct iot_tmsql {
     struct iot_sqldb *db;
-    struct iot_tmsql_agg *agg; /* reused batch to batch, under the writer lock */
+    /* 1 while derived deltas wait in `agg` / the pending table: readers of
+     * derived rows check it without the lock, and flush when it is set. */
+    atomic_int dirty;
+    /* The store's writer lock, taken before the pool's: held around every
+     * write transaction and around the work after a COMMIT that must not
+     * interleave with another writer (accumulating, forgetting flushed
+     * deltas). Guards everything below. */
+    pthread_mutex_t mu;
+    struct iot_tmsql_agg *agg; /* deltas of pending batches 1..last_batch */
+    int64_t last_batch;        /* newest batch id in the pending table (0: none yet) */
+    int64_t last_flush_ms;
+    bool rebuild; /* agg misses deltas (out of memory): rebuild it from the table */
+    bool applied; /* the open write transaction applied agg (iot_tmsql_begin) */
+    /* write_batch scratch, reused batch to batch */
+    uint32_t *ins; /* indices of the messages the batch really inserted */
+    unsigned char *keys; /* their packed keys, the pending row */
+    size_t scratch_cap;  /* messages both arrays hold */
 };
 
 /* Statement ids; the SQL is in telemetry_sqlite.c. */
@@ -27,6 +47,12 @@ enum iot_tmsql_stmt {
     TMS_STATS,
     /* write_batch */
     TMS_MSG_INSERT,
+    TMS_PENDING_PUT,
+    /* flush, recovery */
+    TMS_PENDING_DEL,
+    TMS_PENDING_SCAN,
+    TMS_PENDING_LAST,
+    TMS_MSG_GET,
     /* scans */
     TMS_Q_DEVICE,
     TMS_Q_USER,
@@ -87,9 +113,52 @@ static inline int64_t iot_tmsql_bucket(int64_t ts, int64_t width)
  * (no row → IOT_ENOTFOUND), then resets it. */
 int iot_tmsql_step_ints(sqlite3_stmt *st, int64_t *out, int n);
 
-/* The ops, by file. */
-int iot_tmsql_write_batch(void *self, const struct iot_tm_message *msgs, size_t n);
+/* ---- derived deltas (telemetry_sqlite_write.c) ----------------------------
+ *
+ * write_batch commits the messages and, per batch, one row of the pending
+ * table naming the messages it inserted (IOT_TMSQL_KEY_BYTES each: device_id,
+ * ts, seq as 8-byte little-endian integers), then adds their deltas to the
+ * map (latest, catalog, hour/day rollups, devices). The map is applied later,
+ * aggregated over many batches, by a flush (telemetry_sqlite_pending.c).
+ * All of these run under s->mu. */
+#define IOT_TMSQL_KEY_BYTES 24
+
+/* Adds one inserted message of pending batch `batch` (batches in increasing
+ * order). IOT_ENOMEM leaves the map missing part of it. */
+int iot_tmsql_agg_add(struct iot_tmsql_agg *a, const struct iot_tm_message *m, int64_t batch);
+/* Applies every delta with multi-row upserts, in the caller's transaction. */
+int iot_tmsql_agg_apply(struct iot_sqldb_conn *c, const struct iot_tmsql_agg *a);
+size_t iot_tmsql_agg_keys(const struct iot_tmsql_agg *a);  /* distinct keys */
+size_t iot_tmsql_agg_bytes(const struct iot_tmsql_agg *a); /* memory held */
+void iot_tmsql_agg_reset(struct iot_tmsql_agg *a);        /* NULL-safe */
+struct iot_tmsql_agg *iot_tmsql_agg_new(void);
 void iot_tmsql_agg_free(struct iot_tmsql_agg *a);
+
+/* ---- flushing (telemetry_sqlite_pending.c) ---------------------------------- */
+
+/* A write transaction of delete_*, purge: takes s->mu and the pool's writer,
+ * BEGIN IMMEDIATE, and applies the pending deltas first (in the same
+ * transaction), so the operation sees and repairs every committed message.
+ * iot_tmsql_end commits (rc == IOT_OK) or rolls back, forgets the deltas it
+ * applied once they are committed, and releases both locks. */
+int iot_tmsql_begin(struct iot_tmsql *s, struct iot_sqldb_conn **c);
+int iot_tmsql_end(struct iot_tmsql *s, struct iot_sqldb_conn *c, int rc);
+
+/* Readers of derived rows (latest, rollups, catalog, stats) call this first:
+ * if deltas are pending, flushes them, so a read sees every message whose
+ * write_batch returned. Cheap (one atomic load) when nothing is pending. */
+int iot_tmsql_sync(struct iot_tmsql *s);
+
+/* Under s->mu: flushes when `force`, or when the map is old (>= 250 ms since
+ * the last flush), big, or incomplete. */
+int iot_tmsql_flush_locked(struct iot_tmsql *s, bool force);
+/* Under s->mu: empties the map and rebuilds it from the pending table (the
+ * messages it names, parsed back from their JSON). Open runs it after a
+ * crash; write_batch after running out of memory. */
+int iot_tmsql_rebuild_locked(struct iot_tmsql *s);
+
+/* ---- the ops, by file ------------------------------------------------------ */
+int iot_tmsql_write_batch(void *self, const struct iot_tm_message *msgs, size_t n);
 
 int iot_tmsql_query_device(void *self, int64_t device_id, const struct iot_tm_range *range,
                            iot_tm_record_fn fn, void *ctx);

@@ -35,7 +35,7 @@ struct iot_streams {
     pthread_cond_t cond;
     struct stream *head;
     size_t count;
-    bool closing;
+    bool closing, joined;
     pthread_t ticker;
 };
 
@@ -192,16 +192,19 @@ void iot_streams_close_all(struct iot_streams *s)
     if (!s)
         return;
     pthread_mutex_lock(&s->lock);
-    s->closing = true;
+    bool joined = s->joined;
+    s->closing = s->joined = true;
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
-    pthread_join(s->ticker, NULL); /* its last pass ended every stream */
+    if (!joined)
+        pthread_join(s->ticker, NULL); /* its last pass ended every stream */
 }
 
 void iot_streams_free(struct iot_streams *s)
 {
     if (!s)
         return;
+    iot_streams_close_all(s); /* no-op when already closed */
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
     free(s);

@@ -8,6 +8,7 @@ import json as jsonlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -287,6 +288,7 @@ class Server:
         self.env.update(env or {})
         self.proc = None
         self.cache = {}          # per-incarnation memo (shared users etc.)
+        self.extra_dirs = []
         self.stderr_path = self.workdir / "stderr.log"
         self.stdout_path = self.workdir / "stdout.log"
         self.starts = 0
@@ -354,10 +356,17 @@ class Server:
         self.stop_and_check()
         return self.start()
 
+    def cleanup(self):
+        """Remove the scratch directories (only call once the process is gone)."""
+        for d in [self.workdir, *self.extra_dirs]:
+            shutil.rmtree(d, ignore_errors=True)
+
     def revive(self):
         """Replace a crashed instance by a fresh one on a new, empty data
         directory (so one crash does not cascade through the whole suite)."""
-        self.data_dir = Path(tempfile.mkdtemp(prefix="iotflowd-revived-")) / "data"
+        scratch = Path(tempfile.mkdtemp(prefix="iotflowd-revived-"))
+        self.extra_dirs.append(scratch)
+        self.data_dir = scratch / "data"
         self.data_dir.mkdir(parents=True)
         self.env["IOTFLOW_DATA_DIR"] = str(self.data_dir)
         self.cache = {}
@@ -520,6 +529,7 @@ def bearer_server():
     _SHARED.append(srv)
     yield srv
     srv.stop_and_check()
+    srv.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -528,6 +538,7 @@ def legacy_server():
     _SHARED.append(srv)
     yield srv
     srv.stop_and_check()
+    srv.cleanup()
 
 
 @pytest.fixture
@@ -599,6 +610,7 @@ def start_server():
         else:
             rc = s.proc.returncode
             assert rc == 0, f"private server died (exit {rc}); stderr tail:\n{s.stderr()[-3000:]}"
+        s.cleanup()
 
 
 @pytest.fixture(autouse=True)

@@ -161,7 +161,8 @@ def test_login_deactivated_account(server):
 
 def test_bad_bearer_is_401(server):
     target = register_user(server)[0]["user_id"]
-    cases = {"unknown-token": "Bearer " + "0" * 64, "empty-token": "Bearer ", "scheme-only": "Bearer",
+    cases = {"unknown-token": "Bearer " + "0" * 64, "empty-token": "Bearer ",
+             "scheme-only": "Bearer",
              "garbage": "bearer-ish token", "basic": "Basic dXNlcjpwYXNz",
              "double-space": "Bearer  x", "very-long": "Bearer " + "x" * 5000}
     expect_rejects(lambda h: server.api.get(f"/users/{target}", headers={"Authorization": h}),

@@ -113,7 +113,8 @@ def test_list_groups_paging(user):
 
 
 def test_list_groups_bad_paging(owner):
-    cases = {"neg-limit": {"limit": -2}, "neg-offset": {"offset": -1}, "alpha-limit": {"limit": "x"},
+    cases = {"neg-limit": {"limit": -2}, "neg-offset": {"offset": -1},
+             "alpha-limit": {"limit": "x"},
              "float-offset": {"offset": "1.5"}}
     expect_rejects(lambda params: owner.api.get("/groups", params=params), cases, 400)
 
@@ -178,7 +179,8 @@ def test_update_group_rename_conflict(owner, group):
 
 def test_update_group_invalid(owner, group):
     cases = {"color": {"color": "blue"}, "name-empty": {"name": ""}, "name-int": {"name": 5},
-             "name-101": {"name": "n" * 101}, "empty": {}, "array": [], "color-null-ish": {"color": 5}}
+             "name-101": {"name": "n" * 101}, "empty": {}, "array": [],
+             "color-int": {"color": 5}}
     expect_rejects(lambda body: owner.api.put(f"/groups/{group['id']}", json=body), cases, 400)
     assert get_group(owner, group)["name"] == group["name"]
 
@@ -296,7 +298,8 @@ def test_list_group_devices(owner, group):
 
 
 def test_list_group_devices_bad_paging(owner, group):
-    cases = {"neg-limit": {"limit": -1}, "alpha-offset": {"offset": "abc"}, "neg-offset": {"offset": -9}}
+    cases = {"neg-limit": {"limit": -1}, "alpha-offset": {"offset": "abc"},
+             "neg-offset": {"offset": -9}}
     expect_rejects(lambda params: owner.api.get(f"/groups/{group['id']}/devices", params=params),
                    cases, 400)
 

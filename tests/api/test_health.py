@@ -1,8 +1,6 @@
 """/health, /status and / (public, no credentials)."""
 import time
 
-import pytest
-
 from conftest import assert_ts, expect, register_device
 
 

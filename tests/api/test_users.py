@@ -82,7 +82,8 @@ def test_list_users_offset_past_end(server):
 
 
 def test_list_users_bad_paging(server):
-    cases = {"neg-limit": {"limit": -1}, "neg-offset": {"offset": -5}, "alpha-limit": {"limit": "abc"},
+    cases = {"neg-limit": {"limit": -1}, "neg-offset": {"offset": -5},
+             "alpha-limit": {"limit": "abc"},
              "alpha-offset": {"offset": "1x"}, "empty-limit": {"limit": ""}}
     expect_rejects(lambda params: server.admin.get("/users", params=params), cases, 400)
 

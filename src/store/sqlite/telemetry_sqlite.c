@@ -16,12 +16,19 @@
  *   devices  (device_id)                     owner and message count: stats,
  *                                            delete_user and purge walk it
  *                                            instead of scanning messages
+ *   pending  (batch)                         per committed batch whose derived
+ *                                            rows are not applied yet, the
+ *                                            keys of its messages (see
+ *                                            telemetry_sqlite_pending.c)
  *
  * Durability: always WAL. With durable = false, synchronous=NORMAL: COMMIT
  * returns once the transaction is in the WAL file (write(2), no fsync), so a
  * committed batch survives kill -9 of the process but not a power loss.
  * With durable = true, synchronous=FULL: the WAL is fsynced at every commit,
- * so a committed batch survives power loss too. */
+ * so a committed batch survives power loss too. Either way a batch's
+ * derived rows (latest, rollups, catalog, devices) are applied later, by a
+ * flush, but they are recoverable from the same commit (the pending row), and
+ * every read of them flushes first. */
 #include "store/sqlite/telemetry_sqlite.h"
 
 #include <stdlib.h>
@@ -88,6 +95,12 @@ static const char *const migrations[] = {
     " user_id INTEGER NOT NULL,"
     " messages INTEGER NOT NULL);"
     "CREATE INDEX devices_by_user ON devices (user_id);",
+    /* 2: batches whose derived rows are not applied yet; keys holds the
+     * (device_id, ts, seq) of the messages the batch inserted, 3 x 8 bytes
+     * little-endian each */
+    "CREATE TABLE pending ("
+    " batch INTEGER PRIMARY KEY,"
+    " keys BLOB NOT NULL);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -119,6 +132,14 @@ static const char *const stmt_sql[TMS__COUNT] = {
      * upserts of the derived rows are built in telemetry_sqlite_write.c. */
     [TMS_MSG_INSERT] = "INSERT OR IGNORE INTO messages (device_id, ts, seq, user_id, data, meta)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [TMS_PENDING_PUT] = "INSERT INTO pending (batch, keys) VALUES (?1, ?2)",
+
+    /* flush and crash recovery */
+    [TMS_PENDING_DEL] = "DELETE FROM pending WHERE batch <= ?1",
+    [TMS_PENDING_SCAN] = "SELECT batch, keys FROM pending WHERE batch <= ?1 ORDER BY batch",
+    [TMS_PENDING_LAST] = "SELECT coalesce(max(batch), 0) FROM pending",
+    [TMS_MSG_GET] = "SELECT user_id, data, meta FROM messages"
+                    " WHERE device_id = ?1 AND ts = ?2 AND seq = ?3",
 
     /* Scans: keyset continuation (the last row seen is bound), never OFFSET. */
     [TMS_Q_DEVICE] = "SELECT ts, seq, data, meta FROM messages"
@@ -247,6 +268,17 @@ int iot_tmsql_step_ints(sqlite3_stmt *st, int64_t *out, int n)
 
 /* ---- open / close / ping / stats --------------------------------------- */
 
+static void tm_free(struct iot_tmsql *s)
+{
+    iot_sqldb_close(s->db);
+    iot_tmsql_agg_free(s->agg);
+    free(s->ins);
+    free(s->keys);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* Opens, migrates, and applies what a crash left pending. */
 static int tm_open(const char *url, bool durable, void **self)
 {
     if (!self || !url)
@@ -255,23 +287,34 @@ static int tm_open(const char *url, bool durable, void **self)
     struct iot_tmsql *s = calloc(1, sizeof *s);
     if (!s)
         return IOT_ENOMEM;
+    pthread_mutex_init(&s->mu, NULL);
+    atomic_init(&s->dirty, 0);
     int rc = iot_sqldb_open_ex(url, &telemetry_schema, durable, &s->db);
+    if (rc == IOT_OK)
+        rc = iot_tmsql_pending_open(s);
+    if (rc == IOT_OK) {
+        pthread_mutex_lock(&s->mu);
+        rc = iot_tmsql_flush_locked(s, true);
+        pthread_mutex_unlock(&s->mu);
+    }
     if (rc) {
-        free(s);
+        tm_free(s);
         return rc;
     }
     *self = s;
     return IOT_OK;
 }
 
+/* Flushes first; if that fails the pending rows stay, for the next open. */
 static void tm_close(void *self)
 {
     struct iot_tmsql *s = self;
     if (!s)
         return;
-    iot_sqldb_close(s->db);
-    iot_tmsql_agg_free(s->agg);
-    free(s);
+    pthread_mutex_lock(&s->mu);
+    (void)iot_tmsql_flush_locked(s, true);
+    pthread_mutex_unlock(&s->mu);
+    tm_free(s);
 }
 
 /* Runs the single-row integer query `id` (no parameters) into out[0..n-1]. */
@@ -297,7 +340,9 @@ static int tm_stats(void *self, struct iot_tm_stats *out)
     if (!out)
         return IOT_EINVAL;
     int64_t v[2] = {0, 0};
-    int rc = read_ints(self, TMS_STATS, v, 2);
+    int rc = iot_tmsql_sync(self);
+    if (rc == IOT_OK)
+        rc = read_ints(self, TMS_STATS, v, 2);
     if (rc == IOT_OK) {
         out->messages = v[0];
         out->devices = v[1];

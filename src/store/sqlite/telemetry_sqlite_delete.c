@@ -15,7 +15,11 @@
  *    an entry with no values left goes; a first/last seen that fell in the
  *    range moves to the nearest remaining message.
  * A bucket straddling the raw-retention cutoff is recomputed from the raw
- * messages still there, i.e. it loses the purged part. */
+ * messages still there, i.e. it loses the purged part.
+ *
+ * Every transaction here starts with iot_tmsql_begin, which first applies
+ * the derived deltas write_batch left pending: the repairs above work on
+ * complete derived rows, and no pending delta can name a deleted message. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -341,7 +345,7 @@ int iot_tmsql_delete_range(void *self, int64_t device_id, int64_t from, int64_t 
         return IOT_OK;
     }
     struct iot_sqldb_conn *c;
-    int rc = iot_sqldb_write_begin(s->db, &c);
+    int rc = iot_tmsql_begin(s, &c);
     if (rc)
         return rc;
     struct touched_list l = {0};
@@ -355,7 +359,7 @@ int iot_tmsql_delete_range(void *self, int64_t device_id, int64_t from, int64_t 
     if (rc == IOT_OK)
         rc = repair_names(c, device_id, &l, from, to);
     free(l.v);
-    rc = iot_sqldb_write_end(s->db, c, rc);
+    rc = iot_tmsql_end(s, c, rc);
     if (deleted)
         *deleted = rc == IOT_OK ? n : 0;
     return rc;
@@ -382,10 +386,10 @@ int iot_tmsql_delete_device(void *self, int64_t device_id)
 {
     struct iot_tmsql *s = self;
     struct iot_sqldb_conn *c;
-    int rc = iot_sqldb_write_begin(s->db, &c);
+    int rc = iot_tmsql_begin(s, &c);
     if (rc)
         return rc;
-    return iot_sqldb_write_end(s->db, c, delete_device_rows(c, device_id));
+    return iot_tmsql_end(s, c, delete_device_rows(c, device_id));
 }
 
 struct id_list {
@@ -437,10 +441,10 @@ int iot_tmsql_delete_user(void *self, int64_t user_id)
 {
     struct iot_tmsql *s = self;
     struct iot_sqldb_conn *c;
-    int rc = iot_sqldb_write_begin(s->db, &c);
+    int rc = iot_tmsql_begin(s, &c);
     if (rc)
         return rc;
-    return iot_sqldb_write_end(s->db, c, delete_user_rows(c, user_id));
+    return iot_tmsql_end(s, c, delete_user_rows(c, user_id));
 }
 
 /* ---- purge ------------------------------------------------------------------ */
@@ -477,7 +481,7 @@ static int purge_some(struct iot_tmsql *s, int64_t *after, int64_t raw_before,
                       int64_t rollup_before, int64_t *removed, bool *done)
 {
     struct iot_sqldb_conn *c;
-    int rc = iot_sqldb_write_begin(s->db, &c);
+    int rc = iot_tmsql_begin(s, &c);
     if (rc)
         return rc;
     struct id_list l = {0};
@@ -490,7 +494,7 @@ static int purge_some(struct iot_tmsql *s, int64_t *after, int64_t raw_before,
     int64_t n = 0;
     for (size_t i = 0; i < l.n && rc == IOT_OK; i++)
         rc = purge_device(c, l.v[i], raw_before, rollup_before, &n);
-    rc = iot_sqldb_write_end(s->db, c, rc);
+    rc = iot_tmsql_end(s, c, rc);
     if (rc == IOT_OK) {
         *removed += n;
         *done = l.n < PURGE_DEVICES_PER_TX;

@@ -152,10 +152,10 @@ int iot_tmsql_sync(struct iot_tmsql *s);
 /* Under s->mu: flushes when `force`, or when the map is old (>= 250 ms since
  * the last flush), big, or incomplete. */
 int iot_tmsql_flush_locked(struct iot_tmsql *s, bool force);
-/* Under s->mu: empties the map and rebuilds it from the pending table (the
- * messages it names, parsed back from their JSON). Open runs it after a
- * crash; write_batch after running out of memory. */
-int iot_tmsql_rebuild_locked(struct iot_tmsql *s);
+/* At open, before any op: finds the batches a crash left pending and marks
+ * the map for a rebuild from them (the messages they name, parsed back from
+ * their JSON), which the next flush does. */
+int iot_tmsql_pending_open(struct iot_tmsql *s);
 
 /* ---- the ops, by file ------------------------------------------------------ */
 int iot_tmsql_write_batch(void *self, const struct iot_tm_message *msgs, size_t n);

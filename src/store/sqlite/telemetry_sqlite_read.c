@@ -9,7 +9,11 @@
  * snapshot (which would stop WAL checkpoints). A later chunk continues after
  * the last row of the previous one (keyset), never by OFFSET.
  *
- * Text is returned as stored: data/meta JSON is not parsed on this path. */
+ * Text is returned as stored: data/meta JSON is not parsed on this path.
+ *
+ * Scans of derived rows (latest, rollups, catalog) first flush the deltas
+ * write_batch left pending (iot_tmsql_sync), so they reflect every message
+ * written before the call. Scans of messages need not. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -354,7 +358,8 @@ int iot_tmsql_latest(void *self, int64_t device_id, iot_tm_latest_fn fn, void *c
     struct scan sc = {.stmt = TMS_LATEST_SCAN, .ncols = 5, .bind = bind_by_name,
                       .emit = emit_latest, .next = next_by_name, .left = INT64_MAX,
                       .id = device_id, .fn.latest = fn, .ctx = ctx};
-    return run_scan(self, &sc);
+    int rc = iot_tmsql_sync(self);
+    return rc ? rc : run_scan(self, &sc);
 }
 
 /* Columns: name, type, unit, first_seen, last_seen, count. */
@@ -379,7 +384,8 @@ int iot_tmsql_catalog(void *self, int64_t device_id, iot_tm_catalog_fn fn, void 
     struct scan sc = {.stmt = TMS_CATALOG_SCAN, .ncols = 6, .bind = bind_by_name,
                       .emit = emit_catalog, .next = next_by_name, .left = INT64_MAX,
                       .id = device_id, .fn.catalog = fn, .ctx = ctx};
-    return run_scan(self, &sc);
+    int rc = iot_tmsql_sync(self);
+    return rc ? rc : run_scan(self, &sc);
 }
 
 /* ---- rollups ------------------------------------------------------------------ */
@@ -422,7 +428,8 @@ int iot_tmsql_rollups(void *self, int64_t device_id, const char *name, int64_t w
                       .emit = emit_rollup, .next = next_rollup, .left = INT64_MAX,
                       .id = device_id, .name = name, .width = width, .from = from, .to = to,
                       .fn.rollup = fn, .ctx = ctx};
-    return run_scan(self, &sc);
+    int rc = iot_tmsql_sync(self);
+    return rc ? rc : run_scan(self, &sc);
 }
 
 /* ---- samples -------------------------------------------------------------------- */

@@ -133,10 +133,10 @@ static int serve(const struct iot_config *cfg)
                  *cfg->admin_token ? "" : "; admin API disabled (no IOTFLOW_ADMIN_TOKEN)");
         int sig = wait_for_signal();
         IOT_INFO("signal %d: finishing in-flight requests", sig);
-        /* Order matters: stop taking connections; commit and answer every
-         * queued telemetry request; end the live streams; only then stop
-         * the HTTP threads, which requires that no request is suspended. */
-        iot_server_quiesce(server);
+        /* Order matters: commit and answer every queued telemetry request
+         * (new ones get 503 from now on); end the live streams; only then
+         * stop the HTTP threads, which requires that no request is
+         * suspended. */
         iot_ingest_stop(app.ingest);
         iot_streams_close_all(app.streams);
         iot_server_stop(server);

@@ -17,7 +17,6 @@ struct iot_server {
     struct MHD_Daemon *daemon;
     struct iot_server_config cfg;
     uint16_t port;
-    bool quiesced;
 };
 
 /* Headers on every response: no sniffing, no framing, no caching of API
@@ -367,14 +366,6 @@ struct iot_server *iot_server_start(const struct iot_server_config *cfg)
 
 uint16_t iot_server_port(const struct iot_server *s) { return s->port; }
 
-void iot_server_quiesce(struct iot_server *s)
-{
-    if (s && !s->quiesced) {
-        MHD_quiesce_daemon(s->daemon);
-        s->quiesced = true;
-    }
-}
-
 void iot_server_stop(struct iot_server *s)
 {
     if (!s)
@@ -382,8 +373,10 @@ void iot_server_stop(struct iot_server *s)
     /* Handlers run to completion on their worker threads; MHD_stop_daemon
      * joins those threads, so every request being handled gets its answer.
      * Suspended requests must have been resumed before (main.c stops the
-     * ingest pipeline and the streams first). */
-    iot_server_quiesce(s);
+     * ingest pipeline and the streams first). MHD_quiesce_daemon is not
+     * used: with an epoll thread pool, libmicrohttpd 0.9.75 can abort in it
+     * ("Failed to remove listen FD from epoll set") when a worker has
+     * taken the listen socket out of its set on its own. */
     MHD_stop_daemon(s->daemon);
     free(s);
 }

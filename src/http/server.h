@@ -27,8 +27,6 @@ struct iot_server;
 
 /* Binds and starts serving. Returns NULL (and logs why) on failure. */
 struct iot_server *iot_server_start(const struct iot_server_config *cfg);
-/* Stops accepting new connections (open ones are still served). */
-void iot_server_quiesce(struct iot_server *s);
 /* Stops accepting, lets in-flight requests finish, frees. NULL is a no-op. */
 void iot_server_stop(struct iot_server *s);
 /* The port actually bound (useful with port 0). */

@@ -194,4 +194,14 @@ static inline int iot_tm_delete_user(struct iot_telemetry *t, int64_t uid) { ret
 static inline int iot_tm_purge(struct iot_telemetry *t, int64_t raw_before, int64_t rollup_before, int64_t *n) { return t->ops->purge(t->self, raw_before, rollup_before, n); }
 static inline int iot_tm_stats(struct iot_telemetry *t, struct iot_tm_stats *o) { return t->ops->stats(t->self, o); }
 
+/* On write_batch's "in the same commit" (appended note): a backend may
+ * apply the derived rows — latest values, rollups, catalog, stats — after
+ * write_batch has returned, provided that (1) they are recoverable from what
+ * the batch's own commit made durable, so a crash loses none of them, and
+ * (2) every read of them (and every delete, purge) that starts after
+ * write_batch returned reflects the batch. Callers cannot tell the
+ * difference. The SQLite store does this: it aggregates them in memory over
+ * many batches and applies them a few times a second or before such a read
+ * (src/store/sqlite/telemetry_sqlite_pending.c). */
+
 #endif

@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "store/telemetry.h"
 #include "util/clock.h"
@@ -1465,6 +1466,426 @@ static void test_reopen_durable(void **state)
     assert_i64(get_rollups(&fx->tm, 1, "x", H, INT64_MIN, INT64_MAX).n, 2);
 }
 
+/* ---- derived rows applied after the write ------------------------------------ */
+
+/* A backend may apply latest values, rollups, catalog and stats after
+ * write_batch returns (the SQLite store aggregates them over many batches),
+ * but every read sees every message written before it, and a crash loses
+ * nothing that write_batch acknowledged. The clock is frozen here, so no
+ * flush happens merely because time passed. */
+static void freeze_clock(void)
+{
+    atomic_store(&fake_now, T0);
+    iot_clock_override(fake_clock);
+}
+
+/* (c) Each read right after each write sees it, in every derived view. */
+static void test_read_after_write(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    freeze_clock();
+    enum { N = 30, DEVS = 3 };
+    for (int i = 0; i < N; i++) {
+        int64_t dev = 1 + i % DEVS, n_dev = i / DEVS + 1;
+        write_one(tm, dev, 1, T0 + i * 1000, 0, "x", i);
+        struct latests ls = {.n = 0};
+        assert_rc(iot_tm_latest(tm, dev, on_latest, &ls), IOT_OK);
+        assert_i64(ls.n, 1);
+        assert_f64(ls.v[0].num, i);
+        assert_i64(ls.v[0].ts, T0 + i * 1000);
+        struct rollups r = get_rollups(tm, dev, "x", D, INT64_MIN, INT64_MAX);
+        assert_i64(r.n, 1);
+        assert_i64(r.v[0].count, n_dev);
+        assert_f64(r.v[0].max, i);
+        struct catalog c = {.n = 0};
+        assert_rc(iot_tm_catalog(tm, dev, on_catalog, &c), IOT_OK);
+        assert_i64(c.v[0].count, n_dev);
+        assert_i64(c.v[0].last, T0 + i * 1000);
+        struct iot_tm_stats st = get_stats(tm);
+        assert_i64(st.messages, i + 1);
+        assert_i64(st.devices, i + 1 < DEVS ? i + 1 : DEVS);
+    }
+}
+
+/* (d) Rewriting messages already written adds nothing, whether their
+ * derived rows were applied in between or not. */
+static void test_idempotent_across_flushes(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    freeze_clock();
+    struct tmsg t[3];
+    msg_one(&t[0], 1, 1, T0 + 10, 0, "v", 5);
+    msg_one(&t[1], 1, 1, T0 + 20, 0, "v", 7);
+    write_msgs(tm, t, 2);
+    write_msgs(tm, t, 2); /* before any read */
+    struct rollups r = get_rollups(tm, 1, "v", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 1);
+    assert_rollup(r.v[0], T0, 2, 12, 5, 7);
+    msg_one(&t[2], 1, 1, T0 + 30, 0, "v", 1);
+    write_msgs(tm, t, 3); /* after a read: two old, one new */
+    write_msgs(tm, t, 3);
+    r = get_rollups(tm, 1, "v", H, INT64_MIN, INT64_MAX);
+    assert_rollup(r.v[0], T0, 3, 13, 1, 7);
+    r = get_rollups(tm, 1, "v", D, INT64_MIN, INT64_MAX);
+    assert_rollup(r.v[0], T0, 3, 13, 1, 7);
+    struct catalog c = {.n = 0};
+    assert_rc(iot_tm_catalog(tm, 1, on_catalog, &c), IOT_OK);
+    assert_i64(c.v[0].count, 3);
+    assert_i64(get_stats(tm).messages, 3);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(tm, 1, on_latest, &ls), IOT_OK);
+    assert_f64(ls.v[0].num, 1);
+    assert_i64(ls.v[0].ts, T0 + 30);
+}
+
+/* ---- SQLite: the pending table and crash images ------------------------------ */
+
+/* The SQLite store keeps one row per batch whose derived rows are not applied
+ * yet in the table `pending`; these tests read it with a connection of their
+ * own and open crash images of the file. Other backends skip them. */
+
+static int64_t raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    int rc = sqlite3_step(st);
+    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_true(rc == SQLITE_ROW || rc == SQLITE_DONE);
+    return v;
+}
+
+static int64_t pending_rows(const char *path)
+{
+    return raw_int(path, "SELECT count(*) FROM pending");
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    if (!in)
+        return; /* no WAL: nothing to copy */
+    FILE *out = fopen(to, "wb");
+    assert_non_null(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_true(fwrite(buf, 1, n, out) == n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* What kill -9 of the process would leave on disk now: the database file
+ * and its WAL (the shared-memory index is rebuilt from the WAL on open).
+ * The store is idle, so the files are not changing while they are copied. */
+static void crash_image(const char *path, const char *to)
+{
+    char a[1100], b[1100];
+    remove_db_files(to);
+    copy_file(path, to);
+    snprintf(a, sizeof a, "%s-wal", path);
+    snprintf(b, sizeof b, "%s-wal", to);
+    copy_file(a, b);
+}
+
+/* The derived views of `dev` are the same in both stores. */
+static void assert_same_derived(struct iot_telemetry *a, struct iot_telemetry *b, int64_t dev)
+{
+    struct latests *la = calloc(1, sizeof *la), *lb = calloc(1, sizeof *lb);
+    assert_rc(iot_tm_latest(a, dev, on_latest, la), IOT_OK);
+    assert_rc(iot_tm_latest(b, dev, on_latest, lb), IOT_OK);
+    assert_i64(lb->n, la->n);
+    for (int i = 0; i < la->n; i++) {
+        const struct latest_row *x = &la->v[i], *y = &lb->v[i];
+        assert_string_equal(y->name, x->name);
+        assert_i64(y->type, x->type);
+        assert_i64(y->ts, x->ts);
+        if (x->type == IOT_TM_STRING)
+            assert_string_equal(y->str, x->str);
+        else if (x->type == IOT_TM_BOOL)
+            assert_i64(y->boolean, x->boolean);
+        else
+            assert_f64(y->num, x->num);
+    }
+    free(la);
+    free(lb);
+    struct catalog *ca = calloc(1, sizeof *ca), *cb = calloc(1, sizeof *cb);
+    assert_rc(iot_tm_catalog(a, dev, on_catalog, ca), IOT_OK);
+    assert_rc(iot_tm_catalog(b, dev, on_catalog, cb), IOT_OK);
+    assert_i64(cb->n, ca->n);
+    for (int i = 0; i < ca->n; i++) {
+        const struct catalog_row *x = &ca->v[i], *y = &cb->v[i];
+        assert_string_equal(y->name, x->name);
+        assert_i64(y->type, x->type);
+        assert_string_equal(y->unit, x->unit);
+        assert_i64(y->first, x->first);
+        assert_i64(y->last, x->last);
+        assert_i64(y->count, x->count);
+        for (int w = 0; w < 2; w++) {
+            int64_t width = w ? D : H;
+            struct rollups ra = get_rollups(a, dev, x->name, width, INT64_MIN, INT64_MAX);
+            struct rollups rb = get_rollups(b, dev, x->name, width, INT64_MIN, INT64_MAX);
+            assert_i64(rb.n, ra.n);
+            for (int k = 0; k < ra.n; k++)
+                assert_rollup(rb.v[k], ra.v[k].start, ra.v[k].count, ra.v[k].sum, ra.v[k].min,
+                              ra.v[k].max);
+        }
+    }
+    free(ca);
+    free(cb);
+    assert_i64(count_device(b, dev), count_device(a, dev));
+}
+
+static void assert_same_store(struct iot_telemetry *a, struct iot_telemetry *b, int64_t devs)
+{
+    for (int64_t dev = 1; dev <= devs; dev++)
+        assert_same_derived(a, b, dev);
+    struct iot_tm_stats sa = get_stats(a), sb = get_stats(b);
+    assert_i64(sb.messages, sa.messages);
+    assert_i64(sb.devices, sa.devices);
+}
+
+/* Four batches of numbers, booleans, strings and units, two of them still
+ * pending at the crash (the clock is frozen, nothing reads them). */
+static void write_crash_batches(struct fixture *fx)
+{
+    struct iot_telemetry *tm = &fx->tm;
+    struct tmsg t[4];
+    msg_init(&t[0], 1, 1, T0 + 100, 0);
+    msg_num(&t[0], "temp", 20.5);
+    msg_bool(&t[0], "on", true);
+    msg_str(&t[0], "mode", "eco \"night\"");
+    msg_meta(&t[0], "{\"temp_unit\":\"C\",\"site\":\"a\"}");
+    msg_done(&t[0]);
+    msg_one(&t[1], 2, 1, T0 + 50, 0, "temp", 10);
+    msg_one(&t[2], 3, 2, T0 - 1, 0, "x", 1); /* the hour and day before */
+    write_msgs(tm, t, 3);
+    msg_init(&t[0], 1, 1, T0 + H + 5, 0);
+    msg_num(&t[0], "temp", 21);
+    msg_str(&t[0], "mode", "boost");
+    msg_done(&t[0]);
+    msg_init(&t[1], 1, 1, T0 + 10, 0); /* older sample, later unit: the unit wins */
+    msg_num(&t[1], "temp", 19);
+    msg_meta(&t[1], "{\"temp_unit\":\"K\"}");
+    msg_done(&t[1]);
+    msg_one(&t[2], 2, 1, T0 + 50, 0, "temp", 999); /* a retry: ignored */
+    write_msgs(tm, t, 3);
+    assert_i64(pending_rows(fx->path), 2);
+    assert_i64(get_stats(tm).messages, 5); /* a read applies both */
+    assert_i64(pending_rows(fx->path), 0);
+
+    msg_init(&t[0], 1, 1, T0 + D + 1, 0);
+    msg_bool(&t[0], "on", false);
+    msg_done(&t[0]);
+    msg_init(&t[1], 2, 1, T0 + 60, 1);
+    msg_num(&t[1], "temp", 11.125);
+    msg_str(&t[1], "s", "caf\xc3\xa9");
+    msg_meta(&t[1], "{\"temp_unit\":\"\xc2\xb0" "F\"}");
+    msg_done(&t[1]);
+    msg_init(&t[2], 3, 2, T0 + 2 * H, 0);
+    msg_num(&t[2], "x", 2);
+    msg_bool(&t[2], "y", true);
+    msg_done(&t[2]);
+    write_msgs(tm, t, 3);
+    msg_one(&t[0], 1, 1, T0 + H + 5, 0, "temp", 555); /* a retry: ignored */
+    msg_one(&t[1], 3, 3, T0 + 2 * H + 1, 0, "x", -7.25); /* device changed hands */
+    msg_init(&t[2], 4, 2, T0 + 3, 7);
+    msg_str(&t[2], "mode", "strings only");
+    msg_done(&t[2]);
+    msg_init(&t[3], 2, 1, T0 + 55, 0); /* older sample, later unit: the unit wins */
+    msg_num(&t[3], "temp", 12);
+    msg_meta(&t[3], "{\"temp_unit\":\"R\"}");
+    msg_done(&t[3]);
+    write_msgs(tm, t, 4);
+    assert_i64(pending_rows(fx->path), 2);
+}
+
+/* (a) A crash before the flush: open rebuilds the pending deltas from the
+ * messages and the store ends up as if it had never crashed. */
+static void test_crash_recovery(void **state)
+{
+    struct fixture *fx = *state;
+    if (!fx->path[0])
+        skip();
+    freeze_clock();
+    write_crash_batches(fx);
+    char crash[1100];
+    snprintf(crash, sizeof crash, "%s-crash", fx->path);
+    crash_image(fx->path, crash);
+    assert_i64(pending_rows(crash), 2);
+
+    struct iot_telemetry rec;
+    assert_rc(iot_telemetry_open(crash, false, &rec), IOT_OK);
+    assert_i64(pending_rows(crash), 0); /* applied and gone at open */
+    assert_same_store(&fx->tm, &rec, 4);
+    struct iot_tm_stats st = get_stats(&rec);
+    assert_i64(st.messages, 11);
+    assert_i64(st.devices, 4);
+    struct catalog c = {.n = 0};
+    assert_rc(iot_tm_catalog(&rec, 1, on_catalog, &c), IOT_OK);
+    assert_string_equal(find_catalog(&c, "temp")->unit, "K");
+    assert_i64(find_catalog(&c, "temp")->count, 3);
+    assert_i64(find_catalog(&c, "on")->count, 2);
+    c.n = 0;
+    assert_rc(iot_tm_catalog(&rec, 2, on_catalog, &c), IOT_OK);
+    assert_string_equal(find_catalog(&c, "temp")->unit, "R");
+    assert_i64(find_catalog(&c, "s")->type, IOT_TM_STRING);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(&rec, 1, on_latest, &ls), IOT_OK);
+    assert_false(find_latest(&ls, "on")->boolean);
+    assert_i64(find_latest(&ls, "on")->ts, T0 + D + 1);
+    assert_string_equal(find_latest(&ls, "mode")->str, "boost");
+    ls.n = 0;
+    assert_rc(iot_tm_latest(&rec, 2, on_latest, &ls), IOT_OK);
+    assert_string_equal(find_latest(&ls, "s")->str, "caf\xc3\xa9");
+    struct rollups r = get_rollups(&rec, 3, "x", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 2);
+    assert_rollup(r.v[0], T0 - H, 1, 1, 1, 1);
+    assert_rollup(r.v[1], T0 + 2 * H, 2, -5.25, -7.25, 2);
+    r = get_rollups(&rec, 2, "temp", D, INT64_MIN, INT64_MAX);
+    assert_rollup(r.v[0], T0, 3, 33.125, 10, 12);
+    assert_i64(get_rollups(&rec, 4, "mode", H, INT64_MIN, INT64_MAX).n, 0);
+
+    /* the recovered store goes on; a retry of a recovered message adds
+     * nothing; at close it flushes, and a second open has nothing to do */
+    struct tmsg t[2];
+    msg_one(&t[0], 1, 1, T0 + 2 * D, 0, "temp", 30);
+    msg_one(&t[1], 3, 2, T0 + 2 * H, 0, "x", 2);
+    write_msgs(&rec, t, 2);
+    write_msgs(&fx->tm, t, 2);
+    assert_same_store(&fx->tm, &rec, 4);
+    write_msgs(&rec, t, 1);
+    iot_telemetry_close(&rec);
+    assert_i64(pending_rows(crash), 0);
+    assert_rc(iot_telemetry_open(crash, false, &rec), IOT_OK);
+    assert_same_store(&fx->tm, &rec, 4);
+    iot_telemetry_close(&rec);
+    remove_db_files(crash);
+}
+
+/* A pending batch naming a message that is gone (deleted behind the store's
+ * back): recovery skips it and applies the rest. */
+static void test_crash_recovery_missing_message(void **state)
+{
+    struct fixture *fx = *state;
+    if (!fx->path[0])
+        skip();
+    freeze_clock();
+    write_crash_batches(fx);
+    char crash[1100];
+    snprintf(crash, sizeof crash, "%s-crash", fx->path);
+    crash_image(fx->path, crash);
+    char sql[200];
+    snprintf(sql, sizeof sql, "DELETE FROM messages WHERE device_id = 3 AND ts = %" PRId64
+             " RETURNING 1", T0 + 2 * H);
+    assert_i64(raw_int(crash, sql), 1);
+    assert_i64(pending_rows(crash), 2);
+    struct iot_telemetry rec;
+    assert_rc(iot_telemetry_open(crash, false, &rec), IOT_OK);
+    assert_i64(pending_rows(crash), 0);
+    assert_same_derived(&fx->tm, &rec, 1);
+    assert_same_derived(&fx->tm, &rec, 2);
+    assert_same_derived(&fx->tm, &rec, 4);
+    assert_i64(get_stats(&rec).messages, 10);
+    struct rollups r = get_rollups(&rec, 3, "x", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 2);
+    assert_rollup(r.v[1], T0 + 2 * H, 1, -7.25, -7.25, -7.25);
+    struct catalog c = {.n = 0};
+    assert_rc(iot_tm_catalog(&rec, 3, on_catalog, &c), IOT_OK);
+    assert_i64(c.n, 1); /* "y" was only in the deleted message */
+    assert_i64(c.v[0].count, 2);
+    iot_telemetry_close(&rec);
+    remove_db_files(crash);
+}
+
+/* (b) Each kind of flush applies every pending batch and deletes its row:
+ * time, size, reads of derived rows, deletes, purge, close. Reads of raw
+ * messages need no flush. */
+static void test_pending_flushes(void **state)
+{
+    struct fixture *fx = *state;
+    if (!fx->path[0])
+        skip();
+    freeze_clock();
+    struct iot_telemetry *tm = &fx->tm;
+    const char *path = fx->path;
+    write_one(tm, 1, 1, T0, 0, "x", 1);
+    write_one(tm, 1, 1, T0 + 1, 0, "x", 2);
+    write_one(tm, 1, 1, T0 + 1, 0, "x", 2); /* inserts nothing: no row */
+    assert_i64(pending_rows(path), 2);
+    atomic_fetch_add(&fake_now, 250); /* the next write_batch flushes */
+    write_one(tm, 2, 1, T0 + 2, 0, "x", 3);
+    assert_i64(pending_rows(path), 0);
+    assert_i64(raw_int(path, "SELECT sum(messages) FROM devices"), 3);
+
+    int64_t n = 0;
+    write_one(tm, 1, 1, T0 + 3, 0, "x", 4);
+    assert_i64(count_device(tm, 1), 3);
+    struct samples sm = {.n = 0};
+    assert_rc(iot_tm_samples(tm, 1, "x", INT64_MIN, INT64_MAX, on_sample, &sm), IOT_OK);
+    assert_rc(iot_tm_count_user(tm, 1, INT64_MIN, INT64_MAX, &n), IOT_OK);
+    assert_i64(pending_rows(path), 1);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(tm, 1, on_latest, &ls), IOT_OK);
+    assert_i64(pending_rows(path), 0);
+    write_one(tm, 1, 1, T0 + 4, 0, "x", 5);
+    get_rollups(tm, 9, "x", H, INT64_MIN, INT64_MAX); /* another device: flushes too */
+    assert_i64(pending_rows(path), 0);
+    write_one(tm, 1, 1, T0 + 5, 0, "x", 6);
+    struct catalog c = {.n = 0};
+    assert_rc(iot_tm_catalog(tm, 9, on_catalog, &c), IOT_OK);
+    assert_i64(pending_rows(path), 0);
+    write_one(tm, 1, 1, T0 + 6, 0, "x", 7);
+    get_stats(tm);
+    assert_i64(pending_rows(path), 0);
+    write_one(tm, 1, 1, T0 + 7, 0, "x", 8);
+    assert_rc(iot_tm_delete_range(tm, 9, 0, 1, &n), IOT_OK);
+    assert_i64(pending_rows(path), 0);
+    write_one(tm, 1, 1, T0 + 8, 0, "x", 9);
+    assert_rc(iot_tm_delete_device(tm, 9), IOT_OK);
+    assert_i64(pending_rows(path), 0);
+    write_one(tm, 1, 1, T0 + 9, 0, "x", 10);
+    assert_rc(iot_tm_delete_user(tm, 9), IOT_OK);
+    assert_i64(pending_rows(path), 0);
+    write_one(tm, 1, 1, T0 + 10, 0, "x", 11);
+    assert_rc(iot_tm_purge(tm, INT64_MIN, INT64_MIN, &n), IOT_OK);
+    assert_i64(pending_rows(path), 0);
+    struct rollups r = get_rollups(tm, 1, "x", H, INT64_MIN, INT64_MAX);
+    assert_rollup(r.v[0], T0, 10, 63, 1, 11); /* 1, 2, 4..11 */
+
+    /* more keys than the map keeps (60,000 hour rollups of one batch) */
+    enum { MSGS = 600, POINTS = 100 };
+    static char names[POINTS][8];
+    struct iot_tm_point p[POINTS];
+    for (int i = 0; i < POINTS; i++) {
+        snprintf(names[i], sizeof names[i], "m%03d", i);
+        p[i] = (struct iot_tm_point){names[i], {.type = IOT_TM_NUMBER, .num = i}};
+    }
+    struct iot_tm_message *m = calloc(MSGS, sizeof *m);
+    assert_non_null(m);
+    for (int i = 0; i < MSGS; i++)
+        m[i] = (struct iot_tm_message){.device_id = 5, .user_id = 1, .ts = T0 + i * H,
+                                       .points = p, .n_points = POINTS,
+                                       .data_json = "{\"m000\":0}", .data_len = 10};
+    assert_rc(iot_tm_write_batch(tm, m, MSGS), IOT_OK);
+    free(m);
+    assert_i64(pending_rows(path), 0);
+    assert_i64(raw_int(path, "SELECT count(*) FROM rollups WHERE device_id = 5 AND width = 3600000"),
+               MSGS * POINTS);
+
+    /* close flushes */
+    write_one(tm, 1, 1, T0 + 11, 0, "x", 12);
+    assert_i64(pending_rows(path), 1);
+    iot_telemetry_close(tm);
+    assert_i64(pending_rows(path), 0);
+    assert_rc(iot_telemetry_open(fx->url, false, tm), IOT_OK);
+    assert_i64(get_rollups(tm, 1, "x", H, INT64_MIN, INT64_MAX).v[0].count, 11);
+}
+
 /* ---- backend table (not per backend) ---------------------------------------- */
 
 static void test_backend_table(void **state)
@@ -1523,6 +1944,11 @@ static int run_backend(const char *url)
         T(test_large_rows_and_many_names),
         T(test_concurrency),
         T(test_reopen_durable),
+        T(test_read_after_write),
+        T(test_idempotent_across_flushes),
+        T(test_crash_recovery),
+        T(test_crash_recovery_missing_message),
+        T(test_pending_flushes),
     };
     char name[1100];
     snprintf(name, sizeof name, "telemetry[%.1000s]", url);

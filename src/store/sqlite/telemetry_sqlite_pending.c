@@ -18,7 +18,12 @@
  * the map from them — it reads each named message (by primary key), parses
  * its data JSON back into points as the server built them, takes units
  * from its metadata as write_batch does — and flushes it. A named message
- * that no longer exists is skipped. */
+ * that no longer exists is skipped.
+ *
+ * One process per database file: the map lives in this process, so a second
+ * process opening the file while this one has batches pending would rebuild
+ * and apply them too. (iotflowd opens its telemetry file once; tools may read
+ * it with plain SQLite, which is harmless.) */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +32,14 @@
 #include "util/clock.h"
 #include "util/err.h"
 
+/* FLUSH_KEYS bounds the stall of the write_batch that flushes: ~1.7 us a
+ * key, so ~30 ms. Measured with 10,000 devices x batches of 1000 (where
+ * nothing aggregates and the map fills in two batches): 16384 keys gave the
+ * same throughput as 50,000 with the worst batch at ~100 ms instead of
+ * ~180 ms. At 100 devices a flush holds ~1000 keys and takes ~2 ms. */
 enum {
     FLUSH_AFTER_MS = 250,
-    FLUSH_KEYS = 50000,
+    FLUSH_KEYS = 16384,
     FLUSH_BYTES = 32 << 20,
 };
 

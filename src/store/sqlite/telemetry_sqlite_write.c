@@ -11,7 +11,12 @@
  * one transaction. That takes ~13 upserts a message off the per-batch
  * commit: with single-message HTTP ingest every message of a batch is
  * another device, so nothing aggregates within a batch, while over a
- * quarter of a second a device's series aggregate well.
+ * quarter of a second a device's series aggregate well. Measured with 100
+ * devices, batches of 32 distinct devices, 3 measurements: ~26k → ~41k
+ * msgs/s, writer CPU ~31 → ~17 us a message. What a batch still costs is
+ * mostly WAL I/O: each message dirties its device's leaf of `messages` and
+ * its owner's leaf of `messages_by_user`, ~70 pages a commit, plus the
+ * checkpoints.
  *
  * Crash safety: a batch is durable when write_batch returns (its messages
  * and its pending row share the COMMIT); if the process dies before the

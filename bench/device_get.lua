@@ -1,7 +1,7 @@
--- GET /devices/status, rotating over the devices' keys.
+-- GET of the URL given to wrk (/devices/status) with the next device's key.
 dofile(os.getenv("BENCH_DIR") .. "/keys.lua")
-local i = 0
+local headers = {}
 request = function()
-  i = i + 1
-  return wrk.format("GET", nil, {["X-API-Key"] = device_key(i + first * 7919)})
+  headers["X-API-Key"] = next_device().key
+  return wrk.format("GET", nil, headers)
 end

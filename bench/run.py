@@ -1,30 +1,49 @@
 #!/usr/bin/python3
-"""bench/run.py — load test of iotflowd with wrk, in one run.
+"""bench/run.py — load test of iotflowd with wrk, everything in one run.
 
-Starts iotflowd (embedded stores, temporary data dir) on a free port, creates
-a user and devices, then drives each scenario with wrk over keep-alive
-connections and prints a table. Results go to bench/results/<date>.json with
-the machine (nproc, CPU model) and the exact command, so runs can be compared.
+Starts the bare responder (bench/bare.c, the ceiling) and iotflowd (embedded
+stores, temporary data dir, fresh ports), registers a user and N devices,
+pre-fills history, then drives each scenario with wrk over keep-alive
+connections: the ceiling, reads (latest, 100- and 1000-row range queries),
+ingest (single message, paced single message at a share of the single peak,
+batch) and the older device scenarios. Checks that what wrk saw
+acknowledged is what the store holds, prints a table and writes
+bench/results/<UTC date-time>.json (machine, exact command, settings,
+commit, results, ratios, checks). See bench/README.md.
 
 Usage: bench/run.py [--binary build/iotflowd] [--duration 10] [--connections 32]
+                    [--threads 2] [--devices 100] [--batch-size 100] [--fsync] ...
+Exit status 1 when a check failed (non-2xx answers, socket errors, counts
+that do not agree); the results file is written anyway.
 """
 import argparse
 import datetime
+import hashlib
+import http.client
 import json
 import os
 import platform
-import re
+import resource
+import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+POINTS_PER_MESSAGE = 3  # temperature, humidity, pressure in every message
+TICK = os.sysconf("SC_CLK_TCK")
 
+
+# ---- small helpers ---------------------------------------------------------
 
 def free_port():
     with socket.socket() as s:
@@ -32,66 +51,103 @@ def free_port():
         return s.getsockname()[1]
 
 
-def call(base, method, path, body=None, headers=None):
+def call(base, method, path, body=None, headers=None, timeout=60):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(base + path, data=data, method=method,
                                  headers={"Content-Type": "application/json", **(headers or {})})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status, json.loads(r.read())
 
 
-def start_server(binary, data_dir):
-    port = free_port()
-    env = dict(os.environ, IOTFLOW_PORT=str(port), IOTFLOW_DATA_DIR=data_dir,
-               IOTFLOW_ADMIN_TOKEN="bench", IOTFLOW_AUTH_RATE_LIMIT="0", IOTFLOW_LOG_LEVEL="warn")
-    proc = subprocess.Popen([binary], env=env)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+def wait_http(base, path, proc, what):
+    for _ in range(400):
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited with status {proc.returncode} at start")
         try:
-            call(base, "GET", "/health")
-            return proc, base
+            urllib.request.urlopen(base + path, timeout=2).read()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
         except OSError:
             time.sleep(0.05)
     proc.kill()
-    sys.exit("iotflowd did not start")
+    sys.exit(f"{what} did not start")
 
 
-def setup_devices(base, n):
-    call(base, "POST", "/api/v1/auth/register",
-         {"username": "bench", "email": "bench@example.com", "password": "bench-password"})
-    token = call(base, "POST", "/api/v1/auth/login",
-                 {"username": "bench", "password": "bench-password"})["token"]
-    auth = {"Authorization": f"Bearer {token}"}
-    return [call(base, "POST", "/api/v1/devices/register", {"name": f"dev-{i}"}, auth)
-            ["device"]["api_key"] for i in range(n)]
+def stop(proc, timeout=60):
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+def proc_cpu_s(pid):
+    """utime + stime of a live process, in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
-def parse_wrk(text):
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    lat = {}
-    for pct, val, unit in re.findall(r"^\s+(50|90|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M):
-        lat[f"p{pct}_ms"] = round(float(val) * UNITS[unit], 3)
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    return {"requests_per_s": rps, **lat, "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+def threads_cpu_s(pid):
+    """{tid: (name, utime + stime seconds)} of a live process's threads."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+            fields = rest.split()
+            out[int(tid)] = (head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / TICK)
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
 
 
-def run_wrk(base, path, script, keys, args):
-    env = dict(os.environ, BENCH_KEYS=",".join(keys), BENCH_DIR=HERE)
-    cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
-           "--latency", "-s", os.path.join(HERE, script), base + path]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    return parse_wrk(out)
+def machine_cpu_s():
+    """CPU seconds of the whole machine (all cores) from /proc/stat: total,
+    busy, interrupts (irq + softirq: most of loopback TCP is softirq; with
+    tick-based accounting it is also charged to the process it ran in) and
+    steal (taken by the hypervisor)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]] + [0] * 10
+    total = sum(v[:8])  # guest time is already counted in user
+    return {"total": total / TICK, "busy": (total - v[3] - v[4]) / TICK,
+            "irq": (v[5] + v[6]) / TICK, "steal": v[7] / TICK}
 
 
-SCENARIOS = [
-    # name, path, wrk script
-    ("health", "/health", "get.lua"),
-    ("heartbeat", "/api/v1/devices/heartbeat", "heartbeat.lua"),
-    ("device_status", "/api/v1/devices/status", "device_get.lua"),
-]
+def children_cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def git(*a):
+    try:
+        return subprocess.run(["git", "-C", ROOT, *a], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def iso_ms(ms):
+    t = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def machine():
@@ -101,40 +157,496 @@ def machine():
             model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release()}
+    mem_kb = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem_kb = next(int(l.split()[1]) for l in f if l.startswith("MemTotal:"))
+    except (OSError, StopIteration):
+        pass
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
+            "memory_mb": mem_kb // 1024, "load_average_at_start": list(os.getloadavg()),
+            "python": platform.python_version(), "wrk": wrk_version.strip()}
 
+
+# ---- iotflowd ---------------------------------------------------------------
+
+def start_server(binary, data_dir, fsync):
+    port = free_port()
+    env = dict(os.environ, IOTFLOW_PORT=str(port), IOTFLOW_HOST="127.0.0.1",
+               IOTFLOW_DATA_DIR=data_dir, IOTFLOW_ADMIN_TOKEN="bench",
+               IOTFLOW_AUTH_RATE_LIMIT="0", IOTFLOW_DEVICE_RATE_LIMIT="0",
+               IOTFLOW_LOG_LEVEL="warn", IOTFLOW_FSYNC="1" if fsync else "0")
+    for k in ("DATABASE_URL", "IOTFLOW_TELEMETRY_URL", "IOTFLOW_THREADS"):
+        env.pop(k, None)  # the defaults: embedded stores in data_dir, 2 x CPUs threads
+    log = open(os.path.join(data_dir, "iotflowd.log"), "w")
+    proc = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base, "/health", proc, "iotflowd")
+    return proc, base
+
+
+def setup_devices(base, n):
+    call(base, "POST", "/api/v1/auth/register",
+         {"username": "bench", "email": "bench@example.com", "password": "bench-password"})
+    token = call(base, "POST", "/api/v1/auth/login",
+                 {"username": "bench", "password": "bench-password"})[1]["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    devices = []
+    for i in range(n):
+        d = call(base, "POST", "/api/v1/devices/register",
+                 {"name": f"dev-{i}", "device_type": "sensor"}, auth)[1]["device"]
+        devices.append((d["id"], d["api_key"]))
+    return devices
+
+
+def tm_status(base):
+    return call(base, "GET", "/api/v1/telemetry/status")[1]
+
+
+def settle(base, timeout=30):
+    """Waits until the ingest queue is empty and the count stops moving."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        s = tm_status(base)
+        if s["ingest"]["queued"] == 0 and last is not None and s["total_messages"] == last:
+            return s
+        last = s["total_messages"]
+        time.sleep(0.2)
+    return tm_status(base)
+
+
+def prefill(base, devices, per_device, now_ms):
+    """per_device messages for every device via POST /telemetry/batch (1000
+    a request), one a minute going back from 2 h ago: history for reads,
+    older than anything the ingest scenarios send."""
+    port = int(base.rsplit(":", 1)[1])
+    jobs = []
+    for dev_id, key in devices:
+        for start in range(0, per_device, 1000):
+            jobs.append((key, start, min(per_device, start + 1000)))
+    failures = []
+    lock = threading.Lock()
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while True:
+            with lock:
+                if not jobs:
+                    break
+                key, lo, hi = jobs.pop()
+            msgs = [{"data": {"temperature": round(15 + (i % 100) * 0.1, 1), "humidity": 30 + i % 50,
+                              "pressure": 980 + i % 60},
+                     "timestamp": iso_ms(now_ms - 7_200_000 - i * 60_000)} for i in range(lo, hi)]
+            conn.request("POST", "/api/v1/telemetry/batch", json.dumps(msgs),
+                         {"X-API-Key": key, "Content-Type": "application/json"})
+            r = conn.getresponse()
+            body = r.read()
+            if r.status != 201:
+                with lock:
+                    failures.append((r.status, body[:200]))
+        conn.close()
+
+    t0 = time.time()
+    workers = [threading.Thread(target=worker) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if failures:
+        sys.exit(f"pre-fill failed: {failures[:3]}")
+    return time.time() - t0
+
+
+# ---- wrk --------------------------------------------------------------------
+
+class Runner:
+    def __init__(self, args, devices, t0_ms):
+        self.args = args
+        self.env = dict(os.environ, BENCH_DIR=HERE,
+                        BENCH_DEVICES=",".join(f"{i}:{k}" for i, k in devices),
+                        BENCH_THREADS=str(args.threads), BENCH_BATCH=str(args.batch_size),
+                        BENCH_T0_MS=str(t0_ms))
+
+    def wrk(self, url, script, duration, server_pid, extra_env=None):
+        cmd = ["wrk", "-t", str(self.args.threads), "-c", str(self.args.connections),
+               "-d", f"{duration}s", "--timeout", "10s", "--latency",
+               "-s", os.path.join(HERE, script), url]
+        env = dict(self.env, **(extra_env or {}))
+        srv0, kids0, m0 = proc_cpu_s(server_pid), children_cpu_s(), machine_cpu_s()
+        thr0 = threads_cpu_s(server_pid)
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        srv1, kids1, m1 = proc_cpu_s(server_pid), children_cpu_s(), machine_cpu_s()
+        thr1 = threads_cpu_s(server_pid)
+        line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_RESULT ")), None)
+        if out.returncode != 0 or line is None:
+            sys.exit(f"wrk failed ({out.returncode}): {' '.join(cmd)}\n{out.stdout}\n{out.stderr}")
+        raw = json.loads(line.split(" ", 1)[1])
+        secs = raw["duration_us"] / 1e6
+        m = {k: m1[k] - m0[k] for k in m0}
+        ncpu = os.cpu_count() or 1
+        wall = m["total"] / ncpu
+        srv, wrk_cpu = srv1 - srv0, kids1 - kids0
+        p = raw["latency_us"]["percentiles"]
+        errs = raw["errors"]
+        res = {
+            "requests": raw["requests"],
+            "seconds": round(secs, 3),
+            "requests_per_s": round(raw["requests"] / secs, 1),
+            "ok_requests_per_s": round((raw["requests"] - raw["errors"]["status"]) / secs, 1),
+            "p50_ms": p["50"] / 1000, "p75_ms": p["75"] / 1000, "p90_ms": p["90"] / 1000,
+            "p99_ms": p["99"] / 1000, "p999_ms": p["99.9"] / 1000,
+            "mean_ms": round(raw["latency_us"]["mean"] / 1000, 3),
+            "max_ms": raw["latency_us"]["max"] / 1000,
+            "non_2xx": errs["status"],
+            "socket_errors": {k: errs[k] for k in ("connect", "read", "write", "timeout")},
+            "generated": max(raw["generated"] - 1, 0),  # wrk calls request() once to check it
+            "bytes_read": raw["bytes"],
+            # CPU in cores (1.0 = one core busy for the whole run)
+            "cpu_cores": {"server": round(srv / wall, 2), "wrk": round(wrk_cpu / wall, 2),
+                          "irq": round(m["irq"] / wall, 2), "steal": round(m["steal"] / wall, 2),
+                          "other": round(max(m["busy"] - m["steal"] - srv - wrk_cpu, 0)
+                                         / wall, 2),
+                          "idle": round((m["total"] - m["busy"]) / wall, 2)},
+            "wrk_command": " ".join(shlex.quote(c) for c in cmd),
+        }
+        # the server's busiest threads (iotflowd: the ingest writer is the
+        # busiest thread not called MHD-worker)
+        busiest = sorted(((t1 - thr0.get(tid, (n, 0.0))[1], n, tid)
+                          for tid, (n, t1) in thr1.items()), reverse=True)
+        res["cpu_cores"]["server_threads"] = [
+            {"tid": tid, "name": n, "cores": round(c / wall, 2)} for c, n, tid in busiest[:6]
+            if c / wall >= 0.01]
+        res["in_flight_at_stop"] = max(res["generated"] - res["requests"], 0)
+        return res
+
+
+def per_message(res, msgs_per_request):
+    ok_rate = res["ok_requests_per_s"]  # 2xx answers only
+    res["messages_per_request"] = msgs_per_request
+    res["points_per_request"] = msgs_per_request * POINTS_PER_MESSAGE
+    res["messages_per_s"] = round(ok_rate * msgs_per_request, 1)
+    res["points_per_s"] = round(ok_rate * msgs_per_request * POINTS_PER_MESSAGE, 1)
+
+
+def ingest_check(base, res, before):
+    """What wrk saw acknowledged (201) must be in the store. Requests still in
+    flight when wrk stopped may have been committed too (the server
+    finishes what it has read), so stored - acknowledged must lie in
+    [0, in_flight x messages per request]."""
+    after = settle(base)
+    stored = after["total_messages"] - before["total_messages"]
+    mpr = res["messages_per_request"]
+    acked = (res["requests"] - res["non_2xx"]) * mpr
+    upper = acked + res["in_flight_at_stop"] * mpr
+    res["check"] = {"acknowledged_messages": acked, "stored_messages": stored,
+                    "in_flight_messages_at_stop": res["in_flight_at_stop"] * mpr,
+                    "committed_by_pipeline": after["ingest"]["committed_messages"]
+                    - before["ingest"]["committed_messages"],
+                    "ok": acked <= stored <= upper}
+    return after
+
+
+# ---- the run ----------------------------------------------------------------
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default="build/iotflowd")
-    ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--devices", type=int, default=100)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--binary", default="build/iotflowd", help="iotflowd to measure")
+    ap.add_argument("--bare", default=None,
+                    help="the bare responder (default: bench_bare next to --binary)")
+    ap.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    ap.add_argument("--connections", type=int, default=32, help="keep-alive connections")
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--devices", type=int, default=100, help="devices, round-robin over requests")
+    ap.add_argument("--batch-size", type=int, default=100, help="messages per batch request")
+    ap.add_argument("--prefill", type=int, default=2000,
+                    help="history messages per device before the read scenarios")
+    ap.add_argument("--pace", type=float, default=0.5,
+                    help="paced single ingest: target rate as a share of the single peak")
+    ap.add_argument("--fsync", action="store_true",
+                    help="IOTFLOW_FSYNC=1: every commit fsynced (power-loss safe)")
+    ap.add_argument("--no-extra", action="store_true",
+                    help="skip the health, heartbeat and device-status scenarios")
+    ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: run scripts/deps.sh")
+    if not 1 <= args.batch_size <= 1000:
+        sys.exit("--batch-size must be 1..1000")
+    binary = os.path.abspath(args.binary)
+    bare = os.path.abspath(args.bare or os.path.join(os.path.dirname(binary), "bench_bare"))
+    for b in (binary, bare):
+        if not os.access(b, os.X_OK):
+            sys.exit(f"{b} is missing: run `make build`")
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t_start = time.time()
+    info = machine()
+    if info["load_average_at_start"][0] > 0.5:
+        print(f"note: load average {info['load_average_at_start'][0]:.2f} at start: "
+              "something else is using the CPUs; see cpu_cores.other per scenario", flush=True)
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    report = {
+        "date": started.isoformat(timespec="seconds"),
+        "machine": info,
+        "command": " ".join(shlex.quote(a) for a in [sys.executable] + sys.argv),
+        "cwd": os.getcwd(),
+        "settings": {**vars(args), "binary": binary, "bare": bare,
+                     "wrk_timeout_s": 10, "server_threads": 2 * (os.cpu_count() or 1),
+                     "points_per_message": POINTS_PER_MESSAGE,
+                     "durability": "fsync every commit (power-loss safe)" if args.fsync else
+                                   "commit = in the WAL via write(2), no fsync (process-crash safe)"},
+        "iotflowd": {"commit": git("rev-parse", "--short", "HEAD"),
+                     "dirty": bool(dirty), "changed_files": len(dirty.splitlines()) if dirty else 0,
+                     "binary_sha256": sha256_file(binary)},
+        "notes": [
+            f"wrk and the server share the machine's {os.cpu_count()} CPUs over loopback; "
+            "cpu_cores says who used them (other = processes outside this benchmark)",
+            "latency is wrk's: from writing the request to reading the whole answer, "
+            "corrected by wrk for coordinated omission; the paced scenario's delay is not in it",
+            "ingest answers 201 only after the group commit that holds the message",
+        ],
+    }
+    results = {}
+    checks = []    # failures: exit status 1
+    warnings = []  # worth a look, not a failure
     data_dir = tempfile.mkdtemp(prefix="iotflow-bench-")
-    proc, base = start_server(os.path.abspath(args.binary), data_dir)
+    proc = bare_proc = None
     try:
-        keys = setup_devices(base, args.devices)
-        results = {name: run_wrk(base, path, script, keys, args) for name, path, script in SCENARIOS}
+        proc, base = start_server(binary, data_dir, args.fsync)
+        devices = setup_devices(base, args.devices)
+        now_ms = int(time.time() * 1000)
+        run = Runner(args, devices, now_ms - 3_600_000)
+        d = args.duration
+
+        def scenario(name, url, script, pid, msgs=None, env=None, duration=None, check=False):
+            print(f"  {name} ...", end="", flush=True)
+            before = tm_status(base) if check else None
+            res = run.wrk(url, script, duration or d, pid, env)
+            if msgs:
+                per_message(res, msgs)
+            if check:
+                ingest_check(base, res, before)
+            results[name] = res
+            print(f" {res['requests_per_s']:.0f} req/s", flush=True)
+            time.sleep(0.5)
+            return res
+
+        # (b) the ceiling: same wrk settings and requests, on the bare responder
+        bare_port = free_port()
+        bare_proc = subprocess.Popen([bare, str(bare_port)], stderr=subprocess.DEVNULL)
+        bare_base = f"http://127.0.0.1:{bare_port}"
+        wait_http(bare_base, "/", bare_proc, "bench_bare")
+        print(f"bench: {args.devices} devices, {args.connections} connections, "
+              f"{args.threads} wrk threads, {d} s per scenario", flush=True)
+        scenario("ceiling", bare_base + "/api/v1/telemetry", "ingest_single.lua", bare_proc.pid)
+        scenario("ceiling_get", bare_base + "/api/v1/telemetry/0/latest", "latest.lua",
+                 bare_proc.pid)
+        stop(bare_proc)
+
+        # history for the reads, then (c) the reads
+        secs = prefill(base, devices, args.prefill, now_ms)
+        st = settle(base)
+        expected = args.prefill * args.devices
+        report["prefill"] = {"messages": expected, "seconds": round(secs, 2),
+                             "messages_per_s": round(expected / secs, 1) if secs else None,
+                             "stored": st["total_messages"], "ok": st["total_messages"] == expected}
+        print(f"  prefill: {expected} messages in {secs:.1f} s", flush=True)
+        if not report["prefill"]["ok"]:
+            checks.append(f"prefill stored {st['total_messages']} of {expected} messages")
+        dev_id, key = devices[0]
+        sample = {}
+        for name, path in (("latest", f"/api/v1/telemetry/{dev_id}/latest"),
+                           ("range_100", f"/api/v1/telemetry/{dev_id}?start_time=-30d&limit=100"),
+                           ("range_1000", f"/api/v1/telemetry/{dev_id}?start_time=-30d&limit=1000")):
+            req = urllib.request.Request(base + path, headers={"X-API-Key": key})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                raw = r.read()
+            sample[name] = {"body_bytes": len(raw)}
+            if name != "latest":
+                rows, want = json.loads(raw)["count"], min(int(path.rsplit("=", 1)[1]), args.prefill)
+                sample[name].update(rows=rows, expected=want)
+                if rows != want:
+                    checks.append(f"{name}: {rows} rows, expected {want}")
+        report["read_samples"] = sample
+        scenario("latest", base + "/api/v1/telemetry/latest", "latest.lua", proc.pid)
+        scenario("range_100", base + "/api/v1/telemetry", "range.lua", proc.pid,
+                 env={"BENCH_LIMIT": "100"})
+        scenario("range_1000", base + "/api/v1/telemetry", "range.lua", proc.pid,
+                 env={"BENCH_LIMIT": "1000"})
+
+        # (a) ingest: single at the peak, paced at a share of it, batch
+        single = scenario("ingest_single", base + "/api/v1/telemetry", "ingest_single.lua",
+                          proc.pid, msgs=1, check=True)
+        target = args.pace * single["requests_per_s"]
+        paced = scenario("ingest_paced", base + "/api/v1/telemetry", "ingest_paced.lua", proc.pid,
+                         msgs=1, env={"BENCH_RATE": f"{target:.1f}"}, check=True)
+        paced["pacing"] = {"peak_requests_per_s": single["requests_per_s"], "share": args.pace,
+                           "target_requests_per_s": round(target, 1),
+                           "achieved_requests_per_s": paced["requests_per_s"],
+                           "achieved_share_of_peak": round(paced["requests_per_s"]
+                                                           / single["requests_per_s"], 3)}
+        if abs(paced["requests_per_s"] / target - 1) > 0.05:
+            warnings.append(f"paced: achieved {paced['requests_per_s']:.0f} req/s, "
+                          f"target {target:.0f} (more than 5% off)")
+        scenario("ingest_batch", base + "/api/v1/telemetry/batch", "ingest_batch.lua", proc.pid,
+                 msgs=args.batch_size, check=True)
+
+        if not args.no_extra:
+            scenario("health", base + "/health", "get.lua", proc.pid)
+            scenario("heartbeat", base + "/api/v1/devices/heartbeat", "heartbeat.lua", proc.pid)
+            scenario("device_status", base + "/api/v1/devices/status", "device_get.lua", proc.pid)
+
+        final = settle(base)
+        report["server_status_at_end"] = {"total_messages": final["total_messages"],
+                                          "devices_with_data": final["devices_with_data"],
+                                          "ingest": final["ingest"],
+                                          "durable_fsync": final["durable_fsync"]}
+        stop(proc)
+        if proc.returncode != 0:
+            checks.append(f"iotflowd exited with status {proc.returncode}")
+        report["server_log_tail"] = log_tail(os.path.join(data_dir, "iotflowd.log"))
+        report["store_check"] = store_check(data_dir, devices, args.prefill, results, final)
+        if not report["store_check"]["ok"]:
+            checks.append("store check: " + report["store_check"]["problem"])
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop(bare_proc)
+        stop(proc)
+        if proc and proc.returncode:
+            print("iotflowd log:\n" + "\n".join(log_tail(os.path.join(data_dir, "iotflowd.log"))),
+                  file=sys.stderr)
         shutil.rmtree(data_dir, ignore_errors=True)
-    print(f"{'scenario':<16}{'req/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
+
+    # ratios and checks
+    def ratio(a, b):
+        return round(results[a]["requests_per_s"] / results[b]["requests_per_s"], 3)
+    report["ratios"] = {
+        "ingest_single_vs_ceiling": ratio("ingest_single", "ceiling"),
+        "latest_vs_ceiling": ratio("latest", "ceiling"),
+        "latest_vs_ceiling_get": ratio("latest", "ceiling_get"),
+        "ingest_batch_messages_vs_single_messages":
+            round(results["ingest_batch"]["messages_per_s"]
+                  / results["ingest_single"]["messages_per_s"], 2),
+    }
     for name, r in results.items():
-        print(f"{name:<16}{r['requests_per_s']:>12.0f}{r.get('p50_ms', 0):>10.2f}"
-              f"{r.get('p99_ms', 0):>10.2f}{r['non_2xx']:>9}")
-    now = datetime.datetime.now(datetime.timezone.utc)
-    report = {"date": now.isoformat(timespec="seconds"), "machine": machine(),
-              "command": " ".join([sys.argv[0]] + sys.argv[1:]),
-              "settings": vars(args), "results": results}
-    out = os.path.join(HERE, "results", now.strftime("%Y-%m-%dT%H%M%SZ") + ".json")
+        if r["non_2xx"]:
+            checks.append(f"{name}: {r['non_2xx']} non-2xx answers")
+        if any(r["socket_errors"].values()):
+            checks.append(f"{name}: socket errors {r['socket_errors']}")
+        if "check" in r and not r["check"]["ok"]:
+            c = r["check"]
+            checks.append(f"{name}: wrk saw {c['acknowledged_messages']} messages acknowledged "
+                          f"(+{c['in_flight_messages_at_stop']} in flight), "
+                          f"the store gained {c['stored_messages']}")
+    for name, r in results.items():
+        if r["cpu_cores"]["other"] > 0.25:
+            warnings.append(f"{name}: other processes used {r['cpu_cores']['other']:.2f} cores "
+                            "during the run; its numbers are low")
+    report["checks"] = {"ok": not checks, "problems": checks, "warnings": warnings}
+    report["results"] = results
+    report["total_seconds"] = round(time.time() - t_start, 1)
+
+    print_table(report)
+    os.makedirs(args.out_dir, exist_ok=True)
+    out = os.path.join(args.out_dir, started.strftime("%Y-%m-%dT%H%M%SZ") + ".json")
     with open(out, "w") as f:
         json.dump(report, f, indent=2)
-    print(f"written {os.path.relpath(out)}")
+        f.write("\n")
+    print(f"written {os.path.relpath(out)} ({report['total_seconds']:.0f} s)")
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if checks:
+        bar = "!" * 78
+        print(f"\n{bar}\n!!! BENCHMARK CHECKS FAILED:", file=sys.stderr)
+        for c in checks:
+            print(f"!!!   {c}", file=sys.stderr)
+        print(bar, file=sys.stderr)
+        sys.exit(1)
+
+
+def log_tail(path, n=20):
+    """The last lines iotflowd wrote (log level warn: normally none)."""
+    try:
+        with open(path, errors="replace") as f:
+            return [l.rstrip("\n") for l in f.readlines()[-n:]]
+    except OSError:
+        return []
+
+
+def store_check(data_dir, devices, prefill_per_device, results, final):
+    """After the server stopped: count the rows in the telemetry store
+    directly (not through the server's counters) and compare."""
+    db = os.path.join(data_dir, "telemetry.db")
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        per_dev = dict(con.execute("SELECT device_id, COUNT(*) FROM messages GROUP BY device_id"))
+    finally:
+        con.close()
+    stored_by_scenarios = sum(r["check"]["stored_messages"] for r in results.values() if "check" in r)
+    expected = prefill_per_device * len(devices) + stored_by_scenarios
+    ingested = [per_dev.get(int(i), 0) - prefill_per_device for i, _ in devices]
+    out = {"rows_in_store": rows, "expected_rows": expected,
+           "server_total_messages": final["total_messages"],
+           "ingested_per_device": {"min": min(ingested), "max": max(ingested),
+                                   "mean": round(sum(ingested) / len(ingested), 1)},
+           "devices_with_ingest": sum(1 for n in ingested if n > 0)}
+    problems = []
+    if rows != expected or rows != final["total_messages"]:
+        problems.append(f"{rows} rows in the store, expected {expected}, "
+                        f"server says {final['total_messages']}")
+    # every device must have been used, about evenly (keys rotate per request)
+    if out["devices_with_ingest"] != len(devices):
+        problems.append(f"only {out['devices_with_ingest']} of {len(devices)} devices got ingest")
+    elif min(ingested) < 0.8 * out["ingested_per_device"]["mean"]:
+        problems.append(f"uneven device rotation: {out['ingested_per_device']}")
+    out["ok"] = not problems
+    out["problem"] = "; ".join(problems)
+    return out
+
+
+def print_table(report):
+    res = report["results"]
+    print()
+    print(f"{'scenario':<15}{'req/s':>9}{'msg/s':>10}{'points/s':>10}{'p50 ms':>8}{'p90 ms':>8}"
+          f"{'p99 ms':>8}{'non2xx':>7}  {'cpu srv/wrk/other':>17}")
+    for name, r in res.items():
+        c = r["cpu_cores"]
+        msg = f"{r['messages_per_s']:>10.0f}{r['points_per_s']:>10.0f}" if "messages_per_s" in r \
+            else f"{'':>10}{'':>10}"
+        print(f"{name:<15}{r['requests_per_s']:>9.0f}{msg}{r['p50_ms']:>8.2f}{r['p90_ms']:>8.2f}"
+              f"{r['p99_ms']:>8.2f}{r['non_2xx']:>7}  "
+              f"{c['server']:>5.2f}/{c['wrk']:.2f}/{c['other']:.2f}")
+    p = res["ingest_paced"]["pacing"]
+    print(f"\npaced single ingest: target {p['target_requests_per_s']:.0f} req/s "
+          f"({p['share']:.0%} of the {p['peak_requests_per_s']:.0f} peak), achieved "
+          f"{p['achieved_requests_per_s']:.0f} ({p['achieved_share_of_peak']:.0%}); "
+          f"p99 {res['ingest_paced']['p99_ms']:.2f} ms")
+    r = report["ratios"]
+    print(f"ratios: single ingest / ceiling {r['ingest_single_vs_ceiling']:.3f}, "
+          f"latest / ceiling {r['latest_vs_ceiling']:.3f} "
+          f"(/ GET ceiling {r['latest_vs_ceiling_get']:.3f})")
+    lines = []
+    for name, x in res.items():
+        if "check" in x:
+            c = x["check"]
+            lines.append(f"{name} {c['acknowledged_messages']} acked / {c['stored_messages']} stored"
+                         f" (+{c['in_flight_messages_at_stop']} in flight)"
+                         f" {'ok' if c['ok'] else 'MISMATCH'}")
+    print("count check: " + "; ".join(lines))
+    s = report.get("store_check")
+    if s:
+        print(f"store check: {s['rows_in_store']} rows in telemetry.db, expected "
+              f"{s['expected_rows']}, server said {s['server_total_messages']}; per device "
+              f"ingest min/mean/max {s['ingested_per_device']['min']}/"
+              f"{s['ingested_per_device']['mean']}/{s['ingested_per_device']['max']}"
+              f" {'ok' if s['ok'] else 'PROBLEM'}")
+    m = report["machine"]
+    print(f"machine: {m['nproc']} x {m['cpu_model']}, {m['memory_mb']} MB, kernel {m['kernel']}; "
+          f"cpu columns in cores (wrk and server share them); durability: "
+          f"{report['settings']['durability']}")
 
 
 if __name__ == "__main__":

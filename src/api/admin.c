@@ -146,7 +146,7 @@ void iot_h_admin_stats(struct iot_req *r)
     struct iot_app *app = iot_app_of(r);
     struct iot_device_stats s;
     int64_t now = iot_now_ms(), users = 0;
-    int rc = iot_reg_device_stats(&app->registry, now - app->cfg->online_window * 1000, &s);
+    int rc = iot_device_stats_now(app, &s);
     if (rc == IOT_OK)
         rc = iot_reg_user_list(&app->registry, (struct iot_page){0, 0}, NULL, NULL, &users);
     if (rc) {

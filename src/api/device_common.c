@@ -102,11 +102,10 @@ void iot_device_seen(struct iot_req *r, struct iot_device *d)
     struct iot_app *app = iot_app_of(r);
     int64_t now = iot_now_ms();
     int rc = iot_cache_presence_touch(&app->cache, d->id, now);
-    struct iot_seen seen = {.device_id = d->id, .last_seen = now};
-    int rc2 = iot_reg_device_touch(&app->registry, &seen, 1);
-    if (rc || rc2)
-        IOT_WARN("could not record presence of device %lld: %s", (long long)d->id,
-                 iot_strerror(rc ? rc : rc2));
+    if (rc)
+        IOT_DEBUG("presence of device %lld not cached: %s", (long long)d->id, iot_strerror(rc));
+    /* The registry's last_seen follows within a second, in one batch. */
+    iot_ingest_note_seen(app->ingest, d->id, now);
     d->last_seen = iot_presence_latest(d->last_seen, now);
 }
 
@@ -122,6 +121,39 @@ bool iot_device_online(struct iot_req *r, const struct iot_device *d)
 {
     return iot_presence_online(iot_device_last_seen(r, d), iot_now_ms(),
                                iot_app_of(r)->cfg->online_window);
+}
+
+struct online_ctx {
+    struct iot_app *app;
+    int64_t since, online;
+};
+
+static int count_if_online(void *ctx, const struct iot_device *d)
+{
+    struct online_ctx *c = ctx;
+    int64_t cached = 0;
+    if (iot_cache_presence_get(&c->app->cache, d->id, &cached) != IOT_OK)
+        cached = 0;
+    if (iot_presence_latest(d->last_seen, cached) >= c->since)
+        c->online++;
+    return 0;
+}
+
+int iot_device_stats_now(struct iot_app *app, struct iot_device_stats *out)
+{
+    int64_t since = iot_now_ms() - app->cfg->online_window * 1000;
+    int rc = iot_reg_device_stats(&app->registry, since, out);
+    if (rc)
+        return rc;
+    /* The registry's last_seen trails sightings by up to a second; the
+     * cache's presence set does not. */
+    struct online_ctx c = {app, since, 0};
+    struct iot_device_filter active = {.status = "active"};
+    rc = iot_reg_device_list(&app->registry, &active, (struct iot_page){.limit = INT64_MAX},
+                             count_if_online, &c, NULL);
+    if (rc == IOT_OK)
+        out->online = c.online;
+    return rc;
 }
 
 int iot_read_device_fields(struct iot_req *r, json_t *body, unsigned fields, struct iot_device *d)

@@ -12,6 +12,8 @@
 #include "http/request.h"
 #include "store/registry.h"
 
+struct iot_app;
+
 /* Loads the device whose id is path parameter `param`; answers 404. */
 bool iot_load_device(struct iot_req *r, size_t param, struct iot_device *d);
 /* Loads it and checks that the principal owns it (or is the admin): 403. */
@@ -33,11 +35,16 @@ int iot_device_remove(struct iot_req *r, const struct iot_device *d);
  * that device (X-API-Key), its owner, or the admin. Answers 401/403/404. */
 bool iot_authn_device_reader(struct iot_req *r, struct iot_device *d);
 
-/* Records that the device was seen now (cache presence + registry). */
+/* Records that the device was seen now: cache presence at once, the
+ * registry's last_seen in the ingest pipeline's next batch (within 1 s). */
 void iot_device_seen(struct iot_req *r, struct iot_device *d);
 /* The device's latest sighting, from the cache or the registry. */
 int64_t iot_device_last_seen(struct iot_req *r, const struct iot_device *d);
 bool iot_device_online(struct iot_req *r, const struct iot_device *d);
+/* Device counts by status, with `online` = active devices whose latest
+ * sighting (cache or registry) lies within the online window. Walks the
+ * active devices: for admin statistics and health, not for hot paths. */
+int iot_device_stats_now(struct iot_app *app, struct iot_device_stats *out);
 
 /* Reads the editable text fields present in body into d (name,
  * description, device_type, status, location, firmware_version,

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "api/app.h"
+#include "api/device_common.h"
 #include "api/handlers.h"
 #include "api/views.h"
 #include "util/clock.h"
@@ -20,8 +21,7 @@ static json_t *check(const char *backend, const char *role, int (*ping)(void *),
 static json_t *device_metrics(struct iot_app *app)
 {
     struct iot_device_stats s;
-    int64_t since = iot_now_ms() - app->cfg->online_window * 1000;
-    if (iot_reg_device_stats(&app->registry, since, &s) != IOT_OK)
+    if (iot_device_stats_now(app, &s) != IOT_OK)
         return json_pack("{s:s}", "error", "registry unavailable");
     return json_pack("{s:I, s:I, s:I, s:I}", "total_devices", (json_int_t)s.total,
                      "active_devices", (json_int_t)s.active, "online_devices", (json_int_t)s.online,

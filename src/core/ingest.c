@@ -29,11 +29,15 @@ struct iot_ingest {
     struct iot_ingest_stats stats;
     pthread_t writer;
 
+    /* Sightings waiting for the registry (under lock: heartbeats add to
+     * it from request threads). */
+    struct iot_seen seen[SEEN_MAX];
+    size_t n_seen;
+
     /* Writer-thread state. */
     struct iot_tm_message *batch;
     size_t batch_cap;
-    struct iot_seen seen[SEEN_MAX];
-    size_t n_seen;
+    struct iot_seen flushing[SEEN_MAX];
     int64_t last_seen_flush, last_retention;
     /* Newest timestamp this process put in each device's cached latest
      * values (direct-mapped by device id). */
@@ -111,27 +115,52 @@ static int gather_batch(struct iot_ingest *ing, struct iot_ingest_job *jobs, siz
     return IOT_OK;
 }
 
-static void note_seen(struct iot_ingest *ing, int64_t device_id, int64_t ts)
+/* Caller holds ing->lock. Returns false when the table is full (the caller
+ * then flushes). */
+static bool note_seen_locked(struct iot_ingest *ing, int64_t device_id, int64_t ts)
 {
     for (size_t i = 0; i < ing->n_seen; i++) {
         if (ing->seen[i].device_id == device_id) {
             if (ts > ing->seen[i].last_seen)
                 ing->seen[i].last_seen = ts;
-            return;
+            return true;
         }
     }
-    if (ing->n_seen < SEEN_MAX)
-        ing->seen[ing->n_seen++] = (struct iot_seen){device_id, ts};
+    if (ing->n_seen == SEEN_MAX)
+        return false;
+    ing->seen[ing->n_seen++] = (struct iot_seen){device_id, ts};
+    return true;
 }
 
+static void note_seen(struct iot_ingest *ing, int64_t device_id, int64_t ts)
+{
+    pthread_mutex_lock(&ing->lock);
+    bool kept = note_seen_locked(ing, device_id, ts);
+    if (!kept)
+        pthread_cond_signal(&ing->wake); /* full: the writer flushes now */
+    pthread_mutex_unlock(&ing->lock);
+    if (!kept) /* rare: the registry gets this one directly */
+        iot_reg_device_touch(ing->reg, &(struct iot_seen){device_id, ts}, 1);
+}
+
+void iot_ingest_note_seen(struct iot_ingest *ing, int64_t device_id, int64_t ts)
+{
+    note_seen(ing, device_id, ts);
+}
+
+/* Writes the gathered sightings to the registry in one batch (writer
+ * thread), outside the lock. */
 static void flush_seen(struct iot_ingest *ing, int64_t now)
 {
-    if (ing->n_seen) {
-        int rc = iot_reg_device_touch(ing->reg, ing->seen, ing->n_seen);
+    pthread_mutex_lock(&ing->lock);
+    size_t n = ing->n_seen;
+    memcpy(ing->flushing, ing->seen, n * sizeof *ing->seen);
+    ing->n_seen = 0;
+    pthread_mutex_unlock(&ing->lock);
+    if (n) {
+        int rc = iot_reg_device_touch(ing->reg, ing->flushing, n);
         if (rc)
-            IOT_WARN("ingest: last_seen of %zu devices not persisted: %s", ing->n_seen,
-                     iot_strerror(rc));
-        ing->n_seen = 0;
+            IOT_WARN("ingest: last_seen of %zu devices not persisted: %s", n, iot_strerror(rc));
     }
     ing->last_seen_flush = now;
 }
@@ -301,6 +330,14 @@ static struct iot_ingest_job *wait_for_jobs(struct iot_ingest *ing, size_t *n, b
     return jobs;
 }
 
+static bool seen_full(struct iot_ingest *ing)
+{
+    pthread_mutex_lock(&ing->lock);
+    bool full = ing->n_seen >= SEEN_MAX / 2;
+    pthread_mutex_unlock(&ing->lock);
+    return full;
+}
+
 static void *writer_main(void *arg)
 {
     struct iot_ingest *ing = arg;
@@ -311,7 +348,7 @@ static void *writer_main(void *arg)
         if (jobs)
             commit_jobs(ing, jobs, n);
         int64_t now = iot_now_ms();
-        if (stop || now - ing->last_seen_flush >= ing->cfg.seen_flush_ms || ing->n_seen == SEEN_MAX)
+        if (stop || now - ing->last_seen_flush >= ing->cfg.seen_flush_ms || seen_full(ing))
             flush_seen(ing, now);
         if (stop)
             break;

@@ -6,7 +6,8 @@
  * request path — updates the cache (latest values, presence), publishes
  * each message on its device's channel, and calls every job's `done`.
  * A job is acknowledged only after its batch is durable. Registry
- * last_seen updates are gathered and written in one batch per second.
+ * last_seen updates — from telemetry and from heartbeats — are gathered and
+ * written in one batch per second.
  * The writer also enforces retention once an hour. */
 #ifndef IOT_CORE_INGEST_H
 #define IOT_CORE_INGEST_H
@@ -53,6 +54,9 @@ struct iot_ingest *iot_ingest_start(const struct iot_ingest_config *cfg, struct 
  * called exactly once. */
 int iot_ingest_submit(struct iot_ingest *ing, struct iot_ingest_job *job);
 void iot_ingest_stats(struct iot_ingest *ing, struct iot_ingest_stats *out);
+/* Records a sighting of a device (a heartbeat, say) for the next batched
+ * registry last_seen write. Any thread. */
+void iot_ingest_note_seen(struct iot_ingest *ing, int64_t device_id, int64_t ts);
 /* Refuses new jobs (submit → IOT_EUNAVAILABLE), commits and acknowledges
  * every queued one, flushes last_seen and joins the writer. Idempotent. */
 void iot_ingest_stop(struct iot_ingest *ing);

@@ -204,4 +204,12 @@ static inline int iot_tm_stats(struct iot_telemetry *t, struct iot_tm_stats *o) 
  * many batches and applies them a few times a second or before such a read
  * (src/store/sqlite/telemetry_sqlite_pending.c). */
 
+/* (appended) Since version 3 of its schema the SQLite store goes further:
+ * write_batch commits the batch's messages as one row of a pending log, and
+ * both the messages and their derived rows reach their tables in a later
+ * flush. Every read, delete and purge flushes first, so callers still
+ * cannot tell the difference; only tools reading the file with plain
+ * SQLite may not see the newest ~100 ms of messages until the store
+ * flushes or closes. */
+
 #endif

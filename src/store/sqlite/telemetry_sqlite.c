@@ -16,19 +16,19 @@
  *   devices  (device_id)                     owner and message count: stats,
  *                                            delete_user and purge walk it
  *                                            instead of scanning messages
- *   pending  (batch)                         per committed batch whose derived
- *                                            rows are not applied yet, the
- *                                            keys of its messages (see
+ *   pending  (batch)                         the pending log: per committed
+ *                                            batch not yet flushed, its
+ *                                            messages, encoded (see
  *                                            telemetry_sqlite_pending.c)
  *
  * Durability: always WAL. With durable = false, synchronous=NORMAL: COMMIT
  * returns once the transaction is in the WAL file (write(2), no fsync), so a
  * committed batch survives kill -9 of the process but not a power loss.
  * With durable = true, synchronous=FULL: the WAL is fsynced at every commit,
- * so a committed batch survives power loss too. Either way a batch's
- * derived rows (latest, rollups, catalog, devices) are applied later, by a
- * flush, but they are recoverable from the same commit (the pending row), and
- * every read of them flushes first. */
+ * so a committed batch survives power loss too. Either way a batch is
+ * committed as one row of the pending log; its messages and derived rows
+ * (latest, rollups, catalog, devices) reach their tables later, in a flush,
+ * recoverable from that row, and every read flushes first. */
 #include "store/sqlite/telemetry_sqlite.h"
 
 #include <stdlib.h>
@@ -101,6 +101,10 @@ static const char *const migrations[] = {
     "CREATE TABLE pending ("
     " batch INTEGER PRIMARY KEY,"
     " keys BLOB NOT NULL);",
+    /* 3: the pending log carries the messages themselves (encoded, see
+     * telemetry_sqlite_pending.c), which are not in `messages` yet; keys
+     * is then empty. Rows of step 2 (msgs NULL) are still understood. */
+    "ALTER TABLE pending ADD COLUMN msgs BLOB;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -113,7 +117,10 @@ static const char *const migrations[] = {
  *    per 1000 pages. Measured with 100 devices x batches of 1000 messages:
  *    1000 → ~78k msgs/s, 4096 → ~120k, 16384 → ~88k (longer checkpoint
  *    stalls, bigger WAL index);
- *  - temp B-trees (delete_range's GROUP BY) in memory. */
+ *  - temp B-trees (delete_range's GROUP BY) in memory.
+ * (Write transactions install a WAL hook on their connection, which turns
+ * its automatic checkpoint off: the store checkpoints after its commits
+ * instead, see telemetry_sqlite_pending.c.) */
 static const char conn_sql[] = "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;"
                                " PRAGMA temp_store = MEMORY";
 
@@ -130,16 +137,17 @@ static const char *const stmt_sql[TMS__COUNT] = {
     /* write_batch: OR IGNORE makes a retried identity a no-op; the caller
      * reads sqlite3_changes() to aggregate only what was inserted. The
      * upserts of the derived rows are built in telemetry_sqlite_write.c. */
-    [TMS_MSG_INSERT] = "INSERT OR IGNORE INTO messages (device_id, ts, seq, user_id, data, meta)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [TMS_PENDING_PUT] = "INSERT INTO pending (batch, keys) VALUES (?1, ?2)",
-
-    /* flush and crash recovery */
-    [TMS_PENDING_DEL] = "DELETE FROM pending WHERE batch <= ?1",
-    [TMS_PENDING_SCAN] = "SELECT batch, keys FROM pending WHERE batch <= ?1 ORDER BY batch",
-    [TMS_PENDING_LAST] = "SELECT coalesce(max(batch), 0) FROM pending",
+    [TMS_PENDING_PUT] = "INSERT INTO pending (batch, keys, msgs) VALUES (?1, x'', ?2)",
     [TMS_MSG_GET] = "SELECT user_id, data, meta FROM messages"
                     " WHERE device_id = ?1 AND ts = ?2 AND seq = ?3",
+
+    /* flush and crash recovery */
+    [TMS_MSG_INSERT] = "INSERT OR IGNORE INTO messages (device_id, ts, seq, user_id, data, meta)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [TMS_PENDING_DEL] = "DELETE FROM pending WHERE batch <= ?1",
+    [TMS_PENDING_SCAN] = "SELECT batch, keys FROM pending WHERE batch <= ?1 AND msgs IS NULL"
+                         " ORDER BY batch",
+    [TMS_PENDING_ALL] = "SELECT batch, msgs FROM pending ORDER BY batch",
 
     /* Scans: keyset continuation (the last row seen is bound), never OFFSET. */
     [TMS_Q_DEVICE] = "SELECT ts, seq, data, meta FROM messages"
@@ -272,8 +280,7 @@ static void tm_free(struct iot_tmsql *s)
 {
     iot_sqldb_close(s->db);
     iot_tmsql_agg_free(s->agg);
-    free(s->ins);
-    free(s->keys);
+    iot_tmsql_stage_free(s->stage);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -289,6 +296,7 @@ static int tm_open(const char *url, bool durable, void **self)
         return IOT_ENOMEM;
     pthread_mutex_init(&s->mu, NULL);
     atomic_init(&s->dirty, 0);
+    atomic_init(&s->wal_pages, 0);
     int rc = iot_sqldb_open_ex(url, &telemetry_schema, durable, &s->db);
     if (rc == IOT_OK)
         rc = iot_tmsql_pending_open(s);

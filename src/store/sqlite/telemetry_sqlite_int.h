@@ -2,8 +2,8 @@
  * share: the handle, the statement ids and a few helpers.
  *
  * Internal to src/store/sqlite/telemetry_sqlite*.c: core (schema, open,
- * stats), _write (write_batch and the map of derived deltas), _pending
- * (flushing those deltas, crash recovery), _read (scans), _delete (deletes,
+ * stats), _write (validation and the map of derived deltas), _pending
+ * (the pending log: staging, flushing, crash recovery), _read (scans), _delete (deletes,
  * retention). The handle is thread-safe; everything after `mu` in it belongs
  * to whoever holds `mu`. */
 #ifndef IOT_STORE_SQLITE_TELEMETRY_SQLITE_INT_H
@@ -18,27 +18,28 @@
 #include "store/sqlite/sqlite_db.h"
 #include "store/telemetry.h"
 
-struct iot_tmsql_agg; /* derived deltas not yet applied, see telemetry_sqlite_write.c */
+struct iot_tmsql_agg;   /* derived deltas of a flush, see telemetry_sqlite_write.c */
+struct iot_tmsql_stage; /* staged batches, see telemetry_sqlite_pending.c */
 
 struct iot_tmsql {
     struct iot_sqldb *db;
-    /* 1 while derived deltas wait in `agg` / the pending table: readers of
-     * derived rows check it without the lock, and flush when it is set. */
+    /* 1 while batches are staged (written to the pending log, not yet to
+     * the tables): every read checks it without the lock, and flushes when
+     * it is set. */
     atomic_int dirty;
+    /* WAL frames after the last commit (a WAL hook keeps it). */
+    atomic_int wal_pages;
     /* The store's writer lock, taken before the pool's: held around every
      * write transaction and around the work after a COMMIT that must not
-     * interleave with another writer (accumulating, forgetting flushed
-     * deltas). Guards everything below. */
+     * interleave with another writer (forgetting flushed batches). Guards
+     * everything below. */
     pthread_mutex_t mu;
-    struct iot_tmsql_agg *agg; /* deltas of pending batches 1..last_batch */
+    struct iot_tmsql_stage *stage;
+    struct iot_tmsql_agg *agg; /* a flush's scratch */
     int64_t last_batch;        /* newest batch id in the pending table (0: none yet) */
     int64_t last_flush_ms;
-    bool rebuild; /* agg misses deltas (out of memory): rebuild it from the table */
-    bool applied; /* the open write transaction applied agg (iot_tmsql_begin) */
-    /* write_batch scratch, reused batch to batch */
-    uint32_t *ins; /* indices of the messages the batch really inserted */
-    unsigned char *keys; /* their packed keys, the pending row */
-    size_t scratch_cap;  /* messages both arrays hold */
+    int64_t legacy_upto; /* version 2 pending rows up to this batch wait (0: none) */
+    bool flushed;        /* the open write transaction flushed (iot_tmsql_begin) */
 };
 
 /* Statement ids; the SQL is in telemetry_sqlite.c. */
@@ -46,13 +47,13 @@ enum iot_tmsql_stmt {
     TMS_PING,
     TMS_STATS,
     /* write_batch */
-    TMS_MSG_INSERT,
     TMS_PENDING_PUT,
+    TMS_MSG_GET,
     /* flush, recovery */
+    TMS_MSG_INSERT,
     TMS_PENDING_DEL,
     TMS_PENDING_SCAN,
-    TMS_PENDING_LAST,
-    TMS_MSG_GET,
+    TMS_PENDING_ALL,
     /* scans */
     TMS_Q_DEVICE,
     TMS_Q_USER,
@@ -115,16 +116,12 @@ int iot_tmsql_step_ints(sqlite3_stmt *st, int64_t *out, int n);
 
 /* ---- derived deltas (telemetry_sqlite_write.c) ----------------------------
  *
- * write_batch commits the messages and, per batch, one row of the pending
- * table naming the messages it inserted (IOT_TMSQL_KEY_BYTES each: device_id,
- * ts, seq as 8-byte little-endian integers), then adds their deltas to the
- * map (latest, catalog, hour/day rollups, devices). The map is applied later,
- * aggregated over many batches, by a flush (telemetry_sqlite_pending.c).
- * All of these run under s->mu. */
-#define IOT_TMSQL_KEY_BYTES 24
+ * A flush (telemetry_sqlite_pending.c) adds the deltas of every message it
+ * really inserted to the map (latest, catalog, hour/day rollups, devices),
+ * then applies the map with aggregated upserts. Under s->mu. */
 
-/* Adds one inserted message of pending batch `batch` (batches in increasing
- * order). IOT_ENOMEM leaves the map missing part of it. */
+/* Adds one inserted message of pending batch `batch` (later batches' units
+ * win). IOT_ENOMEM leaves the map missing part of it. */
 int iot_tmsql_agg_add(struct iot_tmsql_agg *a, const struct iot_tm_message *m, int64_t batch);
 /* Applies every delta with multi-row upserts, in the caller's transaction. */
 int iot_tmsql_agg_apply(struct iot_sqldb_conn *c, const struct iot_tmsql_agg *a);
@@ -134,27 +131,31 @@ void iot_tmsql_agg_reset(struct iot_tmsql_agg *a);        /* NULL-safe */
 struct iot_tmsql_agg *iot_tmsql_agg_new(void);
 void iot_tmsql_agg_free(struct iot_tmsql_agg *a);
 
-/* ---- flushing (telemetry_sqlite_pending.c) ---------------------------------- */
+/* ---- the pending log (telemetry_sqlite_pending.c) ------------------------------ */
+
+/* write_batch after validation: stages the batch in the pending log (one
+ * COMMIT), and flushes when due. */
+int iot_tmsql_stage_write(struct iot_tmsql *s, const struct iot_tm_message *msgs, size_t n);
+void iot_tmsql_stage_free(struct iot_tmsql_stage *g); /* NULL-safe */
 
 /* A write transaction of delete_*, purge: takes s->mu and the pool's writer,
- * BEGIN IMMEDIATE, and applies the pending deltas first (in the same
- * transaction), so the operation sees and repairs every committed message.
- * iot_tmsql_end commits (rc == IOT_OK) or rolls back, forgets the deltas it
- * applied once they are committed, and releases both locks. */
+ * BEGIN IMMEDIATE, and flushes every staged batch first (in the same
+ * transaction), so the operation sees and repairs every written message.
+ * iot_tmsql_end commits (rc == IOT_OK) or rolls back, forgets the batches
+ * it flushed once they are committed, and releases both locks. */
 int iot_tmsql_begin(struct iot_tmsql *s, struct iot_sqldb_conn **c);
 int iot_tmsql_end(struct iot_tmsql *s, struct iot_sqldb_conn *c, int rc);
 
-/* Readers of derived rows (latest, rollups, catalog, stats) call this first:
- * if deltas are pending, flushes them, so a read sees every message whose
- * write_batch returned. Cheap (one atomic load) when nothing is pending. */
+/* Every read calls this first: if batches are staged, flushes them all, so
+ * a read sees every message whose write_batch returned. Cheap (one atomic
+ * load) when nothing is staged. */
 int iot_tmsql_sync(struct iot_tmsql *s);
 
-/* Under s->mu: flushes when `force`, or when the map is old (>= 250 ms since
- * the last flush), big, or incomplete. */
+/* Under s->mu: flushes everything when `force`, else the oldest batches
+ * when a flush is due (age, size). */
 int iot_tmsql_flush_locked(struct iot_tmsql *s, bool force);
-/* At open, before any op: finds the batches a crash left pending and marks
- * the map for a rebuild from them (the messages they name, parsed back from
- * their JSON), which the next flush does. */
+/* At open, before any op: loads the batches a crash left in the pending
+ * log; the next flush (open does one) applies them. */
 int iot_tmsql_pending_open(struct iot_tmsql *s);
 
 /* ---- the ops, by file ------------------------------------------------------ */

@@ -1,29 +1,83 @@
-/* telemetry_sqlite_pending.c — flushing the derived deltas that write_batch
- * accumulates (see telemetry_sqlite_write.c), and rebuilding them after a
- * crash.
+/* telemetry_sqlite_pending.c — the pending log of the SQLite telemetry
+ * store: write_batch stages a batch as one row of the table `pending`, and
+ * a flush later moves the staged messages into `messages` and applies their
+ * derived rows; crash recovery replays the log.
  *
- * A flush is one write transaction: every upsert of the map, then DELETE
- * FROM pending WHERE batch <= last_batch; the map is emptied once that has
- * committed. The pending table and the map therefore always describe the
- * same batches: those committed since the last flush. Flushes happen
- *  - at the end of write_batch, when the map is FLUSH_AFTER_MS old or holds
- *    more than FLUSH_KEYS keys (or FLUSH_BYTES of memory);
- *  - before a read of derived rows (latest, rollups, catalog, stats), so
- *    that every message whose write_batch returned is visible there;
+ * Why. With single-message HTTP ingest a commit holds 8-32 messages of as
+ * many devices. Inserting them into `messages` dirties one leaf of the
+ * messages B-tree and one of messages_by_user per device, ~70 pages a
+ * commit, and those pages are what the WAL, the checkpoints and their
+ * fsyncs pay for. Staged, the commit writes one row of contiguous bytes:
+ * one or two pages. A flush then inserts thousands of messages at once, in
+ * (device_id, ts, seq) order, so each device's leaf is dirtied once per
+ * flush instead of once per commit, and applies the derived rows (latest,
+ * rollups, catalog, devices) aggregated over the whole flush.
+ *
+ * write_batch (iot_tmsql_stage_write), one BEGIN IMMEDIATE … COMMIT:
+ *  - drops the messages whose identity (device_id, ts, seq) is already
+ *    staged (an in-memory set) or stored (a primary-key lookup), and
+ *    repeats within the batch (the first wins), so a retry adds nothing;
+ *  - inserts one pending row whose `msgs` blob encodes the rest (format
+ *    below) — none when nothing is left;
+ *  - COMMIT: the batch is durable (synchronous=NORMAL: in the WAL, safe
+ *    from a crash of the process; FULL: fsynced);
+ *  - keeps the blob in memory (the staged batch), which is all a flush
+ *    needs: the typed points travel in it, nothing is re-parsed.
+ *
+ * A flush, one transaction (flush_tx):
+ *  - decodes the oldest staged batches (all of them, or whole batches up to
+ *    FLUSH_MAX_WORK messages + points when it is the write path's);
+ *  - INSERT OR IGNORE of their messages in (device_id, ts, seq) order;
+ *  - for each message really inserted (sqlite3_changes() == 1), in batch
+ *    order, its deltas join the aggregation map (telemetry_sqlite_write.c);
+ *  - the map's upserts; DELETE FROM pending WHERE batch <= the last one;
+ *  - COMMIT, and only then the flushed batches leave memory. A failed flush
+ *    rolls back and leaves everything staged.
+ *
+ * Flushes happen:
+ *  - at the end of write_batch when the oldest staged batch is
+ *    FLUSH_AFTER_MS old, or FLUSH_WORK messages + points or FLUSH_BYTES of
+ *    blobs are staged; bounded to FLUSH_MAX_WORK so one flush stalls the
+ *    writer for a few ms, the rest stays staged for the next write_batch;
+ *  - before every read (query_device, query_user, count_user, latest,
+ *    rollups, samples, catalog, stats) when anything is staged: one atomic
+ *    load when nothing is (iot_tmsql_sync), so a read sees every message
+ *    whose write_batch returned;
  *  - inside the transaction of delete_range, delete_device, delete_user and
- *    purge, before they change anything (they repair derived rows, which
- *    must be complete first);
+ *    purge, before they change anything (iot_tmsql_begin);
  *  - at close.
- * If the process dies in between, the pending rows survive: open rebuilds
- * the map from them — it reads each named message (by primary key), parses
- * its data JSON back into points as the server built them, takes units
- * from its metadata as write_batch does — and flushes it. A named message
- * that no longer exists is skipped.
+ * If the process dies in between, the pending rows survive: open decodes
+ * them into staged batches and flushes them, which yields what the flushes
+ * would have.
  *
- * One process per database file: the map lives in this process, so a second
- * process opening the file while this one has batches pending would rebuild
- * and apply them too. (iotflowd opens its telemetry file once; tools may read
- * it with plain SQLite, which is harmless.) */
+ * WAL checkpoints. SQLite's automatic checkpoint runs inside the COMMIT of
+ * whichever write crosses wal_autocheckpoint pages, with two fsyncs: that
+ * write_batch stalls up to ~20 ms. The store instead installs a WAL hook
+ * on its write connections (which switches the automatic checkpoint off
+ * there) that records the WAL's size, and write_batch runs a PASSIVE
+ * checkpoint itself, after its COMMIT and outside any transaction, when the
+ * WAL has grown past CKPT_PAGES and this write_batch did not flush. The
+ * writer is the only one appending, so the checkpoint catches up fully and
+ * the next commit starts the WAL over: it stays bounded.
+ *
+ * Blob format (little-endian): u32 count, then per message
+ *   i64 device_id, user_id, ts, seq; u32 data_len; u32 meta_len
+ *   (0xffffffff: no metadata); u32 n_points; data; meta; then per point
+ *   u8 name_len, the name and a NUL, u8 type, and a value: an f64 (number),
+ *   a u8 (boolean) or u32 length + bytes (string).
+ * A batch whose blob would pass BLOB_SPLIT bytes is stored as several
+ * consecutive pending rows (batches) of one transaction.
+ *
+ * Version 2 of the store wrote pending rows naming already inserted
+ * messages (`keys`, `msgs` NULL). Open applies any such rows left by a
+ * crash of that version as it did: it re-reads the named messages and
+ * parses their JSON back into points (a named message that is gone is
+ * skipped).
+ *
+ * One process per database file: a second process opening the file while
+ * this one has batches staged would apply them too. (iotflowd opens its
+ * telemetry file once; tools may read it with plain SQLite, which is
+ * harmless — but they do not see staged messages.) */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,26 +86,414 @@
 #include "util/clock.h"
 #include "util/err.h"
 
-/* FLUSH_KEYS bounds the stall of the write_batch that flushes: ~1.7 us a
- * key, so ~30 ms. Measured with 10,000 devices x batches of 1000 (where
- * nothing aggregates and the map fills in two batches): 16384 keys gave the
- * same throughput as 50,000 with the worst batch at ~100 ms instead of
- * ~180 ms. At 100 devices a flush holds ~1000 keys and takes ~2 ms. */
+/* Tuned with 100 devices x 3 measurements, batches of 16 (see the notes in
+ * telemetry_sqlite_write.c): a flush costs ~1 us per message + point. */
 enum {
-    FLUSH_AFTER_MS = 250,
-    FLUSH_KEYS = 16384,
-    FLUSH_BYTES = 32 << 20,
+    FLUSH_AFTER_MS = 100,
+    FLUSH_WORK = 32768,     /* messages + points staged */
+    FLUSH_MAX_WORK = 16384, /* per write-path flush (whole batches, at least one) */
+    FLUSH_BYTES = 32 << 20, /* bytes of staged blobs */
+    BLOB_SPLIT = 64 << 20,
+    CKPT_PAGES = 4096,
+    KEEP_SCRATCH = 1 << 16, /* decode scratch kept between flushes */
 };
 
-/* ---- rebuilding the map from the pending table ---------------------------- */
+#define NO_META UINT32_MAX
 
-static int64_t get_le64(const unsigned char *p)
+/* ---- little-endian encoding ----------------------------------------------- */
+
+struct buf {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+static int buf_reserve(struct buf *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return IOT_OK;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more)
+        cap *= 2;
+    unsigned char *p = realloc(b->p, cap);
+    if (!p)
+        return IOT_ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return IOT_OK;
+}
+
+static void put_u32(struct buf *b, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b->p[b->len++] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(struct buf *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        b->p[b->len++] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_bytes(struct buf *b, const void *d, size_t n)
+{
+    if (n)
+        memcpy(b->p + b->len, d, n);
+    b->len += n;
+}
+
+static uint64_t get_u64(const unsigned char *p)
 {
     uint64_t u = 0;
     for (int i = 7; i >= 0; i--)
         u = (u << 8) | p[i];
-    return (int64_t)u;
+    return u;
 }
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+enum { MSG_HEAD = 4 * 8 + 3 * 4 };
+
+/* Upper bound of one message's encoding (validated: lengths are bounded). */
+static size_t msg_bytes(const struct iot_tm_message *m)
+{
+    size_t n = MSG_HEAD + m->data_len + (m->meta_json ? m->meta_len : 0);
+    for (size_t i = 0; i < m->n_points; i++)
+        n += 2 + strlen(m->points[i].name) + 1 + 4 + 8 + m->points[i].value.str_len;
+    return n;
+}
+
+static int encode_msg(struct buf *b, const struct iot_tm_message *m)
+{
+    int rc = buf_reserve(b, msg_bytes(m));
+    if (rc)
+        return rc;
+    put_u64(b, (uint64_t)m->device_id);
+    put_u64(b, (uint64_t)m->user_id);
+    put_u64(b, (uint64_t)m->ts);
+    put_u64(b, (uint64_t)m->seq);
+    put_u32(b, (uint32_t)m->data_len);
+    put_u32(b, m->meta_json ? (uint32_t)m->meta_len : NO_META);
+    put_u32(b, (uint32_t)m->n_points);
+    put_bytes(b, m->data_json, m->data_len);
+    if (m->meta_json)
+        put_bytes(b, m->meta_json, m->meta_len);
+    for (size_t i = 0; i < m->n_points; i++) {
+        const struct iot_tm_point *p = &m->points[i];
+        size_t len = strlen(p->name);
+        b->p[b->len++] = (unsigned char)len;
+        put_bytes(b, p->name, len + 1);
+        b->p[b->len++] = (unsigned char)p->value.type;
+        switch (p->value.type) {
+        case IOT_TM_NUMBER: {
+            uint64_t u;
+            memcpy(&u, &p->value.num, sizeof u);
+            put_u64(b, u);
+            break;
+        }
+        case IOT_TM_BOOL: b->p[b->len++] = p->value.boolean ? 1 : 0; break;
+        default:
+            put_u32(b, (uint32_t)p->value.str_len);
+            put_bytes(b, p->value.str, p->value.str_len);
+            break;
+        }
+    }
+    return IOT_OK;
+}
+
+/* Reads one message at *pos of blob[0..len) into *m, its points into
+ * points[0..] (at most IOT_TM_POINTS_MAX). Pointers point into the blob. */
+static int decode_msg(const unsigned char *blob, size_t len, size_t *pos,
+                      struct iot_tm_message *m, struct iot_tm_point *points)
+{
+    size_t p = *pos;
+#define NEED(n)                                                                                  \
+    do {                                                                                         \
+        if (len - p < (size_t)(n))                                                               \
+            return IOT_EINTERNAL;                                                                \
+    } while (0)
+    NEED(MSG_HEAD);
+    memset(m, 0, sizeof *m);
+    m->device_id = (int64_t)get_u64(blob + p);
+    m->user_id = (int64_t)get_u64(blob + p + 8);
+    m->ts = (int64_t)get_u64(blob + p + 16);
+    m->seq = (int64_t)get_u64(blob + p + 24);
+    uint32_t data_len = get_u32(blob + p + 32), meta_len = get_u32(blob + p + 36);
+    uint32_t n_points = get_u32(blob + p + 40);
+    p += MSG_HEAD;
+    if (data_len == 0 || data_len > IOT_TM_DATA_JSON_MAX || n_points > IOT_TM_POINTS_MAX ||
+        (meta_len != NO_META && meta_len > IOT_TM_DATA_JSON_MAX))
+        return IOT_EINTERNAL;
+    NEED(data_len);
+    m->data_json = (const char *)blob + p;
+    m->data_len = data_len;
+    p += data_len;
+    if (meta_len != NO_META) {
+        NEED(meta_len);
+        m->meta_json = (const char *)blob + p;
+        m->meta_len = meta_len;
+        p += meta_len;
+    }
+    m->points = points;
+    m->n_points = n_points;
+    for (uint32_t i = 0; i < n_points; i++) {
+        struct iot_tm_point *pt = &points[i];
+        NEED(1);
+        size_t nl = blob[p++];
+        NEED(nl + 2);
+        if (blob[p + nl] != '\0' || !iot_tmsql_name_ok((const char *)blob + p, nl))
+            return IOT_EINTERNAL;
+        pt->name = (const char *)blob + p;
+        p += nl + 1;
+        memset(&pt->value, 0, sizeof pt->value);
+        pt->value.type = (enum iot_tm_type)blob[p++];
+        switch (pt->value.type) {
+        case IOT_TM_NUMBER: {
+            NEED(8);
+            uint64_t u = get_u64(blob + p);
+            memcpy(&pt->value.num, &u, sizeof u);
+            p += 8;
+            break;
+        }
+        case IOT_TM_BOOL:
+            NEED(1);
+            pt->value.boolean = blob[p++] != 0;
+            break;
+        case IOT_TM_STRING: {
+            NEED(4);
+            uint32_t sl = get_u32(blob + p);
+            p += 4;
+            if (sl > IOT_TM_STRING_MAX)
+                return IOT_EINTERNAL;
+            NEED(sl);
+            pt->value.str = (const char *)blob + p;
+            pt->value.str_len = sl;
+            p += sl;
+            break;
+        }
+        default: return IOT_EINTERNAL;
+        }
+    }
+#undef NEED
+    *pos = p;
+    return IOT_OK;
+}
+
+/* ---- staged batches and the set of staged identities ----------------------- */
+
+struct staged {
+    struct staged *next;
+    int64_t batch;
+    unsigned char *blob; /* owned */
+    size_t len;
+    uint32_t n_msgs, n_points;
+};
+
+struct ident {
+    int64_t dev, ts, seq;
+    int64_t batch; /* 0: empty slot */
+};
+
+struct iot_tmsql_stage {
+    struct staged *head, *tail;
+    size_t n_msgs, n_work, n_bytes;
+    /* identities staged, open addressing, load <= 1/2 */
+    struct ident *set;
+    size_t set_n, set_cap;
+    /* write_batch's blob under construction */
+    struct buf blob;
+    /* flush scratch */
+    struct iot_tm_message *msgs;
+    struct iot_tm_point *points;
+    int64_t *batch_of;
+    uint32_t *order;
+    unsigned char *inserted;
+    size_t msgs_cap, points_cap;
+    /* what the open write transaction flushed */
+    size_t flushing; /* batches */
+};
+
+static uint64_t ident_hash(int64_t dev, int64_t ts, int64_t seq)
+{
+    uint64_t h = (uint64_t)dev * UINT64_C(0x9E3779B97F4A7C15);
+    h ^= (uint64_t)ts * UINT64_C(0xC2B2AE3D27D4EB4F);
+    h ^= (uint64_t)seq * UINT64_C(0x165667B19E3779F9);
+    h ^= h >> 29;
+    h *= UINT64_C(0xBF58476D1CE4E5B9);
+    return h ^ (h >> 32);
+}
+
+static struct ident *set_slot(struct iot_tmsql_stage *g, int64_t dev, int64_t ts, int64_t seq)
+{
+    size_t mask = g->set_cap - 1, j = ident_hash(dev, ts, seq) & mask;
+    for (;; j = (j + 1) & mask) {
+        struct ident *e = &g->set[j];
+        if (!e->batch || (e->dev == dev && e->ts == ts && e->seq == seq))
+            return e;
+    }
+}
+
+static bool set_has(struct iot_tmsql_stage *g, const struct iot_tm_message *m)
+{
+    return g->set_cap && set_slot(g, m->device_id, m->ts, m->seq)->batch != 0;
+}
+
+/* Rehashes into `cap` slots, keeping the entries with batch in [lo, hi]. */
+static int set_rehash(struct iot_tmsql_stage *g, size_t cap, int64_t lo, int64_t hi)
+{
+    struct ident *old = g->set;
+    size_t old_cap = g->set_cap;
+    struct ident *set = calloc(cap, sizeof *set);
+    if (!set)
+        return IOT_ENOMEM;
+    g->set = set;
+    g->set_cap = cap;
+    g->set_n = 0;
+    for (size_t i = 0; i < old_cap; i++) {
+        const struct ident *e = &old[i];
+        if (e->batch && e->batch >= lo && e->batch <= hi) {
+            *set_slot(g, e->dev, e->ts, e->seq) = *e;
+            g->set_n++;
+        }
+    }
+    free(old);
+    return IOT_OK;
+}
+
+static int set_add(struct iot_tmsql_stage *g, const struct iot_tm_message *m, int64_t batch)
+{
+    if (2 * (g->set_n + 1) > g->set_cap) {
+        int rc = set_rehash(g, g->set_cap ? 2 * g->set_cap : 1024, INT64_MIN, INT64_MAX);
+        if (rc)
+            return rc;
+    }
+    *set_slot(g, m->device_id, m->ts, m->seq) =
+        (struct ident){.dev = m->device_id, .ts = m->ts, .seq = m->seq, .batch = batch};
+    g->set_n++;
+    return IOT_OK;
+}
+
+/* Keeps only the identities of batches [lo, hi] (in place when small). */
+static void set_keep(struct iot_tmsql_stage *g, int64_t lo, int64_t hi)
+{
+    if (!g->set_cap)
+        return;
+    size_t cap = g->set_cap;
+    while (cap > 1024 && 8 * g->set_n < cap) /* shrink after a burst */
+        cap /= 2;
+    if (set_rehash(g, cap, lo, hi) != IOT_OK) {
+        /* out of memory: filter in place (tombstone-free deletion) */
+        size_t kept = 0;
+        for (size_t i = 0; i < g->set_cap; i++) {
+            struct ident e = g->set[i];
+            if (!e.batch)
+                continue;
+            g->set[i].batch = 0;
+            if (e.batch >= lo && e.batch <= hi) {
+                *set_slot(g, e.dev, e.ts, e.seq) = e;
+                kept++;
+            }
+        }
+        g->set_n = kept;
+    }
+}
+
+static struct iot_tmsql_stage *stage_of(struct iot_tmsql *s)
+{
+    if (!s->stage)
+        s->stage = calloc(1, sizeof *s->stage);
+    return s->stage;
+}
+
+static void staged_free_list(struct staged *b)
+{
+    while (b) {
+        struct staged *next = b->next;
+        free(b->blob);
+        free(b);
+        b = next;
+    }
+}
+
+void iot_tmsql_stage_free(struct iot_tmsql_stage *g)
+{
+    if (!g)
+        return;
+    staged_free_list(g->head);
+    free(g->set);
+    free(g->blob.p);
+    free(g->msgs);
+    free(g->points);
+    free(g->batch_of);
+    free(g->order);
+    free(g->inserted);
+    free(g);
+}
+
+static void stage_append(struct iot_tmsql_stage *g, struct staged *b)
+{
+    if (g->tail)
+        g->tail->next = b;
+    else
+        g->head = b;
+    g->tail = b;
+    g->n_msgs += b->n_msgs;
+    g->n_work += b->n_msgs + b->n_points;
+    g->n_bytes += b->len;
+}
+
+/* A staged batch holding a copy of blob[0..len). */
+static struct staged *staged_new(int64_t batch, const unsigned char *blob, size_t len,
+                                 uint32_t n_msgs, uint32_t n_points)
+{
+    struct staged *b = calloc(1, sizeof *b);
+    if (b)
+        b->blob = malloc(len);
+    if (!b || !b->blob) {
+        free(b);
+        return NULL;
+    }
+    memcpy(b->blob, blob, len);
+    *b = (struct staged){.batch = batch, .blob = b->blob, .len = len, .n_msgs = n_msgs,
+                         .n_points = n_points};
+    return b;
+}
+
+/* ---- WAL size and checkpoints ---------------------------------------------------- */
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    atomic_store(&((struct iot_tmsql *)arg)->wal_pages, pages);
+    return SQLITE_OK;
+}
+
+/* Every write transaction's connection reports its WAL size to the store
+ * (and no longer checkpoints by itself). */
+static void hook(struct iot_tmsql *s, struct iot_sqldb_conn *c)
+{
+    sqlite3_wal_hook(iot_sqldb_handle(c), wal_hook, s);
+}
+
+/* Under s->mu, outside a transaction. A failed or partial checkpoint (a
+ * reader holds an old snapshot) is retried after a later write. */
+static void checkpoint(struct iot_tmsql *s)
+{
+    if (atomic_load(&s->wal_pages) < CKPT_PAGES)
+        return;
+    struct iot_sqldb_conn *c = iot_sqldb_get(s->db);
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(iot_sqldb_handle(c), NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                       &log, &done);
+    iot_sqldb_put(s->db, c);
+    if (rc == SQLITE_OK && log >= 0 && done == log)
+        atomic_store(&s->wal_pages, 0); /* the next commit restarts the WAL */
+}
+
+/* ---- version 2 pending rows (keys of inserted messages) --------------------------- */
 
 /* A value as write_batch's callers give it: number, boolean, or a string of
  * at most IOT_TM_STRING_MAX bytes. Anything else is no point. */
@@ -111,14 +553,15 @@ static int add_stored(struct iot_tmsql_agg *a, sqlite3_stmt *get, int64_t dev, i
     return rc;
 }
 
-/* Adds the messages one pending row names. */
-static int add_pending_row(struct iot_tmsql_agg *a, sqlite3_stmt *get, int64_t batch,
-                           const unsigned char *keys, size_t n)
+/* Adds the messages one version 2 row names (24 bytes each). */
+static int add_legacy_row(struct iot_tmsql_agg *a, sqlite3_stmt *get, int64_t batch,
+                          const unsigned char *keys, size_t n)
 {
     int rc = IOT_OK;
     for (size_t i = 0; i < n && rc == IOT_OK; i++) {
-        const unsigned char *k = keys + i * IOT_TMSQL_KEY_BYTES;
-        int64_t dev = get_le64(k), ts = get_le64(k + 8), seq = get_le64(k + 16);
+        const unsigned char *k = keys + i * 24;
+        int64_t dev = (int64_t)get_u64(k), ts = (int64_t)get_u64(k + 8),
+                seq = (int64_t)get_u64(k + 16);
         sqlite3_bind_int64(get, 1, dev);
         sqlite3_bind_int64(get, 2, ts);
         sqlite3_bind_int64(get, 3, seq);
@@ -132,21 +575,16 @@ static int add_pending_row(struct iot_tmsql_agg *a, sqlite3_stmt *get, int64_t b
     return rc;
 }
 
-/* Empties the map and adds every pending batch up to s->last_batch, in
- * batch order (the order write_batch added them in). Runs in the flush's
- * transaction. */
-static int rebuild(struct iot_tmsql *s, struct iot_sqldb_conn *c)
+/* Adds every version 2 row up to s->legacy_upto, in batch order. */
+static int add_legacy(struct iot_tmsql *s, struct iot_sqldb_conn *c)
 {
-    if (!s->agg && !(s->agg = iot_tmsql_agg_new()))
-        return IOT_ENOMEM;
-    iot_tmsql_agg_reset(s->agg);
     sqlite3_stmt *scan, *get;
     int rc = iot_sqldb_stmt(c, TMS_PENDING_SCAN, &scan);
     if (rc == IOT_OK)
         rc = iot_sqldb_stmt(c, TMS_MSG_GET, &get);
     if (rc)
         return rc;
-    sqlite3_bind_int64(scan, 1, s->last_batch);
+    sqlite3_bind_int64(scan, 1, s->legacy_upto);
     int src;
     while (rc == IOT_OK && (src = sqlite3_step(scan)) == SQLITE_ROW) {
         const unsigned char *keys = sqlite3_column_blob(scan, 1);
@@ -155,37 +593,201 @@ static int rebuild(struct iot_tmsql *s, struct iot_sqldb_conn *c)
             rc = IOT_ENOMEM;
             break;
         }
-        rc = add_pending_row(s->agg, get, sqlite3_column_int64(scan, 0), keys,
-                             bytes / IOT_TMSQL_KEY_BYTES);
+        rc = add_legacy_row(s->agg, get, sqlite3_column_int64(scan, 0), keys, bytes / 24);
     }
     if (rc == IOT_OK && src != SQLITE_DONE)
         rc = iot_sqldb_map(src);
     iot_sqldb_done(scan);
-    if (rc == IOT_OK)
-        s->rebuild = false;
-    else
-        iot_tmsql_agg_reset(s->agg); /* rebuild stays set */
     return rc;
 }
 
-/* ---- applying ---------------------------------------------------------------- */
+/* ---- flushing ------------------------------------------------------------------------ */
 
-/* In the open write transaction: the map's upserts and the end of the
- * batches it holds. */
-static int apply(struct iot_tmsql *s, struct iot_sqldb_conn *c)
+static int scratch_reserve(struct iot_tmsql_stage *g, size_t msgs, size_t points)
 {
-    int rc = s->rebuild ? rebuild(s, c) : IOT_OK;
+    if (msgs > g->msgs_cap) {
+        free(g->msgs);
+        free(g->batch_of);
+        free(g->order);
+        free(g->inserted);
+        g->msgs = malloc(msgs * sizeof *g->msgs);
+        g->batch_of = malloc(msgs * sizeof *g->batch_of);
+        g->order = malloc(msgs * sizeof *g->order);
+        g->inserted = malloc(msgs);
+        g->msgs_cap = g->msgs && g->batch_of && g->order && g->inserted ? msgs : 0;
+        if (!g->msgs_cap)
+            return IOT_ENOMEM;
+    }
+    if (points > g->points_cap) {
+        free(g->points);
+        g->points = malloc(points * sizeof *g->points);
+        g->points_cap = g->points ? points : 0;
+        if (!g->points_cap)
+            return IOT_ENOMEM;
+    }
+    return IOT_OK;
+}
+
+static void scratch_trim(struct iot_tmsql_stage *g)
+{
+    if (g->msgs_cap > KEEP_SCRATCH) {
+        free(g->msgs);
+        free(g->batch_of);
+        free(g->order);
+        free(g->inserted);
+        g->msgs = NULL;
+        g->batch_of = NULL;
+        g->order = NULL;
+        g->inserted = NULL;
+        g->msgs_cap = 0;
+    }
+    if (g->points_cap > 4 * KEEP_SCRATCH) {
+        free(g->points);
+        g->points = NULL;
+        g->points_cap = 0;
+    }
+    if (g->blob.cap > (4u << 20)) {
+        free(g->blob.p);
+        g->blob = (struct buf){0};
+    }
+}
+
+/* Decodes the first nb staged batches into the scratch arrays. */
+static int decode_batches(struct iot_tmsql_stage *g, size_t nb, size_t *n_out)
+{
+    size_t n = 0, np = 0;
+    const struct staged *b = g->head;
+    for (size_t i = 0; i < nb; i++, b = b->next) {
+        if (b->len < 4 || get_u32(b->blob) != b->n_msgs)
+            return IOT_EINTERNAL;
+        size_t pos = 4;
+        for (uint32_t k = 0; k < b->n_msgs; k++, n++) {
+            if (np + IOT_TM_POINTS_MAX > g->points_cap)
+                return IOT_EINTERNAL; /* more points than the batches said */
+            int rc = decode_msg(b->blob, b->len, &pos, &g->msgs[n], g->points + np);
+            if (rc)
+                return rc;
+            np += g->msgs[n].n_points;
+            g->batch_of[n] = b->batch;
+            g->order[n] = (uint32_t)n;
+        }
+    }
+    *n_out = n;
+    return IOT_OK;
+}
+
+static int cmp_ident(const void *x, const void *y, void *arg)
+{
+    const struct iot_tm_message *msgs = arg;
+    const struct iot_tm_message *a = &msgs[*(const uint32_t *)x];
+    const struct iot_tm_message *b = &msgs[*(const uint32_t *)y];
+    if (a->device_id != b->device_id)
+        return a->device_id < b->device_id ? -1 : 1;
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? -1 : 1;
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return *(const uint32_t *)x < *(const uint32_t *)y ? -1 : 1; /* first staged first */
+}
+
+static int insert_msgs(struct iot_sqldb_conn *c, struct iot_tmsql_stage *g, size_t n)
+{
+    sqlite3_stmt *st;
+    int rc = iot_sqldb_stmt(c, TMS_MSG_INSERT, &st);
+    sqlite3 *db = iot_sqldb_handle(c);
+    for (size_t k = 0; k < n && rc == IOT_OK; k++) {
+        size_t i = g->order[k];
+        const struct iot_tm_message *m = &g->msgs[i];
+        sqlite3_bind_int64(st, 1, m->device_id);
+        sqlite3_bind_int64(st, 2, m->ts);
+        sqlite3_bind_int64(st, 3, m->seq);
+        sqlite3_bind_int64(st, 4, m->user_id);
+        sqlite3_bind_text(st, 5, m->data_json, (int)m->data_len, SQLITE_STATIC);
+        if (m->meta_json)
+            sqlite3_bind_text(st, 6, m->meta_json, (int)m->meta_len, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 6);
+        rc = iot_sqldb_step_done(st);
+        g->inserted[i] = rc == IOT_OK && sqlite3_changes(db) == 1;
+    }
+    return rc;
+}
+
+/* In the open write transaction: moves the oldest staged batches (all, or
+ * whole batches up to FLUSH_MAX_WORK) and any version 2 rows into the
+ * tables. Memory changes only at commit (flush_done). */
+static int flush_tx(struct iot_tmsql *s, struct iot_sqldb_conn *c, bool all)
+{
+    struct iot_tmsql_stage *g = s->stage;
+    if (!s->agg && !(s->agg = iot_tmsql_agg_new()))
+        return IOT_ENOMEM;
+    iot_tmsql_agg_reset(s->agg);
+    int rc = s->legacy_upto ? add_legacy(s, c) : IOT_OK;
+    size_t nb = 0, nm = 0, np = 0;
+    int64_t upto = s->legacy_upto;
+    for (const struct staged *b = g ? g->head : NULL; b; b = b->next) {
+        if (!all && nb && nm + np >= FLUSH_MAX_WORK)
+            break;
+        nb++;
+        nm += b->n_msgs;
+        np += b->n_points;
+        upto = b->batch;
+    }
+    size_t n = 0;
+    if (rc == IOT_OK && nb)
+        rc = scratch_reserve(g, nm, np + IOT_TM_POINTS_MAX);
+    if (rc == IOT_OK && nb)
+        rc = decode_batches(g, nb, &n);
+    if (rc == IOT_OK && n) {
+        qsort_r(g->order, n, sizeof *g->order, cmp_ident, g->msgs);
+        rc = insert_msgs(c, g, n);
+    }
+    /* deltas in staging order: the owner of a device and a series' unit
+     * follow the last write, as if the batches had been applied one by one */
+    for (size_t i = 0; i < n && rc == IOT_OK; i++)
+        if (g->inserted[i])
+            rc = iot_tmsql_agg_add(s->agg, &g->msgs[i], g->batch_of[i]);
     if (rc == IOT_OK)
         rc = iot_tmsql_agg_apply(c, s->agg);
     sqlite3_stmt *st;
     if (rc == IOT_OK)
         rc = iot_sqldb_stmt(c, TMS_PENDING_DEL, &st);
     if (rc == IOT_OK) {
-        sqlite3_bind_int64(st, 1, s->last_batch);
+        sqlite3_bind_int64(st, 1, upto);
         rc = iot_sqldb_step_done(st);
     }
-    s->applied = rc == IOT_OK;
+    iot_tmsql_agg_reset(s->agg);
+    if (g)
+        g->flushing = rc == IOT_OK ? nb : 0;
+    s->flushed = rc == IOT_OK;
     return rc;
+}
+
+/* After the flush's COMMIT: its batches leave memory. */
+static void flush_done(struct iot_tmsql *s)
+{
+    struct iot_tmsql_stage *g = s->stage;
+    s->legacy_upto = 0;
+    if (g && g->flushing) {
+        struct staged *done = g->head, *b = g->head, *last = NULL;
+        for (size_t i = 0; i < g->flushing; i++, b = b->next) {
+            g->n_msgs -= b->n_msgs;
+            g->n_work -= b->n_msgs + b->n_points;
+            g->n_bytes -= b->len;
+            last = b;
+        }
+        last->next = NULL;
+        staged_free_list(done);
+        g->head = b;
+        if (!g->head)
+            g->tail = NULL;
+        set_keep(g, g->head ? g->head->batch : INT64_MAX, INT64_MAX);
+        g->flushing = 0;
+    }
+    if (g)
+        scratch_trim(g);
+    s->last_flush_ms = iot_now_ms();
+    atomic_store(&s->dirty, g && g->head ? 1 : 0);
 }
 
 /* The unlocked halves of iot_tmsql_begin / _end. */
@@ -194,9 +796,10 @@ static int tx_begin(struct iot_tmsql *s, struct iot_sqldb_conn **c)
     int rc = iot_sqldb_write_begin(s->db, c);
     if (rc)
         return rc;
-    s->applied = false;
+    hook(s, *c);
+    s->flushed = false;
     if (atomic_load(&s->dirty))
-        rc = apply(s, *c);
+        rc = flush_tx(s, *c, true);
     if (rc)
         iot_sqldb_write_end(s->db, *c, rc);
     return rc;
@@ -205,12 +808,11 @@ static int tx_begin(struct iot_tmsql *s, struct iot_sqldb_conn **c)
 static int tx_end(struct iot_tmsql *s, struct iot_sqldb_conn *c, int rc)
 {
     rc = iot_sqldb_write_end(s->db, c, rc);
-    if (s->applied && rc == IOT_OK) {
-        iot_tmsql_agg_reset(s->agg);
-        atomic_store(&s->dirty, 0);
-        s->last_flush_ms = iot_now_ms();
-    }
-    s->applied = false;
+    if (s->flushed && rc == IOT_OK)
+        flush_done(s);
+    else if (s->stage)
+        s->stage->flushing = 0;
+    s->flushed = false;
     return rc;
 }
 
@@ -234,20 +836,36 @@ int iot_tmsql_end(struct iot_tmsql *s, struct iot_sqldb_conn *c, int rc)
 
 static bool due(struct iot_tmsql *s)
 {
+    const struct iot_tmsql_stage *g = s->stage;
+    if (s->legacy_upto)
+        return true;
+    if (!g || !g->head)
+        return false;
     int64_t now = iot_now_ms();
     if (now < s->last_flush_ms)
         s->last_flush_ms = now; /* the clock was set back */
-    return s->rebuild || now - s->last_flush_ms >= FLUSH_AFTER_MS ||
-           iot_tmsql_agg_keys(s->agg) > FLUSH_KEYS || iot_tmsql_agg_bytes(s->agg) > FLUSH_BYTES;
+    return now - s->last_flush_ms >= FLUSH_AFTER_MS || g->n_work >= FLUSH_WORK ||
+           g->n_bytes >= FLUSH_BYTES;
+}
+
+/* One flush transaction of everything (all) or of the oldest batches. */
+static int flush_once(struct iot_tmsql *s, bool all)
+{
+    struct iot_sqldb_conn *c;
+    int rc = iot_sqldb_write_begin(s->db, &c);
+    if (rc)
+        return rc;
+    hook(s, c);
+    s->flushed = false;
+    rc = flush_tx(s, c, all);
+    return tx_end(s, c, rc);
 }
 
 int iot_tmsql_flush_locked(struct iot_tmsql *s, bool force)
 {
     if (!atomic_load(&s->dirty) || (!force && !due(s)))
         return IOT_OK;
-    struct iot_sqldb_conn *c;
-    int rc = tx_begin(s, &c);
-    return rc ? rc : tx_end(s, c, IOT_OK);
+    return flush_once(s, force);
 }
 
 int iot_tmsql_sync(struct iot_tmsql *s)
@@ -260,22 +878,213 @@ int iot_tmsql_sync(struct iot_tmsql *s)
     return rc;
 }
 
+/* ---- write_batch ------------------------------------------------------------------ */
+
+static int put_pending(struct iot_sqldb_conn *c, int64_t batch, const struct buf *blob)
+{
+    sqlite3_stmt *st;
+    int rc = iot_sqldb_stmt(c, TMS_PENDING_PUT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, batch);
+    sqlite3_bind_blob(st, 2, blob->p, (int)blob->len, SQLITE_STATIC);
+    return iot_sqldb_step_done(st);
+}
+
+/* Is the identity stored already? */
+static int stored(sqlite3_stmt *get, const struct iot_tm_message *m, bool *yes)
+{
+    sqlite3_bind_int64(get, 1, m->device_id);
+    sqlite3_bind_int64(get, 2, m->ts);
+    sqlite3_bind_int64(get, 3, m->seq);
+    int src = sqlite3_step(get);
+    iot_sqldb_done(get);
+    *yes = src == SQLITE_ROW;
+    return src == SQLITE_ROW || src == SQLITE_DONE ? IOT_OK : iot_sqldb_map(src);
+}
+
+/* Ends the blob under construction as pending row `batch` and a staged
+ * batch on *list (not yet the store's: that waits for the COMMIT). */
+static int seal(struct iot_sqldb_conn *c, struct buf *blob, int64_t batch, uint32_t n_msgs,
+                uint32_t n_points, struct staged **list, struct staged ***tail)
+{
+    for (int i = 0; i < 4; i++)
+        blob->p[i] = (unsigned char)(n_msgs >> (8 * i));
+    int rc = put_pending(c, batch, blob);
+    struct staged *b = rc == IOT_OK ? staged_new(batch, blob->p, blob->len, n_msgs, n_points)
+                                    : NULL;
+    if (rc == IOT_OK && !b)
+        rc = IOT_ENOMEM;
+    if (b) {
+        **tail = b;
+        *tail = &b->next;
+    }
+    (void)list;
+    blob->len = 0;
+    return rc;
+}
+
+static int stage_tx(struct iot_tmsql *s, struct iot_sqldb_conn *c,
+                    const struct iot_tm_message *msgs, size_t n, struct staged **list,
+                    int64_t *last)
+{
+    struct iot_tmsql_stage *g = s->stage;
+    struct staged **tail = list;
+    sqlite3_stmt *get;
+    int rc = iot_sqldb_stmt(c, TMS_MSG_GET, &get);
+    int64_t batch = s->last_batch + 1;
+    uint32_t n_msgs = 0, n_points = 0;
+    g->blob.len = 0;
+    for (size_t i = 0; i < n && rc == IOT_OK; i++) {
+        const struct iot_tm_message *m = &msgs[i];
+        if (set_has(g, m))
+            continue; /* staged already, maybe earlier in this batch */
+        bool yes;
+        rc = stored(get, m, &yes);
+        if (rc || yes)
+            continue;
+        if (g->blob.len == 0) {
+            rc = buf_reserve(&g->blob, 4);
+            if (rc)
+                break;
+            g->blob.len = 4; /* the count, written by seal */
+        }
+        rc = encode_msg(&g->blob, m);
+        if (rc == IOT_OK)
+            rc = set_add(g, m, batch);
+        if (rc)
+            break;
+        n_msgs++;
+        n_points += (uint32_t)m->n_points;
+        if (g->blob.len >= BLOB_SPLIT) {
+            rc = seal(c, &g->blob, batch, n_msgs, n_points, list, &tail);
+            *last = batch++;
+            n_msgs = n_points = 0;
+        }
+    }
+    if (rc == IOT_OK && n_msgs) {
+        rc = seal(c, &g->blob, batch, n_msgs, n_points, list, &tail);
+        *last = batch;
+    }
+    return rc;
+}
+
+int iot_tmsql_stage_write(struct iot_tmsql *s, const struct iot_tm_message *msgs, size_t n)
+{
+    pthread_mutex_lock(&s->mu);
+    struct iot_tmsql_stage *g = stage_of(s);
+    struct iot_sqldb_conn *c;
+    int rc = g ? iot_sqldb_write_begin(s->db, &c) : IOT_ENOMEM;
+    if (rc) {
+        pthread_mutex_unlock(&s->mu);
+        return rc;
+    }
+    hook(s, c);
+    struct staged *list = NULL;
+    int64_t last = s->last_batch;
+    rc = stage_tx(s, c, msgs, n, &list, &last);
+    rc = iot_sqldb_write_end(s->db, c, rc);
+    if (rc == IOT_OK) {
+        bool flushed = false;
+        if (list) {
+            for (struct staged *b = list, *next; b; b = next) {
+                next = b->next;
+                b->next = NULL;
+                stage_append(g, b);
+            }
+            s->last_batch = last;
+            atomic_store(&s->dirty, 1);
+            /* A failed flush leaves the batches staged for the next one;
+             * this batch itself is committed. */
+            if (due(s)) {
+                (void)flush_once(s, false);
+                flushed = true;
+            }
+        }
+        if (!flushed)
+            checkpoint(s);
+    } else {
+        staged_free_list(list);
+        set_keep(g, INT64_MIN, s->last_batch); /* forget this batch's identities */
+    }
+    if (g->blob.cap > (4u << 20)) {
+        free(g->blob.p);
+        g->blob = (struct buf){0};
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- open ----------------------------------------------------------------------------- */
+
+/* Counts a blob's messages and points, checking that it decodes whole. */
+static int check_blob(const unsigned char *blob, size_t len, uint32_t *n_msgs,
+                      uint32_t *n_points)
+{
+    if (len < 4)
+        return IOT_EINTERNAL;
+    uint32_t n = get_u32(blob), np = 0;
+    size_t pos = 4;
+    struct iot_tm_message m;
+    struct iot_tm_point points[IOT_TM_POINTS_MAX];
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = decode_msg(blob, len, &pos, &m, points);
+        if (rc)
+            return rc;
+        np += (uint32_t)m.n_points;
+    }
+    if (pos != len)
+        return IOT_EINTERNAL;
+    *n_msgs = n;
+    *n_points = np;
+    return IOT_OK;
+}
+
 int iot_tmsql_pending_open(struct iot_tmsql *s)
 {
+    struct iot_tmsql_stage *g = stage_of(s);
+    if (!g)
+        return IOT_ENOMEM;
     struct iot_sqldb_conn *c = iot_sqldb_get(s->db);
     sqlite3_stmt *st;
-    int64_t last = 0;
-    int rc = iot_sqldb_stmt(c, TMS_PENDING_LAST, &st);
-    if (rc == IOT_OK)
-        rc = iot_tmsql_step_ints(st, &last, 1);
+    int rc = iot_sqldb_stmt(c, TMS_PENDING_ALL, &st);
+    int src = SQLITE_DONE;
+    while (rc == IOT_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t batch = sqlite3_column_int64(st, 0);
+        s->last_batch = batch;
+        if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+            s->legacy_upto = batch; /* version 2 rows come first */
+            continue;
+        }
+        const unsigned char *blob = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        uint32_t nm = 0, np = 0;
+        if (!blob)
+            rc = IOT_ENOMEM;
+        if (rc == IOT_OK)
+            rc = check_blob(blob, len, &nm, &np);
+        struct staged *b = rc == IOT_OK ? staged_new(batch, blob, len, nm, np) : NULL;
+        if (rc == IOT_OK && !b)
+            rc = IOT_ENOMEM;
+        if (b)
+            stage_append(g, b);
+        size_t pos = 4;
+        struct iot_tm_message m;
+        struct iot_tm_point points[IOT_TM_POINTS_MAX];
+        for (uint32_t i = 0; rc == IOT_OK && i < nm; i++) {
+            rc = decode_msg(blob, len, &pos, &m, points);
+            if (rc == IOT_OK && !set_has(g, &m))
+                rc = set_add(g, &m, batch);
+        }
+    }
+    if (rc == IOT_OK && src != SQLITE_DONE)
+        rc = iot_sqldb_map(src);
+    iot_sqldb_done(st);
     iot_sqldb_put(s->db, c);
     if (rc)
         return rc;
-    s->last_batch = last;
     s->last_flush_ms = iot_now_ms();
-    if (last > 0) {
-        s->rebuild = true;
+    if (g->head || s->legacy_upto)
         atomic_store(&s->dirty, 1);
-    }
     return IOT_OK;
 }

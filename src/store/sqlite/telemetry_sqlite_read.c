@@ -11,9 +11,9 @@
  *
  * Text is returned as stored: data/meta JSON is not parsed on this path.
  *
- * Scans of derived rows (latest, rollups, catalog) first flush the deltas
- * write_batch left pending (iot_tmsql_sync), so they reflect every message
- * written before the call. Scans of messages need not. */
+ * Every scan first flushes the batches write_batch left staged in the
+ * pending log (iot_tmsql_sync: one atomic load when there are none), so it
+ * reflects every message written before the call. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -278,7 +278,8 @@ int iot_tmsql_query_device(void *self, int64_t device_id, const struct iot_tm_ra
                       .id = device_id, .from = range->from, .to = range->to,
                       .k_ts = range->before_ts, .k_seq = range->before_seq,
                       .fn.record = fn, .ctx = ctx};
-    return run_scan(self, &sc);
+    rc = iot_tmsql_sync(self);
+    return rc ? rc : run_scan(self, &sc);
 }
 
 /* The caller's cursor is (ts, seq) only; inside one call chunks continue on
@@ -296,7 +297,8 @@ int iot_tmsql_query_user(void *self, int64_t user_id, const struct iot_tm_range 
                       .from = range->from, .to = range->to, .k_ts = range->before_ts,
                       .k_seq = range->before_seq, .k_dev = INT64_MIN, .fn.record = fn,
                       .ctx = ctx};
-    return run_scan(self, &sc);
+    rc = iot_tmsql_sync(self);
+    return rc ? rc : run_scan(self, &sc);
 }
 
 int iot_tmsql_count_user(void *self, int64_t user_id, int64_t from, int64_t to, int64_t *count)
@@ -304,9 +306,12 @@ int iot_tmsql_count_user(void *self, int64_t user_id, int64_t from, int64_t to, 
     struct iot_tmsql *s = self;
     if (!count)
         return IOT_EINVAL;
+    int rc = iot_tmsql_sync(s);
+    if (rc)
+        return rc;
     struct iot_sqldb_conn *c = iot_sqldb_get(s->db);
     sqlite3_stmt *st;
-    int rc = iot_sqldb_stmt(c, TMS_COUNT_USER, &st);
+    rc = iot_sqldb_stmt(c, TMS_COUNT_USER, &st);
     if (rc == IOT_OK) {
         sqlite3_bind_int64(st, 1, user_id);
         sqlite3_bind_int64(st, 2, from);
@@ -470,5 +475,6 @@ int iot_tmsql_samples(void *self, int64_t device_id, const char *name, int64_t f
                       .id = device_id, .from = from, .to = to, .k_ts = INT64_MIN,
                       .k_seq = INT64_MIN, .fn.sample = fn, .ctx = ctx};
     iot_tmsql_json_path(name, strlen(name), sc.path);
-    return run_scan(self, &sc);
+    int rc = iot_tmsql_sync(self);
+    return rc ? rc : run_scan(self, &sc);
 }

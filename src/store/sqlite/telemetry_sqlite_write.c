@@ -1,36 +1,22 @@
-/* telemetry_sqlite_write.c — write_batch of the SQLite telemetry store, and
- * the map of derived deltas it feeds.
+/* telemetry_sqlite_write.c — write_batch's validation, and the map of
+ * derived deltas that a flush fills and applies.
  *
- * A batch is one short BEGIN IMMEDIATE … COMMIT: the messages (INSERT OR
- * IGNORE, so a retried identity is a no-op) and one row of the pending table
- * that names the messages really inserted. The derived rows — latest value,
- * catalog, hourly and daily rollups, device counts — are not written there:
- * after the COMMIT the batch's deltas are added to a map kept on the store,
- * and a flush (telemetry_sqlite_pending.c) applies the map, aggregated over
- * all batches since the previous flush, and deletes their pending rows, in
- * one transaction. That takes ~13 upserts a message off the per-batch
- * commit: with single-message HTTP ingest every message of a batch is
- * another device, so nothing aggregates within a batch, while over a
- * quarter of a second a device's series aggregate well. Measured with 100
- * devices, batches of 32 distinct devices, 3 measurements: ~26k → ~41k
- * msgs/s, writer CPU ~31 → ~17 us a message. What a batch still costs is
- * mostly WAL I/O: each message dirties its device's leaf of `messages` and
- * its owner's leaf of `messages_by_user`, ~70 pages a commit, plus the
- * checkpoints.
- *
- * Crash safety: a batch is durable when write_batch returns (its messages
- * and its pending row share the COMMIT); if the process dies before the
- * flush, open rebuilds the map from the pending rows (parsing the messages'
- * JSON back into points) and flushes it. Readers of derived rows flush
- * first (iot_tmsql_sync), so callers never see stale derived values.
+ * write_batch checks the whole batch, then stages it: one short BEGIN
+ * IMMEDIATE … COMMIT writing one row of the pending log that carries the
+ * messages (telemetry_sqlite_pending.c). The messages reach `messages`, and
+ * their derived rows — latest value, catalog, hourly and daily rollups,
+ * device counts — their tables, in a later flush, aggregated over every
+ * batch it takes: with single-message HTTP ingest every message of a batch
+ * is another device, so nothing aggregates within a batch, while over a
+ * tenth of a second a device's messages share their leaf page and its
+ * series aggregate well. Every read flushes first (iot_tmsql_sync).
  *
  * The map: open addressing, keyed by device (message count, owner), by
  * device + name (latest value and catalog) and by device + name + bucket
  * (rollups). Each distinct key costs one upsert row at flush. It owns its
  * text (names, string values, units) in one buffer addressed by offsets, so
- * nothing points into a caller's batch, and it is reused flush to flush:
- * a steady ingest allocates nothing per message. Only the holder of s->mu
- * touches it. */
+ * nothing points into the flushed batches, and it is reused flush to flush.
+ * Only the holder of s->mu touches it. */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -44,7 +30,6 @@ enum {
     UNIT_MAX = 64,     /* bytes of a unit; longer ones are ignored */
     KEEP_ENTRIES = 1 << 16,  /* a map larger than this is freed at reset */
     KEEP_TEXT = 4 << 20,     /* bytes of text kept at reset */
-    KEEP_SCRATCH = 4096,     /* messages of write_batch scratch kept */
     FIRST_CAP = 256,
 };
 
@@ -679,134 +664,11 @@ int iot_tmsql_agg_apply(struct iot_sqldb_conn *c, const struct iot_tmsql_agg *a)
 
 /* ---- write_batch ------------------------------------------------------------ */
 
-static void put_le64(unsigned char *p, int64_t v)
-{
-    uint64_t u = (uint64_t)v;
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(u >> (8 * i));
-}
-
-static int insert_message(struct iot_sqldb_conn *c, sqlite3_stmt *st,
-                          const struct iot_tm_message *m, bool *inserted)
-{
-    sqlite3_bind_int64(st, 1, m->device_id);
-    sqlite3_bind_int64(st, 2, m->ts);
-    sqlite3_bind_int64(st, 3, m->seq);
-    sqlite3_bind_int64(st, 4, m->user_id);
-    sqlite3_bind_text(st, 5, m->data_json, (int)m->data_len, SQLITE_STATIC);
-    if (m->meta_json)
-        sqlite3_bind_text(st, 6, m->meta_json, (int)m->meta_len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 6);
-    int rc = iot_sqldb_step_done(st);
-    *inserted = rc == IOT_OK && sqlite3_changes(iot_sqldb_handle(c)) > 0;
-    return rc;
-}
-
-/* Inserts the messages; s->ins and s->keys get the ones that were new. */
-static int insert_all(struct iot_tmsql *s, struct iot_sqldb_conn *c,
-                      const struct iot_tm_message *msgs, size_t n, size_t *n_ins)
-{
-    sqlite3_stmt *st;
-    int rc = iot_sqldb_stmt(c, TMS_MSG_INSERT, &st);
-    *n_ins = 0;
-    for (size_t i = 0; i < n && rc == IOT_OK; i++) {
-        bool inserted;
-        rc = insert_message(c, st, &msgs[i], &inserted);
-        if (rc == IOT_OK && inserted) {
-            unsigned char *k = s->keys + *n_ins * IOT_TMSQL_KEY_BYTES;
-            put_le64(k, msgs[i].device_id);
-            put_le64(k + 8, msgs[i].ts);
-            put_le64(k + 16, msgs[i].seq);
-            s->ins[(*n_ins)++] = (uint32_t)i;
-        }
-    }
-    return rc;
-}
-
-static int put_pending(struct iot_tmsql *s, struct iot_sqldb_conn *c, int64_t batch,
-                       size_t n_ins)
-{
-    sqlite3_stmt *st;
-    int rc = iot_sqldb_stmt(c, TMS_PENDING_PUT, &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, batch);
-    sqlite3_bind_blob(st, 2, s->keys, (int)(n_ins * IOT_TMSQL_KEY_BYTES), SQLITE_STATIC);
-    return iot_sqldb_step_done(st);
-}
-
-static int scratch_reserve(struct iot_tmsql *s, size_t n)
-{
-    if (n <= s->scratch_cap)
-        return IOT_OK;
-    free(s->ins);
-    free(s->keys);
-    s->ins = malloc(n * sizeof *s->ins);
-    s->keys = malloc(n * IOT_TMSQL_KEY_BYTES);
-    s->scratch_cap = s->ins && s->keys ? n : 0;
-    return s->scratch_cap ? IOT_OK : IOT_ENOMEM;
-}
-
-static void scratch_trim(struct iot_tmsql *s)
-{
-    if (s->scratch_cap > KEEP_SCRATCH) {
-        free(s->ins);
-        free(s->keys);
-        s->ins = NULL;
-        s->keys = NULL;
-        s->scratch_cap = 0;
-    }
-}
-
-/* After the COMMIT of pending batch `batch`: its deltas join the map. Out of
- * memory, the map is dropped and will be rebuilt from the pending table,
- * which holds this batch too: the batch stays a success. */
-static void accumulate(struct iot_tmsql *s, const struct iot_tm_message *msgs, size_t n_ins,
-                       int64_t batch)
-{
-    if (!s->rebuild && !s->agg && !(s->agg = iot_tmsql_agg_new()))
-        s->rebuild = true;
-    for (size_t i = 0; i < n_ins && !s->rebuild; i++) {
-        if (iot_tmsql_agg_add(s->agg, &msgs[s->ins[i]], batch) != IOT_OK) {
-            iot_tmsql_agg_reset(s->agg);
-            s->rebuild = true;
-        }
-    }
-    atomic_store(&s->dirty, 1);
-}
-
+/* Validates all of the batch, then stages it (telemetry_sqlite_pending.c). */
 int iot_tmsql_write_batch(void *self, const struct iot_tm_message *msgs, size_t n)
 {
-    struct iot_tmsql *s = self;
     if (n == 0)
         return IOT_OK;
     int rc = check_batch(msgs, n);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&s->mu);
-    rc = scratch_reserve(s, n);
-    struct iot_sqldb_conn *c;
-    if (rc == IOT_OK)
-        rc = iot_sqldb_write_begin(s->db, &c);
-    if (rc) {
-        pthread_mutex_unlock(&s->mu);
-        return rc;
-    }
-    int64_t batch = s->last_batch + 1;
-    size_t n_ins = 0;
-    rc = insert_all(s, c, msgs, n, &n_ins);
-    if (rc == IOT_OK && n_ins)
-        rc = put_pending(s, c, batch, n_ins);
-    rc = iot_sqldb_write_end(s->db, c, rc);
-    if (rc == IOT_OK && n_ins) {
-        s->last_batch = batch;
-        accumulate(s, msgs, n_ins, batch);
-        /* A failed flush leaves the deltas pending for the next one; the
-         * batch itself is committed. */
-        (void)iot_tmsql_flush_locked(s, false);
-    }
-    scratch_trim(s);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    return rc ? rc : iot_tmsql_stage_write(self, msgs, n);
 }

@@ -94,7 +94,7 @@ enum {
     FLUSH_MAX_WORK = 16384, /* per write-path flush (whole batches, at least one) */
     FLUSH_BYTES = 32 << 20, /* bytes of staged blobs */
     BLOB_SPLIT = 64 << 20,
-    CKPT_PAGES = 4096,
+    CKPT_PAGES = 1024,
     KEEP_SCRATCH = 1 << 16, /* decode scratch kept between flushes */
 };
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/app.h"
+#include "api/stream.h"
 #include "api/views.h"
 #include "core/presence.h"
 #include "util/clock.h"
@@ -81,6 +82,7 @@ void iot_device_forget(struct iot_req *r, const struct iot_device *d)
     iot_devcache_forget(app->devcache, d->api_key_hash);
     iot_cache_presence_remove(&app->cache, d->id);
     iot_cache_del(&app->cache, key);
+    iot_streams_end_device(app->streams, d->id);
 }
 
 int iot_device_remove(struct iot_req *r, const struct iot_device *d)

@@ -24,7 +24,7 @@ bool iot_load_owned_device(struct iot_req *r, size_t param, const struct iot_pri
  * a new status or a deletion takes effect on the next request). */
 int iot_device_save(struct iot_req *r, const struct iot_device *d);
 /* Forgets everything cached about a device that is going away: key cache,
- * presence, latest values. */
+ * presence, latest values; and ends its live streams. */
 void iot_device_forget(struct iot_req *r, const struct iot_device *d);
 /* Drops the local cache entry of a device's (old) key. */
 void iot_device_forget_key(struct iot_req *r, const struct iot_device *d);

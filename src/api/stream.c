@@ -187,6 +187,23 @@ struct iot_streams *iot_streams_new(struct iot_cache *cache, int64_t heartbeat_s
     return s;
 }
 
+void iot_streams_end_device(struct iot_streams *s, int64_t device_id)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    for (struct stream *st = s->head; st; st = st->next) {
+        if (st->device_id != device_id)
+            continue;
+        pthread_mutex_lock(&st->lock);
+        st->ended = true; /* what is buffered is still sent, then the end */
+        release_slot(s, st);
+        wake(st);
+        pthread_mutex_unlock(&st->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 void iot_streams_close_all(struct iot_streams *s)
 {
     if (!s)

@@ -21,6 +21,8 @@ struct iot_streams;
 
 /* At most max_streams at once (beyond: 503), keep-alive every heartbeat_s. */
 struct iot_streams *iot_streams_new(struct iot_cache *cache, int64_t heartbeat_s, size_t max_streams);
+/* Ends the streams of one device (it was deleted). */
+void iot_streams_end_device(struct iot_streams *s, int64_t device_id);
 /* Ends every stream (before the HTTP server stops). */
 void iot_streams_close_all(struct iot_streams *s);
 /* After the HTTP server has stopped. NULL is a no-op. */

@@ -237,6 +237,24 @@ def test_stream_delivers_committed_messages_in_order(owner, srv, streams):
         s.no_event(0.5)
 
 
+def test_deleting_a_device_ends_its_streams(owner, srv, streams):
+    d, sibling = new_device(owner), new_device(owner)
+    gone, stays = streams(owner.api, d.id), streams(owner.api, sibling.id)
+    assert gone.ok and stays.ok, describe(gone.r)
+    d.post({"v": 1})
+    assert gone.events(1)[0]["measurements"] == {"v": 1}
+    expect(srv.admin.delete(f"/admin/devices/{d.id}"), 200)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        block = gone.next_block()
+        if "closed" in block:
+            break
+    else:
+        raise AssertionError("the stream of a deleted device stayed open")
+    sibling.post({"v": 2})                        # other devices' streams go on
+    assert stays.events(1)[0]["measurements"] == {"v": 2}
+
+
 def test_stream_keep_alive_comments(start_server, streams):
     s = start_server(env={"IOTFLOW_STREAM_HEARTBEAT": "1"})
     owner = make_user(s, "bearer")

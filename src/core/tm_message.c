@@ -185,10 +185,10 @@ static int parse_message(json_t *obj, int64_t now_ms, struct iot_tm_message *m, 
     return IOT_OK;
 }
 
-static int parse_array(json_t *array, int64_t device_id, int64_t user_id, int64_t now_ms,
-                       struct iot_tm_parsed *out, bool batch, char *err, size_t size)
+/* Parses n message objects (got from `items` by index) into out. */
+static int parse_messages(json_t *items, size_t n, bool batch, int64_t device_id, int64_t user_id,
+                          int64_t now_ms, struct iot_tm_parsed *out, char *err, size_t size)
 {
-    size_t n = json_array_size(array);
     out->msgs = calloc(n ? n : 1, sizeof *out->msgs);
     if (!out->msgs)
         return IOT_ENOMEM;
@@ -200,7 +200,7 @@ static int parse_array(json_t *array, int64_t device_id, int64_t user_id, int64_
         char prefix[48] = "";
         if (batch)
             snprintf(prefix, sizeof prefix, "messages[%zu]: ", i);
-        int rc = parse_message(json_array_get(array, i), now_ms, m, prefix, err, size);
+        int rc = parse_message(batch ? json_array_get(items, i) : items, now_ms, m, prefix, err, size);
         if (rc)
             return rc;
     }
@@ -212,12 +212,7 @@ int iot_tm_parse_one(json_t *body, int64_t device_id, int64_t user_id, int64_t n
 {
     memset(out, 0, sizeof *out);
     out->root = json_incref(body);
-    json_t *one = json_pack("[O]", body);
-    if (!one)
-        return IOT_ENOMEM;
-    int rc = parse_array(one, device_id, user_id, now_ms, out, false, err, err_size);
-    json_decref(one); /* body itself stays referenced by out->root */
-    return rc;
+    return parse_messages(body, 1, false, device_id, user_id, now_ms, out, err, err_size);
 }
 
 int iot_tm_parse_batch(json_t *body, int64_t device_id, int64_t user_id, int64_t now_ms,
@@ -232,7 +227,7 @@ int iot_tm_parse_batch(json_t *body, int64_t device_id, int64_t user_id, int64_t
     size_t n = json_array_size(array);
     if (n == 0 || n > IOT_TM_BATCH_MAX)
         return fail(err, err_size, "", "%s", "a batch holds 1 to 1000 messages");
-    return parse_array(array, device_id, user_id, now_ms, out, true, err, err_size);
+    return parse_messages(array, n, true, device_id, user_id, now_ms, out, err, err_size);
 }
 
 void iot_tm_parsed_free(struct iot_tm_parsed *p)

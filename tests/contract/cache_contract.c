@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "contract/contract_runner.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -1063,22 +1065,5 @@ static int run_suite(const char *url)
 
 int main(void)
 {
-    const char *env = getenv("IOT_CACHE_URLS");
-    char *urls = strdup(env && env[0] ? env : "memory");
-    if (!urls)
-        return 1;
-    int failed = 0;
-    char *p = urls;
-    for (;;) {
-        char *comma = strchr(p, ',');
-        if (comma)
-            *comma = '\0';
-        if (p[0])
-            failed += run_suite(p);
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-    free(urls);
-    return failed ? 1 : 0;
+    return contract_run_backends("IOT_CACHE_URLS", "memory", run_suite) ? 1 : 0;
 }

@@ -22,11 +22,12 @@
 
 #include <cmocka.h>
 
+#include "contract/contract_runner.h"
+
 #include "store/registry.h"
 #include "util/clock.h"
 #include "util/err.h"
 
-#define MAX_URLS 8
 
 /* Asserts that print both values: decimal, and error names for statuses
  * (cmocka 1.1's assert_int_equal prints hex, unreadable for negatives). */
@@ -1343,48 +1344,16 @@ static int run_backend(const char *url)
     return cmocka_run_group_tests_name(name, tests, NULL, NULL);
 }
 
-/* The default backends: a file under IOT_TEST_TMPDIR (created) and memory. */
-static void default_urls(char *buf, size_t size)
-{
-    const char *tmp = getenv("IOT_TEST_TMPDIR");
-    if (!tmp || !tmp[0])
-        tmp = "/tmp";
-    char path[900];
-    snprintf(path, sizeof path, "%s/x", tmp); /* create tmp itself, mkdir -p style */
-    for (char *p = path + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(path, 0755);
-            *p = '/';
-        }
-    }
-    snprintf(buf, size, "sqlite://%s/registry-contract,sqlite::memory:", tmp);
-}
-
 int main(void)
 {
-    char urls[2048];
-    const char *env = getenv("IOT_REGISTRY_URLS");
-    if (env && env[0])
-        snprintf(urls, sizeof urls, "%s", env);
-    else
-        default_urls(urls, sizeof urls);
-
+    char defaults[1100];
+    snprintf(defaults, sizeof defaults, "sqlite://%s/registry-contract,sqlite::memory:",
+             contract_tmpdir());
     const struct CMUnitTest table_tests[] = {
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test(test_url_forms),
     };
     int failed = cmocka_run_group_tests_name("registry_backend_table", table_tests, NULL, NULL);
-    int n = 0;
-    for (char *url = urls; url && *url && n < MAX_URLS; n++) {
-        char *comma = strchr(url, ',');
-        if (comma)
-            *comma = '\0';
-        while (*url == ' ')
-            url++;
-        if (*url)
-            failed += run_backend(url);
-        url = comma ? comma + 1 : NULL;
-    }
+    failed += contract_run_backends("IOT_REGISTRY_URLS", defaults, run_backend);
     return failed ? 1 : 0;
 }

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "contract/contract_runner.h"
 #include <jansson.h>
 #include <sqlite3.h>
 
@@ -28,7 +30,6 @@
 #include "util/clock.h"
 #include "util/err.h"
 
-#define MAX_URLS 8
 #define H IOT_TM_HOUR
 #define D IOT_TM_DAY
 #define T0 INT64_C(1767225600000) /* 2026-01-01T00:00:00Z, a day boundary */
@@ -2064,47 +2065,15 @@ static int run_backend(const char *url)
     return cmocka_run_group_tests_name(name, tests, NULL, NULL);
 }
 
-/* The default backends: a file under IOT_TEST_TMPDIR (created) and memory. */
-static void default_urls(char *buf, size_t size)
-{
-    const char *tmp = getenv("IOT_TEST_TMPDIR");
-    if (!tmp || !tmp[0])
-        tmp = "/tmp";
-    char path[900];
-    snprintf(path, sizeof path, "%s/x", tmp); /* create tmp itself, mkdir -p style */
-    for (char *p = path + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(path, 0755);
-            *p = '/';
-        }
-    }
-    snprintf(buf, size, "sqlite://%s/telemetry-contract,sqlite::memory:", tmp);
-}
-
 int main(void)
 {
-    char urls[2048];
-    const char *env = getenv("IOT_TELEMETRY_URLS");
-    if (env && env[0])
-        snprintf(urls, sizeof urls, "%s", env);
-    else
-        default_urls(urls, sizeof urls);
-
+    char defaults[1100];
+    snprintf(defaults, sizeof defaults, "sqlite://%s/telemetry-contract,sqlite::memory:",
+             contract_tmpdir());
     const struct CMUnitTest table_tests[] = {
         cmocka_unit_test(test_backend_table),
     };
     int failed = cmocka_run_group_tests_name("telemetry_backend_table", table_tests, NULL, NULL);
-    int n = 0;
-    for (char *url = urls; url && *url && n < MAX_URLS; n++) {
-        char *comma = strchr(url, ',');
-        if (comma)
-            *comma = '\0';
-        while (*url == ' ')
-            url++;
-        if (*url)
-            failed += run_backend(url);
-        url = comma ? comma + 1 : NULL;
-    }
+    failed += contract_run_backends("IOT_TELEMETRY_URLS", defaults, run_backend);
     return failed ? 1 : 0;
 }

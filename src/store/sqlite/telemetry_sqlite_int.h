@@ -125,8 +125,6 @@ int iot_tmsql_step_ints(sqlite3_stmt *st, int64_t *out, int n);
 int iot_tmsql_agg_add(struct iot_tmsql_agg *a, const struct iot_tm_message *m, int64_t batch);
 /* Applies every delta with multi-row upserts, in the caller's transaction. */
 int iot_tmsql_agg_apply(struct iot_sqldb_conn *c, const struct iot_tmsql_agg *a);
-size_t iot_tmsql_agg_keys(const struct iot_tmsql_agg *a);  /* distinct keys */
-size_t iot_tmsql_agg_bytes(const struct iot_tmsql_agg *a); /* memory held */
 void iot_tmsql_agg_reset(struct iot_tmsql_agg *a);        /* NULL-safe */
 struct iot_tmsql_agg *iot_tmsql_agg_new(void);
 void iot_tmsql_agg_free(struct iot_tmsql_agg *a);

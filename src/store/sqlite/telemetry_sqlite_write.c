@@ -291,13 +291,6 @@ void iot_tmsql_agg_reset(struct iot_tmsql_agg *a)
         memset(a->slots, 0, a->nslots * sizeof *a->slots);
 }
 
-size_t iot_tmsql_agg_keys(const struct iot_tmsql_agg *a) { return a ? a->n : 0; }
-
-size_t iot_tmsql_agg_bytes(const struct iot_tmsql_agg *a)
-{
-    return a ? a->cap * sizeof *a->e + a->nslots * sizeof *a->slots + a->text_cap : 0;
-}
-
 /* ---- aggregation -------------------------------------------------------- */
 
 static bool newer(int64_t ts, int64_t seq, int64_t than_ts, int64_t than_seq)

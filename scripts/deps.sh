@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libmicrohttpd-dev libjansson-dev libsodium-dev libsqlite3-dev uuid-dev
+  libpq-dev libhiredis-dev
+  postgresql redis-server
   libcmocka-dev
   python3 python3-pytest python3-requests
   wrk curl

@@ -74,3 +74,30 @@ void iot_cache_value_free(struct iot_cache_value *v)
     v->data = NULL;
     v->len = 0;
 }
+
+static int write_one(const struct iot_cache_ops *ops, void *self, const struct iot_cache_write *w)
+{
+    switch (w->kind) {
+    case IOT_CACHE_W_HASH_SET:
+        return ops->hash_set(self, w->key, w->fields, w->n_fields, w->ttl_ms);
+    case IOT_CACHE_W_PRESENCE_TOUCH:
+        return ops->presence_touch(self, w->device_id, w->seen_ms);
+    case IOT_CACHE_W_PUBLISH:
+        return ops->publish(self, w->key, w->msg, w->len);
+    case IOT_CACHE_W_DEL:
+        return ops->del(self, w->key);
+    }
+    return IOT_EINVAL;
+}
+
+int iot_cache_write_batch_each(const struct iot_cache_ops *ops, void *self,
+                               const struct iot_cache_write *w, size_t n)
+{
+    int first = IOT_OK;
+    for (size_t i = 0; i < n; i++) {
+        int rc = write_one(ops, self, &w[i]);
+        if (rc && first == IOT_OK)
+            first = rc;
+    }
+    return first;
+}

@@ -4,8 +4,8 @@
  * (API-key and device-info caches), counters and gauges, sliding-window rate
  * limits, user sessions, device presence (online set with last-seen times),
  * hashes (latest values), capped lists (alerts) and publish/subscribe.
- * Implementations: in-process (src/store/memory, embedded default) and,
- * later, Redis. Every op may be called from any thread. Keys and channels are
+ * Implementations: in-process (src/store/memory, embedded default) and
+ * Redis (src/store/redis). Every op may be called from any thread. Keys and channels are
  * NUL-terminated strings of at most IOT_CACHE_KEY_MAX bytes; values are
  * byte slices of at most IOT_CACHE_VALUE_MAX bytes. Callers use the
  * iot_cache_* wrappers at the bottom. */
@@ -43,6 +43,27 @@ typedef int (*iot_cache_item_fn)(void *ctx, const char *value, size_t len);
 typedef void (*iot_cache_msg_fn)(void *ctx, const char *channel, const char *msg, size_t len);
 
 struct iot_cache_sub; /* opaque subscription handle */
+
+/* One write of a batch (write_batch): the ingest path's fan-out after each
+ * commit, sent to a server backend in one round trip (pipelined). */
+enum iot_cache_write_kind {
+    IOT_CACHE_W_HASH_SET,       /* key, fields, n_fields, ttl_ms */
+    IOT_CACHE_W_PRESENCE_TOUCH, /* device_id, seen_ms */
+    IOT_CACHE_W_PUBLISH,        /* key = channel, msg, len */
+    IOT_CACHE_W_DEL,            /* key */
+};
+
+struct iot_cache_write {
+    enum iot_cache_write_kind kind;
+    const char *key;
+    const struct iot_cache_field *fields;
+    size_t n_fields;
+    int64_t ttl_ms;
+    const char *msg;
+    size_t len;
+    int64_t device_id;
+    int64_t seen_ms;
+};
 
 #define IOT_CACHE_CAP_TTL 0x1u     /* keys expire */
 #define IOT_CACHE_CAP_SHARED 0x2u  /* state is shared between processes */
@@ -119,6 +140,11 @@ struct iot_cache_ops {
     int (*subscribe)(void *self, const char *channel, iot_cache_msg_fn fn, void *ctx,
                      struct iot_cache_sub **out);
     void (*unsubscribe)(void *self, struct iot_cache_sub *sub); /* NULL is a no-op */
+
+    /* Applies n writes in order, each with the meaning of its single op
+     * above; not atomic. Returns IOT_OK when all were applied, else the
+     * first error (the others are still attempted). */
+    int (*write_batch)(void *self, const struct iot_cache_write *w, size_t n);
 };
 
 struct iot_cache {
@@ -132,6 +158,9 @@ const char *iot_cache_backend_names(void);
 int iot_cache_open(const char *url, struct iot_cache *out);
 void iot_cache_close(struct iot_cache *c);
 void iot_cache_value_free(struct iot_cache_value *v);
+/* write_batch for backends without pipelining: each write through its op. */
+int iot_cache_write_batch_each(const struct iot_cache_ops *ops, void *self,
+                               const struct iot_cache_write *w, size_t n);
 
 static inline int iot_cache_ping(struct iot_cache *c) { return c->ops->ping(c->self); }
 static inline int iot_cache_set(struct iot_cache *c, const char *k, const char *v, size_t n, int64_t ttl) { return c->ops->set(c->self, k, v, n, ttl); }
@@ -156,5 +185,6 @@ static inline int iot_cache_list_range(struct iot_cache *c, const char *k, size_
 static inline int iot_cache_publish(struct iot_cache *c, const char *ch, const char *m, size_t n) { return c->ops->publish(c->self, ch, m, n); }
 static inline int iot_cache_subscribe(struct iot_cache *c, const char *ch, iot_cache_msg_fn fn, void *ctx, struct iot_cache_sub **o) { return c->ops->subscribe(c->self, ch, fn, ctx, o); }
 static inline void iot_cache_unsubscribe(struct iot_cache *c, struct iot_cache_sub *s) { c->ops->unsubscribe(c->self, s); }
+static inline int iot_cache_write_batch(struct iot_cache *c, const struct iot_cache_write *w, size_t n) { return n ? c->ops->write_batch(c->self, w, n) : 0; }
 
 #endif

@@ -489,6 +489,14 @@ static int mem_gauge_get(void *self, const char *key, double *out)
     return rc;
 }
 
+const struct iot_cache_ops iot_cache_memory;
+
+/* In process there is no round trip to save: one op after another. */
+static int mem_write_batch(void *self, const struct iot_cache_write *w, size_t n)
+{
+    return iot_cache_write_batch_each(&iot_cache_memory, self, w, n);
+}
+
 const struct iot_cache_ops iot_cache_memory = {
     .name = "memory",
     .version = 1,
@@ -520,4 +528,5 @@ const struct iot_cache_ops iot_cache_memory = {
     .publish = iot_mem_publish,
     .subscribe = iot_mem_subscribe,
     .unsubscribe = iot_mem_unsubscribe,
+    .write_batch = mem_write_batch,
 };

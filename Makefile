@@ -6,7 +6,12 @@ ASAN_DIR    ?= build-asan
 JOBS        ?= $(shell nproc)
 IOTFLOW_DATA_DIR ?= ./data
 
-.PHONY: all deps build run test test-c test-api sanitize bench clean
+.PHONY: all deps build run test test-c test-api test-api-servers services sanitize bench clean
+
+# The servers the tests use beside the embedded stores (scripts/services.sh).
+TEST_SERVICES ?= postgres redis
+# Starts them (idempotent) and exports DATABASE_URL and REDIS_URL.
+WITH_SERVICES = eval "$$(scripts/services.sh start $(TEST_SERVICES))" &&
 
 all: build
 
@@ -30,22 +35,38 @@ run: build
 	  IOTFLOW_DATA_DIR="$(IOTFLOW_DATA_DIR)" exec $(BUILD_DIR)/iotflowd; \
 	fi
 
+# Every test: the C suites (the contract suites on every backend), then the
+# black-box API suite twice — on the embedded stores, and on PostgreSQL +
+# Redis (with the two-instance and fault tests).
 test: build
-	@$(MAKE) --no-print-directory test-c test-api BIN_DIR=$(BUILD_DIR)
+	@$(WITH_SERVICES) $(MAKE) --no-print-directory test-c test-api test-api-servers BIN_DIR=$(BUILD_DIR)
+
+services: deps
+	@scripts/services.sh start $(TEST_SERVICES) >/dev/null
 
 BIN_DIR ?= $(BUILD_DIR)
 test-c:
-	@cd $(BIN_DIR) && ctest --output-on-failure -j $(JOBS)
+	@cd $(BIN_DIR) && IOT_REGISTRY_URLS_EXTRA="$$DATABASE_URL" IOT_CACHE_URLS_EXTRA="$$REDIS_URL" \
+	  ctest --output-on-failure -j $(JOBS)
 
 test-api:
+	@echo "== API suite on the embedded stores"
 	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd $(PYTHON) -m pytest -q tests/api
+
+test-api-servers:
+	@echo "== API suite on PostgreSQL + Redis"
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || \
+	  { echo "test-api-servers: run it through 'make test' (needs DATABASE_URL and REDIS_URL)"; exit 1; }
+	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
+	  IOTFLOW_TEST_REDIS_URL="$$REDIS_URL" $(PYTHON) -m pytest -q tests/api
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 sanitize: deps
 	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DIOT_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_DIR) -j $(JOBS)
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(MAKE) --no-print-directory test-c test-api BIN_DIR=$(ASAN_DIR)
+	@$(WITH_SERVICES) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MAKE) --no-print-directory test-c test-api test-api-servers BIN_DIR=$(ASAN_DIR)
 
 bench: build
 	@$(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd

@@ -156,7 +156,8 @@ start_redis() {
     log "redis already running on 127.0.0.1:$REDIS_PORT"
   else
     mkdir -p "$dir"
-    # The cache holds nothing that cannot be rebuilt: no persistence.
+    # Sessions and rate limits survive a restart of Redis (append-only
+    # file, synced every second); everything else can be rebuilt.
     (umask 077; cat >"$dir/redis.conf" <<EOF
 bind 127.0.0.1
 protected-mode yes
@@ -167,7 +168,8 @@ pidfile $dir/redis.pid
 logfile $dir/server.log
 daemonize yes
 save ""
-appendonly no
+appendonly yes
+appendfsync everysec
 maxmemory 512mb
 maxmemory-policy volatile-lru
 EOF
@@ -182,7 +184,7 @@ EOF
 
 stop_redis() {
   if redis_running; then
-    redis_cli shutdown nosave >/dev/null 2>&1 || true
+    redis_cli shutdown >/dev/null 2>&1 || true
     for _ in $(seq 50); do redis_running || break; sleep 0.1; done
     log "redis stopped"
   else

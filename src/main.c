@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "api/device_common.h"
 #include "api/stream.h"
 #include "core/config.h"
 #include "core/secrets.h"
@@ -30,9 +31,10 @@ static int open_stores(const struct iot_config *cfg, struct iot_app *app)
                   iot_registry_backend_names());
         return rc;
     }
-    rc = iot_cache_open(NULL, &app->cache);
+    rc = iot_cache_open(*cfg->redis_url ? cfg->redis_url : NULL, &app->cache);
     if (rc) {
-        IOT_ERROR("cannot open the cache store: %s", iot_strerror(rc));
+        IOT_ERROR("cannot open the cache store: %s; compiled-in backends: %s", iot_strerror(rc),
+                  iot_cache_backend_names());
         iot_registry_close(&app->registry);
         return rc;
     }
@@ -78,7 +80,7 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
     size_t max_streams = (size_t)cfg->max_connections / 2;
     app->streams = iot_streams_new(&app->cache, cfg->stream_heartbeat,
                                    max_streams > 1024 ? 1024 : max_streams ? max_streams : 1);
-    if (app->devcache && app->ingest && app->streams)
+    if (app->devcache && app->ingest && app->streams && iot_device_notices_start(app) == IOT_OK)
         return IOT_OK;
     IOT_ERROR("cannot start the ingest pipeline, key cache or streams");
     return IOT_ENOMEM;
@@ -86,6 +88,7 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
 
 static void stop_services(struct iot_app *app)
 {
+    iot_device_notices_stop(app);
     iot_ingest_free(app->ingest);
     iot_streams_free(app->streams);
     iot_devcache_free(app->devcache);

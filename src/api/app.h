@@ -27,6 +27,7 @@ struct iot_app {
     struct iot_ingest *ingest;
     struct iot_devcache *devcache;
     struct iot_streams *streams;
+    struct iot_cache_sub *device_notices; /* api/device_common.c */
     int64_t started_at_ms;
     int64_t started_mono_us;
     unsigned threads;

@@ -61,17 +61,67 @@ bool iot_authn_device_reader(struct iot_req *r, struct iot_device *d)
     return true;
 }
 
+/* Other iotflowd instances sharing the cache keep API keys in their own
+ * key caches (core/devcache.h) and may hold the device's live streams: a
+ * notice on this channel makes them forget the key at once (rather than
+ * when their cache entry expires) and end the streams of a deleted device.
+ * Payload: "<device id> <key hash> <1 if deleted, else 0>". */
+#define DEVICE_NOTICE_CHANNEL "device:notice"
+
+static void notify_peers(struct iot_app *app, const struct iot_device *d, bool deleted)
+{
+    char msg[IOT_KEY_HASH_LEN + 48];
+    int len = snprintf(msg, sizeof msg, "%lld %s %d", (long long)d->id, d->api_key_hash,
+                       deleted ? 1 : 0);
+    int rc = iot_cache_publish(&app->cache, DEVICE_NOTICE_CHANNEL, msg, (size_t)len);
+    if (rc)
+        IOT_DEBUG("device notice not published (%s); peers forget the key when it expires",
+                  iot_strerror(rc));
+}
+
+static void on_device_notice(void *ctx, const char *channel, const char *msg, size_t len)
+{
+    struct iot_app *app = ctx;
+    char text[IOT_KEY_HASH_LEN + 48], hash[IOT_KEY_HASH_LEN + 1];
+    long long id;
+    int deleted;
+    if (len >= sizeof text)
+        return;
+    memcpy(text, msg, len);
+    text[len] = '\0';
+    if (sscanf(text, "%lld %64s %d", &id, hash, &deleted) != 3)
+        return;
+    iot_devcache_forget(app->devcache, hash);
+    if (deleted)
+        iot_streams_end_device(app->streams, id);
+}
+
+int iot_device_notices_start(struct iot_app *app)
+{
+    return iot_cache_subscribe(&app->cache, DEVICE_NOTICE_CHANNEL, on_device_notice, app,
+                               &app->device_notices);
+}
+
+void iot_device_notices_stop(struct iot_app *app)
+{
+    iot_cache_unsubscribe(&app->cache, app->device_notices);
+    app->device_notices = NULL;
+}
+
 int iot_device_save(struct iot_req *r, const struct iot_device *d)
 {
     struct iot_app *app = iot_app_of(r);
     int rc = iot_reg_device_update(&app->registry, d);
     iot_devcache_forget(app->devcache, d->api_key_hash);
+    notify_peers(app, d, false);
     return rc;
 }
 
 void iot_device_forget_key(struct iot_req *r, const struct iot_device *d)
 {
-    iot_devcache_forget(iot_app_of(r)->devcache, d->api_key_hash);
+    struct iot_app *app = iot_app_of(r);
+    iot_devcache_forget(app->devcache, d->api_key_hash);
+    notify_peers(app, d, false);
 }
 
 void iot_device_forget(struct iot_req *r, const struct iot_device *d)
@@ -83,6 +133,7 @@ void iot_device_forget(struct iot_req *r, const struct iot_device *d)
     iot_cache_presence_remove(&app->cache, d->id);
     iot_cache_del(&app->cache, key);
     iot_streams_end_device(app->streams, d->id);
+    notify_peers(app, d, true);
 }
 
 int iot_device_remove(struct iot_req *r, const struct iot_device *d)

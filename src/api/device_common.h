@@ -59,4 +59,10 @@ int iot_device_stats_now(struct iot_app *app, struct iot_device_stats *out);
 #define IOT_DEV_ALL 0x3fu
 int iot_read_device_fields(struct iot_req *r, json_t *body, unsigned fields, struct iot_device *d);
 
+/* Subscribes this instance to the device notices of its peers (changed
+ * and rotated keys, deleted devices); stop before freeing the key cache
+ * and the streams. */
+int iot_device_notices_start(struct iot_app *app);
+void iot_device_notices_stop(struct iot_app *app);
+
 #endif

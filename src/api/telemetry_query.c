@@ -300,7 +300,9 @@ static int latest_from_store(struct iot_app *app, int64_t device_id, const char 
     if (rc || l->n == 0)
         return rc;
     keep_for_refill(l, IOT_LATEST_COMPLETE, strdup("1"));
-    iot_cache_hash_set(&app->cache, key, l->fields, l->n_fields, IOT_LATEST_TTL_MS);
+    bool shared = (app->cache.ops->caps & IOT_CACHE_CAP_SHARED) != 0;
+    iot_cache_hash_set(&app->cache, key, l->fields, l->n_fields,
+                       shared ? IOT_LATEST_SHARED_TTL_MS : IOT_LATEST_TTL_MS);
     return IOT_OK;
 }
 

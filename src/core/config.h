@@ -17,6 +17,7 @@ struct iot_config {
     int64_t port;
     char *data_dir;
     char *database_url; /* empty: SQLite file iotflow.db in data_dir */
+    char *redis_url;    /* empty: the in-process cache */
     char *admin_token;  /* empty: admin API refused */
     bool trust_user_id_header;
     int64_t auth_rate_limit;   /* requests/minute per client IP; 0 = off */

@@ -14,6 +14,7 @@
 #define RETENTION_PERIOD_MS INT64_C(3600000)
 #define SEEN_MAX 4096 /* distinct devices gathered between flushes */
 #define NEWEST_SLOTS 4096 /* devices whose newest cached timestamp we remember */
+#define STALE_MAX 4096    /* devices whose latest-values entry must still be dropped */
 
 struct iot_ingest {
     struct iot_ingest_config cfg;
@@ -42,6 +43,12 @@ struct iot_ingest {
     /* Newest timestamp this process put in each device's cached latest
      * values (direct-mapped by device id). */
     struct { int64_t device_id, ts; } newest_cached[NEWEST_SLOTS];
+    /* A shared cache (Redis) outlives this process and may be unreachable
+     * for a while: latest-values entries that a failed batch could not
+     * drop, retried with every later batch. */
+    bool shared_cache;
+    int64_t stale[STALE_MAX];
+    size_t n_stale;
 };
 
 void iot_ingest_channel(int64_t device_id, char *buf, size_t size)
@@ -182,71 +189,168 @@ static char *latest_field(int64_t ts, const struct iot_tm_value *v)
     return field;
 }
 
+/* The cache writes of one fan-out, sent as one batch (one round trip to a
+ * server cache), and the heap buffers they point into, freed after it. */
+struct fanout {
+    struct iot_cache_write *w;
+    size_t n, cap;
+    void **owned;
+    size_t n_owned, cap_owned;
+};
+
+static bool grow(void **array, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t cap2 = *cap ? *cap * 2 : 64;
+    while (cap2 < need)
+        cap2 *= 2;
+    void *p = realloc(*array, cap2 * elem);
+    if (!p)
+        return false;
+    *array = p;
+    *cap = cap2;
+    return true;
+}
+
+/* Takes ownership of p (freed by fanout_send); NULL or no memory → false
+ * and p is freed. */
+static bool fanout_own(struct fanout *f, void *p)
+{
+    if (p && grow((void **)&f->owned, &f->cap_owned, f->n_owned + 1, sizeof *f->owned)) {
+        f->owned[f->n_owned++] = p;
+        return true;
+    }
+    free(p);
+    return false;
+}
+
+static void fanout_add(struct fanout *f, struct iot_cache_write w)
+{
+    if (grow((void **)&f->w, &f->cap, f->n + 1, sizeof *f->w))
+        f->w[f->n++] = w;
+}
+
+static void note_stale(struct iot_ingest *ing, int64_t device_id)
+{
+    for (size_t i = 0; i < ing->n_stale; i++)
+        if (ing->stale[i] == device_id)
+            return;
+    if (ing->n_stale < STALE_MAX)
+        ing->stale[ing->n_stale++] = device_id;
+    else
+        IOT_WARN("ingest: latest values of device %lld may be stale in the cache until they expire",
+                 (long long)device_id);
+}
+
+/* Drops, first in the batch, the entries an earlier failed batch left. */
+static void add_stale_drops(struct iot_ingest *ing, struct fanout *f)
+{
+    for (size_t i = 0; i < ing->n_stale; i++) {
+        char *key = malloc(64);
+        if (!fanout_own(f, key))
+            return;
+        iot_latest_key(ing->stale[i], key, 64);
+        fanout_add(f, (struct iot_cache_write){.kind = IOT_CACHE_W_DEL, .key = key});
+    }
+}
+
+/* Sends the batch; if it fails, every device of msgs joins the stale
+ * list (the batch is not atomic: any of its drops may be missing). */
+static void fanout_send(struct iot_ingest *ing, struct fanout *f,
+                        const struct iot_tm_message *msgs, size_t n)
+{
+    int rc = iot_cache_write_batch(ing->cache, f->w, f->n);
+    if (rc == IOT_OK) {
+        ing->n_stale = 0;
+    } else {
+        IOT_DEBUG("ingest: %zu cache writes not all applied: %s", f->n, iot_strerror(rc));
+        for (size_t i = 0; i < n; i++)
+            note_stale(ing, msgs[i].device_id);
+    }
+    for (size_t i = 0; i < f->n_owned; i++)
+        free(f->owned[i]);
+    free(f->owned);
+    free(f->w);
+}
+
 /* Merges a device's newest message of the batch into its cached latest
  * values — unless the message may be older than what the cache holds (a
  * device catching up, or one this process has not cached yet): then the
  * entry is dropped and the next read refills it from the store, which keeps
  * the newer value by timestamp. A merge never makes an entry complete (see
  * IOT_LATEST_COMPLETE), so a partial entry is never trusted. */
-static void cache_latest(struct iot_ingest *ing, const struct iot_tm_message *m)
+static void cache_latest(struct iot_ingest *ing, struct fanout *f, const struct iot_tm_message *m)
 {
-    char key[64];
-    iot_latest_key(m->device_id, key, sizeof key);
+    char *key = malloc(64);
+    if (!fanout_own(f, key))
+        return;
+    iot_latest_key(m->device_id, key, 64);
+    if (ing->shared_cache) { /* see forget_latest */
+        fanout_add(f, (struct iot_cache_write){.kind = IOT_CACHE_W_DEL, .key = key});
+        return;
+    }
     size_t slot = (size_t)((uint64_t)m->device_id % NEWEST_SLOTS);
     bool known = ing->newest_cached[slot].device_id == m->device_id;
     if (!known || m->ts < ing->newest_cached[slot].ts) {
         if (!known)
             ing->newest_cached[slot].device_id = m->device_id, ing->newest_cached[slot].ts = m->ts;
-        iot_cache_del(ing->cache, key);
+        fanout_add(f, (struct iot_cache_write){.kind = IOT_CACHE_W_DEL, .key = key});
         return;
     }
     ing->newest_cached[slot].ts = m->ts;
-    struct iot_cache_field fields[IOT_TM_POINTS_MAX];
-    char *values[IOT_TM_POINTS_MAX];
+    struct iot_cache_field *fields = malloc(m->n_points * sizeof *fields + 1);
+    if (!fanout_own(f, fields))
+        return;
     size_t n = 0;
     for (size_t i = 0; i < m->n_points; i++) {
-        values[n] = latest_field(m->ts, &m->points[i].value);
-        if (values[n]) {
-            fields[n] = (struct iot_cache_field){m->points[i].name, values[n], strlen(values[n])};
-            n++;
-        }
+        char *value = latest_field(m->ts, &m->points[i].value);
+        if (fanout_own(f, value))
+            fields[n++] = (struct iot_cache_field){m->points[i].name, value, strlen(value)};
     }
-    int rc = iot_cache_hash_set(ing->cache, key, fields, n, IOT_LATEST_TTL_MS);
-    for (size_t i = 0; i < n; i++)
-        free(values[i]);
-    if (rc)
-        IOT_DEBUG("ingest: latest values of device %lld not cached: %s", (long long)m->device_id,
-                  iot_strerror(rc));
+    fanout_add(f, (struct iot_cache_write){.kind = IOT_CACHE_W_HASH_SET, .key = key,
+                                           .fields = fields, .n_fields = n,
+                                           .ttl_ms = IOT_LATEST_TTL_MS});
+}
+
+/* The device's presence and its last_seen for the registry. */
+static void seen_now(struct iot_ingest *ing, struct fanout *f, int64_t device_id, int64_t now)
+{
+    fanout_add(f, (struct iot_cache_write){.kind = IOT_CACHE_W_PRESENCE_TOUCH,
+                                           .device_id = device_id, .seen_ms = now});
+    note_seen(ing, device_id, now);
 }
 
 /* The message as subscribers of the device's channel see it. */
-static void publish(struct iot_ingest *ing, const struct iot_tm_message *m)
+static void publish(struct fanout *f, const struct iot_tm_message *m)
 {
-    char channel[48], ts[IOT_ISO8601_LEN + 1];
-    iot_ingest_channel(m->device_id, channel, sizeof channel);
+    char ts[IOT_ISO8601_LEN + 1];
     iot_iso8601(m->ts, ts, sizeof ts);
     size_t cap = m->data_len + m->meta_len + 128;
-    char stack[1024], *buf = cap <= sizeof stack ? stack : malloc(cap);
-    if (!buf)
+    char *channel = malloc(48), *buf = malloc(cap);
+    if (!fanout_own(f, channel) || !fanout_own(f, buf))
         return;
+    iot_ingest_channel(m->device_id, channel, 48);
     int len = snprintf(buf, cap, "{\"device_id\":%lld,\"timestamp\":\"%s\",\"measurements\":%.*s%s%.*s}",
                        (long long)m->device_id, ts, (int)m->data_len, m->data_json,
                        m->meta_json ? ",\"metadata\":" : "", (int)m->meta_len,
                        m->meta_json ? m->meta_json : "");
     if (len > 0 && (size_t)len < cap)
-        iot_cache_publish(ing->cache, channel, buf, (size_t)len);
-    if (buf != stack)
-        free(buf);
+        fanout_add(f, (struct iot_cache_write){.kind = IOT_CACHE_W_PUBLISH, .key = channel,
+                                               .msg = buf, .len = (size_t)len});
 }
 
 /* After the commit: latest values and presence from the newest message
  * of each device in the batch, last_seen gathered for the registry, and
- * every message published on its device's channel. */
+ * every message published on its device's channel — all in one cache
+ * batch. */
 static void fan_out(struct iot_ingest *ing, const struct iot_tm_message *msgs, size_t n)
 {
     struct newest { int64_t device_id; size_t index; } newest[64];
     size_t n_devices = 0;
     int64_t now = iot_now_ms();
+    struct fanout f = {0};
+    add_stale_drops(ing, &f);
     for (size_t i = 0; i < n; i++) {
         size_t d = 0;
         while (d < n_devices && newest[d].device_id != msgs[i].device_id)
@@ -256,17 +360,37 @@ static void fan_out(struct iot_ingest *ing, const struct iot_tm_message *msgs, s
         else if (d < n_devices && msgs[i].ts >= msgs[newest[d].index].ts)
             newest[d].index = i;
         else if (d == n_devices) { /* more devices than slots: update directly */
-            cache_latest(ing, &msgs[i]);
-            iot_cache_presence_touch(ing->cache, msgs[i].device_id, now);
-            note_seen(ing, msgs[i].device_id, now);
+            cache_latest(ing, &f, &msgs[i]);
+            seen_now(ing, &f, msgs[i].device_id, now);
         }
-        publish(ing, &msgs[i]);
+        publish(&f, &msgs[i]);
     }
     for (size_t d = 0; d < n_devices; d++) {
-        cache_latest(ing, &msgs[newest[d].index]);
-        iot_cache_presence_touch(ing->cache, newest[d].device_id, now);
-        note_seen(ing, newest[d].device_id, now);
+        cache_latest(ing, &f, &msgs[newest[d].index]);
+        seen_now(ing, &f, newest[d].device_id, now);
     }
+    fanout_send(ing, &f, msgs, n);
+}
+
+/* With a shared cache, each device's latest-values entry is dropped before
+ * the commit as well as after it, instead of merged: a crash between the
+ * commit and the fan-out (or a cache outage then) must not leave a complete
+ * but stale entry behind for other instances or the next incarnation; the
+ * next read refills it from the store. */
+static void forget_latest(struct iot_ingest *ing, const struct iot_tm_message *msgs, size_t n)
+{
+    struct fanout f = {0};
+    add_stale_drops(ing, &f);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && msgs[i].device_id == msgs[i - 1].device_id)
+            continue;
+        char *key = malloc(64);
+        if (!fanout_own(&f, key))
+            break;
+        iot_latest_key(msgs[i].device_id, key, 64);
+        fanout_add(&f, (struct iot_cache_write){.kind = IOT_CACHE_W_DEL, .key = key});
+    }
+    fanout_send(ing, &f, msgs, n);
 }
 
 static void run_retention(struct iot_ingest *ing, int64_t now)
@@ -288,6 +412,8 @@ static void run_retention(struct iot_ingest *ing, int64_t now)
 static void commit_jobs(struct iot_ingest *ing, struct iot_ingest_job *jobs, size_t n)
 {
     int rc = gather_batch(ing, jobs, n);
+    if (rc == IOT_OK && ing->shared_cache)
+        forget_latest(ing, ing->batch, n);
     if (rc == IOT_OK)
         rc = iot_tm_write_batch(ing->tm, ing->batch, n);
     if (rc == IOT_OK)
@@ -368,6 +494,7 @@ struct iot_ingest *iot_ingest_start(const struct iot_ingest_config *cfg, struct 
     ing->tm = tm;
     ing->cache = cache;
     ing->reg = reg;
+    ing->shared_cache = (cache->ops->caps & IOT_CACHE_CAP_SHARED) != 0;
     ing->last_seen_flush = iot_now_ms();
     pthread_mutex_init(&ing->lock, NULL);
     pthread_cond_init(&ing->wake, NULL);

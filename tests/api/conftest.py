@@ -258,6 +258,42 @@ class Client:
 # Server process
 # --------------------------------------------------------------------------
 
+# --------------------------------------------------------------------------
+# Server backends: the embedded stores, or PostgreSQL + Redis
+# --------------------------------------------------------------------------
+
+# Set by `make test` for the second pass of this suite (scripts/services.sh
+# started the servers): every iotflowd then runs on PostgreSQL + Redis.
+TEST_DATABASE_URL = os.environ.get("IOTFLOW_TEST_DATABASE_URL", "")
+TEST_REDIS_URL = os.environ.get("IOTFLOW_TEST_REDIS_URL", "")
+SERVER_BACKENDS = bool(TEST_DATABASE_URL and TEST_REDIS_URL)
+
+
+def _with_param(url, param):
+    return url + ("&" if "?" in url else "?") + param
+
+
+def psql(url, sql):
+    """Run SQL on the test PostgreSQL (Debian's psql client)."""
+    out = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, f"psql failed: {out.stderr}"
+    return out.stdout
+
+
+def fresh_backends():
+    """The environment of a new, empty namespace on the test servers: a
+    PostgreSQL schema of its own (first on the search_path) and a Redis key
+    prefix of its own. Instances given the same dict share their state, as
+    instances behind one load balancer do. {} in the embedded pass."""
+    if not SERVER_BACKENDS:
+        return {}
+    name = "t_" + uuid.uuid4().hex[:16]
+    psql(TEST_DATABASE_URL, f"CREATE SCHEMA {name}")
+    return {"DATABASE_URL": _with_param(TEST_DATABASE_URL, f"options=-csearch_path%3D{name}"),
+            "REDIS_URL": _with_param(TEST_REDIS_URL, f"prefix={name}:")}
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -266,7 +302,7 @@ def free_port():
 
 class Server:
     def __init__(self, *, trust_user_id=False, admin_token=_UNSET, env=None,
-                 data_dir=None):
+                 data_dir=None, backends=None):
         self.workdir = Path(tempfile.mkdtemp(prefix="iotflowd-test-"))
         self.data_dir = Path(data_dir) if data_dir else self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -285,6 +321,8 @@ class Server:
             self.env["IOTFLOW_ADMIN_TOKEN"] = self.admin_token
         if trust_user_id:
             self.env["IOTFLOW_TRUST_USER_ID_HEADER"] = "1"
+        self.backends = fresh_backends() if backends is None else backends
+        self.env.update(self.backends)
         self.env.update(env or {})
         self.proc = None
         self.cache = {}          # per-incarnation memo (shared users etc.)
@@ -369,6 +407,8 @@ class Server:
         self.data_dir = scratch / "data"
         self.data_dir.mkdir(parents=True)
         self.env["IOTFLOW_DATA_DIR"] = str(self.data_dir)
+        self.backends = fresh_backends()
+        self.env.update(self.backends)
         self.cache = {}
         return self.start()
 

@@ -30,14 +30,12 @@ static inline const char *contract_tmpdir(void)
     return tmp;
 }
 
-/* Runs `run` once per comma-separated URL of env_var's value, or of
- * `defaults` when it is unset or empty; returns the number of failures. */
-static inline int contract_run_backends(const char *env_var, const char *defaults,
-                                        int (*run)(const char *url))
+/* Runs `run` once per URL of a comma-separated list; returns the number of
+ * failures. */
+static inline int contract_run_list(const char *list, int (*run)(const char *url))
 {
     char urls[2048];
-    const char *env = getenv(env_var);
-    snprintf(urls, sizeof urls, "%s", env && env[0] ? env : defaults);
+    snprintf(urls, sizeof urls, "%s", list);
     int failed = 0, n = 0;
     for (char *url = urls; url && *url && n < CONTRACT_MAX_URLS; n++) {
         char *comma = strchr(url, ',');
@@ -49,6 +47,23 @@ static inline int contract_run_backends(const char *env_var, const char *default
             failed += run(url);
         url = comma ? comma + 1 : NULL;
     }
+    return failed;
+}
+
+/* Runs `run` once per comma-separated URL of env_var's value, or of
+ * `defaults` when it is unset or empty, and then once per URL of
+ * <env_var>_EXTRA: the servers `make test` started (scripts/services.sh),
+ * so that every backend runs the same suite. Returns the failures. */
+static inline int contract_run_backends(const char *env_var, const char *defaults,
+                                        int (*run)(const char *url))
+{
+    const char *env = getenv(env_var);
+    int failed = contract_run_list(env && env[0] ? env : defaults, run);
+    char extra_var[128];
+    snprintf(extra_var, sizeof extra_var, "%s_EXTRA", env_var);
+    const char *extra = getenv(extra_var);
+    if (extra && extra[0])
+        failed += contract_run_list(extra, run);
     return failed;
 }
 

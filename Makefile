@@ -68,8 +68,9 @@ sanitize: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) --no-print-directory test-c test-api test-api-servers BIN_DIR=$(ASAN_DIR)
 
+# Embedded, then PostgreSQL + Redis (started like the tests' servers).
 bench: build
-	@$(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd
+	@$(WITH_SERVICES) $(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

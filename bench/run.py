@@ -171,14 +171,17 @@ def machine():
 
 # ---- iotflowd ---------------------------------------------------------------
 
-def start_server(binary, data_dir, fsync):
+def start_server(binary, data_dir, fsync, backends=None):
+    """iotflowd on the embedded stores, or on the servers `backends` names
+    (DATABASE_URL and REDIS_URL)."""
     port = free_port()
     env = dict(os.environ, IOTFLOW_PORT=str(port), IOTFLOW_HOST="127.0.0.1",
                IOTFLOW_DATA_DIR=data_dir, IOTFLOW_ADMIN_TOKEN="bench",
                IOTFLOW_AUTH_RATE_LIMIT="0", IOTFLOW_DEVICE_RATE_LIMIT="0",
                IOTFLOW_LOG_LEVEL="warn", IOTFLOW_FSYNC="1" if fsync else "0")
-    for k in ("DATABASE_URL", "IOTFLOW_TELEMETRY_URL", "IOTFLOW_THREADS"):
+    for k in ("DATABASE_URL", "REDIS_URL", "IOTFLOW_TELEMETRY_URL", "IOTFLOW_THREADS"):
         env.pop(k, None)  # the defaults: embedded stores in data_dir, 2 x CPUs threads
+    env.update(backends or {})
     log = open(os.path.join(data_dir, "iotflowd.log"), "w")
     proc = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
@@ -258,6 +261,21 @@ def prefill(base, devices, per_device, now_ms):
     if failures:
         sys.exit(f"pre-fill failed: {failures[:3]}")
     return time.time() - t0
+
+
+def server_backends():
+    """A fresh namespace on the PostgreSQL and Redis that `make bench`
+    started (scripts/services.sh exports DATABASE_URL and REDIS_URL): a
+    schema of its own and a key prefix of its own. None without them."""
+    db, redis = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
+    if not db.startswith("postgres") or not redis.startswith("redis"):
+        return None
+    name = f"bench_{int(time.time())}_{os.getpid()}"
+    subprocess.run(["psql", "-X", "-qAt", "-d", db, "-c", f"CREATE SCHEMA {name}"], check=True,
+                   capture_output=True, timeout=30)
+    sep = lambda url: "&" if "?" in url else "?"
+    return {"DATABASE_URL": f"{db}{sep(db)}options=-csearch_path%3D{name}",
+            "REDIS_URL": f"{redis}{sep(redis)}prefix={name}:"}
 
 
 # ---- wrk --------------------------------------------------------------------
@@ -519,6 +537,13 @@ def main():
                   file=sys.stderr)
         shutil.rmtree(data_dir, ignore_errors=True)
 
+    backends = server_backends()
+    if backends:
+        report["servers"] = servers_column(args, binary, backends, checks)
+    else:
+        print("no DATABASE_URL/REDIS_URL: the PostgreSQL + Redis column is skipped "
+              "(`make bench` starts them)", flush=True)
+
     # ratios and checks
     def ratio(a, b):
         return round(results[a]["requests_per_s"] / results[b]["requests_per_s"], 3)
@@ -549,6 +574,8 @@ def main():
     report["total_seconds"] = round(time.time() - t_start, 1)
 
     print_table(report)
+    if "servers" in report:
+        print_servers(report)
     os.makedirs(args.out_dir, exist_ok=True)
     out = os.path.join(args.out_dir, started.strftime("%Y-%m-%dT%H%M%SZ") + ".json")
     with open(out, "w") as f:
@@ -564,6 +591,66 @@ def main():
             print(f"!!!   {c}", file=sys.stderr)
         print(bar, file=sys.stderr)
         sys.exit(1)
+
+
+def servers_column(args, binary, backends, checks):
+    """The same ingest and read scenarios on iotflowd with its registry on
+    PostgreSQL and its cache on Redis (telemetry stays embedded)."""
+    print("bench: PostgreSQL + Redis", flush=True)
+    data_dir = tempfile.mkdtemp(prefix="iotflow-bench-servers-")
+    results = {}
+    proc = None
+    try:
+        proc, base = start_server(binary, data_dir, args.fsync, backends)
+        devices = setup_devices(base, args.devices)
+        now_ms = int(time.time() * 1000)
+        run = Runner(args, devices, now_ms - 3_600_000)
+        prefill(base, devices, min(args.prefill, 200), now_ms)
+        settle(base)
+        for name, path, script, msgs, env in (
+                ("latest", "/api/v1/telemetry/latest", "latest.lua", None, None),
+                ("range_100", "/api/v1/telemetry", "range.lua", None, {"BENCH_LIMIT": "100"}),
+                ("ingest_single", "/api/v1/telemetry", "ingest_single.lua", 1, None),
+                ("ingest_batch", "/api/v1/telemetry/batch", "ingest_batch.lua", args.batch_size,
+                 None),
+                ("heartbeat", "/api/v1/devices/heartbeat", "heartbeat.lua", None, None),
+                ("device_status", "/api/v1/devices/status", "device_get.lua", None, None)):
+            print(f"  {name} ...", end="", flush=True)
+            before = tm_status(base) if msgs else None
+            res = run.wrk(base + path, script, args.duration, proc.pid, env)
+            if msgs:
+                per_message(res, msgs)
+                ingest_check(base, res, before)
+            results[name] = res
+            print(f" {res['requests_per_s']:.0f} req/s", flush=True)
+            time.sleep(0.5)
+        stop(proc)
+        if proc.returncode != 0:
+            checks.append(f"servers: iotflowd exited with status {proc.returncode}")
+    finally:
+        stop(proc)
+        if proc and proc.returncode:
+            print("iotflowd log:\n" + "\n".join(log_tail(os.path.join(data_dir, "iotflowd.log"))),
+                  file=sys.stderr)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    for name, r in results.items():
+        if r["non_2xx"] or any(r["socket_errors"].values()):
+            checks.append(f"servers {name}: {r['non_2xx']} non-2xx, socket errors {r['socket_errors']}")
+        if "check" in r and not r["check"]["ok"]:
+            checks.append(f"servers {name}: acknowledged and stored counts differ: {r['check']}")
+    return {"backends": "registry on PostgreSQL, cache on Redis (scripts/services.sh), "
+                        "telemetry embedded", "results": results}
+
+
+def print_servers(report):
+    emb, srv = report["results"], report["servers"]["results"]
+    print(f"\n{'PostgreSQL+Redis':<17}{'req/s':>9}{'msg/s':>10}{'p99 ms':>8}"
+          f"{'embedded req/s':>16}{'ratio':>7}")
+    for name, r in srv.items():
+        base = emb.get(name, {}).get("requests_per_s")
+        msg = f"{r['messages_per_s']:>10.0f}" if "messages_per_s" in r else f"{'':>10}"
+        print(f"{name:<17}{r['requests_per_s']:>9.0f}{msg}{r['p99_ms']:>8.2f}"
+              f"{base or 0:>16.0f}{(r['requests_per_s'] / base if base else 0):>7.2f}")
 
 
 def log_tail(path, n=20):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import API, Server, describe, expect, make_user, register_device
+from conftest import API, Server, describe, expect, fresh_backends, make_user, register_device
 
 THREADS = 8
 DEVICES = 4
@@ -149,10 +149,11 @@ def test_acknowledged_telemetry_survives_sigkill():
     data_dir = root / "data"
     token = secrets.token_hex(16)
     env = {"IOTFLOW_DEVICE_RATE_LIMIT": "0"}
+    backends = fresh_backends()   # every incarnation on the same registry and cache
     incarnations = []
 
     def launch():
-        s = Server(data_dir=data_dir, admin_token=token, env=env)
+        s = Server(data_dir=data_dir, admin_token=token, env=env, backends=backends)
         incarnations.append(s)
         return s.start()
 

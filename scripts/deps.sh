@@ -10,6 +10,7 @@ PACKAGES=(
   libmicrohttpd-dev libjansson-dev libsodium-dev libsqlite3-dev uuid-dev
   libpq-dev libhiredis-dev
   postgresql redis-server
+  openjdk-17-jre-headless maven
   libcmocka-dev
   python3 python3-pytest python3-requests
   wrk curl

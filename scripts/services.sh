@@ -8,10 +8,15 @@
 #   scripts/services.sh status postgres redis
 #   scripts/services.sh env    postgres redis   # print env of running servers
 #
+# Services: postgres, redis, cassandra (one node on 127.0.0.1), cassandra3
+# (three nodes on 127.0.0.1, .2 and .3) and cassandra3.N (its node N).
+#
 # `start` and `env` print shell assignments on stdout and everything else on
 # stderr, so that  eval "$(scripts/services.sh start postgres redis)"
-# points iotflowd at what was started (DATABASE_URL, REDIS_URL).
-# Ports: $IOTFLOW_PG_PORT (55432), $IOTFLOW_REDIS_PORT (56379). A second set
+# points iotflowd at what was started (DATABASE_URL, REDIS_URL,
+# CASSANDRA_HOSTS, CASSANDRA3_HOSTS). Ports: $IOTFLOW_PG_PORT (55432),
+# $IOTFLOW_REDIS_PORT (56379), $IOTFLOW_CASSANDRA_PORT (59042; the 3-node
+# cluster uses it + 100). A second set
 # of servers runs beside the first with another IOTFLOW_SERVICES_DIR and
 # other ports (the fault tests do that).
 set -euo pipefail
@@ -20,6 +25,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SERVICES_DIR="${IOTFLOW_SERVICES_DIR:-$ROOT/.services}"
 PG_PORT="${IOTFLOW_PG_PORT:-55432}"
 REDIS_PORT="${IOTFLOW_REDIS_PORT:-56379}"
+CASSANDRA_PORT="${IOTFLOW_CASSANDRA_PORT:-59042}"
+CASSANDRA_VERSION=5.0.8
 PG_DB=iotflow
 PG_USER=iotflow
 
@@ -198,9 +205,245 @@ status_redis() {
 
 env_redis() { redis_running && echo "export REDIS_URL='$(redis_url)'"; }
 
+# ----------------------------------------------------------------- Cassandra
+# Apache Cassandra from its Maven Central jars (no tarball): mvn fetches
+# cassandra-all and its runtime dependencies once into .services/cassandra/lib;
+# each node gets our own cassandra.yaml, logback.xml and JVM flags, and runs
+# CassandraDaemon on Java 17. A node: $SERVICES_DIR/<cluster>/nodeN, address
+# 127.0.0.N, the cluster's CQL port on every address, its own JMX port.
+# PasswordAuthenticator with Cassandra's default superuser (cassandra /
+# cassandra): these servers listen on loopback only and hold test data.
+cass_home() { echo "$SERVICES_DIR/cassandra"; }
+
+cass_java() {
+  local j
+  for j in /usr/lib/jvm/java-17-openjdk-amd64/bin/java "$(command -v java || true)"; do
+    [ -x "$j" ] && { echo "$j"; return; }
+  done
+  die "Java 17 not found (run scripts/deps.sh)"
+}
+
+cass_fetch_jars() {
+  local home lib
+  home="$(cass_home)"
+  lib="$home/lib"
+  [ -f "$lib/.complete-$CASSANDRA_VERSION" ] && return
+  command -v mvn >/dev/null || die "mvn not found (run scripts/deps.sh)"
+  log "fetching Cassandra $CASSANDRA_VERSION and its dependencies from Maven Central"
+  mkdir -p "$home"
+  rm -rf "$lib"
+  cat >"$home/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.iotflow</groupId>
+  <artifactId>cassandra-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.cassandra</groupId>
+      <artifactId>cassandra-all</artifactId>
+      <version>$CASSANDRA_VERSION</version>
+    </dependency>
+  </dependencies>
+</project>
+POM
+  (cd "$home" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$lib" >&2) || die "mvn could not fetch Cassandra"
+  touch "$lib/.complete-$CASSANDRA_VERSION"
+}
+
+# JPMS flags Cassandra needs on Java 17 (its jvm17-server.options, which is
+# not in the jar), plus a few more packages it reflects into.
+cass_jvm_module_flags() {
+  local e o
+  for e in java.base/jdk.internal.misc java.management.rmi/com.sun.jmx.remote.internal.rmi \
+    java.rmi/sun.rmi.registry java.rmi/sun.rmi.server java.sql/java.sql java.base/java.lang.ref \
+    jdk.unsupported/sun.misc jdk.compiler/com.sun.tools.javac.file jdk.attach/sun.tools.attach; do
+    echo "--add-exports=$e=ALL-UNNAMED"
+  done
+  for o in java.base/java.lang.module java.base/jdk.internal.loader java.base/jdk.internal.ref \
+    java.base/jdk.internal.reflect java.base/jdk.internal.math java.base/jdk.internal.module \
+    java.base/jdk.internal.util.jar jdk.management/com.sun.management.internal java.base/sun.nio.ch \
+    java.base/java.io java.base/java.lang.reflect jdk.compiler/com.sun.tools.javac \
+    java.base/java.lang java.base/java.util java.base/java.nio java.base/java.util.concurrent \
+    java.base/java.util.concurrent.atomic java.base/java.util.concurrent.locks \
+    java.base/java.lang.invoke java.base/sun.nio.fs java.base/java.security; do
+    echo "--add-opens=$o=ALL-UNNAMED"
+  done
+}
+
+# cluster → "<nodes> <CQL port> <storage port> <JMX base port>"
+cass_layout() {
+  case "$1" in
+    cassandra) echo "1 $CASSANDRA_PORT $((CASSANDRA_PORT - 2042)) $((CASSANDRA_PORT - 1843))" ;;
+    cassandra3) echo "3 $((CASSANDRA_PORT + 100)) $((CASSANDRA_PORT - 1942)) $((CASSANDRA_PORT - 1743))" ;;
+    *) die "unknown Cassandra cluster '$1'" ;;
+  esac
+}
+
+# Evenly spaced Murmur3 tokens, one per node.
+cass_token() {
+  case "$1:$2" in
+    1:1 | 3:1) echo "-9223372036854775808" ;;
+    3:2) echo "-3074457345618258603" ;;
+    3:3) echo "3074457345618258602" ;;
+  esac
+}
+
+cass_node_dir() { echo "$SERVICES_DIR/$1/node$2"; }
+
+cass_write_config() {
+  local cluster="$1" i="$2" nodes cql storage jmx dir
+  read -r nodes cql storage jmx <<<"$(cass_layout "$cluster")"
+  dir="$(cass_node_dir "$cluster" "$i")"
+  mkdir -p "$dir/data" "$dir/commitlog" "$dir/saved_caches" "$dir/hints" "$dir/logs"
+  cat >"$dir/cassandra.yaml" <<YAML
+# iotflowd's private Cassandra node (scripts/services.sh)
+cluster_name: iotflow-$cluster
+num_tokens: 1
+initial_token: $(cass_token "$nodes" "$i")
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+endpoint_snitch: SimpleSnitch
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+data_file_directories: [$dir/data]
+commitlog_directory: $dir/commitlog
+saved_caches_directory: $dir/saved_caches
+hints_directory: $dir/hints
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: "127.0.0.1:$storage"
+listen_address: 127.0.0.$i
+rpc_address: 127.0.0.$i
+storage_port: $storage
+native_transport_port: $cql
+auto_bootstrap: false
+authenticator: PasswordAuthenticator
+authorizer: AllowAllAuthorizer
+auto_snapshot: false
+YAML
+  cat >"$dir/logback.xml" <<XML
+<configuration>
+  <appender name="FILE" class="ch.qos.logback.core.FileAppender">
+    <file>$dir/logs/system.log</file>
+    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="FILE"/></root>
+</configuration>
+XML
+}
+
+cass_pid() { cat "$(cass_node_dir "$1" "$2")/pid" 2>/dev/null || true; }
+
+cass_node_running() {
+  local pid
+  pid="$(cass_pid "$1" "$2")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+cass_node_ready() {
+  cass_node_running "$1" "$2" &&
+    grep -q "Starting listening for CQL clients" "$(cass_node_dir "$1" "$2")/logs/system.log" 2>/dev/null
+}
+
+cass_start_node() {
+  local cluster="$1" i="$2" nodes cql storage jmx dir heap=1g
+  read -r nodes cql storage jmx <<<"$(cass_layout "$cluster")"
+  dir="$(cass_node_dir "$cluster" "$i")"
+  if cass_node_ready "$cluster" "$i"; then
+    log "$cluster node $i already running on 127.0.0.$i:$cql"
+    return
+  fi
+  cass_fetch_jars
+  cass_write_config "$cluster" "$i"
+  : >"$dir/logs/system.log"
+  [ "$nodes" -gt 1 ] && heap=768m
+  # shellcheck disable=SC2046 # one flag per line
+  setsid nohup "$(cass_java)" -Xms256m "-Xmx$heap" -Xss256k -XX:+UseG1GC -ea -da:net.openhft... \
+    -Djava.net.preferIPv4Stack=true -Djdk.attach.allowAttachSelf=true \
+    -Dio.netty.tryReflectionSetAccessible=true $(cass_jvm_module_flags) \
+    "-Dcassandra.config=file://$dir/cassandra.yaml" "-Dcassandra.storagedir=$dir" \
+    "-Dcassandra.logdir=$dir/logs" "-Dlogback.configurationFile=$dir/logback.xml" \
+    -Dcassandra-foreground=yes "-Dcassandra.jmx.local.port=$((jmx + i))" \
+    -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.superuser_setup_delay_ms=0 \
+    -cp "$(cass_home)/lib/*" org.apache.cassandra.service.CassandraDaemon \
+    >"$dir/logs/stdout.log" 2>&1 </dev/null &
+  echo $! >"$dir/pid"
+  log "starting $cluster node $i on 127.0.0.$i:$cql"
+  local deadline=$((SECONDS + 240))
+  until cass_node_ready "$cluster" "$i"; do
+    if ! cass_node_running "$cluster" "$i" || [ $SECONDS -ge $deadline ]; then
+      tail -n 30 "$dir/logs/system.log" "$dir/logs/stdout.log" >&2
+      die "$cluster node $i did not start"
+    fi
+    sleep 0.5
+  done
+  log "$cluster node $i ready"
+}
+
+cass_stop_node() {
+  local cluster="$1" i="$2" pid
+  pid="$(cass_pid "$cluster" "$i")"
+  if ! cass_node_running "$cluster" "$i"; then
+    log "$cluster node $i not running"
+    return
+  fi
+  kill "$pid"
+  for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  rm -f "$(cass_node_dir "$cluster" "$i")/pid"
+  log "$cluster node $i stopped"
+}
+
+cass_hosts() {
+  local nodes cql storage jmx i out=""
+  read -r nodes cql storage jmx <<<"$(cass_layout "$1")"
+  for i in $(seq "$nodes"); do out="$out${out:+,}127.0.0.$i:$cql"; done
+  echo "$out"
+}
+
+cass_env_name() { if [ "$1" = cassandra ]; then echo CASSANDRA_HOSTS; else echo CASSANDRA3_HOSTS; fi; }
+
+# "cassandra3.2" → "cassandra3 2"; "cassandra3" → one line per node.
+cass_nodes_of() {
+  local nodes _ i
+  case "$1" in
+    *.*) echo "${1%%.*} ${1#*.}" ;;
+    *) read -r nodes _ <<<"$(cass_layout "$1")"
+       for i in $(seq "$nodes"); do echo "$1 $i"; done ;;
+  esac
+}
+
+start_cassandra() {
+  local cluster i
+  while read -r cluster i; do cass_start_node "$cluster" "$i"; done <<<"$(cass_nodes_of "$1")"
+  echo "export $(cass_env_name "${1%%.*}")='$(cass_hosts "${1%%.*}")'"
+}
+
+stop_cassandra() {
+  local cluster i
+  while read -r cluster i; do cass_stop_node "$cluster" "$i"; done <<<"$(cass_nodes_of "$1")"
+}
+
+status_cassandra() {
+  local cluster i rc=0
+  while read -r cluster i; do
+    if cass_node_ready "$cluster" "$i"; then echo "$cluster node $i: running"
+    else echo "$cluster node $i: stopped"; rc=1; fi
+  done <<<"$(cass_nodes_of "$1")"
+  return $rc
+}
+
+env_cassandra() {
+  status_cassandra "${1%%.*}" >/dev/null &&
+    echo "export $(cass_env_name "${1%%.*}")='$(cass_hosts "${1%%.*}")'"
+}
+
 # ---------------------------------------------------------------------- main
 usage() {
-  echo "usage: $0 start|stop|status|env postgres|redis..." >&2
+  echo "usage: $0 start|stop|status|env postgres|redis|cassandra|cassandra3|cassandra3.N..." >&2
   exit 2
 }
 
@@ -214,7 +457,8 @@ for service in "$@"; do
   case "$service" in
     postgres | postgresql) "${action}_postgres" || rc=1 ;;
     redis) "${action}_redis" || rc=1 ;;
-    *) log "unknown service '$service' (postgres, redis)"; rc=2 ;;
+    cassandra | cassandra3 | cassandra3.[123]) "${action}_cassandra" "$service" || rc=1 ;;
+    *) log "unknown service '$service' (postgres, redis, cassandra, cassandra3, cassandra3.N)"; rc=2 ;;
   esac
 done
 exit "$rc"

@@ -24,16 +24,19 @@ static int open_stores(const struct iot_config *cfg, struct iot_app *app)
         snprintf(url, sizeof url, "%s", cfg->database_url);
     else
         snprintf(url, sizeof url, "sqlite://%s/iotflow.db", cfg->data_dir);
+    char shown[4096];
     int rc = iot_registry_open(url, &app->registry);
     if (rc) {
-        IOT_ERROR("cannot open the registry store (%s): %s; compiled-in backends: %s",
-                  *cfg->database_url ? cfg->database_url : url, iot_strerror(rc),
-                  iot_registry_backend_names());
+        iot_config_redact_url(url, shown, sizeof shown);
+        IOT_ERROR("cannot open the registry store (%s): %s; compiled-in backends: %s", shown,
+                  iot_strerror(rc), iot_registry_backend_names());
         return rc;
     }
     rc = iot_cache_open(*cfg->redis_url ? cfg->redis_url : NULL, &app->cache);
     if (rc) {
-        IOT_ERROR("cannot open the cache store: %s; compiled-in backends: %s", iot_strerror(rc),
+        iot_config_redact_url(cfg->redis_url, shown, sizeof shown);
+        IOT_ERROR("cannot open the cache store (%s): %s; compiled-in backends: %s",
+                  *cfg->redis_url ? shown : "in-process", iot_strerror(rc),
                   iot_cache_backend_names());
         iot_registry_close(&app->registry);
         return rc;

@@ -207,3 +207,15 @@ void iot_config_free(struct iot_config *cfg)
             *p = NULL;
         }
 }
+
+void iot_config_redact_url(const char *url, char *out, size_t size)
+{
+    const char *auth = strstr(url, "://");
+    const char *at = auth ? strchr(auth + 3, '@') : NULL;
+    const char *colon = at ? memchr(auth + 3, ':', (size_t)(at - auth - 3)) : NULL;
+    if (!colon) {
+        snprintf(out, size, "%s", url);
+        return;
+    }
+    snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
+}

@@ -44,4 +44,8 @@ int iot_config_load(struct iot_config *cfg, int argc, char **argv, FILE *out, FI
 void iot_config_free(struct iot_config *cfg);
 void iot_config_print_help(FILE *out);
 
+/* Copies a store URL for a log line with its password replaced by "***"
+ * ("scheme://user:secret@host" → "scheme://user:***@host"). */
+void iot_config_redact_url(const char *url, char *out, size_t size);
+
 #endif

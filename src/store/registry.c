@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "store/postgres/registry_pg.h"
 #include "store/sqlite/registry_sqlite.h"
 #include "util/err.h"
 
@@ -14,12 +15,11 @@ struct backend {
 };
 
 /* Known schemes. A URL with no "scheme:" prefix is a path for the embedded
- * default (SQLite). PostgreSQL is listed so that its URLs are recognised and
- * refused cleanly until its backend is compiled in. */
+ * default (SQLite). libpq accepts both PostgreSQL spellings. */
 static const struct backend backends[] = {
     {.scheme = "sqlite:", .ops = &iot_registry_sqlite},
-    {.scheme = "postgres://", .ops = NULL},
-    {.scheme = "postgresql://", .ops = NULL},
+    {.scheme = "postgres://", .ops = &iot_registry_postgres},
+    {.scheme = "postgresql://", .ops = &iot_registry_postgres},
 };
 #define N_BACKENDS (sizeof backends / sizeof backends[0])
 
@@ -42,7 +42,7 @@ const struct iot_registry_ops *iot_registry_backend(const char *url)
 
 const char *iot_registry_backend_names(void)
 {
-    return "sqlite";
+    return "sqlite, postgres";
 }
 
 int iot_registry_open(const char *url, struct iot_registry *out)

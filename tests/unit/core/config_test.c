@@ -89,6 +89,22 @@ static void help_lists_every_variable(void **state)
     free(text);
 }
 
+static void redacts_url_passwords(void **state)
+{
+    (void)state;
+    char out[256];
+    iot_config_redact_url("postgresql://iotflow:s3cret@127.0.0.1:5432/db", out, sizeof out);
+    assert_string_equal(out, "postgresql://iotflow:***@127.0.0.1:5432/db");
+    iot_config_redact_url("redis://:pw@host:6379/0?prefix=a:", out, sizeof out);
+    assert_string_equal(out, "redis://:***@host:6379/0?prefix=a:");
+    iot_config_redact_url("redis://host:6379/0", out, sizeof out);
+    assert_string_equal(out, "redis://host:6379/0");
+    iot_config_redact_url("sqlite:///var/lib/iotflow.db", out, sizeof out);
+    assert_string_equal(out, "sqlite:///var/lib/iotflow.db");
+    iot_config_redact_url("postgresql://user@host/db", out, sizeof out);
+    assert_string_equal(out, "postgresql://user@host/db");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -96,6 +112,7 @@ int main(void)
         cmocka_unit_test(env_then_flags),
         cmocka_unit_test(rejects_bad_values),
         cmocka_unit_test(help_lists_every_variable),
+        cmocka_unit_test(redacts_url_passwords),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,146 @@
+/* registry_pg_int.h — what the files of the PostgreSQL registry share: the
+ * handle, the statement ids, the row readers, the paged-scan runner and the
+ * ops each file implements for the table in registry_pg.c.
+ *
+ * Internal to src/store/postgres/registry_pg*.c. The handle is immutable
+ * after open; all shared state lives in the pool, which is thread-safe. */
+#ifndef IOT_STORE_POSTGRES_REGISTRY_PG_INT_H
+#define IOT_STORE_POSTGRES_REGISTRY_PG_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/postgres/pg_pool.h"
+#include "store/registry.h"
+
+/* Fixed statements, prepared on every connection (SQL in registry_pg_sql.c). */
+enum reg_stmt {
+    ST_PING,
+    ST_USER_INSERT,
+    ST_USER_BY_ID,
+    ST_USER_BY_UID,
+    ST_USER_BY_NAME,
+    ST_USER_BY_EMAIL,
+    ST_USER_UPDATE,
+    ST_USER_DELETE,
+    ST_DEV_INSERT,
+    ST_DEV_BY_ID,
+    ST_DEV_BY_KEY,
+    ST_DEV_UPDATE,
+    ST_DEV_DELETE,
+    ST_DEV_TOUCH,
+    ST_DEV_STATS,
+    ST_DEV_EXISTS,
+    ST_GRP_INSERT,
+    ST_GRP_BY_ID,
+    ST_GRP_UPDATE,
+    ST_GRP_DELETE,
+    ST_GRP_EXISTS,
+    ST_MEM_INSERT,
+    ST_MEM_DELETE,
+    ST__FIXED
+};
+
+/* Paged scans: one statement per kind x filter combination x {rows, count},
+ * built at open and numbered after the fixed ones, so that each filter
+ * combination is planned for its own index (an "$1 IS NULL OR col = $1"
+ * form would defeat the planner). */
+enum scan_kind {
+    SCAN_USERS,
+    SCAN_DEVICES,
+    SCAN_GROUPS,
+    SCAN_GROUP_DEVICES,
+    SCAN_DEVICE_GROUPS,
+    SCAN__COUNT
+};
+enum { F_UID = 1, F_STATUS = 2, F_TYPE = 4, F__COMBOS = 8 };
+#define SCAN_STMT(kind, mask, count)                                                           \
+    (ST__FIXED + (((int)(kind) * F__COMBOS + (int)(mask)) * 2 + ((count) ? 1 : 0)))
+#define REG_N_STMTS (ST__FIXED + SCAN__COUNT * F__COMBOS * 2)
+
+/* The backend's handle (the ops' `self`). */
+struct iot_pg_reg {
+    struct iot_pg_pool *pool;
+    struct iot_pg_schema schema;
+    const char *sql[REG_N_STMTS]; /* fixed SQL, then the scans (heap, NULL if unused) */
+};
+
+/* ---- SQL (registry_pg_sql.c) --------------------------------------------- */
+
+extern const char *const iot_pg_reg_migrations[];
+extern const int iot_pg_reg_n_migrations;
+/* Fills r->sql: the fixed statements and the built scan statements. */
+int iot_pg_reg_sql_build(struct iot_pg_reg *r);
+void iot_pg_reg_sql_free(struct iot_pg_reg *r);
+/* Columns of the row readers below, in order. */
+#define IOT_PG_USER_COLS 10
+#define IOT_PG_DEV_COLS 14
+#define IOT_PG_GRP_COLS 8
+
+/* ---- rows (registry_pg_sql.c) ------------------------------------------- */
+
+/* iot_pg_row_fn readers for USER/DEV/GRP columns starting at column 0, and
+ * for the int64 id an INSERT … RETURNING id gives. */
+void iot_pg_reg_read_id(const PGresult *r, int row, void *out);
+void iot_pg_reg_read_user(const PGresult *r, int row, void *out);
+void iot_pg_reg_read_device(const PGresult *r, int row, void *out);
+void iot_pg_reg_read_group(const PGresult *r, int row, void *out);
+
+/* ---- scans (registry_pg_scan.c) ------------------------------------------ */
+
+struct iot_pg_scan {
+    enum scan_kind kind;
+    unsigned mask;  /* F_* filters in use */
+    int64_t parent; /* group id (group devices) or device id (device groups) */
+    int64_t uid;
+    const char *status, *type;
+    struct iot_page page;
+    int64_t *total; /* NULL: not wanted */
+    union {
+        iot_user_fn user;
+        iot_device_fn device;
+        iot_group_fn group;
+        iot_member_fn member;
+        iot_device_group_fn device_group;
+    } fn;
+    bool has_fn;
+    void *ctx;
+};
+
+/* Sets the status/type (and, with with_uid, owner) filters of f on sc. */
+void iot_pg_reg_scan_filter(struct iot_pg_scan *sc, const struct iot_device_filter *f,
+                            bool with_uid);
+/* Runs a paged scan: rows by ascending key, delivered in chunks with no
+ * connection held, so callbacks may call back into the store. */
+int iot_pg_reg_scan(struct iot_pg_reg *r, const struct iot_pg_scan *sc);
+
+/* ---- ops (registry_pg.c, registry_pg_devices.c, registry_pg_groups.c) ---- */
+
+int iot_pg_reg_device_create(void *self, struct iot_device *d);
+int iot_pg_reg_device_get(void *self, int64_t id, struct iot_device *out);
+int iot_pg_reg_device_get_by_key_hash(void *self, const char *key_hash, struct iot_device *out);
+int iot_pg_reg_device_update(void *self, const struct iot_device *d);
+int iot_pg_reg_device_delete(void *self, int64_t id);
+int iot_pg_reg_device_list(void *self, const struct iot_device_filter *f, struct iot_page page,
+                           iot_device_fn fn, void *ctx, int64_t *total);
+int iot_pg_reg_device_touch(void *self, const struct iot_seen *seen, size_t n);
+int iot_pg_reg_device_stats(void *self, int64_t online_since, struct iot_device_stats *out);
+
+int iot_pg_reg_group_create(void *self, struct iot_group *g);
+int iot_pg_reg_group_get(void *self, int64_t id, struct iot_group *out);
+int iot_pg_reg_group_update(void *self, const struct iot_group *g);
+int iot_pg_reg_group_delete(void *self, int64_t id);
+int iot_pg_reg_group_list(void *self, int64_t user_id, struct iot_page page, iot_group_fn fn,
+                          void *ctx, int64_t *total);
+int iot_pg_reg_member_add(void *self, int64_t group_id, int64_t device_id, int64_t *added_at);
+int iot_pg_reg_member_remove(void *self, int64_t group_id, int64_t device_id);
+int iot_pg_reg_group_devices(void *self, int64_t group_id, const struct iot_device_filter *f,
+                             struct iot_page page, iot_member_fn fn, void *ctx, int64_t *total);
+int iot_pg_reg_device_groups(void *self, int64_t device_id, iot_device_group_fn fn, void *ctx);
+
+/* Deletes the row `key` with statement `stmt`; 0 rows → IOT_ENOTFOUND. */
+int iot_pg_reg_delete_by_id(struct iot_pg_reg *r, int stmt, int64_t key);
+/* Runs update statement `stmt`; 0 rows → IOT_ENOTFOUND. */
+int iot_pg_reg_update(struct iot_pg_reg *r, int stmt, const struct iot_pg_params *params);
+
+#endif

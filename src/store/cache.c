@@ -1,12 +1,13 @@
 /* The cache backend table and the few iot_cache_* functions that are not
  * inline wrappers. A backend is chosen from the URL: no URL, "" or "memory"
- * is the in-process cache; "redis://…" is Redis once it is compiled in. */
+ * is the in-process cache; "redis://…" is Redis. */
 #include "store/cache.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/memory/cache_memory.h"
+#include "store/redis/cache_redis.h"
 #include "util/err.h"
 
 /* One entry per compiled-in backend; `scheme` is what a URL starts with. */
@@ -17,10 +18,11 @@ struct cache_backend {
 
 static const struct cache_backend cache_backends[] = {
     {.scheme = "memory", .ops = &iot_cache_memory},
+    {.scheme = "redis", .ops = &iot_cache_redis},
 };
 
 /* Kept in step with cache_backends[] (no runtime formatting needed). */
-static const char cache_backend_names[] = "memory";
+static const char cache_backend_names[] = "memory, redis";
 
 const struct iot_cache_ops *iot_cache_backend(const char *url)
 {

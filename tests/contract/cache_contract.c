@@ -1,13 +1,19 @@
 /* cache_contract.c — the contract of store/cache.h, run against every backend.
  *
  * IOT_CACHE_URLS lists the backends to test, comma separated (default
- * "memory", the in-process cache). Each test opens a fresh cache and closes
- * it. Keys, user ids and device ids carry a per-run, per-test prefix so that
- * a shared server (Redis) left with keys by an earlier run gives the same
- * results; such a server must honour rate_hit's now_ms. Tests that move time
- * with iot_clock_override, and the white-box sweep test, run on the memory
- * backend only (skipped elsewhere). cmocka asserts run on the main thread
- * only; worker threads count failures that the main thread then asserts. */
+ * "memory", the in-process cache; add $REDIS_URL for Redis). Each test opens
+ * a fresh cache and closes it. On a server backend each test also gets a
+ * namespace of its own (?prefix=ct-<pid>-<n>: appended to the URL), whose
+ * keys teardown deletes (SCAN + DEL, never FLUSHDB: the server is shared);
+ * keys, user ids and device ids carry a per-run, per-test prefix as well.
+ * Such a server must honour rate_hit's now_ms. Tests that move time with
+ * iot_clock_override, and the white-box sweep test, run on the memory
+ * backend only (skipped elsewhere). Deliveries of a server backend arrive
+ * asynchronously, so pub/sub checks wait for them, and prove that a message
+ * did not arrive with a later "fence" message that did. Tests of what only a
+ * shared backend has (two handles, prefixes, outages) are skipped on
+ * memory. cmocka asserts run on the main thread only; worker threads count
+ * failures that the main thread then asserts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,19 +23,26 @@
 
 #include "contract/contract_runner.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "store/cache.h"
 #include "store/memory/mem_cache.h" /* white-box sweep test only */
+#include "store/redis/cache_redis.h"
+#include "store/redis/redis_int.h" /* white-box namespace cleanup only */
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -56,14 +69,19 @@
 
 /* ---- fixture: one fresh cache per test ---- */
 
-static const char *g_url;   /* backend under test */
+static const char *g_url;   /* backend under test (base URL) */
 static unsigned g_test_no;  /* makes every test's keys distinct */
 static char g_prefix[48];
+static char g_ns[64];       /* server backends: this test's namespace */
+static char g_test_url[1024]; /* g_url with ?prefix=g_ns */
+static pid_t g_spawned;     /* a redis-server this test started, if any */
 static _Atomic int64_t g_fake_now;
 
 static int64_t fake_clock(void) { return atomic_load(&g_fake_now); }
 
 static bool is_memory(void) { return !g_url || !g_url[0] || strcmp(g_url, "memory") == 0; }
+
+static bool is_redis(void) { return g_url && strncmp(g_url, "redis://", 8) == 0; }
 
 /* Freezes the cache clock at the real time; advance() moves it. Memory
  * only: a server backend keeps its own clock. */
@@ -84,6 +102,19 @@ static void sleep_ms(long ms)
     while (nanosleep(&ts, &ts) != 0)
         ;
 }
+
+/* Waits until *v reaches want (deliveries of a server backend are
+ * asynchronous) or timeout_ms passes; returns the last value seen. */
+static int wait_count(atomic_int *v, int want, long timeout_ms)
+{
+    int64_t deadline = iot_mono_us() + timeout_ms * 1000;
+    int got;
+    while ((got = atomic_load(v)) < want && iot_mono_us() < deadline)
+        sleep_ms(1);
+    return got;
+}
+
+#define DELIVERY_WAIT_MS 5000
 
 /* A key under this test's prefix; eight rotating buffers, so a test may
  * hold a few at once. */
@@ -107,6 +138,51 @@ static int64_t device_id(unsigned n)
     return (int64_t)getpid() * 1000000 + (int64_t)g_test_no * 1000 + n;
 }
 
+/* `base` with `?prefix=ns` (or `&prefix=ns`) appended; the last prefix=
+ * of a URL wins. */
+static void url_with_prefix(char *out, size_t size, const char *base, const char *ns)
+{
+    snprintf(out, size, "%s%cprefix=%s", base, strchr(base, '?') ? '&' : '?', ns);
+}
+
+/* Deletes every key of a Redis namespace through the handle's own pool. */
+static void redis_drop_namespace(struct iot_cache *c, const char *ns)
+{
+    struct iot_redis_cache *rc = c->self;
+    char cursor[32] = "0", pattern[80];
+    snprintf(pattern, sizeof pattern, "%s*", ns);
+    do {
+        struct iot_redis_argv a;
+        iot_redis_argv_init(&a);
+        iot_redis_argv_str(&a, "SCAN");
+        iot_redis_argv_str(&a, cursor);
+        iot_redis_argv_str(&a, "MATCH");
+        iot_redis_argv_str(&a, pattern);
+        iot_redis_argv_str(&a, "COUNT");
+        iot_redis_argv_str(&a, "1000");
+        redisReply *r;
+        if (iot_redis_run(rc, &a, &r) != IOT_OK)
+            return;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            return;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        const redisReply *keys = r->element[1];
+        if (keys->elements > 0) {
+            iot_redis_argv_init(&a);
+            iot_redis_argv_str(&a, "DEL");
+            for (size_t i = 0; i < keys->elements; i++)
+                iot_redis_argv_add(&a, keys->element[i]->str, keys->element[i]->len);
+            if (iot_redis_run(rc, &a, NULL) != IOT_OK) {
+                freeReplyObject(r);
+                return;
+            }
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+}
+
 static int setup(void **state)
 {
     struct iot_cache *c = calloc(1, sizeof *c);
@@ -114,7 +190,13 @@ static int setup(void **state)
         return -1;
     g_test_no++;
     snprintf(g_prefix, sizeof g_prefix, "ct%ld.%u:", (long)getpid(), g_test_no);
-    if (iot_cache_open(g_url, c) != IOT_OK) {
+    const char *url = g_url;
+    if (!is_memory()) {
+        snprintf(g_ns, sizeof g_ns, "ct-%ld-%u:", (long)getpid(), g_test_no);
+        url_with_prefix(g_test_url, sizeof g_test_url, g_url, g_ns);
+        url = g_test_url;
+    }
+    if (iot_cache_open(url, c) != IOT_OK) {
         print_error("cannot open cache backend '%s'\n", g_url);
         free(c);
         return -1;
@@ -126,10 +208,30 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct iot_cache *c = *state;
+    if (is_redis())
+        redis_drop_namespace(c, g_ns);
     iot_cache_close(c);
     free(c);
     iot_clock_override(NULL);
+    if (g_spawned > 0) {
+        kill(g_spawned, SIGKILL);
+        waitpid(g_spawned, NULL, 0);
+        g_spawned = 0;
+    }
     return 0;
+}
+
+/* A second handle on this test's backend and namespace. */
+static void open_second(struct iot_cache *c2)
+{
+    assert_rc(iot_cache_open(is_memory() ? g_url : g_test_url, c2), IOT_OK);
+}
+
+/* Skips unless the backend is shared between handles. */
+static void need_shared(struct iot_cache *c)
+{
+    if (!(c->ops->caps & IOT_CACHE_CAP_SHARED))
+        skip();
 }
 
 /* Expects `key` to hold exactly the given bytes. */
@@ -162,6 +264,8 @@ static void test_backend_table(void **state)
     assert_string_equal(iot_cache_backend("memory")->name, "memory");
     assert_null(iot_cache_backend("nosuch://host"));
     assert_non_null(strstr(iot_cache_backend_names(), "memory"));
+    assert_non_null(strstr(iot_cache_backend_names(), "redis"));
+    assert_string_equal(iot_cache_backend("redis://127.0.0.1:6379/0")->name, "redis");
     struct iot_cache bad = {0};
     assert_rc(iot_cache_open("nosuch://host", &bad), IOT_EINVAL);
     assert_null(bad.ops);
@@ -172,6 +276,9 @@ static void test_backend_table(void **state)
     assert_true(c->ops->caps & IOT_CACHE_CAP_TTL);
     if (is_memory())
         assert_int_equal(c->ops->caps, IOT_CACHE_CAP_TTL); /* not shared */
+    if (is_redis())
+        assert_int_equal(c->ops->caps,
+                         IOT_CACHE_CAP_TTL | IOT_CACHE_CAP_SHARED | IOT_CACHE_CAP_PUBSUB);
     assert_rc(iot_cache_ping(c), IOT_OK);
 }
 
@@ -692,12 +799,17 @@ static void test_pubsub_fanout(void **state)
     assert_rc(iot_cache_subscribe(c, K("other"), inbox_cb, &other, &so), IOT_OK);
     assert_rc(iot_cache_publish(c, K("ch"), "hello\0!", 7), IOT_OK);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(atomic_load(&in[i].n), 1);
+        assert_int_equal(wait_count(&in[i].n, 1, DELIVERY_WAIT_MS), 1);
         assert_string_equal(in[i].channel, K("ch"));
         assert_int_equal(in[i].len, 7);
         assert_memory_equal(in[i].msg, "hello\0!", 7);
     }
-    assert_int_equal(atomic_load(&other.n), 0);
+    /* The fence, published after, arrives after: "hello" never reached it. */
+    assert_rc(iot_cache_publish(c, K("other"), "fence", 5), IOT_OK);
+    assert_int_equal(wait_count(&other.n, 1, DELIVERY_WAIT_MS), 1);
+    assert_string_equal(other.msg, "fence");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(atomic_load(&in[i].n), 1);
     for (int i = 0; i < 3; i++)
         iot_cache_unsubscribe(c, s[i]);
     iot_cache_unsubscribe(c, so);
@@ -711,19 +823,25 @@ static void test_pubsub_fanout(void **state)
 static void test_pubsub_unsubscribe(void **state)
 {
     struct iot_cache *c = *state;
-    struct inbox a = {0}, b = {0};
-    struct iot_cache_sub *sa, *sb;
+    struct inbox a = {0}, b = {0}, fence = {0};
+    struct iot_cache_sub *sa, *sb, *sf;
     assert_rc(iot_cache_subscribe(c, K("ch"), inbox_cb, &a, &sa), IOT_OK);
     assert_rc(iot_cache_subscribe(c, K("ch"), inbox_cb, &b, &sb), IOT_OK);
+    assert_rc(iot_cache_subscribe(c, K("ch"), inbox_cb, &fence, &sf), IOT_OK);
     assert_rc(iot_cache_publish(c, K("ch"), "1", 1), IOT_OK);
+    assert_int_equal(wait_count(&a.n, 1, DELIVERY_WAIT_MS), 1);
+    assert_int_equal(wait_count(&b.n, 1, DELIVERY_WAIT_MS), 1);
     iot_cache_unsubscribe(c, sa);
     assert_rc(iot_cache_publish(c, K("ch"), "2", 1), IOT_OK);
+    assert_int_equal(wait_count(&b.n, 2, DELIVERY_WAIT_MS), 2);
+    assert_int_equal(wait_count(&fence.n, 2, DELIVERY_WAIT_MS), 2);
     assert_int_equal(atomic_load(&a.n), 1);
-    assert_int_equal(atomic_load(&b.n), 2);
     assert_string_equal(b.msg, "2");
     iot_cache_unsubscribe(c, sb);
     assert_rc(iot_cache_publish(c, K("ch"), "3", 1), IOT_OK);
+    assert_int_equal(wait_count(&fence.n, 3, DELIVERY_WAIT_MS), 3);
     assert_int_equal(atomic_load(&b.n), 2);
+    iot_cache_unsubscribe(c, sf);
     iot_cache_unsubscribe(c, NULL);
 }
 
@@ -755,8 +873,10 @@ static void test_pubsub_callback_publishes(void **state)
     assert_rc(iot_cache_subscribe(c, K("a"), relay_cb, &r, &sa), IOT_OK);
     assert_rc(iot_cache_subscribe(c, K("b"), inbox_cb, &got, &sb), IOT_OK);
     assert_rc(iot_cache_publish(c, K("a"), "ping", 4), IOT_OK);
+    /* The relay's incr precedes the delivery on b (memory: it runs inside
+     * publish; a server backend delivers b after the relay returned). */
+    assert_int_equal(wait_count(&got.n, 1, DELIVERY_WAIT_MS), 1);
     assert_int_equal(atomic_load(&r.errors), 0);
-    assert_int_equal(atomic_load(&got.n), 1);
     assert_string_equal(got.channel, K("b"));
     assert_string_equal(got.msg, "ping");
     expect_bytes(c, K("relayed"), "1", 1);
@@ -899,6 +1019,7 @@ static void test_pubsub_concurrent(void **state)
                          0);
     for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
+    wait_count(&r->stable, 2 * RACE_MESSAGES, 4 * DELIVERY_WAIT_MS);
     iot_cache_unsubscribe(c, stable);
     pthread_barrier_destroy(&r->start);
     assert_int_equal(atomic_load(&r->errors), 0);
@@ -993,6 +1114,635 @@ static void test_bounds(void **state)
     free(big);
 }
 
+/* ---- write_batch ---- */
+
+static void test_write_batch(void **state)
+{
+    struct iot_cache *c = *state;
+    char kh[IOT_CACHE_KEY_MAX + 1], kh2[IOT_CACHE_KEY_MAX + 1], kgone[IOT_CACHE_KEY_MAX + 1];
+    char kch[IOT_CACHE_KEY_MAX + 1];
+    snprintf(kh, sizeof kh, "%s", K("h"));
+    snprintf(kh2, sizeof kh2, "%s", K("h2"));
+    snprintf(kgone, sizeof kgone, "%s", K("gone"));
+    snprintf(kch, sizeof kch, "%s", K("ch"));
+    const int64_t d1 = device_id(1);
+    const int64_t t = (int64_t)4000000000000 + (int64_t)getpid() * 10000000;
+    const struct iot_cache_field temp = {.field = "temp", .value = "21.5", .value_len = 4};
+    const struct iot_cache_field hum = {.field = "hum", .value = "40", .value_len = 2};
+    struct inbox in = {0};
+    struct iot_cache_sub *sub;
+    assert_rc(iot_cache_subscribe(c, kch, inbox_cb, &in, &sub), IOT_OK);
+    assert_rc(iot_cache_set(c, kgone, "x", 1, 0), IOT_OK);
+    /* Every kind, applied in order: the DEL in the middle erases the first
+     * hash write only; the older presence time does not win. */
+    const struct iot_cache_write w[] = {
+        {.kind = IOT_CACHE_W_HASH_SET, .key = kh, .fields = &temp, .n_fields = 1, .ttl_ms = 60000},
+        {.kind = IOT_CACHE_W_DEL, .key = kh},
+        {.kind = IOT_CACHE_W_HASH_SET, .key = kh, .fields = &hum, .n_fields = 1, .ttl_ms = 60000},
+        {.kind = IOT_CACHE_W_PRESENCE_TOUCH, .device_id = d1, .seen_ms = t + 1000},
+        {.kind = IOT_CACHE_W_PRESENCE_TOUCH, .device_id = d1, .seen_ms = t + 500},
+        {.kind = IOT_CACHE_W_PUBLISH, .key = kch, .msg = "m1", .len = 2},
+        {.kind = IOT_CACHE_W_DEL, .key = kgone},
+        {.kind = IOT_CACHE_W_PUBLISH, .key = kch, .msg = "m2", .len = 2},
+    };
+    assert_rc(iot_cache_write_batch(c, w, sizeof w / sizeof w[0]), IOT_OK);
+    struct fields f = {0};
+    assert_rc(iot_cache_hash_get_all(c, kh, collect_field, &f), IOT_OK);
+    assert_int_equal(f.n, 1);
+    assert_string_equal(field_value(&f, "hum"), "40");
+    int64_t seen = 0;
+    assert_rc(iot_cache_presence_get(c, d1, &seen), IOT_OK);
+    assert_i64(seen, t + 1000);
+    expect_absent(c, kgone);
+    assert_int_equal(wait_count(&in.n, 2, DELIVERY_WAIT_MS), 2);
+    assert_string_equal(in.msg, "m2");
+
+    /* A bad write is reported (the first error) and the others still run. */
+    const struct iot_cache_write w2[] = {
+        {.kind = IOT_CACHE_W_HASH_SET, .key = kh2, .fields = &temp, .n_fields = 1},
+        {.kind = IOT_CACHE_W_HASH_SET, .key = NULL, .fields = &temp, .n_fields = 1},
+        {.kind = IOT_CACHE_W_DEL, .key = kh},
+        {.kind = (enum iot_cache_write_kind)99, .key = kh},
+        {.kind = IOT_CACHE_W_PUBLISH, .key = kch, .msg = NULL, .len = 3},
+    };
+    assert_rc(iot_cache_write_batch(c, w2, sizeof w2 / sizeof w2[0]), IOT_EINVAL);
+    struct fields f2 = {0};
+    assert_rc(iot_cache_hash_get_all(c, kh2, collect_field, &f2), IOT_OK);
+    assert_string_equal(field_value(&f2, "temp"), "21.5");
+    assert_rc(iot_cache_hash_get_all(c, kh, collect_field, &f2), IOT_ENOTFOUND);
+    assert_rc(c->ops->write_batch(c->self, NULL, 0), IOT_OK);
+    iot_cache_unsubscribe(c, sub);
+}
+
+#define BIG_BATCH 2500
+
+/* More writes than one pipelined round trip takes. */
+static void test_write_batch_large(void **state)
+{
+    struct iot_cache *c = *state;
+    char (*keys)[64] = calloc(BIG_BATCH, sizeof *keys);
+    struct iot_cache_write *w = calloc(BIG_BATCH, sizeof *w);
+    assert_non_null(keys);
+    assert_non_null(w);
+    const struct iot_cache_field v = {.field = "v", .value = "1", .value_len = 1};
+    for (int i = 0; i < BIG_BATCH; i++) {
+        snprintf(keys[i], sizeof keys[i], "%sbig%d", g_prefix, i);
+        w[i] = (struct iot_cache_write){.kind = IOT_CACHE_W_HASH_SET, .key = keys[i],
+                                        .fields = &v, .n_fields = 1, .ttl_ms = 60000};
+    }
+    assert_rc(iot_cache_write_batch(c, w, BIG_BATCH), IOT_OK);
+    const int probes[] = {0, 1023, 1024, 2047, 2048, BIG_BATCH - 1};
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        struct fields f = {0};
+        assert_rc(iot_cache_hash_get_all(c, keys[probes[i]], collect_field, &f), IOT_OK);
+        assert_int_equal(f.n, 1);
+    }
+    free(keys);
+    free(w);
+}
+
+/* ---- pub/sub from inside a delivery ---- */
+
+struct sub_in_cb {
+    struct iot_cache *c;
+    char channel[IOT_CACHE_KEY_MAX + 1];
+    struct inbox in;
+    _Atomic(struct iot_cache_sub *) sub;
+    atomic_int errors;
+};
+
+/* Subscribes from the delivering thread: must not wait for itself. */
+static void subscribing_cb(void *ctx, const char *channel, const char *msg, size_t len)
+{
+    struct sub_in_cb *s = ctx;
+    struct iot_cache_sub *h;
+    if (atomic_load(&s->sub))
+        return;
+    if (iot_cache_subscribe(s->c, s->channel, inbox_cb, &s->in, &h) != IOT_OK)
+        atomic_fetch_add(&s->errors, 1);
+    else
+        atomic_store(&s->sub, h);
+}
+
+static void test_pubsub_callback_subscribes(void **state)
+{
+    struct iot_cache *c = *state;
+    struct sub_in_cb *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->c = c;
+    snprintf(s->channel, sizeof s->channel, "%s", K("b"));
+    struct iot_cache_sub *sa;
+    assert_rc(iot_cache_subscribe(c, K("a"), subscribing_cb, s, &sa), IOT_OK);
+    assert_rc(iot_cache_publish(c, K("a"), "go", 2), IOT_OK);
+    int64_t deadline = iot_mono_us() + DELIVERY_WAIT_MS * 1000;
+    while (!atomic_load(&s->sub) && iot_mono_us() < deadline)
+        sleep_ms(1);
+    assert_non_null(atomic_load(&s->sub));
+    /* The new subscription may need a moment to reach the server. */
+    while (atomic_load(&s->in.n) == 0 && iot_mono_us() < deadline) {
+        assert_rc(iot_cache_publish(c, K("b"), "hi", 2), IOT_OK);
+        sleep_ms(20);
+    }
+    assert_true(atomic_load(&s->in.n) >= 1);
+    assert_int_equal(atomic_load(&s->errors), 0);
+    iot_cache_unsubscribe(c, sa);
+    iot_cache_unsubscribe(c, atomic_load(&s->sub));
+    free(s);
+}
+
+/* ---- shared backends: two handles, one state ---- */
+
+static void test_shared_handles(void **state)
+{
+    struct iot_cache *c = *state;
+    need_shared(c);
+    struct iot_cache c2;
+    open_second(&c2);
+    /* Keys and counters. */
+    assert_rc(iot_cache_set(c, K("k"), "v1", 2, 0), IOT_OK);
+    expect_bytes(&c2, K("k"), "v1", 2);
+    int64_t v = 0;
+    assert_rc(iot_cache_incr(c, K("n"), 2, 60000, &v), IOT_OK);
+    assert_rc(iot_cache_incr(&c2, K("n"), 3, 60000, &v), IOT_OK);
+    assert_i64(v, 5);
+    /* Sessions: put on one, seen and revoked on the other. */
+    char ua[33], got[33];
+    user_id(ua, 1);
+    assert_rc(iot_cache_session_put(c, K("tok"), ua, 60000), IOT_OK);
+    expect_session(&c2, K("tok"), ua);
+    assert_rc(iot_cache_session_drop_user(&c2, ua), IOT_OK);
+    assert_rc(iot_cache_session_get(c, K("tok"), got), IOT_ENOTFOUND);
+    /* Presence keeps the later time whoever writes it. */
+    const int64_t d1 = device_id(1), t = (int64_t)4000000000000;
+    int64_t seen = 0, n = 0;
+    assert_rc(iot_cache_presence_touch(c, d1, t), IOT_OK);
+    assert_rc(iot_cache_presence_touch(&c2, d1, t - 5), IOT_OK);
+    assert_rc(iot_cache_presence_get(&c2, d1, &seen), IOT_OK);
+    assert_i64(seen, t);
+    assert_rc(iot_cache_presence_count(&c2, t, &n), IOT_OK);
+    assert_i64(n, 1);
+    /* One rate limit across both. */
+    bool ok = false;
+    int64_t retry = 0;
+    const int64_t now = iot_now_ms();
+    assert_rc(iot_cache_rate_hit(c, K("r"), 3, 1000, now, &ok, &retry), IOT_OK);
+    assert_true(ok);
+    assert_rc(iot_cache_rate_hit(&c2, K("r"), 3, 1000, now + 1, &ok, &retry), IOT_OK);
+    assert_true(ok);
+    assert_rc(iot_cache_rate_hit(c, K("r"), 3, 1000, now + 2, &ok, &retry), IOT_OK);
+    assert_true(ok);
+    assert_rc(iot_cache_rate_hit(&c2, K("r"), 3, 1000, now + 10, &ok, &retry), IOT_OK);
+    assert_false(ok);
+    assert_i64(retry, 990);
+    iot_cache_close(&c2);
+}
+
+static void test_shared_pubsub(void **state)
+{
+    struct iot_cache *c = *state;
+    if (!(c->ops->caps & IOT_CACHE_CAP_PUBSUB))
+        skip();
+    struct iot_cache c2;
+    open_second(&c2);
+    struct inbox on1 = {0}, on2 = {0};
+    struct iot_cache_sub *s1, *s2;
+    assert_rc(iot_cache_subscribe(&c2, K("x"), inbox_cb, &on2, &s2), IOT_OK);
+    assert_rc(iot_cache_publish(c, K("x"), "hi", 2), IOT_OK);
+    assert_int_equal(wait_count(&on2.n, 1, DELIVERY_WAIT_MS), 1);
+    assert_string_equal(on2.msg, "hi");
+    assert_string_equal(on2.channel, K("x"));
+    assert_rc(iot_cache_subscribe(c, K("x"), inbox_cb, &on1, &s1), IOT_OK);
+    assert_rc(iot_cache_publish(&c2, K("x"), "back", 4), IOT_OK);
+    assert_int_equal(wait_count(&on1.n, 1, DELIVERY_WAIT_MS), 1);
+    assert_int_equal(wait_count(&on2.n, 2, DELIVERY_WAIT_MS), 2);
+    assert_string_equal(on1.msg, "back");
+    iot_cache_unsubscribe(c, s1);
+    iot_cache_unsubscribe(&c2, s2);
+    iot_cache_close(&c2);
+}
+
+struct flood {
+    struct iot_cache *c;
+    char channel[2][IOT_CACHE_KEY_MAX + 1];
+    atomic_bool stop;
+    atomic_int errors;
+    atomic_int sent;
+};
+
+static void *flood_publisher(void *arg)
+{
+    struct flood *f = arg;
+    for (int i = 0; !atomic_load(&f->stop); i++) {
+        if (iot_cache_publish(f->c, f->channel[i % 2], "m", 1) != IOT_OK)
+            atomic_fetch_add(&f->errors, 1);
+        atomic_fetch_add(&f->sent, 1);
+    }
+    return NULL;
+}
+
+/* Channels subscribed and unsubscribed on the server while another process
+ * (handle) floods them: no delivery after unsubscribe returns (a freed
+ * context would also show under ASan), and the steady subscriber of the
+ * other channel keeps receiving. */
+static void test_shared_unsubscribe_while_flowing(void **state)
+{
+    struct iot_cache *c = *state;
+    if (!(c->ops->caps & IOT_CACHE_CAP_PUBSUB))
+        skip();
+    struct iot_cache c2;
+    open_second(&c2);
+    struct flood *f = calloc(1, sizeof *f);
+    struct race *r = calloc(1, sizeof *r);
+    assert_non_null(f);
+    assert_non_null(r);
+    f->c = &c2;
+    snprintf(f->channel[0], sizeof f->channel[0], "%s", K("flow"));
+    snprintf(f->channel[1], sizeof f->channel[1], "%s", K("steady"));
+    struct iot_cache_sub *steady;
+    assert_rc(iot_cache_subscribe(c, f->channel[1], stable_cb, r, &steady), IOT_OK);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, flood_publisher, f), 0);
+    for (int i = 0; i < 200; i++) {
+        struct churn_sub *cs = malloc(sizeof *cs);
+        struct iot_cache_sub *sub;
+        assert_non_null(cs);
+        cs->r = r;
+        atomic_init(&cs->closed, false);
+        assert_rc(iot_cache_subscribe(c, f->channel[0], churn_cb, cs, &sub), IOT_OK);
+        if (i % 3 == 0)
+            sleep_ms(1);
+        iot_cache_unsubscribe(c, sub);
+        atomic_store(&cs->closed, true);
+        free(cs);
+    }
+    atomic_store(&f->stop, true);
+    pthread_join(th, NULL);
+    iot_cache_unsubscribe(c, steady);
+    assert_int_equal(atomic_load(&f->errors), 0);
+    assert_int_equal(atomic_load(&r->late), 0);
+    assert_true(atomic_load(&r->stable) > 0);
+    free(f);
+    free(r);
+    iot_cache_close(&c2);
+}
+
+/* ---- Redis: URLs, prefixes, credentials, outages ---- */
+
+static void skip_unless_redis(void)
+{
+    if (!is_redis())
+        skip();
+}
+
+static void test_redis_url(void **state)
+{
+    skip_unless_redis();
+    struct iot_redis_cfg cfg;
+    assert_rc(iot_redis_parse_url("redis://", &cfg), IOT_OK);
+    assert_string_equal(cfg.host, "127.0.0.1");
+    assert_int_equal(cfg.port, 6379);
+    assert_int_equal(cfg.db, 0);
+    assert_string_equal(cfg.prefix, "iotflow:");
+    assert_string_equal(cfg.password, "");
+    assert_rc(iot_redis_parse_url("redis://alice:p%40ss@[::1]:6380/3?prefix=ns%3A", &cfg), IOT_OK);
+    assert_string_equal(cfg.user, "alice");
+    assert_string_equal(cfg.password, "p@ss");
+    assert_string_equal(cfg.host, "::1");
+    assert_int_equal(cfg.port, 6380);
+    assert_int_equal(cfg.db, 3);
+    assert_string_equal(cfg.prefix, "ns:");
+    assert_rc(iot_redis_parse_url("redis://:a@b@cache.local:1/", &cfg), IOT_OK);
+    assert_string_equal(cfg.user, "");
+    assert_string_equal(cfg.password, "a@b");
+    assert_string_equal(cfg.host, "cache.local");
+    assert_rc(iot_redis_parse_url("redis://h?prefix=", &cfg), IOT_OK);
+    assert_int_equal(cfg.prefix_len, 0);
+    char long_prefix[128];
+    snprintf(long_prefix, sizeof long_prefix, "redis://h?prefix=%065d", 0);
+    const char *bad[] = {
+        "redis", "redis:/h", "http://h", "redis://h:0", "redis://h:65536", "redis://h:x",
+        "redis://::1:6379", "redis://h/abc", "redis://h?foo=1", "redis://pw@h",
+        "redis://h?prefix=%zz", "redis://:p%00@h", long_prefix,
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct iot_cache x = {0};
+        int rc = iot_cache_open(bad[i], &x);
+        if (rc != IOT_EINVAL)
+            print_error("open(\"%s\") returned %d\n", bad[i], rc);
+        assert_rc(rc, IOT_EINVAL);
+        assert_null(x.ops);
+    }
+}
+
+/* Subscribers of a channel on the server (PUBSUB NUMSUB, white box). */
+static long long redis_numsub(struct iot_cache *c, const char *channel)
+{
+    char full[IOT_CACHE_KEY_MAX + 80];
+    snprintf(full, sizeof full, "%s%s", g_ns, channel);
+    struct iot_redis_argv a;
+    iot_redis_argv_init(&a);
+    iot_redis_argv_str(&a, "PUBSUB");
+    iot_redis_argv_str(&a, "NUMSUB");
+    iot_redis_argv_str(&a, full);
+    redisReply *r;
+    if (iot_redis_run(c->self, &a, &r) != IOT_OK)
+        return -1;
+    long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+/* One server subscription per channel however many local subscribers it
+ * has; it goes when the last local one does. */
+static void test_redis_subscribe_refcount(void **state)
+{
+    struct iot_cache *c = *state;
+    skip_unless_redis();
+    struct inbox a = {0}, b = {0};
+    struct iot_cache_sub *sa, *sb;
+    assert_rc(iot_cache_subscribe(c, K("rc"), inbox_cb, &a, &sa), IOT_OK);
+    assert_int_equal(redis_numsub(c, K("rc")), 1); /* confirmed before returning */
+    assert_rc(iot_cache_subscribe(c, K("rc"), inbox_cb, &b, &sb), IOT_OK);
+    assert_int_equal(redis_numsub(c, K("rc")), 1);
+    iot_cache_unsubscribe(c, sa);
+    sleep_ms(50);
+    assert_int_equal(redis_numsub(c, K("rc")), 1);
+    iot_cache_unsubscribe(c, sb);
+    int64_t deadline = iot_mono_us() + DELIVERY_WAIT_MS * 1000;
+    while (redis_numsub(c, K("rc")) != 0 && iot_mono_us() < deadline)
+        sleep_ms(5);
+    assert_int_equal(redis_numsub(c, K("rc")), 0);
+}
+
+/* The same key, session, device and channel under two prefixes are
+ * independent. */
+static void test_redis_prefix_isolation(void **state)
+{
+    skip_unless_redis();
+    char ns_a[80], ns_b[80], url_a[1200], url_b[1200], ua[33], got[33];
+    snprintf(ns_a, sizeof ns_a, "%sA:", g_ns);
+    snprintf(ns_b, sizeof ns_b, "%sB:", g_ns);
+    url_with_prefix(url_a, sizeof url_a, g_url, ns_a);
+    url_with_prefix(url_b, sizeof url_b, g_url, ns_b);
+    struct iot_cache a, b;
+    assert_rc(iot_cache_open(url_a, &a), IOT_OK);
+    assert_rc(iot_cache_open(url_b, &b), IOT_OK);
+    assert_rc(iot_cache_set(&a, K("k"), "A", 1, 0), IOT_OK);
+    assert_rc(iot_cache_set(&b, K("k"), "B", 1, 0), IOT_OK);
+    expect_bytes(&a, K("k"), "A", 1);
+    expect_bytes(&b, K("k"), "B", 1);
+    assert_rc(iot_cache_del(&a, K("k")), IOT_OK);
+    expect_absent(&a, K("k"));
+    expect_bytes(&b, K("k"), "B", 1);
+    user_id(ua, 1);
+    assert_rc(iot_cache_session_put(&a, K("tok"), ua, 60000), IOT_OK);
+    assert_rc(iot_cache_session_get(&b, K("tok"), got), IOT_ENOTFOUND);
+    int64_t seen;
+    assert_rc(iot_cache_presence_touch(&a, device_id(1), 1000), IOT_OK);
+    assert_rc(iot_cache_presence_get(&b, device_id(1), &seen), IOT_ENOTFOUND);
+    struct inbox in = {0};
+    struct iot_cache_sub *sub;
+    assert_rc(iot_cache_subscribe(&a, K("x"), inbox_cb, &in, &sub), IOT_OK);
+    assert_rc(iot_cache_publish(&b, K("x"), "wrong", 5), IOT_OK);
+    assert_rc(iot_cache_publish(&a, K("x"), "right", 5), IOT_OK);
+    assert_int_equal(wait_count(&in.n, 1, DELIVERY_WAIT_MS), 1);
+    assert_string_equal(in.msg, "right");
+    assert_int_equal(atomic_load(&in.n), 1); /* "wrong" would have come first */
+    iot_cache_unsubscribe(&a, sub);
+    iot_cache_close(&a);
+    iot_cache_close(&b);
+}
+
+static void test_redis_unreachable(void **state)
+{
+    skip_unless_redis();
+    /* Refused at once; a black hole is cut by the connect timeout. */
+    const char *urls[] = {"redis://127.0.0.1:1", "redis://10.255.255.1:6379"};
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        struct iot_cache x = {0};
+        int64_t t0 = iot_mono_us();
+        assert_rc(iot_cache_open(urls[i], &x), IOT_EUNAVAILABLE);
+        int64_t took_ms = (iot_mono_us() - t0) / 1000;
+        if (took_ms >= 1000)
+            print_error("open(%s) took %" PRId64 " ms\n", urls[i], took_ms);
+        assert_true(took_ms < 1000);
+        assert_null(x.ops);
+    }
+}
+
+static void test_redis_wrong_password(void **state)
+{
+    skip_unless_redis();
+    /* The test URL with its credentials replaced by a wrong password. */
+    const char *rest = g_test_url + 8;
+    const char *q = strchr(rest, '?');
+    for (const char *p = rest; *p && (!q || p < q); p++) {
+        if (*p == '@')
+            rest = p + 1;
+    }
+    char url[1200];
+    snprintf(url, sizeof url, "redis://:wrong-password-%ld@%s", (long)getpid(), rest);
+    struct iot_cache x = {0};
+    int64_t t0 = iot_mono_us();
+    int rc = iot_cache_open(url, &x);
+    assert_true(rc == IOT_EINVAL || rc == IOT_EUNAVAILABLE);
+    assert_true(iot_mono_us() - t0 < 1500000);
+    assert_null(x.ops);
+}
+
+/* A free TCP port on the loopback (free when we looked). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/* Starts a throwaway redis-server (no persistence) on `port`; 0 if there is
+ * no redis-server to run. */
+static pid_t spawn_redis(int port)
+{
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *null = freopen("/dev/null", "w", stdout);
+        (void)null;
+        null = freopen("/dev/null", "w", stderr);
+        (void)null;
+        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", (char *)NULL);
+        _exit(127);
+    }
+    return pid < 0 ? 0 : pid;
+}
+
+/* Opens (or pings) until the server answers, up to timeout_ms. */
+static int open_when_up(const char *url, struct iot_cache *out, long timeout_ms)
+{
+    int64_t deadline = iot_mono_us() + timeout_ms * 1000;
+    int rc;
+    while ((rc = iot_cache_open(url, out)) != IOT_OK && iot_mono_us() < deadline)
+        sleep_ms(20);
+    return rc;
+}
+
+/* Faults are injected into a private server, never the shared one: starts
+ * one (teardown kills it), opens `h` on it and returns its port. Skips the
+ * test when there is no redis-server to run. */
+static int spawn_and_open(struct iot_cache *h)
+{
+    skip_unless_redis();
+    int port = free_port();
+    assert_true(port > 0);
+    g_spawned = spawn_redis(port);
+    if (g_spawned <= 0)
+        skip();
+    char url[256];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0?prefix=%s", port, g_ns);
+    int rc = open_when_up(url, h, 5000);
+    int status;
+    if (rc != IOT_OK && waitpid(g_spawned, &status, WNOHANG) == g_spawned) {
+        g_spawned = 0; /* exec failed: no redis-server here */
+        skip();
+    }
+    assert_rc(rc, IOT_OK);
+    return port;
+}
+
+/* A raw command on a handle's pool (white box); args end with NULL. */
+static void redis_rawv(struct iot_cache *h, const char *const *args)
+{
+    struct iot_redis_argv a;
+    iot_redis_argv_init(&a);
+    for (size_t i = 0; args[i]; i++)
+        iot_redis_argv_str(&a, args[i]);
+    assert_rc(iot_redis_run(h->self, &a, NULL), IOT_OK);
+}
+
+static void redis_raw(struct iot_cache *h, const char *a0, const char *a1, const char *a2,
+                      const char *a3)
+{
+    const char *args[] = {a0, a1, a2, a3, NULL};
+    redis_rawv(h, args);
+}
+
+/* AUTH in the ACL form (user and password) and SELECT, on the first
+ * connection and again on every reconnect. */
+static void test_redis_acl_user_and_db(void **state)
+{
+    struct iot_cache h, a, x = {0};
+    int port = spawn_and_open(&h); /* default user, db 0 */
+    const char *setuser[] = {"ACL", "SETUSER", "alice", "on", ">s3cret", "~*", "&*", "+@all",
+                             NULL};
+    redis_rawv(&h, setuser);
+    char url[256];
+    snprintf(url, sizeof url, "redis://alice:s3cret@127.0.0.1:%d/3?prefix=%s", port, g_ns);
+    assert_rc(iot_cache_open(url, &a), IOT_OK);
+    assert_rc(iot_cache_set(&a, K("k"), "db3", 3, 0), IOT_OK);
+    expect_absent(&h, K("k"));
+    /* Cut alice's connections: the next op reconnects, as alice, to db 3. */
+    redis_raw(&h, "CLIENT", "KILL", "USER", "alice");
+    expect_bytes(&a, K("k"), "db3", 3);
+    iot_cache_close(&a);
+    snprintf(url, sizeof url, "redis://alice:nope@127.0.0.1:%d/3", port);
+    assert_rc(iot_cache_open(url, &x), IOT_EINVAL);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/100000", port);
+    assert_rc(iot_cache_open(url, &x), IOT_EINVAL); /* no such database */
+    iot_cache_close(&h);
+}
+
+/* The server forgot our scripts (SCRIPT FLUSH): single ops fall back to
+ * EVAL, and a batch redoes its hash writes. A paused server: the op times
+ * out after the command timeout, and the next one works again. */
+static void test_redis_noscript_and_timeout(void **state)
+{
+    struct iot_cache h;
+    spawn_and_open(&h);
+    const struct iot_cache_field f = {.field = "v", .value = "1", .value_len = 1};
+    struct fields got = {0};
+    bool ok = false;
+    int64_t retry;
+    redis_raw(&h, "SCRIPT", "FLUSH", NULL, NULL);
+    assert_rc(iot_cache_hash_set(&h, K("h1"), &f, 1, 60000), IOT_OK);
+    redis_raw(&h, "SCRIPT", "FLUSH", NULL, NULL);
+    assert_rc(iot_cache_rate_hit(&h, K("r"), 5, 1000, iot_now_ms(), &ok, &retry), IOT_OK);
+    assert_true(ok);
+    redis_raw(&h, "SCRIPT", "FLUSH", NULL, NULL);
+    const struct iot_cache_write w[] = {
+        {.kind = IOT_CACHE_W_HASH_SET, .key = K("h2"), .fields = &f, .n_fields = 1},
+        {.kind = IOT_CACHE_W_DEL, .key = K("h1")},
+        {.kind = IOT_CACHE_W_HASH_SET, .key = K("h3"), .fields = &f, .n_fields = 1},
+    };
+    assert_rc(iot_cache_write_batch(&h, w, 3), IOT_OK);
+    assert_rc(iot_cache_hash_get_all(&h, K("h1"), collect_field, &got), IOT_ENOTFOUND);
+    assert_rc(iot_cache_hash_get_all(&h, K("h2"), collect_field, &got), IOT_OK);
+    assert_rc(iot_cache_hash_get_all(&h, K("h3"), collect_field, &got), IOT_OK);
+
+    redis_raw(&h, "CLIENT", "PAUSE", "1500", "ALL");
+    int64_t t0 = iot_mono_us();
+    assert_rc(iot_cache_set(&h, K("k"), "v", 1, 0), IOT_ETIMEOUT);
+    int64_t took_ms = (iot_mono_us() - t0) / 1000;
+    assert_in_range(took_ms, 900, 1400);
+    sleep_ms(700);
+    assert_rc(iot_cache_set(&h, K("k"), "v", 1, 0), IOT_OK);
+    expect_bytes(&h, K("k"), "v", 1);
+    iot_cache_close(&h);
+}
+
+/* Kill the server under a handle: ops fail fast with IOT_EUNAVAILABLE;
+ * start it again: ops and subscriptions work again without reopening. */
+static void test_redis_restart(void **state)
+{
+    struct iot_cache h;
+    int port = spawn_and_open(&h);
+    int rc;
+    struct inbox in = {0};
+    struct iot_cache_sub *sub;
+    assert_rc(iot_cache_subscribe(&h, K("live"), inbox_cb, &in, &sub), IOT_OK);
+    assert_rc(iot_cache_publish(&h, K("live"), "1", 1), IOT_OK);
+    assert_int_equal(wait_count(&in.n, 1, DELIVERY_WAIT_MS), 1);
+    assert_rc(iot_cache_set(&h, K("k"), "v", 1, 0), IOT_OK);
+
+    kill(g_spawned, SIGKILL);
+    waitpid(g_spawned, NULL, 0);
+    g_spawned = 0;
+    struct iot_cache_value v = {0};
+    assert_rc(iot_cache_get(&h, K("k"), &v), IOT_EUNAVAILABLE);
+    int64_t t0 = iot_mono_us();
+    for (int i = 0; i < 200; i++)
+        assert_rc(iot_cache_get(&h, K("k"), &v), IOT_EUNAVAILABLE);
+    assert_true(iot_mono_us() - t0 < 200000); /* fast, not 200 connect attempts */
+    assert_rc(iot_cache_publish(&h, K("live"), "lost", 4), IOT_EUNAVAILABLE);
+    const struct iot_cache_write w = {.kind = IOT_CACHE_W_DEL, .key = K("k")};
+    assert_rc(iot_cache_write_batch(&h, &w, 1), IOT_EUNAVAILABLE);
+
+    g_spawned = spawn_redis(port);
+    assert_true(g_spawned > 0);
+    int64_t deadline = iot_mono_us() + 5000000;
+    while ((rc = iot_cache_set(&h, K("k"), "w", 1, 0)) != IOT_OK && iot_mono_us() < deadline)
+        sleep_ms(20);
+    assert_rc(rc, IOT_OK);
+    expect_bytes(&h, K("k"), "w", 1);
+    /* The subscriber reconnects on its own and subscribes again. */
+    while (atomic_load(&in.n) < 2 && iot_mono_us() < deadline) {
+        assert_rc(iot_cache_publish(&h, K("live"), "2", 1), IOT_OK);
+        sleep_ms(20);
+    }
+    assert_true(atomic_load(&in.n) >= 2);
+    assert_string_equal(in.msg, "2");
+    iot_cache_unsubscribe(&h, sub);
+    iot_cache_close(&h);
+}
+
 /* ---- white box: the incremental sweep (memory only) ---- */
 
 static void test_sweep_reclaims_expired(void **state)
@@ -1058,6 +1808,20 @@ static int run_suite(const char *url)
         T(test_incr_concurrent),
         T(test_bounds),
         T(test_sweep_reclaims_expired),
+        T(test_write_batch),
+        T(test_write_batch_large),
+        T(test_pubsub_callback_subscribes),
+        T(test_shared_handles),
+        T(test_shared_pubsub),
+        T(test_shared_unsubscribe_while_flowing),
+        T(test_redis_url),
+        T(test_redis_prefix_isolation),
+        T(test_redis_subscribe_refcount),
+        T(test_redis_unreachable),
+        T(test_redis_wrong_password),
+        T(test_redis_noscript_and_timeout),
+        T(test_redis_acl_user_and_db),
+        T(test_redis_restart),
     };
     g_url = url;
     return cmocka_run_group_tests_name(url, tests, NULL, NULL);
@@ -1065,5 +1829,7 @@ static int run_suite(const char *url)
 
 int main(void)
 {
+    /* A server that goes away mid-write must give EPIPE, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
     return contract_run_backends("IOT_CACHE_URLS", "memory", run_suite) ? 1 : 0;
 }

@@ -17,17 +17,31 @@ pytestmark = pytest.mark.skipif(not SERVER_BACKENDS,
                                 reason="needs PostgreSQL + Redis (the second pass of make test)")
 
 
-@pytest.fixture(scope="module")
-def pair():
+def start_pair(env):
     """Instances A and B sharing one namespace on the servers."""
     shared = fresh_backends()
-    env = {"IOTFLOW_AUTH_RATE_LIMIT": "6", "IOTFLOW_KEY_CACHE_TTL_MS": "1000"}
-    a = Server(backends=shared, env=env).start()
-    b = Server(backends=shared, env=env).start()
-    yield a, b
-    for s in (a, b):
+    return Server(backends=shared, env=env).start(), Server(backends=shared, env=env).start()
+
+
+def stop_pair(servers):
+    for s in servers:
         s.stop_and_check()
         s.cleanup()
+
+
+@pytest.fixture(scope="module")
+def pair():
+    servers = start_pair({"IOTFLOW_KEY_CACHE_TTL_MS": "1000"})
+    yield servers
+    stop_pair(servers)
+
+
+@pytest.fixture
+def limited_pair():
+    """A pair allowing 6 logins/registrations per minute per client IP."""
+    servers = start_pair({"IOTFLOW_AUTH_RATE_LIMIT": "6"})
+    yield servers
+    stop_pair(servers)
 
 
 def until(check, seconds, what):
@@ -91,15 +105,15 @@ def test_deleting_a_device_on_a_refuses_its_key_on_b(pair):
     dev = register_device(user)
     on_b = key_client(b, dev["api_key"])
     expect(on_b.post("/telemetry", json={"data": {"x": 1}}), 201)
-    expect(bearer(a, user.token).delete(f"/devices/{dev['id']}"), 200)
+    expect(a.admin.delete(f"/admin/devices/{dev['id']}"), 200)
     until(lambda: on_b.post("/telemetry", json={"data": {"x": 2}}).status_code == 401,
           1.0, "deleted device's key refused on B")
 
 
-def test_login_rate_limit_is_shared(pair):
+def test_login_rate_limit_is_shared(limited_pair):
     """The limit (6 per minute per client IP here) counts requests to both
     instances together."""
-    a, b = pair
+    a, b = limited_pair
     name = unique("nobody")
     statuses = []
     for i in range(8):
@@ -139,7 +153,7 @@ def test_deleting_a_device_on_a_ends_its_stream_on_b(pair):
     try:
         assert stream.ok
         time.sleep(0.2)
-        expect(bearer(a, user.token).delete(f"/devices/{dev['id']}"), 200)
+        expect(a.admin.delete(f"/admin/devices/{dev['id']}"), 200)
         deadline = time.monotonic() + 10
         while True:
             block = stream.next_block(max(0.1, deadline - time.monotonic()))

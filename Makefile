@@ -3,10 +3,12 @@
 PYTHON      ?= /usr/bin/python3
 BUILD_DIR   ?= build
 ASAN_DIR    ?= build-asan
+FUZZ_DIR    ?= build-fuzz
+FUZZ_SECONDS ?= 20
 JOBS        ?= $(shell nproc)
 IOTFLOW_DATA_DIR ?= ./data
 
-.PHONY: all deps build run test test-c test-api test-api-servers services sanitize bench clean
+.PHONY: all deps build run test test-c test-api test-api-servers services fuzz sanitize bench clean
 
 # The servers the tests use beside the embedded stores (scripts/services.sh).
 TEST_SERVICES ?= postgres redis
@@ -40,6 +42,7 @@ run: build
 # Redis (with the two-instance and fault tests).
 test: build
 	@$(WITH_SERVICES) $(MAKE) --no-print-directory test-c test-api test-api-servers BIN_DIR=$(BUILD_DIR)
+	@$(MAKE) --no-print-directory fuzz
 
 services: deps
 	@scripts/services.sh start $(TEST_SERVICES) >/dev/null
@@ -60,6 +63,18 @@ test-api-servers:
 	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
 	  IOTFLOW_TEST_REDIS_URL="$$REDIS_URL" $(PYTHON) -m pytest -q tests/api
 
+# libFuzzer on the CQL frame decoder (clang), from the committed seeds, for
+# FUZZ_SECONDS; new inputs go to a scratch corpus, crashes to $(FUZZ_DIR).
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIOT_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target cql_frame_fuzzer >$(FUZZ_DIR)/build.log 2>&1 || \
+	  { cat $(FUZZ_DIR)/build.log; exit 1; }
+	@mkdir -p $(FUZZ_DIR)/corpus
+	@echo "== fuzzing the CQL frame decoder for $(FUZZ_SECONDS) s"
+	@cd $(FUZZ_DIR) && ./tests/cql_frame_fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  corpus $(CURDIR)/tests/fuzz/seeds/cql_frame >fuzz.log 2>&1 || { tail -n 40 fuzz.log; exit 1; }
+	@grep -E "^stat::number_of_executed_units" $(FUZZ_DIR)/fuzz.log
+
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 sanitize: deps
 	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DIOT_SANITIZE=ON >/dev/null
@@ -73,4 +88,4 @@ bench: build
 	@$(WITH_SERVICES) $(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)

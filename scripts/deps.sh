@@ -11,7 +11,7 @@ PACKAGES=(
   libpq-dev libhiredis-dev
   postgresql redis-server
   openjdk-17-jre-headless maven
-  libcmocka-dev
+  libcmocka-dev clang
   python3 python3-pytest python3-requests
   wrk curl
 )

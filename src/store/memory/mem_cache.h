@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "store/cache.h"
-#include "store/memory/mem_table.h"
+#include "util/hash_table.h"
 
 /* What a keyspace entry holds. Types that model one Redis string (string,
  * counter, gauge) convert into each other as Redis would; the others are

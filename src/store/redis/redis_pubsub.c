@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/memory/mem_table.h"
+#include "util/hash_table.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"

@@ -1,4 +1,4 @@
-#include "store/memory/mem_table.h"
+#include "util/hash_table.h"
 
 #include <sodium.h>
 #include <stdlib.h>

@@ -1,4 +1,5 @@
-/* mem_table.h — the chained hash table behind the in-process cache.
+/* hash_table.h — a chained hash table of byte-string keys (the in-process
+ * cache's tables, the Redis subscriber's channel table).
  *
  * Keys are byte strings (they may hold NUL bytes) copied into the node;
  * values are a pointer or an int64 that the caller owns. Keys are hashed with
@@ -6,8 +7,8 @@
  * keys cannot force collisions. The table grows and shrinks by whole rehash;
  * nodes never move, so a node pointer stays valid until it is removed.
  * Not thread-safe: the cache calls it under its own lock. */
-#ifndef IOT_STORE_MEMORY_MEM_TABLE_H
-#define IOT_STORE_MEMORY_MEM_TABLE_H
+#ifndef IOT_UTIL_HASH_TABLE_H
+#define IOT_UTIL_HASH_TABLE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -11,7 +11,7 @@ IOTFLOW_DATA_DIR ?= ./data
 .PHONY: all deps build run test test-c test-api test-api-servers services fuzz sanitize bench clean
 
 # The servers the tests use beside the embedded stores (scripts/services.sh).
-TEST_SERVICES ?= postgres redis
+TEST_SERVICES ?= postgres redis cassandra cassandra3
 # Starts them (idempotent) and exports DATABASE_URL and REDIS_URL.
 WITH_SERVICES = eval "$$(scripts/services.sh start $(TEST_SERVICES))" &&
 
@@ -50,6 +50,7 @@ services: deps
 BIN_DIR ?= $(BUILD_DIR)
 test-c:
 	@cd $(BIN_DIR) && IOT_REGISTRY_URLS_EXTRA="$$DATABASE_URL" IOT_CACHE_URLS_EXTRA="$$REDIS_URL" \
+	  CASSANDRA_HOSTS="$$CASSANDRA_HOSTS" CASSANDRA3_HOSTS="$$CASSANDRA3_HOSTS" \
 	  ctest --output-on-failure -j $(JOBS)
 
 test-api:

@@ -343,9 +343,15 @@ cass_node_running() {
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
+# Ready: the process lives, it logged the end of its start-up, and its CQL
+# port accepts connections (the log line alone comes before the bind, which
+# can still fail).
 cass_node_ready() {
+  local cql
+  read -r _ cql _ <<<"$(cass_layout "$1")"
   cass_node_running "$1" "$2" &&
-    grep -q "Starting listening for CQL clients" "$(cass_node_dir "$1" "$2")/logs/system.log" 2>/dev/null
+    grep -q "Startup complete" "$(cass_node_dir "$1" "$2")/logs/system.log" 2>/dev/null &&
+    (exec 3<>"/dev/tcp/127.0.0.$2/$cql") 2>/dev/null
 }
 
 cass_start_node() {

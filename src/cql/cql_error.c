@@ -61,6 +61,22 @@ static const char *client_text(int err)
         return "value is null";
     case CQL_E_DEPTH:
         return "type nested too deeply";
+    case CQL_E_IO:
+        return "network I/O failed";
+    case CQL_E_TIMEOUT:
+        return "request timed out";
+    case CQL_E_CLOSED:
+        return "connection closed";
+    case CQL_E_NO_HOST:
+        return "no host available";
+    case CQL_E_SHUTDOWN:
+        return "session is shutting down";
+    case CQL_E_QUEUE_FULL:
+        return "too many pending requests";
+    case CQL_E_AUTH_REQUIRED:
+        return "server requires authentication";
+    case CQL_E_NOT_SENT:
+        return "request was not sent";
     case CQL_E_SRV_UNKNOWN:
         return "unknown server error code";
     default:

@@ -23,7 +23,15 @@ enum cql_err {
     CQL_E_TYPE = -9,        /* a value's size or type does not match what was asked */
     CQL_E_NULL = -10,       /* the value is null (or not set) where a real value was asked */
     CQL_E_DEPTH = -11,      /* type options nested deeper than CQL_TYPE_MAX_DEPTH */
-    /* -12 .. -49: reserved for the connection layer (I/O, timeout, closed, …). */
+    /* -12 .. -49: the connection layer (cql_conn, cql_session). */
+    CQL_E_IO = -12,            /* connect, read or write failed (errno text on the handle) */
+    CQL_E_TIMEOUT = -13,       /* the request's deadline passed before an answer */
+    CQL_E_CLOSED = -14,        /* the connection closed with the request in flight */
+    CQL_E_NO_HOST = -15,       /* no host is up to take the request */
+    CQL_E_SHUTDOWN = -16,      /* the session is closing */
+    CQL_E_QUEUE_FULL = -17,    /* too many requests waiting (cql_session_config.max_pending) */
+    CQL_E_AUTH_REQUIRED = -18, /* the server wants credentials and none were configured */
+    CQL_E_NOT_SENT = -19,      /* internal: the request never left; safe to send elsewhere */
 
     /* One code per server ERROR code (native_protocol_v4.spec section 9). */
     CQL_E_SRV_SERVER = -100,           /* 0x0000 server-side bug */

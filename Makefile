@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 20
 JOBS        ?= $(shell nproc)
 IOTFLOW_DATA_DIR ?= ./data
 
-.PHONY: all deps build run test test-c test-api test-api-servers services fuzz sanitize bench clean
+.PHONY: all deps build run test test-c test-api test-api-servers services fuzz sanitize bench bench-cql clean
 
 # The servers the tests use beside the embedded stores (scripts/services.sh).
 TEST_SERVICES ?= postgres redis cassandra cassandra3
@@ -84,9 +84,16 @@ sanitize: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) --no-print-directory test-c test-api test-api-servers BIN_DIR=$(ASAN_DIR)
 
-# Embedded, then PostgreSQL + Redis (started like the tests' servers).
+# HTTP: embedded, then PostgreSQL + Redis (started like the tests' servers);
+# then our CQL client beside the reference driver on Cassandra.
 bench: build
-	@$(WITH_SERVICES) $(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd
+	@eval "$$(scripts/services.sh start postgres redis)" && \
+	  $(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd
+	@$(MAKE) --no-print-directory bench-cql
+
+bench-cql: build
+	@eval "$$(scripts/services.sh start cassandra)" && \
+	  $(PYTHON) bench/cql/run.py --binary $(BUILD_DIR)/cql_bench
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)

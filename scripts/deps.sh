@@ -12,7 +12,7 @@ PACKAGES=(
   postgresql redis-server
   openjdk-17-jre-headless maven
   libcmocka-dev clang
-  python3 python3-pytest python3-requests
+  python3 python3-pytest python3-requests python3-cassandra
   wrk curl
 )
 

@@ -158,6 +158,41 @@ const char *iot_cache_backend_names(void);
 int iot_cache_open(const char *url, struct iot_cache *out);
 void iot_cache_close(struct iot_cache *c);
 void iot_cache_value_free(struct iot_cache_value *v);
+
+/* ---- for backends ------------------------------------------------------------
+ * Not for callers of the interface. The argument checks every backend runs at
+ * the top of its ops, kept in one place so that all backends refuse the same
+ * input; each returns IOT_OK or IOT_EINVAL. Thread-safe, no state. */
+
+/* The longest user id a session holds: the 32-hex public id, so that
+ * session_get's 33-byte buffer always fits it. */
+#define IOT_CACHE_USER_ID_MAX 32
+/* The largest rate_hit limit: a window holds at most `limit` timestamps, so
+ * one window never outgrows the largest value the cache accepts. */
+#define IOT_CACHE_RATE_LIMIT_MAX ((int64_t)(IOT_CACHE_VALUE_MAX / sizeof(int64_t)))
+
+/* A key or channel: a non-empty string of at most IOT_CACHE_KEY_MAX bytes;
+ * *len receives its length. */
+int iot_cache_check_key(const char *key, size_t *len);
+/* A value: at most IOT_CACHE_VALUE_MAX bytes, NULL only when len is 0. */
+int iot_cache_check_value(const char *val, size_t len);
+/* A TTL: 0 (no expiry) or more. */
+int iot_cache_check_ttl(int64_t ttl_ms);
+/* A session's user id: non-empty, at most IOT_CACHE_USER_ID_MAX bytes; *len
+ * receives its length. */
+int iot_cache_check_user_id(const char *user_id, size_t *len);
+/* hash_set's fields: at least one, each name a valid key and each value a
+ * valid value. */
+int iot_cache_check_fields(const struct iot_cache_field *fields, size_t n);
+/* rate_hit's numbers: 0 < limit <= IOT_CACHE_RATE_LIMIT_MAX, window_ms > 0,
+ * now_ms >= 0. */
+int iot_cache_check_rate(int64_t limit, int64_t window_ms, int64_t now_ms);
+
+/* A gauge's text as gauge_get reads it: a finite double spanning all of
+ * s[0..len) with no leading space (s must be NUL-terminated after len).
+ * false if it is not one. */
+bool iot_cache_parse_double(const char *s, size_t len, double *out);
+
 /* write_batch for backends without pipelining: each write through its op. */
 int iot_cache_write_batch_each(const struct iot_cache_ops *ops, void *self,
                                const struct iot_cache_write *w, size_t n);

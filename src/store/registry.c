@@ -1,12 +1,15 @@
-/* registry.c — the table of compiled-in registry backends and the
- * open/close entry points that pick one by URL scheme. */
+/* registry.c — the table of compiled-in registry backends, the
+ * open/close entry points that pick one by URL scheme, and the record
+ * defaults every backend fills in before an insert. */
 #include "store/registry.h"
 
+#include <sodium.h>
 #include <string.h>
 #include <strings.h>
 
 #include "store/postgres/registry_pg.h"
 #include "store/sqlite/registry_sqlite.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 struct backend {
@@ -71,4 +74,37 @@ void iot_registry_close(struct iot_registry *reg)
         reg->ops->close(reg->self);
     reg->ops = NULL;
     reg->self = NULL;
+}
+
+/* created_at and updated_at, each now when 0 (one clock read for both). */
+static void stamp_new(int64_t *created_at, int64_t *updated_at)
+{
+    int64_t now = iot_now_ms();
+    if (!*created_at)
+        *created_at = now;
+    if (!*updated_at)
+        *updated_at = now;
+}
+
+void iot_reg_user_defaults(struct iot_user *u)
+{
+    if (!u->user_id[0]) {
+        unsigned char rnd[IOT_USER_ID_LEN / 2];
+        randombytes_buf(rnd, sizeof rnd);
+        sodium_bin2hex(u->user_id, sizeof u->user_id, rnd, sizeof rnd);
+    }
+    stamp_new(&u->created_at, &u->updated_at);
+}
+
+void iot_reg_device_defaults(struct iot_device *d)
+{
+    if (!d->status[0])
+        memcpy(d->status, "active", sizeof "active");
+    stamp_new(&d->created_at, &d->updated_at);
+}
+
+void iot_reg_group_defaults(struct iot_group *g)
+{
+    stamp_new(&g->created_at, &g->updated_at);
+    g->device_count = 0;
 }

@@ -188,6 +188,19 @@ const char *iot_registry_backend_names(void);
 int iot_registry_open(const char *url, struct iot_registry *out);
 void iot_registry_close(struct iot_registry *reg);
 
+/* ---- for backends ------------------------------------------------------------
+ * Not for callers of the interface. The defaults the create ops above promise,
+ * filled in one place so that every backend fills them alike; each works on
+ * the backend's copy of the record, before the insert. */
+/* user_create: a random 32-hex user_id when empty; created_at and updated_at
+ * now when 0. */
+void iot_reg_user_defaults(struct iot_user *u);
+/* device_create: status "active" when empty (as the original service does);
+ * created_at and updated_at now when 0. */
+void iot_reg_device_defaults(struct iot_device *d);
+/* group_create: created_at and updated_at now when 0; device_count 0. */
+void iot_reg_group_defaults(struct iot_group *g);
+
 /* Thin wrappers: call these, not the slots. */
 static inline int iot_reg_ping(struct iot_registry *r) { return r->ops->ping(r->self); }
 static inline int iot_reg_user_create(struct iot_registry *r, struct iot_user *u) { return r->ops->user_create(r->self, u); }

@@ -4,7 +4,6 @@
  * cache_memory_pubsub.c. */
 #include "store/memory/cache_memory.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <sodium.h>
@@ -25,27 +24,7 @@
 /* Long enough for any int64 or "%.17g" double, plus the NUL. */
 #define NUMBER_TEXT_MAX 32
 
-/* ---- argument checks and small helpers ---- */
-
-int iot_mem_check_key(const char *key, size_t *len)
-{
-    if (!key)
-        return IOT_EINVAL;
-    size_t n = strnlen(key, IOT_CACHE_KEY_MAX + 1);
-    if (n == 0 || n > IOT_CACHE_KEY_MAX)
-        return IOT_EINVAL;
-    *len = n;
-    return IOT_OK;
-}
-
-int iot_mem_check_value(const char *val, size_t len)
-{
-    if ((!val && len > 0) || len > IOT_CACHE_VALUE_MAX)
-        return IOT_EINVAL;
-    return IOT_OK;
-}
-
-int iot_mem_check_ttl(int64_t ttl_ms) { return ttl_ms < 0 ? IOT_EINVAL : IOT_OK; }
+/* ---- small helpers (argument checks: iot_cache_check_* in store/cache.c) ---- */
 
 int64_t iot_mem_deadline(int64_t now, int64_t ttl_ms)
 {
@@ -232,19 +211,6 @@ static bool parse_int64(const char *s, size_t len, int64_t *out)
     return true;
 }
 
-/* Parses a finite double that spans the whole text (no leading space). */
-static bool parse_double(const char *s, size_t len, double *out)
-{
-    if (len == 0 || isspace((unsigned char)s[0]))
-        return false;
-    char *end;
-    double d = strtod(s, &end);
-    if (end != s + len || !isfinite(d))
-        return false;
-    *out = d;
-    return true;
-}
-
 /* Reads a string-like entry as an integer and turns it into a counter, as
  * INCR does with a string that holds one. The TTL is kept. */
 static int entry_to_counter(struct iot_mem_cache *c, struct iot_mem_entry *e)
@@ -328,8 +294,8 @@ static int mem_set(void *self, const char *key, const char *val, size_t len, int
 {
     struct iot_mem_cache *c = self;
     size_t klen;
-    if (iot_mem_check_key(key, &klen) || iot_mem_check_value(val, len) ||
-        iot_mem_check_ttl(ttl_ms))
+    if (iot_cache_check_key(key, &klen) || iot_cache_check_value(val, len) ||
+        iot_cache_check_ttl(ttl_ms))
         return IOT_EINVAL;
     /* Copy the value before taking the lock: it may be a megabyte. */
     struct iot_mem_blob *b = iot_mem_blob_new(val, len);
@@ -360,7 +326,7 @@ static int mem_get(void *self, const char *key, struct iot_cache_value *out)
         return IOT_EINVAL;
     out->data = NULL;
     out->len = 0;
-    if (iot_mem_check_key(key, &klen))
+    if (iot_cache_check_key(key, &klen))
         return IOT_EINVAL;
     int64_t now = iot_now_ms();
     pthread_mutex_lock(&c->lock);
@@ -382,7 +348,7 @@ static int mem_del(void *self, const char *key)
 {
     struct iot_mem_cache *c = self;
     size_t klen;
-    if (iot_mem_check_key(key, &klen))
+    if (iot_cache_check_key(key, &klen))
         return IOT_EINVAL;
     int64_t now = iot_now_ms();
     pthread_mutex_lock(&c->lock);
@@ -428,7 +394,7 @@ static int mem_incr(void *self, const char *key, int64_t delta, int64_t ttl_ms, 
 {
     struct iot_mem_cache *c = self;
     size_t klen;
-    if (iot_mem_check_key(key, &klen) || iot_mem_check_ttl(ttl_ms))
+    if (iot_cache_check_key(key, &klen) || iot_cache_check_ttl(ttl_ms))
         return IOT_EINVAL;
     int64_t now = iot_now_ms();
     pthread_mutex_lock(&c->lock);
@@ -444,7 +410,7 @@ static int mem_gauge_set(void *self, const char *key, double value)
     size_t klen;
     /* NaN and infinities have no JSON form and Redis would not parse them
      * back as numbers. */
-    if (iot_mem_check_key(key, &klen) || !isfinite(value))
+    if (iot_cache_check_key(key, &klen) || !isfinite(value))
         return IOT_EINVAL;
     int64_t now = iot_now_ms();
     pthread_mutex_lock(&c->lock);
@@ -469,7 +435,7 @@ static int entry_double(const struct iot_mem_entry *e, double *out)
         *out = (double)e->u.counter;
         return IOT_OK;
     case IOT_MEM_STRING:
-        return parse_double(e->u.str->data, e->u.str->len, out) ? IOT_OK : IOT_EINVAL;
+        return iot_cache_parse_double(e->u.str->data, e->u.str->len, out) ? IOT_OK : IOT_EINVAL;
     default:
         return IOT_EINVAL;
     }
@@ -479,7 +445,7 @@ static int mem_gauge_get(void *self, const char *key, double *out)
 {
     struct iot_mem_cache *c = self;
     size_t klen;
-    if (!out || iot_mem_check_key(key, &klen))
+    if (!out || iot_cache_check_key(key, &klen))
         return IOT_EINVAL;
     int64_t now = iot_now_ms();
     pthread_mutex_lock(&c->lock);

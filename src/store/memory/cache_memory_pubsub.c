@@ -141,7 +141,7 @@ int iot_mem_subscribe(void *self, const char *channel, iot_cache_msg_fn fn, void
     if (!out)
         return IOT_EINVAL;
     *out = NULL;
-    if (!fn || iot_mem_check_key(channel, &len))
+    if (!fn || iot_cache_check_key(channel, &len))
         return IOT_EINVAL;
     struct iot_mem_sub *sub = calloc(1, sizeof *sub);
     if (!sub)
@@ -202,7 +202,7 @@ int iot_mem_publish(void *self, const char *channel, const char *msg, size_t len
 {
     struct iot_mem_cache *c = self;
     size_t clen;
-    if (iot_mem_check_key(channel, &clen) || iot_mem_check_value(msg, len))
+    if (iot_cache_check_key(channel, &clen) || iot_cache_check_value(msg, len))
         return IOT_EINVAL;
     if (!msg)
         msg = ""; /* callbacks always get a valid pointer */

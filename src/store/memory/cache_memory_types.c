@@ -9,12 +9,6 @@
 #include "util/clock.h"
 #include "util/err.h"
 
-/* A window holds at most `limit` timestamps; this bounds `limit` so that one
- * window never outgrows the largest value the cache accepts. */
-#define RATE_LIMIT_MAX ((int64_t)(IOT_CACHE_VALUE_MAX / sizeof(int64_t)))
-
-#define USER_ID_MAX 32 /* 32-hex public id; session_get's buffer is 33 bytes */
-
 /* Accepted hit times, oldest first, in a ring that grows up to the limit. */
 struct iot_mem_rate {
     int64_t *ts;
@@ -169,8 +163,8 @@ int iot_mem_rate_hit(void *self, const char *key, int64_t limit, int64_t window_
 {
     struct iot_mem_cache *c = self;
     size_t klen;
-    if (!allowed || iot_mem_check_key(key, &klen) || limit <= 0 || limit > RATE_LIMIT_MAX ||
-        window_ms <= 0 || now_ms < 0)
+    if (!allowed || iot_cache_check_key(key, &klen) ||
+        iot_cache_check_rate(limit, window_ms, now_ms))
         return IOT_EINVAL;
     *allowed = false;
     if (retry_after_ms)
@@ -203,17 +197,6 @@ static size_t session_key(const char *token_hash, size_t tlen, char *buf)
     buf[0] = '\0';
     memcpy(buf + 1, token_hash, tlen);
     return tlen + 1;
-}
-
-static int check_user_id(const char *user_id, size_t *len)
-{
-    if (!user_id)
-        return IOT_EINVAL;
-    size_t n = strnlen(user_id, USER_ID_MAX + 1);
-    if (n == 0 || n > USER_ID_MAX)
-        return IOT_EINVAL;
-    *len = n;
-    return IOT_OK;
 }
 
 /* Frees a user's index once it holds no session. */
@@ -302,8 +285,8 @@ int iot_mem_session_put(void *self, const char *token_hash, const char *user_id,
 {
     struct iot_mem_cache *c = self;
     size_t tlen, ulen;
-    if (iot_mem_check_key(token_hash, &tlen) || check_user_id(user_id, &ulen) ||
-        iot_mem_check_ttl(ttl_ms))
+    if (iot_cache_check_key(token_hash, &tlen) || iot_cache_check_user_id(user_id, &ulen) ||
+        iot_cache_check_ttl(ttl_ms))
         return IOT_EINVAL;
     char key[IOT_CACHE_KEY_MAX + 1];
     size_t klen = session_key(token_hash, tlen, key);
@@ -319,7 +302,7 @@ int iot_mem_session_get(void *self, const char *token_hash, char *user_id_out)
 {
     struct iot_mem_cache *c = self;
     size_t tlen;
-    if (!user_id_out || iot_mem_check_key(token_hash, &tlen))
+    if (!user_id_out || iot_cache_check_key(token_hash, &tlen))
         return IOT_EINVAL;
     char key[IOT_CACHE_KEY_MAX + 1];
     size_t klen = session_key(token_hash, tlen, key);
@@ -340,7 +323,7 @@ int iot_mem_session_del(void *self, const char *token_hash)
 {
     struct iot_mem_cache *c = self;
     size_t tlen;
-    if (iot_mem_check_key(token_hash, &tlen))
+    if (iot_cache_check_key(token_hash, &tlen))
         return IOT_EINVAL;
     char key[IOT_CACHE_KEY_MAX + 1];
     size_t klen = session_key(token_hash, tlen, key);
@@ -358,7 +341,7 @@ int iot_mem_session_drop_user(void *self, const char *user_id)
 {
     struct iot_mem_cache *c = self;
     size_t ulen;
-    if (check_user_id(user_id, &ulen))
+    if (iot_cache_check_user_id(user_id, &ulen))
         return IOT_EINVAL;
     int64_t now = iot_now_ms();
     pthread_mutex_lock(&c->lock);
@@ -509,19 +492,6 @@ static void hash_copy_visit(void *ctx, const struct iot_mtab_node *n)
     snap_add(ctx, n->key, n->klen, n->val.ptr);
 }
 
-static int check_fields(const struct iot_cache_field *fields, size_t n)
-{
-    if (!fields || n == 0)
-        return IOT_EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        size_t flen;
-        if (iot_mem_check_key(fields[i].field, &flen) ||
-            iot_mem_check_value(fields[i].value, fields[i].value_len))
-            return IOT_EINVAL;
-    }
-    return IOT_OK;
-}
-
 /* Stores blobs[i] under fields[i].field, taking ownership; on failure the
  * blobs not yet stored are freed and the fields already stored stay. */
 static int hash_store_locked(struct iot_mtab *h, const struct iot_cache_field *fields, size_t n,
@@ -569,7 +539,8 @@ int iot_mem_hash_set(void *self, const char *key, const struct iot_cache_field *
 {
     struct iot_mem_cache *c = self;
     size_t klen;
-    if (iot_mem_check_key(key, &klen) || iot_mem_check_ttl(ttl_ms) || check_fields(fields, n))
+    if (iot_cache_check_key(key, &klen) || iot_cache_check_ttl(ttl_ms) ||
+        iot_cache_check_fields(fields, n))
         return IOT_EINVAL;
     if (n > SIZE_MAX / sizeof(struct iot_mem_blob *))
         return IOT_EINVAL;
@@ -615,7 +586,7 @@ int iot_mem_hash_get_all(void *self, const char *key, iot_cache_field_fn fn, voi
 {
     struct iot_mem_cache *c = self;
     size_t klen;
-    if (!fn || iot_mem_check_key(key, &klen))
+    if (!fn || iot_cache_check_key(key, &klen))
         return IOT_EINVAL;
     int64_t now = iot_now_ms();
     struct snap s;
@@ -694,8 +665,8 @@ int iot_mem_list_push(void *self, const char *key, const char *val, size_t len, 
 {
     struct iot_mem_cache *c = self;
     size_t klen;
-    if (iot_mem_check_key(key, &klen) || iot_mem_check_value(val, len) ||
-        iot_mem_check_ttl(ttl_ms) || max_len == 0)
+    if (iot_cache_check_key(key, &klen) || iot_cache_check_value(val, len) ||
+        iot_cache_check_ttl(ttl_ms) || max_len == 0)
         return IOT_EINVAL;
     struct iot_mem_blob *b = iot_mem_blob_new(val, len);
     if (!b)
@@ -734,7 +705,7 @@ int iot_mem_list_range(void *self, const char *key, size_t count, iot_cache_item
 {
     struct iot_mem_cache *c = self;
     size_t klen;
-    if (!fn || iot_mem_check_key(key, &klen))
+    if (!fn || iot_cache_check_key(key, &klen))
         return IOT_EINVAL;
     int64_t now = iot_now_ms();
     struct snap s;

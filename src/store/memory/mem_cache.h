@@ -78,11 +78,7 @@ struct iot_mem_cache {
     struct iot_mem_pubsub ps;
 };
 
-/* Argument checks shared by every op (IOT_OK or IOT_EINVAL). A key is a
- * non-empty string of at most IOT_CACHE_KEY_MAX bytes. */
-int iot_mem_check_key(const char *key, size_t *len);
-int iot_mem_check_value(const char *val, size_t len);
-int iot_mem_check_ttl(int64_t ttl_ms);
+/* (Argument checks are the backends' shared iot_cache_check_*, cache.h.) */
 /* now + ttl_ms, saturating; 0 ("never") when ttl_ms is 0. */
 int64_t iot_mem_deadline(int64_t now, int64_t ttl_ms);
 

@@ -112,16 +112,7 @@ static int user_create(void *self, struct iot_user *u)
     if (!u)
         return IOT_EINVAL;
     struct iot_user v = *u; /* the caller's struct changes only on success */
-    if (!v.user_id[0]) {
-        unsigned char rnd[IOT_USER_ID_LEN / 2];
-        randombytes_buf(rnd, sizeof rnd);
-        sodium_bin2hex(v.user_id, sizeof v.user_id, rnd, sizeof rnd);
-    }
-    int64_t now = iot_now_ms();
-    if (!v.created_at)
-        v.created_at = now;
-    if (!v.updated_at)
-        v.updated_at = now;
+    iot_reg_user_defaults(&v);
     struct iot_pg_params p = {0};
     IOT_PG_PARAM_FIELD(&p, v.user_id);
     param_user_fields(&p, &v);
@@ -190,8 +181,8 @@ static int user_delete(void *self, int64_t id)
 
 static int user_list(void *self, struct iot_page page, iot_user_fn fn, void *ctx, int64_t *total)
 {
-    struct iot_pg_scan sc = {.kind = SCAN_USERS, .page = page, .total = total, .ctx = ctx,
-                             .fn.user = fn, .has_fn = fn != NULL};
+    struct iot_reg_scan sc = {.kind = IOT_REG_SCAN_USERS, .page = page, .total = total,
+                              .ctx = ctx, .fn.user = fn, .has_fn = fn != NULL};
     return iot_pg_reg_scan(self, &sc);
 }
 

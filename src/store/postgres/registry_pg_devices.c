@@ -32,7 +32,7 @@ static void param_device_fields(struct iot_pg_params *p, const struct iot_device
     IOT_PG_PARAM_FIELD(p, d->api_key_prefix);
 }
 
-/* An empty status defaults to "active", as the original service does. */
+/* An empty status defaults to "active" (iot_reg_device_defaults). */
 int iot_pg_reg_device_create(void *self, struct iot_device *d)
 {
     struct iot_pg_reg *r = self;
@@ -42,13 +42,7 @@ int iot_pg_reg_device_create(void *self, struct iot_device *d)
     if (!v)
         return IOT_ENOMEM;
     *v = *d;
-    if (!v->status[0])
-        memcpy(v->status, "active", sizeof "active");
-    int64_t now = iot_now_ms();
-    if (!v->created_at)
-        v->created_at = now;
-    if (!v->updated_at)
-        v->updated_at = now;
+    iot_reg_device_defaults(v);
     struct iot_pg_params p = {0};
     iot_pg_param_int(&p, v->user_id);
     param_device_fields(&p, v);
@@ -109,9 +103,9 @@ int iot_pg_reg_device_delete(void *self, int64_t id)
 int iot_pg_reg_device_list(void *self, const struct iot_device_filter *f, struct iot_page page,
                            iot_device_fn fn, void *ctx, int64_t *total)
 {
-    struct iot_pg_scan sc = {.kind = SCAN_DEVICES, .page = page, .total = total, .ctx = ctx,
-                             .fn.device = fn, .has_fn = fn != NULL};
-    iot_pg_reg_scan_filter(&sc, f, true);
+    struct iot_reg_scan sc = {.kind = IOT_REG_SCAN_DEVICES, .page = page, .total = total,
+                              .ctx = ctx, .fn.device = fn, .has_fn = fn != NULL};
+    iot_reg_scan_filter(&sc, f, true);
     return iot_pg_reg_scan(self, &sc);
 }
 

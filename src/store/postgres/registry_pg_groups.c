@@ -20,12 +20,7 @@ int iot_pg_reg_group_create(void *self, struct iot_group *g)
     if (!g)
         return IOT_EINVAL;
     struct iot_group v = *g;
-    int64_t now = iot_now_ms();
-    if (!v.created_at)
-        v.created_at = now;
-    if (!v.updated_at)
-        v.updated_at = now;
-    v.device_count = 0;
+    iot_reg_group_defaults(&v);
     struct iot_pg_params p = {0};
     iot_pg_param_int(&p, v.user_id);
     param_group_fields(&p, &v);
@@ -70,9 +65,9 @@ int iot_pg_reg_group_delete(void *self, int64_t id)
 int iot_pg_reg_group_list(void *self, int64_t user_id, struct iot_page page, iot_group_fn fn,
                           void *ctx, int64_t *total)
 {
-    struct iot_pg_scan sc = {.kind = SCAN_GROUPS, .page = page, .total = total, .ctx = ctx,
-                             .fn.group = fn, .has_fn = fn != NULL, .uid = user_id,
-                             .mask = user_id ? F_UID : 0};
+    struct iot_reg_scan sc = {.kind = IOT_REG_SCAN_GROUPS, .page = page, .total = total,
+                              .ctx = ctx, .fn.group = fn, .has_fn = fn != NULL, .uid = user_id,
+                              .mask = user_id ? IOT_REG_FILTER_UID : 0};
     return iot_pg_reg_scan(self, &sc);
 }
 
@@ -106,18 +101,18 @@ int iot_pg_reg_member_remove(void *self, int64_t group_id, int64_t device_id)
 int iot_pg_reg_group_devices(void *self, int64_t group_id, const struct iot_device_filter *f,
                              struct iot_page page, iot_member_fn fn, void *ctx, int64_t *total)
 {
-    struct iot_pg_scan sc = {.kind = SCAN_GROUP_DEVICES, .page = page, .total = total,
-                             .ctx = ctx, .fn.member = fn, .has_fn = fn != NULL,
-                             .parent = group_id};
-    iot_pg_reg_scan_filter(&sc, f, false);
+    struct iot_reg_scan sc = {.kind = IOT_REG_SCAN_GROUP_DEVICES, .page = page, .total = total,
+                              .ctx = ctx, .fn.member = fn, .has_fn = fn != NULL,
+                              .parent = group_id};
+    iot_reg_scan_filter(&sc, f, false);
     return iot_pg_reg_scan(self, &sc);
 }
 
 /* By group id; IOT_ENOTFOUND when the device does not exist. */
 int iot_pg_reg_device_groups(void *self, int64_t device_id, iot_device_group_fn fn, void *ctx)
 {
-    struct iot_pg_scan sc = {.kind = SCAN_DEVICE_GROUPS, .page = {.limit = INT64_MAX},
-                             .ctx = ctx, .fn.device_group = fn, .has_fn = fn != NULL,
-                             .parent = device_id};
+    struct iot_reg_scan sc = {.kind = IOT_REG_SCAN_DEVICE_GROUPS, .page = {.limit = INT64_MAX},
+                              .ctx = ctx, .fn.device_group = fn, .has_fn = fn != NULL,
+                              .parent = device_id};
     return iot_pg_reg_scan(self, &sc);
 }

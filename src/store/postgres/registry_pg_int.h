@@ -12,6 +12,7 @@
 
 #include "store/postgres/pg_pool.h"
 #include "store/registry.h"
+#include "store/registry_scan.h"
 
 /* Fixed statements, prepared on every connection (SQL in registry_pg_sql.c). */
 enum reg_stmt {
@@ -41,22 +42,13 @@ enum reg_stmt {
     ST__FIXED
 };
 
-/* Paged scans: one statement per kind x filter combination x {rows, count},
- * built at open and numbered after the fixed ones, so that each filter
- * combination is planned for its own index (an "$1 IS NULL OR col = $1"
- * form would defeat the planner). */
-enum scan_kind {
-    SCAN_USERS,
-    SCAN_DEVICES,
-    SCAN_GROUPS,
-    SCAN_GROUP_DEVICES,
-    SCAN_DEVICE_GROUPS,
-    SCAN__COUNT
-};
-enum { F_UID = 1, F_STATUS = 2, F_TYPE = 4, F__COMBOS = 8 };
+/* Paged scans (kinds and filters in store/registry_scan.h): one statement
+ * per kind x filter combination x {rows, count}, built at open and numbered
+ * after the fixed ones, so that each filter combination is planned for its
+ * own index (an "$1 IS NULL OR col = $1" form would defeat the planner). */
 #define SCAN_STMT(kind, mask, count)                                                           \
-    (ST__FIXED + (((int)(kind) * F__COMBOS + (int)(mask)) * 2 + ((count) ? 1 : 0)))
-#define REG_N_STMTS (ST__FIXED + SCAN__COUNT * F__COMBOS * 2)
+    (ST__FIXED + (((int)(kind) * IOT_REG_FILTER_COMBOS + (int)(mask)) * 2 + ((count) ? 1 : 0)))
+#define REG_N_STMTS (ST__FIXED + IOT_REG_SCAN__COUNT * IOT_REG_FILTER_COMBOS * 2)
 
 /* The backend's handle (the ops' `self`). */
 struct iot_pg_reg {
@@ -88,31 +80,9 @@ void iot_pg_reg_read_group(const PGresult *r, int row, void *out);
 
 /* ---- scans (registry_pg_scan.c) ------------------------------------------ */
 
-struct iot_pg_scan {
-    enum scan_kind kind;
-    unsigned mask;  /* F_* filters in use */
-    int64_t parent; /* group id (group devices) or device id (device groups) */
-    int64_t uid;
-    const char *status, *type;
-    struct iot_page page;
-    int64_t *total; /* NULL: not wanted */
-    union {
-        iot_user_fn user;
-        iot_device_fn device;
-        iot_group_fn group;
-        iot_member_fn member;
-        iot_device_group_fn device_group;
-    } fn;
-    bool has_fn;
-    void *ctx;
-};
-
-/* Sets the status/type (and, with with_uid, owner) filters of f on sc. */
-void iot_pg_reg_scan_filter(struct iot_pg_scan *sc, const struct iot_device_filter *f,
-                            bool with_uid);
-/* Runs a paged scan: rows by ascending key, delivered in chunks with no
- * connection held, so callbacks may call back into the store. */
-int iot_pg_reg_scan(struct iot_pg_reg *r, const struct iot_pg_scan *sc);
+/* Runs a paged scan (iot_reg_scan_run): rows by ascending key, delivered in
+ * chunks with no connection held, so callbacks may call back into the store. */
+int iot_pg_reg_scan(struct iot_pg_reg *r, const struct iot_reg_scan *sc);
 
 /* ---- ops (registry_pg.c, registry_pg_devices.c, registry_pg_groups.c) ---- */
 

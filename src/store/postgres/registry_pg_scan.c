@@ -1,13 +1,13 @@
 /* registry_pg_scan.c — the paged listings of the PostgreSQL registry (users,
- * devices, groups, group members, a device's groups).
+ * devices, groups, group members, a device's groups): the fetch of one chunk
+ * for the paging loop the SQL backends share (store/registry_scan.c).
  *
- * Same shape as the SQLite backend's: rows are copied out in chunks and the
- * caller's callback runs with no connection held, so it may call back into
- * the store (even to write) without starving the pool. The first chunk runs
- * in a read-only REPEATABLE READ transaction together with the parent check
- * and the count, so *total and the first rows come from one snapshot; later
- * chunks continue after the last key seen (keyset), not by OFFSET. */
-#include <stdlib.h>
+ * Rows are copied out in chunks and the caller's callback runs with no
+ * connection held, so it may call back into the store (even to write)
+ * without starving the pool. The first chunk runs in a read-only REPEATABLE
+ * READ transaction together with the parent check and the count, so *total
+ * and the first rows come from one snapshot; later chunks continue after the
+ * last key seen (keyset), not by OFFSET. */
 #include <string.h>
 
 #include "store/postgres/registry_pg_int.h"
@@ -15,21 +15,12 @@
 
 enum { SCAN_CHUNK = 100 }; /* rows copied out per connection hold */
 
-struct row {
-    int64_t key, added_at;
-    union {
-        struct iot_user u;
-        struct iot_device d;
-        struct iot_group g;
-    } v;
-};
-
 /* The statement that finds the scan's parent row, or -1 if it has none. */
-static int parent_stmt(enum scan_kind k)
+static int parent_stmt(enum iot_reg_scan_kind k)
 {
     switch (k) {
-    case SCAN_GROUP_DEVICES: return ST_GRP_EXISTS;
-    case SCAN_DEVICE_GROUPS: return ST_DEV_EXISTS;
+    case IOT_REG_SCAN_GROUP_DEVICES: return ST_GRP_EXISTS;
+    case IOT_REG_SCAN_DEVICE_GROUPS: return ST_DEV_EXISTS;
     default: return -1;
     }
 }
@@ -41,49 +32,31 @@ static void param_string(struct iot_pg_params *p, const char *s)
     iot_pg_param_text(p, s, strlen(s) + 1);
 }
 
-void iot_pg_reg_scan_filter(struct iot_pg_scan *sc, const struct iot_device_filter *f,
-                            bool with_uid)
-{
-    if (!f)
-        return;
-    if (with_uid && f->user_id) {
-        sc->mask |= F_UID;
-        sc->uid = f->user_id;
-    }
-    if (f->status && f->status[0]) {
-        sc->mask |= F_STATUS;
-        sc->status = f->status;
-    }
-    if (f->device_type && f->device_type[0]) {
-        sc->mask |= F_TYPE;
-        sc->type = f->device_type;
-    }
-}
-
 /* Parameters shared by the row and count statements, in the order
  * registry_pg_sql.c numbers them. */
-static void bind_filters(struct iot_pg_params *p, const struct iot_pg_scan *sc)
+static void bind_filters(struct iot_pg_params *p, const struct iot_reg_scan *sc)
 {
-    if (parent_stmt(sc->kind) >= 0)
+    if (iot_reg_scan_has_parent(sc->kind))
         iot_pg_param_int(p, sc->parent);
-    if (sc->mask & F_UID)
+    if (sc->mask & IOT_REG_FILTER_UID)
         iot_pg_param_int(p, sc->uid);
-    if (sc->mask & F_STATUS)
+    if (sc->mask & IOT_REG_FILTER_STATUS)
         param_string(p, sc->status);
-    if (sc->mask & F_TYPE)
+    if (sc->mask & IOT_REG_FILTER_TYPE)
         param_string(p, sc->type);
 }
 
-static void read_scan_row(const struct iot_pg_scan *sc, const PGresult *res, int i, struct row *r)
+static void read_scan_row(const struct iot_reg_scan *sc, const PGresult *res, int i,
+                          struct iot_reg_row *r)
 {
     int ncols;
     switch (sc->kind) {
-    case SCAN_USERS:
+    case IOT_REG_SCAN_USERS:
         iot_pg_reg_read_user(res, i, &r->v.u);
         ncols = IOT_PG_USER_COLS;
         break;
-    case SCAN_DEVICES:
-    case SCAN_GROUP_DEVICES:
+    case IOT_REG_SCAN_DEVICES:
+    case IOT_REG_SCAN_GROUP_DEVICES:
         iot_pg_reg_read_device(res, i, &r->v.d);
         ncols = IOT_PG_DEV_COLS;
         break;
@@ -96,20 +69,9 @@ static void read_scan_row(const struct iot_pg_scan *sc, const PGresult *res, int
     r->key = iot_pg_i64(res, i, ncols + 1);
 }
 
-static int emit_row(const struct iot_pg_scan *sc, const struct row *r)
-{
-    switch (sc->kind) {
-    case SCAN_USERS: return sc->fn.user(sc->ctx, &r->v.u);
-    case SCAN_DEVICES: return sc->fn.device(sc->ctx, &r->v.d);
-    case SCAN_GROUPS: return sc->fn.group(sc->ctx, &r->v.g);
-    case SCAN_GROUP_DEVICES: return sc->fn.member(sc->ctx, &r->v.d, r->added_at);
-    default: return sc->fn.device_group(sc->ctx, &r->v.g, r->added_at);
-    }
-}
-
 /* First chunk, inside the snapshot: the parent row must exist, then *total
  * is counted. */
-static int scan_prologue(struct iot_pg_conn *c, const struct iot_pg_scan *sc)
+static int scan_prologue(struct iot_pg_conn *c, const struct iot_reg_scan *sc)
 {
     PGresult *res;
     int rc = IOT_OK;
@@ -133,15 +95,7 @@ static int scan_prologue(struct iot_pg_conn *c, const struct iot_pg_scan *sc)
     return rc;
 }
 
-struct chunk {
-    const struct iot_pg_scan *sc;
-    bool first;
-    int64_t after, offset, want; /* keyset cursor, rows to skip, rows wanted */
-    struct row *rows;
-    int64_t n; /* rows copied */
-};
-
-static int scan_rows(struct iot_pg_conn *c, struct chunk *ch)
+static int scan_rows(struct iot_pg_conn *c, struct iot_reg_chunk *ch)
 {
     struct iot_pg_params p = {0};
     bind_filters(&p, ch->sc);
@@ -163,10 +117,10 @@ static int scan_rows(struct iot_pg_conn *c, struct chunk *ch)
  * and the rows (when there is a prologue), for later chunks one query. */
 static int chunk_job(struct iot_pg_conn *c, void *arg)
 {
-    struct chunk *ch = arg;
-    const struct iot_pg_scan *sc = ch->sc;
+    struct iot_reg_chunk *ch = arg;
+    const struct iot_reg_scan *sc = ch->sc;
     ch->n = 0;
-    bool prologue = ch->first && (parent_stmt(sc->kind) >= 0 || sc->total);
+    bool prologue = ch->first && (iot_reg_scan_has_parent(sc->kind) || sc->total);
     int rc = prologue ? iot_pg_begin(c, true) : IOT_OK;
     if (rc)
         return rc;
@@ -177,38 +131,15 @@ static int chunk_job(struct iot_pg_conn *c, void *arg)
     return prologue ? iot_pg_end(c, rc) : rc;
 }
 
-int iot_pg_reg_scan(struct iot_pg_reg *r, const struct iot_pg_scan *sc)
+/* An iot_reg_fetch_fn. Reads are idempotent: a connection that broke under
+ * us is retried. */
+static int fetch_chunk(void *backend, struct iot_reg_chunk *ch)
 {
-    if (sc->page.limit < 0 || sc->page.offset < 0)
-        return IOT_EINVAL;
-    int64_t left = sc->has_fn ? sc->page.limit : 0;
-    if (left == 0 && !sc->total && parent_stmt(sc->kind) < 0)
-        return IOT_OK;
-    struct row *rows = NULL;
-    if (left > 0) {
-        rows = malloc((size_t)(left < SCAN_CHUNK ? left : SCAN_CHUNK) * sizeof *rows);
-        if (!rows)
-            return IOT_ENOMEM;
-    }
-    struct chunk ch = {.sc = sc, .first = true, .after = INT64_MIN, .offset = sc->page.offset,
-                       .rows = rows};
-    int rc;
-    for (;;) {
-        ch.want = left < SCAN_CHUNK ? left : SCAN_CHUNK;
-        /* reads are idempotent: a connection that broke under us is retried */
-        rc = iot_pg_with_conn(r->pool, IOT_PG_RETRY, chunk_job, &ch);
-        if (rc)
-            break;
-        bool stop = false;
-        for (int64_t i = 0; i < ch.n && !stop; i++)
-            stop = emit_row(sc, &rows[i]) != 0;
-        left -= ch.n;
-        if (stop || ch.n < ch.want || left == 0)
-            break;
-        ch.first = false;
-        ch.after = rows[ch.n - 1].key;
-        ch.offset = 0;
-    }
-    free(rows);
-    return rc;
+    struct iot_pg_reg *r = backend;
+    return iot_pg_with_conn(r->pool, IOT_PG_RETRY, chunk_job, ch);
+}
+
+int iot_pg_reg_scan(struct iot_pg_reg *r, const struct iot_reg_scan *sc)
+{
+    return iot_reg_scan_run(sc, SCAN_CHUNK, fetch_chunk, r);
 }

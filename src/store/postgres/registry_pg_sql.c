@@ -167,27 +167,42 @@ struct scan_def {
     const char *rows;   /* SELECT … FROM … (no WHERE) */
     const char *count;  /* SELECT COUNT(*) FROM … (no WHERE), NULL: no total */
     const char *parent; /* column equal to the parent id, or NULL */
-    const char *owner;  /* alias whose user_id F_UID filters */
+    const char *owner;  /* alias whose user_id IOT_REG_FILTER_UID filters */
     const char *key;    /* keyset column */
-    unsigned filters;   /* F_* this scan accepts */
+    unsigned filters;   /* IOT_REG_FILTER_* this scan accepts */
 };
 
-static const struct scan_def scan_defs[SCAN__COUNT] = {
-    [SCAN_USERS] = {"SELECT " USER_COLS ", 0, u.id FROM users u",
-                    "SELECT COUNT(*) FROM users u", NULL, "u", "u.id", 0},
-    [SCAN_DEVICES] = {"SELECT " DEV_COLS ", 0, d.id FROM devices d",
-                      "SELECT COUNT(*) FROM devices d", NULL, "d", "d.id",
-                      F_UID | F_STATUS | F_TYPE},
-    [SCAN_GROUPS] = {"SELECT " GRP_COLS ", 0, g.id FROM device_groups g",
-                     "SELECT COUNT(*) FROM device_groups g", NULL, "g", "g.id", F_UID},
-    [SCAN_GROUP_DEVICES] = {"SELECT " DEV_COLS ", m.added_at, m.id FROM device_group_members m"
-                            " JOIN devices d ON d.id = m.device_id",
-                            "SELECT COUNT(*) FROM device_group_members m"
-                            " JOIN devices d ON d.id = m.device_id",
-                            "m.group_id", "d", "m.id", F_STATUS | F_TYPE},
-    [SCAN_DEVICE_GROUPS] = {"SELECT " GRP_COLS ", m.added_at, g.id FROM device_group_members m"
-                            " JOIN device_groups g ON g.id = m.group_id",
-                            NULL, "m.device_id", "g", "g.id", 0},
+static const struct scan_def scan_defs[IOT_REG_SCAN__COUNT] = {
+    [IOT_REG_SCAN_USERS] = {.rows = "SELECT " USER_COLS ", 0, u.id FROM users u",
+                            .count = "SELECT COUNT(*) FROM users u",
+                            .owner = "u",
+                            .key = "u.id"},
+    [IOT_REG_SCAN_DEVICES] = {.rows = "SELECT " DEV_COLS ", 0, d.id FROM devices d",
+                              .count = "SELECT COUNT(*) FROM devices d",
+                              .owner = "d",
+                              .key = "d.id",
+                              .filters = IOT_REG_FILTER_UID | IOT_REG_FILTER_STATUS |
+                                         IOT_REG_FILTER_TYPE},
+    [IOT_REG_SCAN_GROUPS] = {.rows = "SELECT " GRP_COLS ", 0, g.id FROM device_groups g",
+                             .count = "SELECT COUNT(*) FROM device_groups g",
+                             .owner = "g",
+                             .key = "g.id",
+                             .filters = IOT_REG_FILTER_UID},
+    [IOT_REG_SCAN_GROUP_DEVICES] = {.rows = "SELECT " DEV_COLS ", m.added_at, m.id"
+                                            " FROM device_group_members m"
+                                            " JOIN devices d ON d.id = m.device_id",
+                                    .count = "SELECT COUNT(*) FROM device_group_members m"
+                                             " JOIN devices d ON d.id = m.device_id",
+                                    .parent = "m.group_id",
+                                    .owner = "d",
+                                    .key = "m.id",
+                                    .filters = IOT_REG_FILTER_STATUS | IOT_REG_FILTER_TYPE},
+    [IOT_REG_SCAN_DEVICE_GROUPS] = {.rows = "SELECT " GRP_COLS ", m.added_at, g.id"
+                                            " FROM device_group_members m"
+                                            " JOIN device_groups g ON g.id = m.group_id",
+                                    .parent = "m.device_id",
+                                    .owner = "g",
+                                    .key = "g.id"},
 };
 
 enum { SCAN_SQL_MAX = 2048 };
@@ -222,11 +237,11 @@ static char *build_scan(const struct scan_def *d, unsigned mask, bool count)
     appendf(&b, "%s WHERE TRUE", count ? d->count : d->rows);
     if (d->parent)
         appendf(&b, " AND %s = $%d", d->parent, ++n);
-    if (mask & F_UID)
+    if (mask & IOT_REG_FILTER_UID)
         appendf(&b, " AND %s.user_id = $%d", d->owner, ++n);
-    if (mask & F_STATUS)
+    if (mask & IOT_REG_FILTER_STATUS)
         appendf(&b, " AND d.status = $%d", ++n);
-    if (mask & F_TYPE)
+    if (mask & IOT_REG_FILTER_TYPE)
         appendf(&b, " AND d.device_type = $%d", ++n);
     if (!count)
         appendf(&b, " AND %s > $%d ORDER BY %s LIMIT $%d OFFSET $%d", d->key, n + 1, d->key,
@@ -238,9 +253,9 @@ int iot_pg_reg_sql_build(struct iot_pg_reg *r)
 {
     for (int i = 0; i < ST__FIXED; i++)
         r->sql[i] = fixed_sql[i];
-    for (int k = 0; k < SCAN__COUNT; k++) {
+    for (int k = 0; k < IOT_REG_SCAN__COUNT; k++) {
         const struct scan_def *d = &scan_defs[k];
-        for (unsigned mask = 0; mask < F__COMBOS; mask++) {
+        for (unsigned mask = 0; mask < IOT_REG_FILTER_COMBOS; mask++) {
             if (mask & ~d->filters)
                 continue; /* a combination this scan never uses */
             for (int count = 0; count < 2; count++) {

@@ -1,11 +1,11 @@
-/* cache_redis.c — the Redis cache backend: lifetime, argument checks and key
- * building shared by its files, plain keys, counters, gauges, publish and the
- * ops table. The structured types are in cache_redis_types.c, write_batch in
+/* cache_redis.c — the Redis cache backend: lifetime, key building shared by
+ * its files, plain keys, counters, gauges, publish and the ops table. The
+ * structured types are in cache_redis_types.c, write_batch in
  * cache_redis_batch.c, connections in redis_pool.c, the subscriber in
- * redis_pubsub.c. */
+ * redis_pubsub.c; the argument checks are shared with the memory backend
+ * (iot_cache_check_* in store/cache.c). */
 #include "store/redis/cache_redis.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -20,27 +20,7 @@
 /* Long enough for any "%.17g" double, plus the NUL. */
 #define NUMBER_TEXT_MAX 32
 
-/* ---- checks and keys ---- */
-
-int iot_redis_check_key(const char *key, size_t *len)
-{
-    if (!key)
-        return IOT_EINVAL;
-    size_t n = strnlen(key, IOT_CACHE_KEY_MAX + 1);
-    if (n == 0 || n > IOT_CACHE_KEY_MAX)
-        return IOT_EINVAL;
-    *len = n;
-    return IOT_OK;
-}
-
-int iot_redis_check_value(const char *val, size_t len)
-{
-    if ((!val && len > 0) || len > IOT_CACHE_VALUE_MAX)
-        return IOT_EINVAL;
-    return IOT_OK;
-}
-
-int iot_redis_check_ttl(int64_t ttl_ms) { return ttl_ms < 0 ? IOT_EINVAL : IOT_OK; }
+/* ---- keys ---- */
 
 void iot_redis_key_tagged(const struct iot_redis_cache *c, const char *tag, size_t tag_len,
                           const char *name, size_t len, struct iot_redis_key *out)
@@ -56,7 +36,7 @@ void iot_redis_key_tagged(const struct iot_redis_cache *c, const char *tag, size
 int iot_redis_key(const struct iot_redis_cache *c, const char *key, struct iot_redis_key *out)
 {
     size_t len;
-    if (iot_redis_check_key(key, &len) != IOT_OK)
+    if (iot_cache_check_key(key, &len) != IOT_OK)
         return IOT_EINVAL;
     iot_redis_key_tagged(c, "", 0, key, len, out);
     return IOT_OK;
@@ -95,7 +75,7 @@ int iot_redis_run_eval(struct iot_redis_cache *c, unsigned id, struct iot_redis_
 int iot_redis_prep_publish(const struct iot_redis_cache *c, const char *channel, const char *msg,
                            size_t len, struct iot_redis_key *k, struct iot_redis_argv *a)
 {
-    if (iot_redis_key(c, channel, k) != IOT_OK || iot_redis_check_value(msg, len) != IOT_OK)
+    if (iot_redis_key(c, channel, k) != IOT_OK || iot_cache_check_value(msg, len) != IOT_OK)
         return IOT_EINVAL;
     iot_redis_argv_add(a, "PUBLISH", 7);
     iot_redis_argv_add(a, k->buf, k->len);
@@ -179,8 +159,8 @@ static int redis_set(void *self, const char *key, const char *val, size_t len, i
 {
     struct iot_redis_cache *c = self;
     struct iot_redis_key k;
-    if (iot_redis_key(c, key, &k) || iot_redis_check_value(val, len) ||
-        iot_redis_check_ttl(ttl_ms))
+    if (iot_redis_key(c, key, &k) || iot_cache_check_value(val, len) ||
+        iot_cache_check_ttl(ttl_ms))
         return IOT_EINVAL;
     struct iot_redis_argv a;
     iot_redis_argv_init(&a);
@@ -338,7 +318,7 @@ static int redis_incr(void *self, const char *key, int64_t delta, int64_t ttl_ms
 {
     struct iot_redis_cache *c = self;
     struct iot_redis_key k;
-    if (iot_redis_key(c, key, &k) || iot_redis_check_ttl(ttl_ms))
+    if (iot_redis_key(c, key, &k) || iot_cache_check_ttl(ttl_ms))
         return IOT_EINVAL;
     if (ttl_ms == 0)
         return incr_plain(c, &k, delta, out);
@@ -364,19 +344,6 @@ static int redis_gauge_set(void *self, const char *key, double value)
     return iot_redis_run(c, &a, NULL);
 }
 
-/* A finite double spanning the whole text, as the memory backend reads one. */
-static bool parse_double(const char *s, size_t len, double *out)
-{
-    if (len == 0 || isspace((unsigned char)s[0]))
-        return false;
-    char *end;
-    double d = strtod(s, &end);
-    if (end != s + len || !isfinite(d))
-        return false;
-    *out = d;
-    return true;
-}
-
 static int redis_gauge_get(void *self, const char *key, double *out)
 {
     struct iot_redis_cache *c = self;
@@ -388,7 +355,7 @@ static int redis_gauge_get(void *self, const char *key, double *out)
     if (rc != IOT_OK)
         return rc;
     /* hiredis NUL-terminates the string, so strtod stops in bounds. */
-    rc = parse_double(r->str, r->len, out) ? IOT_OK : IOT_EINVAL;
+    rc = iot_cache_parse_double(r->str, r->len, out) ? IOT_OK : IOT_EINVAL;
     freeReplyObject(r);
     return rc;
 }
@@ -414,7 +381,7 @@ static int redis_subscribe(void *self, const char *channel, iot_cache_msg_fn fn,
     if (!out)
         return IOT_EINVAL;
     *out = NULL;
-    if (!fn || iot_redis_check_key(channel, &len))
+    if (!fn || iot_cache_check_key(channel, &len))
         return IOT_EINVAL;
     return iot_redis_ps_subscribe(c->ps, channel, len, fn, ctx, out);
 }

@@ -16,10 +16,7 @@
 #include "store/redis/redis_int.h"
 #include "util/err.h"
 
-/* The memory backend's bound, so both refuse the same limits. */
-#define RATE_LIMIT_MAX ((int64_t)(IOT_CACHE_VALUE_MAX / sizeof(int64_t)))
-#define USER_ID_MAX 32 /* 32-hex public id; session_get's buffer is 33 bytes */
-#define MEMBER_MAX 48  /* "<nonce>-<seq>" and device ids */
+#define MEMBER_MAX 48 /* "<nonce>-<seq>" and device ids */
 
 /* KEYS[1] hash; ARGV[1] TTL in ms ("0": none); then field, value pairs.
  * HSET in slices of 100 pairs keeps unpack() within Lua's stack. */
@@ -129,8 +126,7 @@ int iot_redis_rate_hit(void *self, const char *key, int64_t limit, int64_t windo
 {
     struct iot_redis_cache *c = self;
     struct iot_redis_key k;
-    if (!allowed || iot_redis_key(c, key, &k) || limit <= 0 || limit > RATE_LIMIT_MAX ||
-        window_ms <= 0 || now_ms < 0)
+    if (!allowed || iot_redis_key(c, key, &k) || iot_cache_check_rate(limit, window_ms, now_ms))
         return IOT_EINVAL;
     *allowed = false;
     if (retry_after_ms)
@@ -165,17 +161,6 @@ int iot_redis_rate_hit(void *self, const char *key, int64_t limit, int64_t windo
 
 /* ---- sessions ---- */
 
-static int check_user_id(const char *user_id, size_t *len)
-{
-    if (!user_id)
-        return IOT_EINVAL;
-    size_t n = strnlen(user_id, USER_ID_MAX + 1);
-    if (n == 0 || n > USER_ID_MAX)
-        return IOT_EINVAL;
-    *len = n;
-    return IOT_OK;
-}
-
 static void session_key(const struct iot_redis_cache *c, const char *token_hash, size_t len,
                         struct iot_redis_key *out)
 {
@@ -195,8 +180,8 @@ int iot_redis_session_put(void *self, const char *token_hash, const char *user_i
 {
     struct iot_redis_cache *c = self;
     size_t tlen, ulen;
-    if (iot_redis_check_key(token_hash, &tlen) || check_user_id(user_id, &ulen) ||
-        iot_redis_check_ttl(ttl_ms))
+    if (iot_cache_check_key(token_hash, &tlen) || iot_cache_check_user_id(user_id, &ulen) ||
+        iot_cache_check_ttl(ttl_ms))
         return IOT_EINVAL;
     struct iot_redis_key sk, uk, users;
     session_key(c, token_hash, tlen, &sk);
@@ -218,7 +203,7 @@ int iot_redis_session_get(void *self, const char *token_hash, char *user_id_out)
 {
     struct iot_redis_cache *c = self;
     size_t tlen;
-    if (!user_id_out || iot_redis_check_key(token_hash, &tlen))
+    if (!user_id_out || iot_cache_check_key(token_hash, &tlen))
         return IOT_EINVAL;
     struct iot_redis_key sk;
     session_key(c, token_hash, tlen, &sk);
@@ -232,7 +217,7 @@ int iot_redis_session_get(void *self, const char *token_hash, char *user_id_out)
         return rc;
     if (r->type == REDIS_REPLY_NIL)
         rc = IOT_ENOTFOUND;
-    else if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > USER_ID_MAX)
+    else if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > IOT_CACHE_USER_ID_MAX)
         rc = IOT_EINTERNAL;
     else
         memcpy(user_id_out, r->str, r->len + 1);
@@ -244,7 +229,7 @@ int iot_redis_session_del(void *self, const char *token_hash)
 {
     struct iot_redis_cache *c = self;
     size_t tlen;
-    if (iot_redis_check_key(token_hash, &tlen))
+    if (iot_cache_check_key(token_hash, &tlen))
         return IOT_EINVAL;
     struct iot_redis_key sk, users;
     session_key(c, token_hash, tlen, &sk);
@@ -262,7 +247,7 @@ int iot_redis_session_drop_user(void *self, const char *user_id)
 {
     struct iot_redis_cache *c = self;
     size_t ulen;
-    if (check_user_id(user_id, &ulen))
+    if (iot_cache_check_user_id(user_id, &ulen))
         return IOT_EINVAL;
     struct iot_redis_key uk, sessions;
     user_key(c, user_id, ulen, &uk);
@@ -396,25 +381,15 @@ int iot_redis_presence_count(void *self, int64_t since_ms, int64_t *count)
 
 /* ---- hashes ---- */
 
-static int check_fields(const struct iot_cache_field *fields, size_t n)
-{
-    /* Each pair is two arguments of an int-counted argv. */
-    if (!fields || n == 0 || n > (size_t)(INT32_MAX / 2 - 8))
-        return IOT_EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        size_t flen;
-        if (iot_redis_check_key(fields[i].field, &flen) ||
-            iot_redis_check_value(fields[i].value, fields[i].value_len))
-            return IOT_EINVAL;
-    }
-    return IOT_OK;
-}
+/* Each field/value pair is two arguments of an int-counted argv. */
+#define HASH_FIELDS_MAX ((size_t)(INT32_MAX / 2 - 8))
 
 int iot_redis_prep_hash_set(const struct iot_redis_cache *c, const char *key,
                             const struct iot_cache_field *fields, size_t n, int64_t ttl_ms,
                             struct iot_redis_key *k, struct iot_redis_argv *a)
 {
-    if (iot_redis_key(c, key, k) || iot_redis_check_ttl(ttl_ms) || check_fields(fields, n))
+    if (iot_redis_key(c, key, k) || iot_cache_check_ttl(ttl_ms) || n > HASH_FIELDS_MAX ||
+        iot_cache_check_fields(fields, n))
         return IOT_EINVAL;
     iot_redis_argv_eval(a, c->pool, IOT_RS_HASH_SET, 1);
     iot_redis_argv_add(a, k->buf, k->len);
@@ -489,8 +464,8 @@ int iot_redis_list_push(void *self, const char *key, const char *val, size_t len
 {
     struct iot_redis_cache *c = self;
     struct iot_redis_key k;
-    if (iot_redis_key(c, key, &k) || iot_redis_check_value(val, len) ||
-        iot_redis_check_ttl(ttl_ms) || max_len == 0)
+    if (iot_redis_key(c, key, &k) || iot_cache_check_value(val, len) ||
+        iot_cache_check_ttl(ttl_ms) || max_len == 0)
         return IOT_EINVAL;
     int64_t last = max_len > (size_t)INT64_MAX ? INT64_MAX - 1 : (int64_t)max_len - 1;
     struct iot_redis_argv a;

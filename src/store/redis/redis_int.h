@@ -63,11 +63,7 @@ struct iot_redis_key {
     char buf[IOT_REDIS_KEY_BUF];
 };
 
-/* Argument checks, the same as the memory backend's (IOT_OK or IOT_EINVAL):
- * a key is a non-empty string of at most IOT_CACHE_KEY_MAX bytes. */
-int iot_redis_check_key(const char *key, size_t *len);
-int iot_redis_check_value(const char *val, size_t len);
-int iot_redis_check_ttl(int64_t ttl_ms);
+/* (Argument checks are the backends' shared iot_cache_check_*, cache.h.) */
 
 /* NS + key, after checking the key (IOT_EINVAL). */
 int iot_redis_key(const struct iot_redis_cache *c, const char *key, struct iot_redis_key *out);

@@ -7,11 +7,11 @@
  * chunks continue from the last key seen (keyset), not by OFFSET. */
 #include "store/sqlite/registry_sqlite.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/registry_scan.h"
 #include "store/sqlite/sqlite_db.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -167,61 +167,73 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_MEM_DELETE] = "DELETE FROM device_group_members WHERE group_id = ?1 AND device_id = ?2",
 };
 
-/* Scans: paged listings. The SQL has a %s where optional filter clauses go,
- * so that each filter combination is its own statement and can use its
- * index (a "? IS NULL OR col = ?" form defeats the planner). Every row query
- * ends with two extra columns: added_at (or 0) and the keyset cursor. */
-enum scan_kind { SCAN_USERS, SCAN_DEVICES, SCAN_GROUPS, SCAN_GROUP_DEVICES, SCAN_DEVICE_GROUPS,
-                 SCAN__COUNT };
-enum { F_UID = 1, F_STATUS = 2, F_TYPE = 4, F__COMBOS = 8 };
+/* Scans: paged listings (kinds and filters in store/registry_scan.h). The
+ * SQL has a %s where optional filter clauses go, so that each filter
+ * combination is its own statement and can use its index (a "? IS NULL OR
+ * col = ?" form defeats the planner). Every row query ends with two extra
+ * columns: added_at (or 0) and the keyset cursor. */
 
 struct scan_sql {
     const char *rows;
     const char *count;
     int parent;        /* ST_* finding the parent row (else IOT_ENOTFOUND), or -1 */
-    const char *owner;   /* alias whose user_id F_UID filters */
+    const char *owner; /* alias whose user_id IOT_REG_FILTER_UID filters */
 };
 
 #define PAGE_SQL " LIMIT :limit OFFSET :offset"
-static const struct scan_sql scan_sql[SCAN__COUNT] = {
-    [SCAN_USERS] = {"SELECT " USER_COLS ", 0, u.id FROM users u WHERE u.id > :after%s"
-                    " ORDER BY u.id" PAGE_SQL,
-                    "SELECT COUNT(*) FROM users u WHERE 1%s", -1, "u"},
-    [SCAN_DEVICES] = {"SELECT " DEV_COLS ", 0, d.id FROM devices d WHERE d.id > :after%s"
-                      " ORDER BY d.id" PAGE_SQL,
-                      "SELECT COUNT(*) FROM devices d WHERE 1%s", -1, "d"},
-    [SCAN_GROUPS] = {"SELECT " GRP_COLS ", 0, g.id FROM device_groups g WHERE g.id > :after%s"
-                     " ORDER BY g.id" PAGE_SQL,
-                     "SELECT COUNT(*) FROM device_groups g WHERE 1%s", -1, "g"},
-    [SCAN_GROUP_DEVICES] = {"SELECT " DEV_COLS ", m.added_at, m.id FROM device_group_members m"
-                            " JOIN devices d ON d.id = m.device_id"
-                            " WHERE m.group_id = :gid AND m.id > :after%s ORDER BY m.id" PAGE_SQL,
-                            "SELECT COUNT(*) FROM device_group_members m JOIN devices d"
-                            " ON d.id = m.device_id WHERE m.group_id = :gid%s",
-                            ST_GRP_EXISTS, "d"},
-    [SCAN_DEVICE_GROUPS] = {"SELECT " GRP_COLS ", m.added_at, g.id FROM device_group_members m"
-                            " JOIN device_groups g ON g.id = m.group_id"
-                            " WHERE m.device_id = :did AND g.id > :after%s ORDER BY g.id" PAGE_SQL,
-                            "SELECT COUNT(*) FROM device_group_members m"
-                            " WHERE m.device_id = :did%s",
-                            ST_DEV_EXISTS, "g"},
+static const struct scan_sql scan_sql[IOT_REG_SCAN__COUNT] = {
+    [IOT_REG_SCAN_USERS] = {
+        .rows = "SELECT " USER_COLS ", 0, u.id FROM users u WHERE u.id > :after%s"
+                " ORDER BY u.id" PAGE_SQL,
+        .count = "SELECT COUNT(*) FROM users u WHERE 1%s",
+        .parent = -1,
+        .owner = "u"},
+    [IOT_REG_SCAN_DEVICES] = {
+        .rows = "SELECT " DEV_COLS ", 0, d.id FROM devices d WHERE d.id > :after%s"
+                " ORDER BY d.id" PAGE_SQL,
+        .count = "SELECT COUNT(*) FROM devices d WHERE 1%s",
+        .parent = -1,
+        .owner = "d"},
+    [IOT_REG_SCAN_GROUPS] = {
+        .rows = "SELECT " GRP_COLS ", 0, g.id FROM device_groups g WHERE g.id > :after%s"
+                " ORDER BY g.id" PAGE_SQL,
+        .count = "SELECT COUNT(*) FROM device_groups g WHERE 1%s",
+        .parent = -1,
+        .owner = "g"},
+    [IOT_REG_SCAN_GROUP_DEVICES] = {
+        .rows = "SELECT " DEV_COLS ", m.added_at, m.id FROM device_group_members m"
+                " JOIN devices d ON d.id = m.device_id"
+                " WHERE m.group_id = :parent AND m.id > :after%s ORDER BY m.id" PAGE_SQL,
+        .count = "SELECT COUNT(*) FROM device_group_members m JOIN devices d"
+                 " ON d.id = m.device_id WHERE m.group_id = :parent%s",
+        .parent = ST_GRP_EXISTS,
+        .owner = "d"},
+    [IOT_REG_SCAN_DEVICE_GROUPS] = {
+        .rows = "SELECT " GRP_COLS ", m.added_at, g.id FROM device_group_members m"
+                " JOIN device_groups g ON g.id = m.group_id"
+                " WHERE m.device_id = :parent AND g.id > :after%s ORDER BY g.id" PAGE_SQL,
+        .count = "SELECT COUNT(*) FROM device_group_members m"
+                 " WHERE m.device_id = :parent%s",
+        .parent = ST_DEV_EXISTS,
+        .owner = "g"},
 };
 
 /* ---- glue to sqlite_db ------------------------------------------------- */
 
 /* Dynamic statement slots: scan kind x filter combination x {rows, count}. */
-#define DYN_SLOT(k, mask, count) ((((int)(k) * F__COMBOS) + (int)(mask)) * 2 + ((count) ? 1 : 0))
+#define DYN_SLOT(k, mask, count)                                                               \
+    ((((int)(k) * IOT_REG_FILTER_COMBOS) + (int)(mask)) * 2 + ((count) ? 1 : 0))
 
 static const struct iot_sqldb_schema registry_schema = {
     .migrations = migrations,
     .n_migrations = N_MIGRATIONS,
     .stmts = stmt_sql,
     .n_stmts = ST__COUNT,
-    .n_dyn = SCAN__COUNT * F__COMBOS * 2,
+    .n_dyn = IOT_REG_SCAN__COUNT * IOT_REG_FILTER_COMBOS * 2,
 };
 
 struct scan_sql_key {
-    enum scan_kind kind;
+    enum iot_reg_scan_kind kind;
     unsigned mask;
     bool count;
 };
@@ -231,18 +243,18 @@ static int build_scan_sql(const void *arg, char *buf, size_t size)
     const struct scan_sql_key *key = arg;
     unsigned mask = key->mask;
     char where[160];
-    snprintf(where, sizeof where, "%s%s%s%s%s", (mask & F_UID) ? " AND " : "",
-             (mask & F_UID) ? scan_sql[key->kind].owner : "",
-             (mask & F_UID) ? ".user_id = :uid" : "",
-             (mask & F_STATUS) ? " AND d.status = :status" : "",
-             (mask & F_TYPE) ? " AND d.device_type = :type" : "");
+    bool uid = mask & IOT_REG_FILTER_UID;
+    snprintf(where, sizeof where, "%s%s%s%s%s", uid ? " AND " : "",
+             uid ? scan_sql[key->kind].owner : "", uid ? ".user_id = :uid" : "",
+             (mask & IOT_REG_FILTER_STATUS) ? " AND d.status = :status" : "",
+             (mask & IOT_REG_FILTER_TYPE) ? " AND d.device_type = :type" : "");
     const struct scan_sql *q = &scan_sql[key->kind];
     int n = snprintf(buf, size, key->count ? q->count : q->rows, where);
     return n > 0 && (size_t)n < size ? IOT_OK : IOT_EINTERNAL;
 }
 
-static int scan_stmt(struct iot_sqldb_conn *c, enum scan_kind k, unsigned mask, bool count,
-                     sqlite3_stmt **out)
+static int scan_stmt(struct iot_sqldb_conn *c, enum iot_reg_scan_kind k, unsigned mask,
+                     bool count, sqlite3_stmt **out)
 {
     struct scan_sql_key key = {.kind = k, .mask = mask, .count = count};
     return iot_sqldb_dyn_stmt(c, DYN_SLOT(k, mask, count), build_scan_sql, &key, out);
@@ -407,16 +419,7 @@ static int user_create(void *self, struct iot_user *u)
     if (!u)
         return IOT_EINVAL;
     struct iot_user v = *u; /* the caller's struct changes only on success */
-    if (!v.user_id[0]) {
-        unsigned char rnd[IOT_USER_ID_LEN / 2];
-        randombytes_buf(rnd, sizeof rnd);
-        sodium_bin2hex(v.user_id, sizeof v.user_id, rnd, sizeof rnd);
-    }
-    int64_t now = iot_now_ms();
-    if (!v.created_at)
-        v.created_at = now;
-    if (!v.updated_at)
-        v.updated_at = now;
+    iot_reg_user_defaults(&v);
     struct iot_sqldb_conn *c;
     int rc = iot_sqldb_write_begin(self, &c);
     if (rc)
@@ -506,50 +509,7 @@ static int user_delete(void *self, int64_t id)
 
 /* ---- scans ------------------------------------------------------------- */
 
-struct scan {
-    enum scan_kind kind;
-    unsigned mask;
-    int64_t uid, gid, did;
-    const char *status, *type;
-    struct iot_page page;
-    int64_t *total;
-    union {
-        iot_user_fn user;
-        iot_device_fn device;
-        iot_group_fn group;
-        iot_member_fn member;
-        iot_device_group_fn device_group;
-    } fn;
-    bool has_fn;
-    void *ctx;
-};
-
-struct row {
-    int64_t key, added_at;
-    union {
-        struct iot_user u;
-        struct iot_device d;
-        struct iot_group g;
-    } v;
-};
-
-static void set_filter(struct scan *sc, const struct iot_device_filter *f, bool with_uid)
-{
-    if (!f)
-        return;
-    if (with_uid && f->user_id) {
-        sc->mask |= F_UID;
-        sc->uid = f->user_id;
-    }
-    if (f->status && f->status[0]) {
-        sc->mask |= F_STATUS;
-        sc->status = f->status;
-    }
-    if (f->device_type && f->device_type[0]) {
-        sc->mask |= F_TYPE;
-        sc->type = f->device_type;
-    }
-}
+/* The paging loop is store/registry_scan.c; here is the fetch of one chunk. */
 
 static void bind_named_int(sqlite3_stmt *st, const char *name, int64_t v)
 {
@@ -565,27 +525,26 @@ static void bind_named_text(sqlite3_stmt *st, const char *name, const char *v)
         sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
 }
 
-static void bind_scan(sqlite3_stmt *st, const struct scan *sc)
+static void bind_scan(sqlite3_stmt *st, const struct iot_reg_scan *sc)
 {
     bind_named_int(st, ":uid", sc->uid);
-    bind_named_int(st, ":gid", sc->gid);
-    bind_named_int(st, ":did", sc->did);
+    bind_named_int(st, ":parent", sc->parent);
     if (sc->status)
         bind_named_text(st, ":status", sc->status);
     if (sc->type)
         bind_named_text(st, ":type", sc->type);
 }
 
-static void read_scan_row(const struct scan *sc, sqlite3_stmt *st, struct row *r)
+static void read_scan_row(const struct iot_reg_scan *sc, sqlite3_stmt *st, struct iot_reg_row *r)
 {
     int ncols;
     switch (sc->kind) {
-    case SCAN_USERS:
+    case IOT_REG_SCAN_USERS:
         read_user(st, &r->v.u);
         ncols = N_USER_COLS;
         break;
-    case SCAN_DEVICES:
-    case SCAN_GROUP_DEVICES:
+    case IOT_REG_SCAN_DEVICES:
+    case IOT_REG_SCAN_GROUP_DEVICES:
         read_device(st, &r->v.d);
         ncols = N_DEV_COLS;
         break;
@@ -598,20 +557,9 @@ static void read_scan_row(const struct scan *sc, sqlite3_stmt *st, struct row *r
     r->key = sqlite3_column_int64(st, ncols + 1);
 }
 
-static int emit_row(const struct scan *sc, const struct row *r)
-{
-    switch (sc->kind) {
-    case SCAN_USERS: return sc->fn.user(sc->ctx, &r->v.u);
-    case SCAN_DEVICES: return sc->fn.device(sc->ctx, &r->v.d);
-    case SCAN_GROUPS: return sc->fn.group(sc->ctx, &r->v.g);
-    case SCAN_GROUP_DEVICES: return sc->fn.member(sc->ctx, &r->v.d, r->added_at);
-    default: return sc->fn.device_group(sc->ctx, &r->v.g, r->added_at);
-    }
-}
-
 /* First-chunk prologue, inside the read transaction: the parent row must
  * exist, then *total is counted on the same snapshot as the rows. */
-static int scan_prologue(struct iot_sqldb_conn *c, const struct scan *sc)
+static int scan_prologue(struct iot_sqldb_conn *c, const struct iot_reg_scan *sc)
 {
     sqlite3_stmt *st;
     int rc = IOT_OK;
@@ -619,7 +567,7 @@ static int scan_prologue(struct iot_sqldb_conn *c, const struct scan *sc)
     if (parent >= 0) {
         rc = iot_sqldb_stmt(c, parent, &st);
         if (rc == IOT_OK) {
-            sqlite3_bind_int64(st, 1, parent == ST_GRP_EXISTS ? sc->gid : sc->did);
+            sqlite3_bind_int64(st, 1, sc->parent);
             rc = step_one(st, NULL, NULL);
         }
     }
@@ -636,85 +584,56 @@ static int scan_prologue(struct iot_sqldb_conn *c, const struct scan *sc)
     return rc;
 }
 
-/* Copies up to `want` rows after keyset cursor `after` into rows[]. */
-static int scan_rows(struct iot_sqldb_conn *c, const struct scan *sc, int64_t after, int64_t offset,
-                     int64_t want, struct row *rows, int64_t *n)
+/* Copies up to ch->want rows after the keyset cursor into ch->rows. */
+static int scan_rows(struct iot_sqldb_conn *c, struct iot_reg_chunk *ch)
 {
+    const struct iot_reg_scan *sc = ch->sc;
     sqlite3_stmt *st;
     int rc = scan_stmt(c, sc->kind, sc->mask, false, &st);
     if (rc)
         return rc;
     bind_scan(st, sc);
-    bind_named_int(st, ":after", after);
-    bind_named_int(st, ":limit", want);
-    bind_named_int(st, ":offset", offset);
+    bind_named_int(st, ":after", ch->after);
+    bind_named_int(st, ":limit", ch->want);
+    bind_named_int(st, ":offset", ch->offset);
     int src;
-    *n = 0;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW && *n < want)
-        read_scan_row(sc, st, &rows[(*n)++]);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW && ch->n < ch->want)
+        read_scan_row(sc, st, &ch->rows[ch->n++]);
     iot_sqldb_done(st);
     return src == SQLITE_ROW || src == SQLITE_DONE ? IOT_OK : iot_sqldb_map(src);
 }
 
-/* One connection hold: for the first chunk a read transaction around the
- * prologue and the rows, for later chunks a single keyset query. */
-static int scan_chunk(struct iot_sqldb *s, const struct scan *sc, bool first, int64_t after,
-                      int64_t offset, int64_t want, struct row *rows, int64_t *n)
+/* One connection hold (an iot_reg_fetch_fn): for the first chunk a read
+ * transaction around the prologue and the rows, for later chunks a single
+ * keyset query. */
+static int scan_chunk(void *self, struct iot_reg_chunk *ch)
 {
+    struct iot_sqldb *s = self;
     struct iot_sqldb_conn *c = iot_sqldb_get(s);
     int rc = IOT_OK;
-    *n = 0;
-    if (first) {
+    ch->n = 0;
+    if (ch->first) {
         rc = iot_sqldb_read_begin(c);
         if (rc == IOT_OK)
-            rc = scan_prologue(c, sc);
+            rc = scan_prologue(c, ch->sc);
     }
-    if (rc == IOT_OK && want > 0)
-        rc = scan_rows(c, sc, after, offset, want, rows, n);
-    if (first)
+    if (rc == IOT_OK && ch->want > 0)
+        rc = scan_rows(c, ch);
+    if (ch->first)
         iot_sqldb_read_end(c);
     iot_sqldb_put(s, c);
     return rc;
 }
 
-/* Runs a paged scan, delivering rows in chunks with no connection held. */
-static int run_scan(struct iot_sqldb *s, const struct scan *sc)
+static int run_scan(struct iot_sqldb *s, const struct iot_reg_scan *sc)
 {
-    if (sc->page.limit < 0 || sc->page.offset < 0)
-        return IOT_EINVAL;
-    int64_t left = sc->has_fn ? sc->page.limit : 0;
-    if (left == 0 && !sc->total && scan_sql[sc->kind].parent < 0)
-        return IOT_OK;
-    struct row *rows = NULL;
-    if (left > 0) {
-        rows = malloc((size_t)(left < SCAN_CHUNK ? left : SCAN_CHUNK) * sizeof *rows);
-        if (!rows)
-            return IOT_ENOMEM;
-    }
-    int64_t after = INT64_MIN, offset = sc->page.offset;
-    int rc;
-    for (bool first = true;; first = false) {
-        int64_t want = left < SCAN_CHUNK ? left : SCAN_CHUNK, n = 0;
-        rc = scan_chunk(s, sc, first, after, offset, want, rows, &n);
-        if (rc)
-            break;
-        bool stop = false;
-        for (int64_t i = 0; i < n && !stop; i++)
-            stop = emit_row(sc, &rows[i]) != 0;
-        left -= n;
-        if (stop || n < want || left == 0)
-            break;
-        after = rows[n - 1].key;
-        offset = 0;
-    }
-    free(rows);
-    return rc;
+    return iot_reg_scan_run(sc, SCAN_CHUNK, scan_chunk, s);
 }
 
 static int user_list(void *self, struct iot_page page, iot_user_fn fn, void *ctx, int64_t *total)
 {
-    struct scan sc = {.kind = SCAN_USERS, .page = page, .total = total, .ctx = ctx,
-                      .fn.user = fn, .has_fn = fn != NULL};
+    struct iot_reg_scan sc = {.kind = IOT_REG_SCAN_USERS, .page = page, .total = total,
+                              .ctx = ctx, .fn.user = fn, .has_fn = fn != NULL};
     return run_scan(self, &sc);
 }
 
@@ -733,7 +652,7 @@ static void bind_device_fields(sqlite3_stmt *st, int first, const struct iot_dev
     BIND_FIELD(st, first + 8, d->api_key_prefix);
 }
 
-/* An empty status defaults to "active", as the original service does. */
+/* An empty status defaults to "active" (iot_reg_device_defaults). */
 static int device_create(void *self, struct iot_device *d)
 {
     if (!d)
@@ -742,13 +661,7 @@ static int device_create(void *self, struct iot_device *d)
     if (!v)
         return IOT_ENOMEM;
     *v = *d;
-    if (!v->status[0])
-        memcpy(v->status, "active", sizeof "active");
-    int64_t now = iot_now_ms();
-    if (!v->created_at)
-        v->created_at = now;
-    if (!v->updated_at)
-        v->updated_at = now;
+    iot_reg_device_defaults(v);
     struct iot_sqldb_conn *c;
     int rc = iot_sqldb_write_begin(self, &c);
     if (rc == IOT_OK) {
@@ -813,9 +726,9 @@ static int device_delete(void *self, int64_t id)
 static int device_list(void *self, const struct iot_device_filter *f, struct iot_page page,
                        iot_device_fn fn, void *ctx, int64_t *total)
 {
-    struct scan sc = {.kind = SCAN_DEVICES, .page = page, .total = total, .ctx = ctx,
-                      .fn.device = fn, .has_fn = fn != NULL};
-    set_filter(&sc, f, true);
+    struct iot_reg_scan sc = {.kind = IOT_REG_SCAN_DEVICES, .page = page, .total = total,
+                              .ctx = ctx, .fn.device = fn, .has_fn = fn != NULL};
+    iot_reg_scan_filter(&sc, f, true);
     return run_scan(self, &sc);
 }
 
@@ -880,12 +793,7 @@ static int group_create(void *self, struct iot_group *g)
     if (!g)
         return IOT_EINVAL;
     struct iot_group v = *g;
-    int64_t now = iot_now_ms();
-    if (!v.created_at)
-        v.created_at = now;
-    if (!v.updated_at)
-        v.updated_at = now;
-    v.device_count = 0;
+    iot_reg_group_defaults(&v);
     struct iot_sqldb_conn *c;
     int rc = iot_sqldb_write_begin(self, &c);
     if (rc)
@@ -939,9 +847,9 @@ static int group_delete(void *self, int64_t id)
 static int group_list(void *self, int64_t user_id, struct iot_page page, iot_group_fn fn,
                       void *ctx, int64_t *total)
 {
-    struct scan sc = {.kind = SCAN_GROUPS, .page = page, .total = total, .ctx = ctx,
-                      .fn.group = fn, .has_fn = fn != NULL, .uid = user_id,
-                      .mask = user_id ? F_UID : 0};
+    struct iot_reg_scan sc = {.kind = IOT_REG_SCAN_GROUPS, .page = page, .total = total,
+                              .ctx = ctx, .fn.group = fn, .has_fn = fn != NULL, .uid = user_id,
+                              .mask = user_id ? IOT_REG_FILTER_UID : 0};
     return run_scan(self, &sc);
 }
 
@@ -1003,17 +911,19 @@ static int member_remove(void *self, int64_t group_id, int64_t device_id)
 static int group_devices(void *self, int64_t group_id, const struct iot_device_filter *f,
                          struct iot_page page, iot_member_fn fn, void *ctx, int64_t *total)
 {
-    struct scan sc = {.kind = SCAN_GROUP_DEVICES, .page = page, .total = total, .ctx = ctx,
-                      .fn.member = fn, .has_fn = fn != NULL, .gid = group_id};
-    set_filter(&sc, f, false);
+    struct iot_reg_scan sc = {.kind = IOT_REG_SCAN_GROUP_DEVICES, .page = page, .total = total,
+                              .ctx = ctx, .fn.member = fn, .has_fn = fn != NULL,
+                              .parent = group_id};
+    iot_reg_scan_filter(&sc, f, false);
     return run_scan(self, &sc);
 }
 
 /* IOT_ENOTFOUND when the device does not exist. */
 static int device_groups(void *self, int64_t device_id, iot_device_group_fn fn, void *ctx)
 {
-    struct scan sc = {.kind = SCAN_DEVICE_GROUPS, .page = {.limit = INT64_MAX}, .ctx = ctx,
-                      .fn.device_group = fn, .has_fn = fn != NULL, .did = device_id};
+    struct iot_reg_scan sc = {.kind = IOT_REG_SCAN_DEVICE_GROUPS, .page = {.limit = INT64_MAX},
+                              .ctx = ctx, .fn.device_group = fn, .has_fn = fn != NULL,
+                              .parent = device_id};
     return run_scan(self, &sc);
 }
 

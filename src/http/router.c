@@ -66,6 +66,20 @@ static int match_pattern(const char *pattern, const struct segments *path)
     return i == path->n ? literals : -1;
 }
 
+/* A quick, exact pre-check: a path can match a pattern only if its text
+ * starts with the pattern's literal text up to the first "{}" (segments are
+ * separated by single slashes on both sides). One pass over a few bytes
+ * rejects most of the table before match_pattern splits anything. */
+static bool literal_prefix_matches(const char *pattern, const char *path)
+{
+    if (pattern[0] != '/' || path[0] != '/')
+        return true; /* no shortcut: let match_pattern decide */
+    for (; *pattern && *pattern != '{'; pattern++, path++)
+        if (*pattern != *path)
+            return false;
+    return true;
+}
+
 static void fill_params(const char *pattern, struct iot_req *r)
 {
     struct segments pat, path;
@@ -107,6 +121,8 @@ enum iot_route_result iot_route(const struct iot_route *routes, size_t n, struct
     /* HEAD is GET without a body; libmicrohttpd drops the body itself. */
     const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
     for (size_t i = 0; i < n; i++) {
+        if (!literal_prefix_matches(routes[i].pattern, r->path))
+            continue;
         int literals = match_pattern(routes[i].pattern, &path);
         if (literals < 0)
             continue;

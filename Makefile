@@ -17,8 +17,11 @@ WITH_SERVICES = eval "$$(scripts/services.sh start $(TEST_SERVICES))" &&
 
 all: build
 
+# `make run` needs only what builds and runs iotflowd; everything else
+# wants the test servers and tools too.
+DEPS ?= all
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh $(DEPS)
 
 build: deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -26,6 +29,7 @@ build: deps
 
 # Starts iotflowd on the embedded stores (port 5000 unless IOTFLOW_PORT says
 # otherwise). Without IOTFLOW_ADMIN_TOKEN a random one is generated and shown.
+run: DEPS = build
 run: build
 	@mkdir -p "$(IOTFLOW_DATA_DIR)"
 	@if [ -z "$$IOTFLOW_ADMIN_TOKEN" ]; then \

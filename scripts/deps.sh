@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
-# deps.sh — install every Debian package that building, testing and running
-# iotflowd needs. Idempotent: installs only what is missing. Needs root (or
-# sudo) the first time. Python tests use Debian's packages under
-# /usr/bin/python3, never a pyenv or venv interpreter.
+# deps.sh — install the Debian packages iotflowd needs. Idempotent: installs
+# only what is missing. Needs root (or sudo) the first time.
+#
+#   scripts/deps.sh build   what building and running need (`make run`)
+#   scripts/deps.sh [all]   that, plus the servers, tools and Python packages
+#                           the tests and benchmarks use (`make test`)
+#
+# Python tests use Debian's packages under /usr/bin/python3, never a pyenv or
+# venv interpreter.
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libmicrohttpd-dev libjansson-dev libsodium-dev libsqlite3-dev uuid-dev
   libpq-dev libhiredis-dev
+  libcmocka-dev
+)
+TEST_PACKAGES=(
   postgresql redis-server
   openjdk-17-jre-headless maven
-  libcmocka-dev clang
+  clang
   python3 python3-pytest python3-requests python3-cassandra
   wrk curl
 )
+
+case "${1:-all}" in
+  build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+  all) PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+  *) echo "usage: $0 [build|all]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -11,6 +11,7 @@
 
 #include "core/secrets.h"
 #include "util/clock.h"
+#include "util/hex.h"
 #include "util/log.h"
 
 struct iot_server {
@@ -284,17 +285,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     IOT_WARN("http: %s", line);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decoding of paths and query values, in place. "%00" is left
  * encoded: a NUL would silently cut the string short ("/%00" must not
  * become "/"). */
@@ -303,7 +293,7 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     char *out = s;
     for (const char *in = s; *in; in++) {
         int hi, lo;
-        if (*in == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0 &&
+        if (*in == '%' && (hi = iot_hex_digit(in[1])) >= 0 && (lo = iot_hex_digit(in[2])) >= 0 &&
             (hi || lo)) {
             *out++ = (char)(hi * 16 + lo);
             in += 2;

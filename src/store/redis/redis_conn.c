@@ -11,6 +11,7 @@
 #include <sys/time.h>
 
 #include "util/err.h"
+#include "util/hex.h"
 #include "util/log.h"
 
 #define CONNECT_TIMEOUT_MS 200
@@ -26,17 +27,6 @@ static int url_error(const char *what)
     return IOT_EINVAL;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Copies s[0..n) into out (cap bytes with the NUL), decoding %XX. Fails on
  * a malformed escape, an encoded NUL, or when the text does not fit. */
 static int url_decode(const char *s, size_t n, char *out, size_t cap, size_t *out_len)
@@ -45,8 +35,8 @@ static int url_decode(const char *s, size_t n, char *out, size_t cap, size_t *ou
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
         if (ch == '%') {
-            int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
+            int hi = i + 2 < n ? iot_hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < n ? iot_hex_digit(s[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return IOT_EINVAL;
             ch = (char)(hi * 16 + lo);

@@ -14,7 +14,6 @@
 #define RETENTION_PERIOD_MS INT64_C(3600000)
 #define SEEN_MAX 4096 /* distinct devices gathered between flushes */
 #define NEWEST_SLOTS 4096 /* devices whose newest cached timestamp we remember */
-#define STALE_MAX 4096    /* devices whose latest-values entry must still be dropped */
 
 struct iot_ingest {
     struct iot_ingest_config cfg;
@@ -43,12 +42,7 @@ struct iot_ingest {
     /* Newest timestamp this process put in each device's cached latest
      * values (direct-mapped by device id). */
     struct { int64_t device_id, ts; } newest_cached[NEWEST_SLOTS];
-    /* A shared cache (Redis) outlives this process and may be unreachable
-     * for a while: latest-values entries that a failed batch could not
-     * drop, retried with every later batch. */
-    bool shared_cache;
-    int64_t stale[STALE_MAX];
-    size_t n_stale;
+    bool shared_cache; /* Redis: see cache_latest */
 };
 
 void iot_ingest_channel(int64_t device_id, char *buf, size_t size)
@@ -231,43 +225,11 @@ static void fanout_add(struct fanout *f, struct iot_cache_write w)
         f->w[f->n++] = w;
 }
 
-static void note_stale(struct iot_ingest *ing, int64_t device_id)
-{
-    for (size_t i = 0; i < ing->n_stale; i++)
-        if (ing->stale[i] == device_id)
-            return;
-    if (ing->n_stale < STALE_MAX)
-        ing->stale[ing->n_stale++] = device_id;
-    else
-        IOT_WARN("ingest: latest values of device %lld may be stale in the cache until they expire",
-                 (long long)device_id);
-}
-
-/* Drops, first in the batch, the entries an earlier failed batch left. */
-static void add_stale_drops(struct iot_ingest *ing, struct fanout *f)
-{
-    for (size_t i = 0; i < ing->n_stale; i++) {
-        char *key = malloc(64);
-        if (!fanout_own(f, key))
-            return;
-        iot_latest_key(ing->stale[i], key, 64);
-        fanout_add(f, (struct iot_cache_write){.kind = IOT_CACHE_W_DEL, .key = key});
-    }
-}
-
-/* Sends the batch; if it fails, every device of msgs joins the stale
- * list (the batch is not atomic: any of its drops may be missing). */
-static void fanout_send(struct iot_ingest *ing, struct fanout *f,
-                        const struct iot_tm_message *msgs, size_t n)
+static void fanout_send(struct iot_ingest *ing, struct fanout *f)
 {
     int rc = iot_cache_write_batch(ing->cache, f->w, f->n);
-    if (rc == IOT_OK) {
-        ing->n_stale = 0;
-    } else {
+    if (rc)
         IOT_DEBUG("ingest: %zu cache writes not all applied: %s", f->n, iot_strerror(rc));
-        for (size_t i = 0; i < n; i++)
-            note_stale(ing, msgs[i].device_id);
-    }
     for (size_t i = 0; i < f->n_owned; i++)
         free(f->owned[i]);
     free(f->owned);
@@ -286,7 +248,12 @@ static void cache_latest(struct iot_ingest *ing, struct fanout *f, const struct 
     if (!fanout_own(f, key))
         return;
     iot_latest_key(m->device_id, key, 64);
-    if (ing->shared_cache) { /* see forget_latest */
+    /* A shared cache (Redis) outlives this process and is read by other
+     * instances: there the entry is only dropped, never merged, and the
+     * complete entries that reads refill live IOT_LATEST_SHARED_TTL_MS. So
+     * a crash or an outage between commit and fan-out leaves a stale entry
+     * for seconds at most. */
+    if (ing->shared_cache) {
         fanout_add(f, (struct iot_cache_write){.kind = IOT_CACHE_W_DEL, .key = key});
         return;
     }
@@ -350,7 +317,6 @@ static void fan_out(struct iot_ingest *ing, const struct iot_tm_message *msgs, s
     size_t n_devices = 0;
     int64_t now = iot_now_ms();
     struct fanout f = {0};
-    add_stale_drops(ing, &f);
     for (size_t i = 0; i < n; i++) {
         size_t d = 0;
         while (d < n_devices && newest[d].device_id != msgs[i].device_id)
@@ -369,28 +335,7 @@ static void fan_out(struct iot_ingest *ing, const struct iot_tm_message *msgs, s
         cache_latest(ing, &f, &msgs[newest[d].index]);
         seen_now(ing, &f, newest[d].device_id, now);
     }
-    fanout_send(ing, &f, msgs, n);
-}
-
-/* With a shared cache, each device's latest-values entry is dropped before
- * the commit as well as after it, instead of merged: a crash between the
- * commit and the fan-out (or a cache outage then) must not leave a complete
- * but stale entry behind for other instances or the next incarnation; the
- * next read refills it from the store. */
-static void forget_latest(struct iot_ingest *ing, const struct iot_tm_message *msgs, size_t n)
-{
-    struct fanout f = {0};
-    add_stale_drops(ing, &f);
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && msgs[i].device_id == msgs[i - 1].device_id)
-            continue;
-        char *key = malloc(64);
-        if (!fanout_own(&f, key))
-            break;
-        iot_latest_key(msgs[i].device_id, key, 64);
-        fanout_add(&f, (struct iot_cache_write){.kind = IOT_CACHE_W_DEL, .key = key});
-    }
-    fanout_send(ing, &f, msgs, n);
+    fanout_send(ing, &f);
 }
 
 static void run_retention(struct iot_ingest *ing, int64_t now)
@@ -412,8 +357,6 @@ static void run_retention(struct iot_ingest *ing, int64_t now)
 static void commit_jobs(struct iot_ingest *ing, struct iot_ingest_job *jobs, size_t n)
 {
     int rc = gather_batch(ing, jobs, n);
-    if (rc == IOT_OK && ing->shared_cache)
-        forget_latest(ing, ing->batch, n);
     if (rc == IOT_OK)
         rc = iot_tm_write_batch(ing->tm, ing->batch, n);
     if (rc == IOT_OK)

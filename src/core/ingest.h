@@ -72,9 +72,10 @@ void iot_ingest_channel(int64_t device_id, char *buf, size_t size);
  * every measurement); ingest only merges into it. */
 #define IOT_LATEST_COMPLETE ":complete"
 #define IOT_LATEST_TTL_MS 600000
-/* A refill into a shared cache lives shorter: a reader that read the store
- * just before a commit may write its entry just after the writer dropped
- * it; the short life bounds how long such a rare stale entry is served. */
+/* A refill into a shared cache lives shorter: the writer drops entries
+ * after each commit but cannot when it crashes or Redis is down, and a
+ * reader that read the store just before a commit may write its entry just
+ * after the drop; the short life bounds how long such an entry is served. */
 #define IOT_LATEST_SHARED_TTL_MS 5000
 void iot_latest_key(int64_t device_id, char *buf, size_t size);
 

@@ -70,6 +70,7 @@ struct iot_sqldb {
     int nfree;
     int nconns;
     struct iot_sqldb_conn conns[POOL_SIZE];
+    char path[NAME_MAX_LEN]; /* the database file; "" for a memory database */
 };
 
 int iot_sqldb_map(int rc)
@@ -385,6 +386,8 @@ void iot_sqldb_close(struct iot_sqldb *db)
     free(db);
 }
 
+const char *iot_sqldb_path(const struct iot_sqldb *db) { return db->path[0] ? db->path : NULL; }
+
 int iot_sqldb_open(const char *url, const struct iot_sqldb_schema *schema, struct iot_sqldb **out)
 {
     return iot_sqldb_open_ex(url, schema, false, out);
@@ -411,6 +414,8 @@ int iot_sqldb_open_ex(const char *url, const struct iot_sqldb_schema *schema, bo
     pthread_mutex_init(&db->pool_mu, NULL);
     pthread_cond_init(&db->pool_cv, NULL);
     pthread_mutex_init(&db->write_mu, NULL);
+    if (!memory)
+        snprintf(db->path, sizeof db->path, "%s", name);
     for (int i = 0; i < POOL_SIZE && rc == IOT_OK; i++) {
         db->nconns++; /* counted first: a half-opened connection still needs closing */
         rc = conn_open(&db->conns[i], name, memory, i == 0, durable, schema);

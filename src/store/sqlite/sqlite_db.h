@@ -38,6 +38,8 @@ int iot_sqldb_open(const char *url, const struct iot_sqldb_schema *schema, struc
 int iot_sqldb_open_ex(const char *url, const struct iot_sqldb_schema *schema, bool durable,
                       struct iot_sqldb **out);
 void iot_sqldb_close(struct iot_sqldb *db); /* NULL is a no-op; no op may be in flight */
+/* The database file's path, or NULL for a memory database. */
+const char *iot_sqldb_path(const struct iot_sqldb *db);
 
 /* Takes a connection (waits while all are in use) / gives it back. */
 struct iot_sqldb_conn *iot_sqldb_get(struct iot_sqldb *db);

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/commit_log.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/telemetry_sqlite_int.h"
 #include "util/err.h"
@@ -105,6 +106,14 @@ static const char *const migrations[] = {
      * telemetry_sqlite_pending.c), which are not in `messages` yet; keys
      * is then empty. Rows of step 2 (msgs NULL) are still understood. */
     "ALTER TABLE pending ADD COLUMN msgs BLOB;",
+    /* 4: batches are staged in a commit log of files beside the database
+     * (telemetry_sqlite_pending.c), not in `pending`; a flush records the
+     * newest batch it applied here, in its own transaction, so that replay
+     * after a crash skips what is applied already */
+    "CREATE TABLE log_state ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " flushed_upto INTEGER NOT NULL);"
+    "INSERT INTO log_state VALUES (1, 0);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -137,13 +146,14 @@ static const char *const stmt_sql[TMS__COUNT] = {
     /* write_batch: OR IGNORE makes a retried identity a no-op; the caller
      * reads sqlite3_changes() to aggregate only what was inserted. The
      * upserts of the derived rows are built in telemetry_sqlite_write.c. */
-    [TMS_PENDING_PUT] = "INSERT INTO pending (batch, keys, msgs) VALUES (?1, x'', ?2)",
     [TMS_MSG_GET] = "SELECT user_id, data, meta FROM messages"
                     " WHERE device_id = ?1 AND ts = ?2 AND seq = ?3",
 
     /* flush and crash recovery */
     [TMS_MSG_INSERT] = "INSERT OR IGNORE INTO messages (device_id, ts, seq, user_id, data, meta)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [TMS_LOG_STATE_GET] = "SELECT flushed_upto FROM log_state",
+    [TMS_LOG_STATE_SET] = "UPDATE log_state SET flushed_upto = ?1 WHERE flushed_upto < ?1",
     [TMS_PENDING_DEL] = "DELETE FROM pending WHERE batch <= ?1",
     [TMS_PENDING_SCAN] = "SELECT batch, keys FROM pending WHERE batch <= ?1 AND msgs IS NULL"
                          " ORDER BY batch",
@@ -278,11 +288,27 @@ int iot_tmsql_step_ints(sqlite3_stmt *st, int64_t *out, int n)
 
 static void tm_free(struct iot_tmsql *s)
 {
+    iot_clog_close(s->log);
     iot_sqldb_close(s->db);
     iot_tmsql_agg_free(s->agg);
     iot_tmsql_stage_free(s->stage);
+    pthread_cond_destroy(&s->stage_cv);
+    pthread_mutex_destroy(&s->stage_mu);
     pthread_mutex_destroy(&s->mu);
     free(s);
+}
+
+/* stage_cv waits on the monotonic clock: setting the date must not stall
+ * the flusher. */
+static void init_locks(struct iot_tmsql *s)
+{
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->stage_mu, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->stage_cv, &attr);
+    pthread_condattr_destroy(&attr);
 }
 
 /* Opens, migrates, and applies what a crash left pending. */
@@ -294,17 +320,13 @@ static int tm_open(const char *url, bool durable, void **self)
     struct iot_tmsql *s = calloc(1, sizeof *s);
     if (!s)
         return IOT_ENOMEM;
-    pthread_mutex_init(&s->mu, NULL);
+    init_locks(s);
+    s->durable = durable;
     atomic_init(&s->dirty, 0);
     atomic_init(&s->wal_pages, 0);
     int rc = iot_sqldb_open_ex(url, &telemetry_schema, durable, &s->db);
     if (rc == IOT_OK)
         rc = iot_tmsql_pending_open(s);
-    if (rc == IOT_OK) {
-        pthread_mutex_lock(&s->mu);
-        rc = iot_tmsql_flush_locked(s, true);
-        pthread_mutex_unlock(&s->mu);
-    }
     if (rc) {
         tm_free(s);
         return rc;
@@ -313,15 +335,13 @@ static int tm_open(const char *url, bool durable, void **self)
     return IOT_OK;
 }
 
-/* Flushes first; if that fails the pending rows stay, for the next open. */
+/* Flushes first; if that fails the commit log stays, for the next open. */
 static void tm_close(void *self)
 {
     struct iot_tmsql *s = self;
     if (!s)
         return;
-    pthread_mutex_lock(&s->mu);
-    (void)iot_tmsql_flush_locked(s, true);
-    pthread_mutex_unlock(&s->mu);
+    iot_tmsql_pending_close(s);
     tm_free(s);
 }
 

@@ -20,37 +20,52 @@
 
 struct iot_tmsql_agg;   /* derived deltas of a flush, see telemetry_sqlite_write.c */
 struct iot_tmsql_stage; /* staged batches, see telemetry_sqlite_pending.c */
+struct iot_clog;        /* src/store/commit_log.h */
 
 struct iot_tmsql {
     struct iot_sqldb *db;
-    /* 1 while batches are staged (written to the pending log, not yet to
-     * the tables): every read checks it without the lock, and flushes when
-     * it is set. */
+    bool durable; /* fsync: the commit log and synchronous=FULL */
+    /* 1 while batches are staged (in the commit log, not yet in the
+     * tables): every read checks it without a lock, and flushes when it is
+     * set. */
     atomic_int dirty;
     /* WAL frames after the last commit (a WAL hook keeps it). */
     atomic_int wal_pages;
     /* The store's writer lock, taken before the pool's: held around every
-     * write transaction and around the work after a COMMIT that must not
-     * interleave with another writer (forgetting flushed batches). Guards
-     * everything below. */
+     * write transaction of the database (flushes, deletes, purge) and the
+     * work after its COMMIT that must not interleave with another (forgetting
+     * flushed batches). Guards `agg`, `flushed` and the flush scratch of
+     * `stage`. */
     pthread_mutex_t mu;
-    struct iot_tmsql_stage *stage;
     struct iot_tmsql_agg *agg; /* a flush's scratch */
-    int64_t last_batch;        /* newest batch id in the pending table (0: none yet) */
-    int64_t last_flush_ms;
     int64_t legacy_upto; /* version 2 pending rows up to this batch wait (0: none) */
+    bool pending_rows;   /* rows of the `pending` table (versions 2-3) wait */
     bool flushed;        /* the open write transaction flushed (iot_tmsql_begin) */
+    bool flush_again;    /* the last flush was bounded and left batches staged */
+    /* The stage lock, taken after mu when both are: guards the staged
+     * batches and their identities in `stage`, the commit log and
+     * everything below. write_batch takes only this one, so it never waits
+     * for a flush. */
+    pthread_mutex_t stage_mu;
+    pthread_cond_t stage_cv; /* the flusher waits for work, write_batch for room */
+    struct iot_tmsql_stage *stage;
+    struct iot_clog *log; /* NULL for a memory database */
+    int64_t last_batch;   /* newest batch id staged or applied (0: none yet) */
+    int64_t last_flush_ms;
+    bool stopping;        /* the flusher is asked to end */
+    bool flusher_started;
+    pthread_t flusher;
 };
 
 /* Statement ids; the SQL is in telemetry_sqlite.c. */
 enum iot_tmsql_stmt {
     TMS_PING,
     TMS_STATS,
-    /* write_batch */
-    TMS_PENDING_PUT,
-    TMS_MSG_GET,
     /* flush, recovery */
+    TMS_MSG_GET,
     TMS_MSG_INSERT,
+    TMS_LOG_STATE_GET,
+    TMS_LOG_STATE_SET,
     TMS_PENDING_DEL,
     TMS_PENDING_SCAN,
     TMS_PENDING_ALL,
@@ -129,10 +144,10 @@ void iot_tmsql_agg_reset(struct iot_tmsql_agg *a);        /* NULL-safe */
 struct iot_tmsql_agg *iot_tmsql_agg_new(void);
 void iot_tmsql_agg_free(struct iot_tmsql_agg *a);
 
-/* ---- the pending log (telemetry_sqlite_pending.c) ------------------------------ */
+/* ---- the commit log and flushes (telemetry_sqlite_pending.c) ------------------ */
 
-/* write_batch after validation: stages the batch in the pending log (one
- * COMMIT), and flushes when due. */
+/* write_batch after validation: appends the batch to the commit log and
+ * stages it in memory; the flusher thread applies it to the tables. */
 int iot_tmsql_stage_write(struct iot_tmsql *s, const struct iot_tm_message *msgs, size_t n);
 void iot_tmsql_stage_free(struct iot_tmsql_stage *g); /* NULL-safe */
 
@@ -149,12 +164,13 @@ int iot_tmsql_end(struct iot_tmsql *s, struct iot_sqldb_conn *c, int rc);
  * load) when nothing is staged. */
 int iot_tmsql_sync(struct iot_tmsql *s);
 
-/* Under s->mu: flushes everything when `force`, else the oldest batches
- * when a flush is due (age, size). */
-int iot_tmsql_flush_locked(struct iot_tmsql *s, bool force);
-/* At open, before any op: loads the batches a crash left in the pending
- * log; the next flush (open does one) applies them. */
+/* At open, before any op: loads what a crash left staged (the commit log
+ * past the last flush, and rows of the older `pending` table), flushes it,
+ * and starts the flusher thread. */
 int iot_tmsql_pending_open(struct iot_tmsql *s);
+/* At close: stops the flusher and flushes everything; the commit log is
+ * deleted when that worked (else it is replayed at the next open). */
+void iot_tmsql_pending_close(struct iot_tmsql *s);
 
 /* ---- the ops, by file ------------------------------------------------------ */
 int iot_tmsql_write_batch(void *self, const struct iot_tm_message *msgs, size_t n);

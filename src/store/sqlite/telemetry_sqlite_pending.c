@@ -1,89 +1,98 @@
-/* telemetry_sqlite_pending.c — the pending log of the SQLite telemetry
- * store: write_batch stages a batch as one row of the table `pending`, and
- * a flush later moves the staged messages into `messages` and applies their
- * derived rows; crash recovery replays the log.
+/* telemetry_sqlite_pending.c — the commit path of the SQLite telemetry
+ * store: write_batch appends a batch to a commit log (src/store/commit_log.h)
+ * and stages it in memory; a flusher thread later moves the staged
+ * messages into `messages` and applies their derived rows; open replays the
+ * log after a crash.
  *
  * Why. With single-message HTTP ingest a commit holds 8-32 messages of as
  * many devices. Inserting them into `messages` dirties one leaf of the
  * messages B-tree and one of messages_by_user per device, ~70 pages a
  * commit, and those pages are what the WAL, the checkpoints and their
- * fsyncs pay for. Staged, the commit writes one row of contiguous bytes:
- * one or two pages. A flush then inserts thousands of messages at once, in
- * (device_id, ts, seq) order, so each device's leaf is dirtied once per
- * flush instead of once per commit, and applies the derived rows (latest,
- * rollups, catalog, devices) aggregated over the whole flush.
+ * fsyncs pay for. Logged, the commit is one write(2) of contiguous bytes.
+ * A flush then inserts thousands of messages at once, in (device_id, ts,
+ * seq) order, so each device's leaf is dirtied once per flush instead of
+ * once per commit, and applies the derived rows (latest, rollups, catalog,
+ * devices) aggregated over the whole flush. And because the log is not the
+ * database, a flush (a SQLite write transaction of ~10 ms) and a commit (an
+ * append) run at the same time on two threads: the ingest writer never
+ * waits for a flush, a checkpoint or their fsyncs. (Version 3 of the store
+ * staged batches as rows of the table `pending`, in the same database: each
+ * commit was a SQLite transaction and waited for every flush.)
  *
- * write_batch (iot_tmsql_stage_write), one BEGIN IMMEDIATE … COMMIT:
+ * write_batch (iot_tmsql_stage_write), under stage_mu only:
  *  - drops the messages whose identity (device_id, ts, seq) is already
- *    staged (an in-memory set) or stored (a primary-key lookup), and
- *    repeats within the batch (the first wins), so a retry adds nothing;
- *  - inserts one pending row whose `msgs` blob encodes the rest (format
- *    below) — none when nothing is left;
- *  - COMMIT: the batch is durable (synchronous=NORMAL: in the WAL, safe
- *    from a crash of the process; FULL: fsynced);
- *  - keeps the blob in memory (the staged batch), which is all a flush
- *    needs: the typed points travel in it, nothing is re-parsed.
+ *    staged (an in-memory set), and repeats within the batch (the first
+ *    wins); a retry of a message already flushed is dropped by the flush
+ *    (INSERT OR IGNORE), so a retry adds nothing either way;
+ *  - appends one record with the rest (format below) to the commit log —
+ *    none when nothing is left: the batch is durable once that returns
+ *    (in the page cache, safe from a crash of the process; with `durable`,
+ *    fdatasynced);
+ *  - keeps the encoded batch in memory (the staged batch), which is all a
+ *    flush needs: the typed points travel in it, nothing is re-parsed;
+ *  - waits (up to STAGE_WAIT_MS, then IOT_EUNAVAILABLE) while more than
+ *    STAGE_MAX_WORK messages + points are staged: the flusher is behind, and
+ *    ingest must slow down rather than fill the memory.
  *
- * A flush, one transaction (flush_tx):
+ * A flush, one transaction under mu (flush_tx):
  *  - decodes the oldest staged batches (all of them, or whole batches up to
- *    FLUSH_MAX_WORK messages + points when it is the write path's);
+ *    FLUSH_MAX_WORK messages + points when it is the flusher's);
  *  - INSERT OR IGNORE of their messages in (device_id, ts, seq) order;
  *  - for each message really inserted (sqlite3_changes() == 1), in batch
  *    order, its deltas join the aggregation map (telemetry_sqlite_write.c);
- *  - the map's upserts; DELETE FROM pending WHERE batch <= the last one;
- *  - COMMIT, and only then the flushed batches leave memory. A failed flush
- *    rolls back and leaves everything staged.
+ *  - the map's upserts; log_state.flushed_upto = the last batch applied;
+ *  - COMMIT, and only then the flushed batches leave memory and the log
+ *    segments that hold nothing else are deleted. A failed flush rolls back
+ *    and leaves everything staged.
  *
  * Flushes happen:
- *  - at the end of write_batch when the oldest staged batch is
- *    FLUSH_AFTER_MS old, or FLUSH_WORK messages + points or FLUSH_BYTES of
- *    blobs are staged; bounded to FLUSH_MAX_WORK so one flush stalls the
- *    writer for a few ms, the rest stays staged for the next write_batch;
+ *  - on the flusher thread when the oldest staged batch is FLUSH_AFTER_MS
+ *    old, or FLUSH_WORK messages + points or FLUSH_BYTES are staged,
+ *    bounded to FLUSH_MAX_WORK a transaction so that reads and deletes,
+ *    which wait for mu, wait a few ms at most;
  *  - before every read (query_device, query_user, count_user, latest,
  *    rollups, samples, catalog, stats) when anything is staged: one atomic
  *    load when nothing is (iot_tmsql_sync), so a read sees every message
  *    whose write_batch returned;
  *  - inside the transaction of delete_range, delete_device, delete_user and
  *    purge, before they change anything (iot_tmsql_begin);
- *  - at close.
- * If the process dies in between, the pending rows survive: open decodes
- * them into staged batches and flushes them, which yields what the flushes
- * would have.
+ *  - at open (what the log held) and at close.
+ * If the process dies in between, the log survives: open replays its
+ * records newer than log_state.flushed_upto into staged batches and flushes
+ * them, which yields what the flushes would have. A record is applied at
+ * most once: its flush and flushed_upto commit together.
  *
  * WAL checkpoints. SQLite's automatic checkpoint runs inside the COMMIT of
- * whichever write crosses wal_autocheckpoint pages, with two fsyncs: that
- * write_batch stalls up to ~20 ms. The store instead installs a WAL hook
- * on its write connections (which switches the automatic checkpoint off
- * there) that records the WAL's size, and write_batch runs a PASSIVE
- * checkpoint itself, after its COMMIT and outside any transaction, when the
- * WAL has grown past CKPT_PAGES and this write_batch did not flush. The
- * writer is the only one appending, so the checkpoint catches up fully and
- * the next commit starts the WAL over: it stays bounded.
+ * whichever write crosses wal_autocheckpoint pages. The store instead
+ * installs a WAL hook on its write connections (which switches the
+ * automatic checkpoint off there) that records the WAL's size, and the
+ * flusher runs a PASSIVE checkpoint after its flush, outside any
+ * transaction, when the WAL has grown past CKPT_PAGES.
  *
- * Blob format (little-endian): u32 count, then per message
+ * Batch blob format (little-endian): u32 count, then per message
  *   i64 device_id, user_id, ts, seq; u32 data_len; u32 meta_len
  *   (0xffffffff: no metadata); u32 n_points; data; meta; then per point
  *   u8 name_len, the name and a NUL, u8 type, and a value: an f64 (number),
  *   a u8 (boolean) or u32 length + bytes (string).
- * A batch whose blob would pass BLOB_SPLIT bytes is stored as several
- * consecutive pending rows (batches) of one transaction.
+ * One commit-log record per batch, its id the batch number.
  *
- * Version 2 of the store wrote pending rows naming already inserted
- * messages (`keys`, `msgs` NULL). Open applies any such rows left by a
- * crash of that version as it did: it re-reads the named messages and
- * parses their JSON back into points (a named message that is gone is
- * skipped).
+ * Versions 2 and 3 of the store left batches as rows of `pending` (version 2
+ * named already inserted messages in `keys`, `msgs` NULL; version 3 carried
+ * the blob). Open applies any such rows left by a crash as those versions
+ * did, before anything of the log.
  *
- * One process per database file: a second process opening the file while
- * this one has batches staged would apply them too. (iotflowd opens its
- * telemetry file once; tools may read it with plain SQLite, which is
- * harmless — but they do not see staged messages.) */
+ * One process per database file: a second process opening the file would
+ * replay the log too. (iotflowd opens its telemetry file once; tools may
+ * read it with plain SQLite, which is harmless — but they do not see staged
+ * messages.) */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/commit_log.h"
 #include "store/sqlite/telemetry_sqlite_int.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/err.h"
 
 /* Tuned with 100 devices x 3 measurements, batches of 16 (see the notes in
@@ -91,9 +100,10 @@
 enum {
     FLUSH_AFTER_MS = 100,
     FLUSH_WORK = 32768,     /* messages + points staged */
-    FLUSH_MAX_WORK = 16384, /* per write-path flush (whole batches, at least one) */
+    FLUSH_MAX_WORK = 16384, /* per flusher transaction (whole batches, at least one) */
     FLUSH_BYTES = 32 << 20, /* bytes of staged blobs */
-    BLOB_SPLIT = 64 << 20,
+    STAGE_MAX_WORK = 1 << 20, /* staged messages + points before write_batch waits */
+    STAGE_WAIT_MS = 2000,     /* ... for at most this long */
     CKPT_PAGES = 1024,
     KEEP_SCRATCH = 1 << 16, /* decode scratch kept between flushes */
 };
@@ -286,6 +296,7 @@ static int decode_msg(const unsigned char *blob, size_t len, size_t *pos,
 struct staged {
     struct staged *next;
     int64_t batch;
+    uint64_t segment; /* of the commit log, holding its record (0: none) */
     unsigned char *blob; /* owned */
     size_t len;
     uint32_t n_msgs, n_points;
@@ -296,6 +307,9 @@ struct ident {
     int64_t batch; /* 0: empty slot */
 };
 
+/* Under stage_mu: the list, its counters, the set and the blob. Under mu:
+ * the flush scratch and `flushing`. A flush reads the batches it took
+ * without stage_mu: write_batch only ever appends after them. */
 struct iot_tmsql_stage {
     struct staged *head, *tail;
     size_t n_msgs, n_work, n_bytes;
@@ -398,13 +412,6 @@ static void set_keep(struct iot_tmsql_stage *g, int64_t lo, int64_t hi)
         }
         g->set_n = kept;
     }
-}
-
-static struct iot_tmsql_stage *stage_of(struct iot_tmsql *s)
-{
-    if (!s->stage)
-        s->stage = calloc(1, sizeof *s->stage);
-    return s->stage;
 }
 
 static void staged_free_list(struct staged *b)
@@ -646,18 +653,15 @@ static void scratch_trim(struct iot_tmsql_stage *g)
         g->points = NULL;
         g->points_cap = 0;
     }
-    if (g->blob.cap > (4u << 20)) {
-        free(g->blob.p);
-        g->blob = (struct buf){0};
-    }
 }
 
-/* Decodes the first nb staged batches into the scratch arrays. */
-static int decode_batches(struct iot_tmsql_stage *g, size_t nb, size_t *n_out)
+/* Decodes nb staged batches from `first` on into the scratch arrays. */
+static int decode_batches(struct iot_tmsql_stage *g, const struct staged *first, size_t nb,
+                          size_t *n_out)
 {
     size_t n = 0, np = 0;
-    const struct staged *b = g->head;
-    for (size_t i = 0; i < nb; i++, b = b->next) {
+    const struct staged *b = first;
+    for (size_t i = 0; i < nb; i++, b = i < nb ? b->next : NULL) {
         if (b->len < 4 || get_u32(b->blob) != b->n_msgs)
             return IOT_EINTERNAL;
         size_t pos = 4;
@@ -713,9 +717,54 @@ static int insert_msgs(struct iot_sqldb_conn *c, struct iot_tmsql_stage *g, size
     return rc;
 }
 
-/* In the open write transaction: moves the oldest staged batches (all, or
- * whole batches up to FLUSH_MAX_WORK) and any version 2 rows into the
- * tables. Memory changes only at commit (flush_done). */
+/* The batches a flush takes: the oldest ones, all or whole batches up to
+ * FLUSH_MAX_WORK messages + points. Under stage_mu. */
+struct take {
+    const struct staged *first;
+    size_t nb, nm, np;
+    int64_t upto; /* the last one's batch */
+    bool rest;    /* more batches are staged after them */
+};
+
+static struct take take_batches(struct iot_tmsql *s, bool all)
+{
+    pthread_mutex_lock(&s->stage_mu);
+    struct take t = {.first = s->stage->head, .upto = s->last_batch};
+    for (const struct staged *b = t.first; b; b = b->next) {
+        if (!all && t.nb && t.nm + t.np >= FLUSH_MAX_WORK) {
+            t.rest = true;
+            break;
+        }
+        t.nb++;
+        t.nm += b->n_msgs;
+        t.np += b->n_points;
+        t.upto = b->batch;
+    }
+    pthread_mutex_unlock(&s->stage_mu);
+    return t;
+}
+
+/* Records the newest batch applied, and drops `pending` rows up to it. */
+static int mark_applied(struct iot_tmsql *s, struct iot_sqldb_conn *c, int64_t upto)
+{
+    sqlite3_stmt *st;
+    int rc = iot_sqldb_stmt(c, TMS_LOG_STATE_SET, &st);
+    if (rc == IOT_OK) {
+        sqlite3_bind_int64(st, 1, upto);
+        rc = iot_sqldb_step_done(st);
+    }
+    if (rc == IOT_OK && s->pending_rows)
+        rc = iot_sqldb_stmt(c, TMS_PENDING_DEL, &st);
+    if (rc == IOT_OK && s->pending_rows) {
+        sqlite3_bind_int64(st, 1, upto);
+        rc = iot_sqldb_step_done(st);
+    }
+    return rc;
+}
+
+/* In the open write transaction (under mu): moves the oldest staged
+ * batches and any version 2 rows into the tables. Memory changes only at
+ * commit (flush_done). */
 static int flush_tx(struct iot_tmsql *s, struct iot_sqldb_conn *c, bool all)
 {
     struct iot_tmsql_stage *g = s->stage;
@@ -723,21 +772,14 @@ static int flush_tx(struct iot_tmsql *s, struct iot_sqldb_conn *c, bool all)
         return IOT_ENOMEM;
     iot_tmsql_agg_reset(s->agg);
     int rc = s->legacy_upto ? add_legacy(s, c) : IOT_OK;
-    size_t nb = 0, nm = 0, np = 0;
-    int64_t upto = s->legacy_upto;
-    for (const struct staged *b = g ? g->head : NULL; b; b = b->next) {
-        if (!all && nb && nm + np >= FLUSH_MAX_WORK)
-            break;
-        nb++;
-        nm += b->n_msgs;
-        np += b->n_points;
-        upto = b->batch;
-    }
+    struct take t = take_batches(s, all);
+    if (s->legacy_upto > t.upto)
+        t.upto = s->legacy_upto;
     size_t n = 0;
-    if (rc == IOT_OK && nb)
-        rc = scratch_reserve(g, nm, np + IOT_TM_POINTS_MAX);
-    if (rc == IOT_OK && nb)
-        rc = decode_batches(g, nb, &n);
+    if (rc == IOT_OK && t.nb)
+        rc = scratch_reserve(g, t.nm, t.np + IOT_TM_POINTS_MAX);
+    if (rc == IOT_OK && t.nb)
+        rc = decode_batches(g, t.first, t.nb, &n);
     if (rc == IOT_OK && n) {
         qsort_r(g->order, n, sizeof *g->order, cmp_ident, g->msgs);
         rc = insert_msgs(c, g, n);
@@ -749,27 +791,27 @@ static int flush_tx(struct iot_tmsql *s, struct iot_sqldb_conn *c, bool all)
             rc = iot_tmsql_agg_add(s->agg, &g->msgs[i], g->batch_of[i]);
     if (rc == IOT_OK)
         rc = iot_tmsql_agg_apply(c, s->agg);
-    sqlite3_stmt *st;
-    if (rc == IOT_OK)
-        rc = iot_sqldb_stmt(c, TMS_PENDING_DEL, &st);
-    if (rc == IOT_OK) {
-        sqlite3_bind_int64(st, 1, upto);
-        rc = iot_sqldb_step_done(st);
-    }
+    if (rc == IOT_OK && (t.nb || s->legacy_upto))
+        rc = mark_applied(s, c, t.upto);
     iot_tmsql_agg_reset(s->agg);
-    if (g)
-        g->flushing = rc == IOT_OK ? nb : 0;
+    g->flushing = rc == IOT_OK ? t.nb : 0;
     s->flushed = rc == IOT_OK;
+    s->flush_again = rc == IOT_OK && t.rest;
     return rc;
 }
 
-/* After the flush's COMMIT: its batches leave memory. */
+/* After the flush's COMMIT (under mu): its batches leave memory, and the
+ * log segments holding only applied records are deleted. */
 static void flush_done(struct iot_tmsql *s)
 {
     struct iot_tmsql_stage *g = s->stage;
     s->legacy_upto = 0;
-    if (g && g->flushing) {
-        struct staged *done = g->head, *b = g->head, *last = NULL;
+    s->pending_rows = false;
+    pthread_mutex_lock(&s->stage_mu);
+    struct staged *done = NULL;
+    if (g->flushing) {
+        struct staged *b = g->head, *last = NULL;
+        done = g->head;
         for (size_t i = 0; i < g->flushing; i++, b = b->next) {
             g->n_msgs -= b->n_msgs;
             g->n_work -= b->n_msgs + b->n_points;
@@ -777,17 +819,21 @@ static void flush_done(struct iot_tmsql *s)
             last = b;
         }
         last->next = NULL;
-        staged_free_list(done);
         g->head = b;
         if (!g->head)
             g->tail = NULL;
         set_keep(g, g->head ? g->head->batch : INT64_MAX, INT64_MAX);
         g->flushing = 0;
     }
-    if (g)
-        scratch_trim(g);
+    if (s->log)
+        iot_clog_release_before(s->log, g->head && g->head->segment ? g->head->segment
+                                                                    : iot_clog_current(s->log));
     s->last_flush_ms = iot_now_ms();
-    atomic_store(&s->dirty, g && g->head ? 1 : 0);
+    atomic_store(&s->dirty, g->head ? 1 : 0);
+    pthread_cond_broadcast(&s->stage_cv); /* room for a waiting write_batch */
+    pthread_mutex_unlock(&s->stage_mu);
+    staged_free_list(done);
+    scratch_trim(g);
 }
 
 /* The unlocked halves of iot_tmsql_begin / _end. */
@@ -832,23 +878,10 @@ int iot_tmsql_end(struct iot_tmsql *s, struct iot_sqldb_conn *c, int rc)
     return rc;
 }
 
-/* ---- when to flush ------------------------------------------------------------ */
+/* ---- the flusher ------------------------------------------------------------ */
 
-static bool due(struct iot_tmsql *s)
-{
-    const struct iot_tmsql_stage *g = s->stage;
-    if (s->legacy_upto)
-        return true;
-    if (!g || !g->head)
-        return false;
-    int64_t now = iot_now_ms();
-    if (now < s->last_flush_ms)
-        s->last_flush_ms = now; /* the clock was set back */
-    return now - s->last_flush_ms >= FLUSH_AFTER_MS || g->n_work >= FLUSH_WORK ||
-           g->n_bytes >= FLUSH_BYTES;
-}
-
-/* One flush transaction of everything (all) or of the oldest batches. */
+/* One flush transaction of everything (all) or of the oldest batches; under
+ * mu. */
 static int flush_once(struct iot_tmsql *s, bool all)
 {
     struct iot_sqldb_conn *c;
@@ -861,157 +894,156 @@ static int flush_once(struct iot_tmsql *s, bool all)
     return tx_end(s, c, rc);
 }
 
-int iot_tmsql_flush_locked(struct iot_tmsql *s, bool force)
-{
-    if (!atomic_load(&s->dirty) || (!force && !due(s)))
-        return IOT_OK;
-    return flush_once(s, force);
-}
-
 int iot_tmsql_sync(struct iot_tmsql *s)
 {
     if (!atomic_load(&s->dirty))
         return IOT_OK;
     pthread_mutex_lock(&s->mu);
-    int rc = iot_tmsql_flush_locked(s, true);
+    int rc = atomic_load(&s->dirty) ? flush_once(s, true) : IOT_OK;
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+/* Is a flush due (age, size)? Under stage_mu. */
+static bool due(struct iot_tmsql *s)
+{
+    const struct iot_tmsql_stage *g = s->stage;
+    if (!g->head)
+        return false;
+    int64_t now = iot_now_ms();
+    if (now < s->last_flush_ms)
+        s->last_flush_ms = now; /* the clock was set back */
+    return now - s->last_flush_ms >= FLUSH_AFTER_MS || g->n_work >= FLUSH_WORK ||
+           g->n_bytes >= FLUSH_BYTES;
+}
+
+/* Waits on stage_cv for at most ms (monotonic clock). Under stage_mu. */
+static int wait_ms(struct iot_tmsql *s, int64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return pthread_cond_timedwait(&s->stage_cv, &s->stage_mu, &until);
+}
+
+/* Flushes whenever one is due, and checkpoints after; a bounded flush that
+ * left batches behind goes on at once; a failed flush is retried
+ * FLUSH_AFTER_MS later (everything stays staged meanwhile). */
+static void *flusher_main(void *arg)
+{
+    struct iot_tmsql *s = arg;
+    bool failed = false, again = false;
+    pthread_mutex_lock(&s->stage_mu);
+    while (!s->stopping) {
+        if (failed || (!again && !due(s))) {
+            (void)wait_ms(s, FLUSH_AFTER_MS);
+            failed = false;
+            continue;
+        }
+        pthread_mutex_unlock(&s->stage_mu);
+        pthread_mutex_lock(&s->mu);
+        int rc = flush_once(s, false);
+        again = rc == IOT_OK && s->flush_again;
+        if (rc == IOT_OK)
+            checkpoint(s);
+        pthread_mutex_unlock(&s->mu);
+        if (rc) {
+            IOT_WARN("telemetry: a flush failed (%s); the staged batches stay in the commit "
+                     "log and are retried", iot_strerror(rc));
+            failed = true;
+        }
+        pthread_mutex_lock(&s->stage_mu);
+    }
+    pthread_mutex_unlock(&s->stage_mu);
+    return NULL;
 }
 
 /* ---- write_batch ------------------------------------------------------------------ */
 
-static int put_pending(struct iot_sqldb_conn *c, int64_t batch, const struct buf *blob)
+/* Encodes the messages not staged yet into g->blob and adds their
+ * identities to the set (as batch `batch`). Under stage_mu. */
+static int encode_new(struct iot_tmsql_stage *g, const struct iot_tm_message *msgs, size_t n,
+                      int64_t batch, uint32_t *n_msgs, uint32_t *n_points)
 {
-    sqlite3_stmt *st;
-    int rc = iot_sqldb_stmt(c, TMS_PENDING_PUT, &st);
+    g->blob.len = 0;
+    int rc = buf_reserve(&g->blob, 4);
     if (rc)
         return rc;
-    sqlite3_bind_int64(st, 1, batch);
-    sqlite3_bind_blob(st, 2, blob->p, (int)blob->len, SQLITE_STATIC);
-    return iot_sqldb_step_done(st);
-}
-
-/* Is the identity stored already? */
-static int stored(sqlite3_stmt *get, const struct iot_tm_message *m, bool *yes)
-{
-    sqlite3_bind_int64(get, 1, m->device_id);
-    sqlite3_bind_int64(get, 2, m->ts);
-    sqlite3_bind_int64(get, 3, m->seq);
-    int src = sqlite3_step(get);
-    iot_sqldb_done(get);
-    *yes = src == SQLITE_ROW;
-    return src == SQLITE_ROW || src == SQLITE_DONE ? IOT_OK : iot_sqldb_map(src);
-}
-
-/* Ends the blob under construction as pending row `batch` and a staged
- * batch on *list (not yet the store's: that waits for the COMMIT). */
-static int seal(struct iot_sqldb_conn *c, struct buf *blob, int64_t batch, uint32_t n_msgs,
-                uint32_t n_points, struct staged **list, struct staged ***tail)
-{
-    for (int i = 0; i < 4; i++)
-        blob->p[i] = (unsigned char)(n_msgs >> (8 * i));
-    int rc = put_pending(c, batch, blob);
-    struct staged *b = rc == IOT_OK ? staged_new(batch, blob->p, blob->len, n_msgs, n_points)
-                                    : NULL;
-    if (rc == IOT_OK && !b)
-        rc = IOT_ENOMEM;
-    if (b) {
-        **tail = b;
-        *tail = &b->next;
-    }
-    (void)list;
-    blob->len = 0;
-    return rc;
-}
-
-static int stage_tx(struct iot_tmsql *s, struct iot_sqldb_conn *c,
-                    const struct iot_tm_message *msgs, size_t n, struct staged **list,
-                    int64_t *last)
-{
-    struct iot_tmsql_stage *g = s->stage;
-    struct staged **tail = list;
-    sqlite3_stmt *get;
-    int rc = iot_sqldb_stmt(c, TMS_MSG_GET, &get);
-    int64_t batch = s->last_batch + 1;
-    uint32_t n_msgs = 0, n_points = 0;
-    g->blob.len = 0;
+    g->blob.len = 4; /* the count, written last */
     for (size_t i = 0; i < n && rc == IOT_OK; i++) {
         const struct iot_tm_message *m = &msgs[i];
         if (set_has(g, m))
             continue; /* staged already, maybe earlier in this batch */
-        bool yes;
-        rc = stored(get, m, &yes);
-        if (rc || yes)
-            continue;
-        if (g->blob.len == 0) {
-            rc = buf_reserve(&g->blob, 4);
-            if (rc)
-                break;
-            g->blob.len = 4; /* the count, written by seal */
-        }
         rc = encode_msg(&g->blob, m);
         if (rc == IOT_OK)
             rc = set_add(g, m, batch);
-        if (rc)
-            break;
-        n_msgs++;
-        n_points += (uint32_t)m->n_points;
-        if (g->blob.len >= BLOB_SPLIT) {
-            rc = seal(c, &g->blob, batch, n_msgs, n_points, list, &tail);
-            *last = batch++;
-            n_msgs = n_points = 0;
+        if (rc == IOT_OK) {
+            (*n_msgs)++;
+            *n_points += (uint32_t)m->n_points;
         }
     }
-    if (rc == IOT_OK && n_msgs) {
-        rc = seal(c, &g->blob, batch, n_msgs, n_points, list, &tail);
-        *last = batch;
-    }
+    for (int i = 0; i < 4; i++)
+        g->blob.p[i] = (unsigned char)(*n_msgs >> (8 * i));
     return rc;
+}
+
+/* Waits while the flusher is too far behind. Under stage_mu. */
+static int wait_for_room(struct iot_tmsql *s)
+{
+    int64_t deadline = iot_mono_us() + STAGE_WAIT_MS * 1000;
+    while (s->stage->n_work >= STAGE_MAX_WORK) {
+        if (s->stopping || iot_mono_us() >= deadline)
+            return IOT_EUNAVAILABLE;
+        pthread_cond_broadcast(&s->stage_cv); /* the flusher: a flush is due */
+        (void)wait_ms(s, 50);
+    }
+    return IOT_OK;
+}
+
+/* Logs and stages one batch. Under stage_mu. */
+static int stage_locked(struct iot_tmsql *s, const struct iot_tm_message *msgs, size_t n)
+{
+    struct iot_tmsql_stage *g = s->stage;
+    int64_t batch = s->last_batch + 1;
+    uint32_t n_msgs = 0, n_points = 0;
+    int rc = wait_for_room(s);
+    if (rc == IOT_OK)
+        rc = encode_new(g, msgs, n, batch, &n_msgs, &n_points);
+    if (rc || n_msgs == 0)
+        return rc;
+    /* allocated before the append: once logged, the batch must be staged */
+    struct staged *b = staged_new(batch, g->blob.p, g->blob.len, n_msgs, n_points);
+    if (!b)
+        return IOT_ENOMEM;
+    if (s->log && (rc = iot_clog_append(s->log, (uint64_t)batch, g->blob.p, g->blob.len,
+                                        &b->segment)) != IOT_OK) {
+        staged_free_list(b);
+        return rc;
+    }
+    stage_append(g, b);
+    s->last_batch = batch;
+    atomic_store(&s->dirty, 1);
+    if (g->n_work >= FLUSH_WORK || g->n_bytes >= FLUSH_BYTES)
+        pthread_cond_broadcast(&s->stage_cv);
+    return IOT_OK;
 }
 
 int iot_tmsql_stage_write(struct iot_tmsql *s, const struct iot_tm_message *msgs, size_t n)
 {
-    pthread_mutex_lock(&s->mu);
-    struct iot_tmsql_stage *g = stage_of(s);
-    struct iot_sqldb_conn *c;
-    int rc = g ? iot_sqldb_write_begin(s->db, &c) : IOT_ENOMEM;
-    if (rc) {
-        pthread_mutex_unlock(&s->mu);
-        return rc;
+    pthread_mutex_lock(&s->stage_mu);
+    int rc = stage_locked(s, msgs, n);
+    if (rc) /* forget this batch's identities */
+        set_keep(s->stage, INT64_MIN, s->last_batch);
+    if (s->stage->blob.cap > (4u << 20)) {
+        free(s->stage->blob.p);
+        s->stage->blob = (struct buf){0};
     }
-    hook(s, c);
-    struct staged *list = NULL;
-    int64_t last = s->last_batch;
-    rc = stage_tx(s, c, msgs, n, &list, &last);
-    rc = iot_sqldb_write_end(s->db, c, rc);
-    if (rc == IOT_OK) {
-        bool flushed = false;
-        if (list) {
-            for (struct staged *b = list, *next; b; b = next) {
-                next = b->next;
-                b->next = NULL;
-                stage_append(g, b);
-            }
-            s->last_batch = last;
-            atomic_store(&s->dirty, 1);
-            /* A failed flush leaves the batches staged for the next one;
-             * this batch itself is committed. */
-            if (due(s)) {
-                (void)flush_once(s, false);
-                flushed = true;
-            }
-        }
-        if (!flushed)
-            checkpoint(s);
-    } else {
-        staged_free_list(list);
-        set_keep(g, INT64_MIN, s->last_batch); /* forget this batch's identities */
-    }
-    if (g->blob.cap > (4u << 20)) {
-        free(g->blob.p);
-        g->blob = (struct buf){0};
-    }
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->stage_mu);
     return rc;
 }
 
@@ -1040,51 +1072,142 @@ static int check_blob(const unsigned char *blob, size_t len, uint32_t *n_msgs,
     return IOT_OK;
 }
 
-int iot_tmsql_pending_open(struct iot_tmsql *s)
+/* Stages a batch found at open (a `pending` row or a log record). */
+static int restage(struct iot_tmsql *s, int64_t batch, uint64_t segment,
+                   const unsigned char *blob, size_t len)
 {
-    struct iot_tmsql_stage *g = stage_of(s);
-    if (!g)
-        return IOT_ENOMEM;
-    struct iot_sqldb_conn *c = iot_sqldb_get(s->db);
+    struct iot_tmsql_stage *g = s->stage;
+    uint32_t nm = 0, np = 0;
+    int rc = check_blob(blob, len, &nm, &np);
+    struct staged *b = rc == IOT_OK ? staged_new(batch, blob, len, nm, np) : NULL;
+    if (rc == IOT_OK && !b)
+        rc = IOT_ENOMEM;
+    if (rc)
+        return rc;
+    b->segment = segment;
+    stage_append(g, b);
+    size_t pos = 4;
+    struct iot_tm_message m;
+    struct iot_tm_point points[IOT_TM_POINTS_MAX];
+    for (uint32_t i = 0; rc == IOT_OK && i < nm; i++) {
+        rc = decode_msg(blob, len, &pos, &m, points);
+        if (rc == IOT_OK && !set_has(g, &m))
+            rc = set_add(g, &m, batch);
+    }
+    if (batch > s->last_batch)
+        s->last_batch = batch;
+    return rc;
+}
+
+/* Rows of the `pending` table left by versions 2 and 3. */
+static int load_pending_rows(struct iot_tmsql *s, struct iot_sqldb_conn *c)
+{
     sqlite3_stmt *st;
     int rc = iot_sqldb_stmt(c, TMS_PENDING_ALL, &st);
     int src = SQLITE_DONE;
     while (rc == IOT_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t batch = sqlite3_column_int64(st, 0);
-        s->last_batch = batch;
+        s->pending_rows = true;
+        if (batch > s->last_batch)
+            s->last_batch = batch;
         if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
             s->legacy_upto = batch; /* version 2 rows come first */
             continue;
         }
         const unsigned char *blob = sqlite3_column_blob(st, 1);
-        size_t len = (size_t)sqlite3_column_bytes(st, 1);
-        uint32_t nm = 0, np = 0;
-        if (!blob)
-            rc = IOT_ENOMEM;
-        if (rc == IOT_OK)
-            rc = check_blob(blob, len, &nm, &np);
-        struct staged *b = rc == IOT_OK ? staged_new(batch, blob, len, nm, np) : NULL;
-        if (rc == IOT_OK && !b)
-            rc = IOT_ENOMEM;
-        if (b)
-            stage_append(g, b);
-        size_t pos = 4;
-        struct iot_tm_message m;
-        struct iot_tm_point points[IOT_TM_POINTS_MAX];
-        for (uint32_t i = 0; rc == IOT_OK && i < nm; i++) {
-            rc = decode_msg(blob, len, &pos, &m, points);
-            if (rc == IOT_OK && !set_has(g, &m))
-                rc = set_add(g, &m, batch);
-        }
+        rc = blob ? restage(s, batch, 0, blob, (size_t)sqlite3_column_bytes(st, 1)) : IOT_ENOMEM;
     }
     if (rc == IOT_OK && src != SQLITE_DONE)
         rc = iot_sqldb_map(src);
     iot_sqldb_done(st);
+    return rc;
+}
+
+struct replay {
+    struct iot_tmsql *s;
+    int64_t applied; /* log_state.flushed_upto */
+};
+
+static int replay_record(void *ctx, uint64_t segment, uint64_t id, const unsigned char *data,
+                         size_t len)
+{
+    struct replay *r = ctx;
+    int64_t batch = (int64_t)id;
+    if (batch <= r->applied)
+        return IOT_OK; /* flushed before the crash */
+    int rc = restage(r->s, batch, segment, data, len);
+    if (rc == IOT_EINTERNAL) /* intact checksum, undecodable: a bug, not a torn write */
+        IOT_ERROR("telemetry commit log: batch %lld does not decode", (long long)batch);
+    return rc;
+}
+
+/* The commit log beside the database file: "<file>-log-NNNNNNNNNN". */
+static int load_log(struct iot_tmsql *s, struct iot_sqldb_conn *c)
+{
+    const char *path = iot_sqldb_path(s->db);
+    if (!path)
+        return IOT_OK; /* a memory database keeps nothing */
+    int64_t applied = 0;
+    sqlite3_stmt *st;
+    int rc = iot_sqldb_stmt(c, TMS_LOG_STATE_GET, &st);
+    if (rc == IOT_OK)
+        rc = iot_tmsql_step_ints(st, &applied, 1);
+    if (rc)
+        return rc;
+    if (applied > s->last_batch)
+        s->last_batch = applied;
+    char base[4200];
+    snprintf(base, sizeof base, "%s-log-", path);
+    rc = iot_clog_open(base, s->durable, 0, &s->log);
+    struct replay r = {s, applied};
+    return rc ? rc : iot_clog_replay(s->log, replay_record, &r);
+}
+
+int iot_tmsql_pending_open(struct iot_tmsql *s)
+{
+    if (!(s->stage = calloc(1, sizeof *s->stage)))
+        return IOT_ENOMEM;
+    struct iot_sqldb_conn *c = iot_sqldb_get(s->db);
+    int rc = load_pending_rows(s, c);
+    if (rc == IOT_OK)
+        rc = load_log(s, c);
     iot_sqldb_put(s->db, c);
     if (rc)
         return rc;
     s->last_flush_ms = iot_now_ms();
-    if (g->head || s->legacy_upto)
+    if (s->stage->head || s->legacy_upto)
         atomic_store(&s->dirty, 1);
+    pthread_mutex_lock(&s->mu);
+    rc = atomic_load(&s->dirty) ? flush_once(s, true) : IOT_OK;
+    pthread_mutex_unlock(&s->mu);
+    if (rc)
+        return rc;
+    if (s->log) /* segments whose records were all applied before */
+        iot_clog_release_before(s->log, iot_clog_current(s->log));
+    if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0)
+        return IOT_ENOMEM;
+    s->flusher_started = true;
     return IOT_OK;
+}
+
+void iot_tmsql_pending_close(struct iot_tmsql *s)
+{
+    if (s->flusher_started) {
+        pthread_mutex_lock(&s->stage_mu);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->stage_cv);
+        pthread_mutex_unlock(&s->stage_mu);
+        pthread_join(s->flusher, NULL);
+        s->flusher_started = false;
+    }
+    pthread_mutex_lock(&s->mu);
+    int rc = atomic_load(&s->dirty) ? flush_once(s, true) : IOT_OK;
+    pthread_mutex_unlock(&s->mu);
+    if (rc)
+        IOT_ERROR("telemetry: the last flush failed (%s); the commit log is kept and replayed "
+                  "at the next open", iot_strerror(rc));
+    else if (s->log) /* everything is applied: the log is not needed any more */
+        iot_clog_release_before(s->log, iot_clog_current(s->log) + 1);
+    iot_clog_close(s->log);
+    s->log = NULL;
 }

@@ -410,6 +410,7 @@ static bool seen_full(struct iot_ingest *ing)
 static void *writer_main(void *arg)
 {
     struct iot_ingest *ing = arg;
+    pthread_setname_np(pthread_self(), "ingest-writer");
     for (;;) {
         size_t n = 0;
         bool stop = false;

@@ -20,12 +20,8 @@
  * commit was a SQLite transaction and waited for every flush.)
  *
  * write_batch (iot_tmsql_stage_write), under stage_mu only:
- *  - drops the messages whose identity (device_id, ts, seq) is already
- *    staged (an in-memory set), and repeats within the batch (the first
- *    wins); a retry of a message already flushed is dropped by the flush
- *    (INSERT OR IGNORE), so a retry adds nothing either way;
- *  - appends one record with the rest (format below) to the commit log —
- *    none when nothing is left: the batch is durable once that returns
+ *  - appends one record with the batch (format below) to the commit log:
+ *    the batch is durable once that returns
  *    (in the page cache, safe from a crash of the process; with `durable`,
  *    fdatasynced);
  *  - keeps the encoded batch in memory (the staged batch), which is all a
@@ -37,7 +33,9 @@
  * A flush, one transaction under mu (flush_tx):
  *  - decodes the oldest staged batches (all of them, or whole batches up to
  *    FLUSH_MAX_WORK messages + points when it is the flusher's);
- *  - INSERT OR IGNORE of their messages in (device_id, ts, seq) order;
+ *  - INSERT OR IGNORE of their messages in (device_id, ts, seq) order, and
+ *    among equal identities in staging order: a retry, or a repeat within a
+ *    batch, inserts nothing (the first write wins);
  *  - for each message really inserted (sqlite3_changes() == 1), in batch
  *    order, its deltas join the aggregation map (telemetry_sqlite_write.c);
  *  - the map's upserts; log_state.flushed_upto = the last batch applied;
@@ -291,7 +289,7 @@ static int decode_msg(const unsigned char *blob, size_t len, size_t *pos,
     return IOT_OK;
 }
 
-/* ---- staged batches and the set of staged identities ----------------------- */
+/* ---- staged batches ------------------------------------------------------------ */
 
 struct staged {
     struct staged *next;
@@ -302,10 +300,6 @@ struct staged {
     uint32_t n_msgs, n_points;
 };
 
-struct ident {
-    int64_t dev, ts, seq;
-    int64_t batch; /* 0: empty slot */
-};
 
 /* Under stage_mu: the list, its counters, the set and the blob. Under mu:
  * the flush scratch and `flushing`. A flush reads the batches it took
@@ -313,9 +307,6 @@ struct ident {
 struct iot_tmsql_stage {
     struct staged *head, *tail;
     size_t n_msgs, n_work, n_bytes;
-    /* identities staged, open addressing, load <= 1/2 */
-    struct ident *set;
-    size_t set_n, set_cap;
     /* write_batch's blob under construction */
     struct buf blob;
     /* flush scratch */
@@ -328,91 +319,6 @@ struct iot_tmsql_stage {
     /* what the open write transaction flushed */
     size_t flushing; /* batches */
 };
-
-static uint64_t ident_hash(int64_t dev, int64_t ts, int64_t seq)
-{
-    uint64_t h = (uint64_t)dev * UINT64_C(0x9E3779B97F4A7C15);
-    h ^= (uint64_t)ts * UINT64_C(0xC2B2AE3D27D4EB4F);
-    h ^= (uint64_t)seq * UINT64_C(0x165667B19E3779F9);
-    h ^= h >> 29;
-    h *= UINT64_C(0xBF58476D1CE4E5B9);
-    return h ^ (h >> 32);
-}
-
-static struct ident *set_slot(struct iot_tmsql_stage *g, int64_t dev, int64_t ts, int64_t seq)
-{
-    size_t mask = g->set_cap - 1, j = ident_hash(dev, ts, seq) & mask;
-    for (;; j = (j + 1) & mask) {
-        struct ident *e = &g->set[j];
-        if (!e->batch || (e->dev == dev && e->ts == ts && e->seq == seq))
-            return e;
-    }
-}
-
-static bool set_has(struct iot_tmsql_stage *g, const struct iot_tm_message *m)
-{
-    return g->set_cap && set_slot(g, m->device_id, m->ts, m->seq)->batch != 0;
-}
-
-/* Rehashes into `cap` slots, keeping the entries with batch in [lo, hi]. */
-static int set_rehash(struct iot_tmsql_stage *g, size_t cap, int64_t lo, int64_t hi)
-{
-    struct ident *old = g->set;
-    size_t old_cap = g->set_cap;
-    struct ident *set = calloc(cap, sizeof *set);
-    if (!set)
-        return IOT_ENOMEM;
-    g->set = set;
-    g->set_cap = cap;
-    g->set_n = 0;
-    for (size_t i = 0; i < old_cap; i++) {
-        const struct ident *e = &old[i];
-        if (e->batch && e->batch >= lo && e->batch <= hi) {
-            *set_slot(g, e->dev, e->ts, e->seq) = *e;
-            g->set_n++;
-        }
-    }
-    free(old);
-    return IOT_OK;
-}
-
-static int set_add(struct iot_tmsql_stage *g, const struct iot_tm_message *m, int64_t batch)
-{
-    if (2 * (g->set_n + 1) > g->set_cap) {
-        int rc = set_rehash(g, g->set_cap ? 2 * g->set_cap : 1024, INT64_MIN, INT64_MAX);
-        if (rc)
-            return rc;
-    }
-    *set_slot(g, m->device_id, m->ts, m->seq) =
-        (struct ident){.dev = m->device_id, .ts = m->ts, .seq = m->seq, .batch = batch};
-    g->set_n++;
-    return IOT_OK;
-}
-
-/* Keeps only the identities of batches [lo, hi] (in place when small). */
-static void set_keep(struct iot_tmsql_stage *g, int64_t lo, int64_t hi)
-{
-    if (!g->set_cap)
-        return;
-    size_t cap = g->set_cap;
-    while (cap > 1024 && 8 * g->set_n < cap) /* shrink after a burst */
-        cap /= 2;
-    if (set_rehash(g, cap, lo, hi) != IOT_OK) {
-        /* out of memory: filter in place (tombstone-free deletion) */
-        size_t kept = 0;
-        for (size_t i = 0; i < g->set_cap; i++) {
-            struct ident e = g->set[i];
-            if (!e.batch)
-                continue;
-            g->set[i].batch = 0;
-            if (e.batch >= lo && e.batch <= hi) {
-                *set_slot(g, e.dev, e.ts, e.seq) = e;
-                kept++;
-            }
-        }
-        g->set_n = kept;
-    }
-}
 
 static void staged_free_list(struct staged *b)
 {
@@ -429,7 +335,6 @@ void iot_tmsql_stage_free(struct iot_tmsql_stage *g)
     if (!g)
         return;
     staged_free_list(g->head);
-    free(g->set);
     free(g->blob.p);
     free(g->msgs);
     free(g->points);
@@ -822,7 +727,6 @@ static void flush_done(struct iot_tmsql *s)
         g->head = b;
         if (!g->head)
             g->tail = NULL;
-        set_keep(g, g->head ? g->head->batch : INT64_MAX, INT64_MAX);
         g->flushing = 0;
     }
     if (s->log)
@@ -938,6 +842,7 @@ static void *flusher_main(void *arg)
 {
     struct iot_tmsql *s = arg;
     bool failed = false, again = false;
+    pthread_setname_np(pthread_self(), "tm-flusher");
     pthread_mutex_lock(&s->stage_mu);
     while (!s->stopping) {
         if (failed || (!again && !due(s))) {
@@ -965,10 +870,9 @@ static void *flusher_main(void *arg)
 
 /* ---- write_batch ------------------------------------------------------------------ */
 
-/* Encodes the messages not staged yet into g->blob and adds their
- * identities to the set (as batch `batch`). Under stage_mu. */
-static int encode_new(struct iot_tmsql_stage *g, const struct iot_tm_message *msgs, size_t n,
-                      int64_t batch, uint32_t *n_msgs, uint32_t *n_points)
+/* Encodes the batch into g->blob. Under stage_mu. */
+static int encode_batch(struct iot_tmsql_stage *g, const struct iot_tm_message *msgs, size_t n,
+                        uint32_t *n_msgs, uint32_t *n_points)
 {
     g->blob.len = 0;
     int rc = buf_reserve(&g->blob, 4);
@@ -977,11 +881,7 @@ static int encode_new(struct iot_tmsql_stage *g, const struct iot_tm_message *ms
     g->blob.len = 4; /* the count, written last */
     for (size_t i = 0; i < n && rc == IOT_OK; i++) {
         const struct iot_tm_message *m = &msgs[i];
-        if (set_has(g, m))
-            continue; /* staged already, maybe earlier in this batch */
         rc = encode_msg(&g->blob, m);
-        if (rc == IOT_OK)
-            rc = set_add(g, m, batch);
         if (rc == IOT_OK) {
             (*n_msgs)++;
             *n_points += (uint32_t)m->n_points;
@@ -1013,7 +913,7 @@ static int stage_locked(struct iot_tmsql *s, const struct iot_tm_message *msgs, 
     uint32_t n_msgs = 0, n_points = 0;
     int rc = wait_for_room(s);
     if (rc == IOT_OK)
-        rc = encode_new(g, msgs, n, batch, &n_msgs, &n_points);
+        rc = encode_batch(g, msgs, n, &n_msgs, &n_points);
     if (rc || n_msgs == 0)
         return rc;
     /* allocated before the append: once logged, the batch must be staged */
@@ -1037,8 +937,6 @@ int iot_tmsql_stage_write(struct iot_tmsql *s, const struct iot_tm_message *msgs
 {
     pthread_mutex_lock(&s->stage_mu);
     int rc = stage_locked(s, msgs, n);
-    if (rc) /* forget this batch's identities */
-        set_keep(s->stage, INT64_MIN, s->last_batch);
     if (s->stage->blob.cap > (4u << 20)) {
         free(s->stage->blob.p);
         s->stage->blob = (struct buf){0};
@@ -1086,14 +984,6 @@ static int restage(struct iot_tmsql *s, int64_t batch, uint64_t segment,
         return rc;
     b->segment = segment;
     stage_append(g, b);
-    size_t pos = 4;
-    struct iot_tm_message m;
-    struct iot_tm_point points[IOT_TM_POINTS_MAX];
-    for (uint32_t i = 0; rc == IOT_OK && i < nm; i++) {
-        rc = decode_msg(blob, len, &pos, &m, points);
-        if (rc == IOT_OK && !set_has(g, &m))
-            rc = set_add(g, &m, batch);
-    }
     if (batch > s->last_batch)
         s->last_batch = batch;
     return rc;

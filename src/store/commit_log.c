@@ -27,6 +27,7 @@ struct iot_clog {
     uint64_t *segs; /* existing segment numbers, ascending */
     size_t n_segs, cap_segs;
     uint64_t current; /* where appends go */
+    uint64_t opened;  /* current at open: replay reads the segments below */
     int fd;           /* the current segment, or -1 */
     uint64_t size;    /* bytes in it */
 };
@@ -77,12 +78,16 @@ static int add_seg(struct iot_clog *l, uint64_t seg)
     return IOT_OK;
 }
 
-/* The segment number in a directory entry's name, or 0 if it is not one. */
+/* The segment number in a directory entry's name, or 0 if it is not one
+ * (DIGITS is the names' minimum width; numbers past 10^10 are longer). */
 static uint64_t seg_of(const struct iot_clog *l, const char *name)
 {
     size_t plen = strlen(l->prefix);
-    if (strncmp(name, l->prefix, plen) != 0 || strlen(name + plen) != DIGITS)
+    if (strncmp(name, l->prefix, plen) != 0)
         return 0;
+    size_t digits = strlen(name + plen);
+    if (digits < DIGITS || digits > 19 || (digits > DIGITS && name[plen] == '0'))
+        return 0; /* one name per number: only the ten-digit form has padding */
     uint64_t v = 0;
     for (const char *p = name + plen; *p; p++) {
         if (*p < '0' || *p > '9')
@@ -126,6 +131,7 @@ int iot_clog_open(const char *base, bool durable, size_t segment_bytes, struct i
         return rc;
     }
     l->current = l->n_segs ? l->segs[l->n_segs - 1] + 1 : 1;
+    l->opened = l->current;
     *out = l;
     return IOT_OK;
 }
@@ -199,7 +205,7 @@ int iot_clog_replay(struct iot_clog *l, iot_clog_record_fn fn, void *ctx)
 {
     int rc = IOT_OK;
     for (size_t i = 0; i < l->n_segs && rc == IOT_OK; i++)
-        if (l->segs[i] < l->current)
+        if (l->segs[i] < l->opened)
             rc = replay_segment(l, l->segs[i], fn, ctx);
     return rc;
 }

@@ -3,7 +3,8 @@
  * acknowledges a batch, and replays after a crash (the SQLite telemetry
  * store's commit path; see telemetry_sqlite_pending.c).
  *
- * Files: "<base>0000000001", "<base>0000000002", ... Appends go to the
+ * Files: "<base>0000000001", "<base>0000000002", ... (at least ten
+ * digits). Appends go to the
  * newest segment, created on the first append after open (never one that
  * a crash left behind, whose tail may be torn) and replaced by the next
  * one once it holds segment_bytes. A record:
@@ -51,7 +52,8 @@ int iot_clog_replay(struct iot_clog *l, iot_clog_record_fn fn, void *ctx);
 int iot_clog_append(struct iot_clog *l, uint64_t id, const void *data, size_t len,
                     uint64_t *segment);
 
-/* The segment the next append goes to (it may not exist yet). */
+/* The segment appends go to: the open one, or the one the next append
+ * creates. (A full segment stays current until that append replaces it.) */
 uint64_t iot_clog_current(const struct iot_clog *l);
 
 /* Deletes every segment numbered below `segment`. */

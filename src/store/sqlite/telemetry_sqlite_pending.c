@@ -46,8 +46,10 @@
  * Flushes happen:
  *  - on the flusher thread when the oldest staged batch is FLUSH_AFTER_MS
  *    old, or FLUSH_WORK messages + points or FLUSH_BYTES are staged,
- *    bounded to FLUSH_MAX_WORK a transaction so that reads and deletes,
- *    which wait for mu, wait a few ms at most;
+ *    bounded to FLUSH_MAX_WORK a transaction (or half the backlog when
+ *    more is staged: bigger transactions cost less per message) so that
+ *    reads and deletes, which wait for mu, wait a few ms while the flusher
+ *    keeps up;
  *  - before every read (query_device, query_user, count_user, latest,
  *    rollups, samples, catalog, stats) when anything is staged: one atomic
  *    load when nothing is (iot_tmsql_sync), so a read sees every message
@@ -102,7 +104,7 @@ enum {
     FLUSH_BYTES = 32 << 20, /* bytes of staged blobs */
     STAGE_MAX_WORK = 1 << 20, /* staged messages + points before write_batch waits */
     STAGE_WAIT_MS = 2000,     /* ... for at most this long */
-    CKPT_PAGES = 1024,
+    CKPT_PAGES = 4096,
     KEEP_SCRATCH = 1 << 16, /* decode scratch kept between flushes */
 };
 
@@ -635,8 +637,11 @@ static struct take take_batches(struct iot_tmsql *s, bool all)
 {
     pthread_mutex_lock(&s->stage_mu);
     struct take t = {.first = s->stage->head, .upto = s->last_batch};
+    /* behind, the flusher takes more at once: a transaction that inserts
+     * more messages per dirtied page costs less per message */
+    size_t bound = s->stage->n_work / 2 > FLUSH_MAX_WORK ? s->stage->n_work / 2 : FLUSH_MAX_WORK;
     for (const struct staged *b = t.first; b; b = b->next) {
-        if (!all && t.nb && t.nm + t.np >= FLUSH_MAX_WORK) {
+        if (!all && t.nb && t.nm + t.np >= bound) {
             t.rest = true;
             break;
         }

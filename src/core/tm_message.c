@@ -160,6 +160,75 @@ static int dump(json_t *obj, const char **out, size_t *len, size_t max)
     return *len > max ? IOT_EINVAL : IOT_OK;
 }
 
+/* A real as jansson writes it (17 significant digits, always a '.' or an
+ * exponent so that it reads back as a real, no '+' or leading zeros in the
+ * exponent), so that data_json is the same text either way. */
+static int real_text(double d, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%.17g", d);
+    if (n < 0 || (size_t)n + 3 > size)
+        return -1;
+    if (!strchr(buf, '.') && !strchr(buf, 'e')) {
+        memcpy(buf + n, ".0", 3);
+        n += 2;
+    }
+    char *start = strchr(buf, 'e');
+    if (start) {
+        start++;
+        char *end = start + 1;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, (size_t)(buf + n - end) + 1);
+            n -= (int)(end - start);
+        }
+    }
+    return n;
+}
+
+/* The measurements (validated: names need no escaping, values are scalars)
+ * as compact JSON, the text json_dumps(data, JSON_COMPACT) gives, written
+ * here because this runs for every message ingested. A string value needs
+ * escaping: then json_dumps writes it all. */
+static int dump_data(json_t *data, const struct iot_tm_message *m, const char **out, size_t *len)
+{
+    for (size_t i = 0; i < m->n_points; i++)
+        if (m->points[i].value.type == IOT_TM_STRING)
+            return dump(data, out, len, IOT_TM_DATA_JSON_MAX);
+    size_t cap = m->n_points * (IOT_TM_NAME_MAX + 40) + 2, n = 0;
+    char *text = malloc(cap);
+    if (!text)
+        return IOT_ENOMEM;
+    text[n++] = '{';
+    const char *name;
+    json_t *jv;
+    json_object_foreach(data, name, jv) {
+        int w;
+        if (json_is_integer(jv))
+            w = snprintf(text + n, cap - n, "%s\"%s\":%" JSON_INTEGER_FORMAT, n > 1 ? "," : "",
+                         name, json_integer_value(jv));
+        else if (json_is_boolean(jv))
+            w = snprintf(text + n, cap - n, "%s\"%s\":%s", n > 1 ? "," : "", name,
+                         json_is_true(jv) ? "true" : "false");
+        else if ((w = snprintf(text + n, cap - n, "%s\"%s\":", n > 1 ? "," : "", name)) > 0) {
+            int r = real_text(json_real_value(jv), text + n + w, cap - n - (size_t)w);
+            w = r < 0 ? -1 : w + r;
+        }
+        if (w < 0 || (size_t)w >= cap - n) {
+            free(text);
+            return IOT_EINTERNAL;
+        }
+        n += (size_t)w;
+    }
+    text[n++] = '}';
+    text[n] = '\0';
+    *out = text;
+    *len = n;
+    return n > IOT_TM_DATA_JSON_MAX ? IOT_EINVAL : IOT_OK;
+}
+
 static int parse_message(json_t *obj, int64_t now_ms, struct iot_tm_message *m, const char *prefix,
                          char *err, size_t size)
 {
@@ -176,7 +245,7 @@ static int parse_message(json_t *obj, int64_t now_ms, struct iot_tm_message *m, 
         return rc;
     if ((rc = read_timestamp(json_object_get(obj, "timestamp"), now_ms, &m->ts, prefix, err, size)))
         return rc;
-    if ((rc = dump(data, &m->data_json, &m->data_len, IOT_TM_DATA_JSON_MAX)))
+    if ((rc = dump_data(data, m, &m->data_json, &m->data_len)))
         return rc == IOT_EINVAL ? fail(err, size, prefix, "%s", "'data' is too large") : rc;
     if (meta && json_is_object(meta) && json_object_size(meta) > 0 &&
         (rc = dump(meta, &m->meta_json, &m->meta_len, IOT_TM_DATA_JSON_MAX)))

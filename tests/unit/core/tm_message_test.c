@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/secrets.h"
@@ -132,6 +134,52 @@ static void values_print_naturally(void **state)
     json_decref(j);
 }
 
+/* data_json is written without jansson when no value is a string: it must
+ * be the very text json_dumps(JSON_COMPACT) gives, for every kind of number
+ * (integers at the edges, reals tiny, huge, integral, negative, with
+ * exponents) — checked against jansson for thousands of values. */
+static void data_json_is_jansson_text(void **state)
+{
+    (void)state;
+    static const char *const literals[] = {
+        "0", "-0", "1", "-1", "9223372036854775807", "-9223372036854775808", "40.0", "-0.0",
+        "21.5", "0.1", "1e22", "1e-7", "1.5e300", "-2.2250738585072014e-308", "123456789012345678",
+        "3.141592653589793", "1E+2", "5e-324", "1.7976931348623157e308", "true", "false",
+    };
+    uint64_t x = 88172645463325252ULL;
+    for (size_t i = 0; i < 3000; i++) {
+        char num[64];
+        const char *lit = num;
+        if (i < sizeof literals / sizeof *literals) {
+            lit = literals[i];
+        } else { /* random doubles of every magnitude, and random integers */
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            double d;
+            memcpy(&d, &x, sizeof d);
+            if (i % 3 == 0)
+                snprintf(num, sizeof num, "%lld", (long long)x);
+            else if (d != d || d - d != 0) /* NaN or infinity: not JSON */
+                snprintf(num, sizeof num, "%.3f", (double)(x % 100000) / 7);
+            else
+                snprintf(num, sizeof num, "%.17g", d);
+        }
+        char body[256];
+        snprintf(body, sizeof body, "{\"data\":{\"a\":%s,\"b.c\":%s,\"z-9\":true}}", lit, lit);
+        json_error_t jerr;
+        json_t *obj = json_loads(body, 0, &jerr);
+        assert_non_null(obj);
+        char *want = json_dumps(json_object_get(obj, "data"), JSON_COMPACT);
+        struct iot_tm_parsed p;
+        char err[256] = "";
+        assert_int_equal(iot_tm_parse_one(obj, 7, 3, NOW, &p, err, sizeof err), IOT_OK);
+        assert_string_equal(p.msgs[0].data_json, want);
+        assert_int_equal(p.msgs[0].data_len, strlen(want));
+        iot_tm_parsed_free(&p);
+        free(want);
+        json_decref(obj);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +189,7 @@ int main(void)
         cmocka_unit_test(batch_refusals_name_the_message),
         cmocka_unit_test(long_names_and_strings),
         cmocka_unit_test(values_print_naturally),
+        cmocka_unit_test(data_json_is_jansson_text),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -30,6 +30,7 @@ struct iot_config {
     char *telemetry_url;         /* empty: SQLite file telemetry.db in data_dir */
     int64_t device_rate_limit;   /* telemetry requests/minute per device; 0 = off */
     bool fsync;                  /* telemetry commits survive power loss, not only crashes */
+    bool sched_batch;            /* all threads under SCHED_BATCH (see main.c) */
     int64_t ingest_queue;        /* messages waiting for commit; more → 503 */
     int64_t retention_days;      /* raw telemetry */
     int64_t rollup_retention_days;

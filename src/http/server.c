@@ -139,7 +139,9 @@ static void dispatch(struct iot_server *s, struct iot_req *r)
     switch (iot_route(s->cfg.routes, s->cfg.n_routes, r, &route, r->allow, sizeof r->allow)) {
     case IOT_ROUTE_FOUND:
         route->handler(r);
-        if (r->status == 0 && !r->suspended) {
+        /* A suspended request belongs to the thread that will resume it,
+         * which may be writing its answer now: do not even read it. */
+        if (!r->suspended && r->status == 0) {
             IOT_ERROR("request %s: handler for %s %s gave no answer", r->request_id, r->method,
                       r->path);
             iot_reply_error(r, 500, "Internal Server Error", "no response was produced");

@@ -3,12 +3,13 @@
 PYTHON      ?= /usr/bin/python3
 BUILD_DIR   ?= build
 ASAN_DIR    ?= build-asan
+TSAN_DIR    ?= build-tsan
 FUZZ_DIR    ?= build-fuzz
 FUZZ_SECONDS ?= 20
 JOBS        ?= $(shell nproc)
 IOTFLOW_DATA_DIR ?= ./data
 
-.PHONY: all deps build run test test-c test-api test-api-servers services fuzz sanitize bench bench-cql clean
+.PHONY: all deps build run test test-c test-api test-api-servers services fuzz sanitize tsan bench bench-cql clean
 
 # The servers the tests use beside the embedded stores (scripts/services.sh).
 TEST_SERVICES ?= postgres redis cassandra cassandra3
@@ -88,6 +89,14 @@ sanitize: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) --no-print-directory test-c test-api test-api-servers BIN_DIR=$(ASAN_DIR)
 
+# The C tests and the API suite on the embedded stores under ThreadSanitizer:
+# a request crosses the HTTP, ingest-writer and flusher threads.
+tsan: deps
+	@cmake -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DIOT_TSAN=ON >/dev/null
+	@cmake --build $(TSAN_DIR) -j $(JOBS)
+	@TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  $(MAKE) --no-print-directory test-c test-api BIN_DIR=$(TSAN_DIR)
+
 # HTTP: embedded, then PostgreSQL + Redis (started like the tests' servers);
 # then our CQL client beside the reference driver on Cassandra.
 bench: build
@@ -100,4 +109,4 @@ bench-cql: build
 	  $(PYTHON) bench/cql/run.py --binary $(BUILD_DIR)/cql_bench
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR)

@@ -162,7 +162,7 @@ static int serve(const struct iot_config *cfg)
  * crosses threads (HTTP worker, ingest writer, flusher) and each hand-off
  * wakes one; under load, preempting the running thread for it cost more
  * context switches than it saved latency. Measured on 2 cores: single-
- * message ingest +10-15% with the same p99. No privilege is needed. */
+ * message ingest +9-13% with the same p99. No privilege is needed. */
 static void use_sched_batch(void)
 {
     struct sched_param param = {0};

@@ -65,7 +65,7 @@ static const struct opt options[] = {
      3600000, "how long a device API key stays in the local cache, ms"},
     {"IOTFLOW_SCHED_BATCH", "sched-batch", OPT_BOOL, FIELD(sched_batch), "1", 0, 1,
      "run under SCHED_BATCH: a woken thread waits for a running one's time slice instead of "
-     "preempting it (measured +10-15% ingest on 2 cores); 0 = the default policy"},
+     "preempting it (measured +9-13% ingest on 2 cores); 0 = the default policy"},
     {"IOTFLOW_STREAM_HEARTBEAT", "stream-heartbeat", OPT_INT, FIELD(stream_heartbeat), "15", 1,
      3600, "seconds between keep-alive comments on live streams"},
 };

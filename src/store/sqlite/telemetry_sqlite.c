@@ -16,19 +16,20 @@
  *   devices  (device_id)                     owner and message count: stats,
  *                                            delete_user and purge walk it
  *                                            instead of scanning messages
- *   pending  (batch)                         the pending log: per committed
- *                                            batch not yet flushed, its
- *                                            messages, encoded (see
- *                                            telemetry_sqlite_pending.c)
+ *   log_state (id = 1)                       the newest commit-log batch a
+ *                                            flush applied (replay skips it)
+ *   pending  (batch)                         versions 2-3 staged batches here;
+ *                                            read at open only
  *
- * Durability: always WAL. With durable = false, synchronous=NORMAL: COMMIT
- * returns once the transaction is in the WAL file (write(2), no fsync), so a
- * committed batch survives kill -9 of the process but not a power loss.
- * With durable = true, synchronous=FULL: the WAL is fsynced at every commit,
- * so a committed batch survives power loss too. Either way a batch is
- * committed as one row of the pending log; its messages and derived rows
+ * Durability: a batch is committed as one record of the commit log beside
+ * the database (telemetry_sqlite_pending.c): write(2) returns, so it
+ * survives kill -9 of the process; with durable = true the record is also
+ * fdatasynced, so it survives power loss. Its messages and derived rows
  * (latest, rollups, catalog, devices) reach their tables later, in a flush,
- * recoverable from that row, and every read flushes first. */
+ * recoverable from the log, and every read flushes first. The database
+ * itself is always WAL: synchronous=NORMAL (a flush survives a crash of the
+ * process), FULL when durable (a flush survives power loss, so the log
+ * segments it empties may be deleted). */
 #include "store/sqlite/telemetry_sqlite.h"
 
 #include <stdlib.h>

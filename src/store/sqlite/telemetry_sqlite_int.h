@@ -3,7 +3,7 @@
  *
  * Internal to src/store/sqlite/telemetry_sqlite*.c: core (schema, open,
  * stats), _write (validation and the map of derived deltas), _pending
- * (the pending log: staging, flushing, crash recovery), _read (scans), _delete (deletes,
+ * (the commit log and the flusher: staging, flushing, crash recovery), _read (scans), _delete (deletes,
  * retention). The handle is thread-safe; everything after `mu` in it belongs
  * to whoever holds `mu`. */
 #ifndef IOT_STORE_SQLITE_TELEMETRY_SQLITE_INT_H
@@ -43,7 +43,7 @@ struct iot_tmsql {
     bool flushed;        /* the open write transaction flushed (iot_tmsql_begin) */
     bool flush_again;    /* the last flush was bounded and left batches staged */
     /* The stage lock, taken after mu when both are: guards the staged
-     * batches and their identities in `stage`, the commit log and
+     * batches in `stage`, the commit log and
      * everything below. write_batch takes only this one, so it never waits
      * for a flush. */
     pthread_mutex_t stage_mu;

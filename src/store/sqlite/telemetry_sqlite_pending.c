@@ -44,8 +44,9 @@
  *    and leaves everything staged.
  *
  * Flushes happen:
- *  - on the flusher thread when the oldest staged batch is FLUSH_AFTER_MS
- *    old, or FLUSH_WORK messages + points or FLUSH_BYTES are staged,
+ *  - on the flusher thread FLUSH_AFTER_MS after the last flush when
+ *    anything is staged, or as soon as FLUSH_WORK messages + points or
+ *    FLUSH_BYTES are staged,
  *    bounded to FLUSH_MAX_WORK a transaction (or half the backlog when
  *    more is staged: bigger transactions cost less per message) so that
  *    reads and deletes, which wait for mu, wait a few ms while the flusher

@@ -12,7 +12,7 @@
  * Text is returned as stored: data/meta JSON is not parsed on this path.
  *
  * Every scan first flushes the batches write_batch left staged in the
- * pending log (iot_tmsql_sync: one atomic load when there are none), so it
+ * commit log (iot_tmsql_sync: one atomic load when there are none), so it
  * reflects every message written before the call. */
 #include <stdlib.h>
 #include <string.h>

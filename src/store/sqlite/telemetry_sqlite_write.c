@@ -1,9 +1,9 @@
 /* telemetry_sqlite_write.c — write_batch's validation, and the map of
  * derived deltas that a flush fills and applies.
  *
- * write_batch checks the whole batch, then stages it: one short BEGIN
- * IMMEDIATE … COMMIT writing one row of the pending log that carries the
- * messages (telemetry_sqlite_pending.c). The messages reach `messages`, and
+ * write_batch checks the whole batch, then stages it: one record of the
+ * commit log that carries the messages (telemetry_sqlite_pending.c). The
+ * messages reach `messages`, and
  * their derived rows — latest value, catalog, hourly and daily rollups,
  * device counts — their tables, in a later flush, aggregated over every
  * batch it takes: with single-message HTTP ingest every message of a batch

@@ -426,13 +426,7 @@ static struct iot_ingest_job *wait_for_jobs(struct iot_ingest *ing, size_t *n, b
 {
     pthread_mutex_lock(&ing->lock);
     while (!ing->head && !ing->stopping) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += 200 * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        struct timespec deadline = iot_deadline_ms(CLOCK_REALTIME, 200);
         if (pthread_cond_timedwait(&ing->wake, &ing->lock, &deadline) != 0)
             break; /* timed out: let the caller do its periodic work */
     }

@@ -190,3 +190,16 @@ int iot_parse_iso8601(const char *s, int64_t *ms)
     *ms = (secs - (int64_t)offset_min * 60) * 1000 + millis;
     return IOT_OK;
 }
+
+struct timespec iot_deadline_ms(clockid_t clock, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}

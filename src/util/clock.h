@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Current UTC time in ms since the epoch (or the injected clock's). */
 int64_t iot_now_ms(void);
@@ -16,6 +17,11 @@ void iot_clock_override(int64_t (*now_ms)(void));
 
 /* Monotonic microseconds, for measuring durations. */
 int64_t iot_mono_us(void);
+
+/* The time `ms` from now on `clock`: a deadline for pthread_cond_timedwait
+ * (CLOCK_REALTIME for a default condition variable, CLOCK_MONOTONIC for
+ * one whose attribute says so). Not the injected clock. */
+struct timespec iot_deadline_ms(clockid_t clock, int64_t ms);
 
 #define IOT_ISO8601_LEN 24 /* "2026-11-27T11:00:14.123Z" */
 

@@ -219,22 +219,9 @@ static int conn_ready(struct iot_pg_pool *p, struct iot_pg_conn *c)
 
 /* ---- checkout ------------------------------------------------------------ */
 
-static struct timespec mono_after_ms(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static int take_free(struct iot_pg_pool *p, struct iot_pg_conn **out)
 {
-    struct timespec until = mono_after_ms(IOT_PG_POOL_WAIT_MS);
+    struct timespec until = iot_deadline_ms(CLOCK_MONOTONIC, IOT_PG_POOL_WAIT_MS);
     pthread_mutex_lock(&p->mu);
     int err = 0;
     while (p->nfree == 0 && err != ETIMEDOUT)

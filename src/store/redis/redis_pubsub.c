@@ -573,14 +573,7 @@ static void channel_remove_locked(struct iot_redis_ps *ps, struct ps_sub *sub)
 /* Waits until the channel is LIVE, the server is known down, or time is up. */
 static void wait_live_locked(struct iot_redis_ps *ps, const struct ps_channel *ch)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += CONFIRM_WAIT_MS / 1000;
-    deadline.tv_nsec += (CONFIRM_WAIT_MS % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = iot_deadline_ms(CLOCK_MONOTONIC, CONFIRM_WAIT_MS);
     while (ch->state != CHAN_LIVE && !ps->link_down && !ps->stopping) {
         if (pthread_cond_timedwait(&ps->cond, &ps->lock, &deadline) == ETIMEDOUT)
             break;

@@ -830,14 +830,7 @@ static bool due(struct iot_tmsql *s)
 /* Waits on stage_cv for at most ms (monotonic clock). Under stage_mu. */
 static int wait_ms(struct iot_tmsql *s, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = iot_deadline_ms(CLOCK_MONOTONIC, ms);
     return pthread_cond_timedwait(&s->stage_cv, &s->stage_mu, &until);
 }
 

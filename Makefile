@@ -62,11 +62,12 @@ test-api:
 	@echo "== API suite on the embedded stores"
 	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd $(PYTHON) -m pytest -q tests/api
 
+# This run also covers the epoll event loop (the embedded one, the default poll).
 test-api-servers:
-	@echo "== API suite on PostgreSQL + Redis"
+	@echo "== API suite on PostgreSQL + Redis, HTTP on epoll"
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || \
 	  { echo "test-api-servers: run it through 'make test' (needs DATABASE_URL and REDIS_URL)"; exit 1; }
-	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
+	@IOTFLOW_HTTP_EPOLL=1 IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
 	  IOTFLOW_TEST_REDIS_URL="$$REDIS_URL" $(PYTHON) -m pytest -q tests/api
 
 # libFuzzer on the CQL frame decoder (clang), from the committed seeds, for

@@ -69,8 +69,9 @@ int main(int argc, char **argv)
 
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = cpus > 0 ? (unsigned)(2 * cpus) : 4;
-    /* The same flags and options as src/http/server.c. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+    /* The same flags and options as src/http/server.c with its defaults
+     * (poll): the ceiling is the library as iotflowd uses it. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
                      MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,

@@ -133,6 +133,7 @@ static int serve(const struct iot_config *cfg)
     struct iot_server_config scfg = {
         .host = cfg->host, .port = (uint16_t)cfg->port, .threads = app.threads,
         .max_connections = (unsigned)cfg->max_connections, .max_body = (size_t)cfg->max_body,
+        .epoll = cfg->http_epoll,
         .routes = iot_api_routes, .n_routes = iot_api_n_routes, .app = &app};
     struct iot_server *server = iot_server_start(&scfg);
     int status = EXIT_FAILURE;

@@ -49,6 +49,9 @@ static const struct opt options[] = {
      "HTTP worker threads; 0 = twice the CPU count"},
     {"IOTFLOW_MAX_CONNECTIONS", "max-connections", OPT_INT, FIELD(max_connections), "1024", 1,
      100000, "simultaneous client connections"},
+    {"IOTFLOW_HTTP_EPOLL", "http-epoll", OPT_BOOL, FIELD(http_epoll), "0", 0, 1,
+     "wait for HTTP sockets with epoll instead of poll: better with more than ~250 open "
+     "connections, slower with fewer"},
     {"IOTFLOW_TELEMETRY_URL", "telemetry-url", OPT_STRING, FIELD(telemetry_url), "", 0, 0,
      "telemetry store: sqlite:///path.db (default <data-dir>/telemetry.db)"},
     {"IOTFLOW_DEVICE_RATE_LIMIT", "device-rate-limit", OPT_INT, FIELD(device_rate_limit), "600", 0,

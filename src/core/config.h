@@ -31,6 +31,7 @@ struct iot_config {
     int64_t device_rate_limit;   /* telemetry requests/minute per device; 0 = off */
     bool fsync;                  /* telemetry commits survive power loss, not only crashes */
     bool sched_batch;            /* all threads under SCHED_BATCH (see main.c) */
+    bool http_epoll;             /* epoll instead of poll (see http/server.c) */
     int64_t ingest_queue;        /* messages waiting for commit; more → 503 */
     int64_t retention_days;      /* raw telemetry */
     int64_t rollup_retention_days;

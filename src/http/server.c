@@ -336,8 +336,15 @@ struct iot_server *iot_server_start(const struct iot_server_config *cfg)
     if (!s)
         return NULL;
     s->cfg = *cfg;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
+    /* poll by default: libmicrohttpd takes a suspended connection out of
+     * its epoll set and puts it back on resume, two epoll_ctl calls for
+     * every telemetry request (each waits for its group commit suspended);
+     * poll simply skips suspended sockets. Measured on 2 cores, 32
+     * keep-alive connections: ingest +19% with poll. poll's cost grows
+     * with the connections each thread holds: equal at ~250 open
+     * connections, epoll 9% faster at 1000 (IOTFLOW_HTTP_EPOLL=1). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (cfg->epoll ? MHD_USE_EPOLL : MHD_USE_POLL) |
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(

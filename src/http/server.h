@@ -7,6 +7,7 @@
 #ifndef IOT_HTTP_SERVER_H
 #define IOT_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,7 @@ struct iot_server_config {
     unsigned threads;
     unsigned max_connections;
     size_t max_body;
+    bool epoll; /* wait for sockets with epoll (else poll), see iot_server_start */
     const struct iot_route *routes;
     size_t n_routes;
     void *app; /* handed to handlers as r->app */

@@ -314,7 +314,9 @@ class Server:
             "IOTFLOW_AUTH_RATE_LIMIT": "0",
             "IOTFLOW_LOG_LEVEL": "warn",
         }
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        # sanitizer settings, and the event loop the server run picks
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS",
+                  "IOTFLOW_HTTP_EPOLL"):
             if k in os.environ:
                 self.env[k] = os.environ[k]
         if self.admin_token is not None:

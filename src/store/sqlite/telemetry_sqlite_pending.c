@@ -735,9 +735,10 @@ static void flush_done(struct iot_tmsql *s)
             g->tail = NULL;
         g->flushing = 0;
     }
-    if (s->log)
-        iot_clog_release_before(s->log, g->head && g->head->segment ? g->head->segment
-                                                                    : iot_clog_current(s->log));
+    if (s->log) { /* a batch from the old pending table (segment 0) keeps them all */
+        uint64_t keep = !g->head ? iot_clog_current(s->log) : g->head->segment ? g->head->segment : 1;
+        iot_clog_release_before(s->log, keep);
+    }
     s->last_flush_ms = iot_now_ms();
     atomic_store(&s->dirty, g->head ? 1 : 0);
     pthread_cond_broadcast(&s->stage_cv); /* room for a waiting write_batch */

@@ -13,8 +13,10 @@ IOTFLOW_DATA_DIR ?= ./data
 
 # The servers the tests use beside the embedded stores (scripts/services.sh).
 TEST_SERVICES ?= postgres redis cassandra cassandra3
-# Starts them (idempotent) and exports DATABASE_URL and REDIS_URL.
-WITH_SERVICES = eval "$$(scripts/services.sh start $(TEST_SERVICES))" &&
+# Starts them (idempotent) and exports DATABASE_URL and REDIS_URL. A server
+# that does not start stops the target here (eval "$$(…)" alone would hide
+# the failure and the tests would quietly skip what needs it).
+WITH_SERVICES = svc_env="$$(scripts/services.sh start $(TEST_SERVICES))" && eval "$$svc_env" &&
 
 all: build
 
@@ -101,12 +103,12 @@ tsan: deps
 # HTTP: embedded, then PostgreSQL + Redis (started like the tests' servers);
 # then our CQL client beside the reference driver on Cassandra.
 bench: build
-	@eval "$$(scripts/services.sh start postgres redis)" && \
+	@svc_env="$$(scripts/services.sh start postgres redis)" && eval "$$svc_env" && \
 	  $(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd
 	@$(MAKE) --no-print-directory bench-cql
 
 bench-cql: build
-	@eval "$$(scripts/services.sh start cassandra)" && \
+	@svc_env="$$(scripts/services.sh start cassandra)" && eval "$$svc_env" && \
 	  $(PYTHON) bench/cql/run.py --binary $(BUILD_DIR)/cql_bench
 
 clean:

@@ -275,21 +275,27 @@ static void on_pool_closed(struct cql_conn *c, int err, void *arg)
     schedule_reconnect(h);
 }
 
+struct cql_conn_config cql_host_conn_config(const struct cql_host *h)
+{
+    const struct cql_session *s = h->s;
+    return (struct cql_conn_config){
+        .addr = (const struct sockaddr *)&h->addr,
+        .addrlen = h->addrlen,
+        .name = h->name,
+        .user = s->cfg.user,
+        .password = s->cfg.password,
+        .connect_timeout_ms = s->cfg.connect_timeout_ms,
+    };
+}
+
 /* Opens every empty slot of h's pool. */
 void cql_cluster_open_pool(struct cql_host *h)
 {
     struct cql_session *s = h->s;
     if (s->stopping || h->removed)
         return;
-    struct cql_conn_config cfg = {
-        .addr = (const struct sockaddr *)&h->addr,
-        .addrlen = h->addrlen,
-        .name = h->name,
-        .user = s->cfg.user,
-        .password = s->cfg.password,
-        .keyspace = s->cfg.keyspace,
-        .connect_timeout_ms = s->cfg.connect_timeout_ms,
-    };
+    struct cql_conn_config cfg = cql_host_conn_config(h);
+    cfg.keyspace = s->cfg.keyspace;
     struct cql_conn_events ev = {.on_ready = on_pool_ready, .on_closed = on_pool_closed, .arg = h};
     for (uint32_t i = 0; i < s->cfg.connections_per_host; i++) {
         if (h->pool[i].conn)

@@ -453,16 +453,9 @@ static void control_connect(struct cql_session *s)
         struct cql_host *h = s->hosts[s->control_next++ % s->n_hosts];
         if (h->removed)
             continue;
-        struct cql_conn_config cfg = {
-            .addr = (const struct sockaddr *)&h->addr,
-            .addrlen = h->addrlen,
-            .name = h->name,
-            .user = s->cfg.user,
-            .password = s->cfg.password,
-            .events = control_events,
-            .n_events = sizeof control_events / sizeof control_events[0],
-            .connect_timeout_ms = s->cfg.connect_timeout_ms,
-        };
+        struct cql_conn_config cfg = cql_host_conn_config(h);
+        cfg.events = control_events;
+        cfg.n_events = sizeof control_events / sizeof control_events[0];
         struct cql_conn_events ev = {.on_ready = on_control_ready,
                                      .on_closed = on_control_closed,
                                      .on_event = on_control_event,

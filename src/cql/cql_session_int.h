@@ -198,6 +198,9 @@ void cql_cluster_publish_stats(struct cql_session *s);
 struct cql_host *cql_cluster_find_ip(struct cql_session *s, const uint8_t *ip, size_t len);
 struct cql_host *cql_cluster_add_peer(struct cql_session *s, const uint8_t *ip, size_t len);
 void cql_cluster_open_pool(struct cql_host *h);
+/* What every connection to h shares (address, credentials, timeout); the
+ * caller adds its keyspace or events. */
+struct cql_conn_config cql_host_conn_config(const struct cql_host *h);
 void cql_cluster_host_down(struct cql_host *h); /* STATUS_CHANGE DOWN */
 void cql_cluster_host_up(struct cql_host *h);   /* STATUS_CHANGE UP */
 void cql_cluster_set_removed(struct cql_host *h, bool removed);

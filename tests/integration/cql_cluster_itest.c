@@ -19,6 +19,7 @@
 
 #include "cql/cql_session.h"
 #include "cql/cql_types.h"
+#include "integration/cql_itest_util.h"
 
 #define N_NODES 3
 #define MAX_TOKENS 64
@@ -27,18 +28,6 @@ static const struct cql_slice no_values = {NULL, 0};
 static struct cql_session *S;
 static char KS[64];
 static char node_name[N_NODES][64]; /* "127.0.0.N:port" from CASSANDRA3_HOSTS */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static struct cql_slice slice_of(const struct cql_buf *b)
-{
-    return (struct cql_slice){b->data, b->len};
-}
 
 static int node_index(const char *host)
 {
@@ -62,16 +51,6 @@ static void must(const char *q)
     struct cql_reply *r;
     assert_int_equal(run(q, CQL_CONSISTENCY_DEFAULT, &r), CQL_OK);
     cql_reply_free(r);
-}
-
-static int services(const char *action, const char *what)
-{
-    const char *root = getenv("IOT_SOURCE_DIR");
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s/scripts/services.sh %s %s >/dev/null", root ? root : ".", action,
-             what);
-    fprintf(stderr, "  %s\n", cmd);
-    return system(cmd);
 }
 
 /* ---- cluster state ---------------------------------------------------------------- */

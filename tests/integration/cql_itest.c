@@ -20,22 +20,11 @@
 #include "cql/cql_future.h"
 #include "cql/cql_session.h"
 #include "cql/cql_types.h"
+#include "integration/cql_itest_util.h"
 
 static const struct cql_slice no_values = {NULL, 0};
 static struct cql_session *S;
 static char KS[64];
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static struct cql_slice slice_of(const struct cql_buf *b)
-{
-    return (struct cql_slice){b->data, b->len};
-}
 
 /* Runs a statement that must succeed; returns its reply (caller frees). */
 static struct cql_reply *must(const char *fmt, ...)
@@ -521,16 +510,6 @@ static void test_unprepared_after_schema_change(void **state)
 
 /* ---- restart ------------------------------------------------------------------------ */
 
-static int services(const char *action)
-{
-    const char *root = getenv("IOT_SOURCE_DIR");
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s/scripts/services.sh %s cassandra >/dev/null", root ? root : ".",
-             action);
-    fprintf(stderr, "  %s\n", cmd);
-    return system(cmd);
-}
-
 static int read_one(const struct cql_prepared_stmt *sel, struct cql_reply **out)
 {
     struct cql_buf v = {0};
@@ -552,10 +531,10 @@ static void test_reconnect_after_restart(void **state)
     struct cql_session_stats before;
     cql_session_stats(S, &before);
 
-    assert_int_equal(services("stop"), 0);
+    assert_int_equal(services("stop", "cassandra"), 0);
     assert_int_not_equal(read_one(sel, &r), CQL_OK); /* nobody there */
     cql_reply_free(r);
-    assert_int_equal(services("start"), 0);
+    assert_int_equal(services("start", "cassandra"), 0);
 
     uint64_t t0 = now_ms(), until = t0 + 60000;
     int rc = -1;

@@ -1,5 +1,6 @@
 /* devcache.h — the process-local cache of API-key → device, the first
- * stop of every device-authenticated request (DESIGN.md hot path).
+ * stop of every device-authenticated request (the ingest hot path; see
+ * docs/ARCHITECTURE.md).
  *
  * Direct-mapped by the key's hash (a slot holds one device; a colliding key
  * simply replaces it), so memory is fixed at creation and every operation is

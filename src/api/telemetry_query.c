@@ -79,10 +79,16 @@ static bool read_cursor(struct iot_req *r, struct iot_tm_range *range)
     return true;
 }
 
+/* A history page being built. It ends at `limit` records or when the
+ * stored bytes it carries reach max_bytes (the store stops at the same
+ * record, see struct iot_tm_range), whichever comes first: the body is at
+ * most max_bytes + one record + ~100 bytes of framing per record. */
 struct page {
     struct iot_buf out;
     size_t count;
     bool with_device;
+    bool full; /* the byte budget ended it */
+    int64_t bytes, max_bytes;
     int64_t last_ts, last_seq;
 };
 
@@ -107,7 +113,9 @@ static int append_record(void *ctx, const struct iot_tm_record *rec)
     p->count++;
     p->last_ts = rec->ts;
     p->last_seq = rec->seq;
-    return 0;
+    p->bytes += (int64_t)(rec->data_len + (rec->meta_json ? rec->meta_len : 0));
+    p->full = p->max_bytes > 0 && p->bytes >= p->max_bytes;
+    return p->full; /* stops a backend that does not honour max_bytes too */
 }
 
 static void put_text(struct iot_buf *b, const char *key, const char *value)
@@ -120,7 +128,7 @@ static void put_text(struct iot_buf *b, const char *key, const char *value)
 
 static void put_cursor(struct page *p, int64_t limit)
 {
-    if (p->count == (size_t)limit && limit > 0)
+    if ((p->count == (size_t)limit && limit > 0) || p->full)
         iot_buf_printf(&p->out, ",\"next_cursor\":\"%lld_%lld\"", (long long)p->last_ts,
                        (long long)p->last_seq);
     else
@@ -138,7 +146,8 @@ void iot_h_telemetry_history(struct iot_req *r)
         return;
     range.from = s.from;
     range.to = s.to;
-    struct page p = {.with_device = false};
+    range.max_bytes = iot_app_of(r)->cfg->max_page_bytes;
+    struct page p = {.with_device = false, .max_bytes = range.max_bytes};
     iot_buf_printf(&p.out, "{\"device_id\":%lld", (long long)d.id);
     put_text(&p.out, "device_name", d.name);
     put_text(&p.out, "device_type", d.device_type);
@@ -177,7 +186,8 @@ void iot_h_telemetry_user(struct iot_req *r)
         rc = iot_tm_count_user(&app->telemetry, u.id, s.from, s.to, &total);
     range.from = s.from;
     range.to = s.to;
-    struct page p = {.with_device = true};
+    range.max_bytes = app->cfg->max_page_bytes;
+    struct page p = {.with_device = true, .max_bytes = range.max_bytes};
     iot_buf_puts(&p.out, "{\"status\":\"success\"");
     put_text(&p.out, "user_id", uid);
     iot_buf_puts(&p.out, ",\"telemetry\":[");

@@ -93,11 +93,18 @@ struct iot_tm_catalog_entry {
 
 /* A page of a newest-first scan: at most `limit` records with
  * (ts, seq) < (before_ts, before_seq) — the cursor of the previous page,
- * or (INT64_MAX, INT64_MAX) for the first page — and ts in [from, to]. */
+ * or (INT64_MAX, INT64_MAX) for the first page — and ts in [from, to].
+ *
+ * max_bytes (appended; 0 = none) is the page's byte budget: the scan ends
+ * after the record with which the sum of data_len + meta_len of the records
+ * delivered reaches max_bytes, and the backend reads no further rows than
+ * that (so a page of large messages never materialises `limit` of them).
+ * The caller, summing the same lengths, knows the page ended early. */
 struct iot_tm_range {
     int64_t from, to; /* inclusive, ms */
     int64_t limit;
     int64_t before_ts, before_seq;
+    int64_t max_bytes;
 };
 
 typedef int (*iot_tm_record_fn)(void *ctx, const struct iot_tm_record *rec);

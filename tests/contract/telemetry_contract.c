@@ -610,6 +610,77 @@ static void test_cursor_paging(void **state)
     assert_i64(total, 101 * PER_TS);
 }
 
+/* max_bytes: a page ends after the record with which the summed
+ * data_len + meta_len reaches the budget (always at least one record), the
+ * callback never asking to stop; paging on covers every record once, for
+ * the device and the per-user scan. */
+static void test_page_byte_budget(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    enum { N = 300 };
+    struct tmsg *t = calloc(N, sizeof *t);
+    assert_non_null(t);
+    for (int i = 0; i < N; i++) { /* lengths vary: {"v":0} .. {"v":299.5} */
+        msg_one(&t[i], 4, 2, T0 + i, 1, "v", i % 2 ? i + 0.5 : i);
+        msg_meta(&t[i], i % 3 ? NULL : "{\"k\":\"some metadata\"}");
+    }
+    write_msgs(tm, t, N);
+    /* newest first: record j of a full scan is message N-1-j */
+    size_t size[N];
+    for (int j = 0; j < N; j++)
+        size[j] = t[N - 1 - j].m.data_len + t[N - 1 - j].m.meta_len;
+    free(t);
+    int64_t prefix = 0;
+    for (int k = 1; k <= 40; k++) {
+        prefix += (int64_t)size[k - 1];
+        struct iot_tm_range r = all_range(N);
+        for (int64_t budget = prefix - (int64_t)size[k - 1] + 1; budget <= prefix;
+             budget += (int64_t)size[k - 1] - 1 > 0 ? (int64_t)size[k - 1] - 1 : 1) {
+            r.max_bytes = budget;
+            struct recs rs = query_dev(tm, 4, r);
+            if (rs.n != (size_t)k)
+                fail_msg("max_bytes %" PRId64 " gave %zu records, want %d", budget, rs.n, k);
+            free(rs.v);
+        }
+    }
+    /* a budget smaller than one record still gives one */
+    struct iot_tm_range r = all_range(N);
+    r.max_bytes = 1;
+    struct recs one = query_dev(tm, 4, r);
+    assert_i64(one.n, 1);
+    free(one.v);
+    for (int user = 0; user < 2; user++) {
+        bool seen[N] = {false};
+        r = all_range(N);
+        r.max_bytes = 700;
+        int pages = 0, total = 0;
+        for (;;) {
+            struct recs rs = {0};
+            assert_rc(user ? iot_tm_query_user(tm, 2, &r, on_record, &rs)
+                           : iot_tm_query_device(tm, 4, &r, on_record, &rs),
+                      IOT_OK);
+            int64_t bytes = 0;
+            for (size_t i = 0; i < rs.n; i++) {
+                int idx = (int)(rs.v[i].ts - T0);
+                assert_false(seen[idx]);
+                seen[idx] = true;
+                bytes += (int64_t)(rs.v[i].data_len + rs.v[i].meta_len);
+            }
+            pages++;
+            total += (int)rs.n;
+            bool full = bytes >= r.max_bytes;
+            if (rs.n)
+                r.before_ts = rs.v[rs.n - 1].ts, r.before_seq = rs.v[rs.n - 1].seq;
+            free(rs.v);
+            if (!full)
+                break;
+            assert_true(pages < N);
+        }
+        assert_i64(total, N);
+        assert_true(pages > 5);
+    }
+}
+
 /* Writing an identity again is a no-op: not a second row, not counted
  * twice in rollups or the catalog, and the first data stays. */
 static void test_idempotent(void **state)
@@ -2119,6 +2190,7 @@ static int run_backend(const char *url)
         T(test_roundtrip_bytes),
         T(test_order_range_limit),
         T(test_cursor_paging),
+        T(test_page_byte_budget),
         T(test_idempotent),
         T(test_query_user),
         T(test_query_user_ties),

@@ -60,6 +60,10 @@ struct scan {
     scan_emit_fn emit;
     scan_next_fn next;
     int64_t left; /* rows still wanted */
+    /* Bytes of text still wanted (struct iot_tm_range's max_bytes; 0 =
+     * none): a chunk ends at the row that uses the last of them, so a page
+     * of large rows copies no more than the page holds. */
+    int64_t budget;
     /* parameters */
     int64_t id; /* device_id, or user_id for query_user */
     int64_t from, to, width;
@@ -120,10 +124,20 @@ static int copy_cell(sqlite3_stmt *st, int i, struct chunk *ch, struct cell *c)
     return IOT_OK;
 }
 
-/* Copies up to `want` rows with one connection hold. *exhausted: the query
- * ended before `want` rows, so no later chunk can find more. */
+/* Bytes of a row's text columns, as the byte budget counts them. */
+static int64_t row_text_bytes(const struct cell *row, int ncols)
+{
+    int64_t n = 0;
+    for (int i = 0; i < ncols; i++)
+        n += row[i].type == SQLITE_TEXT ? (int64_t)row[i].len : 0;
+    return n;
+}
+
+/* Copies up to `want` rows with one connection hold, and no row after the
+ * one that uses the last of *budget. *exhausted: the query ended before
+ * `want` rows, so no later chunk can find more. */
 static int fill_chunk(struct iot_tmsql *s, const struct scan *sc, int64_t want, struct chunk *ch,
-                      bool *exhausted)
+                      bool *exhausted, int64_t *budget)
 {
     ch->n = 0;
     ch->text_len = 0;
@@ -136,7 +150,7 @@ static int fill_chunk(struct iot_tmsql *s, const struct scan *sc, int64_t want, 
         return rc;
     }
     sc->bind(st, sc, want);
-    while (rc == IOT_OK && (int64_t)ch->n < want && ch->text_len < CHUNK_BYTES) {
+    while (rc == IOT_OK && (int64_t)ch->n < want && ch->text_len < CHUNK_BYTES && *budget > 0) {
         int src = sqlite3_step(st);
         if (src != SQLITE_ROW) {
             rc = src == SQLITE_DONE ? IOT_OK : iot_sqldb_map(src);
@@ -146,6 +160,7 @@ static int fill_chunk(struct iot_tmsql *s, const struct scan *sc, int64_t want, 
         struct cell *row = &ch->cells[ch->n * (size_t)sc->ncols];
         for (int i = 0; i < sc->ncols && rc == IOT_OK; i++)
             rc = copy_cell(st, i, ch, &row[i]);
+        *budget -= row_text_bytes(row, sc->ncols);
         ch->n++;
     }
     iot_sqldb_done(st);
@@ -164,9 +179,10 @@ static int run_scan(struct iot_tmsql *s, struct scan *sc)
         return IOT_ENOMEM;
     int rc = IOT_OK;
     bool exhausted = false, stop = false;
-    while (!exhausted && !stop && sc->left > 0) {
+    int64_t budget = sc->budget > 0 ? sc->budget : INT64_MAX;
+    while (!exhausted && !stop && sc->left > 0 && budget > 0) {
         int64_t want = sc->left < CHUNK_ROWS ? sc->left : CHUNK_ROWS;
-        rc = fill_chunk(s, sc, want, &ch, &exhausted);
+        rc = fill_chunk(s, sc, want, &ch, &exhausted, &budget);
         if (rc || ch.n == 0)
             break;
         sc->next(sc, &ch.cells[(ch.n - 1) * (size_t)sc->ncols], ch.text);
@@ -264,7 +280,7 @@ static void next_record(struct scan *sc, const struct cell *row, const char *tex
 
 static int check_range(const struct iot_tm_range *range, iot_tm_record_fn fn)
 {
-    return range && fn && range->limit >= 0 ? IOT_OK : IOT_EINVAL;
+    return range && fn && range->limit >= 0 && range->max_bytes >= 0 ? IOT_OK : IOT_EINVAL;
 }
 
 int iot_tmsql_query_device(void *self, int64_t device_id, const struct iot_tm_range *range,
@@ -275,7 +291,7 @@ int iot_tmsql_query_device(void *self, int64_t device_id, const struct iot_tm_ra
         return rc;
     struct scan sc = {.stmt = TMS_Q_DEVICE, .ncols = 4, .bind = bind_device_q,
                       .emit = emit_record, .next = next_record, .left = range->limit,
-                      .id = device_id, .from = range->from, .to = range->to,
+                      .budget = range->max_bytes, .id = device_id, .from = range->from, .to = range->to,
                       .k_ts = range->before_ts, .k_seq = range->before_seq,
                       .fn.record = fn, .ctx = ctx};
     rc = iot_tmsql_sync(self);
@@ -293,7 +309,8 @@ int iot_tmsql_query_user(void *self, int64_t user_id, const struct iot_tm_range 
     if (rc)
         return rc;
     struct scan sc = {.stmt = TMS_Q_USER, .ncols = 5, .bind = bind_user_q, .emit = emit_record,
-                      .next = next_record, .left = range->limit, .id = user_id,
+                      .next = next_record, .left = range->limit,
+                      .budget = range->max_bytes, .id = user_id,
                       .from = range->from, .to = range->to, .k_ts = range->before_ts,
                       .k_seq = range->before_seq, .k_dev = INT64_MIN, .fn.record = fn,
                       .ctx = ctx};

@@ -511,6 +511,30 @@ def test_device_rate_limit(start_server):
     assert sorted(rec["measurements"]["n"] for rec in data) == [1, 2, 3, 4], data
 
 
+def test_device_byte_rate_limit(start_server):
+    """IOTFLOW_DEVICE_BYTE_RATE_LIMIT: body bytes per device per minute (a
+    fixed window: the sequence is retried on a fresh device if a minute
+    boundary fell inside it)."""
+    s = start_server(env={"IOTFLOW_DEVICE_BYTE_RATE_LIMIT": "2000",
+                          "IOTFLOW_DEVICE_RATE_LIMIT": "0"})
+    owner = make_user(s, "bearer")
+    body = {"data": {"text": "y" * 560}}           # ~580 bytes of JSON
+    for _attempt in range(3):
+        d1, d2 = new_device(owner), new_device(owner)
+        minute = now_ms() // MIN
+        codes = [d1.send(body).status_code for _ in range(4)]   # 0, 580, 1160, 1740 < 2000
+        refused = d1.send(body)
+        other = d2.send(body).status_code
+        if now_ms() // MIN == minute:
+            break
+    assert codes == [201] * 4, codes
+    expect_error(refused, 429)
+    ra = refused.headers.get("Retry-After")
+    assert ra is not None and ra.isdigit() and 1 <= int(ra) <= 60, describe(refused)
+    assert other == 201, "the other device has its own budget"
+    assert len(history(d1.api, d1.id)["data"]) == 4
+
+
 # --------------------------------------------------------------------------
 # GET /telemetry/{id}
 # --------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include "core/secrets.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/json_out.h"
 
 #define TS_MIN INT64_C(946684800000) /* 2000-01-01T00:00:00Z */
 #define TS_MAX_AHEAD INT64_C(86400000)
@@ -149,10 +150,11 @@ static int read_timestamp(json_t *ts, int64_t now_ms, int64_t *out, const char *
     return IOT_OK;
 }
 
-/* Serialises a JSON object compactly into a fresh heap buffer. */
+/* Serialises a JSON object compactly into a fresh heap buffer, reals in
+ * their shortest round-trip form. */
 static int dump(json_t *obj, const char **out, size_t *len, size_t max)
 {
-    char *text = json_dumps(obj, JSON_COMPACT);
+    char *text = iot_json_dumps(obj);
     if (!text)
         return IOT_ENOMEM;
     *len = strlen(text);
@@ -160,44 +162,17 @@ static int dump(json_t *obj, const char **out, size_t *len, size_t max)
     return *len > max ? IOT_EINVAL : IOT_OK;
 }
 
-/* A real as jansson writes it (17 significant digits, always a '.' or an
- * exponent so that it reads back as a real, no '+' or leading zeros in the
- * exponent), so that data_json is the same text either way. */
-static int real_text(double d, char *buf, size_t size)
-{
-    int n = snprintf(buf, size, "%.17g", d);
-    if (n < 0 || (size_t)n + 3 > size)
-        return -1;
-    if (!strchr(buf, '.') && !strchr(buf, 'e')) {
-        memcpy(buf + n, ".0", 3);
-        n += 2;
-    }
-    char *start = strchr(buf, 'e');
-    if (start) {
-        start++;
-        char *end = start + 1;
-        if (*start == '-')
-            start++;
-        while (*end == '0')
-            end++;
-        if (end != start) {
-            memmove(start, end, (size_t)(buf + n - end) + 1);
-            n -= (int)(end - start);
-        }
-    }
-    return n;
-}
-
 /* The measurements (validated: names need no escaping, values are scalars)
- * as compact JSON, the text json_dumps(data, JSON_COMPACT) gives, written
- * here because this runs for every message ingested. A string value needs
+ * as compact JSON, the text iot_json_dumps(data) gives (integers exact,
+ * reals shortest round-trip, -0.0 kept), written here because this runs for
+ * every message ingested. A string value needs
  * escaping: then json_dumps writes it all. */
 static int dump_data(json_t *data, const struct iot_tm_message *m, const char **out, size_t *len)
 {
     for (size_t i = 0; i < m->n_points; i++)
         if (m->points[i].value.type == IOT_TM_STRING)
             return dump(data, out, len, IOT_TM_DATA_JSON_MAX);
-    size_t cap = m->n_points * (IOT_TM_NAME_MAX + 40) + 2, n = 0;
+    size_t cap = m->n_points * (IOT_TM_NAME_MAX + 48) + 2, n = 0;
     char *text = malloc(cap);
     if (!text)
         return IOT_ENOMEM;
@@ -213,7 +188,9 @@ static int dump_data(json_t *data, const struct iot_tm_message *m, const char **
             w = snprintf(text + n, cap - n, "%s\"%s\":%s", n > 1 ? "," : "", name,
                          json_is_true(jv) ? "true" : "false");
         else if ((w = snprintf(text + n, cap - n, "%s\"%s\":", n > 1 ? "," : "", name)) > 0) {
-            int r = real_text(json_real_value(jv), text + n + w, cap - n - (size_t)w);
+            int r = cap - n - (size_t)w >= IOT_JSON_REAL_MAX
+                        ? iot_json_real_text(json_real_value(jv), text + n + w)
+                        : -1;
             w = r < 0 ? -1 : w + r;
         }
         if (w < 0 || (size_t)w >= cap - n) {

@@ -374,8 +374,8 @@ static json_t *agg_data(const struct iot_agg_result *res, enum iot_agg_fn fn)
         const struct iot_agg_bucket *b = &res->buckets[i];
         if (b->count == 0)
             continue;
-        json_array_append_new(data, json_pack("{s:o, s:f, s:I}", "timestamp", iot_json_time(b->start),
-                                              "value", iot_agg_value(b, fn), "count",
+        json_array_append_new(data, json_pack("{s:o, s:o, s:I}", "timestamp", iot_json_time(b->start),
+                                              "value", iot_agg_json(b, fn), "count",
                                               (json_int_t)b->count));
     }
     return data;
@@ -395,11 +395,11 @@ void iot_h_telemetry_aggregated(struct iot_req *r)
     if (!iot_tm_name_valid(field) || iot_agg_parse(agg, &fn) || iot_window_parse(window_text, &window)) {
         iot_reply_error(r, 400, "Invalid aggregation",
                         "field must be a measurement name, aggregation one of mean, sum, min, max, "
-                        "count, and window like 1m, 5m, 15m, 1h, 1d");
+                        "count, first, last, and window like 1m, 5m, 15m, 1h, 1d");
         return;
     }
     struct iot_agg_result res;
-    int rc = iot_aggregate(&iot_app_of(r)->telemetry, d.id, field, s.from, s.to, window, &res);
+    int rc = iot_aggregate(&iot_app_of(r)->telemetry, d.id, field, s.from, s.to, window, fn, &res);
     if (rc == IOT_ELIMIT) {
         iot_reply_error(r, 400, "Too many windows", "at most %d windows; use a larger window",
                         IOT_AGG_MAX_WINDOWS);

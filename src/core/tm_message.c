@@ -50,9 +50,7 @@ json_t *iot_tm_value_json(const struct iot_tm_value *v)
     case IOT_TM_STRING:
         return json_stringn(v->str, v->str_len);
     case IOT_TM_NUMBER:
-        if (v->num == floor(v->num) && fabs(v->num) < 9007199254740992.0)
-            return json_integer((json_int_t)v->num);
-        return json_real(v->num);
+        return v->is_int ? json_integer((json_int_t)v->i) : json_real(v->num);
     }
     return json_null();
 }
@@ -60,7 +58,8 @@ json_t *iot_tm_value_json(const struct iot_tm_value *v)
 static int read_value(json_t *jv, struct iot_tm_value *v)
 {
     if (json_is_integer(jv)) {
-        *v = (struct iot_tm_value){.type = IOT_TM_NUMBER, .num = (double)json_integer_value(jv)};
+        *v = (struct iot_tm_value){.type = IOT_TM_NUMBER, .num = (double)json_integer_value(jv),
+                                   .is_int = true, .i = json_integer_value(jv)};
     } else if (json_is_real(jv)) {
         double d = json_real_value(jv);
         if (!isfinite(d))

@@ -10,7 +10,8 @@
  *                                            JSON text exactly as written
  *     + index (user_id, ts, seq)             the per-user view
  *   latest   (device_id, name)               newest value per measurement
- *   rollups  (device_id, name, width, start) hourly and daily count/sum/min/max
+ *   rollups  (device_id, name, width, start) hourly and daily count/sum/min/max,
+ *                                            and of the integer samples exactly
  *                                            (a unique index: see migrations)
  *   catalog  (device_id, name)               type, unit, first/last seen, count
  *   devices  (device_id)                     owner and message count: stats,
@@ -115,6 +116,19 @@ static const char *const migrations[] = {
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
     " flushed_upto INTEGER NOT NULL);"
     "INSERT INTO log_state VALUES (1, 0);",
+    /* 5: integers stay exact. latest.inum holds a number given as an
+     * integer (num, a REAL column, rounds past 2^53); older values that
+     * were integral keep printing as integers, as they did. rollups keep
+     * the integer samples apart: how many (ints), their sum (a REAL once
+     * it overflowed: not exact), min and max. Columns without a type, so
+     * SQLite stores each value as given. */
+    "ALTER TABLE latest ADD COLUMN inum;"
+    "UPDATE latest SET inum = CAST(num AS INTEGER) WHERE type = 1"
+    " AND num = CAST(num AS INTEGER) AND abs(num) < 9007199254740992;"
+    "ALTER TABLE rollups ADD COLUMN ints INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollups ADD COLUMN isum NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollups ADD COLUMN imin;"
+    "ALTER TABLE rollups ADD COLUMN imax;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -171,9 +185,9 @@ static const char *const stmt_sql[TMS__COUNT] = {
                    " AND (ts, seq, device_id) < (?4, ?5, ?6)"
                    " ORDER BY ts DESC, seq DESC, device_id DESC LIMIT ?7",
     [TMS_COUNT_USER] = "SELECT count(*) FROM messages WHERE user_id = ?1 AND ts >= ?2 AND ts <= ?3",
-    [TMS_LATEST_SCAN] = "SELECT name, type, num, str, ts FROM latest"
+    [TMS_LATEST_SCAN] = "SELECT name, type, num, str, ts, inum FROM latest"
                         " WHERE device_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
-    [TMS_ROLLUP_SCAN] = "SELECT start, count, sum, vmin, vmax FROM rollups"
+    [TMS_ROLLUP_SCAN] = "SELECT start, count, sum, vmin, vmax, ints, isum, imin, imax FROM rollups"
                         " WHERE device_id = ?1 AND name = ?2 AND width = ?3"
                         " AND start >= ?4 AND start < ?5 ORDER BY start LIMIT ?6",
     /* Non-numeric and missing values come back too (as text or NULL) and
@@ -197,12 +211,18 @@ static const char *const stmt_sql[TMS__COUNT] = {
     [TMS_DR_DELETE] = "DELETE FROM messages WHERE device_id = ?1 AND ts >= ?2 AND ts <= ?3",
     [TMS_DEV_SUB] = "UPDATE devices SET messages = messages - ?2 WHERE device_id = ?1",
     [TMS_CATALOG_SUB] = "UPDATE catalog SET count = count - ?3 WHERE device_id = ?1 AND name = ?2",
-    [TMS_BUCKET_CALC] = "SELECT count(v), total(v), min(v), max(v) FROM"
-                        " (SELECT data ->> ?2 AS v FROM messages"
+    /* The integer sum as a total() (no overflow error), exact and made an
+     * integer when every partial sum stays below 2^53; else left REAL. */
+    [TMS_BUCKET_CALC] = "SELECT count(v), total(v), min(v), max(v), count(iv),"
+                        " CASE WHEN coalesce(max(abs(iv)), 0) * count(iv) < 9007199254740992"
+                        " THEN CAST(total(iv) AS INTEGER) ELSE total(iv) END, min(iv), max(iv)"
+                        " FROM (SELECT data ->> ?2 AS v, CASE WHEN typeof(data ->> ?2) = 'integer'"
+                        " THEN data ->> ?2 END AS iv FROM messages"
                         " WHERE device_id = ?1 AND ts >= ?3 AND ts < ?4)"
                         " WHERE typeof(v) IN ('integer', 'real')",
     [TMS_ROLLUP_PUT] = "INSERT OR REPLACE INTO rollups (device_id, name, width, start, count,"
-                       " sum, vmin, vmax) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                       " sum, vmin, vmax, ints, isum, imin, imax)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [TMS_ROLLUP_DEL] = "DELETE FROM rollups WHERE device_id = ?1 AND name = ?2 AND width = ?3"
                        " AND start = ?4",
     [TMS_LATEST_GET] = "SELECT ts FROM latest WHERE device_id = ?1 AND name = ?2",
@@ -210,8 +230,8 @@ static const char *const stmt_sql[TMS__COUNT] = {
                         " WHERE device_id = ?1"
                         " AND json_type(data, ?2) IN ('integer', 'real', 'true', 'false', 'text')"
                         " ORDER BY ts DESC, seq DESC LIMIT 1",
-    [TMS_LATEST_PUT] = "INSERT OR REPLACE INTO latest (device_id, name, type, num, str, ts, seq)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [TMS_LATEST_PUT] = "INSERT OR REPLACE INTO latest (device_id, name, type, num, str, ts, seq,"
+                       " inum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [TMS_LATEST_DEL] = "DELETE FROM latest WHERE device_id = ?1 AND name = ?2",
     [TMS_CATALOG_GET] = "SELECT count, first_seen, last_seen FROM catalog"
                         " WHERE device_id = ?1 AND name = ?2",
@@ -234,6 +254,13 @@ static const char *const stmt_sql[TMS__COUNT] = {
                           " ORDER BY device_id LIMIT ?2",
     [TMS_PURGE_MSG] = "DELETE FROM messages WHERE device_id = ?1 AND ts < ?2",
     [TMS_PURGE_ROLLUPS] = "DELETE FROM rollups WHERE device_id = ?1 AND start < ?2",
+    /* sample_edge: one seek on the primary key per window */
+    [TMS_EDGE_FIRST] = "SELECT ts, data ->> ?2 FROM messages WHERE device_id = ?1 AND ts >= ?3"
+                       " AND ts < ?4 AND json_type(data, ?2) IN " NUMERIC_TYPES
+                       " ORDER BY ts, seq LIMIT 1",
+    [TMS_EDGE_LAST] = "SELECT ts, data ->> ?2 FROM messages WHERE device_id = ?1 AND ts >= ?3"
+                      " AND ts < ?4 AND json_type(data, ?2) IN " NUMERIC_TYPES
+                      " ORDER BY ts DESC, seq DESC LIMIT 1",
 };
 
 static const struct iot_sqldb_schema telemetry_schema = {
@@ -381,7 +408,7 @@ static int tm_stats(void *self, struct iot_tm_stats *out)
 
 const struct iot_telemetry_ops iot_telemetry_sqlite = {
     .name = "sqlite",
-    .version = 1,
+    .version = 2,
     .caps = IOT_TM_CAP_ATOMIC_BATCH,
     .open = tm_open,
     .close = tm_close,
@@ -399,4 +426,6 @@ const struct iot_telemetry_ops iot_telemetry_sqlite = {
     .delete_user = iot_tmsql_delete_user,
     .purge = iot_tmsql_purge,
     .stats = tm_stats,
+    .samples_typed = iot_tmsql_samples_typed,
+    .sample_edge = iot_tmsql_sample_edge,
 };

@@ -77,6 +77,7 @@ struct scan {
         iot_tm_latest_fn latest;
         iot_tm_rollup_fn rollup;
         iot_tm_sample_fn sample;
+        iot_tm_typed_sample_fn typed_sample;
         iot_tm_catalog_fn catalog;
     } fn;
     void *ctx;
@@ -353,7 +354,8 @@ static void next_by_name(struct scan *sc, const struct cell *row, const char *te
     keep_name(sc, &row[0], text);
 }
 
-/* Columns: name, type, num, str, ts. */
+/* Columns: name, type, num, str, ts, inum (an integer: the exact value of
+ * a number given as one). */
 static int emit_latest(const struct scan *sc, const struct cell *row, const char *text)
 {
     size_t name_len;
@@ -361,7 +363,11 @@ static int emit_latest(const struct scan *sc, const struct cell *row, const char
                               .value.type = (enum iot_tm_type)cell_i64(&row[1]),
                               .ts = cell_i64(&row[4])};
     switch (l.value.type) {
-    case IOT_TM_NUMBER: l.value.num = cell_f64(&row[2]); break;
+    case IOT_TM_NUMBER:
+        l.value.num = cell_f64(&row[2]);
+        l.value.is_int = row[5].type == SQLITE_INTEGER;
+        l.value.i = row[5].type == SQLITE_INTEGER ? row[5].u.i : 0;
+        break;
     case IOT_TM_BOOL: l.value.boolean = cell_f64(&row[2]) != 0.0; break;
     default:
         l.value.type = IOT_TM_STRING;
@@ -377,7 +383,7 @@ int iot_tmsql_latest(void *self, int64_t device_id, iot_tm_latest_fn fn, void *c
 {
     if (!fn)
         return IOT_EINVAL;
-    struct scan sc = {.stmt = TMS_LATEST_SCAN, .ncols = 5, .bind = bind_by_name,
+    struct scan sc = {.stmt = TMS_LATEST_SCAN, .ncols = 6, .bind = bind_by_name,
                       .emit = emit_latest, .next = next_by_name, .left = INT64_MAX,
                       .id = device_id, .fn.latest = fn, .ctx = ctx};
     int rc = iot_tmsql_sync(self);
@@ -422,12 +428,16 @@ static void bind_rollups(sqlite3_stmt *st, const struct scan *sc, int64_t want)
     sqlite3_bind_int64(st, 6, want);
 }
 
-/* Columns: start, count, sum, vmin, vmax. */
+/* Columns: start, count, sum, vmin, vmax, ints, isum, imin, imax. isum is
+ * exact while it is an INTEGER (an overflowing sum turned REAL). */
 static int emit_rollup(const struct scan *sc, const struct cell *row, const char *text)
 {
     struct iot_tm_rollup r = {.start = cell_i64(&row[0]), .width = sc->width,
                               .count = cell_i64(&row[1]), .sum = cell_f64(&row[2]),
-                              .min = cell_f64(&row[3]), .max = cell_f64(&row[4])};
+                              .min = cell_f64(&row[3]), .max = cell_f64(&row[4]),
+                              .ints = cell_i64(&row[5]), .isum = cell_i64(&row[6]),
+                              .imin = cell_i64(&row[7]), .imax = cell_i64(&row[8]),
+                              .isum_exact = row[6].type == SQLITE_INTEGER};
     return sc->fn.rollup(sc->ctx, &r);
 }
 
@@ -446,7 +456,7 @@ int iot_tmsql_rollups(void *self, int64_t device_id, const char *name, int64_t w
 {
     if (!fn || !name_ok(name) || (width != IOT_TM_HOUR && width != IOT_TM_DAY))
         return IOT_EINVAL;
-    struct scan sc = {.stmt = TMS_ROLLUP_SCAN, .ncols = 5, .bind = bind_rollups,
+    struct scan sc = {.stmt = TMS_ROLLUP_SCAN, .ncols = 9, .bind = bind_rollups,
                       .emit = emit_rollup, .next = next_rollup, .left = INT64_MAX,
                       .id = device_id, .name = name, .width = width, .from = from, .to = to,
                       .fn.rollup = fn, .ctx = ctx};
@@ -494,4 +504,72 @@ int iot_tmsql_samples(void *self, int64_t device_id, const char *name, int64_t f
     iot_tmsql_json_path(name, strlen(name), sc.path);
     int rc = iot_tmsql_sync(self);
     return rc ? rc : run_scan(self, &sc);
+}
+
+/* ---- samples_typed, sample_edge (version 2) ------------------------------------ */
+
+static struct iot_tm_sample sample_of(int64_t ts, const struct cell *v)
+{
+    struct iot_tm_sample out = {.ts = ts, .num = cell_f64(v), .is_int = v->type == SQLITE_INTEGER};
+    out.i = out.is_int ? v->u.i : 0;
+    return out;
+}
+
+/* Columns as emit_sample's. */
+static int emit_typed_sample(const struct scan *sc, const struct cell *row, const char *text)
+{
+    if (row[2].type != SQLITE_INTEGER && row[2].type != SQLITE_FLOAT)
+        return 0;
+    struct iot_tm_sample smp = sample_of(cell_i64(&row[0]), &row[2]);
+    return sc->fn.typed_sample(sc->ctx, &smp);
+}
+
+int iot_tmsql_samples_typed(void *self, int64_t device_id, const char *name, int64_t from,
+                            int64_t to, iot_tm_typed_sample_fn fn, void *ctx)
+{
+    if (!fn || !name_ok(name))
+        return IOT_EINVAL;
+    struct scan sc = {.stmt = TMS_SAMPLE_SCAN, .ncols = 3, .bind = bind_samples,
+                      .emit = emit_typed_sample, .next = next_sample, .left = INT64_MAX,
+                      .id = device_id, .from = from, .to = to, .k_ts = INT64_MIN,
+                      .k_seq = INT64_MIN, .fn.typed_sample = fn, .ctx = ctx};
+    iot_tmsql_json_path(name, strlen(name), sc.path);
+    int rc = iot_tmsql_sync(self);
+    return rc ? rc : run_scan(self, &sc);
+}
+
+int iot_tmsql_sample_edge(void *self, int64_t device_id, const char *name, int64_t from,
+                          int64_t to, bool last, struct iot_tm_sample *out)
+{
+    struct iot_tmsql *s = self;
+    if (!out || !name_ok(name))
+        return IOT_EINVAL;
+    int rc = iot_tmsql_sync(s);
+    if (rc)
+        return rc;
+    char path[IOT_TMSQL_PATH_MAX];
+    iot_tmsql_json_path(name, strlen(name), path);
+    struct iot_sqldb_conn *c = iot_sqldb_get(s->db);
+    sqlite3_stmt *st;
+    rc = iot_sqldb_stmt(c, last ? TMS_EDGE_LAST : TMS_EDGE_FIRST, &st);
+    if (rc == IOT_OK) {
+        sqlite3_bind_int64(st, 1, device_id);
+        sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, from);
+        sqlite3_bind_int64(st, 4, to);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            struct cell v = {.type = sqlite3_column_type(st, 1)};
+            if (v.type == SQLITE_INTEGER)
+                v.u.i = sqlite3_column_int64(st, 1);
+            else
+                v.u.d = sqlite3_column_double(st, 1);
+            *out = sample_of(sqlite3_column_int64(st, 0), &v);
+        } else {
+            rc = src == SQLITE_DONE ? IOT_ENOTFOUND : iot_sqldb_map(src);
+        }
+        iot_sqldb_done(st);
+    }
+    iot_sqldb_put(s->db, c);
+    return rc;
 }

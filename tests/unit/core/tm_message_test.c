@@ -123,16 +123,28 @@ static void long_names_and_strings(void **state)
     iot_tm_parsed_free(&p);
 }
 
+/* A value prints as it was sent: an integer exact (past 2^53 too), a real
+ * a real even when integral. */
 static void values_print_naturally(void **state)
 {
-    struct iot_tm_value v = {.type = IOT_TM_NUMBER, .num = 42};
+    struct iot_tm_value v = {.type = IOT_TM_NUMBER, .num = 9007199254740992.0, .is_int = true,
+                             .i = INT64_C(9007199254740993)};
     json_t *j = iot_tm_value_json(&v);
     assert_true(json_is_integer(j));
+    assert_int_equal(json_integer_value(j), INT64_C(9007199254740993));
     json_decref(j);
-    v.num = 0.5;
+    v = (struct iot_tm_value){.type = IOT_TM_NUMBER, .num = 42.0};
     j = iot_tm_value_json(&v);
     assert_true(json_is_real(j));
     json_decref(j);
+    struct iot_tm_parsed p;
+    char err[256] = "";
+    assert_int_equal(parse("{\"data\":{\"i\":9007199254740993,\"r\":42.0}}", false, &p, err),
+                     IOT_OK);
+    assert_true(p.msgs[0].points[0].value.is_int);
+    assert_int_equal(p.msgs[0].points[0].value.i, INT64_C(9007199254740993));
+    assert_false(p.msgs[0].points[1].value.is_int);
+    iot_tm_parsed_free(&p);
 }
 
 /* data_json is written without jansson when no value is a string: it must

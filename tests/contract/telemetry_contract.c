@@ -817,6 +817,18 @@ static void test_exact_integers(void **state)
     assert_i64(r.v[0].ints, 1);
     assert_true(r.v[0].isum_exact);
     assert_i64(r.v[0].isum, 40);
+
+    /* -0.0 keeps its sign in the latest value, written and recomputed */
+    write_one(tm, 10, 1, T0, 0, "z", -0.0);
+    ls.n = 0;
+    assert_rc(iot_tm_latest(tm, 10, on_latest, &ls), IOT_OK);
+    assert_true(find_latest(&ls, "z")->num == 0.0 && signbit(find_latest(&ls, "z")->num));
+    write_one(tm, 10, 1, T0 + 1, 0, "z", 5.5);
+    assert_rc(iot_tm_delete_range(tm, 10, T0 + 1, T0 + 1, &deleted), IOT_OK);
+    ls.n = 0;
+    assert_rc(iot_tm_latest(tm, 10, on_latest, &ls), IOT_OK);
+    assert_false(find_latest(&ls, "z")->is_int);
+    assert_true(find_latest(&ls, "z")->num == 0.0 && signbit(find_latest(&ls, "z")->num));
 }
 
 /* Writing an identity again is a no-op: not a second row, not counted

@@ -116,15 +116,17 @@ static const char *const migrations[] = {
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
     " flushed_upto INTEGER NOT NULL);"
     "INSERT INTO log_state VALUES (1, 0);",
-    /* 5: integers stay exact. latest.inum holds a number given as an
-     * integer (num, a REAL column, rounds past 2^53); older values that
-     * were integral keep printing as integers, as they did. rollups keep
-     * the integer samples apart: how many (ints), their sum (a REAL once
-     * it overflowed: not exact), min and max. Columns without a type, so
-     * SQLite stores each value as given. */
-    "ALTER TABLE latest ADD COLUMN inum;"
-    "UPDATE latest SET inum = CAST(num AS INTEGER) WHERE type = 1"
-    " AND num = CAST(num AS INTEGER) AND abs(num) < 9007199254740992;"
+    /* 5: numbers stay exact. latest.val holds a number as given: an
+     * INTEGER for an integer (num, a REAL column, rounds past 2^53), a REAL
+     * for a real (a REAL column stores an integral real as an integer on
+     * disk, and -0.0 comes back as 0.0). Older values that were integral
+     * keep printing as integers, as they did. rollups keep the integer
+     * samples apart: how many (ints), their sum (a REAL once it overflowed:
+     * not exact), min and max. New columns have no type, so SQLite keeps
+     * each value as given. */
+    "ALTER TABLE latest ADD COLUMN val;"
+    "UPDATE latest SET val = CASE WHEN num = CAST(num AS INTEGER)"
+    " AND abs(num) < 9007199254740992 THEN CAST(num AS INTEGER) ELSE num END WHERE type = 1;"
     "ALTER TABLE rollups ADD COLUMN ints INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE rollups ADD COLUMN isum NOT NULL DEFAULT 0;"
     "ALTER TABLE rollups ADD COLUMN imin;"
@@ -185,7 +187,7 @@ static const char *const stmt_sql[TMS__COUNT] = {
                    " AND (ts, seq, device_id) < (?4, ?5, ?6)"
                    " ORDER BY ts DESC, seq DESC, device_id DESC LIMIT ?7",
     [TMS_COUNT_USER] = "SELECT count(*) FROM messages WHERE user_id = ?1 AND ts >= ?2 AND ts <= ?3",
-    [TMS_LATEST_SCAN] = "SELECT name, type, num, str, ts, inum FROM latest"
+    [TMS_LATEST_SCAN] = "SELECT name, type, num, str, ts, val FROM latest"
                         " WHERE device_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
     [TMS_ROLLUP_SCAN] = "SELECT start, count, sum, vmin, vmax, ints, isum, imin, imax FROM rollups"
                         " WHERE device_id = ?1 AND name = ?2 AND width = ?3"
@@ -231,7 +233,7 @@ static const char *const stmt_sql[TMS__COUNT] = {
                         " AND json_type(data, ?2) IN ('integer', 'real', 'true', 'false', 'text')"
                         " ORDER BY ts DESC, seq DESC LIMIT 1",
     [TMS_LATEST_PUT] = "INSERT OR REPLACE INTO latest (device_id, name, type, num, str, ts, seq,"
-                       " inum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                       " val) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [TMS_LATEST_DEL] = "DELETE FROM latest WHERE device_id = ?1 AND name = ?2",
     [TMS_CATALOG_GET] = "SELECT count, first_seen, last_seen FROM catalog"
                         " WHERE device_id = ?1 AND name = ?2",

@@ -220,10 +220,10 @@ static int latest_put(struct iot_sqldb_conn *c, int64_t dev, const struct touche
         sqlite3_bind_int(st, 3, is_bool ? IOT_TM_BOOL : IOT_TM_NUMBER);
         sqlite3_bind_double(st, 4, sqlite3_column_double(newest, 2));
         sqlite3_bind_null(st, 5);
-        if (jt && strcmp(jt, "integer") == 0)
-            sqlite3_bind_int64(st, 8, sqlite3_column_int64(newest, 2));
-        else
+        if (is_bool)
             sqlite3_bind_null(st, 8);
+        else /* INTEGER or REAL as the JSON had it (see latest.val) */
+            sqlite3_bind_value(st, 8, sqlite3_column_value(newest, 2));
     }
     sqlite3_bind_int64(st, 6, sqlite3_column_int64(newest, 0));
     sqlite3_bind_int64(st, 7, sqlite3_column_int64(newest, 1));

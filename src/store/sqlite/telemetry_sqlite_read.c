@@ -354,8 +354,9 @@ static void next_by_name(struct scan *sc, const struct cell *row, const char *te
     keep_name(sc, &row[0], text);
 }
 
-/* Columns: name, type, num, str, ts, inum (an integer: the exact value of
- * a number given as one). */
+/* Columns: name, type, num, str, ts, val (a number as given: INTEGER for
+ * an integer, REAL for a real, with its sign when -0.0; NULL in rows older
+ * than schema step 5 that were not integral). */
 static int emit_latest(const struct scan *sc, const struct cell *row, const char *text)
 {
     size_t name_len;
@@ -364,7 +365,7 @@ static int emit_latest(const struct scan *sc, const struct cell *row, const char
                               .ts = cell_i64(&row[4])};
     switch (l.value.type) {
     case IOT_TM_NUMBER:
-        l.value.num = cell_f64(&row[2]);
+        l.value.num = row[5].type == SQLITE_FLOAT ? row[5].u.d : cell_f64(&row[2]);
         l.value.is_int = row[5].type == SQLITE_INTEGER;
         l.value.i = row[5].type == SQLITE_INTEGER ? row[5].u.i : 0;
         break;

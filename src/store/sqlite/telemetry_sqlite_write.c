@@ -507,10 +507,10 @@ static const struct upsert_sql upsert_sql[U__COUNT] = {
     [U_DEVICE] = {"devices (device_id, user_id, messages)", 3,
                   " ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id,"
                   " messages = messages + excluded.messages"},
-    [U_LATEST] = {"latest (device_id, name, type, num, str, ts, seq, inum)", 8,
+    [U_LATEST] = {"latest (device_id, name, type, num, str, ts, seq, val)", 8,
                   " ON CONFLICT (device_id, name) DO UPDATE SET type = excluded.type,"
                   " num = excluded.num, str = excluded.str, ts = excluded.ts,"
-                  " seq = excluded.seq, inum = excluded.inum"
+                  " seq = excluded.seq, val = excluded.val"
                   " WHERE (excluded.ts, excluded.seq) > (latest.ts, latest.seq)"},
     /* The stored type follows the newest sample; a unit given later
      * replaces an earlier one (units are metadata, not samples). */
@@ -602,6 +602,8 @@ static void bind_latest(sqlite3_stmt *st, int base, const struct iot_tmsql_agg *
     sqlite3_bind_int64(st, base + 7, s->seq);
     if (s->type == IOT_TM_NUMBER && s->is_int)
         sqlite3_bind_int64(st, base + 8, s->inum);
+    else if (s->type == IOT_TM_NUMBER)
+        sqlite3_bind_double(st, base + 8, s->num); /* -0.0 survives in `val` */
     else
         sqlite3_bind_null(st, base + 8);
 }

@@ -18,6 +18,7 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/json_out.h"
 #include "util/log.h"
 
 #define HISTORY_DEFAULT 1000
@@ -286,7 +287,7 @@ static int from_store(void *ctx, const struct iot_tm_latest *v)
 {
     struct latest *l = ctx;
     json_t *jv = iot_tm_value_json(&v->value);
-    char *text = json_dumps(jv, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = iot_json_dumps(jv); /* reals shortest, as ingest writes them to the cache */
     json_decref(jv);
     if (!text)
         return 0;

@@ -761,19 +761,19 @@ def test_latest_404_without_data(dev, owner, srv):
 # GET /telemetry/{id}/aggregated
 # --------------------------------------------------------------------------
 
-AGGS = ("mean", "sum", "min", "max", "count")
+AGGS = ("mean", "sum", "min", "max", "count", "first", "last")
 
 
 def expected_buckets(samples, lo, hi, width, fn):
     buckets = {}
-    for ts, v in samples:
+    for ts, v in sorted(samples):              # by time: first and last
         if lo <= ts <= hi:
             buckets.setdefault(ts // width * width, []).append(v)
     out = []
     for start in sorted(buckets):
         vs = buckets[start]
         value = {"mean": sum(vs) / len(vs), "sum": sum(vs), "min": min(vs), "max": max(vs),
-                 "count": len(vs)}[fn]
+                 "count": len(vs), "first": vs[0], "last": vs[-1]}[fn]
         out.append((iso(start), value, len(vs)))
     return out
 
@@ -826,6 +826,65 @@ def test_aggregated_known_values(dev, owner):
         except AssertionError as e:
             failures.append(f"[default range {fn}] {e}")
     assert not failures, f"{len(failures)} aggregate queries wrong:\n\n" + "\n\n".join(failures)
+
+
+def test_numbers_come_back_exact(dev, owner):
+    """An integer stays an integer (2^53 + 1 exact) and a real a real in its
+    shortest round-trip form (-0.0 keeps its sign, 1.0 stays 1.0), in
+    history, latest (from the store and from the cache) and aggregates."""
+    big = 2**53 + 1
+    H = (now_ms() - 3 * HOUR) // HOUR * HOUR          # a whole hour: rollups serve it
+    data = [({"n": big, "neg": -0.0, "r": 0.473419, "one": 1.0, "tiny": 5e-324}, H + 60_000),
+            ({"n": big + 2, "r": 0.1}, H + 120_000),
+            ({"n": -3, "r": 2.5}, H + 180_000)]
+    body = "[" + ",".join('{"data":{%s},"timestamp":"%s"}' % (
+        ",".join(f'"{k}":{v!r}' for k, v in d.items()), iso(ts)) for d, ts in data) + "]"
+    r = dev.api.post("/telemetry/batch", data=body, headers={"Content-Type": "application/json"})
+    expect(r, 201)
+    r = owner.api.get(f"/telemetry/{dev.id}", params={"start_time": iso(H), "end_time": iso(H + HOUR)})
+    recs = {rec["timestamp"]: rec["measurements"] for rec in expect(r, 200)["data"]}
+    first = recs[iso(H + 60_000)]
+    assert first["n"] == big and type(first["n"]) is int, describe(r)
+    assert first["neg"] == 0.0 and str(first["neg"]) == "-0.0", describe(r)
+    assert type(first["one"]) is float and first["tiny"] == 5e-324, describe(r)
+    assert '"r":0.473419' in r.text and "0.47341899999999998" not in r.text, describe(r)
+    sources = []
+    for _ in range(2):                                 # the store, then the refilled cache
+        r = owner.api.get(f"/telemetry/{dev.id}/latest")
+        body = expect(r, 200)
+        sources.append(body["source"])
+        latest = body["latest_data"]
+        assert latest["n"] == -3 and type(latest["n"]) is int, describe(r)
+        assert str(latest["neg"]) == "-0.0" and str(latest["one"]) == "1.0", describe(r)
+        assert '"tiny":5e-324' in r.text and '"r":2.5' in r.text, describe(r)
+    assert sources == ["store", "cache"], sources
+    dev.post({"n": big + 4, "one": 1.0, "neg": -0.0})   # the ingest writer's cache entry
+    r = owner.api.get(f"/telemetry/{dev.id}/latest")
+    latest = expect(r, 200)["latest_data"]
+    assert latest["n"] == big + 4 and str(latest["one"]) == "1.0" and str(latest["neg"]) == "-0.0", \
+        describe(r)
+    want = {"sum": 2 * big - 1, "min": -3, "max": big + 2, "first": big, "last": -3, "count": 3}
+    for window, lo in (("1h", H - HOUR), ("1m", H)):   # rollups, then raw samples
+        for fn, value in want.items():
+            r = owner.api.get(f"/telemetry/{dev.id}/aggregated",
+                              params={"field": "n", "aggregation": fn, "window": window,
+                                      "start_time": iso(lo), "end_time": iso(H + HOUR)})
+            got = [b["value"] for b in expect(r, 200)["data"]]
+            if window == "1m":
+                got = [sum(got)] if fn in ("sum", "count") else \
+                      [min(got)] if fn == "min" else [max(got)] if fn == "max" else \
+                      [got[0]] if fn == "first" else [got[-1]]
+            assert got == [value] and all(type(g) is int for g in got), \
+                f"[{window} {fn}] {got} != [{value}]\n{describe(r)}"
+        r = owner.api.get(f"/telemetry/{dev.id}/aggregated",
+                          params={"field": "r", "aggregation": "sum", "window": window,
+                                  "start_time": iso(lo), "end_time": iso(H + HOUR)})
+        got = [b["value"] for b in expect(r, 200)["data"]]
+        assert all(type(g) is float for g in got) and sum(got) == pytest.approx(3.073419), describe(r)
+        r = owner.api.get(f"/telemetry/{dev.id}/aggregated",
+                          params={"field": "n", "aggregation": "mean", "window": window,
+                                  "start_time": iso(lo), "end_time": iso(H + HOUR)})
+        assert all(type(b["value"]) is float for b in expect(r, 200)["data"]), describe(r)
 
 
 def test_aggregated_invalid_parameters(dev):

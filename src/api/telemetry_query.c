@@ -3,6 +3,7 @@
  * the public store status. History bodies are built by splicing the stored
  * measurement JSON, never re-encoding it. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,29 +468,86 @@ static json_t *store_status(const char *role, const char *backend, int rc)
                      rc == IOT_OK, "status", rc == IOT_OK ? "connected" : iot_strerror(rc));
 }
 
-void iot_h_telemetry_status(struct iot_req *r)
+/* The registry counts devices by scanning its table, which a public
+ * endpoint must not do per request: each process counts at most once per
+ * DEVICE_COUNT_TTL_MS and answers the others from that count. */
+#define DEVICE_COUNT_TTL_MS 10000
+static pthread_mutex_t device_count_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t device_count = -1, device_count_at;
+
+static json_t *total_devices(struct iot_app *app)
 {
-    struct iot_app *app = iot_app_of(r);
-    int tm_rc = iot_tm_ping(&app->telemetry);
+    int64_t now = iot_now_ms();
+    pthread_mutex_lock(&device_count_mu);
+    if (device_count < 0 || now - device_count_at >= DEVICE_COUNT_TTL_MS) {
+        struct iot_device_stats ds;
+        if (iot_reg_device_stats(&app->registry, now, &ds) == IOT_OK) {
+            device_count = ds.total;
+            device_count_at = now;
+        }
+    }
+    int64_t n = device_count;
+    pthread_mutex_unlock(&device_count_mu);
+    return n < 0 ? json_null() : json_integer(n);
+}
+
+/* The admin gets the store details; anyone else — no credentials, a user,
+ * a device, credentials that fail — the original's public fields.
+ * iot_authn_admin answers a refusal itself; the public answer replaces it. */
+static bool caller_is_admin(struct iot_req *r)
+{
+    if (!iot_req_header(r, "Authorization"))
+        return false;
+    struct iot_principal p;
+    if (iot_authn_admin(r, &p))
+        return true;
+    r->retry_after[0] = '\0';
+    return false;
+}
+
+/* The admin's extra fields: every store, the ingest counters, the
+ * telemetry totals (one row: the store keeps them, no scan). */
+static void add_admin_status(struct iot_app *app, json_t *out, int tm_rc)
+{
     struct iot_tm_stats ts = {0};
     if (tm_rc == IOT_OK)
         tm_rc = iot_tm_stats(&app->telemetry, &ts);
     struct iot_ingest_stats is;
     iot_ingest_stats(app->ingest, &is);
-    iot_reply_json(
-        r, 200,
-        json_pack("{s:s, s:s, s:{s:o, s:o, s:o}, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:b}",
-                  "status", tm_rc == IOT_OK ? "healthy" : "unavailable", "backend",
-                  app->telemetry.ops->name, "stores", "telemetry",
+    json_object_set_new(
+        out, "stores",
+        json_pack("{s:o, s:o, s:o}", "telemetry",
                   store_status("time series", app->telemetry.ops->name, tm_rc), "registry",
                   store_status("users, devices, groups", app->registry.ops->name,
                                iot_reg_ping(&app->registry)),
                   "cache",
                   store_status("sessions, latest values, presence, pub/sub", app->cache.ops->name,
-                               iot_cache_ping(&app->cache)),
-                  "ingest", "committed_messages", (json_int_t)is.committed_messages, "commits",
-                  (json_int_t)is.commits, "queued", (json_int_t)is.queued, "rejected_full",
-                  (json_int_t)is.rejected_full, "failed", (json_int_t)is.failed, "total_messages",
-                  (json_int_t)ts.messages, "devices_with_data", (json_int_t)ts.devices, "durable_fsync",
-                  app->cfg->fsync));
+                               iot_cache_ping(&app->cache))));
+    json_object_set_new(out, "ingest",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "committed_messages",
+                                  (json_int_t)is.committed_messages, "commits",
+                                  (json_int_t)is.commits, "queued", (json_int_t)is.queued,
+                                  "rejected_full", (json_int_t)is.rejected_full, "failed",
+                                  (json_int_t)is.failed));
+    json_object_set_new(out, "total_messages", json_integer(ts.messages));
+    json_object_set_new(out, "devices_with_data", json_integer(ts.devices));
+    json_object_set_new(out, "durable_fsync", json_boolean(app->cfg->fsync));
+}
+
+/* The original's fields for everyone: status, backend, total_devices (all
+ * registered devices) and "<backend>_available"; details for the admin. */
+void iot_h_telemetry_status(struct iot_req *r)
+{
+    struct iot_app *app = iot_app_of(r);
+    bool admin = caller_is_admin(r);
+    int tm_rc = iot_tm_ping(&app->telemetry);
+    const char *backend = app->telemetry.ops->name;
+    char flag[64];
+    snprintf(flag, sizeof flag, "%s_available", backend);
+    json_t *out = json_pack("{s:s, s:s, s:o, s:b}", "status",
+                            tm_rc == IOT_OK ? "healthy" : "unavailable", "backend", backend,
+                            "total_devices", total_devices(app), flag, tm_rc == IOT_OK);
+    if (admin && out)
+        add_admin_status(app, out, tm_rc);
+    iot_reply_json(r, 200, out);
 }

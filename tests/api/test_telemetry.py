@@ -134,7 +134,7 @@ def bdev(bearer_server):
 
 
 def total_messages(server):
-    body = expect(server.api.get("/telemetry/status"), 200)
+    body = expect(server.admin.get("/telemetry/status"), 200)
     return body["total_messages"]
 
 
@@ -1005,10 +1005,18 @@ def test_delete_range_access(dev, owner, stranger, srv):
 # GET /telemetry/status
 # --------------------------------------------------------------------------
 
-def test_status_is_public_and_counts(bdev, bearer_server):
-    r = bearer_server.api.get("/telemetry/status")
+STATUS_PUBLIC = {"status", "backend", "total_devices", "sqlite_available"}
+
+
+def test_status_is_public_and_counts(bdev, bearer_server, admin_user):
+    """Everyone gets the original's fields (status, backend, total_devices,
+    <backend>_available); the admin also the stores, ingest counters and
+    telemetry totals."""
+    s = bearer_server
+    r = s.admin.get("/telemetry/status")
     body = expect(r, 200)
-    assert body["status"] == "healthy", describe(r)
+    assert STATUS_PUBLIC <= set(body), describe(r)
+    assert body["status"] == "healthy" and body["sqlite_available"] is True, describe(r)
     assert isinstance(body["backend"], str) and body["backend"], describe(r)
     stores = body["stores"]
     assert {"telemetry", "registry", "cache"} <= set(stores), describe(r)
@@ -1017,12 +1025,23 @@ def test_status_is_public_and_counts(bdev, bearer_server):
         assert isinstance(st["role"], str) and st["role"], f"{name}\n{describe(r)}"
         assert isinstance(st["backend"], str) and st["backend"], f"{name}\n{describe(r)}"
     assert isinstance(body["total_messages"], int) and body["total_messages"] >= 0, describe(r)
+    assert {"ingest", "devices_with_data", "durable_fsync"} <= set(body), describe(r)
     before = body["total_messages"]
     bdev.batch([{"data": {"a": i}} for i in range(3)])
     bdev.post({"a": 9})
-    assert total_messages(bearer_server) >= before + 4
-    # no credentials needed, and any credentials are fine too
-    expect(bdev.api.get("/telemetry/status"), 200)
+    assert total_messages(s) >= before + 4
+    r = admin_user.api.get("/telemetry/status")         # an is_admin user
+    assert "stores" in expect(r, 200), describe(r)
+    # no credentials, a device key, a plain user, wrong admin token: public
+    plain = make_user(s, "bearer")
+    for label, client in (("none", s.api), ("device", bdev.api), ("user", plain.api),
+                          ("bad-admin", s.api.with_headers({"Authorization": "admin nope"}))):
+        r = client.get("/telemetry/status")
+        body = expect(r, 200)
+        assert set(body) == STATUS_PUBLIC, f"[{label}]\n{describe(r)}"
+        assert body["status"] == "healthy" and body["sqlite_available"] is True, describe(r)
+        assert isinstance(body["total_devices"], int) and body["total_devices"] >= 2, describe(r)
+        assert "Retry-After" not in r.headers, describe(r)
 
 
 # --------------------------------------------------------------------------

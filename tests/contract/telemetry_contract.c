@@ -1433,6 +1433,31 @@ static void test_stats(void **state)
     assert_i64(st.messages, 6);
     assert_i64(st.devices, 3);
     assert_rc(iot_tm_stats(tm, NULL), IOT_EINVAL);
+    /* stats follow every way messages leave: a range, a device (emptied
+     * by a range, then deleted), a user, retention; and retries add none */
+    int64_t n = 0;
+    write_one(tm, 3, 2, T0, 0, "z", 1);
+    assert_rc(iot_tm_delete_range(tm, 1, T0 + 10, T0 + 20, &n), IOT_OK);
+    st = get_stats(tm);
+    assert_i64(st.messages, 4);
+    assert_i64(st.devices, 3);
+    assert_rc(iot_tm_delete_range(tm, 2, INT64_MIN + 1, INT64_MAX - 1, &n), IOT_OK);
+    st = get_stats(tm);
+    assert_i64(st.messages, 3);
+    assert_i64(st.devices, 2);
+    assert_rc(iot_tm_delete_device(tm, 2), IOT_OK);
+    assert_rc(iot_tm_delete_user(tm, 2), IOT_OK);
+    st = get_stats(tm);
+    assert_i64(st.messages, 2);
+    assert_i64(st.devices, 1);
+    assert_rc(iot_tm_purge(tm, T0 + H + 15, INT64_MIN, &n), IOT_OK);
+    st = get_stats(tm);
+    assert_i64(st.messages, 1);
+    assert_i64(st.devices, 1);
+    assert_rc(iot_tm_purge(tm, INT64_MAX, INT64_MIN, &n), IOT_OK);
+    st = get_stats(tm);
+    assert_i64(st.messages, 0);
+    assert_i64(st.devices, 0);
 }
 
 /* ---- batches, bounds, concurrency --------------------------------------------- */

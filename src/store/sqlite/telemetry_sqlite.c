@@ -17,6 +17,8 @@
  *   devices  (device_id)                     owner and message count: stats,
  *                                            delete_user and purge walk it
  *                                            instead of scanning messages
+ *   totals   (id = 1)                        sum and count of `devices` rows, kept
+ *                                            by triggers: stats reads one row
  *   log_state (id = 1)                       the newest commit-log batch a
  *                                            flush applied (replay skips it)
  *   pending  (batch)                         versions 2-3 staged batches here;
@@ -131,6 +133,25 @@ static const char *const migrations[] = {
     "ALTER TABLE rollups ADD COLUMN isum NOT NULL DEFAULT 0;"
     "ALTER TABLE rollups ADD COLUMN imin;"
     "ALTER TABLE rollups ADD COLUMN imax;",
+    /* 6: stats without scanning `devices` (GET /telemetry/status is
+     * public): one row of totals that triggers keep equal to
+     * sum(messages) and count(messages > 0) of `devices`, in the same
+     * transaction as every change to it (flush upserts, deletes, purge). */
+    "CREATE TABLE totals ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " messages INTEGER NOT NULL,"
+    " devices INTEGER NOT NULL);"
+    "INSERT INTO totals SELECT 1, coalesce(sum(messages), 0), coalesce(sum(messages > 0), 0)"
+    " FROM devices;"
+    "CREATE TRIGGER totals_ins AFTER INSERT ON devices BEGIN"
+    " UPDATE totals SET messages = messages + NEW.messages,"
+    " devices = devices + (NEW.messages > 0); END;"
+    "CREATE TRIGGER totals_upd AFTER UPDATE OF messages ON devices BEGIN"
+    " UPDATE totals SET messages = messages + NEW.messages - OLD.messages,"
+    " devices = devices + (NEW.messages > 0) - (OLD.messages > 0); END;"
+    "CREATE TRIGGER totals_del AFTER DELETE ON devices BEGIN"
+    " UPDATE totals SET messages = messages - OLD.messages,"
+    " devices = devices - (OLD.messages > 0); END;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -157,8 +178,7 @@ static const char conn_sql[] = "PRAGMA cache_size = -16384; PRAGMA wal_autocheck
 
 static const char *const stmt_sql[TMS__COUNT] = {
     [TMS_PING] = "SELECT 1",
-    [TMS_STATS] = "SELECT coalesce(sum(messages), 0), coalesce(sum(messages > 0), 0)"
-                  " FROM devices",
+    [TMS_STATS] = "SELECT messages, devices FROM totals",
 
     /* write_batch: OR IGNORE makes a retried identity a no-op; the caller
      * reads sqlite3_changes() to aggregate only what was inserted. The

@@ -150,7 +150,7 @@ struct iot_tm_stats {
  * are appended, never reordered. */
 struct iot_telemetry_ops {
     const char *name; /* "sqlite", "cassandra" */
-    unsigned version; /* 1 */
+    unsigned version; /* 1, or 2: has the version 2 slots below */
     unsigned caps;    /* IOT_TM_CAP_* */
 
     /* `url` is a SQLite path/URL or a Cassandra contact list; `durable`
@@ -254,12 +254,13 @@ int iot_tm_sample_edge(struct iot_telemetry *t, int64_t dev, const char *name, i
  * many batches and applies them a few times a second or before such a read
  * (src/store/sqlite/telemetry_sqlite_pending.c). */
 
-/* (appended) Since version 3 of its schema the SQLite store goes further:
- * write_batch commits the batch's messages as one row of a pending log, and
- * both the messages and their derived rows reach their tables in a later
- * flush. Every read, delete and purge flushes first, so callers still
- * cannot tell the difference; only tools reading the file with plain
- * SQLite may not see the newest ~100 ms of messages until the store
- * flushes or closes. */
+/* (appended) The SQLite store goes further: write_batch appends the
+ * batch's messages to a commit log of files beside the database and returns
+ * once that record is written (fdatasynced when durable); both the messages
+ * and their derived rows reach their tables in a later flush, a few times a
+ * second (src/store/sqlite/telemetry_sqlite_pending.c). Every read, delete
+ * and purge flushes first, so callers still cannot tell the difference;
+ * only tools reading the file with plain SQLite may not see the newest
+ * ~100 ms of messages until the store flushes or closes. */
 
 #endif

@@ -220,6 +220,11 @@ struct latest {
     size_t n;
     int64_t newest;
     bool complete;
+    /* A device may have any number of measurement names: the answer stops
+     * at the page byte budget and says "truncated" (and is then not put
+     * back into the cache as complete). */
+    size_t budget;
+    bool truncated;
     struct iot_cache_field *fields; /* the refill, when read from the store */
     size_t n_fields, cap_fields;
 };
@@ -250,6 +255,13 @@ static void latest_free(struct latest *l)
     *l = (struct latest){0};
 }
 
+/* Non-zero (stop) once the answer holds `budget` bytes. */
+static int latest_full(struct latest *l)
+{
+    l->truncated = l->budget && l->values.len + l->detail.len >= l->budget;
+    return l->truncated;
+}
+
 static int from_cache(void *ctx, const char *field, const char *value, size_t len)
 {
     struct latest *l = ctx;
@@ -261,7 +273,7 @@ static int from_cache(void *ctx, const char *field, const char *value, size_t le
     long long ts = strtoll(value, &bar, 10);
     if (*bar == '|') /* names are [A-Za-z0-9_.-]: safe to print unescaped */
         add_latest(l, field, ts, bar + 1, len - (size_t)(bar + 1 - value));
-    return 0;
+    return latest_full(l);
 }
 
 static void keep_for_refill(struct latest *l, const char *name, char *value)
@@ -300,7 +312,7 @@ static int from_store(void *ctx, const struct iot_tm_latest *v)
         keep_for_refill(l, v->name, field);
     }
     free(text);
-    return 0;
+    return latest_full(l);
 }
 
 /* Reads the store and puts every value, with the completeness mark, back
@@ -309,7 +321,7 @@ static int latest_from_store(struct iot_app *app, int64_t device_id, const char 
                              struct latest *l)
 {
     int rc = iot_tm_latest(&app->telemetry, device_id, from_store, l);
-    if (rc || l->n == 0)
+    if (rc || l->n == 0 || l->truncated)
         return rc;
     keep_for_refill(l, IOT_LATEST_COMPLETE, strdup("1"));
     bool shared = (app->cache.ops->caps & IOT_CACHE_CAP_SHARED) != 0;
@@ -331,7 +343,7 @@ static char *latest_body(const struct iot_device *d, const struct latest *l, con
     iot_buf_append(&b, l->values.data ? l->values.data : "", l->values.len);
     iot_buf_printf(&b, "},\"timestamp\":\"%s\",\"measurements\":{", newest);
     iot_buf_append(&b, l->detail.data ? l->detail.data : "", l->detail.len);
-    iot_buf_printf(&b, "},\"source\":\"%s\"}", source);
+    iot_buf_printf(&b, "},\"source\":\"%s\"%s}", source, l->truncated ? ",\"truncated\":true" : "");
     return iot_buf_take(&b, len);
 }
 
@@ -341,13 +353,15 @@ void iot_h_telemetry_latest(struct iot_req *r)
     if (!iot_authn_device_reader(r, &d))
         return;
     struct iot_app *app = iot_app_of(r);
-    struct latest l = {0};
+    size_t budget = (size_t)app->cfg->max_page_bytes;
+    struct latest l = {.budget = budget};
     char key[64];
     iot_latest_key(d.id, key, sizeof key);
     const char *source = "cache";
     if (iot_cache_hash_get_all(&app->cache, key, from_cache, &l) != IOT_OK || !l.complete ||
         l.n == 0) {
         latest_free(&l);
+        l.budget = budget;
         source = "store";
         int rc = latest_from_store(app, d.id, key, &l);
         if (rc) {

@@ -1228,3 +1228,24 @@ def test_history_page_is_bounded_by_bytes(start_server):
                    for rec in recs)
     grown = vm_kib(s, "VmHWM") - hwm_before
     assert grown < 12 * 1024, f"VmHWM grew by {grown} KiB while paging"
+
+
+def test_latest_is_bounded_by_bytes(start_server):
+    """A device with very many measurement names: /latest stops at the page
+    byte budget and says so, and the truncated answer is not cached as the
+    complete one."""
+    s = start_server(env={"IOTFLOW_MAX_PAGE_BYTES": "65536"})
+    owner = make_user(s, "bearer")
+    d = new_device(owner)
+    for m in range(3):                       # 300 names x ~1 KB = ~300 KB
+        d.post({f"m{m}_{k:02d}": "v" * 1000 for k in range(100)})
+    for _ in range(2):                       # the store, then again (not from the cache)
+        r = owner.api.get(f"/telemetry/{d.id}/latest")
+        body = expect(r, 200)
+        assert body.get("truncated") is True and body["source"] == "store", describe(r)
+        assert 0 < len(body["latest_data"]) < 300, len(body["latest_data"])
+        assert len(r.content) < 3 * 65536, len(r.content)
+    small = new_device(owner)
+    small.post({"a": 1})
+    body = expect(owner.api.get(f"/telemetry/{small.id}/latest"), 200)
+    assert "truncated" not in body and body["latest_data"] == {"a": 1}, body

@@ -2085,6 +2085,62 @@ static void write_crash_batches(struct fixture *fx)
     assert_i64(pending_rows(fx->path), 2);
 }
 
+/* A database of schema version 4 (before exact numbers and totals) is
+ * migrated at open: integral numbers of its latest values keep printing as
+ * integers, reals stay reals, the totals equal what `devices` holds, and old
+ * rollup rows (no integer part) merge with new ones as "not all integers". */
+static void test_migration_from_v4(void **state)
+{
+    struct fixture *fx = *state;
+    if (!fx->path[0])
+        skip();
+    struct tmsg t[3];
+    msg_init(&t[0], 1, 1, T0 + 10, 0);
+    msg_int(&t[0], "i", 42);
+    msg_num(&t[0], "r", 2.5);
+    msg_num(&t[0], "w", 3.0);
+    msg_done(&t[0]);
+    msg_one(&t[1], 1, 1, T0 + 20, 0, "x", 1);
+    msg_one(&t[2], 2, 1, T0 + 30, 0, "x", 2);
+    write_msgs(&fx->tm, t, 3);
+    iot_telemetry_close(&fx->tm);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    char *err = NULL;
+    int rc = sqlite3_exec(db,
+                          "DROP TRIGGER totals_ins; DROP TRIGGER totals_upd; DROP TRIGGER totals_del;"
+                          "DROP TABLE totals; ALTER TABLE latest DROP COLUMN val;"
+                          "ALTER TABLE rollups DROP COLUMN ints; ALTER TABLE rollups DROP COLUMN isum;"
+                          "ALTER TABLE rollups DROP COLUMN imin; ALTER TABLE rollups DROP COLUMN imax;"
+                          "PRAGMA user_version = 4;",
+                          NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fail_msg("making a version 4 database: %s", err ? err : "?");
+    sqlite3_close(db);
+    assert_rc(iot_telemetry_open(fx->url, false, &fx->tm), IOT_OK);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(&fx->tm, 1, on_latest, &ls), IOT_OK);
+    assert_true(find_latest(&ls, "i")->is_int);
+    assert_i64(find_latest(&ls, "i")->i, 42);
+    assert_true(find_latest(&ls, "w")->is_int); /* integral: printed as 3, as version 4 did */
+    assert_false(find_latest(&ls, "r")->is_int);
+    assert_f64(find_latest(&ls, "r")->num, 2.5);
+    struct iot_tm_stats st = get_stats(&fx->tm);
+    assert_i64(st.messages, 3);
+    assert_i64(st.devices, 2);
+    struct tmsg u;
+    msg_init(&u, 1, 1, T0 + 40, 0);
+    msg_int(&u, "x", 7);
+    msg_done(&u);
+    write_msgs(&fx->tm, &u, 1);
+    struct rollups r = get_rollups(&fx->tm, 1, "x", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.v[0].count, 2);
+    assert_i64(r.v[0].ints, 1); /* the old sample has no integer part */
+    st = get_stats(&fx->tm);
+    assert_i64(st.messages, 4);
+    assert_i64(st.devices, 2);
+}
+
 /* (a) A crash before the flush: open rebuilds the pending deltas from the
  * messages and the store ends up as if it had never crashed. */
 static void test_crash_recovery(void **state)
@@ -2380,6 +2436,7 @@ static int run_backend(const char *url)
         T(test_cursor_paging),
         T(test_page_byte_budget),
         T(test_exact_integers),
+        T(test_migration_from_v4),
         T(test_idempotent),
         T(test_query_user),
         T(test_query_user_ties),

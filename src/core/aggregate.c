@@ -157,8 +157,8 @@ static int read_edges(struct iot_telemetry *tm, int64_t dev, const char *name, i
         int64_t lo = b->start > from ? b->start : from;
         int64_t hi = i + 1 < res->n ? res->buckets[i + 1].start : end;
         int rc = iot_tm_sample_edge(tm, dev, name, lo, hi < end ? hi : end, last, &b->edge);
-        if (rc == IOT_ENOTFOUND)
-            b->count = 0; /* deleted since: the window is empty now */
+        if (rc == IOT_ENOTFOUND) /* deleted since, or only rollups are left (raw */
+            b->count = 0;        /* retention is shorter): no first or last to give */
         else if (rc)
             return rc;
         res->raw_rows++;

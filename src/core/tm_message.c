@@ -149,11 +149,12 @@ static int read_timestamp(json_t *ts, int64_t now_ms, int64_t *out, const char *
     return IOT_OK;
 }
 
-/* Serialises a JSON object compactly into a fresh heap buffer, reals in
- * their shortest round-trip form. */
-static int dump(json_t *obj, const char **out, size_t *len, size_t max)
+/* Serialises a JSON object compactly into a fresh heap buffer, reals (if
+ * it may hold any: the rewrite costs a second buffer) in their shortest
+ * round-trip form. */
+static int dump(json_t *obj, bool reals, const char **out, size_t *len, size_t max)
 {
-    char *text = iot_json_dumps(obj);
+    char *text = reals ? iot_json_dumps(obj) : json_dumps(obj, JSON_COMPACT);
     if (!text)
         return IOT_ENOMEM;
     *len = strlen(text);
@@ -168,9 +169,14 @@ static int dump(json_t *obj, const char **out, size_t *len, size_t max)
  * escaping: then json_dumps writes it all. */
 static int dump_data(json_t *data, const struct iot_tm_message *m, const char **out, size_t *len)
 {
-    for (size_t i = 0; i < m->n_points; i++)
-        if (m->points[i].value.type == IOT_TM_STRING)
-            return dump(data, out, len, IOT_TM_DATA_JSON_MAX);
+    bool strings = false, reals = false;
+    for (size_t i = 0; i < m->n_points; i++) {
+        const struct iot_tm_value *v = &m->points[i].value;
+        strings |= v->type == IOT_TM_STRING;
+        reals |= v->type == IOT_TM_NUMBER && !v->is_int;
+    }
+    if (strings)
+        return dump(data, reals, out, len, IOT_TM_DATA_JSON_MAX);
     size_t cap = m->n_points * (IOT_TM_NAME_MAX + 48) + 2, n = 0;
     char *text = malloc(cap);
     if (!text)
@@ -224,7 +230,7 @@ static int parse_message(json_t *obj, int64_t now_ms, struct iot_tm_message *m, 
     if ((rc = dump_data(data, m, &m->data_json, &m->data_len)))
         return rc == IOT_EINVAL ? fail(err, size, prefix, "%s", "'data' is too large") : rc;
     if (meta && json_is_object(meta) && json_object_size(meta) > 0 &&
-        (rc = dump(meta, &m->meta_json, &m->meta_len, IOT_TM_DATA_JSON_MAX)))
+        (rc = dump(meta, false, &m->meta_json, &m->meta_len, IOT_TM_DATA_JSON_MAX)))
         return rc;
     m->seq = next_seq();
     return IOT_OK;

@@ -885,6 +885,12 @@ def test_numbers_come_back_exact(dev, owner):
                           params={"field": "n", "aggregation": "mean", "window": window,
                                   "start_time": iso(lo), "end_time": iso(H + HOUR)})
         assert all(type(b["value"]) is float for b in expect(r, 200)["data"]), describe(r)
+    # iot_reply_json writes reals shortest: min of r is 0.1, not 0.10000000000000001
+    r = owner.api.get(f"/telemetry/{dev.id}/aggregated",
+                      params={"field": "r", "aggregation": "min", "window": "1d",
+                              "start_time": iso(H - HOUR), "end_time": iso(H + HOUR)})
+    assert [b["value"] for b in expect(r, 200)["data"]] == [0.1], describe(r)
+    assert '"value":0.1,' in r.text, describe(r)
 
 
 def test_aggregated_invalid_parameters(dev):

@@ -13,6 +13,11 @@
 #define GROUPS_PAGE_DEFAULT 100
 #define GROUPS_PAGE_MAX 1000
 #define BULK_MAX 1000
+/* Members listed inline (include_devices) per response: a user may put any
+ * number of devices in a group, and a list of 1000 groups would multiply
+ * them. Past this many, a group lists the members that fit and says
+ * "devices_truncated": true; GET /groups/{id}/devices pages through all. */
+#define INLINE_MEMBERS_MAX 1000
 
 static bool color_valid(const char *c)
 {
@@ -117,18 +122,25 @@ static int append_member(void *ctx, const struct iot_device *d, int64_t added_at
     return json_array_append_new(ctx, view);
 }
 
-/* The group's JSON, with its devices when asked. */
-static json_t *group_view(struct iot_req *r, const struct iot_group *g, bool with_devices, int *rc)
+/* The group's JSON, with its devices when asked: at most *budget of them,
+ * which it uses up. */
+static json_t *group_view(struct iot_req *r, const struct iot_group *g, bool with_devices,
+                          int64_t *budget, int *rc)
 {
     json_t *view = iot_json_group(g);
     *rc = IOT_OK;
     if (!with_devices)
         return view;
     json_t *devices = json_array();
-    struct iot_page all = {.limit = INT64_MAX};
-    *rc = iot_reg_group_devices(&iot_app_of(r)->registry, g->id, NULL, all, append_member,
-                                devices, NULL);
+    struct iot_page some = {.limit = *budget};
+    if (*budget > 0)
+        *rc = iot_reg_group_devices(&iot_app_of(r)->registry, g->id, NULL, some, append_member,
+                                    devices, NULL);
+    int64_t listed = (int64_t)json_array_size(devices);
+    *budget -= listed;
     json_object_set_new(view, "devices", devices);
+    if (g->device_count > listed)
+        json_object_set_new(view, "devices_truncated", json_true());
     return view;
 }
 
@@ -137,12 +149,13 @@ struct list_ctx {
     json_t *groups;
     bool with_devices;
     int rc;
+    int64_t members_left; /* INLINE_MEMBERS_MAX for the whole list */
 };
 
 static int append_group(void *ctx, const struct iot_group *g)
 {
     struct list_ctx *c = ctx;
-    json_array_append_new(c->groups, group_view(c->r, g, c->with_devices, &c->rc));
+    json_array_append_new(c->groups, group_view(c->r, g, c->with_devices, &c->members_left, &c->rc));
     return c->rc;
 }
 
@@ -154,7 +167,8 @@ void iot_h_group_list(struct iot_req *r)
         !iot_req_query_int(r, "limit", GROUPS_PAGE_DEFAULT, GROUPS_PAGE_MAX, &page.limit) ||
         !iot_req_query_int(r, "offset", 0, INT64_MAX, &page.offset))
         return;
-    struct list_ctx c = {r, json_array(), iot_req_query_bool(r, "include_devices", false), IOT_OK};
+    struct list_ctx c = {r, json_array(), iot_req_query_bool(r, "include_devices", false), IOT_OK,
+                         INLINE_MEMBERS_MAX};
     int64_t total = 0;
     int rc = iot_reg_group_list(&iot_app_of(r)->registry, u.id, page, append_group, &c, &total);
     if (rc || c.rc) {
@@ -175,7 +189,8 @@ void iot_h_group_get(struct iot_req *r)
     if (!iot_authn_user(r, &u) || !load_own_group(r, &u, &g))
         return;
     int rc;
-    json_t *view = group_view(r, &g, iot_req_query_bool(r, "include_devices", true), &rc);
+    int64_t members = INLINE_MEMBERS_MAX;
+    json_t *view = group_view(r, &g, iot_req_query_bool(r, "include_devices", true), &members, &rc);
     if (rc) {
         json_decref(view);
         iot_reply_store_error(r, rc, "group");

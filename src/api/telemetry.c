@@ -72,6 +72,31 @@ static bool device_rate_ok(struct iot_req *r, const struct iot_device *d)
     return false;
 }
 
+/* Bytes of request bodies per device per minute: a fixed window (one
+ * counter per device and minute, in the cache store so that instances
+ * sharing Redis share it), so a device may send up to twice the limit across
+ * a minute boundary. The request that crosses the limit is still taken, so
+ * one body larger than the limit is not refused forever. */
+static bool device_bytes_ok(struct iot_req *r, const struct iot_device *d)
+{
+    struct iot_app *app = iot_app_of(r);
+    int64_t limit = app->cfg->device_byte_rate_limit;
+    if (limit <= 0)
+        return true;
+    int64_t now = iot_now_ms(), minute = now / 60000;
+    char key[80];
+    snprintf(key, sizeof key, "rl:devbytes:%lld:%lld", (long long)d->id, (long long)minute);
+    int64_t total = 0;
+    int64_t len = (int64_t)r->body_len;
+    if (iot_cache_incr(&app->cache, key, len, 120000, &total) != IOT_OK || total - len < limit)
+        return true; /* fail open, as device_rate_ok */
+    iot_reply_retry_after(r, ((minute + 1) * 60000 - now + 999) / 1000);
+    iot_reply_error(r, 429, "Too many requests",
+                    "device %lld may send %lld bytes of telemetry per minute", (long long)d->id,
+                    (long long)limit);
+    return false;
+}
+
 static char *success_body(const struct iot_device *d, const struct iot_tm_parsed *p, bool batch,
                           size_t *len)
 {
@@ -103,7 +128,8 @@ static void submit(struct iot_req *r, bool batch)
 {
     struct iot_app *app = iot_app_of(r);
     struct iot_device d;
-    if (!iot_authn_device(r, IOT_DEVICE_AUTH_ACTIVE, &d) || !device_rate_ok(r, &d))
+    if (!iot_authn_device(r, IOT_DEVICE_AUTH_ACTIVE, &d) || !device_rate_ok(r, &d) ||
+        !device_bytes_ok(r, &d))
         return;
     json_t *body = batch ? iot_req_json_value(r) : iot_req_json_object(r);
     if (!body)

@@ -3,6 +3,7 @@
  * the public store status. History bodies are built by splicing the stored
  * measurement JSON, never re-encoding it. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/json_out.h"
 #include "util/log.h"
 
 #define HISTORY_DEFAULT 1000
@@ -79,10 +81,16 @@ static bool read_cursor(struct iot_req *r, struct iot_tm_range *range)
     return true;
 }
 
+/* A history page being built. It ends at `limit` records or when the
+ * stored bytes it carries reach max_bytes (the store stops at the same
+ * record, see struct iot_tm_range), whichever comes first: the body is at
+ * most max_bytes + one record + ~100 bytes of framing per record. */
 struct page {
     struct iot_buf out;
     size_t count;
     bool with_device;
+    bool full; /* the byte budget ended it */
+    int64_t bytes, max_bytes;
     int64_t last_ts, last_seq;
 };
 
@@ -107,7 +115,9 @@ static int append_record(void *ctx, const struct iot_tm_record *rec)
     p->count++;
     p->last_ts = rec->ts;
     p->last_seq = rec->seq;
-    return 0;
+    p->bytes += (int64_t)(rec->data_len + (rec->meta_json ? rec->meta_len : 0));
+    p->full = p->max_bytes > 0 && p->bytes >= p->max_bytes;
+    return p->full; /* stops a backend that does not honour max_bytes too */
 }
 
 static void put_text(struct iot_buf *b, const char *key, const char *value)
@@ -120,7 +130,7 @@ static void put_text(struct iot_buf *b, const char *key, const char *value)
 
 static void put_cursor(struct page *p, int64_t limit)
 {
-    if (p->count == (size_t)limit && limit > 0)
+    if ((p->count == (size_t)limit && limit > 0) || p->full)
         iot_buf_printf(&p->out, ",\"next_cursor\":\"%lld_%lld\"", (long long)p->last_ts,
                        (long long)p->last_seq);
     else
@@ -138,7 +148,8 @@ void iot_h_telemetry_history(struct iot_req *r)
         return;
     range.from = s.from;
     range.to = s.to;
-    struct page p = {.with_device = false};
+    range.max_bytes = iot_app_of(r)->cfg->max_page_bytes;
+    struct page p = {.with_device = false, .max_bytes = range.max_bytes};
     iot_buf_printf(&p.out, "{\"device_id\":%lld", (long long)d.id);
     put_text(&p.out, "device_name", d.name);
     put_text(&p.out, "device_type", d.device_type);
@@ -177,7 +188,8 @@ void iot_h_telemetry_user(struct iot_req *r)
         rc = iot_tm_count_user(&app->telemetry, u.id, s.from, s.to, &total);
     range.from = s.from;
     range.to = s.to;
-    struct page p = {.with_device = true};
+    range.max_bytes = app->cfg->max_page_bytes;
+    struct page p = {.with_device = true, .max_bytes = range.max_bytes};
     iot_buf_puts(&p.out, "{\"status\":\"success\"");
     put_text(&p.out, "user_id", uid);
     iot_buf_puts(&p.out, ",\"telemetry\":[");
@@ -208,6 +220,11 @@ struct latest {
     size_t n;
     int64_t newest;
     bool complete;
+    /* A device may have any number of measurement names: the answer stops
+     * at the page byte budget and says "truncated" (and is then not put
+     * back into the cache as complete). */
+    size_t budget;
+    bool truncated;
     struct iot_cache_field *fields; /* the refill, when read from the store */
     size_t n_fields, cap_fields;
 };
@@ -238,6 +255,13 @@ static void latest_free(struct latest *l)
     *l = (struct latest){0};
 }
 
+/* Non-zero (stop) once the answer holds `budget` bytes. */
+static int latest_full(struct latest *l)
+{
+    l->truncated = l->budget && l->values.len + l->detail.len >= l->budget;
+    return l->truncated;
+}
+
 static int from_cache(void *ctx, const char *field, const char *value, size_t len)
 {
     struct latest *l = ctx;
@@ -249,7 +273,7 @@ static int from_cache(void *ctx, const char *field, const char *value, size_t le
     long long ts = strtoll(value, &bar, 10);
     if (*bar == '|') /* names are [A-Za-z0-9_.-]: safe to print unescaped */
         add_latest(l, field, ts, bar + 1, len - (size_t)(bar + 1 - value));
-    return 0;
+    return latest_full(l);
 }
 
 static void keep_for_refill(struct latest *l, const char *name, char *value)
@@ -276,7 +300,7 @@ static int from_store(void *ctx, const struct iot_tm_latest *v)
 {
     struct latest *l = ctx;
     json_t *jv = iot_tm_value_json(&v->value);
-    char *text = json_dumps(jv, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = iot_json_dumps(jv); /* reals shortest, as ingest writes them to the cache */
     json_decref(jv);
     if (!text)
         return 0;
@@ -288,7 +312,7 @@ static int from_store(void *ctx, const struct iot_tm_latest *v)
         keep_for_refill(l, v->name, field);
     }
     free(text);
-    return 0;
+    return latest_full(l);
 }
 
 /* Reads the store and puts every value, with the completeness mark, back
@@ -297,7 +321,7 @@ static int latest_from_store(struct iot_app *app, int64_t device_id, const char 
                              struct latest *l)
 {
     int rc = iot_tm_latest(&app->telemetry, device_id, from_store, l);
-    if (rc || l->n == 0)
+    if (rc || l->n == 0 || l->truncated)
         return rc;
     keep_for_refill(l, IOT_LATEST_COMPLETE, strdup("1"));
     bool shared = (app->cache.ops->caps & IOT_CACHE_CAP_SHARED) != 0;
@@ -319,7 +343,7 @@ static char *latest_body(const struct iot_device *d, const struct latest *l, con
     iot_buf_append(&b, l->values.data ? l->values.data : "", l->values.len);
     iot_buf_printf(&b, "},\"timestamp\":\"%s\",\"measurements\":{", newest);
     iot_buf_append(&b, l->detail.data ? l->detail.data : "", l->detail.len);
-    iot_buf_printf(&b, "},\"source\":\"%s\"}", source);
+    iot_buf_printf(&b, "},\"source\":\"%s\"%s}", source, l->truncated ? ",\"truncated\":true" : "");
     return iot_buf_take(&b, len);
 }
 
@@ -329,13 +353,15 @@ void iot_h_telemetry_latest(struct iot_req *r)
     if (!iot_authn_device_reader(r, &d))
         return;
     struct iot_app *app = iot_app_of(r);
-    struct latest l = {0};
+    size_t budget = (size_t)app->cfg->max_page_bytes;
+    struct latest l = {.budget = budget};
     char key[64];
     iot_latest_key(d.id, key, sizeof key);
     const char *source = "cache";
     if (iot_cache_hash_get_all(&app->cache, key, from_cache, &l) != IOT_OK || !l.complete ||
         l.n == 0) {
         latest_free(&l);
+        l.budget = budget;
         source = "store";
         int rc = latest_from_store(app, d.id, key, &l);
         if (rc) {
@@ -364,8 +390,8 @@ static json_t *agg_data(const struct iot_agg_result *res, enum iot_agg_fn fn)
         const struct iot_agg_bucket *b = &res->buckets[i];
         if (b->count == 0)
             continue;
-        json_array_append_new(data, json_pack("{s:o, s:f, s:I}", "timestamp", iot_json_time(b->start),
-                                              "value", iot_agg_value(b, fn), "count",
+        json_array_append_new(data, json_pack("{s:o, s:o, s:I}", "timestamp", iot_json_time(b->start),
+                                              "value", iot_agg_json(b, fn), "count",
                                               (json_int_t)b->count));
     }
     return data;
@@ -385,11 +411,11 @@ void iot_h_telemetry_aggregated(struct iot_req *r)
     if (!iot_tm_name_valid(field) || iot_agg_parse(agg, &fn) || iot_window_parse(window_text, &window)) {
         iot_reply_error(r, 400, "Invalid aggregation",
                         "field must be a measurement name, aggregation one of mean, sum, min, max, "
-                        "count, and window like 1m, 5m, 15m, 1h, 1d");
+                        "count, first, last, and window like 1m, 5m, 15m, 1h, 1d");
         return;
     }
     struct iot_agg_result res;
-    int rc = iot_aggregate(&iot_app_of(r)->telemetry, d.id, field, s.from, s.to, window, &res);
+    int rc = iot_aggregate(&iot_app_of(r)->telemetry, d.id, field, s.from, s.to, window, fn, &res);
     if (rc == IOT_ELIMIT) {
         iot_reply_error(r, 400, "Too many windows", "at most %d windows; use a larger window",
                         IOT_AGG_MAX_WINDOWS);
@@ -456,29 +482,86 @@ static json_t *store_status(const char *role, const char *backend, int rc)
                      rc == IOT_OK, "status", rc == IOT_OK ? "connected" : iot_strerror(rc));
 }
 
-void iot_h_telemetry_status(struct iot_req *r)
+/* The registry counts devices by scanning its table, which a public
+ * endpoint must not do per request: each process counts at most once per
+ * DEVICE_COUNT_TTL_MS and answers the others from that count. */
+#define DEVICE_COUNT_TTL_MS 10000
+static pthread_mutex_t device_count_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t device_count = -1, device_count_at;
+
+static json_t *total_devices(struct iot_app *app)
 {
-    struct iot_app *app = iot_app_of(r);
-    int tm_rc = iot_tm_ping(&app->telemetry);
+    int64_t now = iot_now_ms();
+    pthread_mutex_lock(&device_count_mu);
+    if (device_count < 0 || now - device_count_at >= DEVICE_COUNT_TTL_MS) {
+        struct iot_device_stats ds;
+        if (iot_reg_device_stats(&app->registry, now, &ds) == IOT_OK) {
+            device_count = ds.total;
+            device_count_at = now;
+        }
+    }
+    int64_t n = device_count;
+    pthread_mutex_unlock(&device_count_mu);
+    return n < 0 ? json_null() : json_integer(n);
+}
+
+/* The admin gets the store details; anyone else — no credentials, a user,
+ * a device, credentials that fail — the original's public fields.
+ * iot_authn_admin answers a refusal itself; the public answer replaces it. */
+static bool caller_is_admin(struct iot_req *r)
+{
+    if (!iot_req_header(r, "Authorization"))
+        return false;
+    struct iot_principal p;
+    if (iot_authn_admin(r, &p))
+        return true;
+    r->retry_after[0] = '\0';
+    return false;
+}
+
+/* The admin's extra fields: every store, the ingest counters, the
+ * telemetry totals (one row: the store keeps them, no scan). */
+static void add_admin_status(struct iot_app *app, json_t *out, int tm_rc)
+{
     struct iot_tm_stats ts = {0};
     if (tm_rc == IOT_OK)
         tm_rc = iot_tm_stats(&app->telemetry, &ts);
     struct iot_ingest_stats is;
     iot_ingest_stats(app->ingest, &is);
-    iot_reply_json(
-        r, 200,
-        json_pack("{s:s, s:s, s:{s:o, s:o, s:o}, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:b}",
-                  "status", tm_rc == IOT_OK ? "healthy" : "unavailable", "backend",
-                  app->telemetry.ops->name, "stores", "telemetry",
+    json_object_set_new(
+        out, "stores",
+        json_pack("{s:o, s:o, s:o}", "telemetry",
                   store_status("time series", app->telemetry.ops->name, tm_rc), "registry",
                   store_status("users, devices, groups", app->registry.ops->name,
                                iot_reg_ping(&app->registry)),
                   "cache",
                   store_status("sessions, latest values, presence, pub/sub", app->cache.ops->name,
-                               iot_cache_ping(&app->cache)),
-                  "ingest", "committed_messages", (json_int_t)is.committed_messages, "commits",
-                  (json_int_t)is.commits, "queued", (json_int_t)is.queued, "rejected_full",
-                  (json_int_t)is.rejected_full, "failed", (json_int_t)is.failed, "total_messages",
-                  (json_int_t)ts.messages, "devices_with_data", (json_int_t)ts.devices, "durable_fsync",
-                  app->cfg->fsync));
+                               iot_cache_ping(&app->cache))));
+    json_object_set_new(out, "ingest",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "committed_messages",
+                                  (json_int_t)is.committed_messages, "commits",
+                                  (json_int_t)is.commits, "queued", (json_int_t)is.queued,
+                                  "rejected_full", (json_int_t)is.rejected_full, "failed",
+                                  (json_int_t)is.failed));
+    json_object_set_new(out, "total_messages", json_integer(ts.messages));
+    json_object_set_new(out, "devices_with_data", json_integer(ts.devices));
+    json_object_set_new(out, "durable_fsync", json_boolean(app->cfg->fsync));
+}
+
+/* The original's fields for everyone: status, backend, total_devices (all
+ * registered devices) and "<backend>_available"; details for the admin. */
+void iot_h_telemetry_status(struct iot_req *r)
+{
+    struct iot_app *app = iot_app_of(r);
+    bool admin = caller_is_admin(r);
+    int tm_rc = iot_tm_ping(&app->telemetry);
+    const char *backend = app->telemetry.ops->name;
+    char flag[64];
+    snprintf(flag, sizeof flag, "%s_available", backend);
+    json_t *out = json_pack("{s:s, s:s, s:o, s:b}", "status",
+                            tm_rc == IOT_OK ? "healthy" : "unavailable", "backend", backend,
+                            "total_devices", total_devices(app), flag, tm_rc == IOT_OK);
+    if (admin && out)
+        add_admin_status(app, out, tm_rc);
+    iot_reply_json(r, 200, out);
 }

@@ -1,3 +1,4 @@
+/* aggregate.c — windowed aggregation; see aggregate.h. */
 #include "core/aggregate.h"
 
 #include <stdlib.h>
@@ -5,13 +6,14 @@
 
 #include "util/err.h"
 
-static const char *const fn_names[] = {"mean", "sum", "min", "max", "count"};
+static const char *const fn_names[] = {"mean", "sum", "min", "max", "count", "first", "last"};
+#define N_FNS ((int)(sizeof fn_names / sizeof fn_names[0]))
 
 int iot_agg_parse(const char *s, enum iot_agg_fn *out)
 {
     if (!s)
         return IOT_EINVAL;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < N_FNS; i++)
         if (strcmp(s, fn_names[i]) == 0)
             return *out = (enum iot_agg_fn)i, IOT_OK;
     if (strcmp(s, "avg") == 0 || strcmp(s, "average") == 0)
@@ -29,8 +31,37 @@ double iot_agg_value(const struct iot_agg_bucket *b, enum iot_agg_fn fn)
     case IOT_AGG_MIN: return b->min;
     case IOT_AGG_MAX: return b->max;
     case IOT_AGG_COUNT: return (double)b->count;
+    case IOT_AGG_FIRST:
+    case IOT_AGG_LAST: return b->edge.num;
     }
     return 0;
+}
+
+json_t *iot_agg_json(const struct iot_agg_bucket *b, enum iot_agg_fn fn)
+{
+    bool all_ints = b->count > 0 && b->ints == b->count;
+    switch (fn) {
+    case IOT_AGG_COUNT: return json_integer(b->count);
+    case IOT_AGG_SUM:
+        if (all_ints && !b->isum_over)
+            return json_integer(b->isum);
+        break;
+    case IOT_AGG_MIN:
+        if (all_ints)
+            return json_integer(b->imin);
+        break;
+    case IOT_AGG_MAX:
+        if (all_ints)
+            return json_integer(b->imax);
+        break;
+    case IOT_AGG_FIRST:
+    case IOT_AGG_LAST:
+        if (b->edge.is_int)
+            return json_integer(b->edge.i);
+        break;
+    case IOT_AGG_MEAN: break;
+    }
+    return json_real(iot_agg_value(b, fn));
 }
 
 static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
@@ -40,12 +71,14 @@ struct acc {
     int64_t first, window;
 };
 
-static void add(struct acc *a, int64_t ts, int64_t count, double sum, double min, double max)
+static struct iot_agg_bucket *bucket_of(struct acc *a, int64_t ts)
 {
     int64_t i = floor_div(ts, a->window) - a->first;
-    if (i < 0 || (size_t)i >= a->res->n || count == 0)
-        return;
-    struct iot_agg_bucket *b = &a->res->buckets[i];
+    return i < 0 || (size_t)i >= a->res->n ? NULL : &a->res->buckets[i];
+}
+
+static void add(struct iot_agg_bucket *b, int64_t count, double sum, double min, double max)
+{
     if (b->count == 0 || min < b->min)
         b->min = min;
     if (b->count == 0 || max > b->max)
@@ -54,11 +87,30 @@ static void add(struct acc *a, int64_t ts, int64_t count, double sum, double min
     b->sum += sum;
 }
 
-static int on_sample(void *ctx, int64_t ts, double v)
+static void add_ints(struct iot_agg_bucket *b, int64_t ints, int64_t isum, bool isum_exact,
+                     int64_t imin, int64_t imax)
+{
+    if (ints == 0)
+        return;
+    if (b->ints == 0 || imin < b->imin)
+        b->imin = imin;
+    if (b->ints == 0 || imax > b->imax)
+        b->imax = imax;
+    b->ints += ints;
+    if (!isum_exact || __builtin_add_overflow(b->isum, isum, &b->isum))
+        b->isum_over = true;
+}
+
+static int on_sample(void *ctx, const struct iot_tm_sample *s)
 {
     struct acc *a = ctx;
     a->res->raw_rows++;
-    add(a, ts, 1, v, v, v);
+    struct iot_agg_bucket *b = bucket_of(a, s->ts);
+    if (!b)
+        return 0;
+    add(b, 1, s->num, s->num, s->num);
+    if (s->is_int)
+        add_ints(b, 1, s->i, true, s->i, s->i);
     return 0;
 }
 
@@ -66,7 +118,11 @@ static int on_rollup(void *ctx, const struct iot_tm_rollup *r)
 {
     struct acc *a = ctx;
     a->res->rollup_rows++;
-    add(a, r->start, r->count, r->sum, r->min, r->max);
+    struct iot_agg_bucket *b = bucket_of(a, r->start);
+    if (!b || r->count == 0)
+        return 0;
+    add(b, r->count, r->sum, r->min, r->max);
+    add_ints(b, r->ints, r->isum, r->isum_exact, r->imin, r->imax);
     return 0;
 }
 
@@ -82,19 +138,39 @@ static int read_range(struct iot_telemetry *tm, int64_t dev, const char *name, i
         if (h0 >= h1)
             h0 = h1 = end;
     }
-    int rc = iot_tm_samples(tm, dev, name, from, h0, on_sample, a);
+    int rc = iot_tm_samples_typed(tm, dev, name, from, h0, on_sample, a);
     if (rc == IOT_OK && h0 < h1)
         rc = iot_tm_rollups(tm, dev, name, IOT_TM_HOUR, h0, h1, on_rollup, a);
     if (rc == IOT_OK && h1 < end)
-        rc = iot_tm_samples(tm, dev, name, h1, end, on_sample, a);
+        rc = iot_tm_samples_typed(tm, dev, name, h1, end, on_sample, a);
     return rc;
 }
 
+/* first / last: one sample per non-empty window, within [from, end). */
+static int read_edges(struct iot_telemetry *tm, int64_t dev, const char *name, int64_t from,
+                      int64_t end, bool last, struct iot_agg_result *res)
+{
+    for (size_t i = 0; i < res->n; i++) {
+        struct iot_agg_bucket *b = &res->buckets[i];
+        if (b->count == 0)
+            continue;
+        int64_t lo = b->start > from ? b->start : from;
+        int64_t hi = i + 1 < res->n ? res->buckets[i + 1].start : end;
+        int rc = iot_tm_sample_edge(tm, dev, name, lo, hi < end ? hi : end, last, &b->edge);
+        if (rc == IOT_ENOTFOUND) /* deleted since, or only rollups are left (raw */
+            b->count = 0;        /* retention is shorter): no first or last to give */
+        else if (rc)
+            return rc;
+        res->raw_rows++;
+    }
+    return IOT_OK;
+}
+
 int iot_aggregate(struct iot_telemetry *tm, int64_t device_id, const char *name, int64_t from,
-                  int64_t to, int64_t window, struct iot_agg_result *out)
+                  int64_t to, int64_t window, enum iot_agg_fn fn, struct iot_agg_result *out)
 {
     memset(out, 0, sizeof *out);
-    if (window <= 0 || to < from)
+    if (window <= 0 || to < from || to == INT64_MAX)
         return IOT_EINVAL;
     int64_t first = floor_div(from, window), last = floor_div(to, window);
     if (last - first + 1 > IOT_AGG_MAX_WINDOWS)
@@ -107,6 +183,8 @@ int iot_aggregate(struct iot_telemetry *tm, int64_t device_id, const char *name,
         out->buckets[i].start = (first + (int64_t)i) * window;
     struct acc a = {out, first, window};
     int rc = read_range(tm, device_id, name, from, to + 1, &a);
+    if (rc == IOT_OK && (fn == IOT_AGG_FIRST || fn == IOT_AGG_LAST))
+        rc = read_edges(tm, device_id, name, from, to + 1, fn == IOT_AGG_LAST, out);
     if (rc)
         iot_agg_result_free(out);
     return rc;

@@ -64,6 +64,12 @@ static const struct opt options[] = {
      "days raw telemetry is kept; 0 = forever"},
     {"IOTFLOW_ROLLUP_RETENTION_DAYS", "rollup-retention-days", OPT_INT,
      FIELD(rollup_retention_days), "365", 0, 36500, "days hourly/daily rollups are kept; 0 = forever"},
+    {"IOTFLOW_MAX_PAGE_BYTES", "max-page-bytes", OPT_INT, FIELD(max_page_bytes), "4194304", 65536,
+     1073741824, "bytes of stored telemetry one history page may carry; a page ends early at "
+     "this budget and its next_cursor continues it"},
+    {"IOTFLOW_DEVICE_BYTE_RATE_LIMIT", "device-byte-rate-limit", OPT_INT,
+     FIELD(device_byte_rate_limit), "0", 0, INT64_C(1) << 40,
+     "bytes of telemetry request bodies per minute per device (429 + Retry-After beyond); 0 = off"},
     {"IOTFLOW_KEY_CACHE_TTL_MS", "key-cache-ttl-ms", OPT_INT, FIELD(key_cache_ttl_ms), "1000", 0,
      3600000, "how long a device API key stays in the local cache, ms"},
     {"IOTFLOW_SCHED_BATCH", "sched-batch", OPT_BOOL, FIELD(sched_batch), "1", 0, 1,

@@ -35,6 +35,8 @@ struct iot_config {
     int64_t ingest_queue;        /* messages waiting for commit; more → 503 */
     int64_t retention_days;      /* raw telemetry */
     int64_t rollup_retention_days;
+    int64_t max_page_bytes;         /* stored telemetry bytes per history page */
+    int64_t device_byte_rate_limit; /* telemetry body bytes/minute per device; 0 = off */
     int64_t key_cache_ttl_ms;
     int64_t stream_heartbeat;    /* seconds between SSE keep-alive comments */
 };

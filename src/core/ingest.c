@@ -1,6 +1,5 @@
 #include "core/ingest.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include "core/tm_message.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/json_out.h"
 #include "util/log.h"
 
 #define RETENTION_PERIOD_MS INT64_C(3600000)
@@ -249,9 +249,9 @@ static void fanout_send(struct iot_ingest *ing, struct fanout *f)
 
 /* A latest-value cache field: "<ts>|<JSON value>", so readers know its
  * age; NULL when out of memory. Numbers and booleans are formatted here, as
- * iot_tm_value_json would type them (integral → integer, else a real with
- * 17 significant digits, which reads back to the same double): this runs
- * for every point ingested, and a JSON value costs several allocations. */
+ * iot_tm_value_json types them (an integer exact, a real in its shortest
+ * round-trip form and still a real: 21.0, -0.0): this runs for every point
+ * ingested, and a JSON value costs several allocations. */
 static const char *latest_field(struct fanout *f, int64_t ts, const struct iot_tm_value *v,
                                 size_t *len)
 {
@@ -259,10 +259,13 @@ static const char *latest_field(struct fanout *f, int64_t ts, const struct iot_t
     int n = -1;
     if (v->type == IOT_TM_BOOL && (field = fanout_alloc(f, 32)))
         n = snprintf(field, 32, "%lld|%s", (long long)ts, v->boolean ? "true" : "false");
-    else if (v->type == IOT_TM_NUMBER && isfinite(v->num) && (field = fanout_alloc(f, 64)))
-        n = v->num == floor(v->num) && fabs(v->num) < 9007199254740992.0
-                ? snprintf(field, 64, "%lld|%lld", (long long)ts, (long long)v->num)
-                : snprintf(field, 64, "%lld|%.17g", (long long)ts, v->num);
+    else if (v->type == IOT_TM_NUMBER && v->is_int && (field = fanout_alloc(f, 48)))
+        n = snprintf(field, 48, "%lld|%lld", (long long)ts, (long long)v->i);
+    else if (v->type == IOT_TM_NUMBER && (field = fanout_alloc(f, 24 + IOT_JSON_REAL_MAX))) {
+        n = snprintf(field, 24, "%lld|", (long long)ts);
+        int r = iot_json_real_text(v->num, field + n);
+        n = r < 0 ? -1 : n + r;
+    }
     if (v->type == IOT_TM_STRING) {
         json_t *jv = iot_tm_value_json(v);
         char *text = json_dumps(jv, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -1,4 +1,5 @@
-/* ingest.h — the telemetry ingest pipeline (DESIGN.md hot path).
+/* ingest.h — the telemetry ingest pipeline (the hot path, see
+ * docs/ARCHITECTURE.md "Telemetry ingest").
  *
  * Request threads submit jobs (the messages of one request) to a bounded
  * queue; one writer thread takes everything queued, commits it to the

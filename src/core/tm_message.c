@@ -10,6 +10,7 @@
 #include "core/secrets.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/json_out.h"
 
 #define TS_MIN INT64_C(946684800000) /* 2000-01-01T00:00:00Z */
 #define TS_MAX_AHEAD INT64_C(86400000)
@@ -49,9 +50,7 @@ json_t *iot_tm_value_json(const struct iot_tm_value *v)
     case IOT_TM_STRING:
         return json_stringn(v->str, v->str_len);
     case IOT_TM_NUMBER:
-        if (v->num == floor(v->num) && fabs(v->num) < 9007199254740992.0)
-            return json_integer((json_int_t)v->num);
-        return json_real(v->num);
+        return v->is_int ? json_integer((json_int_t)v->i) : json_real(v->num);
     }
     return json_null();
 }
@@ -59,7 +58,8 @@ json_t *iot_tm_value_json(const struct iot_tm_value *v)
 static int read_value(json_t *jv, struct iot_tm_value *v)
 {
     if (json_is_integer(jv)) {
-        *v = (struct iot_tm_value){.type = IOT_TM_NUMBER, .num = (double)json_integer_value(jv)};
+        *v = (struct iot_tm_value){.type = IOT_TM_NUMBER, .num = (double)json_integer_value(jv),
+                                   .is_int = true, .i = json_integer_value(jv)};
     } else if (json_is_real(jv)) {
         double d = json_real_value(jv);
         if (!isfinite(d))
@@ -149,10 +149,12 @@ static int read_timestamp(json_t *ts, int64_t now_ms, int64_t *out, const char *
     return IOT_OK;
 }
 
-/* Serialises a JSON object compactly into a fresh heap buffer. */
-static int dump(json_t *obj, const char **out, size_t *len, size_t max)
+/* Serialises a JSON object compactly into a fresh heap buffer, reals (if
+ * it may hold any: the rewrite costs a second buffer) in their shortest
+ * round-trip form. */
+static int dump(json_t *obj, bool reals, const char **out, size_t *len, size_t max)
 {
-    char *text = json_dumps(obj, JSON_COMPACT);
+    char *text = reals ? iot_json_dumps(obj) : json_dumps(obj, JSON_COMPACT);
     if (!text)
         return IOT_ENOMEM;
     *len = strlen(text);
@@ -160,44 +162,22 @@ static int dump(json_t *obj, const char **out, size_t *len, size_t max)
     return *len > max ? IOT_EINVAL : IOT_OK;
 }
 
-/* A real as jansson writes it (17 significant digits, always a '.' or an
- * exponent so that it reads back as a real, no '+' or leading zeros in the
- * exponent), so that data_json is the same text either way. */
-static int real_text(double d, char *buf, size_t size)
-{
-    int n = snprintf(buf, size, "%.17g", d);
-    if (n < 0 || (size_t)n + 3 > size)
-        return -1;
-    if (!strchr(buf, '.') && !strchr(buf, 'e')) {
-        memcpy(buf + n, ".0", 3);
-        n += 2;
-    }
-    char *start = strchr(buf, 'e');
-    if (start) {
-        start++;
-        char *end = start + 1;
-        if (*start == '-')
-            start++;
-        while (*end == '0')
-            end++;
-        if (end != start) {
-            memmove(start, end, (size_t)(buf + n - end) + 1);
-            n -= (int)(end - start);
-        }
-    }
-    return n;
-}
-
 /* The measurements (validated: names need no escaping, values are scalars)
- * as compact JSON, the text json_dumps(data, JSON_COMPACT) gives, written
- * here because this runs for every message ingested. A string value needs
+ * as compact JSON, the text iot_json_dumps(data) gives (integers exact,
+ * reals shortest round-trip, -0.0 kept), written here because this runs for
+ * every message ingested. A string value needs
  * escaping: then json_dumps writes it all. */
 static int dump_data(json_t *data, const struct iot_tm_message *m, const char **out, size_t *len)
 {
-    for (size_t i = 0; i < m->n_points; i++)
-        if (m->points[i].value.type == IOT_TM_STRING)
-            return dump(data, out, len, IOT_TM_DATA_JSON_MAX);
-    size_t cap = m->n_points * (IOT_TM_NAME_MAX + 40) + 2, n = 0;
+    bool strings = false, reals = false;
+    for (size_t i = 0; i < m->n_points; i++) {
+        const struct iot_tm_value *v = &m->points[i].value;
+        strings |= v->type == IOT_TM_STRING;
+        reals |= v->type == IOT_TM_NUMBER && !v->is_int;
+    }
+    if (strings)
+        return dump(data, reals, out, len, IOT_TM_DATA_JSON_MAX);
+    size_t cap = m->n_points * (IOT_TM_NAME_MAX + 48) + 2, n = 0;
     char *text = malloc(cap);
     if (!text)
         return IOT_ENOMEM;
@@ -213,7 +193,9 @@ static int dump_data(json_t *data, const struct iot_tm_message *m, const char **
             w = snprintf(text + n, cap - n, "%s\"%s\":%s", n > 1 ? "," : "", name,
                          json_is_true(jv) ? "true" : "false");
         else if ((w = snprintf(text + n, cap - n, "%s\"%s\":", n > 1 ? "," : "", name)) > 0) {
-            int r = real_text(json_real_value(jv), text + n + w, cap - n - (size_t)w);
+            int r = cap - n - (size_t)w >= IOT_JSON_REAL_MAX
+                        ? iot_json_real_text(json_real_value(jv), text + n + w)
+                        : -1;
             w = r < 0 ? -1 : w + r;
         }
         if (w < 0 || (size_t)w >= cap - n) {
@@ -248,7 +230,7 @@ static int parse_message(json_t *obj, int64_t now_ms, struct iot_tm_message *m, 
     if ((rc = dump_data(data, m, &m->data_json, &m->data_len)))
         return rc == IOT_EINVAL ? fail(err, size, prefix, "%s", "'data' is too large") : rc;
     if (meta && json_is_object(meta) && json_object_size(meta) > 0 &&
-        (rc = dump(meta, &m->meta_json, &m->meta_len, IOT_TM_DATA_JSON_MAX)))
+        (rc = dump(meta, false, &m->meta_json, &m->meta_len, IOT_TM_DATA_JSON_MAX)))
         return rc;
     m->seq = next_seq();
     return IOT_OK;

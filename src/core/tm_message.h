@@ -40,8 +40,8 @@ void iot_tm_parsed_free(struct iot_tm_parsed *p);
 /* True for a valid measurement name. */
 int iot_tm_name_valid(const char *name);
 
-/* Appends a value as JSON text (numbers that are whole print without a
- * fraction) to a jansson value. */
+/* A value as a jansson value: an integer stays an integer (exact), a real a
+ * real (21.0 too), so that it prints as it was sent. */
 json_t *iot_tm_value_json(const struct iot_tm_value *v);
 
 #endif

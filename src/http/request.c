@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/json_out.h"
 #include "util/log.h"
 
 const char *iot_req_header(struct iot_req *r, const char *name)
@@ -113,7 +114,7 @@ bool iot_req_query_bool(struct iot_req *r, const char *name, bool def)
 
 void iot_reply_json(struct iot_req *r, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? iot_json_dumps(body) : NULL; /* reals in shortest round-trip form */
     json_decref(body);
     free(r->resp_body);
     if (!text) {

@@ -70,3 +70,53 @@ void iot_telemetry_close(struct iot_telemetry *t)
     t->ops = NULL;
     t->self = NULL;
 }
+
+/* ---- version 2 slots with fallbacks ------------------------------------------ */
+
+struct untyped {
+    iot_tm_typed_sample_fn fn;
+    void *ctx;
+};
+
+/* A version 1 sample is a double: exact only as a real. */
+static int untyped_sample(void *ctx, int64_t ts, double value)
+{
+    struct untyped *u = ctx;
+    struct iot_tm_sample s = {.ts = ts, .num = value};
+    return u->fn(u->ctx, &s);
+}
+
+int iot_tm_samples_typed(struct iot_telemetry *t, int64_t dev, const char *name, int64_t from,
+                         int64_t to, iot_tm_typed_sample_fn fn, void *ctx)
+{
+    if (t->ops->version >= 2 && t->ops->samples_typed)
+        return t->ops->samples_typed(t->self, dev, name, from, to, fn, ctx);
+    struct untyped u = {fn, ctx};
+    return t->ops->samples(t->self, dev, name, from, to, untyped_sample, &u);
+}
+
+struct edge {
+    bool last, found;
+    struct iot_tm_sample *out;
+};
+
+static int keep_edge(void *ctx, const struct iot_tm_sample *s)
+{
+    struct edge *e = ctx;
+    if (e->last || !e->found)
+        *e->out = *s;
+    e->found = true;
+    return !e->last; /* the first one is the oldest: stop */
+}
+
+int iot_tm_sample_edge(struct iot_telemetry *t, int64_t dev, const char *name, int64_t from,
+                       int64_t to, bool last, struct iot_tm_sample *out)
+{
+    if (!out)
+        return IOT_EINVAL;
+    if (t->ops->version >= 2 && t->ops->sample_edge)
+        return t->ops->sample_edge(t->self, dev, name, from, to, last, out);
+    struct edge e = {.last = last, .out = out};
+    int rc = iot_tm_samples_typed(t, dev, name, from, to, keep_edge, &e);
+    return rc ? rc : e.found ? IOT_OK : IOT_ENOTFOUND;
+}

@@ -23,13 +23,18 @@
 
 enum iot_tm_type { IOT_TM_NUMBER = 1, IOT_TM_BOOL = 2, IOT_TM_STRING = 3 };
 
-/* One typed value. `str` is borrowed (not NUL-terminated necessarily). */
+/* One typed value. `str` is borrowed (not NUL-terminated necessarily).
+ * A number that was a JSON integer has is_int set and its exact value in
+ * `i` (`num` is then its nearest double): integers past 2^53 stay exact end
+ * to end. A real keeps is_int false even when integral (21.0 stays 21.0). */
 struct iot_tm_value {
     enum iot_tm_type type;
     double num;      /* IOT_TM_NUMBER */
     bool boolean;    /* IOT_TM_BOOL */
     const char *str; /* IOT_TM_STRING */
     size_t str_len;
+    bool is_int;     /* (appended) IOT_TM_NUMBER given as an integer */
+    int64_t i;       /* (appended) its exact value */
 };
 
 struct iot_tm_point {
@@ -72,12 +77,21 @@ struct iot_tm_latest {
 };
 
 /* Count, sum, min and max of the numeric values of one measurement over
- * [start, start + width). Booleans count as 0/1; strings are not rolled up. */
+ * [start, start + width). Booleans count as 0/1; strings are not rolled up.
+ *
+ * (appended) The integer samples (integers and booleans) again, exactly:
+ * `ints` of the `count` samples were integers, with exact sum isum (valid
+ * only when isum_exact: it may overflow int64) and bounds imin, imax. When
+ * ints == count the bucket's sum, min and max are exact integers. A backend
+ * that does not keep them leaves ints at 0. */
 struct iot_tm_rollup {
     int64_t start;
     int64_t width; /* IOT_TM_HOUR or IOT_TM_DAY */
     int64_t count;
     double sum, min, max;
+    int64_t ints;
+    int64_t isum, imin, imax;
+    bool isum_exact;
 };
 #define IOT_TM_HOUR INT64_C(3600000)
 #define IOT_TM_DAY INT64_C(86400000)
@@ -93,11 +107,27 @@ struct iot_tm_catalog_entry {
 
 /* A page of a newest-first scan: at most `limit` records with
  * (ts, seq) < (before_ts, before_seq) — the cursor of the previous page,
- * or (INT64_MAX, INT64_MAX) for the first page — and ts in [from, to]. */
+ * or (INT64_MAX, INT64_MAX) for the first page — and ts in [from, to].
+ *
+ * max_bytes (appended; 0 = none) is the page's byte budget: the scan ends
+ * after the record with which the sum of data_len + meta_len of the records
+ * delivered reaches max_bytes, and the backend reads no further rows than
+ * that (so a page of large messages never materialises `limit` of them).
+ * The caller, summing the same lengths, knows the page ended early. */
 struct iot_tm_range {
     int64_t from, to; /* inclusive, ms */
     int64_t limit;
     int64_t before_ts, before_seq;
+    int64_t max_bytes;
+};
+
+/* (appended) One numeric sample with its integer-ness: `num` always, `i`
+ * exact when is_int (an integer or a boolean as 0/1). */
+struct iot_tm_sample {
+    int64_t ts;
+    double num;
+    bool is_int;
+    int64_t i;
 };
 
 typedef int (*iot_tm_record_fn)(void *ctx, const struct iot_tm_record *rec);
@@ -105,6 +135,7 @@ typedef int (*iot_tm_latest_fn)(void *ctx, const struct iot_tm_latest *l);
 typedef int (*iot_tm_rollup_fn)(void *ctx, const struct iot_tm_rollup *r);
 typedef int (*iot_tm_sample_fn)(void *ctx, int64_t ts, double value);
 typedef int (*iot_tm_catalog_fn)(void *ctx, const struct iot_tm_catalog_entry *e);
+typedef int (*iot_tm_typed_sample_fn)(void *ctx, const struct iot_tm_sample *s);
 
 struct iot_tm_stats {
     int64_t messages; /* raw messages held */
@@ -119,7 +150,7 @@ struct iot_tm_stats {
  * are appended, never reordered. */
 struct iot_telemetry_ops {
     const char *name; /* "sqlite", "cassandra" */
-    unsigned version; /* 1 */
+    unsigned version; /* 1, or 2: has the version 2 slots below */
     unsigned caps;    /* IOT_TM_CAP_* */
 
     /* `url` is a SQLite path/URL or a Cassandra contact list; `durable`
@@ -166,6 +197,20 @@ struct iot_telemetry_ops {
      * with start < rollup_before. */
     int (*purge)(void *self, int64_t raw_before, int64_t rollup_before, int64_t *removed);
     int (*stats)(void *self, struct iot_tm_stats *out);
+
+    /* ---- version 2 (optional: NULL in a version 1 backend; the wrappers
+     * below then fall back on the version 1 slots) ---- */
+
+    /* samples, each with its integer-ness (struct iot_tm_sample; borrowed
+     * for the callback). Same range, order and filtering as samples. */
+    int (*samples_typed)(void *self, int64_t device_id, const char *name, int64_t from,
+                         int64_t to, iot_tm_typed_sample_fn fn, void *ctx);
+    /* The oldest (last = false) or newest (last = true) numeric sample of
+     * one measurement with ts in [from, to) into *out; IOT_ENOTFOUND when
+     * there is none. Reads one sample where the store can seek to it (the
+     * aggregations first and last, one call per window). */
+    int (*sample_edge)(void *self, int64_t device_id, const char *name, int64_t from, int64_t to,
+                       bool last, struct iot_tm_sample *out);
 };
 
 struct iot_telemetry {
@@ -193,6 +238,11 @@ static inline int iot_tm_delete_device(struct iot_telemetry *t, int64_t dev) { r
 static inline int iot_tm_delete_user(struct iot_telemetry *t, int64_t uid) { return t->ops->delete_user(t->self, uid); }
 static inline int iot_tm_purge(struct iot_telemetry *t, int64_t raw_before, int64_t rollup_before, int64_t *n) { return t->ops->purge(t->self, raw_before, rollup_before, n); }
 static inline int iot_tm_stats(struct iot_telemetry *t, struct iot_tm_stats *o) { return t->ops->stats(t->self, o); }
+/* Version 2 slots, with fallbacks on version 1 ones (src/store/telemetry.c). */
+int iot_tm_samples_typed(struct iot_telemetry *t, int64_t dev, const char *name, int64_t from,
+                         int64_t to, iot_tm_typed_sample_fn fn, void *ctx);
+int iot_tm_sample_edge(struct iot_telemetry *t, int64_t dev, const char *name, int64_t from,
+                       int64_t to, bool last, struct iot_tm_sample *out);
 
 /* On write_batch's "in the same commit" (appended note): a backend may
  * apply the derived rows — latest values, rollups, catalog, stats — after
@@ -204,12 +254,13 @@ static inline int iot_tm_stats(struct iot_telemetry *t, struct iot_tm_stats *o) 
  * many batches and applies them a few times a second or before such a read
  * (src/store/sqlite/telemetry_sqlite_pending.c). */
 
-/* (appended) Since version 3 of its schema the SQLite store goes further:
- * write_batch commits the batch's messages as one row of a pending log, and
- * both the messages and their derived rows reach their tables in a later
- * flush. Every read, delete and purge flushes first, so callers still
- * cannot tell the difference; only tools reading the file with plain
- * SQLite may not see the newest ~100 ms of messages until the store
- * flushes or closes. */
+/* (appended) The SQLite store goes further: write_batch appends the
+ * batch's messages to a commit log of files beside the database and returns
+ * once that record is written (fdatasynced when durable); both the messages
+ * and their derived rows reach their tables in a later flush, a few times a
+ * second (src/store/sqlite/telemetry_sqlite_pending.c). Every read, delete
+ * and purge flushes first, so callers still cannot tell the difference;
+ * only tools reading the file with plain SQLite may not see the newest
+ * ~100 ms of messages until the store flushes or closes. */
 
 #endif

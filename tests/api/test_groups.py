@@ -102,6 +102,27 @@ def test_list_groups_include_devices(user):
     assert_no_secrets(r, dev["api_key"])
 
 
+def test_inline_members_are_bounded(bearer_users):
+    """include_devices lists at most 1000 members per response in all; a
+    group whose members did not fit says devices_truncated, and its own
+    devices endpoint still pages through every one."""
+    user = bearer_users.new()
+    big, small = create_group(user), create_group(user)
+    ids = [register_device(user)["id"] for _ in range(1100)]
+    for group, part in ((big, ids[:700]), (small, ids[700:])):
+        r = user.api.post(f"/groups/{group['id']}/devices/bulk", json={"device_ids": part})
+        expect(r, 200, 201)
+    r = user.api.get("/groups", params={"include_devices": "true"})
+    groups = expect(r, 200)["groups"]
+    listed = sum(len(g["devices"]) for g in groups)
+    assert listed == 1000, f"{listed} members listed inline"
+    cut = [g for g in groups if g.get("devices_truncated")]
+    assert len(cut) == 1 and len(cut[0]["devices"]) < cut[0]["device_count"], \
+        [(g["id"], len(g["devices"]), g["device_count"], g.get("devices_truncated")) for g in groups]
+    whole = get_group(user, big)
+    assert len(whole["devices"]) == 700 and "devices_truncated" not in whole
+
+
 def test_list_groups_paging(user):
     ids = {create_group(user)["id"] for _ in range(3)}
     p1 = expect(user.api.get("/groups", params={"limit": 2}), 200)

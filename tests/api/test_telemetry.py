@@ -134,7 +134,7 @@ def bdev(bearer_server):
 
 
 def total_messages(server):
-    body = expect(server.api.get("/telemetry/status"), 200)
+    body = expect(server.admin.get("/telemetry/status"), 200)
     return body["total_messages"]
 
 
@@ -511,6 +511,30 @@ def test_device_rate_limit(start_server):
     assert sorted(rec["measurements"]["n"] for rec in data) == [1, 2, 3, 4], data
 
 
+def test_device_byte_rate_limit(start_server):
+    """IOTFLOW_DEVICE_BYTE_RATE_LIMIT: body bytes per device per minute (a
+    fixed window: the sequence is retried on a fresh device if a minute
+    boundary fell inside it)."""
+    s = start_server(env={"IOTFLOW_DEVICE_BYTE_RATE_LIMIT": "2000",
+                          "IOTFLOW_DEVICE_RATE_LIMIT": "0"})
+    owner = make_user(s, "bearer")
+    body = {"data": {"text": "y" * 560}}           # ~580 bytes of JSON
+    for _attempt in range(3):
+        d1, d2 = new_device(owner), new_device(owner)
+        minute = now_ms() // MIN
+        codes = [d1.send(body).status_code for _ in range(4)]   # 0, 580, 1160, 1740 < 2000
+        refused = d1.send(body)
+        other = d2.send(body).status_code
+        if now_ms() // MIN == minute:
+            break
+    assert codes == [201] * 4, codes
+    expect_error(refused, 429)
+    ra = refused.headers.get("Retry-After")
+    assert ra is not None and ra.isdigit() and 1 <= int(ra) <= 60, describe(refused)
+    assert other == 201, "the other device has its own budget"
+    assert len(history(d1.api, d1.id)["data"]) == 4
+
+
 # --------------------------------------------------------------------------
 # GET /telemetry/{id}
 # --------------------------------------------------------------------------
@@ -737,19 +761,19 @@ def test_latest_404_without_data(dev, owner, srv):
 # GET /telemetry/{id}/aggregated
 # --------------------------------------------------------------------------
 
-AGGS = ("mean", "sum", "min", "max", "count")
+AGGS = ("mean", "sum", "min", "max", "count", "first", "last")
 
 
 def expected_buckets(samples, lo, hi, width, fn):
     buckets = {}
-    for ts, v in samples:
+    for ts, v in sorted(samples):              # by time: first and last
         if lo <= ts <= hi:
             buckets.setdefault(ts // width * width, []).append(v)
     out = []
     for start in sorted(buckets):
         vs = buckets[start]
         value = {"mean": sum(vs) / len(vs), "sum": sum(vs), "min": min(vs), "max": max(vs),
-                 "count": len(vs)}[fn]
+                 "count": len(vs), "first": vs[0], "last": vs[-1]}[fn]
         out.append((iso(start), value, len(vs)))
     return out
 
@@ -802,6 +826,71 @@ def test_aggregated_known_values(dev, owner):
         except AssertionError as e:
             failures.append(f"[default range {fn}] {e}")
     assert not failures, f"{len(failures)} aggregate queries wrong:\n\n" + "\n\n".join(failures)
+
+
+def test_numbers_come_back_exact(dev, owner):
+    """An integer stays an integer (2^53 + 1 exact) and a real a real in its
+    shortest round-trip form (-0.0 keeps its sign, 1.0 stays 1.0), in
+    history, latest (from the store and from the cache) and aggregates."""
+    big = 2**53 + 1
+    H = (now_ms() - 3 * HOUR) // HOUR * HOUR          # a whole hour: rollups serve it
+    data = [({"n": big, "neg": -0.0, "r": 0.473419, "one": 1.0, "tiny": 5e-324}, H + 60_000),
+            ({"n": big + 2, "r": 0.1}, H + 120_000),
+            ({"n": -3, "r": 2.5}, H + 180_000)]
+    body = "[" + ",".join('{"data":{%s},"timestamp":"%s"}' % (
+        ",".join(f'"{k}":{v!r}' for k, v in d.items()), iso(ts)) for d, ts in data) + "]"
+    r = dev.api.post("/telemetry/batch", data=body, headers={"Content-Type": "application/json"})
+    expect(r, 201)
+    r = owner.api.get(f"/telemetry/{dev.id}", params={"start_time": iso(H), "end_time": iso(H + HOUR)})
+    recs = {rec["timestamp"]: rec["measurements"] for rec in expect(r, 200)["data"]}
+    first = recs[iso(H + 60_000)]
+    assert first["n"] == big and type(first["n"]) is int, describe(r)
+    assert first["neg"] == 0.0 and str(first["neg"]) == "-0.0", describe(r)
+    assert type(first["one"]) is float and first["tiny"] == 5e-324, describe(r)
+    assert '"r":0.473419' in r.text and "0.47341899999999998" not in r.text, describe(r)
+    sources = []
+    for _ in range(2):                                 # the store, then the refilled cache
+        r = owner.api.get(f"/telemetry/{dev.id}/latest")
+        body = expect(r, 200)
+        sources.append(body["source"])
+        latest = body["latest_data"]
+        assert latest["n"] == -3 and type(latest["n"]) is int, describe(r)
+        assert str(latest["neg"]) == "-0.0" and str(latest["one"]) == "1.0", describe(r)
+        assert '"tiny":5e-324' in r.text and '"r":2.5' in r.text, describe(r)
+    assert sources == ["store", "cache"], sources
+    dev.post({"n": big + 4, "one": 1.0, "neg": -0.0})   # the ingest writer's cache entry
+    r = owner.api.get(f"/telemetry/{dev.id}/latest")
+    latest = expect(r, 200)["latest_data"]
+    assert latest["n"] == big + 4 and str(latest["one"]) == "1.0" and str(latest["neg"]) == "-0.0", \
+        describe(r)
+    want = {"sum": 2 * big - 1, "min": -3, "max": big + 2, "first": big, "last": -3, "count": 3}
+    for window, lo in (("1h", H - HOUR), ("1m", H)):   # rollups, then raw samples
+        for fn, value in want.items():
+            r = owner.api.get(f"/telemetry/{dev.id}/aggregated",
+                              params={"field": "n", "aggregation": fn, "window": window,
+                                      "start_time": iso(lo), "end_time": iso(H + HOUR)})
+            got = [b["value"] for b in expect(r, 200)["data"]]
+            if window == "1m":
+                got = [sum(got)] if fn in ("sum", "count") else \
+                      [min(got)] if fn == "min" else [max(got)] if fn == "max" else \
+                      [got[0]] if fn == "first" else [got[-1]]
+            assert got == [value] and all(type(g) is int for g in got), \
+                f"[{window} {fn}] {got} != [{value}]\n{describe(r)}"
+        r = owner.api.get(f"/telemetry/{dev.id}/aggregated",
+                          params={"field": "r", "aggregation": "sum", "window": window,
+                                  "start_time": iso(lo), "end_time": iso(H + HOUR)})
+        got = [b["value"] for b in expect(r, 200)["data"]]
+        assert all(type(g) is float for g in got) and sum(got) == pytest.approx(3.073419), describe(r)
+        r = owner.api.get(f"/telemetry/{dev.id}/aggregated",
+                          params={"field": "n", "aggregation": "mean", "window": window,
+                                  "start_time": iso(lo), "end_time": iso(H + HOUR)})
+        assert all(type(b["value"]) is float for b in expect(r, 200)["data"]), describe(r)
+    # iot_reply_json writes reals shortest: min of r is 0.1, not 0.10000000000000001
+    r = owner.api.get(f"/telemetry/{dev.id}/aggregated",
+                      params={"field": "r", "aggregation": "min", "window": "1d",
+                              "start_time": iso(H - HOUR), "end_time": iso(H + HOUR)})
+    assert [b["value"] for b in expect(r, 200)["data"]] == [0.1], describe(r)
+    assert '"value":0.1,' in r.text, describe(r)
 
 
 def test_aggregated_invalid_parameters(dev):
@@ -922,10 +1011,18 @@ def test_delete_range_access(dev, owner, stranger, srv):
 # GET /telemetry/status
 # --------------------------------------------------------------------------
 
-def test_status_is_public_and_counts(bdev, bearer_server):
-    r = bearer_server.api.get("/telemetry/status")
+STATUS_PUBLIC = {"status", "backend", "total_devices", "sqlite_available"}
+
+
+def test_status_is_public_and_counts(bdev, bearer_server, admin_user):
+    """Everyone gets the original's fields (status, backend, total_devices,
+    <backend>_available); the admin also the stores, ingest counters and
+    telemetry totals."""
+    s = bearer_server
+    r = s.admin.get("/telemetry/status")
     body = expect(r, 200)
-    assert body["status"] == "healthy", describe(r)
+    assert STATUS_PUBLIC <= set(body), describe(r)
+    assert body["status"] == "healthy" and body["sqlite_available"] is True, describe(r)
     assert isinstance(body["backend"], str) and body["backend"], describe(r)
     stores = body["stores"]
     assert {"telemetry", "registry", "cache"} <= set(stores), describe(r)
@@ -934,12 +1031,23 @@ def test_status_is_public_and_counts(bdev, bearer_server):
         assert isinstance(st["role"], str) and st["role"], f"{name}\n{describe(r)}"
         assert isinstance(st["backend"], str) and st["backend"], f"{name}\n{describe(r)}"
     assert isinstance(body["total_messages"], int) and body["total_messages"] >= 0, describe(r)
+    assert {"ingest", "devices_with_data", "durable_fsync"} <= set(body), describe(r)
     before = body["total_messages"]
     bdev.batch([{"data": {"a": i}} for i in range(3)])
     bdev.post({"a": 9})
-    assert total_messages(bearer_server) >= before + 4
-    # no credentials needed, and any credentials are fine too
-    expect(bdev.api.get("/telemetry/status"), 200)
+    assert total_messages(s) >= before + 4
+    r = admin_user.api.get("/telemetry/status")         # an is_admin user
+    assert "stores" in expect(r, 200), describe(r)
+    # no credentials, a device key, a plain user, wrong admin token: public
+    plain = make_user(s, "bearer")
+    for label, client in (("none", s.api), ("device", bdev.api), ("user", plain.api),
+                          ("bad-admin", s.api.with_headers({"Authorization": "admin nope"}))):
+        r = client.get("/telemetry/status")
+        body = expect(r, 200)
+        assert set(body) == STATUS_PUBLIC, f"[{label}]\n{describe(r)}"
+        assert body["status"] == "healthy" and body["sqlite_available"] is True, describe(r)
+        assert isinstance(body["total_devices"], int) and body["total_devices"] >= 2, describe(r)
+        assert "Retry-After" not in r.headers, describe(r)
 
 
 # --------------------------------------------------------------------------
@@ -1068,3 +1176,82 @@ def test_rotate_key(dev, owner, stranger, srv, by):
     expect_error(old.get(f"/telemetry/{dev.id}"), 401)
     data = history(new, dev.id)["data"]
     assert sorted(rec["measurements"]["a"] for rec in data) == [1, 2], data
+
+
+# --------------------------------------------------------------------------
+# Bounded pages: a byte budget per history page
+# --------------------------------------------------------------------------
+
+def vm_kib(server, field):
+    """VmHWM / VmRSS of the server process, KiB (from /proc/<pid>/status)."""
+    with open(f"/proc/{server.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    pytest.fail(f"{field} not in /proc/{server.proc.pid}/status")
+
+
+def big_message(i, ts):
+    """~100 KB of measurements: 100 strings of 1000 bytes, tagged with i."""
+    return {"timestamp": iso(ts),
+            "data": {"i": i, **{f"s{k:02d}": f"{i:06d}" + "x" * 994 for k in range(99)}}}
+
+
+def test_history_page_is_bounded_by_bytes(start_server):
+    """Large messages and a big `limit`: the page ends at the byte budget
+    with a next_cursor, the server's peak memory barely moves, and paging
+    returns every message exactly once (device and per-user history)."""
+    budget = 1 << 20
+    s = start_server(env={"IOTFLOW_MAX_PAGE_BYTES": str(budget),
+                          "IOTFLOW_MAX_BODY": str(8 << 20)})
+    owner = make_user(s, "bearer")
+    d = new_device(owner)
+    n, base = 240, now_ms() - 30 * MIN
+    for start in range(0, n, 40):
+        d.batch([big_message(i, base + i * 1000) for i in range(start, start + 40)])
+    small = history(d.api, d.id, limit=1, **wide())           # warm every code path
+    assert small["count"] == 1
+    hwm_before = vm_kib(s, "VmHWM")
+    r = d.api.get(f"/telemetry/{d.id}", params={"limit": 10000, **wide()})
+    body = expect(r, 200)
+    grown = vm_kib(s, "VmHWM") - hwm_before
+    record = len(r.content) / max(body["count"], 1)
+    # everything would be ~24 MB; a page is ~1 MB (peak: the page, its copy in
+    # the HTTP response, the store's chunk)
+    assert grown < 12 * 1024, f"VmHWM grew by {grown} KiB for one page"
+    assert 0 < body["count"] < n and isinstance(body["next_cursor"], str), \
+        f"page of {body['count']} records, next_cursor {body['next_cursor']!r}"
+    assert len(r.content) <= budget + 2 * record + 4096, \
+        f"page of {len(r.content)} bytes for a budget of {budget}"
+    for path, key, limit in ((f"/telemetry/{d.id}", "data", 10000),
+                             (f"/telemetry/user/{owner.user_id}", "telemetry", 1000)):
+        recs = read_all(d.api if key == "data" else owner.api, path, list_key=key,
+                        limit=limit, **wide())
+        got = [rec["measurements"]["i"] for rec in recs]
+        assert sorted(got) == list(range(n)) and len(set(got)) == n, \
+            f"{path}: {len(got)} records, {len(set(got))} distinct"
+        assert all(rec["measurements"]["s00"].startswith(f"{rec['measurements']['i']:06d}")
+                   for rec in recs)
+    grown = vm_kib(s, "VmHWM") - hwm_before
+    assert grown < 12 * 1024, f"VmHWM grew by {grown} KiB while paging"
+
+
+def test_latest_is_bounded_by_bytes(start_server):
+    """A device with very many measurement names: /latest stops at the page
+    byte budget and says so, and the truncated answer is not cached as the
+    complete one."""
+    s = start_server(env={"IOTFLOW_MAX_PAGE_BYTES": "65536"})
+    owner = make_user(s, "bearer")
+    d = new_device(owner)
+    for m in range(3):                       # 300 names x ~1 KB = ~300 KB
+        d.post({f"m{m}_{k:02d}": "v" * 1000 for k in range(100)})
+    for _ in range(2):                       # the store, then again (not from the cache)
+        r = owner.api.get(f"/telemetry/{d.id}/latest")
+        body = expect(r, 200)
+        assert body.get("truncated") is True and body["source"] == "store", describe(r)
+        assert 0 < len(body["latest_data"]) < 300, len(body["latest_data"])
+        assert len(r.content) < 3 * 65536, len(r.content)
+    small = new_device(owner)
+    small.post({"a": 1})
+    body = expect(owner.api.get(f"/telemetry/{small.id}/latest"), 200)
+    assert "truncated" not in body and body["latest_data"] == {"a": 1}, body

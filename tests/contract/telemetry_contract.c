@@ -217,6 +217,14 @@ static void msg_num(struct tmsg *t, const char *name, double v)
     json_object_set_new(t->obj, name, json_real(v));
 }
 
+/* A number given as an integer (exact past 2^53). */
+static void msg_int(struct tmsg *t, const char *name, int64_t v)
+{
+    msg_point(t, name)->value =
+        (struct iot_tm_value){.type = IOT_TM_NUMBER, .num = (double)v, .is_int = true, .i = v};
+    json_object_set_new(t->obj, name, json_integer(v));
+}
+
 static void msg_bool(struct tmsg *t, const char *name, bool v)
 {
     msg_point(t, name)->value = (struct iot_tm_value){.type = IOT_TM_BOOL, .boolean = v};
@@ -333,6 +341,8 @@ struct latest_row {
     bool boolean;
     char str[64];
     int64_t ts;
+    bool is_int;
+    int64_t i;
 };
 
 struct latests {
@@ -349,6 +359,8 @@ static int on_latest(void *ctx, const struct iot_tm_latest *l)
     x->type = l->value.type;
     x->num = l->value.num;
     x->boolean = l->value.boolean;
+    x->is_int = l->value.type == IOT_TM_NUMBER && l->value.is_int;
+    x->i = x->is_int ? l->value.i : 0;
     if (l->value.type == IOT_TM_STRING)
         snprintf(x->str, sizeof x->str, "%.*s", (int)l->value.str_len, l->value.str);
     x->ts = l->ts;
@@ -608,6 +620,215 @@ static void test_cursor_paging(void **state)
         free(rs.v);
     }
     assert_i64(total, 101 * PER_TS);
+}
+
+/* max_bytes: a page ends after the record with which the summed
+ * data_len + meta_len reaches the budget (always at least one record), the
+ * callback never asking to stop; paging on covers every record once, for
+ * the device and the per-user scan. */
+static void test_page_byte_budget(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    enum { N = 300 };
+    struct tmsg *t = calloc(N, sizeof *t);
+    assert_non_null(t);
+    for (int i = 0; i < N; i++) { /* lengths vary: {"v":0} .. {"v":299.5} */
+        msg_one(&t[i], 4, 2, T0 + i, 1, "v", i % 2 ? i + 0.5 : i);
+        msg_meta(&t[i], i % 3 ? NULL : "{\"k\":\"some metadata\"}");
+    }
+    write_msgs(tm, t, N);
+    /* newest first: record j of a full scan is message N-1-j */
+    size_t size[N];
+    for (int j = 0; j < N; j++)
+        size[j] = t[N - 1 - j].m.data_len + t[N - 1 - j].m.meta_len;
+    free(t);
+    int64_t prefix = 0;
+    for (int k = 1; k <= 40; k++) {
+        prefix += (int64_t)size[k - 1];
+        struct iot_tm_range r = all_range(N);
+        for (int64_t budget = prefix - (int64_t)size[k - 1] + 1; budget <= prefix;
+             budget += (int64_t)size[k - 1] - 1 > 0 ? (int64_t)size[k - 1] - 1 : 1) {
+            r.max_bytes = budget;
+            struct recs rs = query_dev(tm, 4, r);
+            if (rs.n != (size_t)k)
+                fail_msg("max_bytes %" PRId64 " gave %zu records, want %d", budget, rs.n, k);
+            free(rs.v);
+        }
+    }
+    /* a budget smaller than one record still gives one */
+    struct iot_tm_range r = all_range(N);
+    r.max_bytes = 1;
+    struct recs one = query_dev(tm, 4, r);
+    assert_i64(one.n, 1);
+    free(one.v);
+    for (int user = 0; user < 2; user++) {
+        bool seen[N] = {false};
+        r = all_range(N);
+        r.max_bytes = 700;
+        int pages = 0, total = 0;
+        for (;;) {
+            struct recs rs = {0};
+            assert_rc(user ? iot_tm_query_user(tm, 2, &r, on_record, &rs)
+                           : iot_tm_query_device(tm, 4, &r, on_record, &rs),
+                      IOT_OK);
+            int64_t bytes = 0;
+            for (size_t i = 0; i < rs.n; i++) {
+                int idx = (int)(rs.v[i].ts - T0);
+                assert_false(seen[idx]);
+                seen[idx] = true;
+                bytes += (int64_t)(rs.v[i].data_len + rs.v[i].meta_len);
+            }
+            pages++;
+            total += (int)rs.n;
+            bool full = bytes >= r.max_bytes;
+            if (rs.n)
+                r.before_ts = rs.v[rs.n - 1].ts, r.before_seq = rs.v[rs.n - 1].seq;
+            free(rs.v);
+            if (!full)
+                break;
+            assert_true(pages < N);
+        }
+        assert_i64(total, N);
+        assert_true(pages > 5);
+    }
+}
+
+/* Integers stay exact: the latest value, the rollups' integer part, typed
+ * samples and sample_edge, also past 2^53, also after delete_range
+ * recomputes them; a sum that overflows int64 is marked not exact; a real
+ * in the mix makes a bucket not all-integer; booleans are the integers 0/1. */
+struct typed {
+    struct iot_tm_sample v[16];
+    int n;
+};
+
+static int on_typed(void *ctx, const struct iot_tm_sample *s)
+{
+    struct typed *t = ctx;
+    assert_true(t->n < 16);
+    t->v[t->n++] = *s;
+    return 0;
+}
+
+static void test_exact_integers(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    const int64_t big = INT64_C(9007199254740993); /* 2^53 + 1: no double has it */
+    struct tmsg t[6];
+    msg_init(&t[0], 7, 1, T0 + 1000, 0);
+    msg_int(&t[0], "v", big);
+    msg_done(&t[0]);
+    msg_init(&t[1], 7, 1, T0 + 2000, 0);
+    msg_int(&t[1], "v", big + 2);
+    msg_num(&t[1], "r", 2.0); /* a real, though integral */
+    msg_done(&t[1]);
+    msg_init(&t[2], 7, 1, T0 + 3000, 0);
+    msg_int(&t[2], "v", -3);
+    msg_bool(&t[2], "b", true);
+    msg_done(&t[2]);
+    msg_init(&t[3], 8, 1, T0 + 1000, 0);
+    msg_int(&t[3], "v", INT64_MAX);
+    msg_done(&t[3]);
+    msg_init(&t[4], 8, 1, T0 + 2000, 0);
+    msg_int(&t[4], "v", 1);
+    msg_done(&t[4]);
+    msg_init(&t[5], 8, 1, T0 + 3000, 0);
+    msg_num(&t[5], "v", 0.5);
+    msg_done(&t[5]);
+    write_msgs(tm, t, 3);
+    write_msgs(tm, t + 3, 3);
+
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(tm, 7, on_latest, &ls), IOT_OK);
+    assert_true(find_latest(&ls, "v")->is_int);
+    assert_i64(find_latest(&ls, "v")->i, -3);
+    assert_false(find_latest(&ls, "r")->is_int);
+    assert_f64(find_latest(&ls, "r")->num, 2.0);
+
+    struct rollups r = get_rollups(tm, 7, "v", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.n, 1);
+    assert_i64(r.v[0].count, 3);
+    assert_i64(r.v[0].ints, 3);
+    assert_true(r.v[0].isum_exact);
+    assert_i64(r.v[0].isum, 2 * big + 2 - 3);
+    assert_i64(r.v[0].imin, -3);
+    assert_i64(r.v[0].imax, big + 2);
+    r = get_rollups(tm, 7, "b", D, INT64_MIN, INT64_MAX);
+    assert_i64(r.v[0].ints, 1);
+    assert_i64(r.v[0].isum, 1);
+    r = get_rollups(tm, 8, "v", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.v[0].count, 3);
+    assert_i64(r.v[0].ints, 2); /* 0.5 is no integer */
+    assert_false(r.v[0].isum_exact); /* INT64_MAX + 1 */
+    assert_i64(r.v[0].imax, INT64_MAX);
+
+    struct typed ty = {.n = 0};
+    assert_rc(iot_tm_samples_typed(tm, 7, "v", INT64_MIN, INT64_MAX, on_typed, &ty), IOT_OK);
+    assert_i64(ty.n, 3);
+    assert_true(ty.v[0].is_int && ty.v[1].is_int && ty.v[2].is_int);
+    assert_i64(ty.v[0].i, big);
+    assert_i64(ty.v[1].i, big + 2);
+    ty.n = 0;
+    assert_rc(iot_tm_samples_typed(tm, 7, "r", INT64_MIN, INT64_MAX, on_typed, &ty), IOT_OK);
+    assert_i64(ty.n, 1);
+    assert_false(ty.v[0].is_int);
+
+    struct iot_tm_sample e;
+    assert_rc(iot_tm_sample_edge(tm, 7, "v", T0, T0 + H, false, &e), IOT_OK);
+    assert_true(e.is_int);
+    assert_i64(e.i, big);
+    assert_i64(e.ts, T0 + 1000);
+    assert_rc(iot_tm_sample_edge(tm, 7, "v", T0, T0 + 3000, true, &e), IOT_OK);
+    assert_i64(e.i, big + 2); /* `to` is exclusive */
+    assert_rc(iot_tm_sample_edge(tm, 8, "v", T0, T0 + H, true, &e), IOT_OK);
+    assert_false(e.is_int);
+    assert_f64(e.num, 0.5);
+    assert_rc(iot_tm_sample_edge(tm, 7, "v", T0 + 3001, T0 + H, false, &e), IOT_ENOTFOUND);
+    assert_rc(iot_tm_sample_edge(tm, 7, "r", T0, T0 + 1500, false, &e), IOT_ENOTFOUND);
+
+    /* delete the newest: latest and rollups are recomputed, still exact */
+    int64_t deleted = 0;
+    assert_rc(iot_tm_delete_range(tm, 7, T0 + 3000, T0 + 3000, &deleted), IOT_OK);
+    assert_i64(deleted, 1);
+    ls.n = 0;
+    assert_rc(iot_tm_latest(tm, 7, on_latest, &ls), IOT_OK);
+    assert_true(find_latest(&ls, "v")->is_int);
+    assert_i64(find_latest(&ls, "v")->i, big + 2);
+    r = get_rollups(tm, 7, "v", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.v[0].count, 2);
+    assert_i64(r.v[0].ints, 2);
+    assert_i64(r.v[0].imin, big);
+    assert_i64(r.v[0].imax, big + 2);
+    /* a sum past 2^53 cannot be proven exact from total(): not exact */
+    assert_false(r.v[0].isum_exact);
+    assert_rc(iot_tm_delete_range(tm, 8, T0 + 3000, T0 + 3000, &deleted), IOT_OK);
+    r = get_rollups(tm, 8, "v", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.v[0].ints, 2);
+    assert_false(r.v[0].isum_exact);
+    write_one(tm, 9, 1, T0, 0, "v", 1.5);
+    struct tmsg u;
+    msg_init(&u, 9, 1, T0 + 1, 0);
+    msg_int(&u, "v", 40);
+    msg_done(&u);
+    write_msgs(tm, &u, 1);
+    assert_rc(iot_tm_delete_range(tm, 9, T0, T0, &deleted), IOT_OK);
+    r = get_rollups(tm, 9, "v", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.v[0].count, 1);
+    assert_i64(r.v[0].ints, 1);
+    assert_true(r.v[0].isum_exact);
+    assert_i64(r.v[0].isum, 40);
+
+    /* -0.0 keeps its sign in the latest value, written and recomputed */
+    write_one(tm, 10, 1, T0, 0, "z", -0.0);
+    ls.n = 0;
+    assert_rc(iot_tm_latest(tm, 10, on_latest, &ls), IOT_OK);
+    assert_true(find_latest(&ls, "z")->num == 0.0 && signbit(find_latest(&ls, "z")->num));
+    write_one(tm, 10, 1, T0 + 1, 0, "z", 5.5);
+    assert_rc(iot_tm_delete_range(tm, 10, T0 + 1, T0 + 1, &deleted), IOT_OK);
+    ls.n = 0;
+    assert_rc(iot_tm_latest(tm, 10, on_latest, &ls), IOT_OK);
+    assert_false(find_latest(&ls, "z")->is_int);
+    assert_true(find_latest(&ls, "z")->num == 0.0 && signbit(find_latest(&ls, "z")->num));
 }
 
 /* Writing an identity again is a no-op: not a second row, not counted
@@ -1212,6 +1433,31 @@ static void test_stats(void **state)
     assert_i64(st.messages, 6);
     assert_i64(st.devices, 3);
     assert_rc(iot_tm_stats(tm, NULL), IOT_EINVAL);
+    /* stats follow every way messages leave: a range, a device (emptied
+     * by a range, then deleted), a user, retention; and retries add none */
+    int64_t n = 0;
+    write_one(tm, 3, 2, T0, 0, "z", 1);
+    assert_rc(iot_tm_delete_range(tm, 1, T0 + 10, T0 + 20, &n), IOT_OK);
+    st = get_stats(tm);
+    assert_i64(st.messages, 4);
+    assert_i64(st.devices, 3);
+    assert_rc(iot_tm_delete_range(tm, 2, INT64_MIN + 1, INT64_MAX - 1, &n), IOT_OK);
+    st = get_stats(tm);
+    assert_i64(st.messages, 3);
+    assert_i64(st.devices, 2);
+    assert_rc(iot_tm_delete_device(tm, 2), IOT_OK);
+    assert_rc(iot_tm_delete_user(tm, 2), IOT_OK);
+    st = get_stats(tm);
+    assert_i64(st.messages, 2);
+    assert_i64(st.devices, 1);
+    assert_rc(iot_tm_purge(tm, T0 + H + 15, INT64_MIN, &n), IOT_OK);
+    st = get_stats(tm);
+    assert_i64(st.messages, 1);
+    assert_i64(st.devices, 1);
+    assert_rc(iot_tm_purge(tm, INT64_MAX, INT64_MIN, &n), IOT_OK);
+    st = get_stats(tm);
+    assert_i64(st.messages, 0);
+    assert_i64(st.devices, 0);
 }
 
 /* ---- batches, bounds, concurrency --------------------------------------------- */
@@ -1736,6 +1982,8 @@ static void assert_same_derived(struct iot_telemetry *a, struct iot_telemetry *b
             assert_i64(y->boolean, x->boolean);
         else
             assert_f64(y->num, x->num);
+        assert_i64(y->is_int, x->is_int);
+        assert_i64(y->i, x->i);
     }
     free(la);
     free(lb);
@@ -1756,9 +2004,15 @@ static void assert_same_derived(struct iot_telemetry *a, struct iot_telemetry *b
             struct rollups ra = get_rollups(a, dev, x->name, width, INT64_MIN, INT64_MAX);
             struct rollups rb = get_rollups(b, dev, x->name, width, INT64_MIN, INT64_MAX);
             assert_i64(rb.n, ra.n);
-            for (int k = 0; k < ra.n; k++)
+            for (int k = 0; k < ra.n; k++) {
                 assert_rollup(rb.v[k], ra.v[k].start, ra.v[k].count, ra.v[k].sum, ra.v[k].min,
                               ra.v[k].max);
+                assert_i64(rb.v[k].ints, ra.v[k].ints);
+                assert_i64(rb.v[k].isum, ra.v[k].isum);
+                assert_i64(rb.v[k].isum_exact, ra.v[k].isum_exact);
+                assert_i64(rb.v[k].imin, ra.v[k].imin);
+                assert_i64(rb.v[k].imax, ra.v[k].imax);
+            }
         }
     }
     free(ca);
@@ -1824,10 +2078,67 @@ static void write_crash_batches(struct fixture *fx)
     msg_done(&t[2]);
     msg_init(&t[3], 2, 1, T0 + 55, 0); /* older sample, later unit: the unit wins */
     msg_num(&t[3], "temp", 12);
+    msg_int(&t[3], "big", INT64_C(9007199254740993)); /* replayed exactly */
     msg_meta(&t[3], "{\"temp_unit\":\"R\"}");
     msg_done(&t[3]);
     write_msgs(tm, t, 4);
     assert_i64(pending_rows(fx->path), 2);
+}
+
+/* A database of schema version 4 (before exact numbers and totals) is
+ * migrated at open: integral numbers of its latest values keep printing as
+ * integers, reals stay reals, the totals equal what `devices` holds, and old
+ * rollup rows (no integer part) merge with new ones as "not all integers". */
+static void test_migration_from_v4(void **state)
+{
+    struct fixture *fx = *state;
+    if (!fx->path[0])
+        skip();
+    struct tmsg t[3];
+    msg_init(&t[0], 1, 1, T0 + 10, 0);
+    msg_int(&t[0], "i", 42);
+    msg_num(&t[0], "r", 2.5);
+    msg_num(&t[0], "w", 3.0);
+    msg_done(&t[0]);
+    msg_one(&t[1], 1, 1, T0 + 20, 0, "x", 1);
+    msg_one(&t[2], 2, 1, T0 + 30, 0, "x", 2);
+    write_msgs(&fx->tm, t, 3);
+    iot_telemetry_close(&fx->tm);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    char *err = NULL;
+    int rc = sqlite3_exec(db,
+                          "DROP TRIGGER totals_ins; DROP TRIGGER totals_upd; DROP TRIGGER totals_del;"
+                          "DROP TABLE totals; ALTER TABLE latest DROP COLUMN val;"
+                          "ALTER TABLE rollups DROP COLUMN ints; ALTER TABLE rollups DROP COLUMN isum;"
+                          "ALTER TABLE rollups DROP COLUMN imin; ALTER TABLE rollups DROP COLUMN imax;"
+                          "PRAGMA user_version = 4;",
+                          NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fail_msg("making a version 4 database: %s", err ? err : "?");
+    sqlite3_close(db);
+    assert_rc(iot_telemetry_open(fx->url, false, &fx->tm), IOT_OK);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(&fx->tm, 1, on_latest, &ls), IOT_OK);
+    assert_true(find_latest(&ls, "i")->is_int);
+    assert_i64(find_latest(&ls, "i")->i, 42);
+    assert_true(find_latest(&ls, "w")->is_int); /* integral: printed as 3, as version 4 did */
+    assert_false(find_latest(&ls, "r")->is_int);
+    assert_f64(find_latest(&ls, "r")->num, 2.5);
+    struct iot_tm_stats st = get_stats(&fx->tm);
+    assert_i64(st.messages, 3);
+    assert_i64(st.devices, 2);
+    struct tmsg u;
+    msg_init(&u, 1, 1, T0 + 40, 0);
+    msg_int(&u, "x", 7);
+    msg_done(&u);
+    write_msgs(&fx->tm, &u, 1);
+    struct rollups r = get_rollups(&fx->tm, 1, "x", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.v[0].count, 2);
+    assert_i64(r.v[0].ints, 1); /* the old sample has no integer part */
+    st = get_stats(&fx->tm);
+    assert_i64(st.messages, 4);
+    assert_i64(st.devices, 2);
 }
 
 /* (a) A crash before the flush: open rebuilds the pending deltas from the
@@ -1874,6 +2185,8 @@ static void test_crash_recovery(void **state)
     ls.n = 0;
     assert_rc(iot_tm_latest(&rec, 2, on_latest, &ls), IOT_OK);
     assert_string_equal(find_latest(&ls, "s")->str, "caf\xc3\xa9");
+    assert_true(find_latest(&ls, "big")->is_int);
+    assert_i64(find_latest(&ls, "big")->i, INT64_C(9007199254740993));
     struct rollups r = get_rollups(&rec, 3, "x", H, INT64_MIN, INT64_MAX);
     assert_i64(r.n, 2);
     assert_rollup(r.v[0], T0 - H, 1, 1, 1, 1);
@@ -2089,7 +2402,9 @@ static void test_backend_table(void **state)
     const struct iot_telemetry_ops *sq = iot_telemetry_backend("sqlite::memory:");
     assert_non_null(sq);
     assert_string_equal(sq->name, "sqlite");
-    assert_i64(sq->version, 1);
+    assert_i64(sq->version, 2);
+    assert_non_null(sq->samples_typed); /* version 2 slots */
+    assert_non_null(sq->sample_edge);
     assert_true(sq->caps & IOT_TM_CAP_ATOMIC_BATCH);
     assert_ptr_equal(iot_telemetry_backend("sqlite:///x.db"), sq);
     assert_ptr_equal(iot_telemetry_backend("data/telemetry.db"), sq);
@@ -2119,6 +2434,9 @@ static int run_backend(const char *url)
         T(test_roundtrip_bytes),
         T(test_order_range_limit),
         T(test_cursor_paging),
+        T(test_page_byte_budget),
+        T(test_exact_integers),
+        T(test_migration_from_v4),
         T(test_idempotent),
         T(test_query_user),
         T(test_query_user_ties),

@@ -41,7 +41,7 @@ enum {
     POOL_SIZE = 4,
     BUSY_TIMEOUT_MS = 5000,
     NAME_MAX_LEN = 4096,
-    DYN_SQL_MAX = 2048,
+    DYN_SQL_MAX = 4096, /* 32-row upserts of 12 columns take ~1.9 KB */
 };
 
 enum tx_stmt { TX_BEGIN, TX_BEGIN_WRITE, TX_COMMIT, TX_ROLLBACK, TX__COUNT };

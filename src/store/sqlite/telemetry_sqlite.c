@@ -10,12 +10,15 @@
  *                                            JSON text exactly as written
  *     + index (user_id, ts, seq)             the per-user view
  *   latest   (device_id, name)               newest value per measurement
- *   rollups  (device_id, name, width, start) hourly and daily count/sum/min/max
+ *   rollups  (device_id, name, width, start) hourly and daily count/sum/min/max,
+ *                                            and of the integer samples exactly
  *                                            (a unique index: see migrations)
  *   catalog  (device_id, name)               type, unit, first/last seen, count
  *   devices  (device_id)                     owner and message count: stats,
  *                                            delete_user and purge walk it
  *                                            instead of scanning messages
+ *   totals   (id = 1)                        sum and count of `devices` rows, kept
+ *                                            by triggers: stats reads one row
  *   log_state (id = 1)                       the newest commit-log batch a
  *                                            flush applied (replay skips it)
  *   pending  (batch)                         versions 2-3 staged batches here;
@@ -115,6 +118,40 @@ static const char *const migrations[] = {
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
     " flushed_upto INTEGER NOT NULL);"
     "INSERT INTO log_state VALUES (1, 0);",
+    /* 5: numbers stay exact. latest.val holds a number as given: an
+     * INTEGER for an integer (num, a REAL column, rounds past 2^53), a REAL
+     * for a real (a REAL column stores an integral real as an integer on
+     * disk, and -0.0 comes back as 0.0). Older values that were integral
+     * keep printing as integers, as they did. rollups keep the integer
+     * samples apart: how many (ints), their sum (a REAL once it overflowed:
+     * not exact), min and max. New columns have no type, so SQLite keeps
+     * each value as given. */
+    "ALTER TABLE latest ADD COLUMN val;"
+    "UPDATE latest SET val = CASE WHEN num = CAST(num AS INTEGER)"
+    " AND abs(num) < 9007199254740992 THEN CAST(num AS INTEGER) ELSE num END WHERE type = 1;"
+    "ALTER TABLE rollups ADD COLUMN ints INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollups ADD COLUMN isum NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollups ADD COLUMN imin;"
+    "ALTER TABLE rollups ADD COLUMN imax;",
+    /* 6: stats without scanning `devices` (GET /telemetry/status is
+     * public): one row of totals that triggers keep equal to
+     * sum(messages) and count(messages > 0) of `devices`, in the same
+     * transaction as every change to it (flush upserts, deletes, purge). */
+    "CREATE TABLE totals ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " messages INTEGER NOT NULL,"
+    " devices INTEGER NOT NULL);"
+    "INSERT INTO totals SELECT 1, coalesce(sum(messages), 0), coalesce(sum(messages > 0), 0)"
+    " FROM devices;"
+    "CREATE TRIGGER totals_ins AFTER INSERT ON devices BEGIN"
+    " UPDATE totals SET messages = messages + NEW.messages,"
+    " devices = devices + (NEW.messages > 0); END;"
+    "CREATE TRIGGER totals_upd AFTER UPDATE OF messages ON devices BEGIN"
+    " UPDATE totals SET messages = messages + NEW.messages - OLD.messages,"
+    " devices = devices + (NEW.messages > 0) - (OLD.messages > 0); END;"
+    "CREATE TRIGGER totals_del AFTER DELETE ON devices BEGIN"
+    " UPDATE totals SET messages = messages - OLD.messages,"
+    " devices = devices - (OLD.messages > 0); END;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -141,8 +178,7 @@ static const char conn_sql[] = "PRAGMA cache_size = -16384; PRAGMA wal_autocheck
 
 static const char *const stmt_sql[TMS__COUNT] = {
     [TMS_PING] = "SELECT 1",
-    [TMS_STATS] = "SELECT coalesce(sum(messages), 0), coalesce(sum(messages > 0), 0)"
-                  " FROM devices",
+    [TMS_STATS] = "SELECT messages, devices FROM totals",
 
     /* write_batch: OR IGNORE makes a retried identity a no-op; the caller
      * reads sqlite3_changes() to aggregate only what was inserted. The
@@ -171,9 +207,9 @@ static const char *const stmt_sql[TMS__COUNT] = {
                    " AND (ts, seq, device_id) < (?4, ?5, ?6)"
                    " ORDER BY ts DESC, seq DESC, device_id DESC LIMIT ?7",
     [TMS_COUNT_USER] = "SELECT count(*) FROM messages WHERE user_id = ?1 AND ts >= ?2 AND ts <= ?3",
-    [TMS_LATEST_SCAN] = "SELECT name, type, num, str, ts FROM latest"
+    [TMS_LATEST_SCAN] = "SELECT name, type, num, str, ts, val FROM latest"
                         " WHERE device_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
-    [TMS_ROLLUP_SCAN] = "SELECT start, count, sum, vmin, vmax FROM rollups"
+    [TMS_ROLLUP_SCAN] = "SELECT start, count, sum, vmin, vmax, ints, isum, imin, imax FROM rollups"
                         " WHERE device_id = ?1 AND name = ?2 AND width = ?3"
                         " AND start >= ?4 AND start < ?5 ORDER BY start LIMIT ?6",
     /* Non-numeric and missing values come back too (as text or NULL) and
@@ -197,12 +233,18 @@ static const char *const stmt_sql[TMS__COUNT] = {
     [TMS_DR_DELETE] = "DELETE FROM messages WHERE device_id = ?1 AND ts >= ?2 AND ts <= ?3",
     [TMS_DEV_SUB] = "UPDATE devices SET messages = messages - ?2 WHERE device_id = ?1",
     [TMS_CATALOG_SUB] = "UPDATE catalog SET count = count - ?3 WHERE device_id = ?1 AND name = ?2",
-    [TMS_BUCKET_CALC] = "SELECT count(v), total(v), min(v), max(v) FROM"
-                        " (SELECT data ->> ?2 AS v FROM messages"
+    /* The integer sum as a total() (no overflow error), exact and made an
+     * integer when every partial sum stays below 2^53; else left REAL. */
+    [TMS_BUCKET_CALC] = "SELECT count(v), total(v), min(v), max(v), count(iv),"
+                        " CASE WHEN coalesce(max(abs(iv)), 0) * count(iv) < 9007199254740992"
+                        " THEN CAST(total(iv) AS INTEGER) ELSE total(iv) END, min(iv), max(iv)"
+                        " FROM (SELECT data ->> ?2 AS v, CASE WHEN typeof(data ->> ?2) = 'integer'"
+                        " THEN data ->> ?2 END AS iv FROM messages"
                         " WHERE device_id = ?1 AND ts >= ?3 AND ts < ?4)"
                         " WHERE typeof(v) IN ('integer', 'real')",
     [TMS_ROLLUP_PUT] = "INSERT OR REPLACE INTO rollups (device_id, name, width, start, count,"
-                       " sum, vmin, vmax) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                       " sum, vmin, vmax, ints, isum, imin, imax)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [TMS_ROLLUP_DEL] = "DELETE FROM rollups WHERE device_id = ?1 AND name = ?2 AND width = ?3"
                        " AND start = ?4",
     [TMS_LATEST_GET] = "SELECT ts FROM latest WHERE device_id = ?1 AND name = ?2",
@@ -210,8 +252,8 @@ static const char *const stmt_sql[TMS__COUNT] = {
                         " WHERE device_id = ?1"
                         " AND json_type(data, ?2) IN ('integer', 'real', 'true', 'false', 'text')"
                         " ORDER BY ts DESC, seq DESC LIMIT 1",
-    [TMS_LATEST_PUT] = "INSERT OR REPLACE INTO latest (device_id, name, type, num, str, ts, seq)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [TMS_LATEST_PUT] = "INSERT OR REPLACE INTO latest (device_id, name, type, num, str, ts, seq,"
+                       " val) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [TMS_LATEST_DEL] = "DELETE FROM latest WHERE device_id = ?1 AND name = ?2",
     [TMS_CATALOG_GET] = "SELECT count, first_seen, last_seen FROM catalog"
                         " WHERE device_id = ?1 AND name = ?2",
@@ -234,6 +276,13 @@ static const char *const stmt_sql[TMS__COUNT] = {
                           " ORDER BY device_id LIMIT ?2",
     [TMS_PURGE_MSG] = "DELETE FROM messages WHERE device_id = ?1 AND ts < ?2",
     [TMS_PURGE_ROLLUPS] = "DELETE FROM rollups WHERE device_id = ?1 AND start < ?2",
+    /* sample_edge: one seek on the primary key per window */
+    [TMS_EDGE_FIRST] = "SELECT ts, data ->> ?2 FROM messages WHERE device_id = ?1 AND ts >= ?3"
+                       " AND ts < ?4 AND json_type(data, ?2) IN " NUMERIC_TYPES
+                       " ORDER BY ts, seq LIMIT 1",
+    [TMS_EDGE_LAST] = "SELECT ts, data ->> ?2 FROM messages WHERE device_id = ?1 AND ts >= ?3"
+                      " AND ts < ?4 AND json_type(data, ?2) IN " NUMERIC_TYPES
+                      " ORDER BY ts DESC, seq DESC LIMIT 1",
 };
 
 static const struct iot_sqldb_schema telemetry_schema = {
@@ -381,7 +430,7 @@ static int tm_stats(void *self, struct iot_tm_stats *out)
 
 const struct iot_telemetry_ops iot_telemetry_sqlite = {
     .name = "sqlite",
-    .version = 1,
+    .version = 2,
     .caps = IOT_TM_CAP_ATOMIC_BATCH,
     .open = tm_open,
     .close = tm_close,
@@ -399,4 +448,6 @@ const struct iot_telemetry_ops iot_telemetry_sqlite = {
     .delete_user = iot_tmsql_delete_user,
     .purge = iot_tmsql_purge,
     .stats = tm_stats,
+    .samples_typed = iot_tmsql_samples_typed,
+    .sample_edge = iot_tmsql_sample_edge,
 };

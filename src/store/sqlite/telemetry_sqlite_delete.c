@@ -143,6 +143,13 @@ static int recompute_bucket(struct iot_sqldb_conn *c, int64_t dev, const struct 
     int64_t count = sqlite3_column_int64(st, 0);
     double sum = sqlite3_column_double(st, 1), lo = sqlite3_column_double(st, 2),
            hi = sqlite3_column_double(st, 3);
+    /* the integer samples: count, sum (INTEGER when exact, else REAL),
+     * min, max (NULL without any) */
+    int64_t ints = sqlite3_column_int64(st, 4), imin = sqlite3_column_int64(st, 6),
+            imax = sqlite3_column_int64(st, 7);
+    bool isum_exact = sqlite3_column_type(st, 5) == SQLITE_INTEGER;
+    int64_t isum = sqlite3_column_int64(st, 5);
+    double isum_approx = sqlite3_column_double(st, 5);
     iot_sqldb_done(st);
     rc = stmt_dev_text(c, count ? TMS_ROLLUP_PUT : TMS_ROLLUP_DEL, dev, t->name, &st);
     if (rc)
@@ -154,6 +161,18 @@ static int recompute_bucket(struct iot_sqldb_conn *c, int64_t dev, const struct 
         sqlite3_bind_double(st, 6, sum);
         sqlite3_bind_double(st, 7, lo);
         sqlite3_bind_double(st, 8, hi);
+        sqlite3_bind_int64(st, 9, ints);
+        if (isum_exact)
+            sqlite3_bind_int64(st, 10, isum);
+        else
+            sqlite3_bind_double(st, 10, isum_approx);
+        if (ints) {
+            sqlite3_bind_int64(st, 11, imin);
+            sqlite3_bind_int64(st, 12, imax);
+        } else {
+            sqlite3_bind_null(st, 11);
+            sqlite3_bind_null(st, 12);
+        }
     }
     return iot_sqldb_step_done(st);
 }
@@ -195,11 +214,16 @@ static int latest_put(struct iot_sqldb_conn *c, int64_t dev, const struct touche
         sqlite3_bind_int(st, 3, IOT_TM_STRING);
         sqlite3_bind_null(st, 4);
         sqlite3_bind_value(st, 5, sqlite3_column_value(newest, 2));
+        sqlite3_bind_null(st, 8);
     } else {
         bool is_bool = jt && (strcmp(jt, "true") == 0 || strcmp(jt, "false") == 0);
         sqlite3_bind_int(st, 3, is_bool ? IOT_TM_BOOL : IOT_TM_NUMBER);
         sqlite3_bind_double(st, 4, sqlite3_column_double(newest, 2));
         sqlite3_bind_null(st, 5);
+        if (is_bool)
+            sqlite3_bind_null(st, 8);
+        else /* INTEGER or REAL as the JSON had it (see latest.val) */
+            sqlite3_bind_value(st, 8, sqlite3_column_value(newest, 2));
     }
     sqlite3_bind_int64(st, 6, sqlite3_column_int64(newest, 0));
     sqlite3_bind_int64(st, 7, sqlite3_column_int64(newest, 1));

@@ -105,6 +105,9 @@ enum iot_tmsql_stmt {
     TMS_DEVICES_AFTER,
     TMS_PURGE_MSG,
     TMS_PURGE_ROLLUPS,
+    /* sample_edge */
+    TMS_EDGE_FIRST,
+    TMS_EDGE_LAST,
     TMS__COUNT
 };
 
@@ -186,6 +189,10 @@ int iot_tmsql_rollups(void *self, int64_t device_id, const char *name, int64_t w
 int iot_tmsql_samples(void *self, int64_t device_id, const char *name, int64_t from, int64_t to,
                       iot_tm_sample_fn fn, void *ctx);
 int iot_tmsql_catalog(void *self, int64_t device_id, iot_tm_catalog_fn fn, void *ctx);
+int iot_tmsql_samples_typed(void *self, int64_t device_id, const char *name, int64_t from,
+                            int64_t to, iot_tm_typed_sample_fn fn, void *ctx);
+int iot_tmsql_sample_edge(void *self, int64_t device_id, const char *name, int64_t from,
+                          int64_t to, bool last, struct iot_tm_sample *out);
 
 int iot_tmsql_delete_range(void *self, int64_t device_id, int64_t from, int64_t to,
                            int64_t *deleted);

@@ -74,7 +74,9 @@
  *   i64 device_id, user_id, ts, seq; u32 data_len; u32 meta_len
  *   (0xffffffff: no metadata); u32 n_points; data; meta; then per point
  *   u8 name_len, the name and a NUL, u8 type, and a value: an f64 (number),
- *   a u8 (boolean) or u32 length + bytes (string).
+ *   a u8 (boolean) or u32 length + bytes (string); type ENC_INTEGER (a
+ *   number given as an integer) carries an i64, exact past 2^53. A log
+ *   with ENC_INTEGER points cannot be replayed by a binary older than it.
  * One commit-log record per batch, its id the batch number.
  *
  * Versions 2 and 3 of the store left batches as rows of `pending` (version 2
@@ -110,6 +112,8 @@ enum {
 };
 
 #define NO_META UINT32_MAX
+/* The point type of a number given as an integer (beside enum iot_tm_type). */
+enum { ENC_INTEGER = 4 };
 
 /* ---- little-endian encoding ----------------------------------------------- */
 
@@ -196,11 +200,13 @@ static int encode_msg(struct buf *b, const struct iot_tm_message *m)
         size_t len = strlen(p->name);
         b->p[b->len++] = (unsigned char)len;
         put_bytes(b, p->name, len + 1);
-        b->p[b->len++] = (unsigned char)p->value.type;
+        bool integer = p->value.type == IOT_TM_NUMBER && p->value.is_int;
+        b->p[b->len++] = integer ? ENC_INTEGER : (unsigned char)p->value.type;
         switch (p->value.type) {
         case IOT_TM_NUMBER: {
-            uint64_t u;
-            memcpy(&u, &p->value.num, sizeof u);
+            uint64_t u = (uint64_t)p->value.i;
+            if (!integer)
+                memcpy(&u, &p->value.num, sizeof u);
             put_u64(b, u);
             break;
         }
@@ -260,6 +266,14 @@ static int decode_msg(const unsigned char *blob, size_t len, size_t *pos,
         p += nl + 1;
         memset(&pt->value, 0, sizeof pt->value);
         pt->value.type = (enum iot_tm_type)blob[p++];
+        if (pt->value.type == (enum iot_tm_type)ENC_INTEGER) {
+            NEED(8);
+            pt->value = (struct iot_tm_value){.type = IOT_TM_NUMBER, .is_int = true,
+                                              .i = (int64_t)get_u64(blob + p)};
+            pt->value.num = (double)pt->value.i;
+            p += 8;
+            continue;
+        }
         switch (pt->value.type) {
         case IOT_TM_NUMBER: {
             NEED(8);
@@ -416,7 +430,8 @@ static bool read_value(json_t *jv, struct iot_tm_value *v)
 {
     if (json_is_integer(jv))
         *v = (struct iot_tm_value){.type = IOT_TM_NUMBER,
-                                   .num = (double)json_integer_value(jv)};
+                                   .num = (double)json_integer_value(jv), .is_int = true,
+                                   .i = json_integer_value(jv)};
     else if (json_is_real(jv))
         *v = (struct iot_tm_value){.type = IOT_TM_NUMBER, .num = json_real_value(jv)};
     else if (json_is_boolean(jv))

@@ -60,6 +60,10 @@ struct scan {
     scan_emit_fn emit;
     scan_next_fn next;
     int64_t left; /* rows still wanted */
+    /* Bytes of text still wanted (struct iot_tm_range's max_bytes; 0 =
+     * none): a chunk ends at the row that uses the last of them, so a page
+     * of large rows copies no more than the page holds. */
+    int64_t budget;
     /* parameters */
     int64_t id; /* device_id, or user_id for query_user */
     int64_t from, to, width;
@@ -73,6 +77,7 @@ struct scan {
         iot_tm_latest_fn latest;
         iot_tm_rollup_fn rollup;
         iot_tm_sample_fn sample;
+        iot_tm_typed_sample_fn typed_sample;
         iot_tm_catalog_fn catalog;
     } fn;
     void *ctx;
@@ -120,10 +125,20 @@ static int copy_cell(sqlite3_stmt *st, int i, struct chunk *ch, struct cell *c)
     return IOT_OK;
 }
 
-/* Copies up to `want` rows with one connection hold. *exhausted: the query
- * ended before `want` rows, so no later chunk can find more. */
+/* Bytes of a row's text columns, as the byte budget counts them. */
+static int64_t row_text_bytes(const struct cell *row, int ncols)
+{
+    int64_t n = 0;
+    for (int i = 0; i < ncols; i++)
+        n += row[i].type == SQLITE_TEXT ? (int64_t)row[i].len : 0;
+    return n;
+}
+
+/* Copies up to `want` rows with one connection hold, and no row after the
+ * one that uses the last of *budget. *exhausted: the query ended before
+ * `want` rows, so no later chunk can find more. */
 static int fill_chunk(struct iot_tmsql *s, const struct scan *sc, int64_t want, struct chunk *ch,
-                      bool *exhausted)
+                      bool *exhausted, int64_t *budget)
 {
     ch->n = 0;
     ch->text_len = 0;
@@ -136,7 +151,7 @@ static int fill_chunk(struct iot_tmsql *s, const struct scan *sc, int64_t want, 
         return rc;
     }
     sc->bind(st, sc, want);
-    while (rc == IOT_OK && (int64_t)ch->n < want && ch->text_len < CHUNK_BYTES) {
+    while (rc == IOT_OK && (int64_t)ch->n < want && ch->text_len < CHUNK_BYTES && *budget > 0) {
         int src = sqlite3_step(st);
         if (src != SQLITE_ROW) {
             rc = src == SQLITE_DONE ? IOT_OK : iot_sqldb_map(src);
@@ -146,6 +161,7 @@ static int fill_chunk(struct iot_tmsql *s, const struct scan *sc, int64_t want, 
         struct cell *row = &ch->cells[ch->n * (size_t)sc->ncols];
         for (int i = 0; i < sc->ncols && rc == IOT_OK; i++)
             rc = copy_cell(st, i, ch, &row[i]);
+        *budget -= row_text_bytes(row, sc->ncols);
         ch->n++;
     }
     iot_sqldb_done(st);
@@ -164,9 +180,10 @@ static int run_scan(struct iot_tmsql *s, struct scan *sc)
         return IOT_ENOMEM;
     int rc = IOT_OK;
     bool exhausted = false, stop = false;
-    while (!exhausted && !stop && sc->left > 0) {
+    int64_t budget = sc->budget > 0 ? sc->budget : INT64_MAX;
+    while (!exhausted && !stop && sc->left > 0 && budget > 0) {
         int64_t want = sc->left < CHUNK_ROWS ? sc->left : CHUNK_ROWS;
-        rc = fill_chunk(s, sc, want, &ch, &exhausted);
+        rc = fill_chunk(s, sc, want, &ch, &exhausted, &budget);
         if (rc || ch.n == 0)
             break;
         sc->next(sc, &ch.cells[(ch.n - 1) * (size_t)sc->ncols], ch.text);
@@ -264,7 +281,7 @@ static void next_record(struct scan *sc, const struct cell *row, const char *tex
 
 static int check_range(const struct iot_tm_range *range, iot_tm_record_fn fn)
 {
-    return range && fn && range->limit >= 0 ? IOT_OK : IOT_EINVAL;
+    return range && fn && range->limit >= 0 && range->max_bytes >= 0 ? IOT_OK : IOT_EINVAL;
 }
 
 int iot_tmsql_query_device(void *self, int64_t device_id, const struct iot_tm_range *range,
@@ -275,7 +292,7 @@ int iot_tmsql_query_device(void *self, int64_t device_id, const struct iot_tm_ra
         return rc;
     struct scan sc = {.stmt = TMS_Q_DEVICE, .ncols = 4, .bind = bind_device_q,
                       .emit = emit_record, .next = next_record, .left = range->limit,
-                      .id = device_id, .from = range->from, .to = range->to,
+                      .budget = range->max_bytes, .id = device_id, .from = range->from, .to = range->to,
                       .k_ts = range->before_ts, .k_seq = range->before_seq,
                       .fn.record = fn, .ctx = ctx};
     rc = iot_tmsql_sync(self);
@@ -293,7 +310,8 @@ int iot_tmsql_query_user(void *self, int64_t user_id, const struct iot_tm_range 
     if (rc)
         return rc;
     struct scan sc = {.stmt = TMS_Q_USER, .ncols = 5, .bind = bind_user_q, .emit = emit_record,
-                      .next = next_record, .left = range->limit, .id = user_id,
+                      .next = next_record, .left = range->limit,
+                      .budget = range->max_bytes, .id = user_id,
                       .from = range->from, .to = range->to, .k_ts = range->before_ts,
                       .k_seq = range->before_seq, .k_dev = INT64_MIN, .fn.record = fn,
                       .ctx = ctx};
@@ -336,7 +354,9 @@ static void next_by_name(struct scan *sc, const struct cell *row, const char *te
     keep_name(sc, &row[0], text);
 }
 
-/* Columns: name, type, num, str, ts. */
+/* Columns: name, type, num, str, ts, val (a number as given: INTEGER for
+ * an integer, REAL for a real, with its sign when -0.0; NULL in rows older
+ * than schema step 5 that were not integral). */
 static int emit_latest(const struct scan *sc, const struct cell *row, const char *text)
 {
     size_t name_len;
@@ -344,7 +364,11 @@ static int emit_latest(const struct scan *sc, const struct cell *row, const char
                               .value.type = (enum iot_tm_type)cell_i64(&row[1]),
                               .ts = cell_i64(&row[4])};
     switch (l.value.type) {
-    case IOT_TM_NUMBER: l.value.num = cell_f64(&row[2]); break;
+    case IOT_TM_NUMBER:
+        l.value.num = row[5].type == SQLITE_FLOAT ? row[5].u.d : cell_f64(&row[2]);
+        l.value.is_int = row[5].type == SQLITE_INTEGER;
+        l.value.i = row[5].type == SQLITE_INTEGER ? row[5].u.i : 0;
+        break;
     case IOT_TM_BOOL: l.value.boolean = cell_f64(&row[2]) != 0.0; break;
     default:
         l.value.type = IOT_TM_STRING;
@@ -360,7 +384,7 @@ int iot_tmsql_latest(void *self, int64_t device_id, iot_tm_latest_fn fn, void *c
 {
     if (!fn)
         return IOT_EINVAL;
-    struct scan sc = {.stmt = TMS_LATEST_SCAN, .ncols = 5, .bind = bind_by_name,
+    struct scan sc = {.stmt = TMS_LATEST_SCAN, .ncols = 6, .bind = bind_by_name,
                       .emit = emit_latest, .next = next_by_name, .left = INT64_MAX,
                       .id = device_id, .fn.latest = fn, .ctx = ctx};
     int rc = iot_tmsql_sync(self);
@@ -405,12 +429,16 @@ static void bind_rollups(sqlite3_stmt *st, const struct scan *sc, int64_t want)
     sqlite3_bind_int64(st, 6, want);
 }
 
-/* Columns: start, count, sum, vmin, vmax. */
+/* Columns: start, count, sum, vmin, vmax, ints, isum, imin, imax. isum is
+ * exact while it is an INTEGER (an overflowing sum turned REAL). */
 static int emit_rollup(const struct scan *sc, const struct cell *row, const char *text)
 {
     struct iot_tm_rollup r = {.start = cell_i64(&row[0]), .width = sc->width,
                               .count = cell_i64(&row[1]), .sum = cell_f64(&row[2]),
-                              .min = cell_f64(&row[3]), .max = cell_f64(&row[4])};
+                              .min = cell_f64(&row[3]), .max = cell_f64(&row[4]),
+                              .ints = cell_i64(&row[5]), .isum = cell_i64(&row[6]),
+                              .imin = cell_i64(&row[7]), .imax = cell_i64(&row[8]),
+                              .isum_exact = row[6].type == SQLITE_INTEGER};
     return sc->fn.rollup(sc->ctx, &r);
 }
 
@@ -429,7 +457,7 @@ int iot_tmsql_rollups(void *self, int64_t device_id, const char *name, int64_t w
 {
     if (!fn || !name_ok(name) || (width != IOT_TM_HOUR && width != IOT_TM_DAY))
         return IOT_EINVAL;
-    struct scan sc = {.stmt = TMS_ROLLUP_SCAN, .ncols = 5, .bind = bind_rollups,
+    struct scan sc = {.stmt = TMS_ROLLUP_SCAN, .ncols = 9, .bind = bind_rollups,
                       .emit = emit_rollup, .next = next_rollup, .left = INT64_MAX,
                       .id = device_id, .name = name, .width = width, .from = from, .to = to,
                       .fn.rollup = fn, .ctx = ctx};
@@ -477,4 +505,72 @@ int iot_tmsql_samples(void *self, int64_t device_id, const char *name, int64_t f
     iot_tmsql_json_path(name, strlen(name), sc.path);
     int rc = iot_tmsql_sync(self);
     return rc ? rc : run_scan(self, &sc);
+}
+
+/* ---- samples_typed, sample_edge (version 2) ------------------------------------ */
+
+static struct iot_tm_sample sample_of(int64_t ts, const struct cell *v)
+{
+    struct iot_tm_sample out = {.ts = ts, .num = cell_f64(v), .is_int = v->type == SQLITE_INTEGER};
+    out.i = out.is_int ? v->u.i : 0;
+    return out;
+}
+
+/* Columns as emit_sample's. */
+static int emit_typed_sample(const struct scan *sc, const struct cell *row, const char *text)
+{
+    if (row[2].type != SQLITE_INTEGER && row[2].type != SQLITE_FLOAT)
+        return 0;
+    struct iot_tm_sample smp = sample_of(cell_i64(&row[0]), &row[2]);
+    return sc->fn.typed_sample(sc->ctx, &smp);
+}
+
+int iot_tmsql_samples_typed(void *self, int64_t device_id, const char *name, int64_t from,
+                            int64_t to, iot_tm_typed_sample_fn fn, void *ctx)
+{
+    if (!fn || !name_ok(name))
+        return IOT_EINVAL;
+    struct scan sc = {.stmt = TMS_SAMPLE_SCAN, .ncols = 3, .bind = bind_samples,
+                      .emit = emit_typed_sample, .next = next_sample, .left = INT64_MAX,
+                      .id = device_id, .from = from, .to = to, .k_ts = INT64_MIN,
+                      .k_seq = INT64_MIN, .fn.typed_sample = fn, .ctx = ctx};
+    iot_tmsql_json_path(name, strlen(name), sc.path);
+    int rc = iot_tmsql_sync(self);
+    return rc ? rc : run_scan(self, &sc);
+}
+
+int iot_tmsql_sample_edge(void *self, int64_t device_id, const char *name, int64_t from,
+                          int64_t to, bool last, struct iot_tm_sample *out)
+{
+    struct iot_tmsql *s = self;
+    if (!out || !name_ok(name))
+        return IOT_EINVAL;
+    int rc = iot_tmsql_sync(s);
+    if (rc)
+        return rc;
+    char path[IOT_TMSQL_PATH_MAX];
+    iot_tmsql_json_path(name, strlen(name), path);
+    struct iot_sqldb_conn *c = iot_sqldb_get(s->db);
+    sqlite3_stmt *st;
+    rc = iot_sqldb_stmt(c, last ? TMS_EDGE_LAST : TMS_EDGE_FIRST, &st);
+    if (rc == IOT_OK) {
+        sqlite3_bind_int64(st, 1, device_id);
+        sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, from);
+        sqlite3_bind_int64(st, 4, to);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            struct cell v = {.type = sqlite3_column_type(st, 1)};
+            if (v.type == SQLITE_INTEGER)
+                v.u.i = sqlite3_column_int64(st, 1);
+            else
+                v.u.d = sqlite3_column_double(st, 1);
+            *out = sample_of(sqlite3_column_int64(st, 0), &v);
+        } else {
+            rc = src == SQLITE_DONE ? IOT_ENOTFOUND : iot_sqldb_map(src);
+        }
+        iot_sqldb_done(st);
+    }
+    iot_sqldb_put(s->db, c);
+    return rc;
 }

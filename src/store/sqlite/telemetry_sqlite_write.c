@@ -111,6 +111,8 @@ struct agg_key {
 struct agg_series {
     int64_t ts, seq; /* newest sample */
     double num;      /* its value when a number or a boolean (0/1) */
+    int64_t inum;    /* its exact value when is_int */
+    bool is_int;     /* a number given as an integer */
     uint32_t str_off, str_len, str_cap; /* its value when a string, in text */
     uint32_t type;
     int64_t first, last, count;
@@ -119,9 +121,14 @@ struct agg_series {
     bool has_unit;
 };
 
+/* The integer samples (integers, booleans) also exactly: ints of them,
+ * summing to isum (isum_over: the sum left int64, isum_approx holds it). */
 struct agg_rollup {
     int64_t count;
     double sum, min, max;
+    int64_t ints, isum, imin, imax;
+    bool isum_over;
+    double isum_approx;
 };
 
 struct agg_entry {
@@ -311,10 +318,31 @@ static int add_device(struct iot_tmsql_agg *a, const struct iot_tm_message *m)
     return IOT_OK;
 }
 
+/* A sample's integer value, if it has one (booleans are 0/1). */
+static bool int_value(const struct iot_tm_value *v, int64_t *out)
+{
+    if (v->type == IOT_TM_BOOL)
+        return *out = v->boolean ? 1 : 0, true;
+    return v->type == IOT_TM_NUMBER && v->is_int ? (*out = v->i, true) : false;
+}
+
+static void add_int(struct agg_rollup *r, int64_t i)
+{
+    if (r->ints == 0 || i < r->imin)
+        r->imin = i;
+    if (r->ints == 0 || i > r->imax)
+        r->imax = i;
+    r->ints++;
+    r->isum_approx += (double)i;
+    if (!r->isum_over && __builtin_add_overflow(r->isum, i, &r->isum))
+        r->isum_over = true;
+}
+
 static int add_rollup(struct iot_tmsql_agg *a, const struct iot_tm_message *m,
                       const struct probe *series, uint32_t name_off, enum agg_kind kind,
-                      double v)
+                      const struct iot_tm_value *value)
 {
+    double v = value->type == IOT_TM_BOOL ? (value->boolean ? 1.0 : 0.0) : value->num;
     int64_t width = kind == K_HOUR ? IOT_TM_HOUR : IOT_TM_DAY;
     struct probe k = *series;
     k.start = iot_tmsql_bucket(m->ts, width);
@@ -330,6 +358,9 @@ static int add_rollup(struct iot_tmsql_agg *a, const struct iot_tm_message *m,
         r->max = v;
     r->count++;
     r->sum += v;
+    int64_t i;
+    if (int_value(value, &i))
+        add_int(r, i);
     return IOT_OK;
 }
 
@@ -353,6 +384,8 @@ static const char *unit_of(json_t *meta, const char *name, size_t len, size_t *u
 static int set_value(struct iot_tmsql_agg *a, struct agg_series *s, const struct iot_tm_value *v)
 {
     s->type = (uint32_t)v->type;
+    s->is_int = v->type == IOT_TM_NUMBER && v->is_int;
+    s->inum = v->i;
     switch (v->type) {
     case IOT_TM_BOOL: s->num = v->boolean ? 1.0 : 0.0; return IOT_OK;
     case IOT_TM_STRING: break;
@@ -419,10 +452,9 @@ static int add_point(struct iot_tmsql_agg *a, const struct iot_tm_message *m,
         return IOT_ENOMEM;
     if (p->value.type == IOT_TM_STRING)
         return IOT_OK; /* strings are not rolled up */
-    double v = p->value.type == IOT_TM_BOOL ? (p->value.boolean ? 1.0 : 0.0) : p->value.num;
     uint32_t name_off = e->k.name_off; /* e may move when the map grows */
-    int rc = add_rollup(a, m, &k, name_off, K_HOUR, v);
-    return rc ? rc : add_rollup(a, m, &k, name_off, K_DAY, v);
+    int rc = add_rollup(a, m, &k, name_off, K_HOUR, &p->value);
+    return rc ? rc : add_rollup(a, m, &k, name_off, K_DAY, &p->value);
 }
 
 /* The metadata object, parsed only when it may hold a unit: most messages
@@ -475,10 +507,10 @@ static const struct upsert_sql upsert_sql[U__COUNT] = {
     [U_DEVICE] = {"devices (device_id, user_id, messages)", 3,
                   " ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id,"
                   " messages = messages + excluded.messages"},
-    [U_LATEST] = {"latest (device_id, name, type, num, str, ts, seq)", 7,
+    [U_LATEST] = {"latest (device_id, name, type, num, str, ts, seq, val)", 8,
                   " ON CONFLICT (device_id, name) DO UPDATE SET type = excluded.type,"
                   " num = excluded.num, str = excluded.str, ts = excluded.ts,"
-                  " seq = excluded.seq"
+                  " seq = excluded.seq, val = excluded.val"
                   " WHERE (excluded.ts, excluded.seq) > (latest.ts, latest.seq)"},
     /* The stored type follows the newest sample; a unit given later
      * replaces an earlier one (units are metadata, not samples). */
@@ -491,10 +523,18 @@ static const struct upsert_sql upsert_sql[U__COUNT] = {
                    " first_seen = min(catalog.first_seen, excluded.first_seen),"
                    " last_seen = max(catalog.last_seen, excluded.last_seen),"
                    " count = catalog.count + excluded.count"},
-    [U_ROLLUP] = {"rollups (device_id, name, width, start, count, sum, vmin, vmax)", 8,
+    /* isum: SQLite turns an integer sum that overflows into a REAL, which
+     * readers take as "not exact". imin/imax are NULL without integers. */
+    [U_ROLLUP] = {"rollups (device_id, name, width, start, count, sum, vmin, vmax,"
+                  " ints, isum, imin, imax)", 12,
                   " ON CONFLICT (device_id, name, width, start) DO UPDATE SET"
                   " count = count + excluded.count, sum = sum + excluded.sum,"
-                  " vmin = min(vmin, excluded.vmin), vmax = max(vmax, excluded.vmax)"},
+                  " vmin = min(vmin, excluded.vmin), vmax = max(vmax, excluded.vmax),"
+                  " ints = ints + excluded.ints, isum = isum + excluded.isum,"
+                  " imin = CASE WHEN imin IS NULL OR excluded.imin < imin"
+                  " THEN excluded.imin ELSE imin END,"
+                  " imax = CASE WHEN imax IS NULL OR excluded.imax > imax"
+                  " THEN excluded.imax ELSE imax END"},
 };
 
 struct upsert_key {
@@ -560,6 +600,12 @@ static void bind_latest(sqlite3_stmt *st, int base, const struct iot_tmsql_agg *
     }
     sqlite3_bind_int64(st, base + 6, s->ts);
     sqlite3_bind_int64(st, base + 7, s->seq);
+    if (s->type == IOT_TM_NUMBER && s->is_int)
+        sqlite3_bind_int64(st, base + 8, s->inum);
+    else if (s->type == IOT_TM_NUMBER)
+        sqlite3_bind_double(st, base + 8, s->num); /* -0.0 survives in `val` */
+    else
+        sqlite3_bind_null(st, base + 8);
 }
 
 static void bind_catalog(sqlite3_stmt *st, int base, const struct iot_tmsql_agg *a,
@@ -590,6 +636,18 @@ static void bind_rollup(sqlite3_stmt *st, int base, const struct iot_tmsql_agg *
     sqlite3_bind_double(st, base + 6, r->sum);
     sqlite3_bind_double(st, base + 7, r->min);
     sqlite3_bind_double(st, base + 8, r->max);
+    sqlite3_bind_int64(st, base + 9, r->ints);
+    if (r->isum_over)
+        sqlite3_bind_double(st, base + 10, r->isum_approx);
+    else
+        sqlite3_bind_int64(st, base + 10, r->isum);
+    if (r->ints) {
+        sqlite3_bind_int64(st, base + 11, r->imin);
+        sqlite3_bind_int64(st, base + 12, r->imax);
+    } else {
+        sqlite3_bind_null(st, base + 11);
+        sqlite3_bind_null(st, base + 12);
+    }
 }
 
 typedef void (*bind_fn)(sqlite3_stmt *st, int base, const struct iot_tmsql_agg *a,

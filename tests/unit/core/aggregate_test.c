@@ -79,7 +79,7 @@ static struct iot_agg_bucket brute(int64_t start, int64_t window, int64_t from, 
 static void check(int64_t from, int64_t to, int64_t window, bool expect_rollups)
 {
     struct iot_agg_result res;
-    assert_int_equal(iot_aggregate(&tm, 1, "temp", from, to, window, &res), IOT_OK);
+    assert_int_equal(iot_aggregate(&tm, 1, "temp", from, to, window, IOT_AGG_MEAN, &res), IOT_OK);
     int64_t total = 0;
     for (size_t i = 0; i < res.n; i++) {
         struct iot_agg_bucket want = brute(res.buckets[i].start, window, from, to);
@@ -124,8 +124,8 @@ static void functions_and_limits(void **state)
     assert_int_equal(fn, IOT_AGG_MEAN);
     assert_int_equal(iot_agg_parse("median", &fn), IOT_EINVAL);
     struct iot_agg_result res;
-    assert_int_equal(iot_aggregate(&tm, 1, "temp", 0, T0, 1000, &res), IOT_ELIMIT);
-    assert_int_equal(iot_aggregate(&tm, 1, "temp", T0, T0 - 1, 1000, &res), IOT_EINVAL);
+    assert_int_equal(iot_aggregate(&tm, 1, "temp", 0, T0, 1000, IOT_AGG_MEAN, &res), IOT_ELIMIT);
+    assert_int_equal(iot_aggregate(&tm, 1, "temp", T0, T0 - 1, 1000, IOT_AGG_MEAN, &res), IOT_EINVAL);
 }
 
 int main(void)

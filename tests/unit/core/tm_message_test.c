@@ -11,6 +11,7 @@
 #include "core/secrets.h"
 #include "core/tm_message.h"
 #include "util/err.h"
+#include "util/json_out.h"
 
 #define NOW INT64_C(1795777214123)
 
@@ -122,20 +123,32 @@ static void long_names_and_strings(void **state)
     iot_tm_parsed_free(&p);
 }
 
+/* A value prints as it was sent: an integer exact (past 2^53 too), a real
+ * a real even when integral. */
 static void values_print_naturally(void **state)
 {
-    struct iot_tm_value v = {.type = IOT_TM_NUMBER, .num = 42};
+    struct iot_tm_value v = {.type = IOT_TM_NUMBER, .num = 9007199254740992.0, .is_int = true,
+                             .i = INT64_C(9007199254740993)};
     json_t *j = iot_tm_value_json(&v);
     assert_true(json_is_integer(j));
+    assert_int_equal(json_integer_value(j), INT64_C(9007199254740993));
     json_decref(j);
-    v.num = 0.5;
+    v = (struct iot_tm_value){.type = IOT_TM_NUMBER, .num = 42.0};
     j = iot_tm_value_json(&v);
     assert_true(json_is_real(j));
     json_decref(j);
+    struct iot_tm_parsed p;
+    char err[256] = "";
+    assert_int_equal(parse("{\"data\":{\"i\":9007199254740993,\"r\":42.0}}", false, &p, err),
+                     IOT_OK);
+    assert_true(p.msgs[0].points[0].value.is_int);
+    assert_int_equal(p.msgs[0].points[0].value.i, INT64_C(9007199254740993));
+    assert_false(p.msgs[0].points[1].value.is_int);
+    iot_tm_parsed_free(&p);
 }
 
 /* data_json is written without jansson when no value is a string: it must
- * be the very text json_dumps(JSON_COMPACT) gives, for every kind of number
+ * be the very text iot_json_dumps gives (jansson's, reals shortest), for every kind of number
  * (integers at the edges, reals tiny, huge, integral, negative, with
  * exponents) — checked against jansson for thousands of values. */
 static void data_json_is_jansson_text(void **state)
@@ -168,7 +181,7 @@ static void data_json_is_jansson_text(void **state)
         json_error_t jerr;
         json_t *obj = json_loads(body, 0, &jerr);
         assert_non_null(obj);
-        char *want = json_dumps(json_object_get(obj, "data"), JSON_COMPACT);
+        char *want = iot_json_dumps(json_object_get(obj, "data"));
         struct iot_tm_parsed p;
         char err[256] = "";
         assert_int_equal(iot_tm_parse_one(obj, 7, 3, NOW, &p, err, sizeof err), IOT_OK);
@@ -177,6 +190,50 @@ static void data_json_is_jansson_text(void **state)
         iot_tm_parsed_free(&p);
         free(want);
         json_decref(obj);
+    }
+}
+
+/* Numbers keep their value as text: integers exact past 2^53, reals in
+ * the shortest form that reads back to the same double, -0.0 kept — on
+ * the hand-written path and on jansson's (a message with a string). */
+static void numbers_keep_their_exact_value(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"0.1", "0.1"},
+        {"0.47341899999999998", "0.473419"},
+        {"1e300", "1e300"},
+        {"5e-324", "5e-324"},
+        {"-0.0", "-0.0"},
+        {"1e21", "1e21"},
+        {"123456789012345680000", NULL}, /* too big for an integer: refused by jansson */
+        {"123456789012345680000.0", "1.2345678901234568e20"},
+        {"9007199254740993", "9007199254740993"},
+        {"-9007199254740993", "-9007199254740993"},
+        {"2.50", "2.5"},
+        {"100.0", "100.0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int with_string = 0; with_string < 2; with_string++) {
+            char body[256], want[256];
+            snprintf(body, sizeof body, "{\"data\":{\"v\":%s%s}}", cases[i][0],
+                     with_string ? ",\"s\":\"x\"" : "");
+            json_t *obj = json_loads(body, 0, NULL);
+            if (!cases[i][1]) {
+                assert_null(obj);
+                continue;
+            }
+            assert_non_null(obj);
+            snprintf(want, sizeof want, "{\"v\":%s%s}", cases[i][1],
+                     with_string ? ",\"s\":\"x\"" : "");
+            struct iot_tm_parsed p;
+            char err[256] = "";
+            assert_int_equal(iot_tm_parse_one(obj, 7, 3, NOW, &p, err, sizeof err), IOT_OK);
+            if (strcmp(p.msgs[0].data_json, want) != 0)
+                fail_msg("%s gave %s, want %s", body, p.msgs[0].data_json, want);
+            iot_tm_parsed_free(&p);
+            json_decref(obj);
+        }
     }
 }
 
@@ -190,6 +247,7 @@ int main(void)
         cmocka_unit_test(long_names_and_strings),
         cmocka_unit_test(values_print_naturally),
         cmocka_unit_test(data_json_is_jansson_text),
+        cmocka_unit_test(numbers_keep_their_exact_value),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -214,14 +214,65 @@ void iot_config_free(struct iot_config *cfg)
         }
 }
 
+static void append(char *out, size_t size, size_t *o, const char *s, size_t len)
+{
+    if (*o + 1 >= size)
+        return;
+    size_t room = size - 1 - *o;
+    size_t n = len < room ? len : room;
+    memcpy(out + *o, s, n);
+    *o += n;
+    out[*o] = '\0';
+}
+
+/* Copies the query string q (after '?'), replacing the value of every
+ * password= parameter (libpq reads one there) by "***". */
+static void append_redacted_query(char *out, size_t size, size_t *o, const char *q)
+{
+    while (*q) {
+        size_t len = strcspn(q, "&#");
+        if (len >= 9 && strncasecmp(q, "password=", 9) == 0) {
+            append(out, size, o, q, 9);
+            append(out, size, o, "***", 3);
+        } else {
+            append(out, size, o, q, len);
+        }
+        q += len;
+        if (*q == '#') {
+            append(out, size, o, q, strlen(q));
+            return;
+        }
+        if (*q)
+            append(out, size, o, q++, 1);
+    }
+}
+
 void iot_config_redact_url(const char *url, char *out, size_t size)
 {
-    const char *auth = strstr(url, "://");
-    const char *at = auth ? strchr(auth + 3, '@') : NULL;
-    const char *colon = at ? memchr(auth + 3, ':', (size_t)(at - auth - 3)) : NULL;
-    if (!colon) {
-        snprintf(out, size, "%s", url);
+    if (size == 0)
         return;
+    out[0] = '\0';
+    size_t o = 0;
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme ? scheme + 3 : url;
+    size_t auth_len = strcspn(auth, "/?#");
+    /* The last '@' of the authority ends the user info: a password may hold
+     * an '@' of its own. */
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + auth_len; p++)
+        if (*p == '@')
+            at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    const char *rest = auth;
+    if (colon) {
+        append(out, size, &o, url, (size_t)(colon + 1 - url));
+        append(out, size, &o, "***", 3);
+        rest = at;
+    } else {
+        append(out, size, &o, url, (size_t)(auth - url));
     }
-    snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
+    const char *query = strchr(rest, '?');
+    append(out, size, &o, rest, query ? (size_t)(query + 1 - rest) : strlen(rest));
+    if (query)
+        append_redacted_query(out, size, &o, query + 1);
 }

@@ -103,6 +103,16 @@ static void redacts_url_passwords(void **state)
     assert_string_equal(out, "sqlite:///var/lib/iotflow.db");
     iot_config_redact_url("postgresql://user@host/db", out, sizeof out);
     assert_string_equal(out, "postgresql://user@host/db");
+    /* A password holding '@', and one given as a libpq query parameter. */
+    iot_config_redact_url("postgresql://u:p@ss@host/db", out, sizeof out);
+    assert_string_equal(out, "postgresql://u:***@host/db");
+    iot_config_redact_url("postgresql://host/db?user=u&password=s3cret&sslmode=require", out,
+                          sizeof out);
+    assert_string_equal(out, "postgresql://host/db?user=u&password=***&sslmode=require");
+    iot_config_redact_url("postgresql://host/db?PASSWORD=s3cret#x", out, sizeof out);
+    assert_string_equal(out, "postgresql://host/db?PASSWORD=***#x");
+    iot_config_redact_url("postgresql://u:pw@host/db", out, 12);
+    assert_string_equal(out, "postgresql:");
 }
 
 int main(void)

@@ -1,0 +1,192 @@
+#include "http/conn_guard.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+
+enum phase { PHASE_HEADER, PHASE_BODY, PHASE_NONE };
+
+struct iot_conn_track {
+    struct iot_conn_track *prev, *next; /* under the guard's lock */
+    int fd;
+    _Atomic int64_t deadline_us; /* 0 = none */
+    _Atomic int phase;           /* what the deadline is for, for the log */
+    size_t uri_len;              /* owner thread only */
+    int64_t header_us, body_us;  /* copies of the guard's, read without it */
+};
+
+struct iot_conn_guard {
+    pthread_mutex_t lock; /* the list; held while shutting a socket down */
+    struct iot_conn_track head;
+    int64_t header_us, body_us;
+
+    pthread_t reaper;
+    bool reaper_running;
+    pthread_cond_t wake;
+    bool stopping; /* under lock */
+};
+
+#define REAPER_PERIOD_MS 500
+
+static void set_phase(struct iot_conn_track *t, enum phase p, int64_t timeout_us, int64_t now_us)
+{
+    atomic_store_explicit(&t->phase, (int)p, memory_order_relaxed);
+    atomic_store_explicit(&t->deadline_us, timeout_us ? now_us + timeout_us : 0,
+                          memory_order_relaxed);
+}
+
+/* Shuts down every overdue socket; returns how many, per phase. Runs under
+ * the lock, so that no tracked socket can be closed (and its number reused)
+ * meanwhile. */
+static void reap_overdue(struct iot_conn_guard *g, int64_t now_us, unsigned counts[2])
+{
+    for (struct iot_conn_track *t = g->head.next; t != &g->head; t = t->next) {
+        int64_t deadline = atomic_load_explicit(&t->deadline_us, memory_order_relaxed);
+        if (deadline == 0 || deadline > now_us)
+            continue;
+        int phase = atomic_load_explicit(&t->phase, memory_order_relaxed);
+        atomic_store_explicit(&t->deadline_us, 0, memory_order_relaxed); /* once */
+        if (shutdown(t->fd, SHUT_RDWR) == 0 && phase <= PHASE_BODY)
+            counts[phase]++;
+    }
+}
+
+static void *reaper_main(void *arg)
+{
+    struct iot_conn_guard *g = arg;
+    pthread_mutex_lock(&g->lock);
+    while (!g->stopping) {
+        struct timespec until = iot_deadline_ms(CLOCK_MONOTONIC, REAPER_PERIOD_MS);
+        pthread_cond_timedwait(&g->wake, &g->lock, &until);
+        if (g->stopping)
+            break;
+        unsigned counts[2] = {0, 0};
+        reap_overdue(g, iot_mono_us(), counts);
+        if (counts[0] + counts[1]) {
+            pthread_mutex_unlock(&g->lock);
+            IOT_WARN("http: closed %u connection(s) whose request header was not complete "
+                     "within %llds and %u whose body was not within %llds",
+                     counts[0], (long long)(g->header_us / 1000000), counts[1],
+                     (long long)(g->body_us / 1000000));
+            pthread_mutex_lock(&g->lock);
+        }
+    }
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+static bool start_reaper(struct iot_conn_guard *g)
+{
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return false;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&g->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0)
+        return false;
+    if (pthread_create(&g->reaper, NULL, reaper_main, g) != 0) {
+        pthread_cond_destroy(&g->wake);
+        return false;
+    }
+    g->reaper_running = true;
+    return true;
+}
+
+struct iot_conn_guard *iot_conn_guard_new(unsigned header_timeout, unsigned body_timeout)
+{
+    struct iot_conn_guard *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    pthread_mutex_init(&g->lock, NULL);
+    g->head.next = g->head.prev = &g->head;
+    g->header_us = (int64_t)header_timeout * 1000000;
+    g->body_us = (int64_t)body_timeout * 1000000;
+    if ((header_timeout || body_timeout) && !start_reaper(g)) {
+        IOT_ERROR("http: cannot start the slow-connection reaper: %s", strerror(errno));
+        pthread_mutex_destroy(&g->lock);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void iot_conn_guard_free(struct iot_conn_guard *g)
+{
+    if (!g)
+        return;
+    if (g->reaper_running) {
+        pthread_mutex_lock(&g->lock);
+        g->stopping = true;
+        pthread_cond_signal(&g->wake);
+        pthread_mutex_unlock(&g->lock);
+        pthread_join(g->reaper, NULL);
+        pthread_cond_destroy(&g->wake);
+    }
+    /* Only left over if libmicrohttpd failed to notify a close. */
+    while (g->head.next != &g->head)
+        iot_conn_guard_untrack(g, g->head.next);
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+}
+
+struct iot_conn_track *iot_conn_guard_track(struct iot_conn_guard *g, int fd)
+{
+    struct iot_conn_track *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->fd = fd;
+    t->header_us = g->header_us;
+    t->body_us = g->body_us;
+    set_phase(t, PHASE_HEADER, t->header_us, iot_mono_us());
+    pthread_mutex_lock(&g->lock);
+    t->next = g->head.next;
+    t->prev = &g->head;
+    g->head.next->prev = t;
+    g->head.next = t;
+    pthread_mutex_unlock(&g->lock);
+    return t;
+}
+
+void iot_conn_guard_untrack(struct iot_conn_guard *g, struct iot_conn_track *t)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&g->lock);
+    t->prev->next = t->next;
+    t->next->prev = t->prev;
+    pthread_mutex_unlock(&g->lock);
+    free(t);
+}
+
+void iot_conn_track_header_done(struct iot_conn_track *t, bool has_body, int64_t now_us)
+{
+    if (t)
+        set_phase(t, has_body ? PHASE_BODY : PHASE_NONE, has_body ? t->body_us : 0, now_us);
+}
+
+void iot_conn_track_body_done(struct iot_conn_track *t)
+{
+    if (t)
+        set_phase(t, PHASE_NONE, 0, 0);
+}
+
+void iot_conn_track_request_done(struct iot_conn_track *t, int64_t now_us)
+{
+    if (t)
+        set_phase(t, PHASE_HEADER, t->header_us, now_us);
+}
+
+void iot_conn_track_set_uri_len(struct iot_conn_track *t, size_t len)
+{
+    if (t)
+        t->uri_len = len;
+}
+
+size_t iot_conn_track_uri_len(const struct iot_conn_track *t) { return t ? t->uri_len : 0; }

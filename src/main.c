@@ -136,6 +136,11 @@ static int serve(const struct iot_config *cfg)
         .host = cfg->host, .port = (uint16_t)cfg->port, .threads = app.threads,
         .max_connections = (unsigned)cfg->max_connections, .max_body = (size_t)cfg->max_body,
         .epoll = cfg->http_epoll,
+        .max_connections_per_ip = (unsigned)cfg->max_connections_per_ip,
+        .header_timeout = (unsigned)cfg->http_header_timeout,
+        .body_timeout = (unsigned)cfg->http_body_timeout,
+        .max_uri = (size_t)cfg->http_max_uri, .max_header = (size_t)cfg->http_max_header,
+        .cors_origins = cfg->cors_origins, .trusted_proxies = cfg->trusted_proxies,
         .routes = iot_api_routes, .n_routes = iot_api_n_routes, .app = &app};
     struct iot_server *server = iot_server_start(&scfg);
     int status = EXIT_FAILURE;

@@ -307,10 +307,10 @@ static bool refuse_early(struct iot_server *s, struct iot_req *r, const struct h
                          size_t uri_len)
 {
     r->close_after = true;
-    if (uri_len > s->cfg.max_uri) {
+    if (s->cfg.max_uri && uri_len > s->cfg.max_uri) {
         iot_reply_error(r, 414, "URI Too Long", "the request target exceeds %zu bytes",
                         s->cfg.max_uri);
-    } else if (h->bytes > s->cfg.max_header) {
+    } else if (s->cfg.max_header && h->bytes > s->cfg.max_header) {
         iot_reply_error(r, 431, "Request Header Fields Too Large",
                         "the request header exceeds %zu bytes", s->cfg.max_header);
     } else if (h->content_length > 1) {

@@ -26,8 +26,8 @@ struct iot_server_config {
     unsigned max_connections_per_ip; /* 0 = no cap */
     unsigned header_timeout;         /* seconds for a whole request header; 0 = none */
     unsigned body_timeout;           /* seconds for a whole request body; 0 = none */
-    size_t max_uri;                  /* request target bytes (414 above) */
-    size_t max_header;               /* request header bytes (431 above) */
+    size_t max_uri;                  /* request target bytes (414 above); 0 = ours off */
+    size_t max_header;               /* request header bytes (431 above); 0 = ours off */
     const char *cors_origins;        /* "*" or a comma-separated list (cors.h) */
     const char *trusted_proxies;     /* "" or addresses/CIDRs (client_addr.h) */
     const struct iot_route *routes;

@@ -57,8 +57,8 @@ static const struct opt options[] = {
      "simultaneous connections from one client address (the TCP peer: behind a reverse proxy, "
      "the proxy); 0 = no cap"},
     {"IOTFLOW_HTTP_HEADER_TIMEOUT", "http-header-timeout", OPT_INT, FIELD(http_header_timeout),
-     "30", 0, 3600, "seconds a client has to send a whole request header (also how long an "
-     "idle keep-alive connection waits for its next request); 0 = no limit"},
+     "30", 0, 3600, "seconds a client has to send a whole request header, from its first line "
+     "(a new connection: from connecting); 0 = no limit"},
     {"IOTFLOW_HTTP_BODY_TIMEOUT", "http-body-timeout", OPT_INT, FIELD(http_body_timeout), "60",
      0, 3600, "seconds a client has to send a whole request body; 0 = no limit"},
     {"IOTFLOW_HTTP_MAX_URI", "http-max-uri", OPT_INT, FIELD(http_max_uri), "8192", 256, 65536,

@@ -18,13 +18,13 @@ struct iot_conn_track {
     _Atomic int64_t deadline_us; /* 0 = none */
     _Atomic int phase;           /* what the deadline is for, for the log */
     size_t uri_len;              /* owner thread only */
-    int64_t header_us, body_us;  /* copies of the guard's, read without it */
+    int64_t header_us, body_us, idle_us; /* copies of the guard's, read without it */
 };
 
 struct iot_conn_guard {
     pthread_mutex_t lock; /* the list; held while shutting a socket down */
     struct iot_conn_track head;
-    int64_t header_us, body_us;
+    int64_t header_us, body_us, idle_us;
 
     pthread_t reaper;
     bool reaper_running;
@@ -99,7 +99,8 @@ static bool start_reaper(struct iot_conn_guard *g)
     return true;
 }
 
-struct iot_conn_guard *iot_conn_guard_new(unsigned header_timeout, unsigned body_timeout)
+struct iot_conn_guard *iot_conn_guard_new(unsigned header_timeout, unsigned body_timeout,
+                                          unsigned idle_timeout)
 {
     struct iot_conn_guard *g = calloc(1, sizeof *g);
     if (!g)
@@ -108,6 +109,7 @@ struct iot_conn_guard *iot_conn_guard_new(unsigned header_timeout, unsigned body
     g->head.next = g->head.prev = &g->head;
     g->header_us = (int64_t)header_timeout * 1000000;
     g->body_us = (int64_t)body_timeout * 1000000;
+    g->idle_us = (int64_t)idle_timeout * 1000000;
     if ((header_timeout || body_timeout) && !start_reaper(g)) {
         IOT_ERROR("http: cannot start the slow-connection reaper: %s", strerror(errno));
         pthread_mutex_destroy(&g->lock);
@@ -144,6 +146,7 @@ struct iot_conn_track *iot_conn_guard_track(struct iot_conn_guard *g, int fd)
     t->fd = fd;
     t->header_us = g->header_us;
     t->body_us = g->body_us;
+    t->idle_us = g->idle_us;
     set_phase(t, PHASE_HEADER, t->header_us, iot_mono_us());
     pthread_mutex_lock(&g->lock);
     t->next = g->head.next;
@@ -165,6 +168,17 @@ void iot_conn_guard_untrack(struct iot_conn_guard *g, struct iot_conn_track *t)
     free(t);
 }
 
+/* Only ever brings the deadline closer: a client must not be able to
+ * extend it by starting a request late. */
+void iot_conn_track_request_line(struct iot_conn_track *t, int64_t now_us)
+{
+    if (!t || !t->header_us)
+        return;
+    int64_t deadline = atomic_load_explicit(&t->deadline_us, memory_order_relaxed);
+    if (deadline == 0 || deadline > now_us + t->header_us)
+        set_phase(t, PHASE_HEADER, t->header_us, now_us);
+}
+
 void iot_conn_track_header_done(struct iot_conn_track *t, bool has_body, int64_t now_us)
 {
     if (t)
@@ -180,7 +194,7 @@ void iot_conn_track_body_done(struct iot_conn_track *t)
 void iot_conn_track_request_done(struct iot_conn_track *t, int64_t now_us)
 {
     if (t)
-        set_phase(t, PHASE_HEADER, t->header_us, now_us);
+        set_phase(t, PHASE_HEADER, t->header_us ? t->idle_us + t->header_us : 0, now_us);
 }
 
 void iot_conn_track_set_uri_len(struct iot_conn_track *t, size_t len)

@@ -5,10 +5,15 @@
  * guard tracks every connection (created on libmicrohttpd's STARTED
  * notification, freed on CLOSED) with the deadline of its current phase:
  *
- *   awaiting a request header   now + header timeout (also between
- *                               keep-alive requests)
- *   receiving a request body    now + body timeout (from the end of the
- *                               header to the end of the body)
+ *   new, awaiting its first     connected + header timeout
+ *   request header
+ *   idle between keep-alive     answered + idle timeout + header timeout:
+ *   requests                    libmicrohttpd's own idle timeout closes a
+ *                               silent connection first; this only bounds
+ *                               one that trickles its next request line
+ *   reading a request header    min(the above, request line + header
+ *                               timeout)
+ *   receiving a request body    header end + body timeout
  *   being handled, suspended,   no deadline: our own code is in charge
  *   or streaming its answer
  *
@@ -33,9 +38,11 @@
 struct iot_conn_guard;
 struct iot_conn_track;
 
-/* Timeouts in seconds, 0 = none. Starts the reaper only if one is set.
- * NULL on failure (logged). */
-struct iot_conn_guard *iot_conn_guard_new(unsigned header_timeout, unsigned body_timeout);
+/* Timeouts in seconds, 0 = none; idle_timeout is libmicrohttpd's (the
+ * header deadline of a kept-alive connection starts after it). Starts the
+ * reaper only if header or body timeout is set. NULL on failure (logged). */
+struct iot_conn_guard *iot_conn_guard_new(unsigned header_timeout, unsigned body_timeout,
+                                          unsigned idle_timeout);
 /* Stops the reaper and frees. Every connection must have been untracked
  * (libmicrohttpd's daemon stopped). NULL is a no-op. */
 void iot_conn_guard_free(struct iot_conn_guard *g);
@@ -48,6 +55,7 @@ void iot_conn_guard_untrack(struct iot_conn_guard *g, struct iot_conn_track *t);
 
 /* Phase changes (t may be NULL: then nothing happens). now_us is
  * iot_mono_us(), which the caller has at hand anyway. */
+void iot_conn_track_request_line(struct iot_conn_track *t, int64_t now_us);
 void iot_conn_track_header_done(struct iot_conn_track *t, bool has_body, int64_t now_us);
 void iot_conn_track_body_done(struct iot_conn_track *t);
 void iot_conn_track_request_done(struct iot_conn_track *t, int64_t now_us);

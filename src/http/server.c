@@ -17,6 +17,9 @@
 #include "util/hex.h"
 #include "util/log.h"
 
+/* Seconds a connection may stay silent (libmicrohttpd's timeout). */
+#define IDLE_TIMEOUT 60
+
 struct iot_server {
     struct MHD_Daemon *daemon;
     struct iot_server_config cfg;
@@ -422,14 +425,18 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
 }
 
-/* Called once per request with the target exactly as sent, before it is
- * split and decoded: the length the 414 limit applies to. */
+/* Called once per request when its request line is in, with the target
+ * exactly as sent, before it is split and decoded: the length the 414
+ * limit applies to, and where the header deadline of a kept-alive
+ * connection starts. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    if (info)
+    if (info) {
         iot_conn_track_set_uri_len(info->socket_context, strlen(uri));
+        iot_conn_track_request_line(info->socket_context, iot_mono_us());
+    }
     return NULL;
 }
 
@@ -505,7 +512,7 @@ static bool server_prepare(struct iot_server *s)
         IOT_WARN("trusted proxies are set: IOTFLOW_MAX_CONNECTIONS_PER_IP=%u counts the TCP "
                  "peer, so it caps each proxy as a whole (raise it, or 0 for no cap)",
                  s->cfg.max_connections_per_ip);
-    s->guard = iot_conn_guard_new(s->cfg.header_timeout, s->cfg.body_timeout);
+    s->guard = iot_conn_guard_new(s->cfg.header_timeout, s->cfg.body_timeout, IDLE_TIMEOUT);
     return s->guard != NULL;
 }
 
@@ -549,14 +556,14 @@ struct iot_server *iot_server_start(const struct iot_server_config *cfg)
                      MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    /* The 60 s timeout counts idle time only; the guard's deadlines (header,
-     * body) bound a client that trickles bytes to stay "active". */
+    /* The idle timeout counts silent time only; the guard's deadlines
+     * (header, body) bound a client that trickles bytes to stay "active". */
     s->daemon = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
         cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory(cfg),
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,

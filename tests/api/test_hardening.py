@@ -199,6 +199,26 @@ def test_idle_keep_alive_then_slow_header_is_closed(start_server):
         s.close()
 
 
+def test_idle_keep_alive_outlives_the_header_deadline(start_server):
+    """A silent kept-alive connection (a load balancer's pool) is left to the
+    60 s idle timeout: the header deadline starts with the next request."""
+    srv = start_server(env=SLOW_ENV)
+    s = connect(srv, "127.0.0.6")
+    try:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(5)
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        end = time.monotonic() + 2 + CLOSE_BOUND
+        while time.monotonic() < end:
+            assert not is_closed(s), "idle keep-alive connection closed by the header deadline"
+            time.sleep(0.1)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(5)
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+    finally:
+        s.close()
+
+
 def test_fast_requests_are_not_cut(start_server):
     """A long-running keep-alive client that always completes its requests
     quickly is never closed by the deadlines."""

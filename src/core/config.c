@@ -54,8 +54,8 @@ static const struct opt options[] = {
      "connections, slower with fewer"},
     {"IOTFLOW_MAX_CONNECTIONS_PER_IP", "max-connections-per-ip", OPT_INT,
      FIELD(max_connections_per_ip), "128", 0, 100000,
-     "simultaneous connections from one client address (the TCP peer: behind a reverse proxy, "
-     "the proxy); 0 = no cap"},
+     "simultaneous connections from one client address (the TCP peer; a trusted proxy is not "
+     "capped); 0 = no cap"},
     {"IOTFLOW_HTTP_HEADER_TIMEOUT", "http-header-timeout", OPT_INT, FIELD(http_header_timeout),
      "30", 0, 3600, "seconds a client has to send a whole request header, from its first line "
      "(a new connection: from connecting); 0 = no limit"},

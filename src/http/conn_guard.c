@@ -7,7 +7,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <sodium.h>
+
+#include "http/client_addr.h"
 #include "util/clock.h"
+#include "util/hash_table.h"
 #include "util/log.h"
 
 enum phase { PHASE_HEADER, PHASE_BODY, PHASE_NONE };
@@ -18,6 +22,8 @@ struct iot_conn_track {
     _Atomic int64_t deadline_us; /* 0 = none */
     _Atomic int phase;           /* what the deadline is for, for the log */
     size_t uri_len;              /* owner thread only */
+    struct iot_ip peer;
+    bool counted; /* peer holds a unit of by_ip */
     int64_t header_us, body_us, idle_us; /* copies of the guard's, read without it */
 };
 
@@ -25,6 +31,10 @@ struct iot_conn_guard {
     pthread_mutex_t lock; /* the list; held while shutting a socket down */
     struct iot_conn_track head;
     int64_t header_us, body_us, idle_us;
+    unsigned per_ip_cap;
+    const struct iot_trusted_proxies *exempt;
+    struct iot_mtab by_ip; /* struct iot_ip → open connections (i64) */
+    unsigned refused;      /* over the cap since the reaper last said so */
 
     pthread_t reaper;
     bool reaper_running;
@@ -68,6 +78,14 @@ static void *reaper_main(void *arg)
             break;
         unsigned counts[2] = {0, 0};
         reap_overdue(g, iot_mono_us(), counts);
+        unsigned refused = g->refused;
+        g->refused = 0;
+        if (refused) {
+            pthread_mutex_unlock(&g->lock);
+            IOT_WARN("http: refused %u connection(s) from addresses already holding %u",
+                     refused, g->per_ip_cap);
+            pthread_mutex_lock(&g->lock);
+        }
         if (counts[0] + counts[1]) {
             pthread_mutex_unlock(&g->lock);
             IOT_WARN("http: closed %u connection(s) whose request header was not complete "
@@ -99,18 +117,25 @@ static bool start_reaper(struct iot_conn_guard *g)
     return true;
 }
 
-struct iot_conn_guard *iot_conn_guard_new(unsigned header_timeout, unsigned body_timeout,
-                                          unsigned idle_timeout)
+struct iot_conn_guard *iot_conn_guard_new(const struct iot_conn_guard_config *cfg)
 {
     struct iot_conn_guard *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
     pthread_mutex_init(&g->lock, NULL);
     g->head.next = g->head.prev = &g->head;
-    g->header_us = (int64_t)header_timeout * 1000000;
-    g->body_us = (int64_t)body_timeout * 1000000;
-    g->idle_us = (int64_t)idle_timeout * 1000000;
-    if ((header_timeout || body_timeout) && !start_reaper(g)) {
+    g->header_us = (int64_t)cfg->header_timeout * 1000000;
+    g->body_us = (int64_t)cfg->body_timeout * 1000000;
+    g->idle_us = (int64_t)cfg->idle_timeout * 1000000;
+    g->per_ip_cap = cfg->per_ip_cap;
+    g->exempt = cfg->exempt;
+    /* A random SipHash key: addresses are the client's choice (an IPv6
+     * client has a whole /64), so they must not be able to force
+     * collisions. */
+    unsigned char seed[IOT_MTAB_SEED_LEN];
+    randombytes_buf(seed, sizeof seed);
+    iot_mtab_init(&g->by_ip, seed);
+    if ((cfg->header_timeout || cfg->body_timeout) && !start_reaper(g)) {
         IOT_ERROR("http: cannot start the slow-connection reaper: %s", strerror(errno));
         pthread_mutex_destroy(&g->lock);
         free(g);
@@ -134,11 +159,49 @@ void iot_conn_guard_free(struct iot_conn_guard *g)
     /* Only left over if libmicrohttpd failed to notify a close. */
     while (g->head.next != &g->head)
         iot_conn_guard_untrack(g, g->head.next);
+    iot_mtab_clear(&g->by_ip, NULL, NULL);
     pthread_mutex_destroy(&g->lock);
     free(g);
 }
 
-struct iot_conn_track *iot_conn_guard_track(struct iot_conn_guard *g, int fd)
+bool iot_conn_guard_admit(struct iot_conn_guard *g, const struct sockaddr *peer)
+{
+    struct iot_ip ip;
+    if (!g->per_ip_cap || !iot_ip_from_sockaddr(peer, &ip) ||
+        iot_trusted_proxies_contains(g->exempt, &ip))
+        return true;
+    pthread_mutex_lock(&g->lock);
+    struct iot_mtab_node *n = iot_mtab_find(&g->by_ip, &ip, sizeof ip);
+    bool ok = !n || n->val.i64 < (int64_t)g->per_ip_cap;
+    g->refused += !ok;
+    pthread_mutex_unlock(&g->lock);
+    return ok;
+}
+
+/* Under the lock. A connection that cannot be counted (out of memory) is
+ * simply not counted: refusing it would be worse. */
+static void count_peer(struct iot_conn_guard *g, struct iot_conn_track *t)
+{
+    struct iot_mtab_node *n = iot_mtab_find(&g->by_ip, &t->peer, sizeof t->peer);
+    if (!n)
+        n = iot_mtab_add(&g->by_ip, &t->peer, sizeof t->peer);
+    if (!n)
+        return;
+    n->val.i64++;
+    t->counted = true;
+}
+
+static void uncount_peer(struct iot_conn_guard *g, struct iot_conn_track *t)
+{
+    if (!t->counted)
+        return;
+    struct iot_mtab_node *n = iot_mtab_find(&g->by_ip, &t->peer, sizeof t->peer);
+    if (n && --n->val.i64 <= 0)
+        iot_mtab_remove(&g->by_ip, n);
+}
+
+struct iot_conn_track *iot_conn_guard_track(struct iot_conn_guard *g, int fd,
+                                            const struct sockaddr *peer)
 {
     struct iot_conn_track *t = calloc(1, sizeof *t);
     if (!t)
@@ -147,12 +210,15 @@ struct iot_conn_track *iot_conn_guard_track(struct iot_conn_guard *g, int fd)
     t->header_us = g->header_us;
     t->body_us = g->body_us;
     t->idle_us = g->idle_us;
+    bool known = iot_ip_from_sockaddr(peer, &t->peer);
     set_phase(t, PHASE_HEADER, t->header_us, iot_mono_us());
     pthread_mutex_lock(&g->lock);
     t->next = g->head.next;
     t->prev = &g->head;
     g->head.next->prev = t;
     g->head.next = t;
+    if (known && g->per_ip_cap)
+        count_peer(g, t);
     pthread_mutex_unlock(&g->lock);
     return t;
 }
@@ -164,12 +230,11 @@ void iot_conn_guard_untrack(struct iot_conn_guard *g, struct iot_conn_track *t)
     pthread_mutex_lock(&g->lock);
     t->prev->next = t->next;
     t->next->prev = t->prev;
+    uncount_peer(g, t);
     pthread_mutex_unlock(&g->lock);
     free(t);
 }
 
-/* Only ever brings the deadline closer: a client must not be able to
- * extend it by starting a request late. */
 void iot_conn_track_request_line(struct iot_conn_track *t, int64_t now_us)
 {
     if (!t || !t->header_us)

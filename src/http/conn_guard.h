@@ -17,6 +17,13 @@
  *   being handled, suspended,   no deadline: our own code is in charge
  *   or streaming its answer
  *
+ * The guard also counts connections per client address and refuses (through
+ * libmicrohttpd's accept policy) one over the per-address cap, unless the
+ * address is a trusted proxy: a proxy speaks for many clients. The check and
+ * the count are not one atomic step (the count moves on STARTED, which
+ * libmicrohttpd may still skip after accepting), so with N worker threads an
+ * address may briefly hold up to cap + N - 1 connections.
+ *
  * A reaper thread wakes every ~second and shuts down (shutdown(2), never
  * close) the socket of each connection past its deadline; libmicrohttpd then
  * sees end-of-file and closes and frees the connection itself. The reaper
@@ -37,19 +44,31 @@
 
 struct iot_conn_guard;
 struct iot_conn_track;
+struct iot_trusted_proxies;
+struct sockaddr;
 
-/* Timeouts in seconds, 0 = none; idle_timeout is libmicrohttpd's (the
- * header deadline of a kept-alive connection starts after it). Starts the
- * reaper only if header or body timeout is set. NULL on failure (logged). */
-struct iot_conn_guard *iot_conn_guard_new(unsigned header_timeout, unsigned body_timeout,
-                                          unsigned idle_timeout);
+struct iot_conn_guard_config {
+    unsigned header_timeout; /* seconds, 0 = none */
+    unsigned body_timeout;   /* seconds, 0 = none */
+    unsigned idle_timeout;   /* libmicrohttpd's: a kept-alive connection's
+                              * header deadline starts after it */
+    unsigned per_ip_cap;     /* connections per client address, 0 = no cap */
+    const struct iot_trusted_proxies *exempt; /* borrowed, outlives the guard */
+};
+
+/* Starts the reaper only if a timeout is set. NULL on failure (logged). */
+struct iot_conn_guard *iot_conn_guard_new(const struct iot_conn_guard_config *cfg);
 /* Stops the reaper and frees. Every connection must have been untracked
  * (libmicrohttpd's daemon stopped). NULL is a no-op. */
 void iot_conn_guard_free(struct iot_conn_guard *g);
 
-/* A new connection on socket fd, awaiting its first request header. NULL
- * when out of memory (the connection then simply has no deadline). */
-struct iot_conn_track *iot_conn_guard_track(struct iot_conn_guard *g, int fd);
+/* May a new connection from this peer be accepted (per-address cap)? */
+bool iot_conn_guard_admit(struct iot_conn_guard *g, const struct sockaddr *peer);
+/* A new connection on socket fd from peer, awaiting its first request
+ * header. NULL when out of memory (the connection then simply has no
+ * deadline and does not count). */
+struct iot_conn_track *iot_conn_guard_track(struct iot_conn_guard *g, int fd,
+                                            const struct sockaddr *peer);
 /* The connection is closing; t is freed. NULL is a no-op. */
 void iot_conn_guard_untrack(struct iot_conn_guard *g, struct iot_conn_track *t);
 

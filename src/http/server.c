@@ -410,15 +410,28 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* libmicrohttpd's accept policy: the per-address cap, which (unlike its
+ * own MHD_OPTION_PER_IP_CONNECTION_LIMIT) spares trusted proxies and does
+ * not log every refusal. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct iot_server *s = cls;
+    return iot_conn_guard_admit(s->guard, addr) ? MHD_YES : MHD_NO;
+}
+
 /* Every connection is tracked for its deadlines (conn_guard.h). */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     struct iot_server *s = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *info =
+        const union MHD_ConnectionInfo *fd =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        *socket_context = info ? iot_conn_guard_track(s->guard, info->connect_fd) : NULL;
+        const union MHD_ConnectionInfo *peer =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        *socket_context = fd ? iot_conn_guard_track(s->guard, fd->connect_fd,
+                                                    peer ? peer->client_addr : NULL)
+                             : NULL;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         iot_conn_guard_untrack(s->guard, *socket_context);
         *socket_context = NULL;
@@ -508,11 +521,11 @@ static bool server_prepare(struct iot_server *s)
                   bad);
         return false;
     }
-    if (s->proxies.n && s->cfg.max_connections_per_ip)
-        IOT_WARN("trusted proxies are set: IOTFLOW_MAX_CONNECTIONS_PER_IP=%u counts the TCP "
-                 "peer, so it caps each proxy as a whole (raise it, or 0 for no cap)",
-                 s->cfg.max_connections_per_ip);
-    s->guard = iot_conn_guard_new(s->cfg.header_timeout, s->cfg.body_timeout, IDLE_TIMEOUT);
+    struct iot_conn_guard_config gcfg = {
+        .header_timeout = s->cfg.header_timeout, .body_timeout = s->cfg.body_timeout,
+        .idle_timeout = IDLE_TIMEOUT, .per_ip_cap = s->cfg.max_connections_per_ip,
+        .exempt = &s->proxies};
+    s->guard = iot_conn_guard_new(&gcfg);
     return s->guard != NULL;
 }
 
@@ -559,11 +572,10 @@ struct iot_server *iot_server_start(const struct iot_server_config *cfg)
     /* The idle timeout counts silent time only; the guard's deadlines
      * (header, body) bound a client that trickles bytes to stay "active". */
     s->daemon = MHD_start_daemon(
-        flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        flags, cfg->port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
+        cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory(cfg),
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,

@@ -147,6 +147,32 @@ def test_per_ip_cap_keeps_others_served(start_server):
             s.close()
 
 
+def test_trusted_proxy_is_not_capped(start_server):
+    """A proxy speaks for many clients: the per-address cap spares it."""
+    srv = start_server(env={**SLOW_ENV, "IOTFLOW_TRUSTED_PROXIES": "127.0.0.7"})
+    held = [connect(srv, "127.0.0.7") for _ in range(6)]
+    try:
+        for s in held:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        for s in held:
+            s.settimeout(5)
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        assert not any(map(is_closed, held))
+    finally:
+        for s in held:
+            s.close()
+    said = "refused 3 connection(s) from addresses already holding 3"
+    others = [connect(srv, "127.0.0.8") for _ in range(6)]
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and said not in srv.stderr():
+            time.sleep(0.05)
+        assert sum(map(is_closed, others)) == 3 and said in srv.stderr(), srv.stderr()[-2000:]
+    finally:
+        for s in others:
+            s.close()
+
+
 def test_slow_header_is_closed_in_bounded_time(start_server):
     srv = start_server(env=SLOW_ENV)
     slow = [connect(srv, "127.0.0.3") for _ in range(3)]

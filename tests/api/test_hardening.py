@@ -326,6 +326,14 @@ def test_large_header_is_json_431(server):
     expect_error(r, 431)
 
 
+@pytest.mark.xfail(strict=True, reason="libmicrohttpd 0.9.75 answers a header that does not fit "
+                   "its per-connection memory itself, with a fixed HTML page")
+def test_header_beyond_library_memory_is_json(server):
+    r = requests.get(server.base + "/health", headers={"X-Pad": "p" * 40000}, timeout=10)
+    assert r.status_code == 431, describe(r)  # holds today: the status is right
+    expect_error(r, 431)                       # fails today: the body is HTML
+
+
 def test_header_under_limit_is_served(server):
     r = requests.get(server.base + "/health", headers={"X-Pad": "p" * 6000}, timeout=10)
     expect(r, 200)

@@ -51,9 +51,9 @@ static void set_phase(struct iot_conn_track *t, enum phase p, int64_t timeout_us
                           memory_order_relaxed);
 }
 
-/* Shuts down every overdue socket; returns how many, per phase. Runs under
- * the lock, so that no tracked socket can be closed (and its number reused)
- * meanwhile. */
+/* Shuts down every overdue socket and counts them per phase in counts.
+ * Runs under the lock, so that no tracked socket can be closed (and its
+ * number reused) meanwhile. */
 static void reap_overdue(struct iot_conn_guard *g, int64_t now_us, unsigned counts[2])
 {
     for (struct iot_conn_track *t = g->head.next; t != &g->head; t = t->next) {
@@ -65,6 +65,24 @@ static void reap_overdue(struct iot_conn_guard *g, int64_t now_us, unsigned coun
         if (shutdown(t->fd, SHUT_RDWR) == 0 && phase <= PHASE_BODY)
             counts[phase]++;
     }
+}
+
+/* One line per tick at most, written without the lock: a slow stderr must
+ * not hold up connections opening and closing. Called and returns locked. */
+static void report(struct iot_conn_guard *g, const unsigned counts[2], unsigned refused)
+{
+    if (refused == 0 && counts[0] + counts[1] == 0)
+        return;
+    pthread_mutex_unlock(&g->lock);
+    if (refused)
+        IOT_WARN("http: refused %u connection(s) from addresses already holding %u", refused,
+                 g->per_ip_cap);
+    if (counts[0] + counts[1])
+        IOT_WARN("http: closed %u connection(s) whose request header was not complete "
+                 "within %llds and %u whose body was not within %llds",
+                 counts[0], (long long)(g->header_us / 1000000), counts[1],
+                 (long long)(g->body_us / 1000000));
+    pthread_mutex_lock(&g->lock);
 }
 
 static void *reaper_main(void *arg)
@@ -80,20 +98,7 @@ static void *reaper_main(void *arg)
         reap_overdue(g, iot_mono_us(), counts);
         unsigned refused = g->refused;
         g->refused = 0;
-        if (refused) {
-            pthread_mutex_unlock(&g->lock);
-            IOT_WARN("http: refused %u connection(s) from addresses already holding %u",
-                     refused, g->per_ip_cap);
-            pthread_mutex_lock(&g->lock);
-        }
-        if (counts[0] + counts[1]) {
-            pthread_mutex_unlock(&g->lock);
-            IOT_WARN("http: closed %u connection(s) whose request header was not complete "
-                     "within %llds and %u whose body was not within %llds",
-                     counts[0], (long long)(g->header_us / 1000000), counts[1],
-                     (long long)(g->body_us / 1000000));
-            pthread_mutex_lock(&g->lock);
-        }
+        report(g, counts, refused);
     }
     pthread_mutex_unlock(&g->lock);
     return NULL;

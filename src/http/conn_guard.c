@@ -140,7 +140,8 @@ struct iot_conn_guard *iot_conn_guard_new(const struct iot_conn_guard_config *cf
     unsigned char seed[IOT_MTAB_SEED_LEN];
     randombytes_buf(seed, sizeof seed);
     iot_mtab_init(&g->by_ip, seed);
-    if ((cfg->header_timeout || cfg->body_timeout) && !start_reaper(g)) {
+    /* The reaper also reports refusals over the cap. */
+    if ((cfg->header_timeout || cfg->body_timeout || cfg->per_ip_cap) && !start_reaper(g)) {
         IOT_ERROR("http: cannot start the slow-connection reaper: %s", strerror(errno));
         pthread_mutex_destroy(&g->lock);
         free(g);

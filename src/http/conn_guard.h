@@ -56,7 +56,8 @@ struct iot_conn_guard_config {
     const struct iot_trusted_proxies *exempt; /* borrowed, outlives the guard */
 };
 
-/* Starts the reaper only if a timeout is set. NULL on failure (logged). */
+/* Starts the reaper only if a timeout or the cap is set. NULL on failure
+ * (logged). */
 struct iot_conn_guard *iot_conn_guard_new(const struct iot_conn_guard_config *cfg);
 /* Stops the reaper and frees. Every connection must have been untracked
  * (libmicrohttpd's daemon stopped). NULL is a no-op. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,8 @@ static int open_stores(const struct iot_config *cfg, struct iot_app *app)
         snprintf(url, sizeof url, "sqlite://%s/telemetry.db", cfg->data_dir);
     rc = iot_telemetry_open(url, cfg->fsync, &app->telemetry);
     if (rc) {
-        IOT_ERROR("cannot open the telemetry store (%s): %s; compiled-in backends: %s", url,
+        iot_config_redact_url(url, shown, sizeof shown);
+        IOT_ERROR("cannot open the telemetry store (%s): %s; compiled-in backends: %s", shown,
                   iot_strerror(rc), iot_telemetry_backend_names());
         iot_cache_close(&app->cache);
         iot_registry_close(&app->registry);
@@ -134,6 +136,11 @@ static int serve(const struct iot_config *cfg)
         .host = cfg->host, .port = (uint16_t)cfg->port, .threads = app.threads,
         .max_connections = (unsigned)cfg->max_connections, .max_body = (size_t)cfg->max_body,
         .epoll = cfg->http_epoll,
+        .max_connections_per_ip = (unsigned)cfg->max_connections_per_ip,
+        .header_timeout = (unsigned)cfg->http_header_timeout,
+        .body_timeout = (unsigned)cfg->http_body_timeout,
+        .max_uri = (size_t)cfg->http_max_uri, .max_header = (size_t)cfg->http_max_header,
+        .cors_origins = cfg->cors_origins, .trusted_proxies = cfg->trusted_proxies,
         .routes = iot_api_routes, .n_routes = iot_api_n_routes, .app = &app};
     struct iot_server *server = iot_server_start(&scfg);
     int status = EXIT_FAILURE;
@@ -156,6 +163,22 @@ static int serve(const struct iot_config *cfg)
     close_stores(&app);
     IOT_INFO("stopped");
     return status;
+}
+
+#define ADMIN_TOKEN_MIN 16
+
+/* The admin token is the only thing between the network and every user's
+ * data: a short one can be guessed. Empty stays allowed (admin API off). */
+static bool admin_token_ok(const char *token)
+{
+    size_t len = strlen(token);
+    if (len == 0 || len >= ADMIN_TOKEN_MIN)
+        return true;
+    IOT_ERROR("IOTFLOW_ADMIN_TOKEN is %zu bytes; at least %d are required so that it cannot be "
+              "guessed. Make one with: head -c 24 /dev/urandom | base64 (or leave it empty to "
+              "turn the admin API off)",
+              len, ADMIN_TOKEN_MIN);
+    return false;
 }
 
 /* SCHED_BATCH for this thread and every thread started after (they inherit
@@ -190,6 +213,10 @@ int main(int argc, char **argv)
     enum iot_log_level level = IOT_LOG_INFO;
     iot_log_parse_level(cfg.log_level, &level);
     iot_log_set_level(level);
+    if (!admin_token_ok(cfg.admin_token)) {
+        iot_config_free(&cfg);
+        return 2;
+    }
     if (iot_secrets_init()) {
         IOT_ERROR("libsodium failed to initialise");
         iot_config_free(&cfg);

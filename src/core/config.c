@@ -52,6 +52,25 @@ static const struct opt options[] = {
     {"IOTFLOW_HTTP_EPOLL", "http-epoll", OPT_BOOL, FIELD(http_epoll), "0", 0, 1,
      "wait for HTTP sockets with epoll instead of poll: better with more than ~250 open "
      "connections, slower with fewer"},
+    {"IOTFLOW_MAX_CONNECTIONS_PER_IP", "max-connections-per-ip", OPT_INT,
+     FIELD(max_connections_per_ip), "128", 0, 100000,
+     "simultaneous connections from one client address (the TCP peer; a trusted proxy is not "
+     "capped); 0 = no cap"},
+    {"IOTFLOW_HTTP_HEADER_TIMEOUT", "http-header-timeout", OPT_INT, FIELD(http_header_timeout),
+     "30", 0, 3600, "seconds a client has to send a whole request header, from its first line "
+     "(a new connection: from connecting); 0 = no limit"},
+    {"IOTFLOW_HTTP_BODY_TIMEOUT", "http-body-timeout", OPT_INT, FIELD(http_body_timeout), "60",
+     0, 3600, "seconds a client has to send a whole request body; 0 = no limit"},
+    {"IOTFLOW_HTTP_MAX_URI", "http-max-uri", OPT_INT, FIELD(http_max_uri), "8192", 256, 65536,
+     "longest accepted request target (path and query) in bytes (414 above)"},
+    {"IOTFLOW_HTTP_MAX_HEADER", "http-max-header", OPT_INT, FIELD(http_max_header), "8192", 1024,
+     262144, "largest accepted request header in bytes (431 above)"},
+    {"IOTFLOW_CORS_ORIGINS", "cors-origins", OPT_STRING, FIELD(cors_origins), "", 0, 0,
+     "origins allowed to call the API from a browser: * or a comma-separated list; empty: "
+     "CORS_ORIGINS (the original's name), else *"},
+    {"IOTFLOW_TRUSTED_PROXIES", "trusted-proxies", OPT_STRING, FIELD(trusted_proxies), "", 0, 0,
+     "reverse proxies (IPs and CIDRs, comma-separated) whose X-Forwarded-For names the client; "
+     "empty: the header is ignored"},
     {"IOTFLOW_TELEMETRY_URL", "telemetry-url", OPT_STRING, FIELD(telemetry_url), "", 0, 0,
      "telemetry store: sqlite:///path.db (default <data-dir>/telemetry.db)"},
     {"IOTFLOW_DEVICE_RATE_LIMIT", "device-rate-limit", OPT_INT, FIELD(device_rate_limit), "600", 0,
@@ -80,6 +99,9 @@ static const struct opt options[] = {
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
+
+/* Where the fallback for an empty IOTFLOW_CORS_ORIGINS is stored. */
+static const struct opt cors_option = {.type = OPT_STRING, .offset = FIELD(cors_origins)};
 
 static int parse_bool(const char *s, bool *out)
 {
@@ -200,6 +222,10 @@ int iot_config_load(struct iot_config *cfg, int argc, char **argv, FILE *out, FI
     int rc = load_args(cfg, argc, argv, out, err);
     if (rc)
         return rc;
+    /* The original's CORS_ORIGINS is honoured; our own name wins. */
+    const char *cors = getenv("CORS_ORIGINS");
+    if (!*cfg->cors_origins && set_value(cfg, &cors_option, cors && *cors ? cors : "*", err))
+        return IOT_EINVAL;
     enum iot_log_level level;
     if (iot_log_parse_level(cfg->log_level, &level)) {
         fprintf(err, "iotflowd: IOTFLOW_LOG_LEVEL must be debug, info, warn, error or off\n");
@@ -220,14 +246,65 @@ void iot_config_free(struct iot_config *cfg)
         }
 }
 
+static void append(char *out, size_t size, size_t *o, const char *s, size_t len)
+{
+    if (*o + 1 >= size)
+        return;
+    size_t room = size - 1 - *o;
+    size_t n = len < room ? len : room;
+    memcpy(out + *o, s, n);
+    *o += n;
+    out[*o] = '\0';
+}
+
+/* Copies the query string q (after '?'), replacing the value of every
+ * password= parameter (libpq reads one there) by "***". */
+static void append_redacted_query(char *out, size_t size, size_t *o, const char *q)
+{
+    while (*q) {
+        size_t len = strcspn(q, "&#");
+        if (len >= 9 && strncasecmp(q, "password=", 9) == 0) {
+            append(out, size, o, q, 9);
+            append(out, size, o, "***", 3);
+        } else {
+            append(out, size, o, q, len);
+        }
+        q += len;
+        if (*q == '#') {
+            append(out, size, o, q, strlen(q));
+            return;
+        }
+        if (*q)
+            append(out, size, o, q++, 1);
+    }
+}
+
 void iot_config_redact_url(const char *url, char *out, size_t size)
 {
-    const char *auth = strstr(url, "://");
-    const char *at = auth ? strchr(auth + 3, '@') : NULL;
-    const char *colon = at ? memchr(auth + 3, ':', (size_t)(at - auth - 3)) : NULL;
-    if (!colon) {
-        snprintf(out, size, "%s", url);
+    if (size == 0)
         return;
+    out[0] = '\0';
+    size_t o = 0;
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme ? scheme + 3 : url;
+    size_t auth_len = strcspn(auth, "/?#");
+    /* The last '@' of the authority ends the user info: a password may hold
+     * an '@' of its own. */
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + auth_len; p++)
+        if (*p == '@')
+            at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    const char *rest = auth;
+    if (colon) {
+        append(out, size, &o, url, (size_t)(colon + 1 - url));
+        append(out, size, &o, "***", 3);
+        rest = at;
+    } else {
+        append(out, size, &o, url, (size_t)(auth - url));
     }
-    snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
+    const char *query = strchr(rest, '?');
+    append(out, size, &o, rest, query ? (size_t)(query + 1 - rest) : strlen(rest));
+    if (query)
+        append_redacted_query(out, size, &o, query + 1);
 }

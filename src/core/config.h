@@ -32,6 +32,13 @@ struct iot_config {
     bool fsync;                  /* telemetry commits survive power loss, not only crashes */
     bool sched_batch;            /* all threads under SCHED_BATCH (see main.c) */
     bool http_epoll;             /* epoll instead of poll (see http/server.c) */
+    int64_t max_connections_per_ip; /* 0 = no cap */
+    int64_t http_header_timeout;    /* seconds for a whole request header; 0 = none */
+    int64_t http_body_timeout;      /* seconds for a whole request body; 0 = none */
+    int64_t http_max_uri;           /* request target bytes; more → 414 */
+    int64_t http_max_header;        /* request header bytes; more → 431 */
+    char *cors_origins;             /* "*" or a comma-separated list of origins */
+    char *trusted_proxies;          /* reverse proxies whose X-Forwarded-For counts */
     int64_t ingest_queue;        /* messages waiting for commit; more → 503 */
     int64_t retention_days;      /* raw telemetry */
     int64_t rollup_retention_days;

@@ -49,8 +49,36 @@ static bool json_depth_ok(const char *s, size_t len)
     return true;
 }
 
+/* application/json or any application/<x>+json, parameters (charset)
+ * allowed; case-insensitive as media types are. */
+bool iot_media_type_is_json(const char *ct)
+{
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t len = strcspn(ct, ";");
+    while (len && (ct[len - 1] == ' ' || ct[len - 1] == '\t'))
+        len--;
+    static const char app[] = "application/";
+    const size_t app_len = sizeof app - 1;
+    if (len <= app_len || strncasecmp(ct, app, app_len) != 0)
+        return false;
+    const char *sub = ct + app_len;
+    size_t sub_len = len - app_len;
+    if (sub_len == 4 && strncasecmp(sub, "json", 4) == 0)
+        return true;
+    return sub_len > 5 && strncasecmp(sub + sub_len - 5, "+json", 5) == 0;
+}
+
 json_t *iot_req_json_value(struct iot_req *r)
 {
+    /* A body without Content-Type stays accepted: device firmware sends
+     * none. Any other declared type is refused rather than guessed at. */
+    const char *ct = iot_req_header(r, "Content-Type");
+    if (ct && !iot_media_type_is_json(ct)) {
+        iot_reply_error(r, 415, "Unsupported Media Type",
+                        "the request body must be application/json");
+        return NULL;
+    }
     if (r->body_len == 0) {
         iot_reply_error(r, 400, "Invalid JSON", "the request body must be JSON");
         return NULL;

@@ -18,6 +18,7 @@
 #define IOT_JSON_MAX_DEPTH 32
 
 struct MHD_Connection;
+struct iot_conn_track;
 
 typedef long (*iot_stream_read_fn)(void *ctx, char *buf, size_t max);
 typedef void (*iot_stream_release_fn)(void *ctx);
@@ -40,6 +41,7 @@ struct iot_req {
     char *path_copy; /* storage behind params */
 
     bool suspended; /* waiting for another thread to finish the reply */
+    struct iot_conn_track *track; /* the connection's deadlines (conn_guard.h) */
 
     /* The answer. */
     int status; /* 0 until a reply is set */
@@ -51,6 +53,8 @@ struct iot_req {
     iot_stream_release_fn stream_release;
     void *stream_ctx;
     char allow[64];
+    bool close_after; /* "Connection: close": the byte stream cannot be trusted */
+    bool preflight;   /* a CORS preflight answer */
 };
 
 /* Request accessors (borrowed strings, NULL when absent). */
@@ -58,12 +62,17 @@ const char *iot_req_header(struct iot_req *r, const char *name);
 const char *iot_req_query(struct iot_req *r, const char *name);
 const char *iot_req_param(struct iot_req *r, size_t i);
 
-/* Parses the body as a JSON object. On any problem (empty, malformed, too
- * deep, not an object, embedded NUL) replies 400 and returns NULL. The
+/* Parses the body as a JSON object. A declared Content-Type other than JSON
+ * (see iot_media_type_is_json; none at all is accepted) replies 415; any
+ * other problem (empty, malformed, too deep, not an object, embedded NUL)
+ * replies 400; both return NULL. The
  * returned object is owned by the caller (json_decref). */
 json_t *iot_req_json_object(struct iot_req *r);
 /* The same for any JSON value (object, array, ...). */
 json_t *iot_req_json_value(struct iot_req *r);
+/* True for "application/json" and "application/<x>+json", with or without
+ * parameters such as charset. */
+bool iot_media_type_is_json(const char *content_type);
 
 /* Reads an integer query parameter into *out (def when absent), clamped to
  * max; negative or non-numeric → replies 400 and returns false. */

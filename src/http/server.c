@@ -10,14 +10,23 @@
 #include <sys/socket.h>
 
 #include "core/secrets.h"
+#include "http/client_addr.h"
+#include "http/conn_guard.h"
+#include "http/cors.h"
 #include "util/clock.h"
 #include "util/hex.h"
 #include "util/log.h"
+
+/* Seconds a connection may stay silent (libmicrohttpd's timeout). */
+#define IDLE_TIMEOUT 60
 
 struct iot_server {
     struct MHD_Daemon *daemon;
     struct iot_server_config cfg;
     uint16_t port;
+    struct iot_cors cors;
+    struct iot_trusted_proxies proxies;
+    struct iot_conn_guard *guard;
 };
 
 /* Headers on every response: no sniffing, no framing, no caching of API
@@ -64,20 +73,17 @@ static void new_request_id(char *buf, size_t size)
     snprintf(buf, size, "%08x%08x", p, atomic_fetch_add(&counter, 1));
 }
 
-static void set_client_ip(struct iot_req *r)
+/* The TCP peer, or behind a trusted proxy the address it forwarded. */
+static void set_client_ip(struct iot_server *s, struct iot_req *r, const char *xff)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf(r->client_ip, sizeof r->client_ip, "unknown");
-    if (!info || !info->client_addr)
+    struct iot_ip peer;
+    if (!info || !iot_ip_from_sockaddr(info->client_addr, &peer)) {
+        snprintf(r->client_ip, sizeof r->client_ip, "unknown");
         return;
-    const struct sockaddr *sa = info->client_addr;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->client_ip,
-                  sizeof r->client_ip);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                  r->client_ip, sizeof r->client_ip);
+    }
+    iot_client_addr_select(&s->proxies, &peer, xff, r->client_ip, sizeof r->client_ip);
 }
 
 static struct iot_req *request_new(struct iot_server *s, struct MHD_Connection *conn,
@@ -96,7 +102,9 @@ static struct iot_req *request_new(struct iot_server *s, struct MHD_Connection *
         snprintf(r->request_id, sizeof r->request_id, "%s", id);
     else
         new_request_id(r->request_id, sizeof r->request_id);
-    set_client_ip(r);
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    r->track = info ? info->socket_context : NULL;
     return r;
 }
 
@@ -128,6 +136,18 @@ static void request_append(struct iot_req *r, const char *data, size_t size, siz
     r->body[r->body_len] = '\0';
 }
 
+/* A CORS preflight on an existing route: 204, the route's methods. */
+static void reply_preflight(struct iot_req *r)
+{
+    size_t used = strlen(r->allow);
+    snprintf(r->allow + used, sizeof r->allow - used, "%sOPTIONS", used ? ", " : "");
+    free(r->resp_body);
+    r->resp_body = NULL;
+    r->resp_len = 0;
+    r->status = 204;
+    r->preflight = true;
+}
+
 static void dispatch(struct iot_server *s, struct iot_req *r)
 {
     if (r->body_too_large) {
@@ -148,6 +168,10 @@ static void dispatch(struct iot_server *s, struct iot_req *r)
         }
         return;
     case IOT_ROUTE_BAD_METHOD:
+        if (strcmp(r->method, "OPTIONS") == 0) {
+            reply_preflight(r);
+            return;
+        }
         iot_reply_error(r, 405, "Method Not Allowed", "%s is not allowed here; allowed: %s",
                         r->method, r->allow);
         return;
@@ -204,23 +228,134 @@ static struct MHD_Response *make_response(struct iot_req *r)
     return resp;
 }
 
-static enum MHD_Result send_reply(struct iot_req *r)
+/* Access-Control-* headers: on every answer the origin may read; on a
+ * preflight also what it may send. Nothing for an origin not listed. */
+static void add_cors_headers(struct iot_server *s, struct iot_req *r, struct MHD_Response *resp)
+{
+    bool vary;
+    const char *origin = s->cors.any ? NULL : iot_req_header(r, "Origin");
+    const char *allow = iot_cors_allow_origin(&s->cors, origin, &vary);
+    if (vary)
+        MHD_add_response_header(resp, "Vary", "Origin");
+    if (!allow)
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", allow);
+    if (!r->preflight) {
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", IOT_CORS_EXPOSE_HEADERS);
+        return;
+    }
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", r->allow);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", IOT_CORS_ALLOW_HEADERS);
+    MHD_add_response_header(resp, "Access-Control-Max-Age", IOT_CORS_MAX_AGE);
+}
+
+static enum MHD_Result send_reply(struct iot_server *s, struct iot_req *r)
 {
     struct MHD_Response *resp = make_response(r);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            r->resp_type ? r->resp_type : "application/json");
+    if (r->status != 204)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                r->resp_type ? r->resp_type : "application/json");
     MHD_add_response_header(resp, "X-Request-ID", r->request_id);
     for (size_t i = 0; i < sizeof security_headers / sizeof *security_headers; i++)
         MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
     if (r->retry_after[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, r->retry_after);
-    if (r->allow[0] && r->status == 405)
+    if (r->allow[0] && (r->status == 405 || r->preflight))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->close_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    add_cors_headers(s, r, resp);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+/* What the request header says about itself, gathered in one pass. */
+struct header_scan {
+    unsigned content_length; /* how many Content-Length fields */
+    unsigned transfer_encoding;
+    const char *te;  /* the last Transfer-Encoding value */
+    const char *xff; /* the last X-Forwarded-For value (the nearest proxy's) */
+    size_t bytes;    /* the header's size as sent, near enough: "k: v\r\n" */
+};
+
+#define IS_HEADER(key, key_size, lit) \
+    ((key_size) == sizeof lit - 1 && strncasecmp((key), lit, sizeof lit - 1) == 0)
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    struct header_scan *h = cls;
+    h->bytes += key_size + value_size + 4;
+    if (IS_HEADER(key, key_size, "Content-Length")) {
+        h->content_length++;
+    } else if (IS_HEADER(key, key_size, "Transfer-Encoding")) {
+        h->transfer_encoding++;
+        h->te = value;
+    } else if (IS_HEADER(key, key_size, "X-Forwarded-For")) {
+        h->xff = value;
+    }
+    return MHD_YES;
+}
+
+/* Refuses, before any body is read, a request whose size or framing we will
+ * not accept. Framing first: two lengths (or a length and chunking) let a
+ * proxy and us disagree where the request ends, and what we took for its
+ * body would be read as a second request (request smuggling); the answer
+ * closes the connection, since nothing after it can be trusted.
+ * Returns true when it has set the reply. */
+static bool refuse_early(struct iot_server *s, struct iot_req *r, const struct header_scan *h,
+                         size_t uri_len)
+{
+    r->close_after = true;
+    if (s->cfg.max_uri && uri_len > s->cfg.max_uri) {
+        iot_reply_error(r, 414, "URI Too Long", "the request target exceeds %zu bytes",
+                        s->cfg.max_uri);
+    } else if (s->cfg.max_header && h->bytes > s->cfg.max_header) {
+        iot_reply_error(r, 431, "Request Header Fields Too Large",
+                        "the request header exceeds %zu bytes", s->cfg.max_header);
+    } else if (h->content_length > 1) {
+        iot_reply_error(r, 400, "Bad Request", "more than one Content-Length header");
+    } else if (h->transfer_encoding && h->content_length) {
+        iot_reply_error(r, 400, "Bad Request",
+                        "both Transfer-Encoding and Content-Length are present");
+    } else if (h->transfer_encoding > 1 || (h->te && strcasecmp(h->te, "chunked") != 0)) {
+        iot_reply_error(r, 400, "Bad Request", "only 'Transfer-Encoding: chunked' is accepted");
+    } else {
+        r->close_after = false;
+        return false;
+    }
+    return true;
+}
+
+/* Announced body size: libmicrohttpd has already refused a Content-Length
+ * that is not a number (with its own page, see iot_server_start). */
+static uint64_t announced_length(struct MHD_Connection *conn)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return cl ? strtoull(cl, NULL, 10) : 0;
+}
+
+/* The first call for a request: its header is complete, no body read yet. */
+static enum MHD_Result on_header(struct iot_server *s, struct iot_req *r)
+{
+    struct header_scan h = {0};
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &h);
+    set_client_ip(s, r, s->proxies.n ? h.xff : NULL);
+    if (refuse_early(s, r, &h, iot_conn_track_uri_len(r->track)))
+        return send_reply(s, r);
+    uint64_t length = announced_length(r->conn);
+    /* Refuse an announced oversize body before reading any of it. */
+    if (length > s->cfg.max_body) {
+        r->body_too_large = true;
+        dispatch(s, r);
+        return send_reply(s, r);
+    }
+    iot_conn_track_header_done(r->track, length > 0 || h.transfer_encoding, r->start_us);
+    return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -235,15 +370,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!r)
             return MHD_NO;
         *con_cls = r;
-        /* Refuse an announced oversize body before reading any of it. */
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
-            r->body_too_large = true;
-            dispatch(s, r);
-            return send_reply(r);
-        }
-        return MHD_YES;
+        return on_header(s, r);
     }
     if (*upload_data_size) {
         request_append(r, upload_data, *upload_data_size, s->cfg.max_body);
@@ -252,21 +379,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->suspended) { /* called again after iot_req_resume: the reply is ready */
         r->suspended = false;
-        return send_reply(r);
+        return send_reply(s, r);
     }
+    iot_conn_track_body_done(r->track);
     dispatch(s, r);
     if (r->suspended)
         return MHD_YES;
-    return send_reply(r);
+    return send_reply(s, r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct iot_req *r = *con_cls;
+    int64_t now = iot_mono_us();
+    /* The connection (if kept alive) now waits for its next request. */
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    iot_conn_track_request_done(info ? info->socket_context : NULL, now);
     if (!r)
         return;
-    int64_t us = iot_mono_us() - r->start_us;
+    int64_t us = now - r->start_us;
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         IOT_INFO("%s %s %s %d %lldus id=%s", r->client_ip, r->method, r->path, r->status,
                  (long long)us, r->request_id);
@@ -275,6 +408,49 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                  r->status, (long long)us, r->request_id, (int)toe);
     request_free(r);
     *con_cls = NULL;
+}
+
+/* libmicrohttpd's accept policy: the per-address cap, which (unlike its
+ * own MHD_OPTION_PER_IP_CONNECTION_LIMIT) spares trusted proxies and does
+ * not log every refusal. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct iot_server *s = cls;
+    return iot_conn_guard_admit(s->guard, addr) ? MHD_YES : MHD_NO;
+}
+
+/* Every connection is tracked for its deadlines (conn_guard.h). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct iot_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *peer =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        *socket_context = fd ? iot_conn_guard_track(s->guard, fd->connect_fd,
+                                                    peer ? peer->client_addr : NULL)
+                             : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        iot_conn_guard_untrack(s->guard, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* Called once per request when its request line is in, with the target
+ * exactly as sent, before it is split and decoded: the length the 414
+ * limit applies to, and where the header deadline of a kept-alive
+ * connection starts. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (info) {
+        iot_conn_track_set_uri_len(info->socket_context, strlen(uri));
+        iot_conn_track_request_line(info->socket_context, iot_mono_us());
+    }
+    return NULL;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -325,6 +501,48 @@ static bool make_address(const char *host, uint16_t port, struct sockaddr_storag
     return false;
 }
 
+static void server_free(struct iot_server *s)
+{
+    iot_conn_guard_free(s->guard);
+    iot_cors_free(&s->cors);
+    iot_trusted_proxies_free(&s->proxies);
+    free(s);
+}
+
+/* The parts that do not need the socket: origins, proxies, the guard. */
+static bool server_prepare(struct iot_server *s)
+{
+    char bad[128];
+    if (iot_cors_parse(s->cfg.cors_origins ? s->cfg.cors_origins : "*", &s->cors))
+        return false;
+    const char *proxies = s->cfg.trusted_proxies ? s->cfg.trusted_proxies : "";
+    if (iot_trusted_proxies_parse(proxies, &s->proxies, bad, sizeof bad)) {
+        IOT_ERROR("IOTFLOW_TRUSTED_PROXIES: '%s' is not an IPv4/IPv6 address or CIDR network",
+                  bad);
+        return false;
+    }
+    struct iot_conn_guard_config gcfg = {
+        .header_timeout = s->cfg.header_timeout, .body_timeout = s->cfg.body_timeout,
+        .idle_timeout = IDLE_TIMEOUT, .per_ip_cap = s->cfg.max_connections_per_ip,
+        .exempt = &s->proxies};
+    s->guard = iot_conn_guard_new(&gcfg);
+    return s->guard != NULL;
+}
+
+/* libmicrohttpd keeps a request's target and header in one memory pool
+ * per connection and answers on its own, with a fixed HTML page, when they
+ * do not fit (414/431; 0.9.75 has no hook to change that page). Our limits
+ * (answered in JSON by refuse_early) must therefore stay well inside the
+ * pool: room for both, plus the library's records of each header and query
+ * argument. 32 KiB is the library's default, kept when the limits allow:
+ * the pool is cleared with memset on every keep-alive request, and above
+ * 32 KiB it is an mmap per connection. */
+static size_t connection_memory(const struct iot_server_config *cfg)
+{
+    size_t need = cfg->max_uri + cfg->max_header + 16 * 1024;
+    return need > 32 * 1024 ? need : 32 * 1024;
+}
+
 struct iot_server *iot_server_start(const struct iot_server_config *cfg)
 {
     struct sockaddr_storage addr;
@@ -336,6 +554,10 @@ struct iot_server *iot_server_start(const struct iot_server_config *cfg)
     if (!s)
         return NULL;
     s->cfg = *cfg;
+    if (!server_prepare(s)) {
+        server_free(s);
+        return NULL;
+    }
     /* poll by default: libmicrohttpd takes a suspended connection out of
      * its epoll set and puts it back on resume, two epoll_ctl calls for
      * every telemetry request (each waits for its group commit suspended);
@@ -347,15 +569,20 @@ struct iot_server *iot_server_start(const struct iot_server_config *cfg)
                      MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* The idle timeout counts silent time only; the guard's deadlines
+     * (header, body) bound a client that trickles bytes to stay "active". */
     s->daemon = MHD_start_daemon(
-        flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        flags, cfg->port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s, MHD_OPTION_END);
+        cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory(cfg),
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
+        MHD_OPTION_END);
     if (!s->daemon) {
         IOT_ERROR("cannot listen on %s:%u (in use, or not allowed?)", cfg->host, cfg->port);
-        free(s);
+        server_free(s);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -375,7 +602,8 @@ void iot_server_stop(struct iot_server *s)
      * ingest pipeline and the streams first). MHD_quiesce_daemon is not
      * used: with an epoll thread pool, libmicrohttpd 0.9.75 can abort in it
      * ("Failed to remove listen FD from epoll set") when a worker has
-     * taken the listen socket out of its set on its own. */
+     * taken the listen socket out of its set on its own. The daemon closes
+     * (and notifies) every connection before the guard goes. */
     MHD_stop_daemon(s->daemon);
-    free(s);
+    server_free(s);
 }

@@ -313,6 +313,10 @@ class Server:
             "IOTFLOW_DATA_DIR": str(self.data_dir),
             "IOTFLOW_AUTH_RATE_LIMIT": "0",
             "IOTFLOW_LOG_LEVEL": "warn",
+            # Every test client connects from 127.0.0.1, so the per-address
+            # cap would count the whole suite as one client;
+            # test_hardening.py sets it where it is the subject.
+            "IOTFLOW_MAX_CONNECTIONS_PER_IP": "0",
         }
         # sanitizer settings, and the event loop the server run picks
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS",

@@ -83,10 +83,41 @@ static void help_lists_every_variable(void **state)
     fclose(mem);
     const char *vars[] = {"IOTFLOW_HOST", "IOTFLOW_PORT", "IOTFLOW_DATA_DIR", "DATABASE_URL",
                           "IOTFLOW_ADMIN_TOKEN", "IOTFLOW_TRUST_USER_ID_HEADER",
-                          "IOTFLOW_AUTH_RATE_LIMIT", "IOTFLOW_MAX_BODY", "IOTFLOW_LOG_LEVEL"};
+                          "IOTFLOW_AUTH_RATE_LIMIT", "IOTFLOW_MAX_BODY", "IOTFLOW_LOG_LEVEL",
+                          "IOTFLOW_MAX_CONNECTIONS_PER_IP", "IOTFLOW_HTTP_HEADER_TIMEOUT",
+                          "IOTFLOW_HTTP_BODY_TIMEOUT", "IOTFLOW_HTTP_MAX_URI",
+                          "IOTFLOW_HTTP_MAX_HEADER", "IOTFLOW_CORS_ORIGINS",
+                          "IOTFLOW_TRUSTED_PROXIES"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         assert_non_null(strstr(text, vars[i]));
     free(text);
+}
+
+/* The original's CORS_ORIGINS is read; IOTFLOW_CORS_ORIGINS and the flag
+ * win; neither set means "*". */
+static void cors_origins_precedence(void **state)
+{
+    struct iot_config cfg;
+    char *argv1[] = {"iotflowd"};
+    unsetenv("IOTFLOW_CORS_ORIGINS");
+    unsetenv("CORS_ORIGINS");
+    assert_int_equal(load(&cfg, 1, argv1), IOT_OK);
+    assert_string_equal(cfg.cors_origins, "*");
+    iot_config_free(&cfg);
+    setenv("CORS_ORIGINS", "https://a.example", 1);
+    assert_int_equal(load(&cfg, 1, argv1), IOT_OK);
+    assert_string_equal(cfg.cors_origins, "https://a.example");
+    iot_config_free(&cfg);
+    setenv("IOTFLOW_CORS_ORIGINS", "https://b.example", 1);
+    assert_int_equal(load(&cfg, 1, argv1), IOT_OK);
+    assert_string_equal(cfg.cors_origins, "https://b.example");
+    iot_config_free(&cfg);
+    char *argv2[] = {"iotflowd", "--cors-origins=https://c.example"};
+    assert_int_equal(load(&cfg, 2, argv2), IOT_OK);
+    assert_string_equal(cfg.cors_origins, "https://c.example");
+    iot_config_free(&cfg);
+    unsetenv("IOTFLOW_CORS_ORIGINS");
+    unsetenv("CORS_ORIGINS");
 }
 
 static void redacts_url_passwords(void **state)
@@ -103,6 +134,16 @@ static void redacts_url_passwords(void **state)
     assert_string_equal(out, "sqlite:///var/lib/iotflow.db");
     iot_config_redact_url("postgresql://user@host/db", out, sizeof out);
     assert_string_equal(out, "postgresql://user@host/db");
+    /* A password holding '@', and one given as a libpq query parameter. */
+    iot_config_redact_url("postgresql://u:p@ss@host/db", out, sizeof out);
+    assert_string_equal(out, "postgresql://u:***@host/db");
+    iot_config_redact_url("postgresql://host/db?user=u&password=s3cret&sslmode=require", out,
+                          sizeof out);
+    assert_string_equal(out, "postgresql://host/db?user=u&password=***&sslmode=require");
+    iot_config_redact_url("postgresql://host/db?PASSWORD=s3cret#x", out, sizeof out);
+    assert_string_equal(out, "postgresql://host/db?PASSWORD=***#x");
+    iot_config_redact_url("postgresql://u:pw@host/db", out, 12);
+    assert_string_equal(out, "postgresql:");
 }
 
 int main(void)
@@ -113,6 +154,7 @@ int main(void)
         cmocka_unit_test(rejects_bad_values),
         cmocka_unit_test(help_lists_every_variable),
         cmocka_unit_test(redacts_url_passwords),
+        cmocka_unit_test(cors_origins_precedence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

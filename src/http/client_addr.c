@@ -1,0 +1,201 @@
+#include "http/client_addr.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "util/err.h"
+
+static const unsigned char v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+static void set_v6(struct iot_ip *out, const unsigned char b[16])
+{
+    if (memcmp(b, v4_mapped_prefix, sizeof v4_mapped_prefix) == 0) {
+        out->family = AF_INET;
+        memset(out->bytes, 0, sizeof out->bytes);
+        memcpy(out->bytes, b + 12, 4);
+        return;
+    }
+    out->family = AF_INET6;
+    memcpy(out->bytes, b, 16);
+}
+
+bool iot_ip_parse(const char *s, size_t len, struct iot_ip *out)
+{
+    char text[INET6_ADDRSTRLEN];
+    if (len == 0 || len >= sizeof text)
+        return false;
+    memcpy(text, s, len);
+    text[len] = '\0';
+    unsigned char b[16] = {0};
+    if (inet_pton(AF_INET, text, b) == 1) {
+        out->family = AF_INET;
+        memcpy(out->bytes, b, sizeof out->bytes);
+        return true;
+    }
+    if (inet_pton(AF_INET6, text, b) == 1) {
+        set_v6(out, b);
+        return true;
+    }
+    return false;
+}
+
+bool iot_ip_from_sockaddr(const struct sockaddr *sa, struct iot_ip *out)
+{
+    if (!sa)
+        return false;
+    memset(out, 0, sizeof *out);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
+        out->family = AF_INET;
+        memcpy(out->bytes, &in4->sin_addr, 4);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        set_v6(out, in6->sin6_addr.s6_addr);
+        return true;
+    }
+    return false;
+}
+
+void iot_ip_format(const struct iot_ip *ip, char *out, size_t size)
+{
+    if (!inet_ntop(ip->family, ip->bytes, out, (socklen_t)size))
+        snprintf(out, size, "unknown");
+}
+
+static bool in_net(const struct iot_ip_net *net, const struct iot_ip *ip)
+{
+    if (net->ip.family != ip->family)
+        return false;
+    unsigned full = net->prefix / 8, rest = net->prefix % 8;
+    if (memcmp(net->ip.bytes, ip->bytes, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (net->ip.bytes[full] & mask) == (ip->bytes[full] & mask);
+}
+
+bool iot_trusted_proxies_contains(const struct iot_trusted_proxies *t, const struct iot_ip *ip)
+{
+    for (size_t i = 0; t && i < t->n; i++)
+        if (in_net(&t->nets[i], ip))
+            return true;
+    return false;
+}
+
+static const char *trim(const char *s, size_t *len)
+{
+    while (*len && (*s == ' ' || *s == '\t'))
+        s++, (*len)--;
+    while (*len && (s[*len - 1] == ' ' || s[*len - 1] == '\t'))
+        (*len)--;
+    return s;
+}
+
+/* "a.b.c.d", "a.b.c.d/n", "v6", "v6/n". */
+static bool parse_net(const char *s, size_t len, struct iot_ip_net *out)
+{
+    const char *slash = memchr(s, '/', len);
+    size_t addr_len = slash ? (size_t)(slash - s) : len;
+    if (!iot_ip_parse(s, addr_len, &out->ip))
+        return false;
+    unsigned max = out->ip.family == AF_INET ? 32 : 128;
+    out->prefix = max;
+    if (!slash)
+        return true;
+    /* A mapped v6 rule (::ffff:10.0.0.0/104) became v4: its prefix too. */
+    bool mapped = out->ip.family == AF_INET && memchr(s, ':', addr_len);
+    const char *digits = slash + 1;
+    size_t n = len - addr_len - 1;
+    if (n == 0 || n > 3)
+        return false;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (digits[i] < '0' || digits[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(digits[i] - '0');
+    }
+    if (mapped) {
+        if (v < 96 || v > 128)
+            return false;
+        v -= 96;
+    }
+    if (v > max)
+        return false;
+    out->prefix = v;
+    return true;
+}
+
+int iot_trusted_proxies_parse(const char *list, struct iot_trusted_proxies *out, char *bad,
+                              size_t bad_size)
+{
+    out->nets = NULL;
+    out->n = 0;
+    size_t cap = 1;
+    for (const char *p = list; *p; p++)
+        cap += *p == ',';
+    out->nets = calloc(cap, sizeof *out->nets);
+    if (!out->nets)
+        return IOT_ENOMEM;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *item = trim(p, &len);
+        if (len && !parse_net(item, len, &out->nets[out->n])) {
+            snprintf(bad, bad_size, "%.*s", (int)len, item);
+            return IOT_EINVAL;
+        }
+        out->n += len != 0;
+        p += strcspn(p, ",");
+        p += *p == ',';
+    }
+    return IOT_OK;
+}
+
+void iot_trusted_proxies_free(struct iot_trusted_proxies *t)
+{
+    if (!t)
+        return;
+    free(t->nets);
+    t->nets = NULL;
+    t->n = 0;
+}
+
+/* Parses one X-Forwarded-For entry; tolerates the "[v6]" form. */
+static bool parse_entry(const char *s, size_t len, struct iot_ip *out)
+{
+    s = trim(s, &len);
+    if (len >= 2 && s[0] == '[' && s[len - 1] == ']')
+        s++, len -= 2;
+    return iot_ip_parse(s, len, out);
+}
+
+void iot_client_addr_select(const struct iot_trusted_proxies *t, const struct iot_ip *peer,
+                            const char *xff, char *out, size_t size)
+{
+    struct iot_ip chosen = *peer;
+    if (xff && t && t->n && iot_trusted_proxies_contains(t, peer)) {
+        /* Walk right to left: each hop was appended by the proxy after it. */
+        size_t end = strlen(xff);
+        while (end > 0) {
+            size_t start = end;
+            while (start > 0 && xff[start - 1] != ',')
+                start--;
+            struct iot_ip hop;
+            if (!parse_entry(xff + start, end - start, &hop))
+                break;
+            chosen = hop;
+            if (!iot_trusted_proxies_contains(t, &hop))
+                break;
+            end = start ? start - 1 : 0;
+        }
+    }
+    iot_ip_format(&chosen, out, size);
+}

@@ -1,6 +1,9 @@
 # iotflowd — the two promises: `make run` and `make test` work on a fresh
 # Debian machine. Everything else is a building block of those two.
-PYTHON      ?= /usr/bin/python3
+# The tests' and benchmarks' Python: a virtualenv that scripts/deps.sh makes
+# from Debian's python3 and tests/requirements.txt (pinned, from PyPI).
+export IOTFLOW_VENV ?= $(CURDIR)/.venv
+PYTHON      ?= $(IOTFLOW_VENV)/bin/python
 BUILD_DIR   ?= build
 ASAN_DIR    ?= build-asan
 TSAN_DIR    ?= build-tsan

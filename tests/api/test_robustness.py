@@ -202,6 +202,17 @@ def test_exotic_json_is_400(server):
         EXOTIC_JSON, 400)
 
 
+def test_malformed_json_error_quoting_invalid_utf8_is_400(server):
+    """jansson's error message quotes the text it choked on, cut after the
+    first byte of the character at fault: a backslash before a multi-byte
+    character ends the quote inside it. The 400 must still be built (it was
+    a 500, "response could not be built": found by fuzzing)."""
+    cases = {"backslash-e-acute": '{"username": "caf\\é", "password": "x"}'.encode(),
+             "backslash-cjk": '{"data": {"s": "\\掣"}}'.encode()}
+    expect_rejects(lambda raw: server.api.post(
+        "/auth/register", data=raw, headers={"Content-Type": "application/json"}), cases, 400)
+
+
 def test_json_escapes_are_decoded(server):
     suffix = uuid.uuid4().hex[:8]
     raw = ('{"username": "esc\\u00e9\\ud83d\\ude80\\"\\\\\\/%s", "email": "%s@example.com",'

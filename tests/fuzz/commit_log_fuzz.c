@@ -132,6 +132,13 @@ static void remove_files(const char *db)
     }
 }
 
+/* libFuzzer ends with exit(): the scratch directory goes then. */
+static void remove_dir(void)
+{
+    if (dir[0])
+        rmdir(dir);
+}
+
 static bool setup(void)
 {
     if (dir[0])
@@ -143,6 +150,7 @@ static bool setup(void)
         perror("mkdtemp");
         abort();
     }
+    atexit(remove_dir);
     return true;
 }
 
@@ -176,9 +184,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 int main(int argc, char **argv)
 {
-    int rc = fuzz_replay_main(argc, argv, LLVMFuzzerTestOneInput);
-    if (dir[0])
-        rmdir(dir);
-    return rc;
+    return fuzz_replay_main(argc, argv, LLVMFuzzerTestOneInput);
 }
 #endif

@@ -1,11 +1,15 @@
 # iotflowd — the two promises: `make run` and `make test` work on a fresh
 # Debian machine. Everything else is a building block of those two.
-PYTHON      ?= /usr/bin/python3
+# The tests' and benchmarks' Python: a virtualenv that scripts/deps.sh makes
+# from Debian's python3 and tests/requirements.txt (pinned, from PyPI).
+export IOTFLOW_VENV ?= $(CURDIR)/.venv
+PYTHON      ?= $(IOTFLOW_VENV)/bin/python
 BUILD_DIR   ?= build
 ASAN_DIR    ?= build-asan
 TSAN_DIR    ?= build-tsan
 FUZZ_DIR    ?= build-fuzz
-FUZZ_SECONDS ?= 20
+# Per fuzz target: five targets, 75 s in `make test`.
+FUZZ_SECONDS ?= 12
 JOBS        ?= $(shell nproc)
 IOTFLOW_DATA_DIR ?= ./data
 
@@ -72,17 +76,26 @@ test-api-servers:
 	@IOTFLOW_HTTP_EPOLL=1 IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
 	  IOTFLOW_TEST_REDIS_URL="$$REDIS_URL" $(PYTHON) -m pytest -q tests/api
 
-# libFuzzer on the CQL frame decoder (clang), from the committed seeds, for
-# FUZZ_SECONDS; new inputs go to a scratch corpus, crashes to $(FUZZ_DIR).
+# libFuzzer (clang) on every decoder of outside input, one target after the
+# other, each from its committed seeds (tests/fuzz/seeds/<name>) for
+# FUZZ_SECONDS: the CQL frame decoder, commit-log replay, the telemetry body
+# parser, time expressions, the router and the shortest-reals JSON rewriter.
+# New inputs go to a scratch
+# corpus, crashes to $(FUZZ_DIR)/artifacts/<name>/. `make fuzz
+# FUZZ_TARGETS=router FUZZ_SECONDS=300` runs one for longer.
+FUZZ_TARGETS ?= cql_frame commit_log tm_message timerange router json_out
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIOT_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target cql_frame_fuzzer >$(FUZZ_DIR)/build.log 2>&1 || \
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(FUZZ_TARGETS:%=%_fuzzer) >$(FUZZ_DIR)/build.log 2>&1 || \
 	  { cat $(FUZZ_DIR)/build.log; exit 1; }
-	@mkdir -p $(FUZZ_DIR)/corpus
-	@echo "== fuzzing the CQL frame decoder for $(FUZZ_SECONDS) s"
-	@cd $(FUZZ_DIR) && ./tests/cql_frame_fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	  corpus $(CURDIR)/tests/fuzz/seeds/cql_frame >fuzz.log 2>&1 || { tail -n 40 fuzz.log; exit 1; }
-	@grep -E "^stat::number_of_executed_units" $(FUZZ_DIR)/fuzz.log
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/artifacts/$$t; \
+	  echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  (cd $(FUZZ_DIR) && ./tests/$${t}_fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=artifacts/$$t/ corpus/$$t $(CURDIR)/tests/fuzz/seeds/$$t >fuzz-$$t.log 2>&1) || \
+	    { tail -n 60 $(FUZZ_DIR)/fuzz-$$t.log; echo "fuzz: $$t failed; reproduce with $(FUZZ_DIR)/tests/$${t}_fuzzer <artifact>"; exit 1; }; \
+	  grep -E "^stat::number_of_executed_units" $(FUZZ_DIR)/fuzz-$$t.log; \
+	done
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 sanitize: deps

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """bench/run.py — load test of iotflowd with wrk, everything in one run.
 
 Starts the bare responder (bench/bare.c, the ceiling) and iotflowd (embedded
@@ -11,8 +10,8 @@ acknowledged is what the store holds, prints a table and writes
 bench/results/<UTC date-time>.json (machine, exact command, settings,
 commit, results, ratios, checks). See bench/README.md.
 
-Usage: bench/run.py [--binary build/iotflowd] [--duration 10] [--connections 32]
-                    [--threads 2] [--devices 100] [--batch-size 100] [--fsync] ...
+Usage: .venv/bin/python bench/run.py [--binary build/iotflowd] [--duration 10] [--connections 32]
+                                    [--threads 2] [--devices 100] [--batch-size 100] [--fsync] ...
 Exit status 1 when a check failed (non-2xx answers, socket errors, counts
 that do not agree); the results file is written anyway.
 """

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # services.sh — private database servers for iotflowd's tests and for a
 # production-like local setup: no Docker, loopback only, data under
-# .services/ (or $IOTFLOW_SERVICES_DIR).
+# .services/ in the clone (or $IOTFLOW_SERVICES_DIR). As root, PostgreSQL
+# runs as the `postgres` user; when that user cannot reach the clone (a
+# clone under /root, mode 700), the data goes to
+# /var/lib/iotflow-services/<hash of the clone's path> instead, the same
+# directory for every call from that clone, and stderr says so.
 #
 #   scripts/services.sh start  postgres redis   # start (idempotent), print env
 #   scripts/services.sh stop   postgres redis
@@ -22,7 +26,6 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-SERVICES_DIR="${IOTFLOW_SERVICES_DIR:-$ROOT/.services}"
 PG_PORT="${IOTFLOW_PG_PORT:-55432}"
 REDIS_PORT="${IOTFLOW_REDIS_PORT:-56379}"
 CASSANDRA_PORT="${IOTFLOW_CASSANDRA_PORT:-59042}"
@@ -32,6 +35,42 @@ PG_USER=iotflow
 
 log() { echo "services.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
+
+# ------------------------------------------------------- the data directory
+# The user the servers' data must be reachable by: PostgreSQL's (run as
+# root, the server runs as `postgres`), or `nobody` before PostgreSQL is
+# installed, so the choice does not change when it is.
+server_user() { if id -u postgres >/dev/null 2>&1; then echo postgres; else echo nobody; fi; }
+
+# Where the data lives, decided the same way on every call from one clone
+# (start, stop, status and env must agree): $IOTFLOW_SERVICES_DIR if set;
+# else .services in the clone, if the server user can get there; else a
+# directory of this machine named after the clone's path.
+choose_services_dir() {
+  if [ -n "${IOTFLOW_SERVICES_DIR:-}" ]; then
+    echo "$IOTFLOW_SERVICES_DIR"
+  elif [ "$(id -u)" -ne 0 ] || runuser -u "$(server_user)" -- test -x "$ROOT" 2>/dev/null; then
+    echo "$ROOT/.services"
+  else
+    echo "/var/lib/iotflow-services/$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)"
+  fi
+}
+
+SERVICES_DIR="$(choose_services_dir)"
+
+# Creates the data directory, reachable by the server users (not
+# readable: each server's own directory below it is private to it).
+make_services_dir() {
+  if [ "$SERVICES_DIR" = "$ROOT/.services" ] || [ -n "${IOTFLOW_SERVICES_DIR:-}" ]; then
+    mkdir -p "$SERVICES_DIR"
+    return
+  fi
+  log "user $(server_user) cannot reach $ROOT; the servers' data is in $SERVICES_DIR" \
+    "(IOTFLOW_SERVICES_DIR chooses another)"
+  install -d -m 711 "$(dirname "$SERVICES_DIR")"
+  install -d -m 711 "$SERVICES_DIR"
+  [ -f "$SERVICES_DIR/clone" ] || echo "$ROOT" >"$SERVICES_DIR/clone" # whose data this is
+}
 
 # A password made once per service and kept beside its data (mode 600).
 secret_file() {
@@ -57,7 +96,8 @@ pg_dir() { echo "$SERVICES_DIR/postgres"; }
 
 as_pg() {
   if [ "$(id -u)" -eq 0 ]; then
-    runuser -u postgres -- "$@"
+    # from /, as the caller's directory may be out of that user's reach
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
@@ -457,7 +497,7 @@ usage() {
 action="$1"
 shift
 case "$action" in start | stop | status | env) ;; *) usage ;; esac
-mkdir -p "$SERVICES_DIR"
+make_services_dir
 rc=0
 for service in "$@"; do
   case "$service" in

@@ -1,11 +1,10 @@
-#!/usr/bin/python3
 """bench/cql/reference.py — the cql_bench workload through the reference
-driver: the DataStax Python driver (Debian's python3-cassandra, with its
-libev event loop and C extensions), same schema, same statements, same
+driver: the DataStax Python driver (cassandra-driver from PyPI in .venv,
+with its libev event loop and C extensions), same schema, same statements, same
 keys, same window of requests in flight. Prints one JSON line with the
 fields cql_bench prints.
 
-    CASSANDRA_HOSTS=127.0.0.1:59042 reference.py [N=100000] [window=256] [connections=1]
+    CASSANDRA_HOSTS=127.0.0.1:59042 .venv/bin/python reference.py [N=100000] [window=256] [connections=1]
 """
 import json
 import os

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """bench/cql/run.py — our CQL client (build/cql_bench) beside the reference
 driver (bench/cql/reference.py) on the same workload, same server, same run:
 rounds alternate between the two so that a noisy neighbour hurts both alike.
@@ -6,7 +5,7 @@ Writes bench/results/cql-<UTC date-time>.json (machine, command, every
 round, medians, ratios). Needs CASSANDRA_HOSTS (`make bench-cql` starts the
 server with scripts/services.sh).
 
-Usage: bench/cql/run.py [--binary build/cql_bench] [--n 100000] [--window 256] [--rounds 3]
+Usage: .venv/bin/python bench/cql/run.py [--binary build/cql_bench] [--n 100000] [--window 256] [--rounds 3]
 """
 import argparse
 import datetime

@@ -429,7 +429,7 @@ static struct iot_ingest_job *wait_for_jobs(struct iot_ingest *ing, size_t *n, b
 {
     pthread_mutex_lock(&ing->lock);
     while (!ing->head && !ing->stopping) {
-        struct timespec deadline = iot_deadline_ms(CLOCK_REALTIME, 200);
+        struct timespec deadline = iot_deadline_ms(CLOCK_MONOTONIC, 200);
         if (pthread_cond_timedwait(&ing->wake, &ing->lock, &deadline) != 0)
             break; /* timed out: let the caller do its periodic work */
     }
@@ -481,7 +481,13 @@ struct iot_ingest *iot_ingest_start(const struct iot_ingest_config *cfg, struct 
     ing->shared_cache = (cache->ops->caps & IOT_CACHE_CAP_SHARED) != 0;
     ing->last_seen_flush = iot_now_ms();
     pthread_mutex_init(&ing->lock, NULL);
-    pthread_cond_init(&ing->wake, NULL);
+    /* The writer's waits time its periodic duties: on the wall clock a step
+     * back would stall them for as long as the step. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&ing->wake, &attr);
+    pthread_condattr_destroy(&attr);
     run_retention(ing, iot_now_ms());
     if (pthread_create(&ing->writer, NULL, writer_main, ing) != 0) {
         pthread_cond_destroy(&ing->wake);

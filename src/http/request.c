@@ -172,6 +172,42 @@ void iot_reply_raw(struct iot_req *r, int status, char *body, size_t len)
     r->resp_type = "application/json";
 }
 
+/* Bytes of the UTF-8 character at p (1-4), or 0 when it is not one:
+ * a stray continuation byte, an overlong form, a UTF-16 surrogate, a code
+ * point above U+10FFFF, or a sequence cut short (by the NUL, too). */
+static size_t utf8_char_len(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    if (c < 0xc2 || c > 0xf4)
+        return 0;
+    size_t n = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) ||
+        (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Error messages quote client bytes (jansson cites the token it choked on,
+ * handlers cite names), and vsnprintf may cut a character in two; a JSON
+ * string must be UTF-8, or the reply cannot be built and a 400 becomes a
+ * 500. So each byte that starts no valid character becomes '?'. */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_char_len(p);
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
 void iot_reply_error(struct iot_req *r, int status, const char *error, const char *fmt, ...)
 {
     char message[512];
@@ -179,6 +215,7 @@ void iot_reply_error(struct iot_req *r, int status, const char *error, const cha
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    utf8_scrub(message);
     iot_reply_json(r, status, json_pack("{s:s, s:s}", "error", error, "message", message));
 }
 

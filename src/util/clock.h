@@ -1,7 +1,8 @@
 /* clock.h — wall-clock time in Unix epoch milliseconds and its ISO-8601 form.
  *
- * All of iotflowd reads the time through iot_now_ms() so that tests can
- * inject a clock (retention, TTLs, presence windows). Thread-safe. */
+ * All of iotflowd reads the time through iot_now_ms() and iot_mono_us() so
+ * that tests can inject a clock (retention, TTLs, presence windows).
+ * Thread-safe. */
 #ifndef IOT_UTIL_CLOCK_H
 #define IOT_UTIL_CLOCK_H
 
@@ -15,8 +16,13 @@ int64_t iot_now_ms(void);
 /* Replace the clock for tests; NULL restores the real one. */
 void iot_clock_override(int64_t (*now_ms)(void));
 
-/* Monotonic microseconds, for measuring durations. */
+/* Monotonic microseconds, for measuring durations and process-local TTLs
+ * (or the injected clock's). */
 int64_t iot_mono_us(void);
+
+/* Replace the monotonic clock for tests (e.g. the API-key cache's expiry);
+ * NULL restores the real one. iot_deadline_ms always reads the real one. */
+void iot_mono_override(int64_t (*mono_us)(void));
 
 /* The time `ms` from now on `clock`: a deadline for pthread_cond_timedwait
  * (CLOCK_REALTIME for a default condition variable, CLOCK_MONOTONIC for

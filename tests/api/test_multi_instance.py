@@ -31,7 +31,11 @@ def stop_pair(servers):
 
 @pytest.fixture(scope="module")
 def pair():
-    servers = start_pair({"IOTFLOW_KEY_CACHE_TTL_MS": "1000"})
+    # Key-cache entries live an hour: what B forgets, it forgets by A's
+    # notice, not by expiry (the TTL bound is tested with an injected clock
+    # in tests/unit/core/devcache_test.c). So no test here measures a time
+    # window, which a loaded machine would stretch.
+    servers = start_pair({"IOTFLOW_KEY_CACHE_TTL_MS": "3600000"})
     yield servers
     stop_pair(servers)
 
@@ -56,6 +60,30 @@ def until(check, seconds, what):
 
 def bearer(server, token):
     return server.api.with_headers({"Authorization": f"Bearer {token}"})
+
+
+def wait_stream_live(stream, device_client, seconds=10):
+    """Returns once a message posted now reaches the stream: B's
+    subscription is then live on Redis. Posts {"marker": 1} messages until
+    one arrives (their events come before anything posted later)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        expect(device_client.post("/telemetry", json={"data": {"marker": 1}}), 201)
+        try:
+            for e in stream.events(1, timeout=0.3):
+                if "marker" in e["measurements"]:
+                    return
+        except AssertionError:
+            pass  # nothing yet
+        assert time.monotonic() < deadline, f"stream not live within {seconds} s"
+
+
+def events_after_markers(stream, n):
+    """The next n telemetry events that are not wait_stream_live's markers."""
+    out = []
+    while len(out) < n:
+        out += [e for e in stream.events(1) if "marker" not in e["measurements"]]
+    return out
 
 
 def test_user_registered_on_a_logs_in_on_b(pair):
@@ -85,17 +113,16 @@ def test_device_registered_on_a_authenticates_on_b(pair):
     assert [d["id"] for d in listed["devices"]] == [dev["id"]], listed
 
 
-def test_key_rotated_on_a_is_refused_on_b_within_a_second(pair):
+def test_key_rotated_on_a_is_refused_on_b(pair):
     a, b = pair
     user = make_user(a, "bearer")
     dev = register_device(user)
     old_on_b = key_client(b, dev["api_key"])
     expect(old_on_b.post("/telemetry/batch", json=[{"data": {"x": 1}}]), 201)  # warm B's key cache
     rotated = expect(bearer(a, user.token).post(f"/devices/{dev['id']}/rotate-key"), 200)
-    t0 = time.monotonic()
+    # B's cached entry would live an hour: only A's notice can end it.
     until(lambda: old_on_b.post("/telemetry", json={"data": {"x": 2}}).status_code == 401,
-          1.0, "old key refused on B")
-    assert time.monotonic() - t0 <= 1.0
+          10, "old key refused on B")
     expect(key_client(b, rotated["api_key"]).post("/telemetry", json={"data": {"x": 3}}), 201)
 
 
@@ -107,7 +134,7 @@ def test_deleting_a_device_on_a_refuses_its_key_on_b(pair):
     expect(on_b.post("/telemetry", json={"data": {"x": 1}}), 201)
     expect(a.admin.delete(f"/admin/devices/{dev['id']}"), 200)
     until(lambda: on_b.post("/telemetry", json={"data": {"x": 2}}).status_code == 401,
-          1.0, "deleted device's key refused on B")
+          10, "deleted device's key refused on B")
 
 
 def test_login_rate_limit_is_shared(limited_pair):
@@ -134,11 +161,11 @@ def test_telemetry_posted_to_a_reaches_a_stream_opened_on_b(pair):
     stream = Stream(bearer(b, user.token), dev["id"])
     try:
         assert stream.ok, stream.r.status_code
-        time.sleep(0.2)   # B's subscription reaches Redis
+        wait_stream_live(stream, key_client(a, dev["api_key"]))
         expect(key_client(a, dev["api_key"]).post("/telemetry", json={"data": {"t": 1}}), 201)
         expect(key_client(a, dev["api_key"]).post(
             "/telemetry/batch", json=[{"data": {"t": 2}}, {"data": {"t": 3}}]), 201)
-        events = stream.events(3)
+        events = events_after_markers(stream, 3)
         assert [e["measurements"]["t"] for e in events] == [1, 2, 3], events
         assert all(e["device_id"] == dev["id"] for e in events), events
     finally:
@@ -152,7 +179,7 @@ def test_deleting_a_device_on_a_ends_its_stream_on_b(pair):
     stream = Stream(bearer(b, user.token), dev["id"])
     try:
         assert stream.ok
-        time.sleep(0.2)
+        wait_stream_live(stream, key_client(a, dev["api_key"]))
         expect(a.admin.delete(f"/admin/devices/{dev['id']}"), 200)
         deadline = time.monotonic() + 10
         while True:

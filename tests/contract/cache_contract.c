@@ -342,12 +342,21 @@ static void test_ttl_injected_clock(void **state)
     expect_bytes(c, K("forever"), "v", 1);
 }
 
+/* On the backend's own clock (a server's cannot be injected): the short
+ * key goes, polled for rather than slept for; the long one, set before it
+ * with an hour to live, is still there when it has. */
 static void test_ttl_real_time(void **state)
 {
     struct iot_cache *c = *state;
+    assert_rc(iot_cache_set(c, K("long"), "v", 1, 3600000), IOT_OK);
     assert_rc(iot_cache_set(c, K("short"), "v", 1, 50), IOT_OK);
-    assert_rc(iot_cache_set(c, K("long"), "v", 1, 60000), IOT_OK);
-    sleep_ms(120);
+    int64_t deadline = iot_mono_us() + DELIVERY_WAIT_MS * 1000;
+    struct iot_cache_value v = {0};
+    while (iot_cache_get(c, K("short"), &v) == IOT_OK && iot_mono_us() < deadline) {
+        free(v.data);
+        v = (struct iot_cache_value){0};
+        sleep_ms(10);
+    }
     expect_absent(c, K("short"));
     expect_bytes(c, K("long"), "v", 1);
 }
@@ -449,34 +458,38 @@ static void test_wrong_type(void **state)
 
 /* ---- rate limits ---- */
 
+/* The hits' times are the caller's (t + ...), but the key itself expires
+ * on the backend's real clock window_ms after the last accepted hit: with a
+ * one-second window, a machine stalled for a second between two calls lost
+ * the window and failed the test. A minute is far beyond any stall. */
 static void test_rate_sliding_window(void **state)
 {
     struct iot_cache *c = *state;
-    const int64_t t = iot_now_ms();
+    const int64_t t = iot_now_ms(), w = 60000, step = 6000;
     bool ok = false;
     int64_t retry = -1;
     for (int i = 0; i < 3; i++) {
-        assert_rc(iot_cache_rate_hit(c, K("r"), 3, 1000, t + i * 100, &ok, &retry), IOT_OK);
+        assert_rc(iot_cache_rate_hit(c, K("r"), 3, w, t + i * step, &ok, &retry), IOT_OK);
         assert_true(ok);
     }
-    assert_rc(iot_cache_rate_hit(c, K("r"), 3, 1000, t + 300, &ok, &retry), IOT_OK);
+    assert_rc(iot_cache_rate_hit(c, K("r"), 3, w, t + 3 * step, &ok, &retry), IOT_OK);
     assert_false(ok);
-    assert_in_range(retry, 1, 1000);
-    assert_i64(retry, 700); /* the oldest hit (t) leaves at t + 1000 */
+    assert_in_range(retry, 1, w);
+    assert_i64(retry, w - 3 * step); /* the oldest hit (t) leaves at t + w */
     /* A separate key is independent. */
-    assert_rc(iot_cache_rate_hit(c, K("other"), 3, 1000, t + 300, &ok, &retry), IOT_OK);
+    assert_rc(iot_cache_rate_hit(c, K("other"), 3, w, t + 3 * step, &ok, &retry), IOT_OK);
     assert_true(ok);
-    /* Hits at t+100, t+200 remain; the refused hit at t+300 was not kept, so
-     * one hit fits once t has left the window, and only one. */
-    assert_rc(iot_cache_rate_hit(c, K("r"), 3, 1000, t + 999, &ok, &retry), IOT_OK);
+    /* Hits at t+step, t+2*step remain; the refused hit at t+3*step was not
+     * kept, so one hit fits once t has left the window, and only one. */
+    assert_rc(iot_cache_rate_hit(c, K("r"), 3, w, t + w - 1, &ok, &retry), IOT_OK);
     assert_false(ok);
     assert_i64(retry, 1);
-    assert_rc(iot_cache_rate_hit(c, K("r"), 3, 1000, t + 1000, &ok, &retry), IOT_OK);
+    assert_rc(iot_cache_rate_hit(c, K("r"), 3, w, t + w, &ok, &retry), IOT_OK);
     assert_true(ok);
-    assert_rc(iot_cache_rate_hit(c, K("r"), 3, 1000, t + 1001, &ok, &retry), IOT_OK);
+    assert_rc(iot_cache_rate_hit(c, K("r"), 3, w, t + w + 1, &ok, &retry), IOT_OK);
     assert_false(ok);
-    assert_i64(retry, 99); /* t+100 leaves at t+1100 */
-    assert_rc(iot_cache_rate_hit(c, K("r"), 0, 1000, t, &ok, &retry), IOT_EINVAL);
+    assert_i64(retry, step - 1); /* t+step leaves at t+step+w */
+    assert_rc(iot_cache_rate_hit(c, K("r"), 0, w, t, &ok, &retry), IOT_EINVAL);
     assert_rc(iot_cache_rate_hit(c, K("r"), 3, 0, t, &ok, &retry), IOT_EINVAL);
 }
 
@@ -1465,10 +1478,21 @@ static void test_redis_subscribe_refcount(void **state)
     assert_rc(iot_cache_subscribe(c, K("rc"), inbox_cb, &b, &sb), IOT_OK);
     assert_int_equal(redis_numsub(c, K("rc")), 1);
     iot_cache_unsubscribe(c, sa);
-    sleep_ms(50);
+    /* Had that queued an UNSUBSCRIBE, the subscriber connection would send
+     * it before anything queued later: once a later channel's subscribe
+     * and unsubscribe have both reached the server, "rc" must still count
+     * one (a barrier, where a sleep proved nothing on a slow machine). */
+    struct inbox later = {0};
+    struct iot_cache_sub *sl;
+    assert_rc(iot_cache_subscribe(c, K("rc-later"), inbox_cb, &later, &sl), IOT_OK);
+    iot_cache_unsubscribe(c, sl);
+    int64_t deadline = iot_mono_us() + DELIVERY_WAIT_MS * 1000;
+    while (redis_numsub(c, K("rc-later")) != 0 && iot_mono_us() < deadline)
+        sleep_ms(5);
+    assert_int_equal(redis_numsub(c, K("rc-later")), 0);
     assert_int_equal(redis_numsub(c, K("rc")), 1);
     iot_cache_unsubscribe(c, sb);
-    int64_t deadline = iot_mono_us() + DELIVERY_WAIT_MS * 1000;
+    deadline = iot_mono_us() + DELIVERY_WAIT_MS * 1000;
     while (redis_numsub(c, K("rc")) != 0 && iot_mono_us() < deadline)
         sleep_ms(5);
     assert_int_equal(redis_numsub(c, K("rc")), 0);

@@ -4,11 +4,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/devcache.h"
+#include "util/clock.h"
 
 static struct iot_device device(int64_t id, const char *hash)
 {
@@ -50,15 +51,28 @@ static void collision_replaces(void **state)
     iot_devcache_free(c);
 }
 
+/* An injected monotonic clock: with the real one a 20 ms TTL could pass
+ * between put and get on a loaded machine (and a sleep proved little). */
+static _Atomic int64_t fake_mono_us = 1000000;
+
+static int64_t fake_mono(void) { return atomic_load(&fake_mono_us); }
+
 static void entries_expire(void **state)
 {
+    iot_mono_override(fake_mono);
     struct iot_devcache *c = iot_devcache_new(64, 20);
     struct iot_device out, a = device(1, HASH_A);
     iot_devcache_put(c, &a);
+    atomic_fetch_add(&fake_mono_us, 19999);
+    assert_true(iot_devcache_get(c, HASH_A, &out)); /* 1 us before the TTL */
+    atomic_fetch_add(&fake_mono_us, 1);
+    assert_false(iot_devcache_get(c, HASH_A, &out)); /* at the TTL: gone */
+    /* a put starts a new lifetime */
+    iot_devcache_put(c, &a);
+    atomic_fetch_add(&fake_mono_us, 19999);
     assert_true(iot_devcache_get(c, HASH_A, &out));
-    usleep(40000);
-    assert_false(iot_devcache_get(c, HASH_A, &out));
     iot_devcache_free(c);
+    iot_mono_override(NULL);
 }
 
 int main(void)

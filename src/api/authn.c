@@ -1,3 +1,11 @@
+/* authn.c — who is calling (authn.h): session tokens, the legacy
+ * X-User-ID header, the admin token (with failed attempts throttled per
+ * client IP), and device keys, through the process-local key cache so that
+ * the telemetry hot path costs no registry round trip. A cached device
+ * carries its owner's is_active and who set its status, so "owner
+ * deactivated" and "switched off by an admin" are checked from the cache
+ * too; the changes that alter either make every instance forget the entry
+ * (device_common.c, the device notice channel). */
 #include "api/authn.h"
 
 #include <stdio.h>
@@ -164,10 +172,13 @@ bool iot_authn_self_or_admin(struct iot_req *r, const char *user_id, struct iot_
     return false;
 }
 
+/* An inactive device that is new, or that switched itself off, switches
+ * itself on by working; one an admin switched off never gets here. */
 static bool activate_on_first_use(struct iot_req *r, struct iot_device *d)
 {
     struct iot_app *app = iot_app_of(r);
     snprintf(d->status, sizeof d->status, "active");
+    snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_DEVICE);
     d->updated_at = iot_now_ms();
     int rc = iot_reg_device_update(&app->registry, d);
     if (rc) {
@@ -211,7 +222,20 @@ bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_d
         iot_reply_store_error(r, rc, "device");
         return false;
     }
+    if (!out->owner_active) {
+        iot_reply_error(r, 403, "Owner account deactivated",
+                        "the account that owns this device is deactivated; its devices are "
+                        "refused until an admin activates it again "
+                        "(PATCH /api/v1/users/{user_id}/activate)");
+        return false;
+    }
     if (mode == IOT_DEVICE_AUTH_ANY)
+        return true;
+    if (iot_device_held_off(out)) {
+        iot_reply_device_held_off(r, out);
+        return false;
+    }
+    if (mode == IOT_DEVICE_AUTH_READ)
         return true;
     if (strcmp(out->status, "maintenance") == 0) {
         iot_reply_error(r, 403, "Device in maintenance", "the device is in maintenance mode");
@@ -244,4 +268,13 @@ bool iot_rate_limit_ip(struct iot_req *r, const char *action)
     iot_reply_error(r, 429, "Too many requests", "at most %lld %s requests per minute; retry later",
                     (long long)limit, action);
     return false;
+}
+
+void iot_reply_device_held_off(struct iot_req *r, const struct iot_device *d)
+{
+    iot_reply_error(r, 403, "Device switched off by an admin",
+                    "an admin set device %lld to '%s'; its key is refused for telemetry and it "
+                    "cannot change its own status until an admin sets it back to 'active' "
+                    "(PUT /api/v1/admin/devices/%lld/status)",
+                    (long long)d->id, d->status, (long long)d->id);
 }

@@ -17,15 +17,23 @@
 #define DEVICES_PAGE_DEFAULT 100
 #define DEVICES_PAGE_MAX 1000
 
+/* Absent, null or "": what the original's required-field check refuses. */
+static bool field_missing(json_t *body, const char *key)
+{
+    json_t *v = json_object_get(body, key);
+    return !v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0);
+}
+
+/* name and device_type are required, as in the original. A new device is
+ * inactive until its first use (authn.c). */
 static bool read_new_device(struct iot_req *r, json_t *body, struct iot_device *d)
 {
-    json_t *name = json_object_get(body, "name");
-    if (!name || json_is_null(name) || (json_is_string(name) && json_string_length(name) == 0)) {
-        iot_reply_error(r, 400, "Missing required fields", "Required fields: name");
+    if (field_missing(body, "name") || field_missing(body, "device_type")) {
+        iot_reply_error(r, 400, "Missing required fields", "Required fields: name, device_type");
         return false;
     }
-    snprintf(d->device_type, sizeof d->device_type, "sensor");
     snprintf(d->status, sizeof d->status, "inactive");
+    snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_NEW);
     return iot_read_device_fields(r, body, IOT_DEV_ALL & ~IOT_DEV_STATUS, d) >= 0;
 }
 
@@ -94,6 +102,21 @@ void iot_h_device_heartbeat(struct iot_req *r)
                                      iot_json_time(d.last_seen), "status", "online"));
 }
 
+/* A device may change its own status (e.g. leave the maintenance it set
+ * itself), except out of a status an admin switched it to. */
+static bool own_status_change_ok(struct iot_req *r, const struct iot_device *before,
+                                 struct iot_device *d)
+{
+    if (strcmp(before->status, d->status) == 0)
+        return true;
+    if (iot_device_held_off(before)) {
+        iot_reply_device_held_off(r, before);
+        return false;
+    }
+    snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_DEVICE);
+    return true;
+}
+
 void iot_h_device_config(struct iot_req *r)
 {
     struct iot_device d;
@@ -103,15 +126,16 @@ void iot_h_device_config(struct iot_req *r)
     json_t *body = iot_req_json_object(r);
     if (!body)
         return;
-    int set = iot_read_device_fields(r, body, IOT_DEV_STATUS | IOT_DEV_LOCATION | IOT_DEV_VERSIONS, &d);
+    struct iot_device before = d;
+    bool has_status = !field_missing(body, "status");
+    int set = has_status ? iot_read_device_fields(r, body, IOT_DEV_STATUS | IOT_DEV_LOCATION |
+                                                               IOT_DEV_VERSIONS, &d)
+                         : 0;
     json_decref(body);
-    if (set < 0)
+    if (!has_status) /* required, as in the original */
+        iot_reply_error(r, 400, "Missing required fields", "Required fields: status");
+    if (set <= 0 || !own_status_change_ok(r, &before, &d))
         return;
-    if (set == 0) {
-        iot_reply_error(r, 400, "No data provided",
-                        "send at least one of status, location, firmware_version, hardware_version");
-        return;
-    }
     d.updated_at = iot_now_ms();
     int rc = iot_device_save(r, &d);
     if (rc) {

@@ -313,6 +313,7 @@ class Server:
             "IOTFLOW_HOST": "127.0.0.1",
             "IOTFLOW_DATA_DIR": str(self.data_dir),
             "IOTFLOW_AUTH_RATE_LIMIT": "0",
+            "IOTFLOW_ADMIN_FAIL_LIMIT": "0",
             "IOTFLOW_LOG_LEVEL": "warn",
         }
         # sanitizer settings, and the event loop the server run picks

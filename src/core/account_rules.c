@@ -6,7 +6,8 @@
  * characters that render as nothing (zero-width spaces, joiners, BOM),
  * that reorder the text around them (bidirectional controls) or that look
  * like a plain space — is refused here. Emails only have to look like an
- * address (nothing is sent to them); they must not carry header syntax. */
+ * address: nothing is sent to them, and other text round-trips byte-exact
+ * (quotes, backslashes, SQL-looking strings are data, never syntax). */
 #include "core/account_rules.h"
 
 #include <string.h>
@@ -170,9 +171,6 @@ const char *iot_email_problem(const char *s, size_t len)
     const char *at = memchr(s, '@', len);
     if (!at || memchr(at + 1, '@', len - (size_t)(at + 1 - s)))
         return "'email' must contain exactly one '@'";
-    for (size_t i = 0; i < len; i++)
-        if (strchr("\"(),:;<>[\\]", s[i]))
-            return "'email' must not contain any of \" ( ) , : ; < > [ \\ ]";
     size_t local = (size_t)(at - s);
     if (local == 0 || local > IOT_EMAIL_LOCAL_MAX)
         return "'email' must have 1 to 64 bytes before the '@'";

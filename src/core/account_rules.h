@@ -22,8 +22,7 @@
 const char *iot_username_problem(const char *s, size_t len);
 /* One @ with a non-empty local part of at most IOT_EMAIL_LOCAL_MAX bytes
  * before it and a domain of dot-separated non-empty labels (at least two)
- * after it; no whitespace, control or invisible characters, and none of
- * the characters that mean something in a mail header ("(),:;<>[\]). */
+ * after it; no whitespace, control or invisible characters. */
 const char *iot_email_problem(const char *s, size_t len);
 /* Not made only of whitespace and invisible characters. Anything else the
  * user types is theirs: strength beyond the minimum length is their

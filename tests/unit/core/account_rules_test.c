@@ -79,7 +79,7 @@ static void emails(void **state)
     assert_refused(E, "alice@example.com\xe2\x80\xae");
     assert_refused(E, "Alice <alice@example.com>");
     assert_refused(E, "alice@example.com,bob@example.com");
-    assert_refused(E, "\"a\"@example.com");
+    assert_ok(E, "\"a\";x'--@example.com"); /* text, not syntax: it round-trips */
     char longlocal[100];
     memset(longlocal, 'a', 65);
     snprintf(longlocal + 65, sizeof longlocal - 65, "@example.com");

@@ -216,9 +216,10 @@ void iot_h_device_status_by_id(struct iot_req *r)
         return;
     int64_t last_seen = iot_device_last_seen(r, &d);
     iot_reply_json(r, 200,
-                   json_pack("{s:s, s:{s:I, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:b, s:o}}",
+                   json_pack("{s:s, s:{s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:b, s:o}}",
                              "status", "success", "device", "id", (json_int_t)d.id, "name", d.name,
-                             "device_type", d.device_type, "status", d.status, "api_key",
+                             "device_type", d.device_type, "status", d.status, "status_set_by",
+                             d.status_set_by[0] ? d.status_set_by : IOT_STATUS_BY_NEW, "api_key",
                              iot_json_masked_key(&d), "location", d.location, "firmware_version",
                              d.firmware_version, "hardware_version", d.hardware_version,
                              "created_at", iot_json_time(d.created_at), "updated_at",

@@ -329,7 +329,7 @@ def admin_set_status(server, device, status, route):
 
 @pytest.mark.parametrize("route", ["status", "update"])
 @pytest.mark.parametrize("off", ["inactive", "maintenance"])
-def test_device_switched_off_by_admin_stays_off(server, device, route, off):
+def test_device_switched_off_by_admin_stays_off(server, owner, device, route, off):
     """The device's own traffic does not override an admin: no activation
     "on first use", no status change through PUT /devices/config; 403 with
     who switched it off and how to switch it back on. An admin switching it
@@ -353,6 +353,8 @@ def test_device_switched_off_by_admin_stays_off(server, device, route, off):
             (name, err)
     d = expect(server.admin.get(f"/admin/devices/{device['id']}"), 200)["device"]
     assert (d["status"], d["status_set_by"]) == (off, "admin"), d
+    seen_by_owner = expect(owner.api.get(f"/devices/{device['id']}/status"), 200)["device"]
+    assert seen_by_owner["status_set_by"] == "admin", seen_by_owner
     # still allowed: its credentials, and config that leaves the status as the admin set it
     expect(kc.get("/devices/credentials"), 200)
     cfg = expect(kc.put("/devices/config", json={"status": off, "location": "Shelf"}), 200)

@@ -64,7 +64,8 @@ struct iot_device {
     /* Who set `status` last: IOT_STATUS_BY_NEW (registered, never used or
      * switched since), _DEVICE (the device itself: first use, or its own
      * PUT /devices/config) or _ADMIN (a person through the admin API).
-     * Empty on create means IOT_STATUS_BY_NEW. See iot_device_held_off. */
+     * Empty means IOT_STATUS_BY_NEW on create, "unchanged" on update; any
+     * other value is refused (IOT_EINVAL). See iot_device_held_off. */
     char status_set_by[IOT_STATUS_BY_MAX + 1];
     char location[IOT_LOCATION_MAX + 1];
     char firmware_version[IOT_VERSION_MAX + 1];

@@ -751,6 +751,15 @@ static void test_device_status_set_by(void **state)
     assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
     assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
     assert_false(iot_device_held_off(&got));
+
+    /* only the three values: the database refuses others */
+    snprintf(got.status_set_by, sizeof got.status_set_by, "owner");
+    assert_rc(iot_reg_device_update(r, &got), IOT_EINVAL);
+    fill_device(&d, u, "dev3", "inactive", "t");
+    snprintf(d.status_set_by, sizeof d.status_set_by, "somebody");
+    assert_rc(iot_reg_device_create(r, &d), IOT_EINVAL);
+    assert_rc(iot_reg_device_get(r, got.id, &got), IOT_OK);
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
 }
 
 static void test_device_unique(void **state)

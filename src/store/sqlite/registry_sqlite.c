@@ -86,7 +86,8 @@ static const char *const migrations[] = {
      * taken as the device's own doing; a used device that is off may have
      * been switched off by an admin, and the admin API was the only way a
      * person could: it stays off until a person switches it back on. */
-    "ALTER TABLE devices ADD COLUMN status_set_by TEXT NOT NULL DEFAULT 'new';"
+    "ALTER TABLE devices ADD COLUMN status_set_by TEXT NOT NULL DEFAULT 'new'"
+    " CHECK (status_set_by IN ('new', 'device', 'admin'));"
     "UPDATE devices SET status_set_by = CASE"
     " WHEN status = 'active' THEN 'device'"
     " WHEN status = 'inactive' AND last_seen IS NULL THEN 'new'"

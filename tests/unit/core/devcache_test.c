@@ -50,6 +50,25 @@ static void collision_replaces(void **state)
     iot_devcache_free(c);
 }
 
+/* An owner's change (deactivation) drops every device of that owner, and
+ * only theirs. */
+static void forget_owner(void **state)
+{
+    (void)state;
+    struct iot_devcache *c = iot_devcache_new(1024, 60000);
+    struct iot_device out, a = device(1, HASH_A), b = device(2, HASH_B);
+    b.user_id = 8;
+    iot_devcache_put(c, &a);
+    iot_devcache_put(c, &b);
+    iot_devcache_forget_owner(c, 7);
+    assert_false(iot_devcache_get(c, HASH_A, &out));
+    assert_true(iot_devcache_get(c, HASH_B, &out));
+    assert_int_equal(out.user_id, 8);
+    iot_devcache_forget_owner(c, 8);
+    assert_false(iot_devcache_get(c, HASH_B, &out));
+    iot_devcache_free(c);
+}
+
 static void entries_expire(void **state)
 {
     struct iot_devcache *c = iot_devcache_new(64, 20);
@@ -66,6 +85,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hit_and_miss),
         cmocka_unit_test(collision_replaces),
+        cmocka_unit_test(forget_owner),
         cmocka_unit_test(entries_expire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

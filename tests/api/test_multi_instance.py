@@ -198,3 +198,21 @@ def test_device_switched_off_on_a_is_refused_on_b(long_cache_pair):
     until(lambda: post() == 403, 1.0, "device switched off by an admin refused on B")
     expect(a.admin.put(f"/admin/devices/{dev['id']}/status", json={"status": "active"}), 200)
     until(lambda: post() == 201, 1.0, "device switched on again accepted on B")
+
+
+def test_admin_token_throttle_is_shared():
+    """Failed admin tokens count on both instances together (4 a minute
+    here): guessing cannot be spread over instances behind a balancer."""
+    a, b = start_pair({"IOTFLOW_ADMIN_FAIL_LIMIT": "4"})
+    try:
+        for _attempt in range(2):  # again only if a minute boundary split the first go
+            start = time.time()
+            codes = [s.api.get("/admin/stats", headers={"Authorization": "admin wrong"}).status_code
+                     for s in (a, b, a, b, a)]
+            right_on_b = b.admin.get("/admin/stats").status_code
+            if int(start // 60) == int(time.time() // 60):
+                break
+        assert codes == [403, 403, 403, 403, 429], codes
+        assert right_on_b == 429
+    finally:
+        stop_pair((a, b))

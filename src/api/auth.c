@@ -20,17 +20,11 @@
 #define EMAIL_MIN 5 /* a@b.c */
 #define PASSWORD_MIN 6
 
-static bool field_missing(json_t *body, const char *key)
-{
-    json_t *v = json_object_get(body, key);
-    return !v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0);
-}
-
 static bool read_new_user(struct iot_req *r, json_t *body, struct iot_user *u, char *password,
                           size_t password_size)
 {
-    if (field_missing(body, "username") || field_missing(body, "email") ||
-        field_missing(body, "password")) {
+    if (iot_field_missing(body, "username") || iot_field_missing(body, "email") ||
+        iot_field_missing(body, "password")) {
         iot_reply_error(r, 400, "Missing required fields",
                         "username, email, and password are required");
         return false;

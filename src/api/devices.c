@@ -17,18 +17,11 @@
 #define DEVICES_PAGE_DEFAULT 100
 #define DEVICES_PAGE_MAX 1000
 
-/* Absent, null or "": what the original's required-field check refuses. */
-static bool field_missing(json_t *body, const char *key)
-{
-    json_t *v = json_object_get(body, key);
-    return !v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0);
-}
-
 /* name and device_type are required, as in the original. A new device is
  * inactive until its first use (authn.c). */
 static bool read_new_device(struct iot_req *r, json_t *body, struct iot_device *d)
 {
-    if (field_missing(body, "name") || field_missing(body, "device_type")) {
+    if (iot_field_missing(body, "name") || iot_field_missing(body, "device_type")) {
         iot_reply_error(r, 400, "Missing required fields", "Required fields: name, device_type");
         return false;
     }
@@ -127,7 +120,7 @@ void iot_h_device_config(struct iot_req *r)
     if (!body)
         return;
     struct iot_device before = d;
-    bool has_status = !field_missing(body, "status");
+    bool has_status = !iot_field_missing(body, "status");
     int set = has_status ? iot_read_device_fields(r, body, IOT_DEV_STATUS | IOT_DEV_LOCATION |
                                                                IOT_DEV_VERSIONS, &d)
                          : 0;

@@ -87,6 +87,12 @@ int iot_field_text(struct iot_req *r, json_t *obj, const char *key, size_t min, 
     return IOT_FIELD_SET;
 }
 
+bool iot_field_missing(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return !v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0);
+}
+
 bool iot_account_text_ok(struct iot_req *r, const char *username, const char *email,
                          const char *password)
 {

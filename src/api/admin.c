@@ -1,4 +1,6 @@
-/* admin.c — /api/v1/admin: every device of every user, and statistics. */
+/* admin.c — /api/v1/admin: every device of every user, and statistics.
+ * A status set here is recorded as set by an admin: a device switched off
+ * here cannot switch itself back on (registry.h iot_device_held_off). */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +21,14 @@
 static int append_device(void *ctx, const struct iot_device *d)
 {
     return json_array_append_new(ctx, iot_json_device(d));
+}
+
+/* A status a person sets holds against the device: switched off, it stays
+ * off (the device may not switch itself back on) until a person switches
+ * it on (registry.h iot_device_held_off). */
+static void status_set_by_admin(struct iot_device *d)
+{
+    snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_ADMIN);
 }
 
 void iot_h_admin_devices(struct iot_req *r)
@@ -67,8 +77,11 @@ void iot_h_admin_device_update(struct iot_req *r)
     json_t *body = iot_req_json_object(r);
     if (!body)
         return;
+    bool sets_status = json_object_get(body, "status") != NULL;
     int set = iot_read_device_fields(r, body, IOT_DEV_ALL, &d);
     json_decref(body);
+    if (set > 0 && sets_status)
+        status_set_by_admin(&d);
     if (set < 0)
         return;
     if (set == 0) {
@@ -125,6 +138,7 @@ void iot_h_admin_device_status(struct iot_req *r)
         iot_reply_error(r, 400, "Missing status", "Status field is required");
     if (set <= 0)
         return;
+    status_set_by_admin(&d);
     d.updated_at = iot_now_ms();
     int rc = iot_device_save(r, &d);
     if (rc) {

@@ -1,6 +1,15 @@
+/* authn.c — who is calling (authn.h): session tokens, the legacy
+ * X-User-ID header, the admin token (with failed attempts throttled per
+ * client IP), and device keys, through the process-local key cache so that
+ * the telemetry hot path costs no registry round trip. A cached device
+ * carries its owner's is_active and who set its status, so "owner
+ * deactivated" and "switched off by an admin" are checked from the cache
+ * too; the changes that alter either make every instance forget the entry
+ * (device_common.c, the device notice channel). */
 #include "api/authn.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -64,15 +73,82 @@ static bool user_from_header(struct iot_req *r, const char *user_id, struct iot_
     return true;
 }
 
+/* ---- admin token guessing ----------------------------------------------------
+ * Failed admin-token attempts are counted per client IP in fixed one-minute
+ * windows (a cache counter "rl:admin-fail:<ip>:<window>", so every instance
+ * sharing the cache counts together). Only failures count: a busy admin
+ * client is never slowed down. Once an IP has IOTFLOW_ADMIN_FAIL_LIMIT
+ * failures in the window, every admin-token request from it is answered
+ * 429 until the window ends, checked BEFORE the token is compared: were a
+ * right token still let through, "429 or 200" would tell a guesser which
+ * guess is right at full speed. So the real admin behind that IP waits too
+ * (at most a minute). One WARN line per IP and window (at its first
+ * failure), however many guesses follow. A cache outage fails open, like
+ * the login limit: the token is still compared in constant time. */
+#define ADMIN_FAIL_WINDOW_MS 60000
+
+static void admin_fail_key(const struct iot_req *r, int64_t window, char *key, size_t size)
+{
+    snprintf(key, size, "rl:admin-fail:%s:%lld", r->client_ip, (long long)window);
+}
+
+/* Failures of this IP in the current window; 0 when unknown. */
+static int64_t admin_failures(struct iot_app *app, const char *key)
+{
+    struct iot_cache_value v = {0};
+    if (iot_cache_get(&app->cache, key, &v) != IOT_OK)
+        return 0;
+    char text[24] = "";
+    if (v.len < sizeof text)
+        memcpy(text, v.data, v.len);
+    iot_cache_value_free(&v);
+    char *end;
+    long long n = strtoll(text, &end, 10);
+    return end != text && n > 0 ? n : 0;
+}
+
+static void reply_admin_locked(struct iot_req *r, int64_t limit, int64_t now, int64_t window)
+{
+    int64_t left_ms = (window + 1) * ADMIN_FAIL_WINDOW_MS - now;
+    iot_reply_retry_after(r, (left_ms + 999) / 1000);
+    iot_reply_error(r, 429, "Too many failed admin authentications",
+                    "more than %lld invalid admin tokens from this address within a minute; "
+                    "admin requests from it are refused until the minute ends",
+                    (long long)limit);
+}
+
+static void count_admin_failure(struct iot_req *r, const char *key, int64_t limit)
+{
+    int64_t n = 0;
+    int rc = iot_cache_incr(&iot_app_of(r)->cache, key, 1, 2 * ADMIN_FAIL_WINDOW_MS, &n);
+    if (rc == IOT_OK && n == 1)
+        IOT_WARN("invalid admin token from %s (further failures from it this minute are not "
+                 "logged; past %lld it gets 429)", r->client_ip, (long long)limit);
+    else if (rc != IOT_OK)
+        IOT_DEBUG("admin failure not counted (%s)", iot_strerror(rc));
+}
+
 static bool admin_token_ok(struct iot_req *r, const char *token)
 {
-    const char *configured = iot_app_of(r)->cfg->admin_token;
+    struct iot_app *app = iot_app_of(r);
+    const char *configured = app->cfg->admin_token;
     if (!configured || !*configured) {
         iot_reply_error(r, 403, "Admin API disabled", "no admin token is configured on this server");
         return false;
     }
+    int64_t limit = app->cfg->admin_fail_limit, now = iot_now_ms();
+    int64_t window = now / ADMIN_FAIL_WINDOW_MS;
+    char key[128];
+    admin_fail_key(r, window, key, sizeof key);
+    if (limit > 0 && admin_failures(app, key) >= limit) {
+        reply_admin_locked(r, limit, now, window);
+        return false;
+    }
     if (strlen(token) > MAX_CREDENTIAL_LEN || !iot_secret_equal(token, configured)) {
-        IOT_WARN("invalid admin token from %s", r->client_ip);
+        if (limit > 0)
+            count_admin_failure(r, key, limit);
+        else
+            IOT_WARN("invalid admin token from %s", r->client_ip);
         iot_reply_error(r, 403, "Invalid admin token", "the admin token is not valid");
         return false;
     }
@@ -164,10 +240,13 @@ bool iot_authn_self_or_admin(struct iot_req *r, const char *user_id, struct iot_
     return false;
 }
 
+/* An inactive device that is new, or that switched itself off, switches
+ * itself on by working; one an admin switched off never gets here. */
 static bool activate_on_first_use(struct iot_req *r, struct iot_device *d)
 {
     struct iot_app *app = iot_app_of(r);
     snprintf(d->status, sizeof d->status, "active");
+    snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_DEVICE);
     d->updated_at = iot_now_ms();
     int rc = iot_reg_device_update(&app->registry, d);
     if (rc) {
@@ -211,7 +290,20 @@ bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_d
         iot_reply_store_error(r, rc, "device");
         return false;
     }
+    if (!out->owner_active) {
+        iot_reply_error(r, 403, "Owner account deactivated",
+                        "the account that owns this device is deactivated; its devices are "
+                        "refused until an admin activates it again "
+                        "(PATCH /api/v1/users/{user_id}/activate)");
+        return false;
+    }
     if (mode == IOT_DEVICE_AUTH_ANY)
+        return true;
+    if (iot_device_held_off(out)) {
+        iot_reply_device_held_off(r, out);
+        return false;
+    }
+    if (mode == IOT_DEVICE_AUTH_READ)
         return true;
     if (strcmp(out->status, "maintenance") == 0) {
         iot_reply_error(r, 403, "Device in maintenance", "the device is in maintenance mode");
@@ -244,4 +336,13 @@ bool iot_rate_limit_ip(struct iot_req *r, const char *action)
     iot_reply_error(r, 429, "Too many requests", "at most %lld %s requests per minute; retry later",
                     (long long)limit, action);
     return false;
+}
+
+void iot_reply_device_held_off(struct iot_req *r, const struct iot_device *d)
+{
+    iot_reply_error(r, 403, "Device switched off by an admin",
+                    "an admin set device %lld to '%s'; its key is refused for telemetry and it "
+                    "cannot change its own status until an admin sets it back to 'active' "
+                    "(PUT /api/v1/admin/devices/%lld/status)",
+                    (long long)d->id, d->status, (long long)d->id);
 }

@@ -29,9 +29,15 @@ bool iot_authn_self_or_admin(struct iot_req *r, const char *user_id, struct iot_
 /* A user or the admin; has_user tells which. */
 bool iot_authn_any(struct iot_req *r, struct iot_principal *out);
 
+/* Every mode refuses (403) a device whose owner is deactivated. */
 enum iot_device_auth {
-    IOT_DEVICE_AUTH_ACTIVE, /* inactive devices become active; maintenance → 403 */
-    IOT_DEVICE_AUTH_ANY,    /* any status, nothing changed */
+    /* to work (telemetry, heartbeat, status): a device an admin switched
+     * off → 403; one in maintenance it set itself → 403; an inactive one
+     * that is new or switched itself off becomes active ("first use") */
+    IOT_DEVICE_AUTH_ACTIVE,
+    IOT_DEVICE_AUTH_ANY,  /* any status, nothing changed (config, credentials) */
+    IOT_DEVICE_AUTH_READ, /* any status but switched off by an admin → 403; nothing
+                             changed (reading its telemetry, live streams) */
 };
 /* The device whose API key is in X-API-Key. */
 bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_device *out);
@@ -39,5 +45,9 @@ bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_d
 /* Per-client-IP rate limit of `action` (login, register, ...) at
  * IOTFLOW_AUTH_RATE_LIMIT per minute; answers 429 + Retry-After when over. */
 bool iot_rate_limit_ip(struct iot_req *r, const char *action);
+
+/* 403 for a device an admin switched off (iot_device_held_off): says who
+ * and how to switch it back on. */
+void iot_reply_device_held_off(struct iot_req *r, const struct iot_device *d);
 
 #endif

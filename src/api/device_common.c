@@ -1,3 +1,6 @@
+/* device_common.c — device helpers shared by the device, group, user and
+ * admin handlers (device_common.h), and the "device:notice" channel that
+ * keeps every instance's key cache honest. */
 #include "api/device_common.h"
 
 #include <stdio.h>
@@ -48,7 +51,7 @@ bool iot_authn_device_reader(struct iot_req *r, struct iot_device *d)
         return iot_authn_any(r, &p) && iot_load_owned_device(r, 0, &p, d);
     }
     int64_t id;
-    if (!iot_authn_device(r, IOT_DEVICE_AUTH_ANY, d))
+    if (!iot_authn_device(r, IOT_DEVICE_AUTH_READ, d))
         return false;
     if (!iot_parse_id(iot_req_param(r, 0), &id)) {
         iot_reply_error(r, 404, "Device not found", "no device found with ID: %s", iot_req_param(r, 0));
@@ -65,8 +68,12 @@ bool iot_authn_device_reader(struct iot_req *r, struct iot_device *d)
  * key caches (core/devcache.h) and may hold the device's live streams: a
  * notice on this channel makes them forget the key at once (rather than
  * when their cache entry expires) and end the streams of a deleted device.
- * Payload: "<device id> <key hash> <1 if deleted, else 0>". */
+ * Payloads: "<device id> <key hash> <1 if deleted, else 0>" for one device;
+ * "owner <user id>" for every device of a user whose is_active changed (an
+ * older instance ignores that form; its entries expire with the key
+ * cache's TTL). */
 #define DEVICE_NOTICE_CHANNEL "device:notice"
+#define OWNER_NOTICE "owner "
 
 static void notify_peers(struct iot_app *app, const struct iot_device *d, bool deleted)
 {
@@ -89,11 +96,29 @@ static void on_device_notice(void *ctx, const char *channel, const char *msg, si
         return;
     memcpy(text, msg, len);
     text[len] = '\0';
+    if (strncmp(text, OWNER_NOTICE, strlen(OWNER_NOTICE)) == 0) {
+        if (sscanf(text + strlen(OWNER_NOTICE), "%lld", &id) == 1)
+            iot_devcache_forget_owner(app->devcache, id);
+        return;
+    }
     if (sscanf(text, "%lld %64s %d", &id, hash, &deleted) != 3)
         return;
     iot_devcache_forget(app->devcache, hash);
     if (deleted)
         iot_streams_end_device(app->streams, id);
+}
+
+void iot_owner_devices_forget(struct iot_req *r, int64_t owner_id)
+{
+    struct iot_app *app = iot_app_of(r);
+    iot_devcache_forget_owner(app->devcache, owner_id);
+    char msg[48];
+    int len = snprintf(msg, sizeof msg, OWNER_NOTICE "%lld", (long long)owner_id);
+    int rc = iot_cache_publish(&app->cache, DEVICE_NOTICE_CHANNEL, msg, (size_t)len);
+    if (rc)
+        IOT_WARN("owner notice not published (%s); other instances refuse or accept the"
+                 " devices of user %lld when their key cache entries expire",
+                 iot_strerror(rc), (long long)owner_id);
 }
 
 int iot_device_notices_start(struct iot_app *app)

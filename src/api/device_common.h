@@ -28,11 +28,18 @@ int iot_device_save(struct iot_req *r, const struct iot_device *d);
 void iot_device_forget(struct iot_req *r, const struct iot_device *d);
 /* Drops the local cache entry of a device's (old) key. */
 void iot_device_forget_key(struct iot_req *r, const struct iot_device *d);
+/* Forgets, on this instance and (through the device notice channel) on
+ * every other, the cached keys of all devices of owner `owner_id` (the
+ * internal user id): after the owner's is_active changed, so that the next
+ * request of each device reads the owner's new state. */
+void iot_owner_devices_forget(struct iot_req *r, int64_t owner_id);
 /* Deletes a device with its memberships and telemetry. */
 int iot_device_remove(struct iot_req *r, const struct iot_device *d);
 
 /* The device of path parameter 0 for reading its telemetry: the caller is
- * that device (X-API-Key), its owner, or the admin. Answers 401/403/404. */
+ * that device (X-API-Key), its owner, or the admin. Answers 401/403/404;
+ * a device key is refused (403) while its owner is deactivated or an admin
+ * has switched the device off (iot_device_key_usable). */
 bool iot_authn_device_reader(struct iot_req *r, struct iot_device *d);
 
 /* Records that the device was seen now: cache presence at once, the

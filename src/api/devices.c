@@ -17,15 +17,16 @@
 #define DEVICES_PAGE_DEFAULT 100
 #define DEVICES_PAGE_MAX 1000
 
+/* name and device_type are required, as in the original. A new device is
+ * inactive until its first use (authn.c). */
 static bool read_new_device(struct iot_req *r, json_t *body, struct iot_device *d)
 {
-    json_t *name = json_object_get(body, "name");
-    if (!name || json_is_null(name) || (json_is_string(name) && json_string_length(name) == 0)) {
-        iot_reply_error(r, 400, "Missing required fields", "Required fields: name");
+    if (iot_field_missing(body, "name") || iot_field_missing(body, "device_type")) {
+        iot_reply_error(r, 400, "Missing required fields", "Required fields: name, device_type");
         return false;
     }
-    snprintf(d->device_type, sizeof d->device_type, "sensor");
     snprintf(d->status, sizeof d->status, "inactive");
+    snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_NEW);
     return iot_read_device_fields(r, body, IOT_DEV_ALL & ~IOT_DEV_STATUS, d) >= 0;
 }
 
@@ -94,6 +95,21 @@ void iot_h_device_heartbeat(struct iot_req *r)
                                      iot_json_time(d.last_seen), "status", "online"));
 }
 
+/* A device may change its own status (e.g. leave the maintenance it set
+ * itself), except out of a status an admin switched it to. */
+static bool own_status_change_ok(struct iot_req *r, const struct iot_device *before,
+                                 struct iot_device *d)
+{
+    if (strcmp(before->status, d->status) == 0)
+        return true;
+    if (iot_device_held_off(before)) {
+        iot_reply_device_held_off(r, before);
+        return false;
+    }
+    snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_DEVICE);
+    return true;
+}
+
 void iot_h_device_config(struct iot_req *r)
 {
     struct iot_device d;
@@ -103,15 +119,16 @@ void iot_h_device_config(struct iot_req *r)
     json_t *body = iot_req_json_object(r);
     if (!body)
         return;
-    int set = iot_read_device_fields(r, body, IOT_DEV_STATUS | IOT_DEV_LOCATION | IOT_DEV_VERSIONS, &d);
+    struct iot_device before = d;
+    bool has_status = !iot_field_missing(body, "status");
+    int set = has_status ? iot_read_device_fields(r, body, IOT_DEV_STATUS | IOT_DEV_LOCATION |
+                                                               IOT_DEV_VERSIONS, &d)
+                         : 0;
     json_decref(body);
-    if (set < 0)
+    if (!has_status) /* required, as in the original */
+        iot_reply_error(r, 400, "Missing required fields", "Required fields: status");
+    if (set <= 0 || !own_status_change_ok(r, &before, &d))
         return;
-    if (set == 0) {
-        iot_reply_error(r, 400, "No data provided",
-                        "send at least one of status, location, firmware_version, hardware_version");
-        return;
-    }
     d.updated_at = iot_now_ms();
     int rc = iot_device_save(r, &d);
     if (rc) {
@@ -192,9 +209,10 @@ void iot_h_device_status_by_id(struct iot_req *r)
         return;
     int64_t last_seen = iot_device_last_seen(r, &d);
     iot_reply_json(r, 200,
-                   json_pack("{s:s, s:{s:I, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:b, s:o}}",
+                   json_pack("{s:s, s:{s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:b, s:o}}",
                              "status", "success", "device", "id", (json_int_t)d.id, "name", d.name,
-                             "device_type", d.device_type, "status", d.status, "api_key",
+                             "device_type", d.device_type, "status", d.status, "status_set_by",
+                             d.status_set_by[0] ? d.status_set_by : IOT_STATUS_BY_NEW, "api_key",
                              iot_json_masked_key(&d), "location", d.location, "firmware_version",
                              d.firmware_version, "hardware_version", d.hardware_version,
                              "created_at", iot_json_time(d.created_at), "updated_at",

@@ -1,5 +1,7 @@
 /* users.c — /api/v1/users: read, list, update, activate, deactivate,
- * delete. */
+ * delete. A change of is_active also tells every instance to forget the
+ * user's devices from its key cache, so that a deactivated user's devices
+ * are refused from the next request on (authn.c). */
 #include <string.h>
 
 #include "api/app.h"
@@ -95,7 +97,7 @@ static bool apply_user_changes(struct iot_req *r, json_t *body, const struct iot
     char password[IOT_PASSWORD_MAX + 1];
     bool is_active = u->is_active, is_admin = u->is_admin;
     int name = iot_field_text(r, body, "username", 3, IOT_USERNAME_MAX, u->username, sizeof u->username);
-    int email = name < 0 ? name : iot_field_text(r, body, "email", 3, IOT_EMAIL_MAX, u->email, sizeof u->email);
+    int email = name < 0 ? name : iot_field_text(r, body, "email", 5, IOT_EMAIL_MAX, u->email, sizeof u->email);
     int pw = email < 0 ? email : iot_field_text(r, body, "password", 6, IOT_PASSWORD_MAX, password, sizeof password);
     int active = pw < 0 ? pw : iot_field_bool(r, body, "is_active", &is_active);
     int admin = active < 0 ? active : iot_field_bool(r, body, "is_admin", &is_admin);
@@ -106,10 +108,9 @@ static bool apply_user_changes(struct iot_req *r, json_t *body, const struct iot
                         "send at least one of username, email, password, is_active, is_admin");
         return false;
     }
-    if (email && !strchr(u->email, '@')) {
-        iot_reply_error(r, 400, "Validation error", "'email' must be an email address");
+    if (!iot_account_text_ok(r, name ? u->username : NULL, email ? u->email : NULL,
+                             pw ? password : NULL))
         return false;
-    }
     if ((active || admin) && !p->admin) {
         iot_reply_error(r, 403, "Forbidden", "only an admin may change is_active or is_admin");
         return false;
@@ -149,16 +150,23 @@ void iot_h_user_update(struct iot_req *r)
         return;
     char old_hash[sizeof u.password_hash];
     memcpy(old_hash, u.password_hash, sizeof old_hash);
+    bool was_active = u.is_active;
     bool ok = apply_user_changes(r, body, &p, &u);
     json_decref(body);
     if (!ok)
         return;
     u.updated_at = iot_now_ms();
     int rc = iot_reg_user_update(&iot_app_of(r)->registry, &u);
+    if (rc == IOT_ECONFLICT) { /* taken between the check and the write */
+        iot_reply_error(r, 409, "User already exists", "username or email is already in use");
+        return;
+    }
     if (rc) {
         iot_reply_store_error(r, rc, "user");
         return;
     }
+    if (u.is_active != was_active)
+        iot_owner_devices_forget(r, u.id);
     if (!u.is_active || strcmp(old_hash, u.password_hash) != 0)
         drop_sessions(r, u.user_id);
     iot_reply_json(r, 200, json_pack("{s:s, s:s, s:o}", "status", "success", "message",
@@ -187,6 +195,9 @@ static void set_active(struct iot_req *r, bool active)
         iot_reply_store_error(r, rc, "user");
         return;
     }
+    /* Their devices' keys stop (or start) working at once, on every
+     * instance: the key caches hold the owner's state with each device. */
+    iot_owner_devices_forget(r, u.id);
     if (!active)
         drop_sessions(r, u.user_id);
     IOT_INFO("user %s %s", u.user_id, active ? "activated" : "deactivated");

@@ -1,3 +1,5 @@
+/* views.c — records as JSON, and the reading and checking of request
+ * fields (views.h). */
 #include "api/views.h"
 
 #include <errno.h>
@@ -5,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/account_rules.h"
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -26,11 +29,15 @@ json_t *iot_json_user(const struct iot_user *u)
                      "last_login", iot_json_time(u->last_login));
 }
 
+/* status_set_by tells an owner why a device stays off ("admin": only an
+ * admin switches it back on; "device", "new": it switches itself on). */
 json_t *iot_json_device(const struct iot_device *d)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "id",
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "id",
                      (json_int_t)d->id, "name", d->name, "description", d->description,
-                     "device_type", d->device_type, "status", d->status, "location", d->location,
+                     "device_type", d->device_type, "status", d->status, "status_set_by",
+                     d->status_set_by[0] ? d->status_set_by : IOT_STATUS_BY_NEW, "location",
+                     d->location,
                      "firmware_version", d->firmware_version, "hardware_version",
                      d->hardware_version, "user_id", (json_int_t)d->user_id, "created_at",
                      iot_json_time(d->created_at), "updated_at", iot_json_time(d->updated_at),
@@ -78,6 +85,27 @@ int iot_field_text(struct iot_req *r, json_t *obj, const char *key, size_t min, 
     }
     memcpy(buf, json_string_value(v), len + 1);
     return IOT_FIELD_SET;
+}
+
+bool iot_field_missing(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return !v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0);
+}
+
+bool iot_account_text_ok(struct iot_req *r, const char *username, const char *email,
+                         const char *password)
+{
+    const char *why = NULL;
+    if (username)
+        why = iot_username_problem(username, strlen(username));
+    if (!why && email)
+        why = iot_email_problem(email, strlen(email));
+    if (!why && password)
+        why = iot_password_problem(password, strlen(password));
+    if (why)
+        iot_reply_error(r, 400, "Validation error", "%s", why);
+    return why == NULL;
 }
 
 int iot_field_bool(struct iot_req *r, json_t *obj, const char *key, bool *out)

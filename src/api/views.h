@@ -30,10 +30,19 @@ enum iot_field { IOT_FIELD_ABSENT = 0, IOT_FIELD_SET = 1 };
  * (min == 0). Wrong type or length → answers 400 and returns IOT_EINVAL. */
 int iot_field_text(struct iot_req *r, json_t *obj, const char *key, size_t min, size_t max,
                    char *buf, size_t size);
+/* A required field left out: absent, JSON null or "" (what the original's
+ * required-field checks refuse with 400 "Missing required fields"). */
+bool iot_field_missing(json_t *obj, const char *key);
 /* Reads obj[key] as a boolean. */
 int iot_field_bool(struct iot_req *r, json_t *obj, const char *key, bool *out);
 /* Reads obj[key] as a positive integer. */
 int iot_field_id(struct iot_req *r, json_t *obj, const char *key, int64_t *out);
+
+/* Checks the account fields given (NULL: not being set) against
+ * core/account_rules.h; answers 400 "Validation error" naming the problem
+ * and returns false when one is refused. */
+bool iot_account_text_ok(struct iot_req *r, const char *username, const char *email,
+                         const char *password);
 
 /* Parses a path parameter as a positive id; false when it is not one. */
 bool iot_parse_id(const char *s, int64_t *out);

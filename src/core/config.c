@@ -37,6 +37,8 @@ static const struct opt options[] = {
      "0", 0, 1, "accept the legacy X-User-ID header as authentication (only behind a trusted gateway)"},
     {"IOTFLOW_AUTH_RATE_LIMIT", "auth-rate-limit", OPT_INT, FIELD(auth_rate_limit), "30", 0,
      1000000, "login, user registration and device registration requests per minute per client IP; 0 = off"},
+    {"IOTFLOW_ADMIN_FAIL_LIMIT", "admin-fail-limit", OPT_INT, FIELD(admin_fail_limit), "10", 0,
+     1000000, "failed admin-token attempts per minute per client IP before its admin requests get 429; 0 = off"},
     {"IOTFLOW_MAX_BODY", "max-body", OPT_INT, FIELD(max_body), "1048576", 1024, 64 * 1024 * 1024,
      "largest accepted request body in bytes (413 above)"},
     {"IOTFLOW_LOG_LEVEL", "log-level", OPT_STRING, FIELD(log_level), "info", 0, 0,

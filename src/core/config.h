@@ -21,6 +21,7 @@ struct iot_config {
     char *admin_token;  /* empty: admin API refused */
     bool trust_user_id_header;
     int64_t auth_rate_limit;   /* requests/minute per client IP; 0 = off */
+    int64_t admin_fail_limit;  /* failed admin tokens/minute per client IP; 0 = off */
     int64_t max_body;          /* bytes */
     char *log_level;           /* debug|info|warn|error|off */
     int64_t session_ttl;       /* seconds */

@@ -1,3 +1,4 @@
+/* devcache.c — the direct-mapped API-key cache (devcache.h). */
 #include "core/devcache.h"
 
 #include <pthread.h>
@@ -96,4 +97,15 @@ void iot_devcache_forget(struct iot_devcache *c, const char *key_hash)
     if (c->slots[i].used && strcmp(c->slots[i].device.api_key_hash, key_hash) == 0)
         c->slots[i].used = false;
     pthread_mutex_unlock(lock);
+}
+
+void iot_devcache_forget_owner(struct iot_devcache *c, int64_t owner_id)
+{
+    for (size_t i = 0; i < c->n_slots; i++) {
+        pthread_mutex_t *lock = &c->locks[i % STRIPES];
+        pthread_mutex_lock(lock);
+        if (c->slots[i].used && c->slots[i].device.user_id == owner_id)
+            c->slots[i].used = false;
+        pthread_mutex_unlock(lock);
+    }
 }

@@ -1,6 +1,8 @@
 /* devcache.h — the process-local cache of API-key → device, the first
- * stop of every device-authenticated request (the ingest hot path; see
- * docs/ARCHITECTURE.md).
+ * stop of every device-authenticated request (the telemetry hot path: a
+ * hit costs no registry round trip; see docs/ARCHITECTURE.md). A cached
+ * device carries its owner's is_active (iot_device.owner_active), so that
+ * is checked for free too.
  *
  * Direct-mapped by the key's hash (a slot holds one device; a colliding key
  * simply replaces it), so memory is fixed at creation and every operation is
@@ -26,5 +28,9 @@ bool iot_devcache_get(struct iot_devcache *c, const char *key_hash, struct iot_d
 void iot_devcache_put(struct iot_devcache *c, const struct iot_device *d);
 /* Drops the entry of one key (after an update, delete or key rotation). */
 void iot_devcache_forget(struct iot_devcache *c, const char *key_hash);
+/* Drops every entry of the devices of one owner (iot_device.user_id): after
+ * the owner is deactivated or activated. Walks every slot, one stripe lock
+ * at a time: O(slots), for rare account changes, not for requests. */
+void iot_devcache_forget_owner(struct iot_devcache *c, int64_t owner_id);
 
 #endif

@@ -100,6 +100,8 @@ void iot_reg_device_defaults(struct iot_device *d)
 {
     if (!d->status[0])
         memcpy(d->status, "active", sizeof "active");
+    if (!d->status_set_by[0])
+        memcpy(d->status_set_by, IOT_STATUS_BY_NEW, sizeof IOT_STATUS_BY_NEW);
     stamp_new(&d->created_at, &d->updated_at);
 }
 

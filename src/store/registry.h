@@ -1,17 +1,19 @@
 /* registry.h — the registry store interface: users, devices, groups and
  * group memberships (the relational part of IoTFlow).
  *
- * Implementations: SQLite (src/store/sqlite, embedded default) and, later,
- * PostgreSQL. Records are plain structs with fixed-size, NUL-terminated text
- * fields, so callers own every output and nothing needs freeing. Every op may
- * be called from any thread at any time; the backend serialises internally.
- * Callers use the iot_reg_* wrappers at the bottom, never the slots. */
+ * Implementations: SQLite (src/store/sqlite, the embedded default) and
+ * PostgreSQL (src/store/postgres). Records are plain structs with fixed-size,
+ * NUL-terminated text fields, so callers own every output and nothing needs
+ * freeing. Every op may be called from any thread at any time; the backend
+ * serialises internally. Callers use the iot_reg_* wrappers at the bottom,
+ * never the slots. */
 #ifndef IOT_STORE_REGISTRY_H
 #define IOT_STORE_REGISTRY_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Byte limits of text fields (UTF-8 bytes, without the NUL). The API layer
  * rejects longer input with 400; backends may assume they hold. */
@@ -29,8 +31,15 @@
 #define IOT_KEY_PREFIX_LEN 8 /* first characters of a key, shown masked */
 #define IOT_GROUP_NAME_MAX 100
 #define IOT_COLOR_LEN 7 /* "#RRGGBB" */
+#define IOT_STATUS_BY_MAX 12 /* iot_device.status_set_by */
 
 /* Times are Unix epoch milliseconds, UTC; 0 means "never" (JSON null). */
+
+/* Usernames and emails are unique without regard to ASCII case: "ALICE"
+ * and "alice" are one account, and user_get_by_username/_by_email find it
+ * whichever case the caller types. The stored value keeps the case it was
+ * registered with. Only ASCII letters fold (the same on every backend);
+ * other characters compare byte for byte. */
 
 struct iot_user {
     int64_t id; /* internal numeric id, assigned by the store */
@@ -52,6 +61,12 @@ struct iot_device {
     char description[IOT_DESCRIPTION_MAX + 1];
     char device_type[IOT_DEVICE_TYPE_MAX + 1];
     char status[IOT_STATUS_MAX + 1]; /* active | inactive | maintenance */
+    /* Who set `status` last: IOT_STATUS_BY_NEW (registered, never used or
+     * switched since), _DEVICE (the device itself: first use, or its own
+     * PUT /devices/config) or _ADMIN (a person through the admin API).
+     * Empty means IOT_STATUS_BY_NEW on create, "unchanged" on update; any
+     * other value is refused (IOT_EINVAL). See iot_device_held_off. */
+    char status_set_by[IOT_STATUS_BY_MAX + 1];
     char location[IOT_LOCATION_MAX + 1];
     char firmware_version[IOT_VERSION_MAX + 1];
     char hardware_version[IOT_VERSION_MAX + 1];
@@ -60,7 +75,35 @@ struct iot_device {
     int64_t created_at;
     int64_t updated_at;
     int64_t last_seen;
+    /* The owner's users.is_active, read with the device in the same query
+     * (no second round trip on the key-lookup hot path); ignored on
+     * writes. A device whose owner is deactivated may not use its key. */
+    bool owner_active;
 };
+
+#define IOT_STATUS_BY_NEW "new"
+#define IOT_STATUS_BY_DEVICE "device"
+#define IOT_STATUS_BY_ADMIN "admin"
+
+/* True when a person switched the device off (status inactive or
+ * maintenance, set through the admin API): the device may then neither
+ * send nor read telemetry with its key, nor change its own status, until
+ * a person switches it back on. A device that switched itself off, or was
+ * never used, switches itself on again. */
+static inline bool iot_device_held_off(const struct iot_device *d)
+{
+    return strcmp(d->status, "active") != 0 &&
+           strcmp(d->status_set_by, IOT_STATUS_BY_ADMIN) == 0;
+}
+
+/* May the device's API key still be used to send or read telemetry (and
+ * to keep a live stream open)? Its owner is active and no person has
+ * switched it off. Streams revalidate with this on a fresh registry read
+ * (iot_reg_device_get), which fills both fields. */
+static inline bool iot_device_key_usable(const struct iot_device *d)
+{
+    return d->owner_active && !iot_device_held_off(d);
+}
 
 struct iot_group {
     int64_t id;      /* assigned by the store */
@@ -92,7 +135,8 @@ struct iot_device_stats {
     int64_t online; /* active devices with last_seen >= the given time */
 };
 
-/* A registry's last_seen update, applied in batches (DESIGN.md hot path). */
+/* A registry's last_seen update, applied in batches by the ingest pipeline
+ * (core/ingest.h), off the request path. */
 struct iot_seen {
     int64_t device_id;
     int64_t last_seen;
@@ -127,8 +171,9 @@ struct iot_registry_ops {
     int (*ping)(void *self);   /* cheap health check */
 
     /* Users. user_create fills u->id and, if empty, u->user_id with 32 random
-     * hex chars; sets created_at/updated_at to now if 0. Unique: username,
-     * email, user_id. */
+     * hex chars; sets created_at/updated_at to now if 0. Unique: username and
+     * email (ignoring ASCII case, enforced by the database), user_id. The
+     * _by_username/_by_email lookups ignore ASCII case. */
     int (*user_create)(void *self, struct iot_user *u);
     int (*user_get_by_id)(void *self, int64_t id, struct iot_user *out);
     int (*user_get_by_user_id)(void *self, const char *user_id, struct iot_user *out);
@@ -141,7 +186,7 @@ struct iot_registry_ops {
     int (*user_list)(void *self, struct iot_page page, iot_user_fn fn, void *ctx, int64_t *total);
 
     /* Devices. device_create fills d->id and timestamps. Unique: (user_id,
-     * name), api_key_hash. */
+     * name), api_key_hash. Every read fills owner_active. */
     int (*device_create)(void *self, struct iot_device *d);
     int (*device_get)(void *self, int64_t id, struct iot_device *out);
     int (*device_get_by_key_hash)(void *self, const char *key_hash, struct iot_device *out);
@@ -195,8 +240,9 @@ void iot_registry_close(struct iot_registry *reg);
 /* user_create: a random 32-hex user_id when empty; created_at and updated_at
  * now when 0. */
 void iot_reg_user_defaults(struct iot_user *u);
-/* device_create: status "active" when empty (as the original service does);
- * created_at and updated_at now when 0. */
+/* device_create: status "active" when empty (as the original service does),
+ * status_set_by IOT_STATUS_BY_NEW when empty; created_at and updated_at now
+ * when 0. */
 void iot_reg_device_defaults(struct iot_device *d);
 /* group_create: created_at and updated_at now when 0; device_count 0. */
 void iot_reg_group_defaults(struct iot_group *g);

@@ -37,7 +37,7 @@ SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
 USER_FIELDS = {"id", "user_id", "username", "email", "is_active", "is_admin",
                "created_at", "updated_at", "last_login"}
 DEVICE_FIELDS = {"id", "name", "description", "device_type", "status",
-                 "location", "firmware_version", "hardware_version", "user_id",
+                 "status_set_by", "location", "firmware_version", "hardware_version", "user_id",
                  "created_at", "updated_at", "last_seen"}
 GROUP_FIELDS = {"id", "name", "description", "user_id", "color", "created_at",
                 "updated_at", "device_count"}
@@ -168,6 +168,7 @@ def assert_device_dict(d, **expected):
     assert isinstance(d["user_id"], int) and not isinstance(d["user_id"], bool), \
         f"device user_id must be the owner's internal integer id: {d['user_id']!r}"
     assert d["status"] in ("active", "inactive", "maintenance"), d["status"]
+    assert d["status_set_by"] in ("new", "device", "admin"), d["status_set_by"]
     assert_ts(d["created_at"], what="created_at")
     assert_ts(d["updated_at"], what="updated_at")
     assert_ts(d["last_seen"], nullable=True, what="last_seen")
@@ -312,6 +313,7 @@ class Server:
             "IOTFLOW_HOST": "127.0.0.1",
             "IOTFLOW_DATA_DIR": str(self.data_dir),
             "IOTFLOW_AUTH_RATE_LIMIT": "0",
+            "IOTFLOW_ADMIN_FAIL_LIMIT": "0",
             "IOTFLOW_LOG_LEVEL": "warn",
             # Every test client connects from 127.0.0.1, so the per-address
             # cap would count the whole suite as one client;
@@ -528,6 +530,7 @@ def promote_to_admin(user):
 
 def register_device(user, **fields):
     fields.setdefault("name", unique("dev"))
+    fields.setdefault("device_type", "sensor")
     r = user.api.post("/devices/register", json=fields)
     return expect(r, 201)["device"]
 

@@ -1,8 +1,11 @@
 """/admin endpoints and the admin authentication rules."""
+import time
+
 import pytest
 
 from conftest import (assert_device_dict, assert_no_secrets, assert_ts, error_text,
-                      expect, expect_error, expect_rejects, key_client, register_device)
+                      expect, expect_error, expect_rejects, key_client, make_user,
+                      register_device)
 
 ADMIN_ENDPOINTS = [
     ("GET", "/admin/devices", None),
@@ -267,3 +270,119 @@ def test_admin_lists_bad_paging(server, path):
     cases = {"neg-limit": {"limit": -1}, "neg-offset": {"offset": -1},
              "alpha-limit": {"limit": "many"}, "alpha-offset": {"offset": "x"}}
     expect_rejects(lambda params: server.admin.get(path, params=params), cases, 400)
+
+
+# ---------------------------------------------------------------- admin-token guessing
+
+def minute(t):
+    return int(t // 60)
+
+
+def test_failed_admin_tokens_are_throttled(start_server):
+    """Past IOTFLOW_ADMIN_FAIL_LIMIT failures a minute from one address, its
+    admin requests get 429 + Retry-After, even with the right token (else 429
+    vs 200 would still tell a guesser which guess is right); successes do not
+    count; one log line per address and minute, however many guesses."""
+    server = start_server(env={"IOTFLOW_ADMIN_FAIL_LIMIT": "3"})
+    wrong = server.api.with_headers({"Authorization": "admin wrong-token"})
+    for _ in range(20):  # successes are not counted
+        expect(server.admin.get("/admin/stats"), 200)
+    for attempt in range(2):  # a second go only if a minute boundary split the first
+        start = time.time()
+        codes = [wrong.get("/admin/stats").status_code for _ in range(3)]
+        locked = wrong.get("/admin/stats")
+        right = server.admin.get("/admin/stats")
+        if minute(start) == minute(time.time()):
+            break
+    assert codes == [403, 403, 403], codes
+    for r in (locked, right):
+        err = expect_error(r, 429)
+        assert "admin" in error_text(err), err
+        retry = r.headers.get("Retry-After", "")
+        assert retry.isdigit() and 0 < int(retry) <= 60, r.headers
+    for _ in range(50):
+        expect_error(wrong.get("/admin/devices"), 429)
+    # users and devices are not admin-token requests: not affected
+    user = make_user(server, "bearer")
+    expect(user.api.get(f"/users/{user.user_id}"), 200)
+    lines = [ln for ln in server.stderr().splitlines() if "invalid admin token" in ln]
+    assert 1 <= len(lines) <= 2 * (attempt + 1), lines
+
+
+def test_admin_throttle_off(start_server):
+    server = start_server(env={"IOTFLOW_ADMIN_FAIL_LIMIT": "0"})
+    wrong = server.api.with_headers({"Authorization": "admin wrong-token"})
+    for _ in range(15):
+        expect_error(wrong.get("/admin/stats"), 403)
+    expect(server.admin.get("/admin/stats"), 200)
+
+
+# ---------------------------------------------------------------- a device switched off by an admin
+
+def admin_set_status(server, device, status, route):
+    if route == "status":
+        r = server.admin.put(f"/admin/devices/{device['id']}/status", json={"status": status})
+    else:
+        r = server.admin.put(f"/admin/devices/{device['id']}", json={"status": status})
+    return expect(r, 200)
+
+
+@pytest.mark.parametrize("route", ["status", "update"])
+@pytest.mark.parametrize("off", ["inactive", "maintenance"])
+def test_device_switched_off_by_admin_stays_off(server, owner, device, route, off):
+    """The device's own traffic does not override an admin: no activation
+    "on first use", no status change through PUT /devices/config; 403 with
+    who switched it off and how to switch it back on. An admin switching it
+    on again lets it in."""
+    kc = key_client(server, device["api_key"])
+    expect(kc.post("/telemetry", json={"data": {"t": 1}}), 201)  # in use, then off
+    admin_set_status(server, device, off, route)
+    refused = {
+        "telemetry": lambda: kc.post("/telemetry", json={"data": {"t": 2}}),
+        "batch": lambda: kc.post("/telemetry/batch", json=[{"data": {"t": 3}}]),
+        "read-telemetry": lambda: kc.get(f"/telemetry/{device['id']}"),
+        "latest": lambda: kc.get(f"/telemetry/{device['id']}/latest"),
+        "heartbeat": lambda: kc.post("/devices/heartbeat"),
+        "status": lambda: kc.get("/devices/status"),
+        "config-on": lambda: kc.put("/devices/config", json={"status": "active"}),
+    }
+    for name, call in refused.items():
+        err = expect_error(call(), 403)
+        text = error_text(err)
+        assert "admin" in text and f"/admin/devices/{device['id']}/status" in err["message"], \
+            (name, err)
+    d = expect(server.admin.get(f"/admin/devices/{device['id']}"), 200)["device"]
+    assert (d["status"], d["status_set_by"]) == (off, "admin"), d
+    seen_by_owner = expect(owner.api.get(f"/devices/{device['id']}/status"), 200)["device"]
+    assert seen_by_owner["status_set_by"] == "admin", seen_by_owner
+    # still allowed: its credentials, and config that leaves the status as the admin set it
+    expect(kc.get("/devices/credentials"), 200)
+    cfg = expect(kc.put("/devices/config", json={"status": off, "location": "Shelf"}), 200)
+    assert (cfg["device"]["status"], cfg["device"]["location"]) == (off, "Shelf")
+
+    admin_set_status(server, device, "active", route)
+    for name in ("telemetry", "read-telemetry", "heartbeat", "status"):
+        assert refused[name]().status_code < 300, name
+    # switched on by a person, the device may manage itself again
+    d = expect(kc.put("/devices/config", json={"status": "maintenance"}), 200)["device"]
+    assert (d["status"], d["status_set_by"]) == ("maintenance", "device"), d
+    d = expect(kc.put("/devices/config", json={"status": "active"}), 200)["device"]
+    assert d["status"] == "active"
+
+
+def test_new_device_activates_on_first_use(server, device):
+    """Never used (status_set_by "new") is not switched off: first telemetry
+    activates it, and the device is recorded as having set its status."""
+    assert device["status_set_by"] == "new"
+    kc = key_client(server, device["api_key"])
+    expect(kc.post("/telemetry", json={"data": {"t": 1}}), 201)
+    d = expect(server.admin.get(f"/admin/devices/{device['id']}"), 200)["device"]
+    assert (d["status"], d["status_set_by"]) == ("active", "device"), d
+
+
+def test_device_switched_off_by_itself_switches_back_on(server, device):
+    kc = key_client(server, device["api_key"])
+    expect(kc.put("/devices/config", json={"status": "inactive"}), 200)
+    expect(kc.post("/telemetry", json={"data": {"t": 1}}), 201)  # first use again
+    d = expect(server.admin.get(f"/admin/devices/{device['id']}"), 200)["device"]
+    assert (d["status"], d["status_set_by"]) == ("active", "device"), d

@@ -51,6 +51,23 @@ REGISTER_INVALID = {
     "email-no-at": {"email": "no-at-sign.example.com"},
     "email-121": {"email": "a" * 109 + "@example.com"},
     "password-5": {"password": "12345"},
+    # invisible and control characters (they make two names look alike)
+    "username-zwsp": {"username": "ali\u200bce"}, "username-zwj": {"username": "ali\u200dce"},
+    "username-lrm": {"username": "alice\u200e"}, "username-rlo": {"username": "\u202eecila"},
+    "username-isolate": {"username": "al\u2066ice\u2069"},
+    "username-word-joiner": {"username": "ali\u2060ce"}, "username-bom": {"username": "\ufeffalice"},
+    "username-line-sep": {"username": "ali\u2028ce"}, "username-bell": {"username": "ali\u0007ce"},
+    "username-newline": {"username": "ali\nce"}, "username-tab": {"username": "ali\tce"},
+    "username-nbsp": {"username": "ali\u00a0ce"}, "username-leading-space": {"username": " alice"},
+    "username-trailing-space": {"username": "alice "},
+    "email-two-at": {"email": "a@b@example.com"}, "email-no-domain-dot": {"email": "alice@localhost"},
+    "email-empty-local": {"email": "@example.com"}, "email-empty-domain": {"email": "alice@"},
+    "email-space": {"email": "ali ce@example.com"}, "email-zwsp": {"email": "alice\u200b@example.com"},
+    "email-double-dot": {"email": "alice@example..com"},
+    "email-header": {"email": "Alice <alice@example.com>"},
+    "email-local-65": {"email": "a" * 65 + "@example.com"},
+    "password-spaces": {"password": "        "},
+    "password-blank-unicode": {"password": "\u00a0\u3000 \u200b\t\u2003\u2003"},
 }
 
 
@@ -65,7 +82,8 @@ def test_register_rejects_invalid_input(server):
 @pytest.mark.parametrize("over", [
     {"username": lambda: unique("x")[-3:]},              # exactly 3
     {"username": lambda: unique("u").ljust(80, "z")},    # exactly 80 bytes
-    {"email": lambda: unique("e").ljust(108, "m") + "@example.com"},  # 120 bytes
+    # 120 bytes, the longest local part (64)
+    {"email": lambda: unique("e").ljust(64, "m") + "@" + "d" * 51 + ".com"},
     {"password": lambda: "123456"},                      # exactly 6
 ], ids=["username-3", "username-80", "email-120", "password-6"])
 def test_register_accepts_boundary_lengths(server, over):
@@ -82,6 +100,42 @@ def test_register_duplicate_conflicts(server, field, text):
     body = reg_body(**{field: username if field == "username" else email})
     err = expect_error(server.api.post("/auth/register", json=body), 409)
     assert text.lower() in error_text(err), err
+
+
+def test_register_error_names_the_problem(server):
+    err = expect_error(server.api.post("/auth/register",
+                                       json=reg_body(username="ali\u200bce")), 400)
+    assert "invisible" in err["message"], err
+    err = expect_error(server.api.post("/auth/register", json=reg_body(email="alice@localhost")),
+                       400)
+    assert "domain" in err["message"], err
+    err = expect_error(server.api.post("/auth/register", json=reg_body(password=" " * 8)), 400)
+    assert "password" in err["message"], err
+
+
+def test_register_accepts_unicode_names(server):
+    body = reg_body(username="J\u00fcrgen " + unique("")[-6:], email=f"{unique('j')}@b\u00fccher.de")
+    data = expect(server.api.post("/auth/register", json=body), 201)
+    assert (data["user"]["username"], data["user"]["email"]) == (body["username"], body["email"])
+
+
+@pytest.mark.parametrize("field", ["username", "email"])
+def test_register_duplicate_in_other_case_conflicts(server, field):
+    """ALICE and alice are one account: the second registration is a 409."""
+    _, username, email, _ = register_user(server, username=unique("Case"))
+    taken = {"username": username.upper(), "email": email.upper()}[field]
+    err = expect_error(server.api.post("/auth/register", json=reg_body(**{field: taken})), 409)
+    assert field in error_text(err), err
+    swapped = {"username": username.swapcase(), "email": email.swapcase()}[field]
+    expect_error(server.api.post("/auth/register", json=reg_body(**{field: swapped})), 409)
+
+
+def test_login_username_in_any_case(server):
+    info, username, _, password = register_user(server, username=unique("MiXeD"))
+    for typed in (username, username.lower(), username.upper(), username.swapcase()):
+        data = expect(login(server, typed, password), 200)
+        assert data["user"]["user_id"] == info["user_id"], typed
+        assert data["user"]["username"] == username  # as registered
 
 
 def test_register_ignores_privilege_fields(server):

@@ -33,12 +33,12 @@ def device(owner):
 
 def test_register_minimal(owner):
     name = unique("dev")
-    r = owner.api.post("/devices/register", json={"name": name})
+    r = owner.api.post("/devices/register", json={"name": name, "device_type": "sensor"})
     data = expect(r, 201)
     assert data["message"] == "Device registered successfully"
     d = data["device"]
     assert_device_dict(d, name=name, device_type="sensor", status="inactive",
-                       user_id=owner.id, last_seen=None)
+                       status_set_by="new", user_id=owner.id, last_seen=None)
     assert API_KEY_RE.match(d["api_key"]), d["api_key"]
     assert d["owner"] == {"username": owner.username, "email": owner.email}
 
@@ -51,13 +51,15 @@ def test_register_all_fields(owner):
 def test_register_ignores_server_owned_fields(owner, other_user):
     """Mass assignment: id, status, api_key, user_id, last_seen are the server's."""
     r = owner.api.post("/devices/register", json={
-        "name": unique("mass"), "id": 1, "status": "active", "api_key": "A" * 32,
+        "name": unique("mass"), "device_type": "sensor", "id": 1, "status": "active",
+        "api_key": "A" * 32, "status_set_by": "admin",
         "user_id": other_user.id, "last_seen": "2020-01-01T00:00:00.000Z"})
     if r.status_code == 400:
         expect_error(r, 400)
         return
     d = expect(r, 201)["device"]
-    assert (d["status"], d["user_id"], d["last_seen"]) == ("inactive", owner.id, None), d
+    assert (d["status"], d["status_set_by"], d["user_id"], d["last_seen"]) == \
+        ("inactive", "new", owner.id, None), d
     assert d["api_key"] != "A" * 32
     expect_error(key_client(owner.server, "A" * 32).get("/devices/status"), 401)
 
@@ -69,6 +71,7 @@ def test_api_keys_are_unique(owner):
 
 REGISTER_INVALID = {
     "empty": {}, "name-empty": {"name": ""}, "name-null": {"name": None},
+    "type-empty": {"device_type": ""}, "type-null": {"device_type": None},
     "name-int": {"name": 42}, "name-list": {"name": ["x"]}, "name-101": {"name": "n" * 101},
     "type-int": {"device_type": 7}, "description-int": {"description": 5},
     "location-list": {"location": []}, "firmware-21": {"firmware_version": "1" * 21},
@@ -84,6 +87,8 @@ def test_register_invalid(shared_user):
             return shared_user.api.post("/devices/register", data=body)
         if body and "name" not in body:
             body = {"name": unique("dev"), **body}
+        if body and "device_type" not in body:
+            body = {"device_type": "sensor", **body}
         return shared_user.api.post("/devices/register", json=body)
     expect_rejects(send, REGISTER_INVALID, 400)
 
@@ -95,6 +100,15 @@ def test_register_boundary_lengths(owner):
         (name, "f" * 20, "h" * 20)
 
 
+def test_register_requires_name_and_device_type(shared_user):
+    """Both are required, as in the original (POST /devices/register)."""
+    cases = {"no-type": {"name": unique("d")}, "no-name": {"device_type": "sensor"},
+             "only-description": {"description": "x"}}
+    for label, body in cases.items():
+        err = expect_error(shared_user.api.post("/devices/register", json=body), 400)
+        assert "device_type" in err["message"] and "name" in err["message"], (label, err)
+
+
 def test_register_needs_user(srv):
     expect_error(srv.api.post("/devices/register", json={"name": "x"}), 401)
 
@@ -102,7 +116,8 @@ def test_register_needs_user(srv):
 def test_register_duplicate_name_same_user(owner):
     name = unique("dup")
     register_device(owner, name=name)
-    expect_error(owner.api.post("/devices/register", json={"name": name}), 409)
+    expect_error(owner.api.post("/devices/register",
+                                json={"name": name, "device_type": "sensor"}), 409)
 
 
 def test_register_same_name_other_user(user, other_user):
@@ -115,7 +130,7 @@ def test_register_same_name_other_user(user, other_user):
 
 KEY_ENDPOINTS = [("GET", "/devices/status", None),
                  ("POST", "/devices/heartbeat", None),
-                 ("PUT", "/devices/config", {"location": "x"}),
+                 ("PUT", "/devices/config", {"status": "active", "location": "x"}),
                  ("GET", "/devices/credentials", None)]
 
 
@@ -188,7 +203,8 @@ def test_credentials_in_maintenance(device):
 # ---------------------------------------------------------------- config
 
 def test_config_update(device):
-    body = {"location": "Cellar", "firmware_version": "2.0.0", "hardware_version": "rev-C"}
+    body = {"status": "active", "location": "Cellar", "firmware_version": "2.0.0",
+            "hardware_version": "rev-C"}
     r = device["_client"].put("/devices/config", json=body)
     data = expect(r, 200)
     assert data["message"]
@@ -200,7 +216,7 @@ def test_config_update(device):
 
 def test_config_ignores_server_owned_fields(device, owner):
     r = device["_client"].put("/devices/config", json={
-        "location": "Attic", "user_id": owner.id + 1000, "api_key": "B" * 32, "id": 1,
+        "status": "active", "location": "Attic", "user_id": owner.id + 1000, "api_key": "B" * 32, "id": 1,
         "name": "renamed"})
     if r.status_code == 400:
         expect_error(r, 400)
@@ -225,6 +241,8 @@ def test_config_status_values(device):
 
 def test_config_invalid(device):
     cases = {"empty": {}, "unknown-field": {"unknown_field": 1}, "bad-status": {"status": "broken"},
+             "no-status": {"location": "Cellar"}, "status-null": {"status": None, "location": "x"},
+             "status-empty": {"status": ""},
              "status-int": {"status": 1}, "location-int": {"location": 5},
              "firmware-too-long": {"firmware_version": "9" * 21},
              "name-not-allowed": {"name": "renamed-by-device"}, "array": [1, 2], "number": 3}

@@ -201,12 +201,12 @@ def test_postgres_outage_under_load(services, server_on):
         services.stop("postgres")
         time.sleep(2.5)
         # The registry is down: registry calls answer 503 + Retry-After.
-        r = user.api.post("/devices/register", json={"name": "during-outage"}, allow_5xx=True)
+        r = user.api.post("/devices/register", json={"name": "during-outage", "device_type": "t"}, allow_5xx=True)
         expect_error(r, 503)
         assert r.headers.get("Retry-After"), describe(r)
         expect_error(srv.admin.get("/users", allow_5xx=True), 503)
         services.start("postgres")
-        wait_for(lambda: user.api.post("/devices/register", json={"name": "after-outage"},
+        wait_for(lambda: user.api.post("/devices/register", json={"name": "after-outage", "device_type": "t"},
                                        allow_5xx=True).status_code == 201, 20, "device registration works again")
         acked_after = load.acked_count()
         wait_for(lambda: load.acked_count() > acked_after + 20, 10, "ingest resumed")

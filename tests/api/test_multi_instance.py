@@ -189,3 +189,57 @@ def test_deleting_a_device_on_a_ends_its_stream_on_b(pair):
             assert time.monotonic() < deadline, "the stream on B stayed open"
     finally:
         stream.close()
+
+
+@pytest.fixture(scope="module")
+def long_cache_pair():
+    """A pair whose key caches keep entries for ten minutes: what B forgets
+    within a second it forgets because A told it (device:notice), not
+    because the entry expired."""
+    servers = start_pair({"IOTFLOW_KEY_CACHE_TTL_MS": "600000"})
+    yield servers
+    stop_pair(servers)
+
+
+def test_owner_deactivated_on_a_refuses_devices_on_b(long_cache_pair):
+    a, b = long_cache_pair
+    user = make_user(a, "bearer")
+    dev = register_device(user)
+    on_b = key_client(b, dev["api_key"])
+    post = lambda: on_b.post("/telemetry", json={"data": {"x": 1}}).status_code
+    assert post() == 201  # B caches the key, with the owner active
+    expect(a.admin.patch(f"/users/{user.user_id}/deactivate"), 200)
+    until(lambda: post() == 403, 1.0, "deactivated owner's device refused on B")
+    expect(a.admin.patch(f"/users/{user.user_id}/activate"), 200)
+    until(lambda: post() == 201, 1.0, "re-activated owner's device accepted on B")
+
+
+def test_device_switched_off_on_a_is_refused_on_b(long_cache_pair):
+    a, b = long_cache_pair
+    user = make_user(a, "bearer")
+    dev = register_device(user)
+    on_b = key_client(b, dev["api_key"])
+    post = lambda: on_b.post("/telemetry", json={"data": {"x": 1}}).status_code
+    assert post() == 201
+    expect(a.admin.put(f"/admin/devices/{dev['id']}/status", json={"status": "inactive"}), 200)
+    until(lambda: post() == 403, 1.0, "device switched off by an admin refused on B")
+    expect(a.admin.put(f"/admin/devices/{dev['id']}/status", json={"status": "active"}), 200)
+    until(lambda: post() == 201, 1.0, "device switched on again accepted on B")
+
+
+def test_admin_token_throttle_is_shared():
+    """Failed admin tokens count on both instances together (4 a minute
+    here): guessing cannot be spread over instances behind a balancer."""
+    a, b = start_pair({"IOTFLOW_ADMIN_FAIL_LIMIT": "4"})
+    try:
+        for _attempt in range(2):  # again only if a minute boundary split the first go
+            start = time.time()
+            codes = [s.api.get("/admin/stats", headers={"Authorization": "admin wrong"}).status_code
+                     for s in (a, b, a, b, a)]
+            right_on_b = b.admin.get("/admin/stats").status_code
+            if int(start // 60) == int(time.time() // 60):
+                break
+        assert codes == [403, 403, 403, 403, 429], codes
+        assert right_on_b == 429
+    finally:
+        stop_pair((a, b))

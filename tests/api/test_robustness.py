@@ -235,7 +235,7 @@ def test_embedded_nul_is_400(server, ctx):
         "password": reg("password", nul + "xxxxxx"),
         "device-name": lambda: user.api.post("/devices/register", json={"name": nul}),
         "device-location": lambda: user.api.post(
-            "/devices/register", json={"name": unique("d"), "location": nul}),
+            "/devices/register", json={"name": unique("d"), "device_type": "t", "location": nul}),
         "group-name": lambda: user.api.post("/groups", json={"name": nul}),
         "login-username": lambda: login(server, user.username + "\u0000", user.password),
         "user-put-email": lambda: user.api.put(f"/users/{user.user_id}",
@@ -621,7 +621,8 @@ def test_concurrent_device_registration(server):
     user = make_user(server, "bearer")
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         responses = list(pool.map(
-            lambda i: user.api.post("/devices/register", json={"name": f"c-{i}"}), range(40)))
+            lambda i: user.api.post("/devices/register",
+                                    json={"name": f"c-{i}", "device_type": "t"}), range(40)))
     devices = [expect(r, 201)["device"] for r in responses]
     assert len({d["id"] for d in devices}) == 40
     assert len({d["api_key"] for d in devices}) == 40
@@ -633,7 +634,8 @@ def test_concurrent_same_name_only_one_wins(server):
     user = make_user(server, "bearer")
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         responses = list(pool.map(
-            lambda _: user.api.post("/devices/register", json={"name": "race"}), range(10)))
+            lambda _: user.api.post("/devices/register",
+                                    json={"name": "race", "device_type": "t"}), range(10)))
     codes = sorted(r.status_code for r in responses)
     assert codes == [201] + [409] * 9, [describe(r) for r in responses if r.status_code != 409]
 
@@ -723,8 +725,9 @@ def test_rate_limit_device_registration(limited):
     uid = register_user(limited)[0]["user_id"]
     client = limited.api.with_headers({"X-User-ID": uid})
     for _ in range(3):
-        expect(client.post("/devices/register", json={"name": unique("d")}), 201)
-    assert_429(client.post("/devices/register", json={"name": unique("d")}))
+        expect(client.post("/devices/register",
+                           json={"name": unique("d"), "device_type": "t"}), 201)
+    assert_429(client.post("/devices/register", json={"name": unique("d"), "device_type": "t"}))
     # other endpoints are not throttled
     expect(client.get(f"/users/{uid}"), 200)
     expect(client.get(f"/devices/user/{uid}"), 200)

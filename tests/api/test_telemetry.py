@@ -373,14 +373,16 @@ def test_missing_or_invalid_key_is_401(bdev, bearer_server):
     assert history(bdev.api, bdev.id, **wide())["data"] == []
 
 
-def test_device_in_maintenance_is_403(dev, srv):
+def test_device_in_maintenance_is_403(dev, srv, owner):
     dev.post({"a": 1})
     r = srv.admin.put(f"/admin/devices/{dev.id}/status", json={"status": "maintenance"})
     expect(r, 200)
     expect_error(dev.send({"data": {"a": 2}}), 403)
     expect_error(dev.api.post("/telemetry/batch", json=[{"data": {"a": 3}}]), 403)
-    # reads by the key still work, and nothing of the refused messages is there
-    data = history(dev.api, dev.id)["data"]
+    # switched off by an admin, the key reads nothing either; the owner
+    # reads, and nothing of the refused messages is there
+    expect_error(dev.api.get(f"/telemetry/{dev.id}"), 403)
+    data = history(owner.api, dev.id)["data"]
     assert [rec["measurements"] for rec in data] == [{"a": 1}], data
     expect(srv.admin.put(f"/admin/devices/{dev.id}/status", json={"status": "active"}), 200)
     dev.post({"a": 4})
@@ -394,11 +396,16 @@ def test_inactive_device_becomes_active_on_first_message(dev, srv):
     dev.post({"a": 1})
     r = srv.admin.get(f"/admin/devices/{dev.id}")
     assert expect(r, 200)["device"]["status"] == "active", describe(r)
-    # an admin can put it back to inactive; the next message activates it again
-    expect(srv.admin.put(f"/admin/devices/{dev.id}/status", json={"status": "inactive"}), 200)
+    # the device itself may switch off and on again; the next message activates it
+    expect(dev.api.put("/devices/config", json={"status": "inactive"}), 200)
     dev.batch([{"data": {"a": 2}}])
     r = srv.admin.get(f"/admin/devices/{dev.id}")
     assert expect(r, 200)["device"]["status"] == "active", describe(r)
+    # switched off by an admin, it stays off: its messages are refused (403)
+    expect(srv.admin.put(f"/admin/devices/{dev.id}/status", json={"status": "inactive"}), 200)
+    expect_error(dev.api.post("/telemetry/batch", json=[{"data": {"a": 3}}]), 403)
+    r = srv.admin.get(f"/admin/devices/{dev.id}")
+    assert expect(r, 200)["device"]["status"] == "inactive", describe(r)
 
 
 # --------------------------------------------------------------------------

@@ -163,11 +163,33 @@ def test_update_conflict(user, other_user, field):
     assert field in error_text(err)
 
 
+@pytest.mark.parametrize("field", ["username", "email"])
+def test_update_conflict_in_other_case(user, other_user, field):
+    """Taking another account's name or email in another case is a 409 too."""
+    taken = getattr(other_user, field).upper()
+    err = expect_error(user.api.put(f"/users/{user.user_id}", json={field: taken}), 409)
+    assert field in error_text(err)
+    assert expect(user.api.get(f"/users/{user.user_id}"), 200)["user"][field] == \
+        getattr(user, field)
+
+
+def test_update_case_of_own_username(user):
+    new = user.username.upper()
+    data = expect(user.api.put(f"/users/{user.user_id}", json={"username": new}), 200)
+    assert data["user"]["username"] == new
+    expect(login(user.server, user.username.lower(), user.password), 200)
+
+
 def test_update_invalid(shared_user):
     cases = {"empty": {}, "username-int": {"username": 123}, "email-bool": {"email": False},
              "password-int": {"password": 123456}, "username-short": {"username": "ab"},
              "username-long": {"username": "u" * 81}, "email-no-at": {"email": "no-at-sign"},
              "password-short": {"password": "123"}, "username-empty": {"username": ""},
+             "username-zwsp": {"username": "ali\u200bce"}, "username-rlo": {"username": "\u202ealice"},
+             "username-bom": {"username": "alice\ufeff"}, "username-ctrl": {"username": "ali\u001bce"},
+             "email-two-at": {"email": "a@b@example.com"}, "email-no-dot": {"email": "a@example"},
+             "email-space": {"email": "a b@example.com"}, "email-bidi": {"email": "a\u2067@example.com"},
+             "password-blank": {"password": "       "},
              "array": [], "string": "just a string", "not-json": None}
 
     def send(body):
@@ -319,3 +341,51 @@ def test_admin_user_bearer_can_delete(server, bearer_users):
     admin, target = bearer_users.admin_user(), bearer_users.new()
     expect(admin.api.delete(f"/users/{target.user_id}"), 200)
     expect_error(server.admin.get(f"/users/{target.user_id}"), 404)
+
+
+# ---------------------------------------------------------------- a deactivated owner's devices
+
+def device_calls(server, device):
+    """Every call a device key makes, each answering 2xx when allowed."""
+    kc = key_client(server, device["api_key"])
+    return {
+        "telemetry": lambda: kc.post("/telemetry", json={"data": {"t": 1}}),
+        "telemetry-batch": lambda: kc.post("/telemetry/batch", json=[{"data": {"t": 2}}]),
+        "read-telemetry": lambda: kc.get(f"/telemetry/{device['id']}"),
+        "heartbeat": lambda: kc.post("/devices/heartbeat"),
+        "status": lambda: kc.get("/devices/status"),
+        "config": lambda: kc.put("/devices/config", json={"status": "active"}),
+        "credentials": lambda: kc.get("/devices/credentials"),
+    }
+
+
+@pytest.mark.parametrize("how", ["patch", "put"])
+def test_deactivated_owner_devices_are_refused(server, bearer_users, how):
+    """Deactivation stops the owner's device keys at once (no waiting for a
+    cache to expire); activation lets them in again."""
+    target = bearer_users.new()
+    device = register_device(target)
+    calls = device_calls(server, device)
+    for name, call in calls.items():  # working, and now in the key cache
+        assert call().status_code < 300, name
+    if how == "patch":
+        expect(server.admin.patch(f"/users/{target.user_id}/deactivate"), 200)
+    else:
+        expect(server.admin.put(f"/users/{target.user_id}", json={"is_active": False}), 200)
+    for name, call in calls.items():
+        err = expect_error(call(), 403)
+        assert "deactivated" in error_text(err), (name, err)
+    if how == "patch":
+        expect(server.admin.patch(f"/users/{target.user_id}/activate"), 200)
+    else:
+        expect(server.admin.put(f"/users/{target.user_id}", json={"is_active": True}), 200)
+    for name, call in calls.items():
+        assert call().status_code < 300, name
+
+
+def test_other_owners_devices_unaffected_by_deactivation(server, bearer_users):
+    target, bystander = bearer_users.new(), bearer_users.new()
+    register_device(target)
+    dev = register_device(bystander)
+    expect(server.admin.patch(f"/users/{target.user_id}/deactivate"), 200)
+    expect(key_client(server, dev["api_key"]).post("/telemetry", json={"data": {"t": 1}}), 201)

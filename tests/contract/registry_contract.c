@@ -33,6 +33,7 @@
 
 #include <cmocka.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include "contract/contract_runner.h"
 
@@ -394,7 +395,8 @@ static void test_user_create_get(void **state)
     assert_rc(iot_reg_user_get_by_id(r, u.id + 1000, &got), IOT_ENOTFOUND);
     assert_rc(iot_reg_user_get_by_user_id(r, "0123456789abcdef0123456789abcdef", &got),
                      IOT_ENOTFOUND);
-    assert_rc(iot_reg_user_get_by_username(r, "Alice", &got), IOT_ENOTFOUND);
+    assert_rc(iot_reg_user_get_by_username(r, "Alice", &got), IOT_OK); /* any case */
+    assert_same_user(&got, &u);
     assert_rc(iot_reg_user_get_by_email(r, "bob@example.com", &got), IOT_ENOTFOUND);
 
     /* Generated ids differ. */
@@ -448,6 +450,52 @@ static void test_user_unique(void **state)
     assert_rc(iot_reg_user_list(r, (struct iot_page){.limit = 0}, NULL, NULL, &total),
                      IOT_OK);
     assert_i64(total, 1);
+}
+
+/* Usernames and emails are one account whatever their ASCII case: lookups
+ * find it, and the database refuses a second one (on create and update). */
+static void test_user_case_insensitive(void **state)
+{
+    struct iot_registry *r = REG(state);
+    struct iot_user a, b, got;
+    fill_user(&a, "Alice");
+    snprintf(a.email, sizeof a.email, "Alice.Smith@Example.COM");
+    assert_rc(iot_reg_user_create(r, &a), IOT_OK);
+    const char *names[] = {"alice", "ALICE", "aLiCe", "Alice"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        assert_rc(iot_reg_user_get_by_username(r, names[i], &got), IOT_OK);
+        assert_i64(got.id, a.id);
+        assert_string_equal(got.username, "Alice"); /* stored as registered */
+    }
+    assert_rc(iot_reg_user_get_by_email(r, "alice.smith@example.com", &got), IOT_OK);
+    assert_i64(got.id, a.id);
+    assert_rc(iot_reg_user_get_by_username(r, "alic", &got), IOT_ENOTFOUND);
+
+    fill_user(&b, "ALICE"); /* same name in another case, other email */
+    assert_rc(iot_reg_user_create(r, &b), IOT_ECONFLICT);
+    fill_user(&b, "bob"); /* other name, same email in another case */
+    snprintf(b.email, sizeof b.email, "ALICE.SMITH@example.com");
+    assert_rc(iot_reg_user_create(r, &b), IOT_ECONFLICT);
+
+    fill_user(&b, "bob");
+    assert_rc(iot_reg_user_create(r, &b), IOT_OK);
+    struct iot_user c = b;
+    snprintf(c.username, sizeof c.username, "alice");
+    assert_rc(iot_reg_user_update(r, &c), IOT_ECONFLICT);
+    c = b;
+    snprintf(c.email, sizeof c.email, "alice.smith@EXAMPLE.com");
+    assert_rc(iot_reg_user_update(r, &c), IOT_ECONFLICT);
+    c = a; /* a user may change the case of their own name */
+    snprintf(c.username, sizeof c.username, "ALICE");
+    assert_rc(iot_reg_user_update(r, &c), IOT_OK);
+    assert_rc(iot_reg_user_get_by_username(r, "alice", &got), IOT_OK);
+    assert_string_equal(got.username, "ALICE");
+
+    /* Only ASCII folds, the same on every backend: these are two names. */
+    mk_user(r, "\xc3\x89mile"); /* Émile */
+    mk_user(r, "\xc3\xa9mile"); /* émile */
+    assert_rc(iot_reg_user_get_by_username(r, "\xc3\xa9MILE", &got), IOT_OK);
+    assert_string_equal(got.username, "\xc3\xa9mile");
 }
 
 static void test_user_update(void **state)
@@ -627,6 +675,91 @@ static void test_device_create_get(void **state)
     /* unknown owner */
     fill_device(&e, owner + 1000, "orphan", "active", "t");
     assert_rc(iot_reg_device_create(r, &e), IOT_ENOTFOUND);
+}
+
+/* Every device read carries its owner's is_active, in the same query. */
+static void test_device_owner_active(void **state)
+{
+    struct iot_registry *r = REG(state);
+    struct iot_user u;
+    fill_user(&u, "owner");
+    assert_rc(iot_reg_user_create(r, &u), IOT_OK);
+    struct iot_device d, got;
+    fill_device(&d, u.id, "dev", "active", "t");
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+    assert_rc(iot_reg_device_get_by_key_hash(r, d.api_key_hash, &got), IOT_OK);
+    assert_true(got.owner_active);
+    assert_true(iot_device_key_usable(&got));
+
+    u.is_active = false;
+    assert_rc(iot_reg_user_update(r, &u), IOT_OK);
+    assert_rc(iot_reg_device_get_by_key_hash(r, d.api_key_hash, &got), IOT_OK);
+    assert_false(got.owner_active);
+    assert_false(iot_device_key_usable(&got));
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_false(got.owner_active);
+    struct seen_rows rows = {0};
+    struct iot_device_filter f = {.user_id = u.id};
+    assert_rc(iot_reg_device_list(r, &f, (struct iot_page){.limit = 10}, on_device, &rows, NULL),
+              IOT_OK);
+    assert_i64(rows.n, 1);
+
+    /* writes ignore it: an update does not reactivate anyone */
+    got.owner_active = true;
+    assert_rc(iot_reg_device_update(r, &got), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_false(got.owner_active);
+
+    u.is_active = true;
+    assert_rc(iot_reg_user_update(r, &u), IOT_OK);
+    assert_rc(iot_reg_device_get_by_key_hash(r, d.api_key_hash, &got), IOT_OK);
+    assert_true(got.owner_active);
+}
+
+/* status_set_by: "new" by default, kept by an update that leaves it empty,
+ * and iot_device_held_off only for a device an admin switched off. */
+static void test_device_status_set_by(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u = mk_user(r, "setter");
+    struct iot_device d, got;
+    fill_device(&d, u, "dev", "inactive", "t");
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+    assert_string_equal(d.status_set_by, IOT_STATUS_BY_NEW);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_NEW);
+    assert_false(iot_device_held_off(&got));
+
+    snprintf(got.status_set_by, sizeof got.status_set_by, IOT_STATUS_BY_ADMIN);
+    snprintf(got.status, sizeof got.status, "maintenance");
+    assert_rc(iot_reg_device_update(r, &got), IOT_OK);
+    got.status_set_by[0] = '\0'; /* empty: keep the stored one */
+    snprintf(got.location, sizeof got.location, "roof");
+    assert_rc(iot_reg_device_update(r, &got), IOT_OK);
+    assert_rc(iot_reg_device_get_by_key_hash(r, d.api_key_hash, &got), IOT_OK);
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_string_equal(got.location, "roof");
+    assert_true(iot_device_held_off(&got));
+    assert_false(iot_device_key_usable(&got));
+
+    snprintf(got.status, sizeof got.status, "active");
+    assert_true(iot_device_key_usable(&got)); /* on again: usable */
+
+    fill_device(&d, u, "dev2", "inactive", "t");
+    snprintf(d.status_set_by, sizeof d.status_set_by, IOT_STATUS_BY_DEVICE);
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
+    assert_false(iot_device_held_off(&got));
+
+    /* only the three values: the database refuses others */
+    snprintf(got.status_set_by, sizeof got.status_set_by, "owner");
+    assert_rc(iot_reg_device_update(r, &got), IOT_EINVAL);
+    fill_device(&d, u, "dev3", "inactive", "t");
+    snprintf(d.status_set_by, sizeof d.status_set_by, "somebody");
+    assert_rc(iot_reg_device_create(r, &d), IOT_EINVAL);
+    assert_rc(iot_reg_device_get(r, got.id, &got), IOT_OK);
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
 }
 
 static void test_device_unique(void **state)
@@ -1218,6 +1351,81 @@ static void test_reopen(void **state)
     assert_rc(iot_reg_device_get(r, d, &dd), IOT_ENOTFOUND);
 }
 
+/* ---- migrations from older schemas ------------------------------------- */
+
+/* Runs `sql` on the SQLite file of `url` directly (not through the store). */
+static void sqlite_exec_file(const char *url, const char *sql)
+{
+    sqlite3 *db;
+    assert_i64(sqlite3_open(sqlite_file_path(url), &db), SQLITE_OK);
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s: %s", sql, err ? err : "?");
+    sqlite3_close(db);
+}
+
+/* Runs `sql` on the current backend directly (not through the store): on
+ * the SQLite file, or in the PostgreSQL scratch schema. */
+static void raw_exec(const struct fixture *fx, const char *sql)
+{
+    if (is_postgres(fx->url)) {
+        char full[2048];
+        snprintf(full, sizeof full, "SET search_path = %s; %s", pg_schema(), sql);
+        assert_i64(pg_admin_exec(full), 0);
+    } else {
+        sqlite_exec_file(fx->url, sql);
+    }
+}
+
+/* A registry at schema version 1 (before usernames and emails were unique
+ * regardless of case) holding "Zoe" and "zoe": opening it must fail with
+ * IOT_ECONFLICT, changing nothing, rather than pick one; once the operator
+ * renames one, it opens and the rule holds. Version 1 is made by taking the
+ * current schema back: the later steps' index and column dropped. */
+static void test_migrate_case_duplicates(void **state)
+{
+    struct fixture *fx = *state;
+    if (!is_persistent(fx->url))
+        skip();
+    struct iot_registry reg;
+    assert_rc(iot_registry_open(fx->url, &reg), IOT_OK);
+    int64_t u = mk_user(&reg, "zoe-owner");
+    mk_device(&reg, u, "used-off", "maintenance", "t");
+    iot_registry_close(&reg);
+    raw_exec(fx, "DROP INDEX users_username_nocase; DROP INDEX users_email_nocase;"
+                 " ALTER TABLE devices DROP COLUMN status_set_by;"
+                 " INSERT INTO users (user_id, username, email, password_hash, created_at,"
+                 " updated_at) VALUES ('a', 'Zoe', 'zoe@example.com', 'h', 1, 1),"
+                 " ('b', 'zoe', 'other@example.com', 'h', 1, 1)");
+    raw_exec(fx, is_postgres(fx->url) ? "DELETE FROM schema_version WHERE version > 1"
+                                      : "PRAGMA user_version = 1");
+
+    assert_rc(iot_registry_open(fx->url, &reg), IOT_ECONFLICT);
+    assert_null(reg.ops);
+
+    raw_exec(fx, "UPDATE users SET username = 'zoe2' WHERE user_id = 'b'");
+    assert_rc(iot_registry_open(fx->url, &reg), IOT_OK);
+    struct iot_user got;
+    int rc = iot_reg_user_get_by_username(&reg, "ZOE", &got);
+    struct iot_user dup;
+    fill_user(&dup, "ZOE2");
+    int dup_rc = iot_reg_user_create(&reg, &dup);
+    struct iot_device d;
+    struct seen_rows rows = {0};
+    struct iot_device_filter f = {.user_id = u};
+    int list_rc = iot_reg_device_list(&reg, &f, (struct iot_page){.limit = 10}, on_device, &rows,
+                                      NULL);
+    int get_rc = rows.n == 1 ? iot_reg_device_get(&reg, rows.ids[0], &d) : IOT_ENOTFOUND;
+    iot_registry_close(&reg); /* before asserting: a failure must not leak the pool */
+    assert_rc(rc, IOT_OK);
+    assert_string_equal(got.user_id, "a");
+    assert_rc(dup_rc, IOT_ECONFLICT);
+    assert_rc(list_rc, IOT_OK);
+    assert_rc(get_rc, IOT_OK);
+    /* a used device that was off before the migration: a person switches it on */
+    assert_string_equal(d.status_set_by, IOT_STATUS_BY_ADMIN);
+}
+
 /* ---- concurrency ------------------------------------------------------- */
 
 enum { THREADS = 4, OPS = 200 };
@@ -1538,8 +1746,9 @@ static void test_pg_concurrent_open(void **state)
         assert_rc(o[i].rc, IOT_OK);
     char sql[200];
     snprintf(sql, sizeof sql,
-             "SELECT COUNT(*) FROM %s.schema_version WHERE component = 'registry'", pg_schema());
-    assert_i64(pg_admin_int(sql), 1); /* version 1 recorded once: one migration ran */
+             "SELECT (COUNT(*) = MAX(version))::int FROM %s.schema_version"
+             " WHERE component = 'registry'", pg_schema());
+    assert_i64(pg_admin_int(sql), 1); /* each version recorded once: one migration ran */
     int64_t u = mk_user(&o[0].reg, "opener");
     struct iot_user got;
     assert_rc(iot_reg_user_get_by_id(&o[OPENERS - 1].reg, u, &got), IOT_OK);
@@ -2084,10 +2293,13 @@ static int run_backend(const char *url)
         T(test_user_create_get),
         T(test_user_explicit_fields),
         T(test_user_unique),
+        T(test_user_case_insensitive),
         T(test_user_update),
         T(test_user_delete_cascade),
         T(test_user_list_paging),
         T(test_device_create_get),
+        T(test_device_owner_active),
+        T(test_device_status_set_by),
         T(test_device_unique),
         T(test_device_update),
         T(test_device_delete),
@@ -2101,6 +2313,7 @@ static int run_backend(const char *url)
         T(test_device_groups),
         T(test_strings_roundtrip),
         T(test_reopen),
+        T_UNOPENED(test_migrate_case_duplicates),
         T(test_concurrency),
         /* PostgreSQL only; they skip on other backends */
         T_UNOPENED(test_pg_concurrent_open),

@@ -62,6 +62,24 @@ static int record_version(struct iot_pg_conn *c, const char *component, int vers
     return rc;
 }
 
+/* The check of step v (s->checks): IOT_OK when it returns no row,
+ * IOT_ECONFLICT after logging its message when it does. */
+static int check_step(struct iot_pg_conn *c, const struct iot_pg_schema *s, int v)
+{
+    if (!s->checks || !s->checks[v])
+        return IOT_OK;
+    PGresult *r;
+    int rc = iot_pg_query(c, s->checks[v], NULL, &r);
+    if (rc == IOT_OK && PQntuples(r) > 0) {
+        IOT_ERROR("postgres: %s migration to version %d refused: %s", s->component, v + 1,
+                  PQgetisnull(r, 0, 0) ? "the existing data does not allow it"
+                                       : PQgetvalue(r, 0, 0));
+        rc = IOT_ECONFLICT;
+    }
+    PQclear(r);
+    return rc;
+}
+
 /* Inside the locked transaction: read where we are, apply what is missing. */
 static int apply_missing(struct iot_pg_conn *c, const struct iot_pg_schema *s, int *from)
 {
@@ -76,7 +94,9 @@ static int apply_missing(struct iot_pg_conn *c, const struct iot_pg_schema *s, i
         return IOT_EINTERNAL;
     }
     for (int v = *from; rc == IOT_OK && v < s->n_migrations; v++) {
-        rc = iot_pg_command(c, s->migrations[v]);
+        rc = check_step(c, s, v);
+        if (rc == IOT_OK)
+            rc = iot_pg_command(c, s->migrations[v]);
         if (rc == IOT_OK)
             rc = record_version(c, s->component, v + 1);
         if (rc)

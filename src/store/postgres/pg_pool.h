@@ -38,6 +38,11 @@ struct iot_pg_schema {
     const char *const *stmts; /* prepared on every connection as "s<index>";
                                  NULL entries are skipped */
     int n_stmts;
+    /* NULL, or one query per migration step (NULL for none), run just before
+     * that step: a non-empty result means the existing data cannot take the
+     * step; the migration then stops with IOT_ECONFLICT, all rolled back,
+     * after logging the first column of the first row (what to fix). */
+    const char *const *checks;
 };
 
 struct iot_pg_pool;

@@ -30,6 +30,7 @@ static void param_device_fields(struct iot_pg_params *p, const struct iot_device
     else
         iot_pg_param_null(p);
     IOT_PG_PARAM_FIELD(p, d->api_key_prefix);
+    IOT_PG_PARAM_FIELD(p, d->status_set_by);
 }
 
 /* An empty status defaults to "active" (iot_reg_device_defaults). */

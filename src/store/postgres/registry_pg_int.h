@@ -61,12 +61,14 @@ struct iot_pg_reg {
 
 extern const char *const iot_pg_reg_migrations[];
 extern const int iot_pg_reg_n_migrations;
+/* One entry per migration (NULL: none); see iot_pg_schema.checks. */
+extern const char *const iot_pg_reg_migration_checks[];
 /* Fills r->sql: the fixed statements and the built scan statements. */
 int iot_pg_reg_sql_build(struct iot_pg_reg *r);
 void iot_pg_reg_sql_free(struct iot_pg_reg *r);
 /* Columns of the row readers below, in order. */
 #define IOT_PG_USER_COLS 10
-#define IOT_PG_DEV_COLS 14
+#define IOT_PG_DEV_COLS 16
 #define IOT_PG_GRP_COLS 8
 
 /* ---- rows (registry_pg_sql.c) ------------------------------------------- */

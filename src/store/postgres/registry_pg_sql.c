@@ -20,7 +20,7 @@
 /* The byte limits of registry.h are written out as CHECKs, in numbers: a
  * shipped step never changes, so a new limit needs a new step. These
  * asserts say when. */
-_Static_assert(IOT_USER_ID_LEN == 32 && IOT_USERNAME_MAX == 80 && IOT_EMAIL_MAX == 120 &&
+_Static_assert(IOT_STATUS_BY_MAX == 12 && IOT_USER_ID_LEN == 32 && IOT_USERNAME_MAX == 80 && IOT_EMAIL_MAX == 120 &&
                    IOT_PWHASH_MAX == 160 && IOT_DEVICE_NAME_MAX == 100 &&
                    IOT_DESCRIPTION_MAX == 1000 && IOT_DEVICE_TYPE_MAX == 50 &&
                    IOT_STATUS_MAX == 20 && IOT_LOCATION_MAX == 200 && IOT_VERSION_MAX == 20 &&
@@ -83,6 +83,35 @@ const char *const iot_pg_reg_migrations[] = {
     " UNIQUE (group_id, device_id));"
     "CREATE INDEX members_by_group ON device_group_members (group_id, id);"
     "CREATE INDEX members_by_device ON device_group_members (device_id);",
+    /* 2: usernames and emails unique regardless of ASCII case. lower()
+     * under COLLATE "C" folds ASCII letters only, as SQLite's lower() does,
+     * so both backends agree on what "the same name" is. The lookups
+     * compare the same expression and so use these indexes. */
+    "CREATE UNIQUE INDEX users_username_nocase ON users (lower(username COLLATE \"C\"));"
+    "CREATE UNIQUE INDEX users_email_nocase ON users (lower(email COLLATE \"C\"));",
+    /* 3: who set a device's status last (registry.h, iot_device_held_off);
+     * rows from before are classified as in the SQLite backend's step 3. */
+    "ALTER TABLE devices ADD COLUMN status_set_by TEXT NOT NULL DEFAULT 'new'"
+    " CHECK (status_set_by IN ('new', 'device', 'admin'));"
+    "UPDATE devices SET status_set_by = CASE"
+    " WHEN status = 'active' THEN 'device'"
+    " WHEN status = 'inactive' AND last_seen IS NULL THEN 'new'"
+    " ELSE 'admin' END;",
+};
+
+/* Before step 2: accounts that differ only in case would make the unique
+ * indexes fail. Picking one silently would lock the other out, so start-up
+ * stops and names them; the operator renames or merges them. */
+const char *const iot_pg_reg_migration_checks[] = {
+    NULL,
+    "SELECT 'usernames or emails that differ only in case, now required to be unique"
+    " regardless of case: ' || string_agg(v, ', ') || '; rename all but one of each"
+    " (UPDATE users SET username = ... / email = ...) and start again'"
+    " FROM (SELECT string_agg(quote_literal(username), ' = ') AS v FROM users"
+    " GROUP BY lower(username COLLATE \"C\") HAVING COUNT(*) > 1"
+    " UNION ALL SELECT string_agg(quote_literal(email), ' = ') FROM users"
+    " GROUP BY lower(email COLLATE \"C\") HAVING COUNT(*) > 1) dup HAVING COUNT(*) > 0",
+    NULL,
 };
 const int iot_pg_reg_n_migrations =
     (int)(sizeof iot_pg_reg_migrations / sizeof iot_pg_reg_migrations[0]);
@@ -95,7 +124,8 @@ const int iot_pg_reg_n_migrations =
 #define DEV_COLS                                                                               \
     "d.id, d.user_id, d.name, d.description, d.device_type, d.status, d.location, "           \
     "d.firmware_version, d.hardware_version, d.api_key_hash, d.api_key_prefix, "              \
-    "d.created_at, d.updated_at, d.last_seen"
+    "d.created_at, d.updated_at, d.last_seen, d.status_set_by, "                              \
+    "(SELECT o.is_active FROM users o WHERE o.id = d.user_id)"
 #define GRP_COLS                                                                               \
     "g.id, g.user_id, g.name, g.description, g.color, g.created_at, g.updated_at, "           \
     "(SELECT COUNT(*) FROM device_group_members c WHERE c.group_id = g.id)"
@@ -107,8 +137,11 @@ static const char *const fixed_sql[ST__FIXED] = {
                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     [ST_USER_BY_ID] = "SELECT " USER_COLS " FROM users u WHERE u.id = $1",
     [ST_USER_BY_UID] = "SELECT " USER_COLS " FROM users u WHERE u.user_id = $1",
-    [ST_USER_BY_NAME] = "SELECT " USER_COLS " FROM users u WHERE u.username = $1",
-    [ST_USER_BY_EMAIL] = "SELECT " USER_COLS " FROM users u WHERE u.email = $1",
+    /* the expression the nocase indexes are on, on both sides */
+    [ST_USER_BY_NAME] = "SELECT " USER_COLS " FROM users u"
+                        " WHERE lower(u.username COLLATE \"C\") = lower($1 COLLATE \"C\")",
+    [ST_USER_BY_EMAIL] = "SELECT " USER_COLS " FROM users u"
+                         " WHERE lower(u.email COLLATE \"C\") = lower($1 COLLATE \"C\")",
     [ST_USER_UPDATE] = "UPDATE users SET username = $2, email = $3, password_hash = $4,"
                        " is_active = $5, is_admin = $6, updated_at = $7, last_login = $8"
                        " WHERE id = $1",
@@ -117,17 +150,19 @@ static const char *const fixed_sql[ST__FIXED] = {
     [ST_USER_DELETE] = "DELETE FROM users WHERE id = $1",
     [ST_DEV_INSERT] = "INSERT INTO devices (user_id, name, description, device_type, status,"
                       " location, firmware_version, hardware_version, api_key_hash,"
-                      " api_key_prefix, created_at, updated_at, last_seen)"
-                      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                      " api_key_prefix, status_set_by, created_at, updated_at, last_seen)"
+                      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                       " RETURNING id",
     [ST_DEV_BY_ID] = "SELECT " DEV_COLS " FROM devices d WHERE d.id = $1",
     [ST_DEV_BY_KEY] = "SELECT " DEV_COLS " FROM devices d WHERE d.api_key_hash = $1",
     /* last_seen only moves forward here too (GREATEST skips NULLs): a
-     * read-modify-write of the device must not undo touches in between */
+     * read-modify-write of the device must not undo touches in between; an
+     * empty status_set_by leaves the stored one */
     [ST_DEV_UPDATE] = "UPDATE devices SET name = $2, description = $3, device_type = $4,"
                       " status = $5, location = $6, firmware_version = $7,"
                       " hardware_version = $8, api_key_hash = $9, api_key_prefix = $10,"
-                      " updated_at = $11, last_seen = GREATEST(last_seen, $12)"
+                      " status_set_by = COALESCE(NULLIF($11, ''), status_set_by),"
+                      " updated_at = $12, last_seen = GREATEST(last_seen, $13)"
                       " WHERE id = $1",
     [ST_DEV_DELETE] = "DELETE FROM devices WHERE id = $1",
     /* $1: ascending distinct ids, $2: their times. The rows are locked in id
@@ -318,6 +353,8 @@ void iot_pg_reg_read_device(const PGresult *r, int row, void *out)
     d->created_at = iot_pg_i64(r, row, 11);
     d->updated_at = iot_pg_i64(r, row, 12);
     d->last_seen = iot_pg_i64(r, row, 13);
+    IOT_PG_FIELD(r, row, 14, d->status_set_by);
+    d->owner_active = iot_pg_bool(r, row, 15);
 }
 
 void iot_pg_reg_read_group(const PGresult *r, int row, void *out)

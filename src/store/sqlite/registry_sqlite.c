@@ -75,8 +75,39 @@ static const char *const migrations[] = {
     /* (group_id) alone: its implicit rowid suffix yields membership order. */
     "CREATE INDEX members_by_group ON device_group_members(group_id);"
     "CREATE INDEX members_by_device ON device_group_members(device_id);",
+    /* 2: usernames and emails unique regardless of ASCII case (SQLite's
+     * lower() folds ASCII only: so does PostgreSQL's under COLLATE "C", so
+     * both backends agree). The lookups compare lower() = lower() and so
+     * use these indexes. */
+    "CREATE UNIQUE INDEX users_username_nocase ON users(lower(username));"
+    "CREATE UNIQUE INDEX users_email_nocase ON users(lower(email));",
+    /* 3: who set a device's status last (registry.h, iot_device_held_off).
+     * Rows from before: never seen and inactive is a new device; active is
+     * taken as the device's own doing; a used device that is off may have
+     * been switched off by an admin, and the admin API was the only way a
+     * person could: it stays off until a person switches it back on. */
+    "ALTER TABLE devices ADD COLUMN status_set_by TEXT NOT NULL DEFAULT 'new'"
+    " CHECK (status_set_by IN ('new', 'device', 'admin'));"
+    "UPDATE devices SET status_set_by = CASE"
+    " WHEN status = 'active' THEN 'device'"
+    " WHEN status = 'inactive' AND last_seen IS NULL THEN 'new'"
+    " ELSE 'admin' END;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* Before step 2: accounts that differ only in case would make the unique
+ * indexes fail. Picking one silently would lock the other out, so start-up
+ * stops and names them; the operator renames or merges them. */
+static const char *const migration_checks[N_MIGRATIONS] = {
+    /* group_concat over no duplicates is NULL, and so is the message */
+    [1] = "SELECT m FROM (SELECT 'usernames or emails that differ only in case, now required"
+          " to be unique regardless of case: ' || group_concat(v, ', ') || '; rename all but"
+          " one of each (UPDATE users SET username = ... / email = ...) and start again' AS m"
+          " FROM (SELECT group_concat(quote(username), ' = ') AS v FROM users"
+          " GROUP BY lower(username) HAVING COUNT(*) > 1"
+          " UNION ALL SELECT group_concat(quote(email), ' = ') FROM users"
+          " GROUP BY lower(email) HAVING COUNT(*) > 1)) WHERE m IS NOT NULL",
+};
 
 /* ---- statements -------------------------------------------------------- */
 
@@ -86,12 +117,13 @@ static const char *const migrations[] = {
 #define DEV_COLS                                                                               \
     "d.id, d.user_id, d.name, d.description, d.device_type, d.status, d.location, "           \
     "d.firmware_version, d.hardware_version, d.api_key_hash, d.api_key_prefix, "              \
-    "d.created_at, d.updated_at, d.last_seen"
+    "d.created_at, d.updated_at, d.last_seen, d.status_set_by, "                              \
+    "(SELECT o.is_active FROM users o WHERE o.id = d.user_id)"
 #define GRP_COLS                                                                               \
     "g.id, g.user_id, g.name, g.description, g.color, g.created_at, g.updated_at, "           \
     "(SELECT COUNT(*) FROM device_group_members c WHERE c.group_id = g.id)"
 #define N_USER_COLS 10
-#define N_DEV_COLS 14
+#define N_DEV_COLS 16
 #define N_GRP_COLS 8
 
 enum stmt_id {
@@ -128,26 +160,28 @@ static const char *const stmt_sql[ST__COUNT] = {
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_USER_BY_ID] = "SELECT " USER_COLS " FROM users u WHERE u.id = ?1",
     [ST_USER_BY_UID] = "SELECT " USER_COLS " FROM users u WHERE u.user_id = ?1",
-    [ST_USER_BY_NAME] = "SELECT " USER_COLS " FROM users u WHERE u.username = ?1",
-    [ST_USER_BY_EMAIL] = "SELECT " USER_COLS " FROM users u WHERE u.email = ?1",
+    /* lower() on both sides: the expression the nocase indexes are on */
+    [ST_USER_BY_NAME] = "SELECT " USER_COLS " FROM users u WHERE lower(u.username) = lower(?1)",
+    [ST_USER_BY_EMAIL] = "SELECT " USER_COLS " FROM users u WHERE lower(u.email) = lower(?1)",
     [ST_USER_UPDATE] = "UPDATE users SET username = ?2, email = ?3, password_hash = ?4,"
                        " is_active = ?5, is_admin = ?6, updated_at = ?7, last_login = ?8"
                        " WHERE id = ?1",
     [ST_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
     [ST_DEV_INSERT] = "INSERT INTO devices (user_id, name, description, device_type, status,"
                       " location, firmware_version, hardware_version, api_key_hash,"
-                      " api_key_prefix, created_at, updated_at, last_seen)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                      " api_key_prefix, status_set_by, created_at, updated_at, last_seen)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [ST_DEV_BY_ID] = "SELECT " DEV_COLS " FROM devices d WHERE d.id = ?1",
     [ST_DEV_BY_KEY] = "SELECT " DEV_COLS " FROM devices d WHERE d.api_key_hash = ?1",
     /* last_seen only moves forward here too: a read-modify-write of the
-     * device must not undo touches that landed in between. */
+     * device must not undo touches that landed in between. An empty
+     * status_set_by leaves the stored one. */
     [ST_DEV_UPDATE] = "UPDATE devices SET name = ?2, description = ?3, device_type = ?4,"
                       " status = ?5, location = ?6, firmware_version = ?7,"
                       " hardware_version = ?8, api_key_hash = ?9, api_key_prefix = ?10,"
-                      " updated_at = ?11, last_seen = CASE WHEN ?12 IS NOT NULL AND"
-                      " (last_seen IS NULL OR last_seen < ?12) THEN ?12 ELSE last_seen END"
-                      " WHERE id = ?1",
+                      " status_set_by = COALESCE(NULLIF(?11, ''), status_set_by), updated_at = ?12, last_seen = CASE WHEN ?13 IS"
+                      " NOT NULL AND (last_seen IS NULL OR last_seen < ?13) THEN ?13"
+                      " ELSE last_seen END WHERE id = ?1",
     [ST_DEV_DELETE] = "DELETE FROM devices WHERE id = ?1",
     [ST_DEV_TOUCH] = "UPDATE devices SET last_seen = ?2"
                      " WHERE id = ?1 AND (last_seen IS NULL OR last_seen < ?2)",
@@ -230,6 +264,7 @@ static const struct iot_sqldb_schema registry_schema = {
     .stmts = stmt_sql,
     .n_stmts = ST__COUNT,
     .n_dyn = IOT_REG_SCAN__COUNT * IOT_REG_FILTER_COMBOS * 2,
+    .checks = migration_checks,
 };
 
 struct scan_sql_key {
@@ -329,6 +364,8 @@ static void read_device(sqlite3_stmt *st, void *out)
     d->created_at = sqlite3_column_int64(st, 11);
     d->updated_at = sqlite3_column_int64(st, 12);
     d->last_seen = sqlite3_column_int64(st, 13);
+    COL_FIELD(st, 14, d->status_set_by);
+    d->owner_active = sqlite3_column_int(st, 15) != 0;
 }
 
 static void read_group(sqlite3_stmt *st, void *out)
@@ -650,6 +687,7 @@ static void bind_device_fields(sqlite3_stmt *st, int first, const struct iot_dev
     BIND_FIELD(st, first + 6, d->hardware_version);
     bind_key_hash(st, first + 7, d->api_key_hash, sizeof d->api_key_hash);
     BIND_FIELD(st, first + 8, d->api_key_prefix);
+    BIND_FIELD(st, first + 9, d->status_set_by);
 }
 
 /* An empty status defaults to "active" (iot_reg_device_defaults). */
@@ -670,9 +708,9 @@ static int device_create(void *self, struct iot_device *d)
         if (rc == IOT_OK) {
             sqlite3_bind_int64(st, 1, v->user_id);
             bind_device_fields(st, 2, v);
-            sqlite3_bind_int64(st, 11, v->created_at);
-            sqlite3_bind_int64(st, 12, v->updated_at);
-            bind_time(st, 13, v->last_seen);
+            sqlite3_bind_int64(st, 12, v->created_at);
+            sqlite3_bind_int64(st, 13, v->updated_at);
+            bind_time(st, 14, v->last_seen);
             rc = iot_sqldb_step_done(st);
             v->id = sqlite3_last_insert_rowid(iot_sqldb_handle(c));
         }
@@ -711,8 +749,8 @@ static int device_update(void *self, const struct iot_device *d)
     if (rc == IOT_OK) {
         sqlite3_bind_int64(st, 1, d->id);
         bind_device_fields(st, 2, d);
-        sqlite3_bind_int64(st, 11, d->updated_at ? d->updated_at : iot_now_ms());
-        bind_time(st, 12, d->last_seen);
+        sqlite3_bind_int64(st, 12, d->updated_at ? d->updated_at : iot_now_ms());
+        bind_time(st, 13, d->last_seen);
         rc = changed_or_notfound(c, iot_sqldb_step_done(st));
     }
     return iot_sqldb_write_end(self, c, rc);

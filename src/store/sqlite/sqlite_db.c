@@ -36,6 +36,7 @@
 
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/log.h"
 
 enum {
     POOL_SIZE = 4,
@@ -309,6 +310,29 @@ static int read_user_version(sqlite3 *db, int *out)
     return rc == SQLITE_ROW ? IOT_OK : iot_sqldb_map(rc);
 }
 
+/* Runs the check of migration step `step` (schema->checks): IOT_OK when it
+ * returns no row, IOT_ECONFLICT after logging its message when it does. */
+static int check_step(sqlite3 *db, const struct iot_sqldb_schema *schema, int step)
+{
+    if (!schema->checks || !schema->checks[step])
+        return IOT_OK;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, schema->checks[step], -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return iot_sqldb_map(rc);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *why = sqlite3_column_text(st, 0);
+        IOT_ERROR("sqlite: schema migration to version %d refused: %s", step + 1,
+                  why ? (const char *)why : "the existing data does not allow it");
+        rc = IOT_ECONFLICT;
+    } else {
+        rc = rc == SQLITE_DONE ? IOT_OK : iot_sqldb_map(rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* Applies the missing migrations, all or none. A database written by a newer
  * iotflowd (user_version beyond ours) is refused, never downgraded. */
 static int migrate(sqlite3 *db, const struct iot_sqldb_schema *schema)
@@ -320,8 +344,11 @@ static int migrate(sqlite3 *db, const struct iot_sqldb_schema *schema)
     rc = read_user_version(db, &version);
     if (rc == IOT_OK && version > schema->n_migrations)
         rc = IOT_EINTERNAL;
-    for (int i = version; rc == IOT_OK && i < schema->n_migrations; i++)
-        rc = exec_sql(db, schema->migrations[i]);
+    for (int i = version; rc == IOT_OK && i < schema->n_migrations; i++) {
+        rc = check_step(db, schema, i);
+        if (rc == IOT_OK)
+            rc = exec_sql(db, schema->migrations[i]);
+    }
     if (rc == IOT_OK && version < schema->n_migrations) {
         char sql[48];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", schema->n_migrations);

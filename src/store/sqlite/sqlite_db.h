@@ -21,6 +21,12 @@ struct iot_sqldb_schema {
     int n_dyn; /* slots for statements whose SQL is built at run time */
     const char *conn_sql; /* run on every connection after it opens (tuning
                              PRAGMAs), or NULL */
+    /* NULL, or one entry per migration step (NULL for none): a query run
+     * just before that step. A row back means the existing data cannot take
+     * the step (e.g. duplicates a new unique index would refuse): the
+     * migration stops with IOT_ECONFLICT, all steps rolled back, after
+     * logging the row's first column, which should say what to fix. */
+    const char *const *checks;
 };
 
 struct iot_sqldb;

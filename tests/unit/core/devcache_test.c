@@ -51,6 +51,25 @@ static void collision_replaces(void **state)
     iot_devcache_free(c);
 }
 
+/* An owner's change (deactivation) drops every device of that owner, and
+ * only theirs. */
+static void forget_owner(void **state)
+{
+    (void)state;
+    struct iot_devcache *c = iot_devcache_new(1024, 60000);
+    struct iot_device out, a = device(1, HASH_A), b = device(2, HASH_B);
+    b.user_id = 8;
+    iot_devcache_put(c, &a);
+    iot_devcache_put(c, &b);
+    iot_devcache_forget_owner(c, 7);
+    assert_false(iot_devcache_get(c, HASH_A, &out));
+    assert_true(iot_devcache_get(c, HASH_B, &out));
+    assert_int_equal(out.user_id, 8);
+    iot_devcache_forget_owner(c, 8);
+    assert_false(iot_devcache_get(c, HASH_B, &out));
+    iot_devcache_free(c);
+}
+
 /* An injected monotonic clock: with the real one a 20 ms TTL could pass
  * between put and get on a loaded machine (and a sleep proved little). */
 static _Atomic int64_t fake_mono_us = 1000000;
@@ -80,6 +99,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hit_and_miss),
         cmocka_unit_test(collision_replaces),
+        cmocka_unit_test(forget_owner),
         cmocka_unit_test(entries_expire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

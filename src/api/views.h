@@ -34,6 +34,9 @@ int iot_field_text(struct iot_req *r, json_t *obj, const char *key, size_t min, 
 int iot_field_bool(struct iot_req *r, json_t *obj, const char *key, bool *out);
 /* Reads obj[key] as a positive integer. */
 int iot_field_id(struct iot_req *r, json_t *obj, const char *key, int64_t *out);
+/* Whether v is a positive integer (an integral real such as 7.0 counts, up
+ * to 2^53); sets *out when it is. */
+bool iot_json_id(const json_t *v, int64_t *out);
 
 /* Parses a path parameter as a positive id; false when it is not one. */
 bool iot_parse_id(const char *s, int64_t *out);

@@ -69,12 +69,24 @@ def setup(server):
                                                      "on": True, "mode": "eco"}})
         conftest.expect(r, 201)
     group = conftest.create_group(user, name="spec-group")
+    victim_group = conftest.create_group(user, name="spec-victim")
     r = user.api.post(f"/groups/{group['id']}/devices", json={"device_id": device["id"]})
     conftest.expect(r, 201)
     return {
         "user": user, "victim_user": victim_user,
         "device": device, "victim_device": victim_device, "group": group,
+        "victim_group": victim_group,
     }
+
+
+def validate_spec(spec):
+    """The spec itself must be a valid OpenAPI document (schemathesis checks
+    it against the OpenAPI 3.1 meta-schema)."""
+    import schemathesis
+    schema = schemathesis.openapi.from_path(spec)
+    schema.validate()
+    print(f"== {spec}: valid OpenAPI {schema.raw_schema.get('openapi')}, "
+          f"{sum(1 for _ in schema.get_all_operations())} operations", flush=True)
 
 
 def toml_str(s):
@@ -97,6 +109,9 @@ def write_config(path, server, objs, ident, args):
         # The spec's conventions: no \\u0000 anywhere in a body (jansson
         # refuses it in keys, iotflowd in strings) — OpenAPI cannot say it.
         "allow-x00 = false",
+        # Text limits are UTF-8 bytes (the spec's conventions), JSON Schema's
+        # maxLength counts characters: the two agree on ASCII only.
+        "codec = \"ascii\"",
         "",
         "[checks]",
         "enabled = false",
@@ -130,7 +145,7 @@ def write_config(path, server, objs, ident, args):
         "adminUpdateDevice": {"path.device_id": objs["victim_device"]["id"]},
         "adminSetDeviceStatus": {"path.device_id": objs["victim_device"]["id"]},
         "rotateDeviceKey": {"path.device_id": objs["victim_device"]["id"]},
-        "deleteGroup": {"path.group_id": 2_000_000_000},
+        "deleteGroup": {"path.group_id": objs["victim_group"]["id"]},
     }
     # Never tested by schemathesis: the live stream never ends by itself
     # (tests/api/test_telemetry_stream.py covers it); logout would revoke
@@ -180,7 +195,10 @@ def main():
     args = ap.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="iotflowd-spec-"))
-    server = conftest.Server(env={"IOTFLOW_DEVICE_RATE_LIMIT": "0"})
+    validate_spec(args.spec)
+    # No rate limit may turn the run into 429s: devices, and the admin-token
+    # throttle (negative cases send wrong admin tokens).
+    server = conftest.Server(env={"IOTFLOW_DEVICE_RATE_LIMIT": "0", "IOTFLOW_ADMIN_FAIL_LIMIT": "0"})
     server.start()
     failed = []
     try:

@@ -99,11 +99,60 @@ def setup(server):
     }
 
 
+def _schema_objects(node, where="#"):
+    """Every Schema Object of an OpenAPI document: components.schemas and
+    the `schema` of parameters, headers and media types."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{where}/{key}"
+            if key == "schema" and isinstance(value, dict):
+                yield here, value
+            elif key == "schemas" and where == "#/components" and isinstance(value, dict):
+                for name, sch in value.items():
+                    yield f"{here}/{name}", sch
+            elif key not in ("example", "examples"):
+                yield from _schema_objects(value, here)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _schema_objects(value, f"{where}/{i}")
+
+
+def _patterns(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                yield value
+            elif key == "patternProperties" and isinstance(value, dict):
+                yield from value
+            if key not in ("example", "examples"):
+                yield from _patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _patterns(value)
+
+
 def validate_spec(spec):
-    """The spec itself must be a valid OpenAPI document (schemathesis checks
-    it against the OpenAPI 3.1 meta-schema)."""
+    """The spec itself must be valid: the document against the OpenAPI 3.1
+    meta-schema (schemathesis), each Schema Object against JSON Schema
+    2020-12 (which the OpenAPI meta-schema leaves unchecked), and each
+    pattern must compile as the generator (Python re) reads it."""
+    import re
+    import jsonschema_rs
     schema = schemathesis.openapi.from_path(spec)
     schema.validate()
+    problems = []
+    for where, sch in _schema_objects(schema.raw_schema):
+        try:
+            jsonschema_rs.meta.validate({"$schema": "https://json-schema.org/draft/2020-12/schema", **sch})
+        except jsonschema_rs.ValidationError as e:
+            problems.append(f"{where}: {str(e).splitlines()[0]}")
+    for pattern in _patterns(schema.raw_schema):
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            problems.append(f"pattern {pattern!r}: {e}")
+    if problems:
+        raise SystemExit(f"{spec} is not a valid OpenAPI 3.1 document:\n  " + "\n  ".join(problems))
     print(f"== {spec}: valid OpenAPI {schema.raw_schema.get('openapi')}, "
           f"{sum(1 for _ in schema.get_all_operations())} operations", flush=True)
 

@@ -248,7 +248,24 @@ def run_pass(server, objs, ident, args, workdir):
     t0 = time.monotonic()
     rc = subprocess.call(cmd, cwd=workdir)
     print(f"== pass '{ident}': exit {rc} in {time.monotonic() - t0:.0f} s", flush=True)
-    return rc
+    return rc, junit_counts(report)
+
+
+def junit_counts(report_dir):
+    """(operations passed, operations failed, operations skipped) of a pass,
+    from its JUnit report."""
+    import xml.etree.ElementTree as ET
+    passed = failed = skipped = 0
+    for path in Path(report_dir).glob("*.xml"):
+        for case in ET.parse(path).getroot().iter("testcase"):
+            kinds = {child.tag for child in case}
+            if kinds & {"failure", "error"}:
+                failed += 1
+            elif "skipped" in kinds:
+                skipped += 1
+            else:
+                passed += 1
+    return passed, failed, skipped
 
 
 def main():
@@ -271,10 +288,13 @@ def main():
     server = conftest.Server(env={"IOTFLOW_DEVICE_RATE_LIMIT": "0", "IOTFLOW_ADMIN_FAIL_LIMIT": "0"})
     server.start()
     failed = []
+    totals = [0, 0, 0]
     try:
         for ident in args.passes.split(","):
             objs = setup(server)
-            if run_pass(server, objs, ident, args, workdir) != 0:
+            rc, counts = run_pass(server, objs, ident, args, workdir)
+            totals = [a + b for a, b in zip(totals, counts)]
+            if rc != 0:
                 failed.append(ident)
             if not server.alive():
                 print(f"iotflowd died; stderr tail:\n{server.stderr()[-3000:]}")
@@ -289,6 +309,8 @@ def main():
             print(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    # One line in the form test runners close with: operations x passes.
+    print(f"spec: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
     if failed:
         print(f"spec test FAILED: {', '.join(failed)}")
         return 1

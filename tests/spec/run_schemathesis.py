@@ -6,9 +6,10 @@ tests/api/conftest.py), creates the things the operations need — a user
 with a session token, a device with its key and some telemetry, a group —
 and runs schemathesis once per identity, so requests get past 401:
 
-  device  X-API-Key (ApiKeyAuth) first, then Bearer, then admin
-  user    a non-admin Bearer token only (BearerAuth)
-  admin   the admin token only (AdminToken)
+  device      X-API-Key (ApiKeyAuth) first, then Bearer, then admin
+  user        a non-admin user's Bearer token only (BearerAuth)
+  admin       the admin token only (AdminToken)
+  admin-user  an admin user's Bearer token only (is_admin: the admin too)
 
 In each pass an operation uses the first of its security requirements that
 the pass configures. Path ids are pinned to the objects created here (so
@@ -70,7 +71,7 @@ CHECKS = [
     "positive_data_acceptance",
 ]
 
-PASSES = ("device", "user", "admin")
+PASSES = ("device", "user", "admin", "admin-user")
 
 # Operations taking a time range (see write_config).
 RANGE_OPERATIONS = ["getTelemetryHistory", "getTelemetryAggregated", "getUserTelemetry",
@@ -81,6 +82,7 @@ def setup(server):
     """Create the objects the pinned path parameters name."""
     user = conftest.make_user(server, "bearer")
     victim_user = conftest.make_user(server, "bearer")
+    admin_user = conftest.promote_to_admin(conftest.make_user(server, "bearer"))
     device = conftest.register_device(user, name="spec-device", device_type="sensor")
     victim_device = conftest.register_device(user, name="spec-victim", device_type="sensor")
     keyed = conftest.key_client(server, device["api_key"])
@@ -93,7 +95,7 @@ def setup(server):
     r = user.api.post(f"/groups/{group['id']}/devices", json={"device_id": device["id"]})
     conftest.expect(r, 201)
     return {
-        "user": user, "victim_user": victim_user,
+        "user": user, "victim_user": victim_user, "admin_user": admin_user,
         "device": device, "victim_device": victim_device, "group": group,
         "victim_group": victim_group,
     }
@@ -197,6 +199,8 @@ def write_config(path, server, objs, ident, args):
         auth = {"BearerAuth": user.token}
     elif ident == "admin":
         auth = {"AdminToken": f"admin {server.admin_token}"}
+    elif ident == "admin-user":
+        auth = {"BearerAuth": objs["admin_user"].token}
     for scheme, value in auth.items():
         lines += ["", f"[auth.openapi.{scheme}]"]
         lines += [f"bearer = {toml_str(value)}" if scheme == "BearerAuth"

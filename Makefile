@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 12
 JOBS        ?= $(shell nproc)
 IOTFLOW_DATA_DIR ?= ./data
 
-.PHONY: all deps build run test test-c test-api test-api-servers services fuzz sanitize tsan bench bench-cql clean
+.PHONY: all deps build run test test-c test-api test-api-servers test-spec services fuzz sanitize tsan bench bench-cql clean
 
 # The servers the tests use beside the embedded stores (scripts/services.sh).
 TEST_SERVICES ?= postgres redis cassandra cassandra3
@@ -50,9 +50,10 @@ run: build
 
 # Every test: the C suites (the contract suites on every backend), then the
 # black-box API suite twice — on the embedded stores, and on PostgreSQL +
-# Redis (with the two-instance and fault tests).
+# Redis (with the two-instance and fault tests), then the spec test.
 test: build
 	@$(WITH_SERVICES) $(MAKE) --no-print-directory test-c test-api test-api-servers BIN_DIR=$(BUILD_DIR)
+	@$(MAKE) --no-print-directory test-spec BIN_DIR=$(BUILD_DIR)
 	@$(MAKE) --no-print-directory fuzz
 
 services: deps
@@ -75,6 +76,18 @@ test-api-servers:
 	  { echo "test-api-servers: run it through 'make test' (needs DATABASE_URL and REDIS_URL)"; exit 1; }
 	@IOTFLOW_HTTP_EPOLL=1 IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
 	  IOTFLOW_TEST_REDIS_URL="$$REDIS_URL" $(PYTHON) -m pytest -q tests/api
+
+# The spec as a test: schemathesis (tests/requirements.txt) generates
+# requests from docs/openapi.yaml and checks every answer against it, on
+# the embedded stores, as a device, a user and the admin; zero failures
+# (tests/spec/run_schemathesis.py). Bounded: SPEC_MAX_EXAMPLES cases per
+# operation and phase, fixed SPEC_SEED; about a minute on 2 cores.
+SPEC_MAX_EXAMPLES ?= 10
+SPEC_SEED ?= 20261206
+test-spec:
+	@echo "== spec test: schemathesis against docs/openapi.yaml"
+	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd $(PYTHON) tests/spec/run_schemathesis.py \
+	  --max-examples $(SPEC_MAX_EXAMPLES) --seed $(SPEC_SEED)
 
 # libFuzzer (clang) on every decoder of outside input, one target after the
 # other, each from its committed seeds (tests/fuzz/seeds/<name>) for

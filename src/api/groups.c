@@ -341,9 +341,10 @@ static bool bulk_add_one(struct iot_req *r, const struct iot_user *u, const stru
 {
     struct iot_registry *reg = &iot_app_of(r)->registry;
     struct iot_device d;
-    if (!json_is_integer(item) || json_integer_value(item) <= 0)
+    int64_t id;
+    if (!iot_json_id(item, &id))
         return false;
-    int rc = iot_reg_device_get(reg, json_integer_value(item), &d);
+    int rc = iot_reg_device_get(reg, id, &d);
     if (rc == IOT_OK && d.user_id == u->id)
         rc = iot_reg_member_add(reg, g->id, d.id, NULL);
     else if (rc == IOT_OK)

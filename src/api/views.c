@@ -121,16 +121,31 @@ int iot_field_bool(struct iot_req *r, json_t *obj, const char *key, bool *out)
     return IOT_FIELD_SET;
 }
 
+bool iot_json_id(const json_t *v, int64_t *out)
+{
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    /* JSON has one number type: 7.0 is the integer 7 (as JSON Schema says);
+     * up to 2^53, where every integer is exactly a double. */
+    double d = json_is_real(v) ? json_real_value(v) : 0;
+    if (d >= 1 && d <= 9007199254740992.0 && d == (double)(int64_t)d) {
+        *out = (int64_t)d;
+        return true;
+    }
+    return false;
+}
+
 int iot_field_id(struct iot_req *r, json_t *obj, const char *key, int64_t *out)
 {
     json_t *v = json_object_get(obj, key);
     if (!v)
         return IOT_FIELD_ABSENT;
-    if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+    if (!iot_json_id(v, out)) {
         iot_reply_error(r, 400, "Validation error", "'%s' must be a positive integer", key);
         return IOT_EINVAL;
     }
-    *out = json_integer_value(v);
     return IOT_FIELD_SET;
 }
 

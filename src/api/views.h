@@ -37,6 +37,9 @@ bool iot_field_missing(json_t *obj, const char *key);
 int iot_field_bool(struct iot_req *r, json_t *obj, const char *key, bool *out);
 /* Reads obj[key] as a positive integer. */
 int iot_field_id(struct iot_req *r, json_t *obj, const char *key, int64_t *out);
+/* Whether v is a positive integer (an integral real such as 7.0 counts, up
+ * to 2^53); sets *out when it is. */
+bool iot_json_id(const json_t *v, int64_t *out);
 
 /* Checks the account fields given (NULL: not being set) against
  * core/account_rules.h; answers 400 "Validation error" naming the problem

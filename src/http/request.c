@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/json_bigint.h"
 #include "util/json_out.h"
 #include "util/log.h"
 
@@ -92,6 +93,15 @@ json_t *iot_req_json_value(struct iot_req *r)
     /* JSON_REJECT_DUPLICATES: an object with two "name" keys is ambiguous.
      * No JSON_ALLOW_NUL: "\u0000" inside a string is refused. */
     json_t *root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root && json_error_code(&jerr) == json_error_numeric_overflow) {
+        /* An integer beyond int64 is valid JSON: read it as a real. */
+        size_t wide_len;
+        char *wide = iot_json_widen_bigints(r->body, r->body_len, &wide_len);
+        if (wide) {
+            root = json_loadb(wide, wide_len, JSON_REJECT_DUPLICATES, &jerr);
+            free(wide);
+        }
+    }
     if (!root)
         iot_reply_error(r, 400, "Invalid JSON", "malformed JSON at line %d column %d: %s",
                         jerr.line, jerr.column, jerr.text);

@@ -1,6 +1,9 @@
 /* Unit tests of api/stream_access: the decision on a live stream's grant
  * from what the stores say (iot_stream_grant_verdict), for every kind of
- * credential and every way it can be revoked. */
+ * credential and every way it can be revoked; and the batch
+ * (iot_stream_grants_check) on a counting fake registry and the in-process
+ * cache: each device and user looked up once, the batch stopped at the
+ * first store error. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/app.h"
 #include "api/stream_access.h"
+#include "core/secrets.h"
 #include "util/err.h"
 
 #define OWNER_PUB "0123456789abcdef0123456789abcdef"
@@ -151,8 +156,99 @@ static void unknown_credential_is_not_trusted(void **state)
     expect_verdict(grant(IOT_CRED_NONE), all_there(), IOT_REVOKED_ACCESS);
 }
 
+/* ---- the batch, on a fake registry ------------------------------------------ */
+
+static int device_gets, user_gets, fail_with;
+
+static int fake_device_get(void *self, int64_t id, struct iot_device *out)
+{
+    device_gets++;
+    if (fail_with)
+        return fail_with;
+    if (id != device.id)
+        return IOT_ENOTFOUND;
+    *out = device;
+    return IOT_OK;
+}
+
+static int fake_user_get_by_id(void *self, int64_t id, struct iot_user *out)
+{
+    user_gets++;
+    if (id != user.id)
+        return IOT_ENOTFOUND;
+    *out = user;
+    return IOT_OK;
+}
+
+static const struct iot_registry_ops fake_ops = {
+    .name = "fake", .version = 1, .device_get = fake_device_get,
+    .user_get_by_id = fake_user_get_by_id};
+
+static struct iot_app app;
+
+static int batch_setup(void **state)
+{
+    setup(state);
+    device_gets = user_gets = fail_with = 0;
+    memset(&app, 0, sizeof app);
+    app.registry = (struct iot_registry){.ops = &fake_ops};
+    return iot_cache_open(NULL, &app.cache);
+}
+
+static int batch_teardown(void **state)
+{
+    iot_cache_close(&app.cache);
+    return 0;
+}
+
+static void batch_looks_each_up_once(void **state)
+{
+    char live_hash[IOT_SHA256_HEX_LEN + 1], dead_hash[IOT_SHA256_HEX_LEN + 1];
+    iot_sha256_hex("live", 4, live_hash, sizeof live_hash);
+    iot_sha256_hex("dead", 4, dead_hash, sizeof dead_hash);
+    assert_int_equal(iot_cache_session_put(&app.cache, live_hash, OWNER_PUB, 60000), IOT_OK);
+    struct iot_stream_grant g[7];
+    for (size_t i = 0; i < 3; i++) {
+        g[i] = grant(IOT_CRED_SESSION);
+        memcpy(g[i].cred.hash, live_hash, sizeof live_hash);
+    }
+    g[3] = grant(IOT_CRED_SESSION);
+    memcpy(g[3].cred.hash, dead_hash, sizeof dead_hash);
+    g[4] = grant(IOT_CRED_DEVICE_KEY);
+    g[5] = grant(IOT_CRED_DEVICE_KEY);
+    g[6] = grant(IOT_CRED_ADMIN);
+    g[6].device_id = 8; /* gone */
+    const char *reasons[7];
+    assert_int_equal(iot_stream_grants_check(&app, g, 7, reasons), IOT_OK);
+    assert_int_equal(device_gets, 2); /* devices 7 and 8 */
+    assert_int_equal(user_gets, 1);   /* user 3: acting user and owner */
+    for (size_t i = 0; i < 3; i++)
+        assert_null(reasons[i]);
+    assert_string_equal(reasons[3], IOT_REVOKED_SESSION);
+    assert_null(reasons[4]);
+    assert_null(reasons[5]);
+    assert_string_equal(reasons[6], IOT_REVOKED_DEVICE_DELETED);
+}
+
+static void batch_stops_at_the_first_store_error(void **state)
+{
+    fail_with = IOT_EUNAVAILABLE;
+    struct iot_stream_grant g[3] = {grant(IOT_CRED_SESSION), grant(IOT_CRED_DEVICE_KEY),
+                                    grant(IOT_CRED_ADMIN)};
+    g[1].device_id = 9;
+    g[2].device_id = 10;
+    const char *reasons[3] = {"x", "x", "x"};
+    assert_int_equal(iot_stream_grants_check(&app, g, 3, reasons), IOT_EUNAVAILABLE);
+    assert_int_equal(device_gets, 1);
+    assert_int_equal(user_gets, 0);
+    for (size_t i = 0; i < 3; i++)
+        assert_null(reasons[i]); /* undecided: kept */
+}
+
 int main(void)
 {
+    if (iot_secrets_init())
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(valid_grants_are_kept, setup),
         cmocka_unit_test_setup(deleted_device_ends_every_kind, setup),
@@ -162,6 +258,9 @@ int main(void)
         cmocka_unit_test_setup(rotated_key, setup),
         cmocka_unit_test_setup(store_errors_keep_the_stream, setup),
         cmocka_unit_test_setup(unknown_credential_is_not_trusted, setup),
+        cmocka_unit_test_setup_teardown(batch_looks_each_up_once, batch_setup, batch_teardown),
+        cmocka_unit_test_setup_teardown(batch_stops_at_the_first_store_error, batch_setup,
+                                        batch_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -196,7 +196,7 @@ static void reclaim(struct iot_streams *s)
         pthread_mutex_lock(&st->lock);
         bool over = st->ended || (st->suspended && iot_conn_closed_by_peer(st->conn));
         pthread_mutex_unlock(&st->lock);
-        if (over)
+        if (over && st->counted)
             end_stream(s, st, NULL);
     }
 }

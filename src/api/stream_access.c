@@ -95,6 +95,8 @@ const char *iot_stream_grant_verdict(const struct iot_stream_grant *g,
  * lookups (a down store would otherwise cost one timeout per stream); what
  * was not looked up is undecided. */
 
+/* Each fact starts with its sort key, so cmp_i64/cmp_str compare facts as
+ * well as bare keys (a struct's address is its first member's). */
 struct dev_fact {
     int64_t id;
     int rc;

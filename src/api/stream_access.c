@@ -22,14 +22,16 @@ void iot_stream_grant_of(struct iot_req *r, const struct iot_principal *p,
     }
 }
 
-bool iot_stream_device_allowed(const struct iot_device *d, const struct iot_user *owner)
+bool iot_stream_device_allowed(const struct iot_device *d)
 {
-    /* Today a device key reads its stream whatever the device's status,
-     * as every other telemetry read does (IOT_DEVICE_AUTH_ANY). When authn
-     * starts refusing switched-off devices or devices of deactivated
-     * owners, the same test goes here, so open streams end too. */
+    /* Today a device key reads its stream whatever the device's status, as
+     * every other telemetry read does (IOT_DEVICE_AUTH_ANY). Once authn
+     * refuses keys of devices switched off by an admin or of deactivated
+     * owners (iot_device_key_usable in registry.h, from the accounts
+     * work; it reads the owner_active that device_get returns), this is
+     *     return iot_device_key_usable(d);
+     * and open streams end too. */
     (void)d;
-    (void)owner;
     return true;
 }
 
@@ -60,11 +62,7 @@ static const char *key_verdict(const struct iot_stream_grant *g, const struct io
 {
     if (strcmp(f->device->api_key_hash, g->cred.hash) != 0)
         return IOT_REVOKED_KEY;
-    if (undecided(f->user_rc))
-        return NULL;
-    return iot_stream_device_allowed(f->device, f->user_rc == IOT_OK ? f->user : NULL)
-               ? NULL
-               : IOT_REVOKED_DEVICE_REFUSED;
+    return iot_stream_device_allowed(f->device) ? NULL : IOT_REVOKED_DEVICE_REFUSED;
 }
 
 const char *iot_stream_grant_verdict(const struct iot_stream_grant *g,
@@ -188,15 +186,11 @@ static const struct dev_fact *device_fact(const struct batch *b, int64_t id)
     return bsearch(&id, b->devs, b->n_devs, sizeof *b->devs, cmp_i64);
 }
 
-/* The user a grant's verdict needs: the acting user, or a key's owner. */
-static int64_t user_needed(const struct batch *b, const struct iot_stream_grant *g)
+/* The user a grant's verdict needs (the acting user), or 0. */
+static int64_t user_needed(const struct iot_stream_grant *g)
 {
-    if (g->cred.kind == IOT_CRED_SESSION || g->cred.kind == IOT_CRED_USER_ID)
-        return g->user_id;
-    if (g->cred.kind != IOT_CRED_DEVICE_KEY)
-        return 0;
-    const struct dev_fact *d = device_fact(b, g->device_id);
-    return d && d->rc == IOT_OK ? d->d.user_id : 0;
+    bool acts_as_user = g->cred.kind == IOT_CRED_SESSION || g->cred.kind == IOT_CRED_USER_ID;
+    return acts_as_user ? g->user_id : 0;
 }
 
 static int look_up_users(struct batch *b, const struct iot_stream_grant *g, size_t n)
@@ -206,7 +200,7 @@ static int look_up_users(struct batch *b, const struct iot_stream_grant *g, size
         return IOT_ENOMEM;
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        if ((ids[m] = user_needed(b, &g[i])) != 0)
+        if ((ids[m] = user_needed(&g[i])) != 0)
             m++;
     size_t k = m ? sort_unique(ids, m, sizeof *ids, cmp_i64) : 0;
     b->users = calloc(k ? k : 1, sizeof *b->users);
@@ -258,7 +252,7 @@ static struct iot_stream_facts facts_of(const struct batch *b, const struct iot_
         f.device_rc = d->rc;
         f.device = &d->d;
     }
-    int64_t uid = user_needed(b, g);
+    int64_t uid = user_needed(g);
     const struct user_fact *u =
         uid ? bsearch(&uid, b->users, b->n_users, sizeof *b->users, cmp_i64) : NULL;
     if (u) {

@@ -51,9 +51,9 @@ int iot_stream_grants_check(struct iot_app *app, const struct iot_stream_grant *
                             const char **reasons);
 
 /* What the stores said about one grant: rc IOT_OK (the pointer is set),
- * IOT_ENOTFOUND, or a store error (undecidable). `user` is the acting
- * user for a user grant, the device's owner for a key grant; `session_user`
- * is the public id a session grant's session maps to. */
+ * IOT_ENOTFOUND, or a store error (undecidable). `user` is the acting user
+ * of a user grant; `session_user` the public id a session grant's session
+ * maps to. */
 struct iot_stream_facts {
     int device_rc;
     const struct iot_device *device;
@@ -69,9 +69,9 @@ const char *iot_stream_grant_verdict(const struct iot_stream_grant *g,
                                      const struct iot_stream_facts *f);
 
 /* Whether a device may still read its stream with its own (current) key —
- * the one place for device-side refusals (e.g. a device switched off, or
- * its owner deactivated, once authn refuses those too). owner is NULL
- * when the owner is gone. */
-bool iot_stream_device_allowed(const struct iot_device *d, const struct iot_user *owner);
+ * the one place for device-side refusals (a device switched off by an
+ * admin, a deactivated owner), so that open streams end when authn starts
+ * refusing such keys. */
+bool iot_stream_device_allowed(const struct iot_device *d);
 
 #endif

@@ -50,9 +50,8 @@ bool iot_authn_device_reader(struct iot_req *r, struct iot_device *d)
 bool iot_authn_device_reader_as(struct iot_req *r, struct iot_device *d, struct iot_principal *p)
 {
     memset(p, 0, sizeof *p);
-    if (!iot_req_header(r, "X-API-Key")) {
+    if (!iot_req_header(r, "X-API-Key"))
         return iot_authn_any(r, p) && iot_load_owned_device(r, 0, p, d);
-    }
     int64_t id;
     if (!iot_authn_device(r, IOT_DEVICE_AUTH_ANY, d))
         return false;

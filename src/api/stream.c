@@ -264,7 +264,9 @@ static void recheck(struct iot_streams *s, bool all)
     if (n == 0)
         return;
     pthread_mutex_unlock(&s->lock);
+    int64_t t0 = iot_mono_us();
     int rc = iot_stream_grants_check(s->app, s->batch, n, s->batch_reason);
+    IOT_DEBUG("re-checked %zu live streams in %.2f ms", n, (double)(iot_mono_us() - t0) / 1000.0);
     if (rc)
         IOT_WARN("live streams' credentials not all re-checked (%s); trying again in %lld s",
                  iot_strerror(rc), (long long)(s->recheck_ms / 1000));

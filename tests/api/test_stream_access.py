@@ -15,6 +15,7 @@ opens them) answer 429 + Retry-After with a JSON error; the server-wide
 limit (half of IOTFLOW_MAX_CONNECTIONS) answers 503 to everyone, the admin
 included."""
 import json
+import threading
 import time
 
 import pytest
@@ -291,3 +292,24 @@ def test_admin_token_has_no_user_cap_but_the_global_one(capped, streams):
     extra = streams(capped.admin, devs[10]["id"])
     body = refused(extra, 503)
     assert "stream" in body["error"].lower(), body
+
+
+def test_concurrent_opens_cannot_pass_a_cap_together(capped, streams):
+    """The slot is checked and taken under one lock: of 8 simultaneous
+    opens on one device (cap 2), exactly 2 get a stream."""
+    owner = make_user(capped, "bearer")
+    dev = register_device(owner)
+    barrier = threading.Barrier(8)
+    results = [None] * 8
+
+    def open_one(i):
+        barrier.wait(timeout=WAIT)
+        results[i] = streams(capped.admin, dev["id"], read=False)
+
+    threads = [threading.Thread(target=open_one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=WAIT)
+    codes = sorted(st.r.status_code for st in results)
+    assert codes == [200, 200] + [429] * 6, codes

@@ -86,8 +86,7 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
     /* Streams may use at most half the connections, so that a flood of
      * them can never lock out the rest of the API. */
     size_t max_streams = (size_t)cfg->max_connections / 2;
-    app->streams = iot_streams_new(&app->cache, cfg->stream_heartbeat,
-                                   max_streams > 1024 ? 1024 : max_streams ? max_streams : 1);
+    app->streams = iot_streams_new(app, max_streams > 1024 ? 1024 : max_streams ? max_streams : 1);
     if (app->devcache && app->ingest && app->streams && iot_device_notices_start(app) == IOT_OK)
         return IOT_OK;
     IOT_ERROR("cannot start the ingest pipeline, key cache or streams");

@@ -46,10 +46,15 @@ bool iot_load_owned_device(struct iot_req *r, size_t param, const struct iot_pri
 
 bool iot_authn_device_reader(struct iot_req *r, struct iot_device *d)
 {
-    if (!iot_req_header(r, "X-API-Key")) {
-        struct iot_principal p;
-        return iot_authn_any(r, &p) && iot_load_owned_device(r, 0, &p, d);
-    }
+    struct iot_principal p;
+    return iot_authn_device_reader_as(r, d, &p);
+}
+
+bool iot_authn_device_reader_as(struct iot_req *r, struct iot_device *d, struct iot_principal *p)
+{
+    memset(p, 0, sizeof *p);
+    if (!iot_req_header(r, "X-API-Key"))
+        return iot_authn_any(r, p) && iot_load_owned_device(r, 0, p, d);
     int64_t id;
     if (!iot_authn_device(r, IOT_DEVICE_AUTH_READ, d))
         return false;
@@ -106,6 +111,8 @@ static void on_device_notice(void *ctx, const char *channel, const char *msg, si
     iot_devcache_forget(app->devcache, hash);
     if (deleted)
         iot_streams_end_device(app->streams, id);
+    else /* a new key or status: its streams' credentials are checked now */
+        iot_streams_recheck_device(app->streams, id);
 }
 
 void iot_owner_devices_forget(struct iot_req *r, int64_t owner_id)

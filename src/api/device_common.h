@@ -41,6 +41,9 @@ int iot_device_remove(struct iot_req *r, const struct iot_device *d);
  * a device key is refused (403) while its owner is deactivated or an admin
  * has switched the device off (iot_device_key_usable). */
 bool iot_authn_device_reader(struct iot_req *r, struct iot_device *d);
+/* The same, telling who the caller is: the user or the admin in *p, or
+ * neither (p->admin and p->has_user false) when it is the device's key. */
+bool iot_authn_device_reader_as(struct iot_req *r, struct iot_device *d, struct iot_principal *p);
 
 /* Records that the device was seen now: cache presence at once, the
  * registry's last_seen in the ingest pipeline's next batch (within 1 s). */

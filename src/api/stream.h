@@ -7,22 +7,39 @@
  * behind is dropped, so a slow reader never slows ingest. A ticker thread
  * sends keep-alive comments and, every second, checks whether the clients
  * of parked streams have hung up, so a closed stream frees its connection
- * and its slot within a second. */
+ * and its slot within a second.
+ *
+ * Every stream remembers the credential it was opened with
+ * (api/stream_access.h); the ticker re-checks all of them every
+ * IOTFLOW_STREAM_RECHECK seconds, in one batch, and at once for a device
+ * that a peer's device notice names. A stream whose credential no longer
+ * holds (logout, session expiry, password change, deactivation, deletion,
+ * key rotation) gets a last event `event: revoked` with data
+ * {"reason": "<IOT_REVOKED_*>"} and ends. Slots: at most max_streams on
+ * the instance (beyond: 503), IOTFLOW_STREAMS_PER_USER per user and
+ * IOTFLOW_STREAMS_PER_DEVICE per device (beyond: 429).
+ *
+ * All functions are thread-safe. */
 #ifndef IOT_API_STREAM_H
 #define IOT_API_STREAM_H
 
+#include <stddef.h>
 #include <stdint.h>
-
-#include "store/cache.h"
 
 #define IOT_STREAM_BUFFER (256 * 1024)
 
+struct iot_app;
 struct iot_streams;
 
-/* At most max_streams at once (beyond: 503), keep-alive every heartbeat_s. */
-struct iot_streams *iot_streams_new(struct iot_cache *cache, int64_t heartbeat_s, size_t max_streams);
-/* Ends the streams of one device (it was deleted). */
+/* Reads its settings from app->cfg and uses app's stores from its ticker
+ * thread; app must outlive the streams. At most max_streams at once. */
+struct iot_streams *iot_streams_new(struct iot_app *app, size_t max_streams);
+/* Ends the streams of one device (it was deleted), each with a last
+ * `revoked` event. NULL is a no-op. */
 void iot_streams_end_device(struct iot_streams *s, int64_t device_id);
+/* Re-checks the credentials of one device's streams now rather than at the
+ * next periodic pass (its key or status changed). NULL is a no-op. */
+void iot_streams_recheck_device(struct iot_streams *s, int64_t device_id);
 /* Ends every stream (before the HTTP server stops). */
 void iot_streams_close_all(struct iot_streams *s);
 /* After the HTTP server has stopped. NULL is a no-op. */

@@ -43,7 +43,7 @@ static const struct opt options[] = {
      "largest accepted request body in bytes (413 above)"},
     {"IOTFLOW_LOG_LEVEL", "log-level", OPT_STRING, FIELD(log_level), "info", 0, 0,
      "debug, info, warn, error or off"},
-    {"IOTFLOW_SESSION_TTL", "session-ttl", OPT_INT, FIELD(session_ttl), "86400", 60, 31536000,
+    {"IOTFLOW_SESSION_TTL", "session-ttl", OPT_INT, FIELD(session_ttl), "86400", 1, 31536000,
      "lifetime of a login session token, seconds"},
     {"IOTFLOW_ONLINE_WINDOW", "online-window", OPT_INT, FIELD(online_window), "300", 1, 86400,
      "a device seen within this many seconds is online"},
@@ -98,6 +98,18 @@ static const struct opt options[] = {
      "preempting it (measured +9-13% ingest on 2 cores); 0 = the default policy"},
     {"IOTFLOW_STREAM_HEARTBEAT", "stream-heartbeat", OPT_INT, FIELD(stream_heartbeat), "15", 1,
      3600, "seconds between keep-alive comments on live streams"},
+    {"IOTFLOW_STREAM_RECHECK", "stream-recheck", OPT_INT, FIELD(stream_recheck), "5", 1, 3600,
+     "seconds between re-checks of every live stream's credentials (logout, expiry, key "
+     "rotation, deactivation, deletion end a stream within this time)"},
+    {"IOTFLOW_STREAMS_PER_USER", "streams-per-user", OPT_INT, FIELD(streams_per_user), "8", 0,
+     100000, "live streams one user may hold on this instance (a device key's streams count "
+     "for its owner); beyond: 429; 0 = no limit but the global one"},
+    {"IOTFLOW_STREAMS_PER_DEVICE", "streams-per-device", OPT_INT, FIELD(streams_per_device), "4",
+     0, 100000, "live streams of one device on this instance, whoever opens them; beyond: 429; "
+     "0 = no limit but the global one"},
+    {"IOTFLOW_PUBLIC_STATUS", "public-status", OPT_BOOL, FIELD(public_status), "0", 0, 1,
+     "show /status and /health?detailed=true (store checks, device counts, threads) to "
+     "anyone; off: only to the admin, others get the plain health answer"},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

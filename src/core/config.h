@@ -47,6 +47,10 @@ struct iot_config {
     int64_t device_byte_rate_limit; /* telemetry body bytes/minute per device; 0 = off */
     int64_t key_cache_ttl_ms;
     int64_t stream_heartbeat;    /* seconds between SSE keep-alive comments */
+    int64_t stream_recheck;      /* seconds between credential re-checks of live streams */
+    int64_t streams_per_user;    /* live streams per user on this instance; 0 = no cap */
+    int64_t streams_per_device;  /* live streams per device on this instance; 0 = no cap */
+    bool public_status;          /* /status and detailed health for anyone, not only admins */
 };
 
 /* Fills cfg from defaults, then `envp`-style lookup via getenv, then argv.

@@ -171,10 +171,11 @@ def test_acknowledged_telemetry_survives_sigkill():
             assert len(load.acked) >= 50, \
                 f"cycle {cycle}: only {len(load.acked)} messages acknowledged in {RUN_SECONDS}s"
             server = launch()          # same data directory
-            health = server.root.get("/health", params={"detailed": "true"})
+            health = server.root.get("/health", params={"detailed": "true"},
+                                     headers=server.admin_headers)   # details: admin only
             hb = expect(health, 200)
             assert hb["status"] == "healthy", describe(health)
-            sick = {k: v for k, v in hb.get("checks", {}).items() if not v.get("healthy")}
+            sick = {k: v for k, v in hb["checks"].items() if not v.get("healthy")}
             assert not sick, f"unhealthy after restart: {sick}\n{describe(health)}"
             print(f"cycle {cycle}: " + check(server, devices, user, loads))
             # the restarted server takes telemetry again with the old keys

@@ -1,7 +1,22 @@
-"""/health, /status and / (public, no credentials)."""
+"""/health, /status and /: public, no credentials needed.
+
+Everyone gets the plain answer (status, message, version); the details
+(store checks, device counts, threads, uptime) go to the admin only — the
+admin token or an is_admin user — unless IOTFLOW_PUBLIC_STATUS=1. Anyone
+else asking for details gets the plain answer, never 401/403."""
 import time
 
-from conftest import assert_ts, expect, register_device
+from conftest import Client, assert_ts, expect, register_device
+
+
+def admin_root(server):
+    """The server's root (no /api/v1 prefix) with the admin token."""
+    return Client(server.base, "", server.admin_headers, server=server)
+
+
+def assert_plain(data):
+    assert set(data) == {"status", "message", "version"}, data
+    assert data["status"] == "healthy", data
 
 
 def assert_detailed(data):
@@ -29,29 +44,29 @@ def test_health_not_detailed(server):
 
 def test_health_detailed(server):
     for value in ("true", "True", "TRUE"):
-        data = expect(server.root.get("/health", params={"detailed": value}), 200)
+        data = expect(admin_root(server).get("/health", params={"detailed": value}), 200)
         assert_detailed(data)
         assert data["status"] == "healthy"
 
 
 def test_status(server):
-    assert_detailed(expect(server.root.get("/status"), 200))
+    assert_detailed(expect(admin_root(server).get("/status"), 200))
 
 
 def test_uptime_grows(server):
-    first = expect(server.root.get("/status"), 200)["uptime_seconds"]
+    first = expect(admin_root(server).get("/status"), 200)["uptime_seconds"]
     # Uptime is measured in microseconds and reported as a real: it moves
     # between two requests; polled with a deadline rather than slept for.
     deadline, now = time.monotonic() + 10, first
     while now <= first and time.monotonic() < deadline:
         time.sleep(0.01)
-        now = expect(server.root.get("/status"), 200)["uptime_seconds"]
+        now = expect(admin_root(server).get("/status"), 200)["uptime_seconds"]
     assert now > first, (first, now)
 
 
 def test_status_device_metrics_move(server, bearer_users):
     def total():
-        devices = expect(server.root.get("/status"), 200)["metrics"]["devices"]
+        devices = expect(admin_root(server).get("/status"), 200)["metrics"]["devices"]
         assert isinstance(devices.get("total_devices"), int), devices
         return devices["total_devices"]
 
@@ -79,3 +94,32 @@ def test_public_endpoints_ignore_bad_credentials(server):
 def test_health_versions_agree(server):
     versions = {expect(server.root.get(p), 200)["version"] for p in ("/health", "/")}
     assert len(versions) == 1, versions
+
+
+def test_details_only_for_the_admin(server, bearer_users):
+    """Anyone else asking for details gets the plain answer."""
+    plain_user = bearer_users.new()
+    callers = {"anonymous": server.root,
+               "user": Client(server.base, "", plain_user.headers, server=server),
+               "bad-admin-token": Client(server.base, "", {"Authorization": "admin nope"},
+                                         server=server),
+               "bad-bearer": Client(server.base, "", {"Authorization": "Bearer nope"},
+                                    server=server)}
+    for label, client in callers.items():
+        for path, params in (("/health", {"detailed": "true"}), ("/status", None)):
+            data = expect(client.get(path, params=params), 200)
+            assert "checks" not in data and "metrics" not in data, (label, path, data)
+            assert_plain(data)
+
+
+def test_details_for_an_admin_user(server, admin_user):
+    client = Client(server.base, "", admin_user.headers, server=server)
+    assert_detailed(expect(client.get("/status"), 200))
+    assert_detailed(expect(client.get("/health", params={"detailed": "true"}), 200))
+
+
+def test_public_status_option(start_server):
+    s = start_server(env={"IOTFLOW_PUBLIC_STATUS": "1"})
+    assert_detailed(expect(s.root.get("/status"), 200))
+    assert_detailed(expect(s.root.get("/health", params={"detailed": "true"}), 200))
+    assert_plain(expect(s.root.get("/health"), 200))

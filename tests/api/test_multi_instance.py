@@ -11,6 +11,7 @@ import pytest
 
 from conftest import (SERVER_BACKENDS, Server, expect, expect_error, fresh_backends,
                       key_client, login_token, make_user, register_device, unique)
+from test_stream_access import revoked_reason
 from test_telemetry_stream import Stream
 
 pytestmark = pytest.mark.skipif(not SERVER_BACKENDS,
@@ -201,6 +202,14 @@ def long_cache_pair():
     stop_pair(servers)
 
 
+@pytest.fixture(scope="module")
+def recheck_pair():
+    """A pair re-checking live streams' credentials every second."""
+    servers = start_pair({"IOTFLOW_STREAM_RECHECK": "1"})
+    yield servers
+    stop_pair(servers)
+
+
 def test_owner_deactivated_on_a_refuses_devices_on_b(long_cache_pair):
     a, b = long_cache_pair
     user = make_user(a, "bearer")
@@ -243,3 +252,65 @@ def test_admin_token_throttle_is_shared():
         assert right_on_b == 429
     finally:
         stop_pair((a, b))
+
+
+def _live_stream_on(server, client, dev):
+    """A stream on `server` that has received one event (it is subscribed)."""
+    stream = Stream(client, dev["id"])
+    assert stream.ok, stream.r.text
+    marker = time.monotonic_ns()
+    deadline = time.monotonic() + 10
+    # the subscription may reach Redis after the 200: post until one arrives
+    while True:
+        expect(key_client(server, dev["api_key"]).post("/telemetry", json={"data": {"m": marker}}),
+               201)
+        try:
+            stream.events(1, timeout=0.5)
+            return stream
+        except AssertionError:
+            assert time.monotonic() < deadline, "stream on B received nothing"
+
+
+def test_logout_on_a_ends_the_sessions_stream_on_b(recheck_pair):
+    a, b = recheck_pair
+    user = make_user(a, "bearer")
+    dev = register_device(user)
+    stream = _live_stream_on(b, bearer(b, user.token), dev)
+    try:
+        expect(bearer(a, user.token).post("/auth/logout"), 200)
+        assert revoked_reason(stream) == "session_ended"
+    finally:
+        stream.close()
+
+
+def test_key_rotated_on_a_ends_the_keys_stream_on_b():
+    """Re-checks only every hour: the device notice must end the stream on
+    B at once."""
+    servers = start_pair({"IOTFLOW_STREAM_RECHECK": "3600"})
+    try:
+        _key_rotation_across(*servers)
+    finally:
+        stop_pair(servers)
+
+
+def _key_rotation_across(a, b):
+    user = make_user(a, "bearer")
+    dev = register_device(user)
+    stream = _live_stream_on(b, key_client(b, dev["api_key"]), dev)
+    try:
+        expect(bearer(a, user.token).post(f"/devices/{dev['id']}/rotate-key"), 200)
+        assert revoked_reason(stream, timeout=10) == "key_revoked"
+    finally:
+        stream.close()
+
+
+def test_deactivation_on_a_ends_streams_on_b(recheck_pair):
+    a, b = recheck_pair
+    user = make_user(a, "bearer")
+    dev = register_device(user)
+    stream = _live_stream_on(b, bearer(b, user.token), dev)
+    try:
+        expect(a.admin.patch(f"/users/{user.user_id}/deactivate"), 200)
+        assert revoked_reason(stream) == "user_inactive"
+    finally:
+        stream.close()

@@ -351,7 +351,11 @@ def history_count(d):
             return total
 
 
-def test_open_close_streams_does_not_leak(srv, owner, streams):
+def test_open_close_streams_does_not_leak(start_server, streams):
+    # 26 streams of one user on one device: above the default caps per user
+    # and per device (test_stream_access.py tests those), so raised here.
+    srv = start_server(env={"IOTFLOW_STREAMS_PER_USER": "32", "IOTFLOW_STREAMS_PER_DEVICE": "32"})
+    owner = make_user(srv, "bearer")
     d = new_device(owner)
     # one by one, half of them after receiving an event
     for i in range(50):
@@ -406,3 +410,34 @@ def test_many_short_lived_streams_do_not_exhaust_the_server(start_server):
             break
     assert not problems, "\n".join(problems)
     healthy(s)
+
+
+def test_stream_churn_does_not_hurry_keep_alives(start_server, streams):
+    """Keep-alives follow the clock (a monotonic one), not the ticker's
+    wake-ups: every stream that ended used to wake the ticker, and each
+    wake-up counted as a second, so streams opened and closed in quick
+    succession brought a 20 s keep-alive within a few seconds."""
+    heartbeat = 20
+    s = start_server(env={"IOTFLOW_STREAM_HEARTBEAT": str(heartbeat),
+                          "IOTFLOW_MAX_CONNECTIONS": "6"})   # 3 stream slots
+    owner = make_user(s, "bearer")
+    d, other = new_device(owner), new_device(owner)
+    t0 = time.monotonic()
+    watcher = streams(owner.api, d.id)
+    assert watcher.ok, describe(watcher.r)
+    for i in range(40):                       # each open reclaims the slots of closed ones
+        st = Stream(owner.api, other.id, read=False, timeout=(5, 5))
+        assert st.ok, f"churn stream {i}: {st.r.status_code}"
+        st.close()
+    d.post({"after": "churn"})
+    comments = []
+    while True:
+        b = watcher.next_block()
+        assert "closed" not in b, b
+        comments += b.get("comments", [])
+        if b.get("event") == "telemetry":
+            break
+    elapsed = time.monotonic() - t0
+    assert elapsed < heartbeat - 2, f"the churn took {elapsed:.1f}s; too slow to tell"
+    assert not [c for c in comments if "alive" in c], \
+        f"keep-alive after {elapsed:.1f}s with a {heartbeat}s heartbeat: {comments}"

@@ -74,6 +74,31 @@ static void rejects_bad_values(void **state)
     }
 }
 
+/* The stream and status settings: defaults, and 0 meaning "no cap". */
+static void stream_and_status_settings(void **state)
+{
+    struct iot_config cfg;
+    char *argv1[] = {"iotflowd"};
+    assert_int_equal(load(&cfg, 1, argv1), IOT_OK);
+    assert_int_equal(cfg.stream_recheck, 5);
+    assert_int_equal(cfg.streams_per_user, 8);
+    assert_int_equal(cfg.streams_per_device, 4);
+    assert_false(cfg.public_status);
+    iot_config_free(&cfg);
+    char *argv2[] = {"iotflowd", "--stream-recheck=1", "--streams-per-user=0",
+                     "--streams-per-device=2", "--public-status=1", "--session-ttl=1"};
+    assert_int_equal(load(&cfg, 6, argv2), IOT_OK);
+    assert_int_equal(cfg.stream_recheck, 1);
+    assert_int_equal(cfg.streams_per_user, 0);
+    assert_int_equal(cfg.streams_per_device, 2);
+    assert_true(cfg.public_status);
+    assert_int_equal(cfg.session_ttl, 1);
+    iot_config_free(&cfg);
+    char *bad[] = {"iotflowd", "--stream-recheck=0"};
+    assert_int_equal(load(&cfg, 2, bad), IOT_EINVAL);
+    iot_config_free(&cfg);
+}
+
 static void help_lists_every_variable(void **state)
 {
     char *text = NULL;
@@ -152,6 +177,7 @@ int main(void)
         cmocka_unit_test(defaults),
         cmocka_unit_test(env_then_flags),
         cmocka_unit_test(rejects_bad_values),
+        cmocka_unit_test(stream_and_status_settings),
         cmocka_unit_test(help_lists_every_variable),
         cmocka_unit_test(redacts_url_passwords),
         cmocka_unit_test(cors_origins_precedence),

@@ -32,6 +32,8 @@ static int setup(void **state)
     device.user_id = 3;
     snprintf(device.api_key_hash, sizeof device.api_key_hash, "%s", KEY_HASH);
     snprintf(device.status, sizeof device.status, "active");
+    snprintf(device.status_set_by, sizeof device.status_set_by, "%s", IOT_STATUS_BY_DEVICE);
+    device.owner_active = true;
     memset(&user, 0, sizeof user);
     user.id = 3;
     snprintf(user.user_id, sizeof user.user_id, "%s", OWNER_PUB);
@@ -131,6 +133,22 @@ static void rotated_key(void **state)
     expect_verdict(grant(IOT_CRED_DEVICE_KEY), all_there(), IOT_REVOKED_KEY);
     /* the owner's and the admin's streams of that device go on */
     expect_verdict(grant(IOT_CRED_SESSION), all_there(), NULL);
+    expect_verdict(grant(IOT_CRED_ADMIN), all_there(), NULL);
+}
+
+/* The key's own refusals (iot_device_key_usable) end its streams; the
+ * owner's and the admin's streams of that device go on. */
+static void refused_key(void **state)
+{
+    (void)state;
+    snprintf(device.status, sizeof device.status, "inactive");
+    snprintf(device.status_set_by, sizeof device.status_set_by, "%s", IOT_STATUS_BY_ADMIN);
+    expect_verdict(grant(IOT_CRED_DEVICE_KEY), all_there(), IOT_REVOKED_DEVICE_REFUSED);
+    expect_verdict(grant(IOT_CRED_SESSION), all_there(), NULL);
+    snprintf(device.status_set_by, sizeof device.status_set_by, "%s", IOT_STATUS_BY_DEVICE);
+    expect_verdict(grant(IOT_CRED_DEVICE_KEY), all_there(), NULL); /* it switched itself off */
+    device.owner_active = false;
+    expect_verdict(grant(IOT_CRED_DEVICE_KEY), all_there(), IOT_REVOKED_DEVICE_REFUSED);
     expect_verdict(grant(IOT_CRED_ADMIN), all_there(), NULL);
 }
 
@@ -256,6 +274,7 @@ int main(void)
         cmocka_unit_test_setup(user_inactive_deleted_or_replaced, setup),
         cmocka_unit_test_setup(admin_rights_lost, setup),
         cmocka_unit_test_setup(rotated_key, setup),
+        cmocka_unit_test_setup(refused_key, setup),
         cmocka_unit_test_setup(store_errors_keep_the_stream, setup),
         cmocka_unit_test_setup(unknown_credential_is_not_trusted, setup),
         cmocka_unit_test_setup_teardown(batch_looks_each_up_once, batch_setup, batch_teardown),

@@ -14,29 +14,17 @@
 #include <strings.h>
 
 #include "api/app.h"
+#include "api/credential.h"
 #include "core/secrets.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
 
-#define MAX_CREDENTIAL_LEN 256
-
-/* Splits "Scheme value" into a scheme match and the value after it. */
-static const char *auth_value(const char *header, const char *scheme)
-{
-    size_t n = strlen(scheme);
-    if (!header || strncasecmp(header, scheme, n) != 0 || header[n] != ' ')
-        return NULL;
-    const char *v = header + n + 1;
-    while (*v == ' ')
-        v++;
-    return v;
-}
 
 static bool user_from_session(struct iot_req *r, const char *token, struct iot_user *out)
 {
     struct iot_app *app = iot_app_of(r);
-    if (strlen(token) > MAX_CREDENTIAL_LEN) {
+    if (strlen(token) > IOT_CREDENTIAL_MAX) {
         iot_reply_error(r, 401, "Invalid token", "the session token is not valid");
         return false;
     }
@@ -144,7 +132,7 @@ static bool admin_token_ok(struct iot_req *r, const char *token)
         reply_admin_locked(r, limit, now, window);
         return false;
     }
-    if (strlen(token) > MAX_CREDENTIAL_LEN || !iot_secret_equal(token, configured)) {
+    if (strlen(token) > IOT_CREDENTIAL_MAX || !iot_secret_equal(token, configured)) {
         if (limit > 0)
             count_admin_failure(r, key, limit);
         else
@@ -163,13 +151,13 @@ static bool resolve(struct iot_req *r, struct iot_principal *p)
     memset(p, 0, sizeof *p);
     const char *authz = iot_req_header(r, "Authorization");
     const char *v;
-    if ((v = auth_value(authz, "admin"))) {
+    if ((v = iot_credential_scheme_value(authz, "admin"))) {
         if (!admin_token_ok(r, v))
             return false;
         p->admin = true;
         return true;
     }
-    if ((v = auth_value(authz, "Bearer"))) {
+    if ((v = iot_credential_scheme_value(authz, "Bearer"))) {
         if (!user_from_session(r, v, &p->user))
             return false;
     } else {
@@ -263,7 +251,7 @@ static bool activate_on_first_use(struct iot_req *r, struct iot_device *d)
 static int device_by_key(struct iot_app *app, const char *key, size_t len, struct iot_device *out)
 {
     char hash[IOT_SHA256_HEX_LEN + 1];
-    if (len > MAX_CREDENTIAL_LEN)
+    if (len > IOT_CREDENTIAL_MAX)
         return IOT_ENOTFOUND;
     iot_sha256_hex(key, len, hash, sizeof hash);
     if (iot_devcache_get(app->devcache, hash, out))
@@ -281,7 +269,7 @@ bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_d
         iot_reply_error(r, 401, "API key required", "send the device key in the X-API-Key header");
         return false;
     }
-    int rc = device_by_key(iot_app_of(r), key, strnlen(key, MAX_CREDENTIAL_LEN + 1), out);
+    int rc = device_by_key(iot_app_of(r), key, strnlen(key, IOT_CREDENTIAL_MAX + 1), out);
     if (rc == IOT_ENOTFOUND) {
         iot_reply_error(r, 401, "Invalid API key", "the provided API key is not valid");
         return false;

@@ -7,12 +7,7 @@
 #include "api/app.h"
 #include "util/err.h"
 
-/* authn.c refuses longer credentials before hashing them; so do we, so
- * that both read the same requests the same way. */
-#define MAX_CREDENTIAL_LEN 256
-
-/* The value after "Scheme " (further spaces skipped), or NULL. */
-static const char *scheme_value(const char *header, const char *scheme)
+const char *iot_credential_scheme_value(const char *header, const char *scheme)
 {
     size_t n = strlen(scheme);
     if (!header || strncasecmp(header, scheme, n) != 0 || header[n] != ' ')
@@ -26,8 +21,8 @@ static const char *scheme_value(const char *header, const char *scheme)
 /* Hashes a secret into out->hash; false when it is too long to be one. */
 static bool hash_secret(const char *secret, struct iot_credential *out)
 {
-    size_t len = strnlen(secret, MAX_CREDENTIAL_LEN + 1);
-    if (len > MAX_CREDENTIAL_LEN)
+    size_t len = strnlen(secret, IOT_CREDENTIAL_MAX + 1);
+    if (len > IOT_CREDENTIAL_MAX)
         return false;
     iot_sha256_hex(secret, len, out->hash, sizeof out->hash);
     return true;
@@ -36,7 +31,7 @@ static bool hash_secret(const char *secret, struct iot_credential *out)
 static bool admin_token_matches(struct iot_req *r, const char *token)
 {
     const char *configured = iot_app_of(r)->cfg->admin_token;
-    return configured && *configured && strnlen(token, MAX_CREDENTIAL_LEN + 1) <= MAX_CREDENTIAL_LEN &&
+    return configured && *configured && strnlen(token, IOT_CREDENTIAL_MAX + 1) <= IOT_CREDENTIAL_MAX &&
            iot_secret_equal(token, configured);
 }
 
@@ -45,12 +40,12 @@ void iot_credential_user_side(struct iot_req *r, struct iot_credential *out)
     memset(out, 0, sizeof *out);
     const char *authz = iot_req_header(r, "Authorization");
     const char *v;
-    if ((v = scheme_value(authz, "admin"))) {
+    if ((v = iot_credential_scheme_value(authz, "admin"))) {
         if (admin_token_matches(r, v))
             out->kind = IOT_CRED_ADMIN;
         return;
     }
-    if ((v = scheme_value(authz, "Bearer"))) {
+    if ((v = iot_credential_scheme_value(authz, "Bearer"))) {
         if (hash_secret(v, out))
             out->kind = IOT_CRED_SESSION;
         return;

@@ -15,6 +15,14 @@
 #include "http/request.h"
 #include "store/registry.h"
 
+/* The longest credential (token, key) either module reads; a longer one is
+ * refused before it is hashed. */
+#define IOT_CREDENTIAL_MAX 256
+
+/* The value of an Authorization header after "<scheme> " (scheme matched
+ * without case, further spaces skipped), or NULL for another scheme. */
+const char *iot_credential_scheme_value(const char *header, const char *scheme);
+
 enum iot_cred_kind {
     IOT_CRED_NONE,       /* none, or one that cannot be right */
     IOT_CRED_ADMIN,      /* Authorization: admin <token>, matching IOTFLOW_ADMIN_TOKEN */

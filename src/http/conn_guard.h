@@ -24,7 +24,7 @@
  * libmicrohttpd may still skip after accepting), so with N worker threads an
  * address may briefly hold up to cap + N - 1 connections.
  *
- * A reaper thread wakes every ~second and shuts down (shutdown(2), never
+ * A reaper thread wakes every 500 ms and shuts down (shutdown(2), never
  * close) the socket of each connection past its deadline; libmicrohttpd then
  * sees end-of-file and closes and frees the connection itself. The reaper
  * holds the guard's lock while it does so, and iot_conn_guard_untrack takes

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/err.h"
 #include "util/log.h"
@@ -260,36 +261,149 @@ void iot_config_free(struct iot_config *cfg)
         }
 }
 
-static void append(char *out, size_t size, size_t *o, const char *s, size_t len)
+/* ---- store URLs in log lines ------------------------------------------------
+ * What is redacted is whatever the operator configured, including strings
+ * no backend accepted (those are exactly the ones an error line quotes), so
+ * nothing here trusts the text to be well formed. When in doubt more is
+ * hidden, never less: a line that shows too little costs a look at the
+ * configuration; one that shows a password cannot be taken back. */
+
+struct redacted {
+    char *buf;
+    size_t size, len;
+};
+
+static void put(struct redacted *o, const char *s, size_t n)
 {
-    if (*o + 1 >= size)
+    if (o->len + 1 >= o->size)
         return;
-    size_t room = size - 1 - *o;
-    size_t n = len < room ? len : room;
-    memcpy(out + *o, s, n);
-    *o += n;
-    out[*o] = '\0';
+    size_t room = o->size - 1 - o->len;
+    size_t k = n < room ? n : room;
+    memcpy(o->buf + o->len, s, k);
+    o->len += k;
+    o->buf[o->len] = '\0';
 }
 
-/* Copies the query string q (after '?'), replacing the value of every
- * password= parameter (libpq reads one there) by "***". */
-static void append_redacted_query(char *out, size_t size, size_t *o, const char *q)
+/* Does a parameter of this name hold a secret? libpq's password and
+ * sslpassword, and anything else named like one (passfile, only a path,
+ * is hidden too: harmless). */
+static bool secret_key(const char *k, size_t n)
+{
+    static const char *const words[] = {"pass", "secret", "token"};
+    for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+        size_t wl = strlen(words[w]);
+        for (size_t i = 0; i + wl <= n; i++)
+            if (strncasecmp(k + i, words[w], wl) == 0)
+                return true;
+    }
+    return false;
+}
+
+static bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+/* Length of "scheme://" at the start of s (an RFC 3986 scheme), or 0. */
+static size_t scheme_len(const char *s)
+{
+    if (!is_alpha(s[0]))
+        return 0;
+    size_t n = 1;
+    while (is_alpha(s[n]) || (s[n] >= '0' && s[n] <= '9') || s[n] == '+' || s[n] == '-' ||
+           s[n] == '.')
+        n++;
+    return strncmp(s + n, "://", 3) == 0 ? n + 3 : 0;
+}
+
+/* The '@' that ends the user info after auth, or NULL: the last '@' of
+ * all. Parsers disagree on where user info ends (libpq: before the first
+ * '/'; ours for Redis: the last '@' before the first '?'), and a password
+ * may hold '@', '/', '?' or '#' raw, so no earlier delimiter can be
+ * trusted to end it. The cost: an '@' in a query parameter hides the host
+ * and path too. */
+static const char *userinfo_end(const char *auth) { return strrchr(auth, '@'); }
+
+/* A query "k=v&k=v": the value of every secret key becomes "***". A value
+ * runs to the next '&' ('#' included: it may be part of a password). */
+static void redact_query(const char *q, struct redacted *o)
 {
     while (*q) {
-        size_t len = strcspn(q, "&#");
-        if (len >= 9 && strncasecmp(q, "password=", 9) == 0) {
-            append(out, size, o, q, 9);
-            append(out, size, o, "***", 3);
+        size_t len = strcspn(q, "&");
+        const char *eq = memchr(q, '=', len);
+        if (eq && secret_key(q, (size_t)(eq - q))) {
+            put(o, q, (size_t)(eq + 1 - q));
+            put(o, "***", 3);
         } else {
-            append(out, size, o, q, len);
+            put(o, q, len);
         }
         q += len;
-        if (*q == '#') {
-            append(out, size, o, q, strlen(q));
-            return;
-        }
         if (*q)
-            append(out, size, o, q++, 1);
+            put(o, q++, 1);
+    }
+}
+
+/* "scheme://[user[:password]@]host...[?query]"; auth is after "://" (or
+ * the start of a string that has no scheme). */
+static void redact_url_form(const char *url, const char *auth, struct redacted *o)
+{
+    const char *at = userinfo_end(auth);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    const char *rest = auth;
+    if (colon) {
+        put(o, url, (size_t)(colon + 1 - url));
+        put(o, "***", 3);
+        rest = at;
+    } else {
+        put(o, url, (size_t)(auth - url));
+    }
+    const char *query = strchr(rest, '?');
+    put(o, rest, query ? (size_t)(query + 1 - rest) : strlen(rest));
+    if (query)
+        redact_query(query + 1, o);
+}
+
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* Where the conninfo value at s ends: a single-quoted value at its closing
+ * quote, any other at white space; a backslash escapes the next byte in
+ * both (libpq's rules). */
+static const char *conninfo_value_end(const char *s)
+{
+    bool quoted = *s == '\'';
+    if (quoted)
+        s++;
+    while (*s && (quoted ? *s != '\'' : !is_space(*s))) {
+        if (*s == '\\' && s[1])
+            s++;
+        s++;
+    }
+    return quoted && *s ? s + 1 : s;
+}
+
+/* libpq's "key=value key='quoted value' ..." form. */
+static void redact_conninfo(const char *s, struct redacted *o)
+{
+    while (*s) {
+        const char *start = s;
+        while (is_space(*s))
+            s++;
+        const char *key = s;
+        s += strcspn(s, "= \t\r\n");
+        size_t key_len = (size_t)(s - key);
+        while (is_space(*s))
+            s++;
+        if (*s != '=') {
+            put(o, start, (size_t)(s - start));
+            continue;
+        }
+        s++;
+        while (is_space(*s))
+            s++;
+        put(o, start, (size_t)(s - start));
+        const char *end = conninfo_value_end(s);
+        if (secret_key(key, key_len))
+            put(o, "***", 3);
+        else
+            put(o, s, (size_t)(end - s));
+        s = end;
     }
 }
 
@@ -298,27 +412,22 @@ void iot_config_redact_url(const char *url, char *out, size_t size)
     if (size == 0)
         return;
     out[0] = '\0';
-    size_t o = 0;
-    const char *scheme = strstr(url, "://");
-    const char *auth = scheme ? scheme + 3 : url;
-    size_t auth_len = strcspn(auth, "/?#");
-    /* The last '@' of the authority ends the user info: a password may hold
-     * an '@' of its own. */
-    const char *at = NULL;
-    for (const char *p = auth; p < auth + auth_len; p++)
-        if (*p == '@')
-            at = p;
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    const char *rest = auth;
-    if (colon) {
-        append(out, size, &o, url, (size_t)(colon + 1 - url));
-        append(out, size, &o, "***", 3);
-        rest = at;
-    } else {
-        append(out, size, &o, url, (size_t)(auth - url));
+    struct redacted o = {out, size, 0};
+    size_t n = scheme_len(url);
+    if (n) {
+        redact_url_form(url, url + n, &o);
+        return;
     }
-    const char *query = strchr(rest, '?');
-    append(out, size, &o, rest, query ? (size_t)(query + 1 - rest) : strlen(rest));
-    if (query)
-        append_redacted_query(out, size, &o, query + 1);
+    /* No scheme: libpq's key=value form, or something we cannot tell
+     * ("user:pw@host?password=x"): both rules, one after the other. */
+    char *first = malloc(size);
+    if (!first) {
+        put(&o, "(hidden)", 8);
+        return;
+    }
+    struct redacted tmp = {first, size, 0};
+    first[0] = '\0';
+    redact_conninfo(url, &tmp);
+    redact_url_form(first, first, &o);
+    free(first);
 }

@@ -60,8 +60,13 @@ int iot_config_load(struct iot_config *cfg, int argc, char **argv, FILE *out, FI
 void iot_config_free(struct iot_config *cfg);
 void iot_config_print_help(FILE *out);
 
-/* Copies a store URL for a log line with its password replaced by "***"
- * ("scheme://user:secret@host" → "scheme://user:***@host"). */
+/* Copies a store URL for a log line with its secrets replaced by "***":
+ * the password of the user info ("scheme://user:secret@host" →
+ * "scheme://user:***@host"; it ends at the last '@' of all, so a raw '@',
+ * '/', '?' or '#' in it stays hidden — and an '@' in a query hides the
+ * host too), and the value of every parameter named like a secret
+ * (password=, sslpassword=, ...) in a URL's query or in libpq's
+ * "key=value" form. Any text is accepted; more is hidden when unsure. */
 void iot_config_redact_url(const char *url, char *out, size_t size);
 
 #endif

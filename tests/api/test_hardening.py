@@ -42,6 +42,17 @@ def test_telemetry_url_password_not_logged():
     assert "S3cretPW" not in err, err
 
 
+@pytest.mark.parametrize("url", ["redis://:se/Cr3tPW@127.0.0.1:1/0",
+                                 "redis://:se#Cr3tPW@127.0.0.1:1/0",
+                                 "redis://:se?Cr3tPW@127.0.0.1:1/0"])
+def test_redis_url_password_not_logged(url):
+    """A password holding '/', '#' or '?' is still hidden in the error line."""
+    rc, err = run_until_exit({"REDIS_URL": url, "IOTFLOW_ADMIN_TOKEN": ""})
+    assert rc != 0, err
+    assert "cache" in err, err
+    assert "Cr3tPW" not in err, err
+
+
 # ---------------------------------------------------------------- raw sockets
 
 def connect(server, source="127.0.0.1", timeout=5.0):

@@ -165,10 +165,61 @@ static void redacts_url_passwords(void **state)
     iot_config_redact_url("postgresql://host/db?user=u&password=s3cret&sslmode=require", out,
                           sizeof out);
     assert_string_equal(out, "postgresql://host/db?user=u&password=***&sslmode=require");
+    /* A query value runs to '&': a '#' may be part of the password. */
     iot_config_redact_url("postgresql://host/db?PASSWORD=s3cret#x", out, sizeof out);
-    assert_string_equal(out, "postgresql://host/db?PASSWORD=***#x");
+    assert_string_equal(out, "postgresql://host/db?PASSWORD=***");
     iot_config_redact_url("postgresql://u:pw@host/db", out, 12);
     assert_string_equal(out, "postgresql:");
+}
+
+/* Every password below holds "SECRET"; none may survive redaction. */
+static void redacts_nasty_passwords_for_every_scheme(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *want;
+    } cases[] = {
+        /* Redis (its parser takes the last '@' before the first '?'). */
+        {"redis://:se/SECRET@127.0.0.1:1/0", "redis://:***@127.0.0.1:1/0"},
+        {"redis://:se#SECRET@127.0.0.1:1/0", "redis://:***@127.0.0.1:1/0"},
+        {"redis://:se?SECRET@127.0.0.1:1/0", "redis://:***@127.0.0.1:1/0"},
+        {"redis://u:a@b/c?d#SECRET@host:6379/2?prefix=p",
+         "redis://u:***@host:6379/2?prefix=p"},
+        {"redis://user:SECRET:more@[::1]:6379", "redis://user:***@[::1]:6379"},
+        /* PostgreSQL: URL user info and query, and libpq's key=value form. */
+        {"postgresql://u:p/SECRET@h/db", "postgresql://u:***@h/db"},
+        {"postgres://u:p%40SECRET@h:5432/db?sslmode=require",
+         "postgres://u:***@h:5432/db?sslmode=require"},
+        /* An '@' in a query: more hidden than needed, never less. */
+        {"postgresql://u:pw@h/db?application_name=a@b", "postgresql://u:***@b"},
+        {"postgresql:///db?host=/tmp&password=SECRET&sslpassword=SECRET2",
+         "postgresql:///db?host=/tmp&password=***&sslpassword=***"},
+        {"host=h user=u password=SECRET dbname=d", "host=h user=u password=*** dbname=d"},
+        {"host=h password = 'SE CRET \\' x' dbname=d", "host=h password = *** dbname=d"},
+        {"password=SE\\ CRET", "password=***"},
+        {"host=h PassWord=a@b:SECRET", "host=h PassWord=***"},
+        /* SQLite: nothing to hide, and nothing hidden. */
+        {"sqlite:///var/lib/iotflow/iotflow.db", "sqlite:///var/lib/iotflow/iotflow.db"},
+        {"sqlite://./data/a?b.db", "sqlite://./data/a?b.db"},
+        /* Cassandra and MongoDB (several hosts, options). */
+        {"cassandra://iot:SE@CRET@10.0.0.1:9042,10.0.0.2/ks?consistency=quorum",
+         "cassandra://iot:***@10.0.0.1:9042,10.0.0.2/ks?consistency=quorum"},
+        {"mongodb+srv://app:S/E?C#RET@cluster0.example.net/iot?authSource=admin",
+         "mongodb+srv://app:***@cluster0.example.net/iot?authSource=admin"},
+        {"mongodb://app@h/db?authMechanism=MONGODB-X509&tlsCertificateKeyFilePassword=SECRET",
+         "mongodb://app@h/db?authMechanism=MONGODB-X509&tlsCertificateKeyFilePassword=***"},
+        /* Not a URL at all: still nothing shown. */
+        {"redis:SECRET@host", "redis:***@host"},
+        {"user:SECRET@host?password=SECRET", "user:***@host?password=***"},
+        {"nosuch://user:S3cretPW@host/db", "nosuch://user:***@host/db"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char out[256];
+        iot_config_redact_url(cases[i].url, out, sizeof out);
+        assert_string_equal(out, cases[i].want);
+        assert_null(strstr(out, "SECRET"));
+        assert_null(strstr(out, "CRET"));
+    }
 }
 
 int main(void)
@@ -180,6 +231,7 @@ int main(void)
         cmocka_unit_test(stream_and_status_settings),
         cmocka_unit_test(help_lists_every_variable),
         cmocka_unit_test(redacts_url_passwords),
+        cmocka_unit_test(redacts_nasty_passwords_for_every_scheme),
         cmocka_unit_test(cors_origins_precedence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

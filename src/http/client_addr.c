@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "util/err.h"
+#include "util/text.h"
 
 static const unsigned char v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -91,13 +92,18 @@ bool iot_trusted_proxies_contains(const struct iot_trusted_proxies *t, const str
     return false;
 }
 
-static const char *trim(const char *s, size_t *len)
+/* A TCP port: 1 to 5 digits, at most 65535. */
+static bool port_ok(const char *s, size_t len)
 {
-    while (*len && (*s == ' ' || *s == '\t'))
-        s++, (*len)--;
-    while (*len && (s[*len - 1] == ' ' || s[*len - 1] == '\t'))
-        (*len)--;
-    return s;
+    if (len == 0 || len > 5)
+        return false;
+    unsigned v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    return v <= 65535;
 }
 
 /* "a.b.c.d", "a.b.c.d/n", "v6", "v6/n". */
@@ -147,7 +153,7 @@ int iot_trusted_proxies_parse(const char *list, struct iot_trusted_proxies *out,
         return IOT_ENOMEM;
     for (const char *p = list; *p;) {
         size_t len = strcspn(p, ",");
-        const char *item = trim(p, &len);
+        const char *item = iot_trim_ows(p, &len);
         if (len && !parse_net(item, len, &out->nets[out->n])) {
             snprintf(bad, bad_size, "%.*s", (int)len, item);
             return IOT_EINVAL;
@@ -168,33 +174,100 @@ void iot_trusted_proxies_free(struct iot_trusted_proxies *t)
     t->n = 0;
 }
 
-/* Parses one X-Forwarded-For entry; tolerates the "[v6]" form. */
+/* Strips a ":port" from "a.b.c.d:port" or "[v6]:port" (what some proxies
+ * write), the brackets of "[v6]", and the quotes of "\"...\"" (RFC 7239's
+ * quoted form, which some proxies copy into this header). A bare v6
+ * address keeps its colons: only a v4 address or a bracket can carry a
+ * port. */
 static bool parse_entry(const char *s, size_t len, struct iot_ip *out)
 {
-    s = trim(s, &len);
-    if (len >= 2 && s[0] == '[' && s[len - 1] == ']')
+    if (len >= 2 && s[0] == '"' && s[len - 1] == '"')
         s++, len -= 2;
-    return iot_ip_parse(s, len, out);
+    if (len && s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (!close)
+            return false;
+        size_t after = len - (size_t)(close + 1 - s);
+        if (after && (close[1] != ':' || !port_ok(close + 2, after - 1)))
+            return false;
+        return iot_ip_parse(s + 1, (size_t)(close - s - 1), out) && out->family == AF_INET6;
+    }
+    if (iot_ip_parse(s, len, out))
+        return true;
+    const char *colon = memchr(s, ':', len);
+    if (!colon || memchr(colon + 1, ':', len - (size_t)(colon + 1 - s)) ||
+        !port_ok(colon + 1, len - (size_t)(colon + 1 - s)))
+        return false;
+    return iot_ip_parse(s, (size_t)(colon - s), out) && out->family == AF_INET;
+}
+
+/* An entry that is not an address, as an opaque name: "xff:" and its text
+ * with anything but [0-9A-Za-z.:_-] as '_', cut to fit. */
+static void format_opaque(const char *s, size_t len, char *out, size_t size)
+{
+    size_t o = (size_t)snprintf(out, size, "xff:");
+    for (size_t i = 0; i < len && o + 1 < size; i++) {
+        char c = s[i];
+        bool plain = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                     c == '.' || c == ':' || c == '_' || c == '-';
+        out[o++] = plain ? c : '_';
+    }
+    if (o < size)
+        out[o] = '\0';
+}
+
+/* The X-Forwarded-For lines as one list (RFC 9110 5.3: repeated fields are
+ * one comma-separated list, in order), walked from the right. */
+struct xff_walk {
+    const char *const *lines;
+    size_t line;     /* lines left to look at, the current one is line - 1 */
+    size_t end;      /* the current line's unread length */
+};
+
+/* The next entry to the left, trimmed; empty elements are skipped (RFC
+ * 9110 5.6.1). False when none is left. */
+static bool xff_prev(struct xff_walk *w, const char **entry, size_t *len)
+{
+    while (w->line > 0) {
+        const char *text = w->lines[w->line - 1];
+        if (w->end == SIZE_MAX)
+            w->end = strlen(text);
+        while (w->end > 0) {
+            size_t start = w->end;
+            while (start > 0 && text[start - 1] != ',')
+                start--;
+            size_t n = w->end - start;
+            *entry = iot_trim_ows(text + start, &n);
+            w->end = start ? start - 1 : 0;
+            if (n) {
+                *len = n;
+                return true;
+            }
+        }
+        w->line--;
+        w->end = SIZE_MAX;
+    }
+    return false;
 }
 
 void iot_client_addr_select(const struct iot_trusted_proxies *t, const struct iot_ip *peer,
-                            const char *xff, char *out, size_t size)
+                            const char *const *xff, size_t n_xff, char *out, size_t size)
 {
     struct iot_ip chosen = *peer;
-    if (xff && t && t->n && iot_trusted_proxies_contains(t, peer)) {
-        /* Walk right to left: each hop was appended by the proxy after it. */
-        size_t end = strlen(xff);
-        while (end > 0) {
-            size_t start = end;
-            while (start > 0 && xff[start - 1] != ',')
-                start--;
+    if (n_xff && t && t->n && iot_trusted_proxies_contains(t, peer)) {
+        /* Right to left: each hop was appended by the proxy after it. */
+        struct xff_walk w = {xff, n_xff, SIZE_MAX};
+        const char *entry;
+        size_t len;
+        while (xff_prev(&w, &entry, &len)) {
             struct iot_ip hop;
-            if (!parse_entry(xff + start, end - start, &hop))
-                break;
+            if (!parse_entry(entry, len, &hop)) {
+                format_opaque(entry, len, out, size);
+                return;
+            }
             chosen = hop;
             if (!iot_trusted_proxies_contains(t, &hop))
                 break;
-            end = start ? start - 1 : 0;
         }
     }
     iot_ip_format(&chosen, out, size);

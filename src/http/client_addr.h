@@ -40,13 +40,26 @@ bool iot_ip_parse(const char *s, size_t len, struct iot_ip *out);
 bool iot_ip_from_sockaddr(const struct sockaddr *sa, struct iot_ip *out);
 bool iot_trusted_proxies_contains(const struct iot_trusted_proxies *t, const struct iot_ip *ip);
 
+/* Most X-Forwarded-For header lines looked at: the right-most ones, which
+ * the nearest proxies wrote (server.c keeps those). */
+#define IOT_XFF_MAX_LINES 16
+
 /* The client address as text in out: the peer itself, unless the peer is a
  * trusted proxy; then the right-most X-Forwarded-For entry that is not a
- * trusted proxy (all trusted: the left-most). An entry that is not an
- * address ends the walk: the last good address seen is used, because
- * nothing left of a broken entry can be trusted. xff may be NULL. */
+ * trusted proxy (all trusted: the left-most). xff holds the header's lines
+ * in the order received (n_xff may be 0): they are one comma-separated
+ * list (RFC 9110 5.3). Empty elements are skipped; an entry may be quoted,
+ * bracketed ("[v6]") and carry a port ("a.b.c.d:80", "[v6]:443").
+ *
+ * An entry reached in the walk that is still not an address ("unknown",
+ * junk) is written there by a trusted proxy (one not appending would make
+ * every entry the client's anyway), so it names the client as well as that
+ * proxy can: its text becomes the client, "xff:<text>" (anything but
+ * [0-9A-Za-z.:_-] as '_'). Neither the proxy's own address, which would
+ * put every client behind it in one rate-limit bucket, nor an address
+ * further left, which the client wrote. */
 void iot_client_addr_select(const struct iot_trusted_proxies *t, const struct iot_ip *peer,
-                            const char *xff, char *out, size_t size);
+                            const char *const *xff, size_t n_xff, char *out, size_t size);
 void iot_ip_format(const struct iot_ip *ip, char *out, size_t size);
 
 #endif

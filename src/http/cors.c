@@ -5,14 +5,19 @@
 #include <strings.h>
 
 #include "util/err.h"
+#include "util/text.h"
 
-static size_t trimmed(const char **s, size_t len)
+/* An origin without the blanks around it and without trailing slashes
+ * (an operator may write "https://a.example/"; a browser never sends one).
+ * The blanks again after the slashes: "https://a.example/ ". */
+static const char *origin_item(const char *s, size_t *len)
 {
-    while (len && (**s == ' ' || **s == '\t'))
-        (*s)++, len--;
-    while (len && ((*s)[len - 1] == ' ' || (*s)[len - 1] == '\t' || (*s)[len - 1] == '/'))
-        len--;
-    return len;
+    s = iot_trim_ows(s, len);
+    while (*len && s[*len - 1] == '/') {
+        (*len)--;
+        s = iot_trim_ows(s, len);
+    }
+    return s;
 }
 
 int iot_cors_parse(const char *list, struct iot_cors *out)
@@ -26,8 +31,8 @@ int iot_cors_parse(const char *list, struct iot_cors *out)
         return IOT_ENOMEM;
     for (const char *p = list; *p;) {
         size_t span = strcspn(p, ",");
-        const char *item = p;
-        size_t len = trimmed(&item, span);
+        size_t len = span;
+        const char *item = origin_item(p, &len);
         if (len == 1 && item[0] == '*')
             out->any = true;
         else if (len && !(out->origins[out->n++] = strndup(item, len)))

@@ -74,7 +74,8 @@ static void new_request_id(char *buf, size_t size)
 }
 
 /* The TCP peer, or behind a trusted proxy the address it forwarded. */
-static void set_client_ip(struct iot_server *s, struct iot_req *r, const char *xff)
+static void set_client_ip(struct iot_server *s, struct iot_req *r, const char *const *xff,
+                          size_t n_xff)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -83,7 +84,7 @@ static void set_client_ip(struct iot_server *s, struct iot_req *r, const char *x
         snprintf(r->client_ip, sizeof r->client_ip, "unknown");
         return;
     }
-    iot_client_addr_select(&s->proxies, &peer, xff, r->client_ip, sizeof r->client_ip);
+    iot_client_addr_select(&s->proxies, &peer, xff, n_xff, r->client_ip, sizeof r->client_ip);
 }
 
 static struct iot_req *request_new(struct iot_server *s, struct MHD_Connection *conn,
@@ -277,9 +278,21 @@ struct header_scan {
     unsigned content_length; /* how many Content-Length fields */
     unsigned transfer_encoding;
     const char *te;  /* the last Transfer-Encoding value */
-    const char *xff; /* the last X-Forwarded-For value (the nearest proxy's) */
-    size_t bytes;    /* the header's size as sent, near enough: "k: v\r\n" */
+    /* The X-Forwarded-For lines in order, the right-most
+     * IOT_XFF_MAX_LINES of them (the nearest proxies wrote those). */
+    const char *xff[IOT_XFF_MAX_LINES];
+    size_t n_xff;
+    size_t bytes; /* the header's size as sent, near enough: "k: v\r\n" */
 };
+
+static void keep_xff_line(struct header_scan *h, const char *value)
+{
+    if (h->n_xff == IOT_XFF_MAX_LINES) {
+        memmove(h->xff, h->xff + 1, (IOT_XFF_MAX_LINES - 1) * sizeof *h->xff);
+        h->n_xff--;
+    }
+    h->xff[h->n_xff++] = value;
+}
 
 #define IS_HEADER(key, key_size, lit) \
     ((key_size) == sizeof lit - 1 && strncasecmp((key), lit, sizeof lit - 1) == 0)
@@ -295,7 +308,7 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
         h->transfer_encoding++;
         h->te = value;
     } else if (IS_HEADER(key, key_size, "X-Forwarded-For")) {
-        h->xff = value;
+        keep_xff_line(h, value);
     }
     return MHD_YES;
 }
@@ -344,7 +357,7 @@ static enum MHD_Result on_header(struct iot_server *s, struct iot_req *r)
 {
     struct header_scan h = {0};
     MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &h);
-    set_client_ip(s, r, s->proxies.n ? h.xff : NULL);
+    set_client_ip(s, r, h.xff, s->proxies.n ? h.n_xff : 0);
     if (refuse_early(s, r, &h, iot_conn_track_uri_len(r->track)))
         return send_reply(s, r);
     uint64_t length = announced_length(r->conn);

@@ -470,6 +470,42 @@ def test_trusted_proxy_forwards_the_client(start_server):
     assert statuses == [401, 401, 401, 429], statuses
 
 
+def raw_login(srv, xff_lines):
+    """A login with each of xff_lines as its own X-Forwarded-For line."""
+    body = b'{"username": "nobody", "password": "x"}'
+    head = "".join(f"X-Forwarded-For: {x}\r\n" for x in xff_lines)
+    s = connect(srv)
+    try:
+        s.sendall((f"POST {API}/auth/login HTTP/1.1\r\nHost: x\r\n{head}"
+                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                   "Connection: close\r\n\r\n").encode() + body)
+        raw, _ = read_until_closed(s, time.monotonic() + 10)
+    finally:
+        s.close()
+    return parse_response(raw)[0]
+
+
+def test_repeated_forwarded_for_lines_are_one_list(start_server):
+    """RFC 9110 5.3: two lines mean "a, b"; the last line alone is not the list."""
+    srv = start_server(env={"IOTFLOW_AUTH_RATE_LIMIT": "3",
+                            "IOTFLOW_TRUSTED_PROXIES": "127.0.0.1"})
+    statuses = [raw_login(srv, [f"198.51.100.{i}", "127.0.0.1"]) for i in range(6)]
+    assert statuses == [401] * 6, statuses
+    # In order: the right-most untrusted entry counts, whichever line holds it.
+    statuses = [raw_login(srv, [f"198.51.100.{i}", "203.0.113.7"]) for i in range(4)]
+    assert statuses == [401, 401, 401, 429], statuses
+
+
+def test_forwarded_for_with_ports(start_server):
+    srv = start_server(env={"IOTFLOW_AUTH_RATE_LIMIT": "3",
+                            "IOTFLOW_TRUSTED_PROXIES": "127.0.0.1"})
+    statuses = [raw_login(srv, [f"198.51.100.{i}:80"]) for i in range(3)]
+    statuses += [raw_login(srv, [f"[2001:db8:{i}::1]:443"]) for i in range(3)]
+    assert statuses == [401] * 6, statuses
+    statuses = [raw_login(srv, [f"203.0.113.9:{1000 + i}"]) for i in range(4)]
+    assert statuses == [401, 401, 401, 429], statuses
+
+
 def test_bad_trusted_proxy_list_refused():
     rc, err = run_until_exit({"IOTFLOW_TRUSTED_PROXIES": "10.0.0.0/8, proxy.example"})
     assert rc != 0 and "proxy.example" in err, err

@@ -32,13 +32,22 @@ static struct iot_ip ip(const char *s)
     return out;
 }
 
-static const char *client(const char *peer, const char *xff)
+static const char *client_lines(const char *peer, const char *const *lines, size_t n)
 {
     static char out[64];
     struct iot_ip p = ip(peer);
-    iot_client_addr_select(&proxies, &p, xff, out, sizeof out);
+    iot_client_addr_select(&proxies, &p, lines, n, out, sizeof out);
     return out;
 }
+
+/* One X-Forwarded-For line (NULL: none). */
+static const char *client(const char *peer, const char *xff)
+{
+    return client_lines(peer, &xff, xff != NULL);
+}
+#define LINES(...) (const char *const[]){__VA_ARGS__}
+#define N_LINES(...) (sizeof LINES(__VA_ARGS__) / sizeof(const char *))
+#define CLIENT_LINES(peer, ...) client_lines(peer, LINES(__VA_ARGS__), N_LINES(__VA_ARGS__))
 
 static void parses_addresses_and_networks(void **state)
 {
@@ -96,12 +105,58 @@ static void trusted_peer_takes_rightmost_untrusted(void **state)
     assert_string_equal(client("10.0.0.1", ""), "10.0.0.1");
 }
 
-static void garbage_entry_stops_the_walk(void **state)
+/* An entry reached that is not an address was written by a trusted proxy:
+ * its text names the client, never the proxy (one bucket for everyone
+ * behind it) nor what the client wrote further left. */
+static void unparsable_entry_is_an_opaque_client(void **state)
 {
-    assert_string_equal(client("10.0.0.1", "1.2.3.4, not-an-ip"), "10.0.0.1");
-    assert_string_equal(client("10.0.0.1", "1.2.3.4, unknown, 192.168.0.9"), "192.168.0.9");
-    assert_string_equal(client("10.0.0.1", "1.2.3.4,,"), "10.0.0.1");
-    assert_string_equal(client("10.0.0.1", "1.2.3.4\n5.6.7.8"), "10.0.0.1");
+    assert_string_equal(client("10.0.0.1", "1.2.3.4, not-an-ip"), "xff:not-an-ip");
+    assert_string_equal(client("10.0.0.1", "1.2.3.4, unknown, 192.168.0.9"), "xff:unknown");
+    assert_string_equal(client("10.0.0.1", "1.2.3.4\n5.6.7.8"), "xff:1.2.3.4_5.6.7.8");
+    assert_string_equal(client("10.0.0.1", "5.6.7.8, a b;c=\"d\""), "xff:a_b_c__d_");
+    assert_string_equal(client("10.0.0.1", "1.1.1.1:99999"), "xff:1.1.1.1:99999");
+    assert_string_equal(client("10.0.0.1", "[2001:db8::1"), "xff:_2001:db8::1");
+    assert_string_equal(client("10.0.0.1", "[1.2.3.4]"), "xff:_1.2.3.4_"); /* v4 in brackets */
+    /* Cut to fit, and never the proxy itself. */
+    char many[200];
+    memset(many, 'a', sizeof many - 1);
+    many[sizeof many - 1] = '\0';
+    const char *got = client("10.0.0.1", many);
+    assert_int_equal(strlen(got), 63);
+    assert_memory_equal(got, "xff:aaaa", 8);
+}
+
+/* Empty list elements are ignored (RFC 9110 5.6.1). */
+static void empty_elements_are_skipped(void **state)
+{
+    assert_string_equal(client("10.0.0.1", "1.2.3.4,,"), "1.2.3.4");
+    assert_string_equal(client("10.0.0.1", " , 1.2.3.4 , ,10.0.0.1"), "1.2.3.4");
+    assert_string_equal(client("10.0.0.1", ", ,"), "10.0.0.1");
+}
+
+/* Repeated header lines are one list, in order (RFC 9110 5.3). */
+static void repeated_lines_are_one_list(void **state)
+{
+    assert_string_equal(CLIENT_LINES("10.0.0.1", "9.9.9.9", "10.0.0.2"), "10.0.0.2");
+    assert_string_equal(CLIENT_LINES("10.0.0.1", "9.9.9.9", "192.168.0.2"), "9.9.9.9");
+    assert_string_equal(CLIENT_LINES("10.0.0.1", "9.9.9.9", "8.8.8.8"), "8.8.8.8");
+    assert_string_equal(CLIENT_LINES("10.0.0.1", "6.6.6.6, 9.9.9.9", "192.168.0.2, 10.0.0.1"),
+                        "9.9.9.9");
+    assert_string_equal(CLIENT_LINES("10.0.0.1", "9.9.9.9", "", "192.168.0.2"), "9.9.9.9");
+    assert_string_equal(CLIENT_LINES("10.0.0.1", "192.168.0.3", "192.168.0.2"), "192.168.0.3");
+}
+
+/* Ports, brackets and quotes as proxies write them. */
+static void ports_brackets_and_quotes(void **state)
+{
+    assert_string_equal(client("10.0.0.1", "1.1.1.4:80"), "1.1.1.4");
+    assert_string_equal(client("10.0.0.1", "[2001:db8::1]:443"), "2001:db8::1");
+    assert_string_equal(client("10.0.0.1", "[2001:db8::1]"), "2001:db8::1");
+    assert_string_equal(client("10.0.0.1", "\"[2001:db8::1]:443\""), "2001:db8::1");
+    assert_string_equal(client("10.0.0.1", "\"1.1.1.4\""), "1.1.1.4");
+    assert_string_equal(client("10.0.0.1", "2001:db8::1"), "2001:db8::1");
+    assert_string_equal(client("10.0.0.1", "::ffff:1.1.1.4"), "1.1.1.4");
+    assert_string_equal(client("10.0.0.1", "  1.1.1.6  ,192.168.0.2:8080 "), "1.1.1.6");
 }
 
 int main(void)
@@ -111,7 +166,10 @@ int main(void)
         cmocka_unit_test(rejects_bad_entries),
         cmocka_unit_test(untrusted_peer_ignores_the_header),
         cmocka_unit_test(trusted_peer_takes_rightmost_untrusted),
-        cmocka_unit_test(garbage_entry_stops_the_walk),
+        cmocka_unit_test(unparsable_entry_is_an_opaque_client),
+        cmocka_unit_test(empty_elements_are_skipped),
+        cmocka_unit_test(repeated_lines_are_one_list),
+        cmocka_unit_test(ports_brackets_and_quotes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -62,8 +62,9 @@ static bool user_from_header(struct iot_req *r, const char *user_id, struct iot_
 }
 
 /* ---- admin token guessing ----------------------------------------------------
- * Failed admin-token attempts are counted per client IP in fixed one-minute
- * windows (a cache counter "rl:admin-fail:<ip>:<window>", so every instance
+ * Failed admin-token attempts are counted per client IP (r->client_key: an
+ * IPv6 client by its /64) in fixed one-minute windows (a cache counter
+ * "rl:admin-fail:<key>:<window>", so every instance
  * sharing the cache counts together). Only failures count: a busy admin
  * client is never slowed down. Once an IP has IOTFLOW_ADMIN_FAIL_LIMIT
  * failures in the window, every admin-token request from it is answered
@@ -77,7 +78,7 @@ static bool user_from_header(struct iot_req *r, const char *user_id, struct iot_
 
 static void admin_fail_key(const struct iot_req *r, int64_t window, char *key, size_t size)
 {
-    snprintf(key, size, "rl:admin-fail:%s:%lld", r->client_ip, (long long)window);
+    snprintf(key, size, "rl:admin-fail:%s:%lld", r->client_key, (long long)window);
 }
 
 /* Failures of this IP in the current window; 0 when unknown. */
@@ -309,7 +310,7 @@ bool iot_rate_limit_ip(struct iot_req *r, const char *action)
     if (limit <= 0)
         return true;
     char key[128];
-    snprintf(key, sizeof key, "rl:%s:%s", action, r->client_ip);
+    snprintf(key, sizeof key, "rl:%s:%s", action, r->client_key);
     bool allowed = true;
     int64_t retry_ms = 0;
     int rc = iot_cache_rate_hit(&app->cache, key, limit, 60000, iot_now_ms(), &allowed, &retry_ms);

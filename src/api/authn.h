@@ -43,7 +43,8 @@ enum iot_device_auth {
 bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_device *out);
 
 /* Per-client-IP rate limit of `action` (login, register, ...) at
- * IOTFLOW_AUTH_RATE_LIMIT per minute; answers 429 + Retry-After when over. */
+ * IOTFLOW_AUTH_RATE_LIMIT per minute; answers 429 + Retry-After when over.
+ * Counted by r->client_key: an IPv6 client by its /64. */
 bool iot_rate_limit_ip(struct iot_req *r, const char *action);
 
 /* 403 for a device an admin switched off (iot_device_held_off): says who

@@ -37,9 +37,11 @@ static const struct opt options[] = {
     {"IOTFLOW_TRUST_USER_ID_HEADER", "trust-user-id-header", OPT_BOOL, FIELD(trust_user_id_header),
      "0", 0, 1, "accept the legacy X-User-ID header as authentication (only behind a trusted gateway)"},
     {"IOTFLOW_AUTH_RATE_LIMIT", "auth-rate-limit", OPT_INT, FIELD(auth_rate_limit), "30", 0,
-     1000000, "login, user registration and device registration requests per minute per client IP; 0 = off"},
+     1000000, "login, user registration and device registration requests per minute per client IP "
+     "(an IPv6 client: its /64); 0 = off"},
     {"IOTFLOW_ADMIN_FAIL_LIMIT", "admin-fail-limit", OPT_INT, FIELD(admin_fail_limit), "10", 0,
-     1000000, "failed admin-token attempts per minute per client IP before its admin requests get 429; 0 = off"},
+     1000000, "failed admin-token attempts per minute per client IP (an IPv6 client: its /64) before "
+     "its admin requests get 429; 0 = off"},
     {"IOTFLOW_MAX_BODY", "max-body", OPT_INT, FIELD(max_body), "1048576", 1024, 64 * 1024 * 1024,
      "largest accepted request body in bytes (413 above)"},
     {"IOTFLOW_LOG_LEVEL", "log-level", OPT_STRING, FIELD(log_level), "info", 0, 0,
@@ -57,8 +59,8 @@ static const struct opt options[] = {
      "connections, slower with fewer"},
     {"IOTFLOW_MAX_CONNECTIONS_PER_IP", "max-connections-per-ip", OPT_INT,
      FIELD(max_connections_per_ip), "128", 0, 100000,
-     "simultaneous connections from one client address (the TCP peer; a trusted proxy is not "
-     "capped); 0 = no cap"},
+     "simultaneous connections from one client address (the TCP peer, an IPv6 one by its /64; "
+     "a trusted proxy is not capped); 0 = no cap"},
     {"IOTFLOW_HTTP_HEADER_TIMEOUT", "http-header-timeout", OPT_INT, FIELD(http_header_timeout),
      "30", 0, 3600, "seconds a client has to send a whole request header, from its first line "
      "(a new connection: from connecting); 0 = no limit"},

@@ -250,8 +250,32 @@ static bool xff_prev(struct xff_walk *w, const char **entry, size_t *len)
     return false;
 }
 
+void iot_ip_bucket(const struct iot_ip *ip, struct iot_ip *out)
+{
+    *out = *ip;
+    if (ip->family == AF_INET6)
+        memset(out->bytes + 8, 0, 8);
+}
+
+void iot_ip_bucket_format(const struct iot_ip *ip, char *out, size_t size)
+{
+    struct iot_ip net;
+    iot_ip_bucket(ip, &net);
+    iot_ip_format(&net, out, size);
+    if (net.family == AF_INET6) {
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "/64");
+    }
+}
+
+static void client_id_set(struct iot_client_id *out, const struct iot_ip *ip)
+{
+    iot_ip_format(ip, out->ip, sizeof out->ip);
+    iot_ip_bucket_format(ip, out->key, sizeof out->key);
+}
+
 void iot_client_addr_select(const struct iot_trusted_proxies *t, const struct iot_ip *peer,
-                            const char *const *xff, size_t n_xff, char *out, size_t size)
+                            const char *const *xff, size_t n_xff, struct iot_client_id *out)
 {
     struct iot_ip chosen = *peer;
     if (n_xff && t && t->n && iot_trusted_proxies_contains(t, peer)) {
@@ -262,7 +286,8 @@ void iot_client_addr_select(const struct iot_trusted_proxies *t, const struct io
         while (xff_prev(&w, &entry, &len)) {
             struct iot_ip hop;
             if (!parse_entry(entry, len, &hop)) {
-                format_opaque(entry, len, out, size);
+                format_opaque(entry, len, out->ip, sizeof out->ip);
+                memcpy(out->key, out->ip, sizeof out->key);
                 return;
             }
             chosen = hop;
@@ -270,5 +295,5 @@ void iot_client_addr_select(const struct iot_trusted_proxies *t, const struct io
                 break;
         }
     }
-    iot_ip_format(&chosen, out, size);
+    client_id_set(out, &chosen);
 }

@@ -40,11 +40,17 @@ bool iot_ip_parse(const char *s, size_t len, struct iot_ip *out);
 bool iot_ip_from_sockaddr(const struct sockaddr *sa, struct iot_ip *out);
 bool iot_trusted_proxies_contains(const struct iot_trusted_proxies *t, const struct iot_ip *ip);
 
+/* Who the client is, for a request. */
+struct iot_client_id {
+    char ip[64];  /* the full address, for logs (or "xff:<text>", below) */
+    char key[64]; /* what per-client limits count: iot_ip_bucket_format */
+};
+
 /* Most X-Forwarded-For header lines looked at: the right-most ones, which
  * the nearest proxies wrote (server.c keeps those). */
 #define IOT_XFF_MAX_LINES 16
 
-/* The client address as text in out: the peer itself, unless the peer is a
+/* The client address in out: the peer itself, unless the peer is a
  * trusted proxy; then the right-most X-Forwarded-For entry that is not a
  * trusted proxy (all trusted: the left-most). xff holds the header's lines
  * in the order received (n_xff may be 0): they are one comma-separated
@@ -55,11 +61,20 @@ bool iot_trusted_proxies_contains(const struct iot_trusted_proxies *t, const str
  * junk) is written there by a trusted proxy (one not appending would make
  * every entry the client's anyway), so it names the client as well as that
  * proxy can: its text becomes the client, "xff:<text>" (anything but
- * [0-9A-Za-z.:_-] as '_'). Neither the proxy's own address, which would
+ * [0-9A-Za-z.:_-] as '_'), as ip and as key. Neither the proxy's own address, which would
  * put every client behind it in one rate-limit bucket, nor an address
  * further left, which the client wrote. */
 void iot_client_addr_select(const struct iot_trusted_proxies *t, const struct iot_ip *peer,
-                            const char *const *xff, size_t n_xff, char *out, size_t size);
+                            const char *const *xff, size_t n_xff, struct iot_client_id *out);
 void iot_ip_format(const struct iot_ip *ip, char *out, size_t size);
+
+/* What per-client limits count (rate limits, the per-address connection
+ * cap): an IPv4 address as is, an IPv6 address by its /64 — the smallest
+ * network a site is given, so one host holds a whole /64 and could
+ * otherwise spend a new address per guess or per connection. An
+ * IPv4-mapped address is IPv4 (struct iot_ip never holds one). */
+void iot_ip_bucket(const struct iot_ip *ip, struct iot_ip *out);
+/* The bucket as text: "192.0.2.1", "2001:db8:1:2::/64". */
+void iot_ip_bucket_format(const struct iot_ip *ip, char *out, size_t size);
 
 #endif

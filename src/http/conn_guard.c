@@ -22,8 +22,8 @@ struct iot_conn_track {
     _Atomic int64_t deadline_us; /* 0 = none */
     _Atomic int phase;           /* what the deadline is for, for the log */
     size_t uri_len;              /* owner thread only */
-    struct iot_ip peer;
-    bool counted; /* peer holds a unit of by_ip */
+    struct iot_ip peer; /* its bucket (iot_ip_bucket): an IPv6 peer's /64 */
+    bool counted;       /* peer holds a unit of by_ip */
     int64_t header_us, body_us, idle_us; /* copies of the guard's, read without it */
 };
 
@@ -33,7 +33,7 @@ struct iot_conn_guard {
     int64_t header_us, body_us, idle_us;
     unsigned per_ip_cap;
     const struct iot_trusted_proxies *exempt;
-    struct iot_mtab by_ip; /* struct iot_ip → open connections (i64) */
+    struct iot_mtab by_ip; /* bucket (struct iot_ip) → open connections (i64) */
     unsigned refused;      /* over the cap since the reaper last said so */
 
     pthread_t reaper;
@@ -172,12 +172,13 @@ void iot_conn_guard_free(struct iot_conn_guard *g)
 
 bool iot_conn_guard_admit(struct iot_conn_guard *g, const struct sockaddr *peer)
 {
-    struct iot_ip ip;
+    struct iot_ip ip, bucket;
     if (!g->per_ip_cap || !iot_ip_from_sockaddr(peer, &ip) ||
         iot_trusted_proxies_contains(g->exempt, &ip))
         return true;
+    iot_ip_bucket(&ip, &bucket);
     pthread_mutex_lock(&g->lock);
-    struct iot_mtab_node *n = iot_mtab_find(&g->by_ip, &ip, sizeof ip);
+    struct iot_mtab_node *n = iot_mtab_find(&g->by_ip, &bucket, sizeof bucket);
     bool ok = !n || n->val.i64 < (int64_t)g->per_ip_cap;
     g->refused += !ok;
     pthread_mutex_unlock(&g->lock);
@@ -216,7 +217,10 @@ struct iot_conn_track *iot_conn_guard_track(struct iot_conn_guard *g, int fd,
     t->header_us = g->header_us;
     t->body_us = g->body_us;
     t->idle_us = g->idle_us;
-    bool known = iot_ip_from_sockaddr(peer, &t->peer);
+    struct iot_ip ip;
+    bool known = iot_ip_from_sockaddr(peer, &ip);
+    if (known)
+        iot_ip_bucket(&ip, &t->peer);
     set_phase(t, PHASE_HEADER, t->header_us, iot_mono_us());
     pthread_mutex_lock(&g->lock);
     t->next = g->head.next;

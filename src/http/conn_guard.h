@@ -17,7 +17,8 @@
  *   being handled, suspended,   no deadline: our own code is in charge
  *   or streaming its answer
  *
- * The guard also counts connections per client address and refuses (through
+ * The guard also counts connections per client address (an IPv6 one by its
+ * /64, iot_ip_bucket: one host may hold a whole /64) and refuses (through
  * libmicrohttpd's accept policy) one over the per-address cap, unless the
  * address is a trusted proxy: a proxy speaks for many clients. The check and
  * the count are not one atomic step (the count moves on STARTED, which

@@ -29,7 +29,9 @@ struct iot_req {
     const char *method;
     const char *path; /* decoded, without the query string */
     char request_id[IOT_REQUEST_ID_MAX + 1];
-    char client_ip[64];
+    char client_ip[64];  /* the client's address, for logs (client_addr.h) */
+    char client_key[64]; /* what per-client limits count: the address, an
+                          * IPv6 one's /64 (iot_ip_bucket_format) */
     int64_t start_us;
 
     char *body; /* NUL-terminated; body_len excludes the NUL */

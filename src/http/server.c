@@ -80,11 +80,15 @@ static void set_client_ip(struct iot_server *s, struct iot_req *r, const char *c
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     struct iot_ip peer;
-    if (!info || !iot_ip_from_sockaddr(info->client_addr, &peer)) {
-        snprintf(r->client_ip, sizeof r->client_ip, "unknown");
-        return;
-    }
-    iot_client_addr_select(&s->proxies, &peer, xff, n_xff, r->client_ip, sizeof r->client_ip);
+    struct iot_client_id id;
+    if (!info || !iot_ip_from_sockaddr(info->client_addr, &peer))
+        id = (struct iot_client_id){.ip = "unknown", .key = "unknown"};
+    else
+        iot_client_addr_select(&s->proxies, &peer, xff, n_xff, &id);
+    _Static_assert(sizeof r->client_ip == sizeof id.ip, "client_ip holds an iot_client_id ip");
+    _Static_assert(sizeof r->client_key == sizeof id.key, "client_key holds an iot_client_id key");
+    memcpy(r->client_ip, id.ip, sizeof r->client_ip);
+    memcpy(r->client_key, id.key, sizeof r->client_key);
 }
 
 static struct iot_req *request_new(struct iot_server *s, struct MHD_Connection *conn,

@@ -506,6 +506,17 @@ def test_forwarded_for_with_ports(start_server):
     assert statuses == [401, 401, 401, 429], statuses
 
 
+def test_ipv6_clients_are_limited_by_their_64(start_server):
+    """One host holds a whole /64: a new address per guess must not help."""
+    srv = start_server(env={"IOTFLOW_AUTH_RATE_LIMIT": "3",
+                            "IOTFLOW_TRUSTED_PROXIES": "127.0.0.1"})
+    statuses = login_attempts(srv, [f"2001:db8:0:1::{i:x}" for i in range(1, 5)])
+    assert statuses == [401, 401, 401, 429], statuses
+    # Another /64 is another client; IPv4-mapped is IPv4.
+    statuses = login_attempts(srv, ["2001:db8:0:2::1", "::ffff:198.51.100.77"])
+    assert statuses == [401, 401], statuses
+
+
 def test_bad_trusted_proxy_list_refused():
     rc, err = run_until_exit({"IOTFLOW_TRUSTED_PROXIES": "10.0.0.0/8, proxy.example"})
     assert rc != 0 and "proxy.example" in err, err

@@ -32,12 +32,13 @@ static struct iot_ip ip(const char *s)
     return out;
 }
 
+static struct iot_client_id last; /* of the latest client_lines */
+
 static const char *client_lines(const char *peer, const char *const *lines, size_t n)
 {
-    static char out[64];
     struct iot_ip p = ip(peer);
-    iot_client_addr_select(&proxies, &p, lines, n, out, sizeof out);
-    return out;
+    iot_client_addr_select(&proxies, &p, lines, n, &last);
+    return last.ip;
 }
 
 /* One X-Forwarded-For line (NULL: none). */
@@ -159,6 +160,38 @@ static void ports_brackets_and_quotes(void **state)
     assert_string_equal(client("10.0.0.1", "  1.1.1.6  ,192.168.0.2:8080 "), "1.1.1.6");
 }
 
+static const char *bucket(const char *addr)
+{
+    static char out[64];
+    struct iot_ip a = ip(addr);
+    iot_ip_bucket_format(&a, out, sizeof out);
+    return out;
+}
+
+/* Limits count an IPv6 client by its /64; IPv4 (mapped too) as is. */
+static void ipv6_clients_are_counted_by_their_64(void **state)
+{
+    assert_string_equal(bucket("192.0.2.1"), "192.0.2.1");
+    assert_string_equal(bucket("::ffff:192.0.2.1"), "192.0.2.1");
+    assert_string_equal(bucket("2001:db8:1:2:a:b:c:d"), "2001:db8:1:2::/64");
+    assert_string_equal(bucket("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+    assert_string_equal(bucket("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+    assert_string_equal(bucket("::1"), "::/64");
+    struct iot_ip a = ip("2001:db8::1"), b = ip("2001:db8::ffff:1"), na, nb;
+    iot_ip_bucket(&a, &na);
+    iot_ip_bucket(&b, &nb);
+    assert_memory_equal(&na, &nb, sizeof na);
+    /* The request keeps the full address for logs, the /64 as its key. */
+    assert_string_equal(client("2001:db8:0:1::7", NULL), "2001:db8:0:1::7");
+    assert_string_equal(last.key, "2001:db8:0:1::/64");
+    assert_string_equal(client("10.0.0.1", "[2001:db8:0:2::9]:443"), "2001:db8:0:2::9");
+    assert_string_equal(last.key, "2001:db8:0:2::/64");
+    assert_string_equal(client("10.0.0.1", "203.0.113.5"), "203.0.113.5");
+    assert_string_equal(last.key, "203.0.113.5");
+    assert_string_equal(client("10.0.0.1", "unknown"), "xff:unknown");
+    assert_string_equal(last.key, "xff:unknown");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +203,7 @@ int main(void)
         cmocka_unit_test(empty_elements_are_skipped),
         cmocka_unit_test(repeated_lines_are_one_list),
         cmocka_unit_test(ports_brackets_and_quotes),
+        cmocka_unit_test(ipv6_clients_are_counted_by_their_64),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -58,6 +58,50 @@ static void cap_per_address(void **state)
     iot_trusted_proxies_free(&proxies);
 }
 
+static struct sockaddr_in6 v6(const char *ip)
+{
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(1234)};
+    inet_pton(AF_INET6, ip, &sa.sin6_addr);
+    return sa;
+}
+
+/* One host may hold a whole /64: the cap counts the /64, not each address;
+ * an IPv4-mapped peer counts with its IPv4 form. */
+static void cap_per_ipv6_64(void **state)
+{
+    struct iot_trusted_proxies proxies;
+    char bad[32];
+    assert_int_equal(iot_trusted_proxies_parse("fd00::1", &proxies, bad, sizeof bad), IOT_OK);
+    struct iot_conn_guard_config cfg = {.per_ip_cap = 2, .exempt = &proxies};
+    struct iot_conn_guard *g = iot_conn_guard_new(&cfg);
+    assert_non_null(g);
+    struct sockaddr_in6 a1 = v6("2001:db8:0:1::1"), a2 = v6("2001:db8:0:1:ffff::2"),
+                        a3 = v6("2001:db8:0:1::3"), other = v6("2001:db8:0:2::1"),
+                        proxy = v6("fd00::1"), mapped = v6("::ffff:192.0.2.1");
+    struct sockaddr_in plain = v4("192.0.2.1");
+    struct iot_conn_track *t[7];
+    assert_true(iot_conn_guard_admit(g, SA(a1)));
+    t[0] = iot_conn_guard_track(g, -1, SA(a1));
+    assert_true(iot_conn_guard_admit(g, SA(a2)));
+    t[1] = iot_conn_guard_track(g, -1, SA(a2));
+    assert_false(iot_conn_guard_admit(g, SA(a3))); /* a third address of the same /64 */
+    assert_true(iot_conn_guard_admit(g, SA(other)));
+    for (int i = 2; i < 5; i++) { /* a trusted proxy is not capped */
+        assert_true(iot_conn_guard_admit(g, SA(proxy)));
+        t[i] = iot_conn_guard_track(g, -1, SA(proxy));
+    }
+    t[5] = iot_conn_guard_track(g, -1, SA(mapped));
+    t[6] = iot_conn_guard_track(g, -1, SA(plain));
+    assert_false(iot_conn_guard_admit(g, SA(plain)));
+    iot_conn_guard_untrack(g, t[1]);
+    assert_true(iot_conn_guard_admit(g, SA(a3)));
+    iot_conn_guard_untrack(g, t[0]);
+    for (int i = 2; i < 7; i++)
+        iot_conn_guard_untrack(g, t[i]);
+    iot_conn_guard_free(g);
+    iot_trusted_proxies_free(&proxies);
+}
+
 static void no_cap_admits_all(void **state)
 {
     struct iot_conn_guard_config cfg = {0};
@@ -133,6 +177,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cap_per_address),
+        cmocka_unit_test(cap_per_ipv6_64),
         cmocka_unit_test(no_cap_admits_all),
         cmocka_unit_test(reaper_closes_overdue_header),
         cmocka_unit_test(request_line_only_brings_the_deadline_closer),

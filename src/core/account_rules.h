@@ -29,14 +29,4 @@ const char *iot_email_problem(const char *s, size_t len);
  * business. */
 const char *iot_password_problem(const char *s, size_t len);
 
-/* Decodes the UTF-8 sequence at s[*i] (i < len) into *cp and advances *i;
- * false on a malformed or overlong sequence (then *i is unchanged). */
-bool iot_utf8_next(const char *s, size_t len, size_t *i, uint32_t *cp);
-/* Control (C0, DEL, C1) and invisible/format code points a name must not
- * hide: they make two different names look the same. */
-bool iot_codepoint_invisible(uint32_t cp);
-/* Unicode spaces: U+0020, U+00A0, U+1680, U+2000..U+200A, U+202F, U+205F,
- * U+3000, and ASCII tab/newline/CR/VT/FF. */
-bool iot_codepoint_space(uint32_t cp);
-
 #endif

@@ -12,6 +12,7 @@
 #include "util/json_bigint.h"
 #include "util/json_out.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 const char *iot_req_header(struct iot_req *r, const char *name)
 {
@@ -182,40 +183,30 @@ void iot_reply_raw(struct iot_req *r, int status, char *body, size_t len)
     r->resp_type = "application/json";
 }
 
-/* Bytes of the UTF-8 character at p (1-4), or 0 when it is not one:
- * a stray continuation byte, an overlong form, a UTF-16 surrogate, a code
- * point above U+10FFFF, or a sequence cut short (by the NUL, too). */
-static size_t utf8_char_len(const unsigned char *p)
-{
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    if (c < 0xc2 || c > 0xf4)
-        return 0;
-    size_t n = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) ||
-        (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
 /* Error messages quote client bytes (jansson cites the token it choked on,
  * handlers cite names), and vsnprintf may cut a character in two; a JSON
  * string must be UTF-8, or the reply cannot be built and a 400 becomes a
- * 500. So each byte that starts no valid character becomes '?'. */
+ * 500. So each byte that starts no valid character becomes '?'. A
+ * character of utf8.h's invisible list above ASCII (bidi overrides,
+ * zero-width characters, ...) becomes one '?' too: quoted back, it would
+ * hide or reorder the message wherever it is shown. ASCII controls stay:
+ * JSON escapes them. Works in place (the text only shrinks). */
 static void utf8_scrub(char *s)
 {
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        size_t n = utf8_char_len(p);
-        if (n == 0)
-            *p++ = '?';
-        else
-            p += n;
+    size_t len = strlen(s), o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t next = i;
+        uint32_t cp;
+        if (!iot_utf8_next(s, len, &next, &cp) || (cp >= 0x80 && iot_codepoint_invisible(cp))) {
+            s[o++] = '?';
+            i = next > i ? next : i + 1;
+            continue;
+        }
+        memmove(s + o, s + i, next - i);
+        o += next - i;
+        i = next;
     }
+    s[o] = '\0';
 }
 
 void iot_reply_error(struct iot_req *r, int status, const char *error, const char *fmt, ...)

@@ -3,11 +3,13 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/utf8.h"
 
 static atomic_int current_level = IOT_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
@@ -31,51 +33,15 @@ int iot_log_parse_level(const char *s, enum iot_log_level *out)
     return IOT_EINVAL;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most `avail` bytes) and its
- * code point, or 0 when the bytes there are not valid UTF-8 (overlong forms
- * and surrogates included). */
-static size_t utf8_decode(const unsigned char *s, size_t avail, unsigned *cp)
-{
-    size_t n;
-    unsigned min;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        n = 2, min = 0x80, *cp = s[0] & 0x1fu;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        n = 3, min = 0x800, *cp = s[0] & 0x0fu;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        n = 4, min = 0x10000, *cp = s[0] & 0x07u;
-    else
-        return 0;
-    if (n > avail)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        *cp = (*cp << 6) | (s[i] & 0x3fu);
-    }
-    if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/* C1 controls (0x9b is CSI on 8-bit terminals), line and paragraph
- * separators (new lines to some log viewers) and the bidi controls that
- * make text display in another order than it is stored. */
-static bool unsafe_code_point(unsigned cp)
-{
-    return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x2028 && cp <= 0x202e) ||
-           (cp >= 0x2066 && cp <= 0x2069);
-}
-
 size_t iot_log_escape(const char *in, size_t len, char *out, size_t size)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)in;
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        char esc[8];
+        char esc[12];
         size_t n = 0, take = 1;
-        unsigned cp = 0;
+        uint32_t cp = 0;
         unsigned char c = s[i];
         if (c == '\\') {
             n = (size_t)snprintf(esc, sizeof esc, "\\\\");
@@ -84,12 +50,14 @@ size_t iot_log_escape(const char *in, size_t len, char *out, size_t size)
         } else if (c < 0x20 || c == 0x7f) {
             n = (size_t)snprintf(esc, sizeof esc, "\\x%c%c", hex[c >> 4], hex[c & 15]);
         } else if (c >= 0x80) {
-            take = utf8_decode(s + i, len - i, &cp);
-            if (take == 0) {
-                take = 1;
+            size_t next = i;
+            if (!iot_utf8_next(in, len, &next, &cp)) {
                 n = (size_t)snprintf(esc, sizeof esc, "\\x%c%c", hex[c >> 4], hex[c & 15]);
-            } else if (unsafe_code_point(cp)) {
-                n = (size_t)snprintf(esc, sizeof esc, "\\u%04x", cp);
+            } else {
+                take = next - i;
+                if (iot_codepoint_invisible(cp))
+                    n = cp > 0xffff ? (size_t)snprintf(esc, sizeof esc, "\\U%08x", (unsigned)cp)
+                                    : (size_t)snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
             }
         }
         const char *src = n ? esc : in + i;

@@ -20,9 +20,11 @@ void iot_log(enum iot_log_level level, const char *fmt, ...) __attribute__((form
 
 /* Copies len bytes of `in` to `out` (always NUL-terminated, size > 0) with
  * everything a terminal or a line-based log reader could act on escaped:
- * C0 controls and DEL as \n \r \t or \xHH, C1 controls and the Unicode line
- * separators and bidi overrides as \uXXXX, bytes that are not valid UTF-8 as
- * \xHH, and the backslash as \\ (so an escape is never ambiguous). Stops at
+ * C0 controls and DEL as \n \r \t or \xHH; every other code point of
+ * utf8.h's invisible list (C1 controls, zero-width and bidi characters,
+ * line separators, ...) as \uXXXX, or \UXXXXXXXX above U+FFFF; bytes that
+ * are not valid UTF-8 as \xHH; and the backslash as \\ (so an escape is
+ * never ambiguous). Stops at
  * a whole character when out is full. Returns the length written. */
 size_t iot_log_escape(const char *in, size_t len, char *out, size_t size);
 

@@ -100,29 +100,12 @@ static void passwords(void **state)
     assert_refused(P, "pass\xffword");
 }
 
-static void utf8_decoder(void **state)
-{
-    (void)state;
-    const char s[] = "a\xc3\xa9\xe2\x80\x8b\xf0\x9f\x98\x80";
-    uint32_t want[] = {0x61, 0xE9, 0x200B, 0x1F600}, cp;
-    size_t i = 0;
-    for (size_t k = 0; k < 4; k++) {
-        assert_true(iot_utf8_next(s, sizeof s - 1, &i, &cp));
-        assert_int_equal(cp, want[k]);
-    }
-    assert_int_equal(i, sizeof s - 1);
-    i = 0; /* truncated sequence: no progress */
-    assert_false(iot_utf8_next("\xe2\x80", 2, &i, &cp));
-    assert_int_equal(i, 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(usernames),
         cmocka_unit_test(emails),
         cmocka_unit_test(passwords),
-        cmocka_unit_test(utf8_decoder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

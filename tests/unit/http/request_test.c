@@ -34,6 +34,22 @@ static void error_with_invalid_utf8_keeps_status(void **state)
     free(r.resp_body);
 }
 
+/* A right-to-left override or a zero-width space quoted back in a message
+ * would reorder or hide it where it is shown: each becomes one '?'. */
+static void error_hides_invisible_characters(void **state)
+{
+    (void)state;
+    struct iot_req r = {0};
+    iot_reply_error(&r, 400, "Invalid", "no user '%s'",
+                    "adm\xe2\x80\x8bin\xe2\x80\xaegpj.exe\xd8\x9c\xc2\x9b\xc3\xa9");
+    assert_int_equal(r.status, 400);
+    json_t *body = reply_body(&r);
+    assert_string_equal(json_string_value(json_object_get(body, "message")),
+                        "no user 'adm?in?gpj.exe??\xc3\xa9'");
+    json_decref(body);
+    free(r.resp_body);
+}
+
 static void error_rejects_overlong_and_surrogates(void **state)
 {
     (void)state;
@@ -91,6 +107,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(error_with_invalid_utf8_keeps_status),
+        cmocka_unit_test(error_hides_invisible_characters),
         cmocka_unit_test(error_rejects_overlong_and_surrogates),
         cmocka_unit_test(error_cut_inside_a_character),
         cmocka_unit_test(json_types),

@@ -53,6 +53,18 @@ static void c1_and_invalid_utf8(void **state)
     assert_string_equal(ESC("\xe2\x82"), "\\xe2\\x82");       /* truncated sequence */
 }
 
+/* Zero-width characters and bidi marks hide or reorder what an operator
+ * reads: escaped like the account rules refuse them (util/utf8.h). */
+static void invisible_code_points(void **state)
+{
+    assert_string_equal(ESC("ad\xe2\x80\x8bmin"), "ad\\u200bmin");     /* zero-width space */
+    assert_string_equal(ESC("\xe2\x80\x8c\xe2\x80\x8d"), "\\u200c\\u200d"); /* ZWNJ, ZWJ */
+    assert_string_equal(ESC("\xe2\x80\x8e\xe2\x80\x8f"), "\\u200e\\u200f"); /* LRM, RLM */
+    assert_string_equal(ESC("\xd8\x9c"), "\\u061c");                 /* Arabic letter mark */
+    assert_string_equal(ESC("\xef\xbb\xbf"), "\\ufeff");            /* BOM */
+    assert_string_equal(ESC("\xf3\xa0\x80\x81"), "\\U000e0001");   /* language tag */
+}
+
 static void stops_at_a_whole_escape(void **state)
 {
     char out[6];
@@ -94,6 +106,7 @@ int main(void)
         cmocka_unit_test(newlines_cannot_forge_a_line),
         cmocka_unit_test(control_bytes_are_hex),
         cmocka_unit_test(c1_and_invalid_utf8),
+        cmocka_unit_test(invisible_code_points),
         cmocka_unit_test(stops_at_a_whole_escape),
         cmocka_unit_test(iot_log_escapes_arguments),
     };

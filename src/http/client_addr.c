@@ -174,11 +174,11 @@ void iot_trusted_proxies_free(struct iot_trusted_proxies *t)
     t->n = 0;
 }
 
-/* Strips a ":port" from "a.b.c.d:port" or "[v6]:port" (what some proxies
- * write), the brackets of "[v6]", and the quotes of "\"...\"" (RFC 7239's
- * quoted form, which some proxies copy into this header). A bare v6
- * address keeps its colons: only a v4 address or a bracket can carry a
- * port. */
+/* Parses one (trimmed) X-Forwarded-For entry. Strips a ":port" from
+ * "a.b.c.d:port" or "[v6]:port" (what some proxies write), the brackets of
+ * "[v6]", and the quotes of "\"...\"" (RFC 7239's quoted form, which some
+ * proxies copy into this header). A bare v6 address keeps its colons:
+ * only a v4 address or a bracket can carry a port. */
 static bool parse_entry(const char *s, size_t len, struct iot_ip *out)
 {
     if (len >= 2 && s[0] == '"' && s[len - 1] == '"')
@@ -220,8 +220,8 @@ static void format_opaque(const char *s, size_t len, char *out, size_t size)
  * one comma-separated list, in order), walked from the right. */
 struct xff_walk {
     const char *const *lines;
-    size_t line;     /* lines left to look at, the current one is line - 1 */
-    size_t end;      /* the current line's unread length */
+    size_t line; /* lines left to look at; the current one is line - 1 */
+    size_t end;  /* the current line's unread length; SIZE_MAX: not measured */
 };
 
 /* The next entry to the left, trimmed; empty elements are skipped (RFC

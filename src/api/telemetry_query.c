@@ -316,12 +316,13 @@ static int from_store(void *ctx, const struct iot_tm_latest *v)
 }
 
 /* Reads the store and puts every value, with the completeness mark, back
- * into the cache in one write. */
+ * into the cache in one write — unless the answer was cut by the budget or
+ * holds more names than an entry may (IOT_LATEST_NAMES_MAX). */
 static int latest_from_store(struct iot_app *app, int64_t device_id, const char *key,
                              struct latest *l)
 {
     int rc = iot_tm_latest(&app->telemetry, device_id, from_store, l);
-    if (rc || l->n == 0 || l->truncated)
+    if (rc || l->n == 0 || l->truncated || l->n > IOT_LATEST_NAMES_MAX)
         return rc;
     keep_for_refill(l, IOT_LATEST_COMPLETE, strdup("1"));
     bool shared = (app->cache.ops->caps & IOT_CACHE_CAP_SHARED) != 0;

@@ -758,6 +758,30 @@ def test_latest_older_message_does_not_replace_newer(dev, owner, srv):
         check_latest(client, dev, exp, st, t_new, what="read by owner/admin")
 
 
+def test_latest_entry_is_bounded(dev, owner):
+    """A cached latest entry holds at most 1000 names: merging new names
+    past that drops it, and a read of more names does not refill it, so
+    every read goes to the store (bounded by the page budget) instead of
+    copying an ever larger entry."""
+    dev.post({"a": 1})
+    sources = [expect(owner.api.get(f"/telemetry/{dev.id}/latest"), 200)["source"] for _ in range(2)]
+    if sources != ["store", "cache"]:
+        pytest.skip(f"a cache that does not merge (shared): {sources}")
+    for m in range(11):                                # 1 + 1100 names, one message each
+        dev.post({f"n{m}_{i}": i for i in range(100)})
+    for _ in range(2):
+        r = owner.api.get(f"/telemetry/{dev.id}/latest")
+        body = expect(r, 200)
+        assert body["source"] == "store", f"source {body['source']}, {len(body['latest_data'])} names"
+        assert len(body["latest_data"]) == 1101 and body["latest_data"]["n10_99"] == 99
+    # a device within the bound is still served from its entry
+    dev2 = new_device(owner)
+    for m in range(10):                                # exactly 1000 names
+        dev2.post({f"m{m}_{i}": i for i in range(100)})
+    sources = [expect(owner.api.get(f"/telemetry/{dev2.id}/latest"), 200)["source"] for _ in range(2)]
+    assert sources == ["store", "cache"], sources
+
+
 def test_latest_404_without_data(dev, owner, srv):
     for client in (dev.api, owner.api, srv.admin):
         r = client.get(f"/telemetry/{dev.id}/latest")

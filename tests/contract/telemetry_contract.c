@@ -864,6 +864,7 @@ static void test_delete_int64_extremes(void **state)
     struct rollups r = get_rollups(tm, 1, "x", H, INT64_MIN, INT64_MAX);
     assert_i64(r.v[0].count, 2);
     assert_false(r.v[0].isum_exact);
+    assert_i64(r.v[0].isum, 0); /* not a conversion of the REAL 2^63 */
     assert_i64(r.v[0].imin, 1);
     assert_i64(r.v[0].imax, INT64_MAX);
     assert_f64(r.v[0].sum, 9223372036854775808.0);

@@ -316,12 +316,13 @@ static int from_store(void *ctx, const struct iot_tm_latest *v)
 }
 
 /* Reads the store and puts every value, with the completeness mark, back
- * into the cache in one write. */
+ * into the cache in one write — unless the answer was cut by the budget or
+ * holds more names than an entry may (IOT_LATEST_NAMES_MAX). */
 static int latest_from_store(struct iot_app *app, int64_t device_id, const char *key,
                              struct latest *l)
 {
     int rc = iot_tm_latest(&app->telemetry, device_id, from_store, l);
-    if (rc || l->n == 0 || l->truncated)
+    if (rc || l->n == 0 || l->truncated || l->n > IOT_LATEST_NAMES_MAX)
         return rc;
     keep_for_refill(l, IOT_LATEST_COMPLETE, strdup("1"));
     bool shared = (app->cache.ops->caps & IOT_CACHE_CAP_SHARED) != 0;
@@ -383,16 +384,21 @@ void iot_h_telemetry_latest(struct iot_req *r)
     iot_reply_raw(r, 200, body, len);
 }
 
+/* NULL when a window could not be built (out of memory): the caller
+ * answers 500 rather than a list with windows silently missing. */
 static json_t *agg_data(const struct iot_agg_result *res, enum iot_agg_fn fn)
 {
     json_t *data = json_array();
-    for (size_t i = 0; i < res->n; i++) {
+    for (size_t i = 0; data && i < res->n; i++) {
         const struct iot_agg_bucket *b = &res->buckets[i];
         if (b->count == 0)
             continue;
-        json_array_append_new(data, json_pack("{s:o, s:o, s:I}", "timestamp", iot_json_time(b->start),
-                                              "value", iot_agg_json(b, fn), "count",
-                                              (json_int_t)b->count));
+        json_t *w = json_pack("{s:o, s:o, s:I}", "timestamp", iot_json_time(b->start), "value",
+                              iot_agg_json(b, fn), "count", (json_int_t)b->count);
+        if (!w || json_array_append_new(data, w) != 0) {
+            json_decref(data);
+            data = NULL;
+        }
     }
     return data;
 }
@@ -426,6 +432,12 @@ void iot_h_telemetry_aggregated(struct iot_req *r)
         return;
     }
     json_t *data = agg_data(&res, fn);
+    if (!data) {
+        iot_agg_result_free(&res);
+        iot_reply_error(r, 500, "Internal Server Error", "response could not be built");
+        return;
+    }
+    /* iot_reply_json answers 500 when json_pack fails (NULL) */
     iot_reply_json(r, 200,
                    json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:o, s:I, s:{s:I, s:I}}",
                              "device_id", (json_int_t)d.id, "device_name", d.name, "device_type",
@@ -470,9 +482,15 @@ void iot_h_telemetry_delete(struct iot_req *r)
     char key[64];
     iot_latest_key(d.id, key, sizeof key);
     iot_cache_del(&app->cache, key); /* the store recomputed them */
-    json_object_set_new(echo, "message", json_sprintf("Telemetry data deleted for device %s", d.name));
-    json_object_set_new(echo, "device_id", json_integer(d.id));
-    json_object_set_new(echo, "deleted", json_integer(deleted));
+    /* The data is gone either way; a reply that could not be built (echo
+     * NULL or a set failing: out of memory) is a 500, not a partial echo. */
+    if (json_object_set_new(echo, "message",
+                            json_sprintf("Telemetry data deleted for device %s", d.name)) ||
+        json_object_set_new(echo, "device_id", json_integer(d.id)) ||
+        json_object_set_new(echo, "deleted", json_integer(deleted))) {
+        json_decref(echo);
+        echo = NULL;
+    }
     iot_reply_json(r, 200, echo);
 }
 
@@ -520,15 +538,16 @@ static bool caller_is_admin(struct iot_req *r)
 }
 
 /* The admin's extra fields: every store, the ingest counters, the
- * telemetry totals (one row: the store keeps them, no scan). */
-static void add_admin_status(struct iot_app *app, json_t *out, int tm_rc)
+ * telemetry totals (one row: the store keeps them, no scan). Non-zero when
+ * a part could not be built (json_pack or a set failed: out of memory). */
+static int add_admin_status(struct iot_app *app, json_t *out, int tm_rc)
 {
     struct iot_tm_stats ts = {0};
     if (tm_rc == IOT_OK)
         tm_rc = iot_tm_stats(&app->telemetry, &ts);
     struct iot_ingest_stats is;
     iot_ingest_stats(app->ingest, &is);
-    json_object_set_new(
+    int bad = json_object_set_new(
         out, "stores",
         json_pack("{s:o, s:o, s:o}", "telemetry",
                   store_status("time series", app->telemetry.ops->name, tm_rc), "registry",
@@ -537,15 +556,16 @@ static void add_admin_status(struct iot_app *app, json_t *out, int tm_rc)
                   "cache",
                   store_status("sessions, latest values, presence, pub/sub", app->cache.ops->name,
                                iot_cache_ping(&app->cache))));
-    json_object_set_new(out, "ingest",
+    bad |= json_object_set_new(out, "ingest",
                         json_pack("{s:I, s:I, s:I, s:I, s:I}", "committed_messages",
                                   (json_int_t)is.committed_messages, "commits",
                                   (json_int_t)is.commits, "queued", (json_int_t)is.queued,
                                   "rejected_full", (json_int_t)is.rejected_full, "failed",
                                   (json_int_t)is.failed));
-    json_object_set_new(out, "total_messages", json_integer(ts.messages));
-    json_object_set_new(out, "devices_with_data", json_integer(ts.devices));
-    json_object_set_new(out, "durable_fsync", json_boolean(app->cfg->fsync));
+    bad |= json_object_set_new(out, "total_messages", json_integer(ts.messages));
+    bad |= json_object_set_new(out, "devices_with_data", json_integer(ts.devices));
+    bad |= json_object_set_new(out, "durable_fsync", json_boolean(app->cfg->fsync));
+    return bad;
 }
 
 /* The original's fields for everyone: status, backend, total_devices (all
@@ -561,7 +581,9 @@ void iot_h_telemetry_status(struct iot_req *r)
     json_t *out = json_pack("{s:s, s:s, s:o, s:b}", "status",
                             tm_rc == IOT_OK ? "healthy" : "unavailable", "backend", backend,
                             "total_devices", total_devices(app), flag, tm_rc == IOT_OK);
-    if (admin && out)
-        add_admin_status(app, out, tm_rc);
-    iot_reply_json(r, 200, out);
+    if (admin && out && add_admin_status(app, out, tm_rc) != 0) {
+        json_decref(out);
+        out = NULL;
+    }
+    iot_reply_json(r, 200, out); /* NULL (a failed json_pack) answers 500 */
 }

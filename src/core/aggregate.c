@@ -1,6 +1,7 @@
 /* aggregate.c — windowed aggregation; see aggregate.h. */
 #include "core/aggregate.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,7 +62,10 @@ json_t *iot_agg_json(const struct iot_agg_bucket *b, enum iot_agg_fn fn)
         break;
     case IOT_AGG_MEAN: break;
     }
-    return json_real(iot_agg_value(b, fn));
+    /* JSON has no infinity (json_real refuses it): a sum or mean that
+     * overflowed the doubles is reported as null, not dropped. */
+    double v = iot_agg_value(b, fn);
+    return isfinite(v) ? json_real(v) : json_null();
 }
 
 static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }

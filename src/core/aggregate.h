@@ -56,7 +56,9 @@ const char *iot_agg_name(enum iot_agg_fn fn);
 /* The value as a double (mean of no samples: 0). */
 double iot_agg_value(const struct iot_agg_bucket *b, enum iot_agg_fn fn);
 /* The value as JSON: an integer when exact (see above), else a real; the
- * mean is always a real, count always an integer. New reference. */
+ * mean is always a real, count always an integer; null when the result is
+ * not a finite number (a sum or mean overflowing). New reference, NULL
+ * only when out of memory. */
 json_t *iot_agg_json(const struct iot_agg_bucket *b, enum iot_agg_fn fn);
 
 /* Aggregates `name` of a device over [from, to] (inclusive, ms) in windows

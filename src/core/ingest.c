@@ -321,9 +321,11 @@ static void cache_latest(struct iot_ingest *ing, struct fanout *f, const struct 
         if (value)
             fields[n++] = (struct iot_cache_field){m->points[i].name, value, len};
     }
+    /* + 1: a complete entry also holds IOT_LATEST_COMPLETE */
     fanout_add(f, (struct iot_cache_write){.kind = IOT_CACHE_W_HASH_SET, .key = key,
                                            .fields = fields, .n_fields = n,
-                                           .ttl_ms = IOT_LATEST_TTL_MS});
+                                           .ttl_ms = IOT_LATEST_TTL_MS,
+                                           .max_fields = IOT_LATEST_NAMES_MAX + 1});
 }
 
 /* The device's presence and its last_seen for the registry. */

@@ -78,6 +78,12 @@ void iot_ingest_channel(int64_t device_id, char *buf, size_t size);
  * reader that read the store just before a commit may write its entry just
  * after the drop; the short life bounds how long such an entry is served. */
 #define IOT_LATEST_SHARED_TTL_MS 5000
+/* The most measurement names an entry holds. Ingest's merge drops an entry
+ * that would hold more, and a refill writes none: a device with more names
+ * is read from the store (bounded by the page budget) every time, rather
+ * than its entry growing with every new name and each read copying all
+ * of it under the cache's lock. */
+#define IOT_LATEST_NAMES_MAX 1000
 void iot_latest_key(int64_t device_id, char *buf, size_t size);
 
 #endif

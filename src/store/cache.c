@@ -151,6 +151,9 @@ static int write_one(const struct iot_cache_ops *ops, void *self, const struct i
 {
     switch (w->kind) {
     case IOT_CACHE_W_HASH_SET:
+        /* the op table's hash_set has no bound: its backend handles it */
+        if (w->max_fields)
+            return IOT_EINVAL;
         return ops->hash_set(self, w->key, w->fields, w->n_fields, w->ttl_ms);
     case IOT_CACHE_W_PRESENCE_TOUCH:
         return ops->presence_touch(self, w->device_id, w->seen_ms);

@@ -47,7 +47,7 @@ struct iot_cache_sub; /* opaque subscription handle */
 /* One write of a batch (write_batch): the ingest path's fan-out after each
  * commit, sent to a server backend in one round trip (pipelined). */
 enum iot_cache_write_kind {
-    IOT_CACHE_W_HASH_SET,       /* key, fields, n_fields, ttl_ms */
+    IOT_CACHE_W_HASH_SET,       /* key, fields, n_fields, ttl_ms, max_fields */
     IOT_CACHE_W_PRESENCE_TOUCH, /* device_id, seen_ms */
     IOT_CACHE_W_PUBLISH,        /* key = channel, msg, len */
     IOT_CACHE_W_DEL,            /* key */
@@ -63,6 +63,11 @@ struct iot_cache_write {
     size_t len;
     int64_t device_id;
     int64_t seen_ms;
+    /* HASH_SET: 0, or the most fields the hash may hold. A write that
+     * leaves it with more deletes the key instead, so that a merge cannot
+     * grow a hash without bound (a reader finds it missing, as after a
+     * DEL, and goes to the durable store). The write still succeeds. */
+    size_t max_fields;
 };
 
 #define IOT_CACHE_CAP_TTL 0x1u     /* keys expire */
@@ -193,7 +198,9 @@ int iot_cache_check_rate(int64_t limit, int64_t window_ms, int64_t now_ms);
  * false if it is not one. */
 bool iot_cache_parse_double(const char *s, size_t len, double *out);
 
-/* write_batch for backends without pipelining: each write through its op. */
+/* write_batch for backends without pipelining: each write through its op.
+ * A HASH_SET with max_fields is refused (IOT_EINVAL): no op takes it, so a
+ * backend using this handles those writes itself. */
 int iot_cache_write_batch_each(const struct iot_cache_ops *ops, void *self,
                                const struct iot_cache_write *w, size_t n);
 

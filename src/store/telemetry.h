@@ -81,9 +81,9 @@ struct iot_tm_latest {
  *
  * (appended) The integer samples (integers and booleans) again, exactly:
  * `ints` of the `count` samples were integers, with exact sum isum (valid
- * only when isum_exact: it may overflow int64) and bounds imin, imax. When
- * ints == count the bucket's sum, min and max are exact integers. A backend
- * that does not keep them leaves ints at 0. */
+ * only when isum_exact: it may overflow int64; 0 otherwise) and bounds
+ * imin, imax. When ints == count the bucket's sum, min and max are exact
+ * integers. A backend that does not keep them leaves ints at 0. */
 struct iot_tm_rollup {
     int64_t start;
     int64_t width; /* IOT_TM_HOUR or IOT_TM_DAY */

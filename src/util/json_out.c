@@ -17,25 +17,69 @@
 
 static bool same_bits(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
 
+/* Adds one unit in the last digit of the mantissa of e, "[-]d.ddde[+-]xx"
+ * (%.*e's form), away from zero; 9.99e5 becomes 1.00e6. */
+static int bump_last_digit(char *e, size_t size)
+{
+    char *x = strchr(e, 'e');
+    if (!x)
+        return -1;
+    size_t first = *e == '-'; /* index of the leading digit */
+    for (size_t i = (size_t)(x - e); i-- > first;) {
+        if (e[i] == '.')
+            continue;
+        if (e[i] != '9') {
+            e[i]++;
+            return 0;
+        }
+        e[i] = '0';
+    }
+    /* carried out of the leading digit: every digit is 0 now, lead with 1 */
+    e[first] = '1';
+    long exp10 = strtol(x + 1, NULL, 10) + 1;
+    size_t room = size - (size_t)(x - e);
+    int n = snprintf(x, room, "e%+03ld", exp10);
+    return n < 0 || (size_t)n >= room ? -1 : 0;
+}
+
+/* Whether the p-digit text in e reads back to d; for a power of two also
+ * the p-digit decimal one unit further from zero (see shortest_digits). */
+static bool try_prec(double d, int prec, bool pow2, char *e, size_t size)
+{
+    int n = snprintf(e, size, "%.*e", prec - 1, d);
+    if (n < 0 || (size_t)n >= size)
+        return false;
+    if (same_bits(strtod(e, NULL), d))
+        return true;
+    return pow2 && bump_last_digit(e, size) == 0 && same_bits(strtod(e, NULL), d);
+}
+
 /* The significant digits (no trailing zeros, at least one) and decimal
- * exponent of the shortest text that reads back to d. A double whose
- * shortest form has k <= 15 digits is rounded to exactly those digits (plus
- * zeros) at 15 digits, since 15-digit decimals lie further apart than its
- * rounding interval; so trying 15, 16, 17 digits finds the shortest one,
- * which 17 always reaches. That needs all 53 bits: a subnormal tries every
- * precision from 1. */
+ * exponent of the shortest text that reads back to d.
+ *
+ * The doubles that read back to d form an interval around it, narrower
+ * than the gap between 15-digit decimals, so at most one 15-digit decimal
+ * lies in it. If a text of k <= 15 digits reads back to d, that decimal is
+ * it. The interval is symmetric around d except at a power of two, whose
+ * lower neighbour is twice as close: elsewhere the decimal nearest to d (what
+ * %.*e rounds to) is in the interval whenever any decimal of its length is;
+ * at a power of two the nearest may fall just below on the narrow side while
+ * the next one up, on the wide side, reads back (2^-24: 16 digits round to
+ * ...062, outside; ...063 is in). So each precision tries the nearest
+ * decimal and, at a power of two, the next one up; trying 15, 16, 17 digits
+ * finds the shortest, which 17 always reaches. That needs all 53 bits: a
+ * subnormal tries every precision from 1. */
 static int shortest_digits(double d, char digits[18], int *exp10, bool *negative)
 {
     char e[40];
-    int n = -1;
     bool subnormal = d != 0.0 && fabs(d) < DBL_MIN;
-    for (int prec = subnormal ? 1 : 15; prec <= 17; prec++) {
-        n = snprintf(e, sizeof e, "%.*e", prec - 1, d);
-        if (n < 0 || (size_t)n >= sizeof e)
-            return -1;
-        if (same_bits(strtod(e, NULL), d))
-            break;
-    }
+    int bin_exp;
+    bool pow2 = !subnormal && d != 0.0 && fabs(frexp(d, &bin_exp)) == 0.5;
+    bool found = false;
+    for (int prec = subnormal ? 1 : 15; prec <= 17 && !found; prec++)
+        found = try_prec(d, prec, pow2, e, sizeof e);
+    if (!found)
+        return -1;
     /* e is "[-]d.ddd...e[+-]xx" */
     const char *p = e;
     *negative = *p == '-';

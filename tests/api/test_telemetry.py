@@ -758,6 +758,30 @@ def test_latest_older_message_does_not_replace_newer(dev, owner, srv):
         check_latest(client, dev, exp, st, t_new, what="read by owner/admin")
 
 
+def test_latest_entry_is_bounded(dev, owner):
+    """A cached latest entry holds at most 1000 names: merging new names
+    past that drops it, and a read of more names does not refill it, so
+    every read goes to the store (bounded by the page budget) instead of
+    copying an ever larger entry."""
+    dev.post({"a": 1})
+    sources = [expect(owner.api.get(f"/telemetry/{dev.id}/latest"), 200)["source"] for _ in range(2)]
+    if sources != ["store", "cache"]:
+        pytest.skip(f"a cache that does not merge (shared): {sources}")
+    for m in range(11):                                # 1 + 1100 names, one message each
+        dev.post({f"n{m}_{i}": i for i in range(100)})
+    for _ in range(2):
+        r = owner.api.get(f"/telemetry/{dev.id}/latest")
+        body = expect(r, 200)
+        assert body["source"] == "store", f"source {body['source']}, {len(body['latest_data'])} names"
+        assert len(body["latest_data"]) == 1101 and body["latest_data"]["n10_99"] == 99
+    # a device within the bound is still served from its entry
+    dev2 = new_device(owner)
+    for m in range(10):                                # exactly 1000 names
+        dev2.post({f"m{m}_{i}": i for i in range(100)})
+    sources = [expect(owner.api.get(f"/telemetry/{dev2.id}/latest"), 200)["source"] for _ in range(2)]
+    assert sources == ["store", "cache"], sources
+
+
 def test_latest_404_without_data(dev, owner, srv):
     for client in (dev.api, owner.api, srv.admin):
         r = client.get(f"/telemetry/{dev.id}/latest")
@@ -898,6 +922,44 @@ def test_numbers_come_back_exact(dev, owner):
                               "start_time": iso(H - HOUR), "end_time": iso(H + HOUR)})
     assert [b["value"] for b in expect(r, 200)["data"]] == [0.1], describe(r)
     assert '"value":0.1,' in r.text, describe(r)
+
+
+def test_aggregated_non_finite_is_null(dev, owner):
+    """A sum or mean past the doubles (two samples of 1.7e308) is reported
+    as null; the window is not dropped from the answer."""
+    H = (now_ms() - 3 * HOUR) // HOUR * HOUR
+    for i in range(2):
+        dev.post({"x": 1.7e308}, timestamp=iso(H + 1000 * (i + 1)))
+    for window in ("1h", "1m"):                        # rollups, then raw samples
+        for fn, value in (("sum", None), ("mean", None), ("max", 1.7e308), ("count", 2)):
+            r = owner.api.get(f"/telemetry/{dev.id}/aggregated",
+                              params={"field": "x", "aggregation": fn, "window": window,
+                                      "start_time": iso(H), "end_time": iso(H + HOUR - 1)})
+            body = expect(r, 200)
+            assert [b["value"] for b in body["data"]] == [value], f"[{window} {fn}] {describe(r)}"
+            assert body["data"][0]["count"] == 2, describe(r)
+
+
+def test_delete_keeps_int64_extremes_exact(dev, owner):
+    """A range delete recomputes buckets holding INT64_MIN (no SQL abs() to
+    overflow: it answered 500 for good) and keeps an int64 sum exact past
+    2^53 (2^60 + 3 stayed a REAL)."""
+    H = (now_ms() - 3 * HOUR) // HOUR * HOUR
+    body = '{"data":{"m":-9223372036854775808},"timestamp":"%s"}' % iso(H + 1000)
+    expect(dev.api.post("/telemetry", data=body, headers={"Content-Type": "application/json"}), 201)
+    for i, v in enumerate((2**60, 3, 5)):
+        dev.post({"b": v}, timestamp=iso(H + 2000 + 1000 * i))
+    dev.post({"m": 1}, timestamp=iso(H + 10_000))
+    for ts in (H + 4000, H + 10_000):                  # the 5 of b, the 1 of m
+        r = owner.api.delete(f"/telemetry/{dev.id}", json={"start_time": iso(ts), "stop_time": iso(ts)})
+        expect(r, 200)
+    for field, fn, value in (("b", "sum", 2**60 + 3), ("m", "min", -2**63), ("m", "sum", -2**63)):
+        for window in ("1h", "1d"):
+            r = owner.api.get(f"/telemetry/{dev.id}/aggregated",
+                              params={"field": field, "aggregation": fn, "window": window,
+                                      "start_time": iso(H), "end_time": iso(H + HOUR - 1)})
+            got = [b["value"] for b in expect(r, 200)["data"]]
+            assert got == [value] and type(got[0]) is int, f"[{field} {fn} {window}] {describe(r)}"
 
 
 def test_aggregated_invalid_parameters(dev):

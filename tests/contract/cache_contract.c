@@ -1187,6 +1187,44 @@ static void test_write_batch(void **state)
     iot_cache_unsubscribe(c, sub);
 }
 
+/* A batch's hash write with max_fields merges while the hash stays within
+ * the bound and deletes the key once it would hold more (the write still
+ * succeeds); 0 is no bound. */
+static void test_write_batch_hash_bound(void **state)
+{
+    struct iot_cache *c = *state;
+    char kh[IOT_CACHE_KEY_MAX + 1];
+    snprintf(kh, sizeof kh, "%s", K("bounded"));
+    const struct iot_cache_field ab[] = {{.field = "a", .value = "1", .value_len = 1},
+                                         {.field = "b", .value = "2", .value_len = 1}};
+    const struct iot_cache_field bc[] = {{.field = "b", .value = "3", .value_len = 1},
+                                         {.field = "c", .value = "4", .value_len = 1}};
+    struct iot_cache_write w = {.kind = IOT_CACHE_W_HASH_SET, .key = kh, .fields = ab,
+                                .n_fields = 2, .ttl_ms = 60000, .max_fields = 2};
+    assert_rc(iot_cache_write_batch(c, &w, 1), IOT_OK);
+    w.fields = ab; /* the same names again: still 2 */
+    assert_rc(iot_cache_write_batch(c, &w, 1), IOT_OK);
+    struct fields f = {0};
+    assert_rc(iot_cache_hash_get_all(c, kh, collect_field, &f), IOT_OK);
+    assert_int_equal(f.n, 2);
+    w.fields = bc; /* c would be the third */
+    assert_rc(iot_cache_write_batch(c, &w, 1), IOT_OK);
+    struct fields gone = {0};
+    assert_rc(iot_cache_hash_get_all(c, kh, collect_field, &gone), IOT_ENOTFOUND);
+    w.max_fields = 3; /* a fresh hash of more than the bound is not kept either */
+    const struct iot_cache_field four[] = {ab[0], ab[1], bc[1],
+                                           {.field = "d", .value = "5", .value_len = 1}};
+    w.fields = four;
+    w.n_fields = 4;
+    assert_rc(iot_cache_write_batch(c, &w, 1), IOT_OK);
+    assert_rc(iot_cache_hash_get_all(c, kh, collect_field, &gone), IOT_ENOTFOUND);
+    w.max_fields = 0;
+    assert_rc(iot_cache_write_batch(c, &w, 1), IOT_OK);
+    struct fields all = {0};
+    assert_rc(iot_cache_hash_get_all(c, kh, collect_field, &all), IOT_OK);
+    assert_int_equal(all.n, 4);
+}
+
 #define BIG_BATCH 2500
 
 /* More writes than one pipelined round trip takes. */
@@ -1834,6 +1872,7 @@ static int run_suite(const char *url)
         T(test_sweep_reclaims_expired),
         T(test_write_batch),
         T(test_write_batch_large),
+        T(test_write_batch_hash_bound),
         T(test_pubsub_callback_subscribes),
         T(test_shared_handles),
         T(test_shared_pubsub),

@@ -799,8 +799,9 @@ static void test_exact_integers(void **state)
     assert_i64(r.v[0].ints, 2);
     assert_i64(r.v[0].imin, big);
     assert_i64(r.v[0].imax, big + 2);
-    /* a sum past 2^53 cannot be proven exact from total(): not exact */
-    assert_false(r.v[0].isum_exact);
+    /* a sum past 2^53 that fits int64 stays exact */
+    assert_true(r.v[0].isum_exact);
+    assert_i64(r.v[0].isum, 2 * big + 2);
     assert_rc(iot_tm_delete_range(tm, 8, T0 + 3000, T0 + 3000, &deleted), IOT_OK);
     r = get_rollups(tm, 8, "v", H, INT64_MIN, INT64_MAX);
     assert_i64(r.v[0].ints, 2);
@@ -829,6 +830,57 @@ static void test_exact_integers(void **state)
     assert_rc(iot_tm_latest(tm, 10, on_latest, &ls), IOT_OK);
     assert_false(find_latest(&ls, "z")->is_int);
     assert_true(find_latest(&ls, "z")->num == 0.0 && signbit(find_latest(&ls, "z")->num));
+}
+
+/* delete_range recomputes buckets holding INT64_MIN and INT64_MAX (no
+ * SQL abs() or sum() to overflow), keeps an int64 sum past 2^53 exact and
+ * marks only a sum that really leaves int64 as not exact. */
+static void test_delete_int64_extremes(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    const int64_t vals[] = {INT64_MIN, INT64_MAX, 1, 7};
+    struct tmsg t[4];
+    for (int i = 0; i < 4; i++) {
+        msg_init(&t[i], 1, 1, T0 + 1000 * (i + 1), 0);
+        msg_int(&t[i], "x", vals[i]);
+        msg_done(&t[i]);
+    }
+    write_msgs(tm, t, 4);
+    int64_t deleted = 0;
+    assert_rc(iot_tm_delete_range(tm, 1, T0 + 4000, T0 + 4000, &deleted), IOT_OK);
+    assert_i64(deleted, 1);
+    for (int w = 0; w < 2; w++) {
+        struct rollups r = get_rollups(tm, 1, "x", w ? D : H, INT64_MIN, INT64_MAX);
+        assert_i64(r.n, 1);
+        assert_i64(r.v[0].count, 3);
+        assert_i64(r.v[0].ints, 3);
+        assert_true(r.v[0].isum_exact);
+        assert_i64(r.v[0].isum, 0); /* INT64_MIN + INT64_MAX + 1 */
+        assert_i64(r.v[0].imin, INT64_MIN);
+        assert_i64(r.v[0].imax, INT64_MAX);
+    }
+    /* without INT64_MIN the sum overflows: not exact, bounds still exact */
+    assert_rc(iot_tm_delete_range(tm, 1, T0 + 1000, T0 + 1000, &deleted), IOT_OK);
+    struct rollups r = get_rollups(tm, 1, "x", H, INT64_MIN, INT64_MAX);
+    assert_i64(r.v[0].count, 2);
+    assert_false(r.v[0].isum_exact);
+    assert_i64(r.v[0].isum, 0); /* not a conversion of the REAL 2^63 */
+    assert_i64(r.v[0].imin, 1);
+    assert_i64(r.v[0].imax, INT64_MAX);
+    assert_f64(r.v[0].sum, 9223372036854775808.0);
+
+    /* 2^60, 3, 5; deleting the 5 leaves the exact sum 2^60 + 3 */
+    const int64_t big[] = {INT64_C(1) << 60, 3, 5};
+    for (int i = 0; i < 3; i++) {
+        msg_init(&t[i], 2, 1, T0 + 1000 * (i + 1), 0);
+        msg_int(&t[i], "x", big[i]);
+        msg_done(&t[i]);
+    }
+    write_msgs(tm, t, 3);
+    assert_rc(iot_tm_delete_range(tm, 2, T0 + 3000, T0 + 3000, &deleted), IOT_OK);
+    r = get_rollups(tm, 2, "x", D, INT64_MIN, INT64_MAX);
+    assert_true(r.v[0].isum_exact);
+    assert_i64(r.v[0].isum, (INT64_C(1) << 60) + 3);
 }
 
 /* Writing an identity again is a no-op: not a second row, not counted
@@ -2436,6 +2488,7 @@ static int run_backend(const char *url)
         T(test_cursor_paging),
         T(test_page_byte_budget),
         T(test_exact_integers),
+        T(test_delete_int64_extremes),
         T(test_migration_from_v4),
         T(test_idempotent),
         T(test_query_user),

@@ -457,10 +457,20 @@ static int mem_gauge_get(void *self, const char *key, double *out)
 
 const struct iot_cache_ops iot_cache_memory;
 
-/* In process there is no round trip to save: one op after another. */
+/* In process there is no round trip to save: one op after another; a
+ * hash write through the bounded set, which the op table has no slot for. */
 static int mem_write_batch(void *self, const struct iot_cache_write *w, size_t n)
 {
-    return iot_cache_write_batch_each(&iot_cache_memory, self, w, n);
+    int first = IOT_OK;
+    for (size_t i = 0; i < n; i++) {
+        int rc = w[i].kind == IOT_CACHE_W_HASH_SET
+                     ? iot_mem_hash_set_bounded(self, w[i].key, w[i].fields, w[i].n_fields,
+                                                w[i].ttl_ms, w[i].max_fields)
+                     : iot_cache_write_batch_each(&iot_cache_memory, self, &w[i], 1);
+        if (first == IOT_OK)
+            first = rc;
+    }
+    return first;
 }
 
 const struct iot_cache_ops iot_cache_memory = {

@@ -513,9 +513,11 @@ static int hash_store_locked(struct iot_mtab *h, const struct iot_cache_field *f
     return IOT_OK;
 }
 
+/* max_fields: see struct iot_cache_write (0: no bound). */
 static int hash_set_locked(struct iot_mem_cache *c, const char *key, size_t klen,
                            const struct iot_cache_field *fields, size_t n,
-                           struct iot_mem_blob **blobs, int64_t now, int64_t ttl_ms)
+                           struct iot_mem_blob **blobs, int64_t now, int64_t ttl_ms,
+                           size_t max_fields)
 {
     struct iot_mtab_node *node;
     int rc = get_or_create_locked(c, key, klen, now, IOT_MEM_HASH, &node);
@@ -526,7 +528,7 @@ static int hash_set_locked(struct iot_mem_cache *c, const char *key, size_t klen
     }
     struct iot_mem_entry *e = node->val.ptr;
     rc = hash_store_locked(e->u.hash, fields, n, blobs);
-    if (e->u.hash->count == 0) {
+    if (e->u.hash->count == 0 || (max_fields && e->u.hash->count > max_fields)) {
         iot_mem_delete_locked(c, node); /* Redis has no empty hashes */
         return rc;
     }
@@ -534,8 +536,8 @@ static int hash_set_locked(struct iot_mem_cache *c, const char *key, size_t klen
     return rc;
 }
 
-int iot_mem_hash_set(void *self, const char *key, const struct iot_cache_field *fields, size_t n,
-                     int64_t ttl_ms)
+int iot_mem_hash_set_bounded(void *self, const char *key, const struct iot_cache_field *fields,
+                             size_t n, int64_t ttl_ms, size_t max_fields)
 {
     struct iot_mem_cache *c = self;
     size_t klen;
@@ -560,10 +562,16 @@ int iot_mem_hash_set(void *self, const char *key, const struct iot_cache_field *
     int64_t now = iot_now_ms();
     pthread_mutex_lock(&c->lock);
     iot_mem_sweep_locked(c, now);
-    int rc = hash_set_locked(c, key, klen, fields, n, blobs, now, ttl_ms);
+    int rc = hash_set_locked(c, key, klen, fields, n, blobs, now, ttl_ms, max_fields);
     pthread_mutex_unlock(&c->lock);
     free(blobs);
     return rc;
+}
+
+int iot_mem_hash_set(void *self, const char *key, const struct iot_cache_field *fields, size_t n,
+                     int64_t ttl_ms)
+{
+    return iot_mem_hash_set_bounded(self, key, fields, n, ttl_ms, 0);
 }
 
 static int hash_snapshot_locked(struct iot_mem_cache *c, const char *key, size_t klen,

@@ -117,6 +117,9 @@ int iot_mem_presence_remove(void *self, int64_t device_id);
 int iot_mem_presence_count(void *self, int64_t since_ms, int64_t *count);
 int iot_mem_hash_set(void *self, const char *key, const struct iot_cache_field *fields, size_t n,
                      int64_t ttl_ms);
+/* hash_set with struct iot_cache_write's max_fields (0: no bound). */
+int iot_mem_hash_set_bounded(void *self, const char *key, const struct iot_cache_field *fields,
+                             size_t n, int64_t ttl_ms, size_t max_fields);
 int iot_mem_hash_get_all(void *self, const char *key, iot_cache_field_fn fn, void *ctx);
 int iot_mem_list_push(void *self, const char *key, const char *val, size_t len, size_t max_len,
                       int64_t ttl_ms);

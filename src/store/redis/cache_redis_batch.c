@@ -37,7 +37,8 @@ static int prepare(const struct iot_redis_cache *c, const struct iot_cache_write
 {
     switch (w->kind) {
     case IOT_CACHE_W_HASH_SET:
-        return iot_redis_prep_hash_set(c, w->key, w->fields, w->n_fields, w->ttl_ms, k, a);
+        return iot_redis_prep_hash_set(c, w->key, w->fields, w->n_fields, w->ttl_ms,
+                                       w->max_fields, k, a);
     case IOT_CACHE_W_PRESENCE_TOUCH:
         iot_redis_prep_presence_touch(c, w->device_id, w->seen_ms, k, member, member_size, a);
         return IOT_OK;

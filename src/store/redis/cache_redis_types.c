@@ -18,14 +18,19 @@
 
 #define MEMBER_MAX 48 /* "<nonce>-<seq>" and device ids */
 
-/* KEYS[1] hash; ARGV[1] TTL in ms ("0": none); then field, value pairs.
+/* KEYS[1] hash; ARGV[1] TTL in ms ("0": none); ARGV[2] the most fields
+ * it may hold ("0": no bound; more deletes it); then field, value pairs.
  * HSET in slices of 100 pairs keeps unpack() within Lua's stack. */
 static const char script_hash_set[] =
-    "local i = 2\n"
+    "local i = 3\n"
     "while i <= #ARGV do\n"
     "  local j = math.min(i + 199, #ARGV)\n"
     "  redis.call('HSET', KEYS[1], unpack(ARGV, i, j))\n"
     "  i = j + 1\n"
+    "end\n"
+    "if ARGV[2] ~= '0' and redis.call('HLEN', KEYS[1]) > tonumber(ARGV[2]) then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return 1\n"
     "end\n"
     "if ARGV[1] == '0' then redis.call('PERSIST', KEYS[1])\n"
     "else redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
@@ -386,7 +391,8 @@ int iot_redis_presence_count(void *self, int64_t since_ms, int64_t *count)
 
 int iot_redis_prep_hash_set(const struct iot_redis_cache *c, const char *key,
                             const struct iot_cache_field *fields, size_t n, int64_t ttl_ms,
-                            struct iot_redis_key *k, struct iot_redis_argv *a)
+                            size_t max_fields, struct iot_redis_key *k,
+                            struct iot_redis_argv *a)
 {
     if (iot_redis_key(c, key, k) || iot_cache_check_ttl(ttl_ms) || n > HASH_FIELDS_MAX ||
         iot_cache_check_fields(fields, n))
@@ -394,6 +400,7 @@ int iot_redis_prep_hash_set(const struct iot_redis_cache *c, const char *key,
     iot_redis_argv_eval(a, c->pool, IOT_RS_HASH_SET, 1);
     iot_redis_argv_add(a, k->buf, k->len);
     iot_redis_argv_i64(a, ttl_ms);
+    iot_redis_argv_i64(a, max_fields > (size_t)INT64_MAX ? INT64_MAX : (int64_t)max_fields);
     for (size_t i = 0; i < n; i++) {
         iot_redis_argv_str(a, fields[i].field);
         iot_redis_argv_add(a, fields[i].value, fields[i].value_len);
@@ -408,7 +415,7 @@ int iot_redis_hash_set(void *self, const char *key, const struct iot_cache_field
     struct iot_redis_key k;
     struct iot_redis_argv a;
     iot_redis_argv_init(&a);
-    int rc = iot_redis_prep_hash_set(c, key, fields, n, ttl_ms, &k, &a);
+    int rc = iot_redis_prep_hash_set(c, key, fields, n, ttl_ms, 0, &k, &a);
     if (rc != IOT_OK) {
         iot_redis_argv_free(&a);
         return rc;

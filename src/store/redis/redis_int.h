@@ -83,7 +83,8 @@ int iot_redis_run_eval(struct iot_redis_cache *c, unsigned id, struct iot_redis_
  * single ops (IOT_EINVAL). `k` holds the key the argv points into. */
 int iot_redis_prep_hash_set(const struct iot_redis_cache *c, const char *key,
                             const struct iot_cache_field *fields, size_t n, int64_t ttl_ms,
-                            struct iot_redis_key *k, struct iot_redis_argv *a);
+                            size_t max_fields, struct iot_redis_key *k,
+                            struct iot_redis_argv *a);
 int iot_redis_prep_publish(const struct iot_redis_cache *c, const char *channel, const char *msg,
                            size_t len, struct iot_redis_key *k, struct iot_redis_argv *a);
 int iot_redis_prep_del(const struct iot_redis_cache *c, const char *key,

@@ -233,15 +233,13 @@ static const char *const stmt_sql[TMS__COUNT] = {
     [TMS_DR_DELETE] = "DELETE FROM messages WHERE device_id = ?1 AND ts >= ?2 AND ts <= ?3",
     [TMS_DEV_SUB] = "UPDATE devices SET messages = messages - ?2 WHERE device_id = ?1",
     [TMS_CATALOG_SUB] = "UPDATE catalog SET count = count - ?3 WHERE device_id = ?1 AND name = ?2",
-    /* The integer sum as a total() (no overflow error), exact and made an
-     * integer when every partial sum stays below 2^53; else left REAL. */
-    [TMS_BUCKET_CALC] = "SELECT count(v), total(v), min(v), max(v), count(iv),"
-                        " CASE WHEN coalesce(max(abs(iv)), 0) * count(iv) < 9007199254740992"
-                        " THEN CAST(total(iv) AS INTEGER) ELSE total(iv) END, min(iv), max(iv)"
-                        " FROM (SELECT data ->> ?2 AS v, CASE WHEN typeof(data ->> ?2) = 'integer'"
-                        " THEN data ->> ?2 END AS iv FROM messages"
-                        " WHERE device_id = ?1 AND ts >= ?3 AND ts < ?4)"
-                        " WHERE typeof(v) IN ('integer', 'real')",
+    /* The bucket's numeric values, one row each, summed up in C
+     * (telemetry_sqlite_delete.c): SQL's sum() fails on an int64 overflow
+     * and abs(INT64_MIN) does too, where ingest's checked sum goes REAL.
+     * In key order, as ingest added them. */
+    [TMS_BUCKET_CALC] = "SELECT data ->> ?2 FROM messages"
+                        " WHERE device_id = ?1 AND ts >= ?3 AND ts < ?4"
+                        " AND json_type(data, ?2) IN " NUMERIC_TYPES " ORDER BY ts, seq",
     [TMS_ROLLUP_PUT] = "INSERT OR REPLACE INTO rollups (device_id, name, width, start, count,"
                        " sum, vmin, vmax, ints, isum, imin, imax)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",

@@ -123,9 +123,42 @@ static int catalog_subtract(struct iot_sqldb_conn *c, int64_t dev, const char *n
     return iot_sqldb_step_done(st);
 }
 
-/* Recomputes one bucket from the remaining raw messages. */
-static int recompute_bucket(struct iot_sqldb_conn *c, int64_t dev, const struct touched *t,
-                            int64_t width, int64_t start)
+/* A bucket's rollup, summed the way ingest sums (telemetry_sqlite_write.c's
+ * add_int): every value as a double; the integer ones (booleans are 0/1)
+ * also exactly, the sum going approximate only when it overflows int64. */
+struct bucket_sum {
+    int64_t count;
+    double sum, lo, hi;
+    int64_t ints, isum, imin, imax;
+    bool isum_over;
+    double isum_approx;
+};
+
+static void bucket_add(struct bucket_sum *b, sqlite3_stmt *st)
+{
+    double v = sqlite3_column_double(st, 0);
+    if (b->count == 0 || v < b->lo)
+        b->lo = v;
+    if (b->count == 0 || v > b->hi)
+        b->hi = v;
+    b->count++;
+    b->sum += v;
+    if (sqlite3_column_type(st, 0) != SQLITE_INTEGER)
+        return;
+    int64_t i = sqlite3_column_int64(st, 0);
+    if (b->ints == 0 || i < b->imin)
+        b->imin = i;
+    if (b->ints == 0 || i > b->imax)
+        b->imax = i;
+    b->ints++;
+    b->isum_approx += (double)i;
+    if (!b->isum_over && __builtin_add_overflow(b->isum, i, &b->isum))
+        b->isum_over = true;
+}
+
+/* Steps the bucket's remaining numeric values (see TMS_BUCKET_CALC). */
+static int bucket_scan(struct iot_sqldb_conn *c, int64_t dev, const struct touched *t,
+                       int64_t width, int64_t start, struct bucket_sum *b)
 {
     char path[IOT_TMSQL_PATH_MAX];
     iot_tmsql_json_path(t->name, t->name_len, path);
@@ -135,40 +168,44 @@ static int recompute_bucket(struct iot_sqldb_conn *c, int64_t dev, const struct 
         return rc;
     sqlite3_bind_int64(st, 3, start);
     sqlite3_bind_int64(st, 4, start + width);
-    int src = sqlite3_step(st);
-    if (src != SQLITE_ROW) {
-        iot_sqldb_done(st);
-        return iot_sqldb_map(src == SQLITE_DONE ? SQLITE_INTERNAL : src);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        int type = sqlite3_column_type(st, 0);
+        if (type == SQLITE_INTEGER || type == SQLITE_FLOAT)
+            bucket_add(b, st);
     }
-    int64_t count = sqlite3_column_int64(st, 0);
-    double sum = sqlite3_column_double(st, 1), lo = sqlite3_column_double(st, 2),
-           hi = sqlite3_column_double(st, 3);
-    /* the integer samples: count, sum (INTEGER when exact, else REAL),
-     * min, max (NULL without any) */
-    int64_t ints = sqlite3_column_int64(st, 4), imin = sqlite3_column_int64(st, 6),
-            imax = sqlite3_column_int64(st, 7);
-    bool isum_exact = sqlite3_column_type(st, 5) == SQLITE_INTEGER;
-    int64_t isum = sqlite3_column_int64(st, 5);
-    double isum_approx = sqlite3_column_double(st, 5);
     iot_sqldb_done(st);
-    rc = stmt_dev_text(c, count ? TMS_ROLLUP_PUT : TMS_ROLLUP_DEL, dev, t->name, &st);
+    return src == SQLITE_DONE ? IOT_OK : iot_sqldb_map(src);
+}
+
+/* Recomputes one bucket from the remaining raw messages. */
+static int recompute_bucket(struct iot_sqldb_conn *c, int64_t dev, const struct touched *t,
+                            int64_t width, int64_t start)
+{
+    struct bucket_sum b = {0};
+    int rc = bucket_scan(c, dev, t, width, start, &b);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = stmt_dev_text(c, b.count ? TMS_ROLLUP_PUT : TMS_ROLLUP_DEL, dev, t->name, &st);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 3, width);
     sqlite3_bind_int64(st, 4, start);
-    if (count) {
-        sqlite3_bind_int64(st, 5, count);
-        sqlite3_bind_double(st, 6, sum);
-        sqlite3_bind_double(st, 7, lo);
-        sqlite3_bind_double(st, 8, hi);
-        sqlite3_bind_int64(st, 9, ints);
-        if (isum_exact)
-            sqlite3_bind_int64(st, 10, isum);
+    if (b.count) {
+        sqlite3_bind_int64(st, 5, b.count);
+        sqlite3_bind_double(st, 6, b.sum);
+        sqlite3_bind_double(st, 7, b.lo);
+        sqlite3_bind_double(st, 8, b.hi);
+        sqlite3_bind_int64(st, 9, b.ints);
+        /* REAL marks an inexact sum, as ingest's upsert leaves it */
+        if (b.isum_over)
+            sqlite3_bind_double(st, 10, b.isum_approx);
         else
-            sqlite3_bind_double(st, 10, isum_approx);
-        if (ints) {
-            sqlite3_bind_int64(st, 11, imin);
-            sqlite3_bind_int64(st, 12, imax);
+            sqlite3_bind_int64(st, 10, b.isum);
+        if (b.ints) {
+            sqlite3_bind_int64(st, 11, b.imin);
+            sqlite3_bind_int64(st, 12, b.imax);
         } else {
             sqlite3_bind_null(st, 11);
             sqlite3_bind_null(st, 12);

@@ -198,9 +198,19 @@ static int run_scan(struct iot_tmsql *s, struct scan *sc)
 
 /* ---- cells ------------------------------------------------------------------ */
 
+/* A REAL outside int64 (an overflowed sum, say) clamps: converting it
+ * would be undefined. 2^63 is exact as a double; -2^63 is INT64_MIN. */
 static int64_t cell_i64(const struct cell *c)
 {
-    return c->type == SQLITE_INTEGER ? c->u.i : c->type == SQLITE_FLOAT ? (int64_t)c->u.d : 0;
+    if (c->type == SQLITE_INTEGER)
+        return c->u.i;
+    if (c->type != SQLITE_FLOAT || c->u.d != c->u.d)
+        return 0;
+    if (c->u.d >= 9223372036854775808.0)
+        return INT64_MAX;
+    if (c->u.d <= -9223372036854775808.0)
+        return INT64_MIN;
+    return (int64_t)c->u.d;
 }
 
 static double cell_f64(const struct cell *c)
@@ -430,13 +440,15 @@ static void bind_rollups(sqlite3_stmt *st, const struct scan *sc, int64_t want)
 }
 
 /* Columns: start, count, sum, vmin, vmax, ints, isum, imin, imax. isum is
- * exact while it is an INTEGER (an overflowing sum turned REAL). */
+ * exact while it is an INTEGER (an overflowing sum turned REAL, of which
+ * only isum_exact = false is passed on). */
 static int emit_rollup(const struct scan *sc, const struct cell *row, const char *text)
 {
     struct iot_tm_rollup r = {.start = cell_i64(&row[0]), .width = sc->width,
                               .count = cell_i64(&row[1]), .sum = cell_f64(&row[2]),
                               .min = cell_f64(&row[3]), .max = cell_f64(&row[4]),
-                              .ints = cell_i64(&row[5]), .isum = cell_i64(&row[6]),
+                              .ints = cell_i64(&row[5]),
+                              .isum = row[6].type == SQLITE_INTEGER ? row[6].u.i : 0,
                               .imin = cell_i64(&row[7]), .imax = cell_i64(&row[8]),
                               .isum_exact = row[6].type == SQLITE_INTEGER};
     return sc->fn.rollup(sc->ctx, &r);

@@ -128,12 +128,35 @@ static void functions_and_limits(void **state)
     assert_int_equal(iot_aggregate(&tm, 1, "temp", T0, T0 - 1, 1000, IOT_AGG_MEAN, &res), IOT_EINVAL);
 }
 
+/* JSON has no infinity: a sum or mean that overflowed is null, not a
+ * failed json_real (NULL) that made the window vanish from the answer. */
+static void non_finite_is_null(void **state)
+{
+    struct iot_agg_bucket b = {.count = 2, .sum = INFINITY, .min = 1.7e308, .max = 1.7e308};
+    json_t *j = iot_agg_json(&b, IOT_AGG_SUM);
+    assert_non_null(j);
+    assert_true(json_is_null(j));
+    json_decref(j);
+    j = iot_agg_json(&b, IOT_AGG_MEAN);
+    assert_non_null(j);
+    assert_true(json_is_null(j));
+    json_decref(j);
+    j = iot_agg_json(&b, IOT_AGG_MAX);
+    assert_true(json_is_real(j) && json_real_value(j) == 1.7e308);
+    json_decref(j);
+    b.sum = NAN;
+    j = iot_agg_json(&b, IOT_AGG_SUM);
+    assert_true(json_is_null(j));
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(minute_windows_from_raw),
         cmocka_unit_test(hour_and_day_windows_use_rollups_and_raw_edges),
         cmocka_unit_test(functions_and_limits),
+        cmocka_unit_test(non_finite_is_null),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,66 @@ static void round_trips_and_is_shortest(void **state)
     }
 }
 
+static int exp_of(const char *s) { return (int)strtol(s, NULL, 10); }
+
+/* Whether some prec-digit decimal reads back to d: the nearest one (%.*e)
+ * or the one next to it on either side, found by brute force on the
+ * digits. */
+static bool some_decimal_of(double d, int prec)
+{
+    char e[40];
+    snprintf(e, sizeof e, "%.*e", prec - 1, d);
+    char *x = strchr(e, 'e');
+    int exp10 = exp_of(x + 1);
+    char dig[20];
+    int nd = 0;
+    for (char *p = e; p < x; p++)
+        if (*p >= '0' && *p <= '9')
+            dig[nd++] = *p;
+    dig[nd] = '\0';
+    long long m = strtoll(dig, NULL, 10);
+    for (long long dm = -1; dm <= 1; dm++) {
+        char t[64];
+        snprintf(t, sizeof t, "%s%llde%d", d < 0 ? "-" : "", m + dm, exp10 - (prec - 1));
+        double back = strtod(t, NULL);
+        if (memcmp(&back, &d, sizeof d) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Powers of two are where the decimal nearest to d may not read back while
+ * the next one does (their lower neighbour is closer than the upper one). */
+static void powers_of_two_are_shortest(void **state)
+{
+    (void)state;
+    assert_text(real(0x1p-24), "5.960464477539063e-8");
+    assert_text(real(-0x1p-24), "-5.960464477539063e-8");
+    assert_text(real(1024.0), "1024.0");
+    assert_text(real(0.5), "0.5");
+    assert_text(real(0x1p-1074), "5e-324");
+    assert_text(real(0x1p1023), "8.98846567431158e307");
+    for (int k = -1074; k <= 1023; k++) {
+        for (int sign = 0; sign < 2; sign++) {
+            double d = ldexp(sign ? -1.0 : 1.0, k);
+            const char *t = real(d);
+            double back = strtod(t, NULL);
+            if (memcmp(&back, &d, sizeof d) != 0)
+                fail_msg("2^%d: %s reads back as %.17g", k, t, back);
+            char sig[40];
+            int n = 0;
+            for (const char *p = t; *p && *p != 'e'; p++)
+                if (*p >= '0' && *p <= '9' && (n || *p != '0'))
+                    sig[n++] = *p;
+            while (n > 1 && sig[n - 1] == '0')
+                n--;
+            for (int prec = 1; prec < n; prec++)
+                if (some_decimal_of(d, prec))
+                    fail_msg("2^%d: %s has %d significant digits, %d would do", k, t, n, prec);
+        }
+    }
+}
+
 static void dumps_rewrites_reals_only(void **state)
 {
     (void)state;
@@ -142,6 +203,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tricky_reals),
         cmocka_unit_test(round_trips_and_is_shortest),
+        cmocka_unit_test(powers_of_two_are_shortest),
         cmocka_unit_test(dumps_rewrites_reals_only),
         cmocka_unit_test(shorten_is_total_on_any_text),
     };

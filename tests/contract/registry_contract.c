@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -760,6 +761,150 @@ static void test_device_status_set_by(void **state)
     assert_rc(iot_reg_device_create(r, &d), IOT_EINVAL);
     assert_rc(iot_reg_device_get(r, got.id, &got), IOT_OK);
     assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
+}
+
+/* The device's own write: only status, location, versions and updated_at;
+ * status_set_by follows a status change; and never over an admin's
+ * switch-off, whatever the caller's (cached) copy says. */
+static void test_device_update_by_device(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u = mk_user(r, "selfwriter");
+    struct iot_device d, got;
+    fill_device(&d, u, "dev", "inactive", "t");
+    d.last_seen = 500;
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+
+    /* first use: new → active by the device; other columns untouched */
+    struct iot_device w = d;
+    snprintf(w.status, sizeof w.status, "active");
+    snprintf(w.name, sizeof w.name, "renamed");    /* not the device's to write */
+    snprintf(w.status_set_by, sizeof w.status_set_by, IOT_STATUS_BY_ADMIN); /* ignored */
+    w.last_seen = 0;
+    w.updated_at = 777;
+    assert_rc(iot_reg_device_update_by_device(r, &w), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status, "active");
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
+    assert_string_equal(got.name, "dev");
+    assert_string_equal(got.api_key_hash, d.api_key_hash);
+    assert_i64(got.last_seen, 500);
+    assert_i64(got.updated_at, 777);
+
+    /* an admin switches it on: a write that keeps the status keeps "admin" */
+    struct iot_device cached = got; /* what another instance's key cache holds */
+    snprintf(got.status_set_by, sizeof got.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_rc(iot_reg_device_update(r, &got), IOT_OK);
+    w = cached;
+    snprintf(w.firmware_version, sizeof w.firmware_version, "2.0");
+    snprintf(w.location, sizeof w.location, "attic");
+    snprintf(w.hardware_version, sizeof w.hardware_version, "rev-c");
+    assert_rc(iot_reg_device_update_by_device(r, &w), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_string_equal(got.firmware_version, "2.0");
+    assert_string_equal(got.location, "attic");
+    assert_string_equal(got.hardware_version, "rev-c");
+
+    /* an admin switches it off; the stale copy says active/device */
+    snprintf(got.status, sizeof got.status, "maintenance");
+    assert_rc(iot_reg_device_update(r, &got), IOT_OK);
+    w = cached; /* status "active": would undo the switch-off */
+    snprintf(w.firmware_version, sizeof w.firmware_version, "3.0");
+    assert_rc(iot_reg_device_update_by_device(r, &w), IOT_ECONFLICT);
+    snprintf(w.status, sizeof w.status, "maintenance"); /* same status: still refused */
+    assert_rc(iot_reg_device_update_by_device(r, &w), IOT_ECONFLICT);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status, "maintenance");
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_string_equal(got.firmware_version, "2.0");
+    assert_true(iot_device_held_off(&got));
+
+    /* heartbeats (last_seen batches) leave status alone too */
+    struct iot_seen s = {.device_id = d.id, .last_seen = 900};
+    assert_rc(iot_reg_device_touch(r, &s, 1), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status, "maintenance");
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_i64(got.last_seen, 900);
+
+    /* a device that switched itself off switches itself on */
+    fill_device(&d, u, "dev2", "maintenance", "t");
+    snprintf(d.status_set_by, sizeof d.status_set_by, IOT_STATUS_BY_DEVICE);
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+    snprintf(d.status, sizeof d.status, "active");
+    assert_rc(iot_reg_device_update_by_device(r, &d), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status, "active");
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
+
+    d.id += 1000;
+    assert_rc(iot_reg_device_update_by_device(r, &d), IOT_ENOTFOUND);
+}
+
+/* Devices writing "active" in a loop while an admin switches the device
+ * off: once the admin's write is done, no device write may land, so the
+ * admin's status is the last word. A check-then-write outside one atomic
+ * step would let a write that checked before the switch-off land after. */
+struct self_writer {
+    struct iot_registry *r;
+    struct iot_device d;
+    atomic_int *stop;
+    atomic_int ok, conflict, other; /* read by the main thread meanwhile */
+};
+
+static void *self_writer_main(void *arg)
+{
+    struct self_writer *w = arg;
+    while (!atomic_load(w->stop)) {
+        int rc = iot_reg_device_update_by_device(w->r, &w->d);
+        atomic_fetch_add(rc == IOT_OK ? &w->ok : rc == IOT_ECONFLICT ? &w->conflict : &w->other, 1);
+    }
+    return NULL;
+}
+
+static void test_device_update_by_device_race(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u = mk_user(r, "racer");
+    struct iot_device d, admin;
+    fill_device(&d, u, "dev", "active", "t");
+    snprintf(d.status_set_by, sizeof d.status_set_by, IOT_STATUS_BY_DEVICE);
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+    enum { N = 3 };
+    atomic_int stop = 0;
+    struct self_writer w[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        w[i].r = r;
+        w[i].d = d;
+        w[i].stop = &stop;
+        atomic_init(&w[i].ok, 0);
+        atomic_init(&w[i].conflict, 0);
+        atomic_init(&w[i].other, 0);
+        assert_i64(pthread_create(&th[i], NULL, self_writer_main, &w[i]), 0);
+    }
+    /* let the writers get going, then switch off */
+    while (atomic_load(&w[0].ok) + atomic_load(&w[N - 1].ok) < 20)
+        sched_yield();
+    assert_rc(iot_reg_device_get(r, d.id, &admin), IOT_OK);
+    snprintf(admin.status, sizeof admin.status, "inactive");
+    snprintf(admin.status_set_by, sizeof admin.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_rc(iot_reg_device_update(r, &admin), IOT_OK);
+    /* every writer must see the refusal at least once after the switch */
+    for (int i = 0; i < N; i++) {
+        int seen = atomic_load(&w[i].conflict);
+        while (atomic_load(&w[i].conflict) == seen && atomic_load(&w[i].other) == 0)
+            sched_yield();
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_i64(atomic_load(&w[i].other), 0);
+    }
+    assert_rc(iot_reg_device_get(r, d.id, &admin), IOT_OK);
+    assert_string_equal(admin.status, "inactive");
+    assert_string_equal(admin.status_set_by, IOT_STATUS_BY_ADMIN);
 }
 
 static void test_device_unique(void **state)
@@ -1571,7 +1716,11 @@ static void test_backend_table(void **state)
     const struct iot_registry_ops *pg = iot_registry_backend("postgresql://localhost/iot");
     assert_non_null(pg);
     assert_string_equal(pg->name, "postgres");
-    assert_i64(pg->version, 1);
+    assert_i64(pg->version, 2);
+    assert_i64(sq->version, 2);
+    /* version 2's slot: every compiled-in backend has it (no fallback) */
+    assert_non_null(sq->device_update_by_device);
+    assert_non_null(pg->device_update_by_device);
     assert_true(pg->caps & IOT_REG_CAP_TRANSACTIONS);
     assert_ptr_equal(iot_registry_backend("postgres://localhost/iot"), pg);
     assert_ptr_equal(iot_registry_backend("PostgreSQL://localhost/iot"), pg);
@@ -2300,6 +2449,8 @@ static int run_backend(const char *url)
         T(test_device_create_get),
         T(test_device_owner_active),
         T(test_device_status_set_by),
+        T(test_device_update_by_device),
+        T(test_device_update_by_device_race),
         T(test_device_unique),
         T(test_device_update),
         T(test_device_delete),

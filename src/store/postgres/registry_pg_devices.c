@@ -95,6 +95,26 @@ int iot_pg_reg_device_update(void *self, const struct iot_device *d)
     return iot_pg_reg_update(self, ST_DEV_UPDATE, &p);
 }
 
+/* One statement (see ST_DEV_BY_DEVICE); not retried: a write. */
+int iot_pg_reg_device_update_by_device(void *self, const struct iot_device *d)
+{
+    struct iot_pg_reg *r = self;
+    if (!d)
+        return IOT_EINVAL;
+    struct iot_pg_params p = {0};
+    iot_pg_param_int(&p, d->id);
+    IOT_PG_PARAM_FIELD(&p, d->status);
+    IOT_PG_PARAM_FIELD(&p, d->location);
+    IOT_PG_PARAM_FIELD(&p, d->firmware_version);
+    IOT_PG_PARAM_FIELD(&p, d->hardware_version);
+    iot_pg_param_int(&p, d->updated_at ? d->updated_at : iot_now_ms());
+    int64_t outcome = 0;
+    int rc = iot_pg_run(r->pool, ST_DEV_BY_DEVICE, &p, 0, iot_pg_reg_read_id, &outcome, NULL);
+    if (rc)
+        return rc;
+    return outcome == 0 ? IOT_OK : outcome == 1 ? IOT_ECONFLICT : IOT_ENOTFOUND;
+}
+
 /* Memberships go with it (ON DELETE CASCADE). */
 int iot_pg_reg_device_delete(void *self, int64_t id)
 {

@@ -143,6 +143,7 @@ enum stmt_id {
     ST_DEV_TOUCH,
     ST_DEV_STATS,
     ST_DEV_EXISTS,
+    ST_DEV_BY_DEVICE,
     ST_GRP_INSERT,
     ST_GRP_BY_ID,
     ST_GRP_UPDATE,
@@ -189,6 +190,13 @@ static const char *const stmt_sql[ST__COUNT] = {
                      " SUM(status = 'maintenance'),"
                      " SUM(status = 'active' AND last_seen >= ?1) FROM devices",
     [ST_DEV_EXISTS] = "SELECT 1 FROM devices WHERE id = ?1",
+    /* device_update_by_device: the WHERE is iot_device_held_off negated,
+     * on the stored row; status_set_by reads the old status (SET sees the
+     * row as it was). */
+    [ST_DEV_BY_DEVICE] = "UPDATE devices SET status_set_by = CASE WHEN status = ?2"
+                         " THEN status_set_by ELSE 'device' END, status = ?2, location = ?3,"
+                         " firmware_version = ?4, hardware_version = ?5, updated_at = ?6"
+                         " WHERE id = ?1 AND (status = 'active' OR status_set_by <> 'admin')",
     [ST_GRP_INSERT] = "INSERT INTO device_groups (user_id, name, description, color,"
                       " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_GRP_BY_ID] = "SELECT " GRP_COLS " FROM device_groups g WHERE g.id = ?1",
@@ -901,6 +909,34 @@ static int row_exists(struct iot_sqldb_conn *c, enum stmt_id id, int64_t key)
     return step_one(st, NULL, NULL);
 }
 
+/* In the write transaction, so "held off" and "gone" cannot change
+ * between the update and the existence check. */
+static int device_update_by_device(void *self, const struct iot_device *d)
+{
+    if (!d)
+        return IOT_EINVAL;
+    struct iot_sqldb_conn *c;
+    int rc = iot_sqldb_write_begin(self, &c);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    rc = iot_sqldb_stmt(c, ST_DEV_BY_DEVICE, &st);
+    if (rc == IOT_OK) {
+        sqlite3_bind_int64(st, 1, d->id);
+        BIND_FIELD(st, 2, d->status);
+        BIND_FIELD(st, 3, d->location);
+        BIND_FIELD(st, 4, d->firmware_version);
+        BIND_FIELD(st, 5, d->hardware_version);
+        sqlite3_bind_int64(st, 6, d->updated_at ? d->updated_at : iot_now_ms());
+        rc = changed_or_notfound(c, iot_sqldb_step_done(st));
+    }
+    if (rc == IOT_ENOTFOUND) { /* the row is gone, or held off */
+        int found = row_exists(c, ST_DEV_EXISTS, d->id);
+        rc = found == IOT_OK ? IOT_ECONFLICT : found;
+    }
+    return iot_sqldb_write_end(self, c, rc);
+}
+
 /* The existence checks run in the write transaction, so the answer cannot
  * change before the insert; they make "missing" IOT_ENOTFOUND explicitly
  * rather than relying on how a foreign-key failure is reported. */
@@ -967,7 +1003,7 @@ static int device_groups(void *self, int64_t device_id, iot_device_group_fn fn, 
 
 const struct iot_registry_ops iot_registry_sqlite = {
     .name = "sqlite",
-    .version = 1,
+    .version = 2,
     .caps = IOT_REG_CAP_TRANSACTIONS,
     .open = reg_open,
     .close = reg_close,
@@ -997,4 +1033,5 @@ const struct iot_registry_ops iot_registry_sqlite = {
     .member_remove = member_remove,
     .group_devices = group_devices,
     .device_groups = device_groups,
+    .device_update_by_device = device_update_by_device,
 };

@@ -229,8 +229,10 @@ struct iot_registry_ops {
      * it does not; d->status_set_by is ignored. Atomic compare-and-set on
      * the stored row, not on the caller's (possibly cached, stale) copy: if
      * a person has switched the device off (iot_device_held_off on the
-     * stored row) nothing is written and it returns IOT_ECONFLICT; no row
-     * d->id: IOT_ENOTFOUND. */
+     * stored row) and d->status differs from the stored status, nothing is
+     * written and it returns IOT_ECONFLICT (a write that keeps the admin's
+     * status, e.g. new firmware while in maintenance, goes through and
+     * keeps status_set_by "admin"); no row d->id: IOT_ENOTFOUND. */
     int (*device_update_by_device)(void *self, const struct iot_device *d);
 };
 

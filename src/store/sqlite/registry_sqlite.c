@@ -190,13 +190,14 @@ static const char *const stmt_sql[ST__COUNT] = {
                      " SUM(status = 'maintenance'),"
                      " SUM(status = 'active' AND last_seen >= ?1) FROM devices",
     [ST_DEV_EXISTS] = "SELECT 1 FROM devices WHERE id = ?1",
-    /* device_update_by_device: the WHERE is iot_device_held_off negated,
-     * on the stored row; status_set_by reads the old status (SET sees the
-     * row as it was). */
+    /* device_update_by_device: the WHERE refuses a status change out of
+     * iot_device_held_off, judged on the stored row; status_set_by reads
+     * the old status (SET sees the row as it was). */
     [ST_DEV_BY_DEVICE] = "UPDATE devices SET status_set_by = CASE WHEN status = ?2"
                          " THEN status_set_by ELSE 'device' END, status = ?2, location = ?3,"
                          " firmware_version = ?4, hardware_version = ?5, updated_at = ?6"
-                         " WHERE id = ?1 AND (status = 'active' OR status_set_by <> 'admin')",
+                         " WHERE id = ?1 AND (status = ?2 OR status = 'active'"
+                         " OR status_set_by <> 'admin')",
     [ST_GRP_INSERT] = "INSERT INTO device_groups (user_id, name, description, color,"
                       " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_GRP_BY_ID] = "SELECT " GRP_COLS " FROM device_groups g WHERE g.id = ?1",

@@ -1532,6 +1532,31 @@ static void raw_exec(const struct fixture *fx, const char *sql)
  * IOT_ECONFLICT, changing nothing, rather than pick one; once the operator
  * renames one, it opens and the rule holds. Version 1 is made by taking the
  * current schema back: the later steps' index and column dropped. */
+/* iot_registry_open with stderr sent to a file: what it logged (heap, caller
+ * frees; NULL if the capture itself failed). */
+static char *open_logging_to(const char *url, struct iot_registry *reg, int *rc)
+{
+    FILE *tmp = tmpfile();
+    fflush(stderr);
+    int saved = dup(2);
+    if (!tmp || saved < 0 || dup2(fileno(tmp), 2) < 0) {
+        *rc = iot_registry_open(url, reg);
+        return NULL;
+    }
+    *rc = iot_registry_open(url, reg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    long n = ftell(tmp);
+    char *text = n >= 0 ? calloc((size_t)n + 1, 1) : NULL;
+    rewind(tmp);
+    if (text && fread(text, 1, (size_t)n, tmp) != (size_t)n)
+        text[0] = '\0';
+    fclose(tmp);
+    fputs(text ? text : "", stderr); /* still shown with the test's output */
+    return text;
+}
+
 static void test_migrate_case_duplicates(void **state)
 {
     struct fixture *fx = *state;
@@ -1540,7 +1565,7 @@ static void test_migrate_case_duplicates(void **state)
     struct iot_registry reg;
     assert_rc(iot_registry_open(fx->url, &reg), IOT_OK);
     int64_t u = mk_user(&reg, "zoe-owner");
-    mk_device(&reg, u, "used-off", "maintenance", "t");
+    int64_t off = mk_device(&reg, u, "used-off", "maintenance", "t");
     iot_registry_close(&reg);
     raw_exec(fx, "DROP INDEX users_username_nocase; DROP INDEX users_email_nocase;"
                  " ALTER TABLE devices DROP COLUMN status_set_by;"
@@ -1550,11 +1575,38 @@ static void test_migrate_case_duplicates(void **state)
     raw_exec(fx, is_postgres(fx->url) ? "DELETE FROM schema_version WHERE version > 1"
                                       : "PRAGMA user_version = 1");
 
-    assert_rc(iot_registry_open(fx->url, &reg), IOT_ECONFLICT);
+    int open_rc;
+    char *log = open_logging_to(fx->url, &reg, &open_rc);
+    assert_rc(open_rc, IOT_ECONFLICT);
     assert_null(reg.ops);
+    /* rolled back: nothing to tell about step 3 */
+    bool noted = log && strstr(log, "taken as switched off by an admin");
+    free(log);
+    assert_false(noted);
 
     raw_exec(fx, "UPDATE users SET username = 'zoe2' WHERE user_id = 'b'");
-    assert_rc(iot_registry_open(fx->url, &reg), IOT_OK);
+    log = open_logging_to(fx->url, &reg, &open_rc);
+    assert_rc(open_rc, IOT_OK);
+    /* step 3 says once how many devices it took as switched off, and how
+     * to switch them on */
+    char expect_note[256];
+    snprintf(expect_note, sizeof expect_note,
+             "1 used device(s) that were inactive or in maintenance are now taken as switched off"
+             " by an admin (status_set_by = 'admin', ids %" PRId64 ")", off);
+    bool has_note = log && strstr(log, expect_note) &&
+                    strstr(log, "PUT /api/v1/admin/devices/{id}/status");
+    free(log);
+    if (!has_note)
+        iot_registry_close(&reg);
+    assert_true(has_note);
+    iot_registry_close(&reg);
+    log = open_logging_to(fx->url, &reg, &open_rc); /* migrated: nothing more to say */
+    noted = log && strstr(log, "taken as switched off by an admin");
+    free(log);
+    if (open_rc || noted)
+        iot_registry_close(&reg);
+    assert_rc(open_rc, IOT_OK);
+    assert_false(noted);
     struct iot_user got;
     int rc = iot_reg_user_get_by_username(&reg, "ZOE", &got);
     struct iot_user dup;

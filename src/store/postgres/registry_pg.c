@@ -68,6 +68,7 @@ static int reg_open(const char *url, void **self)
         .migrations = iot_pg_reg_migrations,
         .n_migrations = iot_pg_reg_n_migrations,
         .checks = iot_pg_reg_migration_checks,
+        .notes = iot_pg_reg_migration_notes,
         .migration_lock = REGISTRY_MIGRATION_LOCK,
         .stmts = r->sql,
         .n_stmts = REG_N_STMTS,

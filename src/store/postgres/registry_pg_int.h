@@ -64,6 +64,8 @@ extern const char *const iot_pg_reg_migrations[];
 extern const int iot_pg_reg_n_migrations;
 /* One entry per migration (NULL: none); see iot_pg_schema.checks. */
 extern const char *const iot_pg_reg_migration_checks[];
+/* One entry per migration (NULL: none); see iot_pg_schema.notes. */
+extern const char *const iot_pg_reg_migration_notes[];
 /* Fills r->sql: the fixed statements and the built scan statements. */
 int iot_pg_reg_sql_build(struct iot_pg_reg *r);
 void iot_pg_reg_sql_free(struct iot_pg_reg *r);

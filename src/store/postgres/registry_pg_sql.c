@@ -113,6 +113,22 @@ const char *const iot_pg_reg_migration_checks[] = {
     " GROUP BY lower(email COLLATE \"C\") HAVING COUNT(*) > 1) dup HAVING COUNT(*) > 0",
     NULL,
 };
+/* After step 3: the used devices it took as switched off by an admin (an
+ * admin may have done it; they may also have switched themselves off, which
+ * was allowed before). The rule errs on the side of a person confirming;
+ * this says so once, with how to switch them on. */
+const char *const iot_pg_reg_migration_notes[] = {
+    NULL,
+    NULL,
+    "SELECT n || ' used device(s) that were inactive or in maintenance are now taken as"
+    " switched off by an admin (status_set_by = ''admin'', ids ' || ids || CASE WHEN n > 20"
+    " THEN ', ...' ELSE '' END || '): their API keys are refused and they cannot switch"
+    " themselves on until an admin does, with PUT /api/v1/admin/devices/{id}/status"
+    " {\"status\": \"active\"} (see docs/OPERATIONS.md)' FROM (SELECT COUNT(*) AS n,"
+    " (SELECT string_agg(id::text, ', ') FROM (SELECT id FROM devices"
+    " WHERE status_set_by = 'admin' ORDER BY id LIMIT 20) f) AS ids"
+    " FROM devices WHERE status_set_by = 'admin') c WHERE n > 0",
+};
 const int iot_pg_reg_n_migrations =
     (int)(sizeof iot_pg_reg_migrations / sizeof iot_pg_reg_migrations[0]);
 

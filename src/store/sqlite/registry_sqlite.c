@@ -109,6 +109,21 @@ static const char *const migration_checks[N_MIGRATIONS] = {
           " GROUP BY lower(email) HAVING COUNT(*) > 1)) WHERE m IS NOT NULL",
 };
 
+/* After step 3: the used devices it took as switched off by an admin (an
+ * admin may have done it; they may also have switched themselves off, which
+ * was allowed before). The rule errs on the side of a person confirming;
+ * this says so once, with how to switch them on. */
+static const char *const migration_notes[N_MIGRATIONS] = {
+    [2] = "SELECT n || ' used device(s) that were inactive or in maintenance are now taken as"
+          " switched off by an admin (status_set_by = ''admin'', ids ' || ids || CASE WHEN n > 20"
+          " THEN ', ...' ELSE '' END || '): their API keys are refused and they cannot switch"
+          " themselves on until an admin does, with PUT /api/v1/admin/devices/{id}/status"
+          " {\"status\": \"active\"} (see docs/OPERATIONS.md)' FROM (SELECT COUNT(*) AS n,"
+          " (SELECT group_concat(id, ', ') FROM (SELECT id FROM devices"
+          " WHERE status_set_by = 'admin' ORDER BY id LIMIT 20)) AS ids"
+          " FROM devices WHERE status_set_by = 'admin') WHERE n > 0",
+};
+
 /* ---- statements -------------------------------------------------------- */
 
 #define USER_COLS                                                                              \
@@ -274,6 +289,7 @@ static const struct iot_sqldb_schema registry_schema = {
     .n_stmts = ST__COUNT,
     .n_dyn = IOT_REG_SCAN__COUNT * IOT_REG_FILTER_COMBOS * 2,
     .checks = migration_checks,
+    .notes = migration_notes,
 };
 
 struct scan_sql_key {

@@ -207,10 +207,11 @@ static const char *const fixed_sql[ST__FIXED] = {
                       " VALUES ($1, $2, $3)",
     [ST_MEM_DELETE] = "DELETE FROM device_group_members WHERE group_id = $1 AND device_id = $2",
     /* device_update_by_device. The WHERE refuses a status change out of
-     * iot_device_held_off, judged on the stored row; under READ COMMITTED an UPDATE that waited for a concurrent admin
-     * write re-checks it on the new row, so the test and the write are one
-     * step. Answers 0 (written), 1 (held off: the row exists) or 2 (no
-     * row). status_set_by reads the old status (SET sees the old row). */
+     * iot_device_held_off, judged on the stored row; under READ COMMITTED
+     * an UPDATE that waited for a concurrent admin write re-checks it on
+     * the new row, so the test and the write are one step. Answers 0
+     * (written), 1 (held off: the row exists) or 2 (no row).
+     * status_set_by reads the old status (SET sees the old row). */
     [ST_DEV_BY_DEVICE] = "WITH u AS (UPDATE devices SET status_set_by = CASE WHEN status = $2"
                          " THEN status_set_by ELSE 'device' END, status = $2, location = $3,"
                          " firmware_version = $4, hardware_version = $5, updated_at = $6"

@@ -247,9 +247,9 @@ static void reply_own_write_refused(struct iot_req *r, const struct iot_device *
                     "an admin changed device %lld while it was writing; retry", (long long)d->id);
 }
 
-bool iot_device_write_own(struct iot_req *r, const struct iot_device *d)
+bool iot_device_write_own(struct iot_req *r, const struct iot_device *d, unsigned fields)
 {
-    int rc = iot_reg_device_update_by_device(&iot_app_of(r)->registry, d);
+    int rc = iot_reg_device_update_by_device(&iot_app_of(r)->registry, d, fields);
     if (rc == IOT_ECONFLICT) {
         reply_own_write_refused(r, d);
         return false;
@@ -268,7 +268,7 @@ static bool activate_on_first_use(struct iot_req *r, struct iot_device *d)
 {
     snprintf(d->status, sizeof d->status, "active");
     d->updated_at = iot_now_ms();
-    if (!iot_device_write_own(r, d))
+    if (!iot_device_write_own(r, d, 0)) /* the status only */
         return false;
     snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_DEVICE);
     /* Forget rather than cache *d: if the row was already active, its

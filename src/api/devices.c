@@ -108,6 +108,15 @@ static bool own_status_change_ok(struct iot_req *r, const struct iot_device *bef
     return false;
 }
 
+/* The optional fields the body carries (null counts: it clears one); the
+ * others keep their stored values, not those of a possibly stale copy. */
+static unsigned own_fields_sent(json_t *body)
+{
+    return (json_object_get(body, "location") ? IOT_REG_OWN_LOCATION : 0) |
+           (json_object_get(body, "firmware_version") ? IOT_REG_OWN_FIRMWARE : 0) |
+           (json_object_get(body, "hardware_version") ? IOT_REG_OWN_HARDWARE : 0);
+}
+
 void iot_h_device_config(struct iot_req *r)
 {
     struct iot_device d;
@@ -119,6 +128,7 @@ void iot_h_device_config(struct iot_req *r)
         return;
     struct iot_device before = d;
     bool has_status = !iot_field_missing(body, "status");
+    unsigned sent = own_fields_sent(body);
     int set = has_status ? iot_read_device_fields(r, body, IOT_DEV_STATUS | IOT_DEV_LOCATION |
                                                                IOT_DEV_VERSIONS, &d)
                          : 0;
@@ -128,7 +138,7 @@ void iot_h_device_config(struct iot_req *r)
     if (set <= 0 || !own_status_change_ok(r, &before, &d))
         return;
     d.updated_at = iot_now_ms();
-    bool written = iot_device_write_own(r, &d);
+    bool written = iot_device_write_own(r, &d, sent);
     /* Written or not, drop the cached copy here and on every instance: a
      * new status takes effect on the next request; a refused write showed
      * it was stale. */

@@ -222,9 +222,11 @@ struct iot_registry_ops {
     int (*device_groups)(void *self, int64_t device_id, iot_device_group_fn fn, void *ctx);
 
     /* Version 2. The device's own write (its first use, its PUT
-     * /devices/config): sets status, location, firmware_version,
-     * hardware_version and updated_at (0: now) of row d->id from *d and
-     * nothing else — not name, key or last_seen. status_set_by becomes
+     * /devices/config): sets status and updated_at (0: now) of row d->id
+     * from *d, and location, firmware_version, hardware_version only where
+     * `fields` has IOT_REG_OWN_LOCATION, _FIRMWARE, _HARDWARE (what the
+     * device sent; a stale copy's other values are not written back) —
+     * nothing else: not name, key or last_seen. status_set_by becomes
      * IOT_STATUS_BY_DEVICE when the status changes and stays as stored when
      * it does not; d->status_set_by is ignored. Atomic compare-and-set on
      * the stored row, not on the caller's (possibly cached, stale) copy: if
@@ -233,8 +235,13 @@ struct iot_registry_ops {
      * written and it returns IOT_ECONFLICT (a write that keeps the admin's
      * status, e.g. new firmware while in maintenance, goes through and
      * keeps status_set_by "admin"); no row d->id: IOT_ENOTFOUND. */
-    int (*device_update_by_device)(void *self, const struct iot_device *d);
+    int (*device_update_by_device)(void *self, const struct iot_device *d, unsigned fields);
 };
+
+/* device_update_by_device's `fields`. */
+#define IOT_REG_OWN_LOCATION 0x1u
+#define IOT_REG_OWN_FIRMWARE 0x2u
+#define IOT_REG_OWN_HARDWARE 0x4u
 
 /* A registry handle: the ops and the backend's state. */
 struct iot_registry {
@@ -292,6 +299,6 @@ static inline int iot_reg_group_devices(struct iot_registry *r, int64_t g, const
 static inline int iot_reg_device_groups(struct iot_registry *r, int64_t d, iot_device_group_fn fn, void *ctx) { return r->ops->device_groups(r->self, d, fn, ctx); }
 /* Required (there is no safe fallback: a whole-row device_update would
  * undo an admin's switch-off); a backend without it fails here. */
-static inline int iot_reg_device_update_by_device(struct iot_registry *r, const struct iot_device *d) { return r->ops->device_update_by_device ? r->ops->device_update_by_device(r->self, d) : IOT_EINTERNAL; }
+static inline int iot_reg_device_update_by_device(struct iot_registry *r, const struct iot_device *d, unsigned fields) { return r->ops->device_update_by_device ? r->ops->device_update_by_device(r->self, d, fields) : IOT_EINTERNAL; }
 
 #endif

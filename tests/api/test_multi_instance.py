@@ -291,6 +291,22 @@ def test_stale_copy_on_b_cannot_undo_switch_off_through_first_use(deaf_pair):
     expect(on_b.post("/telemetry", json={"data": {"x": 2}}), 201)
 
 
+def test_stale_copy_on_b_writes_back_only_what_the_device_sent(deaf_pair):
+    """The device moved on A; its config on B, sending firmware only, must
+    not write B's stale location back."""
+    a, b = deaf_pair
+    dev = register_device(make_user(a, "bearer"))
+    on_a, on_b = key_client(a, dev["api_key"]), key_client(b, dev["api_key"])
+    for x in (1, 2):  # first use activates; the second request caches the active row on B
+        expect(on_b.post("/telemetry", json={"data": {"x": x}}), 201)
+    expect(on_a.put("/devices/config", json={"status": "active", "location": "Cellar"}), 200)
+    d = expect(on_b.put("/devices/config", json={"status": "active", "firmware_version": "4.0"}),
+               200)["device"]
+    assert (d["location"], d["firmware_version"]) == ("Cellar", "4.0"), d
+    d = expect(a.admin.get(f"/admin/devices/{dev['id']}"), 200)["device"]
+    assert (d["location"], d["firmware_version"]) == ("Cellar", "4.0"), d
+
+
 def test_admin_token_throttle_is_shared():
     """Failed admin tokens count on both instances together (4 a minute
     here): guessing cannot be spread over instances behind a balancer."""

@@ -763,6 +763,8 @@ static void test_device_status_set_by(void **state)
     assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
 }
 
+#define OWN_ALL (IOT_REG_OWN_LOCATION | IOT_REG_OWN_FIRMWARE | IOT_REG_OWN_HARDWARE)
+
 /* The device's own write: only status, location, versions and updated_at;
  * status_set_by follows a status change; and never over an admin's
  * switch-off, whatever the caller's (cached) copy says. */
@@ -782,7 +784,7 @@ static void test_device_update_by_device(void **state)
     snprintf(w.status_set_by, sizeof w.status_set_by, IOT_STATUS_BY_ADMIN); /* ignored */
     w.last_seen = 0;
     w.updated_at = 777;
-    assert_rc(iot_reg_device_update_by_device(r, &w), IOT_OK);
+    assert_rc(iot_reg_device_update_by_device(r, &w, OWN_ALL), IOT_OK);
     assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
     assert_string_equal(got.status, "active");
     assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
@@ -799,7 +801,7 @@ static void test_device_update_by_device(void **state)
     snprintf(w.firmware_version, sizeof w.firmware_version, "2.0");
     snprintf(w.location, sizeof w.location, "attic");
     snprintf(w.hardware_version, sizeof w.hardware_version, "rev-c");
-    assert_rc(iot_reg_device_update_by_device(r, &w), IOT_OK);
+    assert_rc(iot_reg_device_update_by_device(r, &w, OWN_ALL), IOT_OK);
     assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
     assert_string_equal(got.status_set_by, IOT_STATUS_BY_ADMIN);
     assert_string_equal(got.firmware_version, "2.0");
@@ -811,7 +813,7 @@ static void test_device_update_by_device(void **state)
     assert_rc(iot_reg_device_update(r, &got), IOT_OK);
     w = cached; /* status "active": would undo the switch-off */
     snprintf(w.firmware_version, sizeof w.firmware_version, "3.0");
-    assert_rc(iot_reg_device_update_by_device(r, &w), IOT_ECONFLICT);
+    assert_rc(iot_reg_device_update_by_device(r, &w, OWN_ALL), IOT_ECONFLICT);
     assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
     assert_string_equal(got.status, "maintenance");
     assert_string_equal(got.status_set_by, IOT_STATUS_BY_ADMIN);
@@ -819,11 +821,25 @@ static void test_device_update_by_device(void **state)
     assert_true(iot_device_held_off(&got));
     /* keeping the admin's status, the device may still report firmware */
     snprintf(w.status, sizeof w.status, "maintenance");
-    assert_rc(iot_reg_device_update_by_device(r, &w), IOT_OK);
+    assert_rc(iot_reg_device_update_by_device(r, &w, IOT_REG_OWN_FIRMWARE), IOT_OK);
     assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
     assert_string_equal(got.status, "maintenance");
     assert_string_equal(got.status_set_by, IOT_STATUS_BY_ADMIN);
     assert_string_equal(got.firmware_version, "3.0");
+    /* only the fields the device sent: the copy's others are not written */
+    snprintf(w.location, sizeof w.location, "stale");
+    snprintf(w.firmware_version, sizeof w.firmware_version, "3.1");
+    snprintf(w.hardware_version, sizeof w.hardware_version, "stale");
+    assert_rc(iot_reg_device_update_by_device(r, &w, IOT_REG_OWN_FIRMWARE), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.firmware_version, "3.1");
+    assert_string_equal(got.location, "attic");
+    assert_string_equal(got.hardware_version, "rev-c");
+    w.location[0] = '\0'; /* "" is a value (cleared), not "unchanged" */
+    assert_rc(iot_reg_device_update_by_device(r, &w, IOT_REG_OWN_LOCATION), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.location, "");
+    assert_string_equal(got.hardware_version, "rev-c");
 
     /* heartbeats (last_seen batches) leave status alone too */
     struct iot_seen s = {.device_id = d.id, .last_seen = 900};
@@ -838,13 +854,13 @@ static void test_device_update_by_device(void **state)
     snprintf(d.status_set_by, sizeof d.status_set_by, IOT_STATUS_BY_DEVICE);
     assert_rc(iot_reg_device_create(r, &d), IOT_OK);
     snprintf(d.status, sizeof d.status, "active");
-    assert_rc(iot_reg_device_update_by_device(r, &d), IOT_OK);
+    assert_rc(iot_reg_device_update_by_device(r, &d, OWN_ALL), IOT_OK);
     assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
     assert_string_equal(got.status, "active");
     assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
 
     d.id += 1000;
-    assert_rc(iot_reg_device_update_by_device(r, &d), IOT_ENOTFOUND);
+    assert_rc(iot_reg_device_update_by_device(r, &d, OWN_ALL), IOT_ENOTFOUND);
 }
 
 /* Devices writing "active" in a loop while an admin switches the device
@@ -862,7 +878,7 @@ static void *self_writer_main(void *arg)
 {
     struct self_writer *w = arg;
     while (!atomic_load(w->stop)) {
-        int rc = iot_reg_device_update_by_device(w->r, &w->d);
+        int rc = iot_reg_device_update_by_device(w->r, &w->d, 0);
         atomic_fetch_add(rc == IOT_OK ? &w->ok : rc == IOT_ECONFLICT ? &w->conflict : &w->other, 1);
     }
     return NULL;

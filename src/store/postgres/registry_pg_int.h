@@ -100,7 +100,7 @@ int iot_pg_reg_device_list(void *self, const struct iot_device_filter *f, struct
                            iot_device_fn fn, void *ctx, int64_t *total);
 int iot_pg_reg_device_touch(void *self, const struct iot_seen *seen, size_t n);
 int iot_pg_reg_device_stats(void *self, int64_t online_since, struct iot_device_stats *out);
-int iot_pg_reg_device_update_by_device(void *self, const struct iot_device *d);
+int iot_pg_reg_device_update_by_device(void *self, const struct iot_device *d, unsigned fields);
 
 int iot_pg_reg_group_create(void *self, struct iot_group *g);
 int iot_pg_reg_group_get(void *self, int64_t id, struct iot_group *out);

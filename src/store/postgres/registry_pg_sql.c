@@ -211,10 +211,13 @@ static const char *const fixed_sql[ST__FIXED] = {
      * an UPDATE that waited for a concurrent admin write re-checks it on
      * the new row, so the test and the write are one step. Answers 0
      * (written), 1 (held off: the row exists) or 2 (no row).
-     * status_set_by reads the old status (SET sees the old row). */
+     * status_set_by reads the old status (SET sees the old row); NULL:
+     * column unchanged. */
     [ST_DEV_BY_DEVICE] = "WITH u AS (UPDATE devices SET status_set_by = CASE WHEN status = $2"
-                         " THEN status_set_by ELSE 'device' END, status = $2, location = $3,"
-                         " firmware_version = $4, hardware_version = $5, updated_at = $6"
+                         " THEN status_set_by ELSE 'device' END, status = $2,"
+                         " location = COALESCE($3, location),"
+                         " firmware_version = COALESCE($4, firmware_version),"
+                         " hardware_version = COALESCE($5, hardware_version), updated_at = $6"
                          " WHERE id = $1 AND (status = $2 OR status = 'active'"
                          " OR status_set_by <> 'admin')"
                          " RETURNING 1) SELECT CASE WHEN EXISTS (SELECT 1 FROM u) THEN 0"

@@ -207,10 +207,12 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_DEV_EXISTS] = "SELECT 1 FROM devices WHERE id = ?1",
     /* device_update_by_device: the WHERE refuses a status change out of
      * iot_device_held_off, judged on the stored row; status_set_by reads
-     * the old status (SET sees the row as it was). */
+     * the old status (SET sees the row as it was); NULL: column unchanged. */
     [ST_DEV_BY_DEVICE] = "UPDATE devices SET status_set_by = CASE WHEN status = ?2"
-                         " THEN status_set_by ELSE 'device' END, status = ?2, location = ?3,"
-                         " firmware_version = ?4, hardware_version = ?5, updated_at = ?6"
+                         " THEN status_set_by ELSE 'device' END, status = ?2,"
+                         " location = COALESCE(?3, location),"
+                         " firmware_version = COALESCE(?4, firmware_version),"
+                         " hardware_version = COALESCE(?5, hardware_version), updated_at = ?6"
                          " WHERE id = ?1 AND (status = ?2 OR status = 'active'"
                          " OR status_set_by <> 'admin')",
     [ST_GRP_INSERT] = "INSERT INTO device_groups (user_id, name, description, color,"
@@ -928,7 +930,16 @@ static int row_exists(struct iot_sqldb_conn *c, enum stmt_id id, int64_t key)
 
 /* In the write transaction, so "held off" and "gone" cannot change
  * between the update and the existence check. */
-static int device_update_by_device(void *self, const struct iot_device *d)
+/* A text field, or NULL ("leave the column") when `write` is false. */
+static void bind_field_if(sqlite3_stmt *st, int i, bool write, const char *s, size_t cap)
+{
+    if (write)
+        bind_text(st, i, s, cap);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int device_update_by_device(void *self, const struct iot_device *d, unsigned fields)
 {
     if (!d)
         return IOT_EINVAL;
@@ -941,9 +952,11 @@ static int device_update_by_device(void *self, const struct iot_device *d)
     if (rc == IOT_OK) {
         sqlite3_bind_int64(st, 1, d->id);
         BIND_FIELD(st, 2, d->status);
-        BIND_FIELD(st, 3, d->location);
-        BIND_FIELD(st, 4, d->firmware_version);
-        BIND_FIELD(st, 5, d->hardware_version);
+        bind_field_if(st, 3, fields & IOT_REG_OWN_LOCATION, d->location, sizeof d->location);
+        bind_field_if(st, 4, fields & IOT_REG_OWN_FIRMWARE, d->firmware_version,
+                      sizeof d->firmware_version);
+        bind_field_if(st, 5, fields & IOT_REG_OWN_HARDWARE, d->hardware_version,
+                      sizeof d->hardware_version);
         sqlite3_bind_int64(st, 6, d->updated_at ? d->updated_at : iot_now_ms());
         rc = changed_or_notfound(c, iot_sqldb_step_done(st));
     }

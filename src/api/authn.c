@@ -229,20 +229,52 @@ bool iot_authn_self_or_admin(struct iot_req *r, const char *user_id, struct iot_
     return false;
 }
 
-/* An inactive device that is new, or that switched itself off, switches
- * itself on by working; one an admin switched off never gets here. */
-static bool activate_on_first_use(struct iot_req *r, struct iot_device *d)
+/* The refusal is the store's, on its row: the copy in *d may be one this
+ * instance cached before an admin's switch-off whose notice has not
+ * arrived (or never will: Redis down). */
+static void reply_own_write_refused(struct iot_req *r, const struct iot_device *d)
 {
     struct iot_app *app = iot_app_of(r);
-    snprintf(d->status, sizeof d->status, "active");
-    snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_DEVICE);
-    d->updated_at = iot_now_ms();
-    int rc = iot_reg_device_update(&app->registry, d);
+    iot_devcache_forget(app->devcache, d->api_key_hash);
+    struct iot_device now;
+    int rc = iot_reg_device_get(&app->registry, d->id, &now);
+    if (rc == IOT_OK && iot_device_held_off(&now)) {
+        IOT_INFO("device %lld: own write refused, switched off by an admin", (long long)d->id);
+        iot_reply_device_held_off(r, &now);
+        return;
+    }
+    /* switched on again (or gone) between the write and this read */
+    iot_reply_error(r, 409, "Device changed concurrently",
+                    "an admin changed device %lld while it was writing; retry", (long long)d->id);
+}
+
+bool iot_device_write_own(struct iot_req *r, const struct iot_device *d, unsigned fields)
+{
+    int rc = iot_reg_device_update_by_device(&iot_app_of(r)->registry, d, fields);
+    if (rc == IOT_ECONFLICT) {
+        reply_own_write_refused(r, d);
+        return false;
+    }
     if (rc) {
         iot_reply_store_error(r, rc, "device");
         return false;
     }
-    iot_devcache_put(app->devcache, d);
+    return true;
+}
+
+/* An inactive device that is new, or that switched itself off, switches
+ * itself on by working; one an admin switched off is refused before (if
+ * the cached copy knows) or by the store (if it does not). */
+static bool activate_on_first_use(struct iot_req *r, struct iot_device *d)
+{
+    snprintf(d->status, sizeof d->status, "active");
+    d->updated_at = iot_now_ms();
+    if (!iot_device_write_own(r, d, 0)) /* the status only */
+        return false;
+    snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_DEVICE);
+    /* Forget rather than cache *d: if the row was already active, its
+     * status_set_by stayed as stored; the next request reads the truth. */
+    iot_devcache_forget(iot_app_of(r)->devcache, d->api_key_hash);
     IOT_INFO("device %lld activated on first use", (long long)d->id);
     return true;
 }

@@ -51,4 +51,14 @@ bool iot_rate_limit_ip(struct iot_req *r, const char *action);
  * and how to switch it back on. */
 void iot_reply_device_held_off(struct iot_req *r, const struct iot_device *d);
 
+/* The device's own write of its status and of the location and versions
+ * in `fields` (IOT_REG_OWN_*: those it sent) (first use, PUT
+ * /devices/config), from *d — a copy that may come from the key cache and
+ * be stale. The store refuses it if an admin has switched the
+ * device off since (iot_reg_device_update_by_device); then the stale local
+ * cache entry is dropped and this answers 403 with the stored status.
+ * Answers store errors too; false when it answered. Leaves the cache alone
+ * on success (the caller forgets or refreshes the entry). */
+bool iot_device_write_own(struct iot_req *r, const struct iot_device *d, unsigned fields);
+
 #endif

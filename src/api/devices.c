@@ -96,18 +96,25 @@ void iot_h_device_heartbeat(struct iot_req *r)
 }
 
 /* A device may change its own status (e.g. leave the maintenance it set
- * itself), except out of a status an admin switched it to. */
+ * itself), except out of a status an admin switched it to. This answers
+ * early from the copy at hand; the store decides on its row
+ * (iot_device_write_own), since that copy may be a stale cached one. */
 static bool own_status_change_ok(struct iot_req *r, const struct iot_device *before,
-                                 struct iot_device *d)
+                                 const struct iot_device *d)
 {
-    if (strcmp(before->status, d->status) == 0)
+    if (strcmp(before->status, d->status) == 0 || !iot_device_held_off(before))
         return true;
-    if (iot_device_held_off(before)) {
-        iot_reply_device_held_off(r, before);
-        return false;
-    }
-    snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_DEVICE);
-    return true;
+    iot_reply_device_held_off(r, before);
+    return false;
+}
+
+/* The optional fields the body carries (null counts: it clears one); the
+ * others keep their stored values, not those of a possibly stale copy. */
+static unsigned own_fields_sent(json_t *body)
+{
+    return (json_object_get(body, "location") ? IOT_REG_OWN_LOCATION : 0) |
+           (json_object_get(body, "firmware_version") ? IOT_REG_OWN_FIRMWARE : 0) |
+           (json_object_get(body, "hardware_version") ? IOT_REG_OWN_HARDWARE : 0);
 }
 
 void iot_h_device_config(struct iot_req *r)
@@ -121,6 +128,7 @@ void iot_h_device_config(struct iot_req *r)
         return;
     struct iot_device before = d;
     bool has_status = !iot_field_missing(body, "status");
+    unsigned sent = own_fields_sent(body);
     int set = has_status ? iot_read_device_fields(r, body, IOT_DEV_STATUS | IOT_DEV_LOCATION |
                                                                IOT_DEV_VERSIONS, &d)
                          : 0;
@@ -130,11 +138,17 @@ void iot_h_device_config(struct iot_req *r)
     if (set <= 0 || !own_status_change_ok(r, &before, &d))
         return;
     d.updated_at = iot_now_ms();
-    int rc = iot_device_save(r, &d);
-    if (rc) {
-        iot_reply_store_error(r, rc, "device");
+    bool written = iot_device_write_own(r, &d, sent);
+    /* Written or not, drop the cached copy here and on every instance: a
+     * new status takes effect on the next request; a refused write showed
+     * it was stale. */
+    iot_device_forget_key(r, &d);
+    if (!written)
         return;
-    }
+    /* The stored row (status_set_by is the store's to set), best effort. */
+    struct iot_device stored;
+    if (iot_reg_device_get(&iot_app_of(r)->registry, d.id, &stored) == IOT_OK)
+        d = stored;
     iot_reply_json(r, 200, json_pack("{s:s, s:o}", "message", "Device configuration updated successfully",
                                      "device", iot_json_device(&d)));
 }

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "util/err.h"
+
 /* Byte limits of text fields (UTF-8 bytes, without the NUL). The API layer
  * rejects longer input with 400; backends may assume they hold. */
 #define IOT_USER_ID_LEN 32 /* public user id: 32 lowercase hex chars */
@@ -161,7 +163,7 @@ typedef int (*iot_device_group_fn)(void *ctx, const struct iot_group *g, int64_t
  * IOT_EUNAVAILABLE. New slots are appended, never reordered. */
 struct iot_registry_ops {
     const char *name; /* "sqlite", "postgres" */
-    unsigned version; /* 1 */
+    unsigned version; /* 2: device_update_by_device appended */
     unsigned caps;    /* IOT_REG_CAP_* */
 
     /* Connect/open and migrate the schema to the latest version. `url` is the
@@ -218,7 +220,28 @@ struct iot_registry_ops {
                          struct iot_page page, iot_member_fn fn, void *ctx, int64_t *total);
     /* Groups a device belongs to, ordered by group id. */
     int (*device_groups)(void *self, int64_t device_id, iot_device_group_fn fn, void *ctx);
+
+    /* Version 2. The device's own write (its first use, its PUT
+     * /devices/config): sets status and updated_at (0: now) of row d->id
+     * from *d, and location, firmware_version, hardware_version only where
+     * `fields` has IOT_REG_OWN_LOCATION, _FIRMWARE, _HARDWARE (what the
+     * device sent; a stale copy's other values are not written back) —
+     * nothing else: not name, key or last_seen. status_set_by becomes
+     * IOT_STATUS_BY_DEVICE when the status changes and stays as stored when
+     * it does not; d->status_set_by is ignored. Atomic compare-and-set on
+     * the stored row, not on the caller's (possibly cached, stale) copy: if
+     * a person has switched the device off (iot_device_held_off on the
+     * stored row) and d->status differs from the stored status, nothing is
+     * written and it returns IOT_ECONFLICT (a write that keeps the admin's
+     * status, e.g. new firmware while in maintenance, goes through and
+     * keeps status_set_by "admin"); no row d->id: IOT_ENOTFOUND. */
+    int (*device_update_by_device)(void *self, const struct iot_device *d, unsigned fields);
 };
+
+/* device_update_by_device's `fields`. */
+#define IOT_REG_OWN_LOCATION 0x1u
+#define IOT_REG_OWN_FIRMWARE 0x2u
+#define IOT_REG_OWN_HARDWARE 0x4u
 
 /* A registry handle: the ops and the backend's state. */
 struct iot_registry {
@@ -274,5 +297,8 @@ static inline int iot_reg_member_add(struct iot_registry *r, int64_t g, int64_t 
 static inline int iot_reg_member_remove(struct iot_registry *r, int64_t g, int64_t d) { return r->ops->member_remove(r->self, g, d); }
 static inline int iot_reg_group_devices(struct iot_registry *r, int64_t g, const struct iot_device_filter *f, struct iot_page p, iot_member_fn fn, void *ctx, int64_t *total) { return r->ops->group_devices(r->self, g, f, p, fn, ctx, total); }
 static inline int iot_reg_device_groups(struct iot_registry *r, int64_t d, iot_device_group_fn fn, void *ctx) { return r->ops->device_groups(r->self, d, fn, ctx); }
+/* Required (there is no safe fallback: a whole-row device_update would
+ * undo an admin's switch-off); a backend without it fails here. */
+static inline int iot_reg_device_update_by_device(struct iot_registry *r, const struct iot_device *d, unsigned fields) { return r->ops->device_update_by_device ? r->ops->device_update_by_device(r->self, d, fields) : IOT_EINTERNAL; }
 
 #endif

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from conftest import (SERVER_BACKENDS, Server, expect, expect_error, fresh_backends,
-                      key_client, login_token, make_user, register_device, unique)
+from conftest import (SERVER_BACKENDS, Server, error_text, expect, expect_error,
+                      fresh_backends, key_client, login_token, make_user, register_device,
+                      unique)
 from test_stream_access import revoked_reason
 from test_telemetry_stream import Stream
 
@@ -234,6 +235,76 @@ def test_device_switched_off_on_a_is_refused_on_b(long_cache_pair):
     until(lambda: post() == 403, 1.0, "device switched off by an admin refused on B")
     expect(a.admin.put(f"/admin/devices/{dev['id']}/status", json={"status": "active"}), 200)
     until(lambda: post() == 201, 1.0, "device switched on again accepted on B")
+
+
+@pytest.fixture(scope="module")
+def deaf_pair():
+    """A and B on one PostgreSQL but each with a Redis prefix of its own: B
+    never hears A's device notices (as when Redis is down or a notice is
+    lost), and its key-cache entries live an hour. What B's cache holds
+    about a device stays stale; only the registry knows better."""
+    shared = fresh_backends()
+    deaf = {**shared, "REDIS_URL": fresh_backends()["REDIS_URL"]}
+    env = {"IOTFLOW_KEY_CACHE_TTL_MS": "3600000"}
+    servers = Server(backends=shared, env=env).start(), Server(backends=deaf, env=env).start()
+    yield servers
+    stop_pair(servers)
+
+
+def assert_refused_as_switched_off(r, dev):
+    err = expect_error(r, 403)
+    assert "admin" in error_text(err) and f"/admin/devices/{dev['id']}/status" in err["message"], err
+
+
+def test_stale_copy_on_b_cannot_undo_switch_off_through_config(deaf_pair):
+    """B cached the device as active (set by itself); an admin on A puts it
+    in maintenance; the device's PUT /devices/config on B, from B's stale
+    copy, must not write "active" back (nor its other fields)."""
+    a, b = deaf_pair
+    dev = register_device(make_user(a, "bearer"))
+    on_b = key_client(b, dev["api_key"])
+    for x in (1, 2):  # first use activates; the second request caches the active row
+        expect(on_b.post("/telemetry", json={"data": {"x": x}}), 201)
+    expect(a.admin.put(f"/admin/devices/{dev['id']}/status", json={"status": "maintenance"}), 200)
+    assert_refused_as_switched_off(
+        on_b.put("/devices/config", json={"status": "active", "firmware_version": "9.9"}), dev)
+    d = expect(a.admin.get(f"/admin/devices/{dev['id']}"), 200)["device"]
+    assert (d["status"], d["status_set_by"]) == ("maintenance", "admin"), d
+    assert d["firmware_version"] != "9.9", d
+    # the refusal dropped B's stale copy: B now refuses the key too
+    assert_refused_as_switched_off(on_b.post("/telemetry", json={"data": {"x": 3}}), dev)
+
+
+def test_stale_copy_on_b_cannot_undo_switch_off_through_first_use(deaf_pair):
+    """B cached the device as new and inactive; an admin on A switches it
+    off; its first telemetry on B must not activate it."""
+    a, b = deaf_pair
+    dev = register_device(make_user(a, "bearer"))
+    on_b = key_client(b, dev["api_key"])
+    expect(on_b.get("/devices/credentials"), 200)  # caches it on B, no activation
+    expect(a.admin.put(f"/admin/devices/{dev['id']}/status", json={"status": "inactive"}), 200)
+    assert_refused_as_switched_off(on_b.post("/telemetry", json={"data": {"x": 1}}), dev)
+    d = expect(a.admin.get(f"/admin/devices/{dev['id']}"), 200)["device"]
+    assert (d["status"], d["status_set_by"]) == ("inactive", "admin"), d
+    # switched on by the admin, the device works on B again
+    expect(a.admin.put(f"/admin/devices/{dev['id']}/status", json={"status": "active"}), 200)
+    expect(on_b.post("/telemetry", json={"data": {"x": 2}}), 201)
+
+
+def test_stale_copy_on_b_writes_back_only_what_the_device_sent(deaf_pair):
+    """The device moved on A; its config on B, sending firmware only, must
+    not write B's stale location back."""
+    a, b = deaf_pair
+    dev = register_device(make_user(a, "bearer"))
+    on_a, on_b = key_client(a, dev["api_key"]), key_client(b, dev["api_key"])
+    for x in (1, 2):  # first use activates; the second request caches the active row on B
+        expect(on_b.post("/telemetry", json={"data": {"x": x}}), 201)
+    expect(on_a.put("/devices/config", json={"status": "active", "location": "Cellar"}), 200)
+    d = expect(on_b.put("/devices/config", json={"status": "active", "firmware_version": "4.0"}),
+               200)["device"]
+    assert (d["location"], d["firmware_version"]) == ("Cellar", "4.0"), d
+    d = expect(a.admin.get(f"/admin/devices/{dev['id']}"), 200)["device"]
+    assert (d["location"], d["firmware_version"]) == ("Cellar", "4.0"), d
 
 
 def test_admin_token_throttle_is_shared():

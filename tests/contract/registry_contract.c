@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -762,6 +763,180 @@ static void test_device_status_set_by(void **state)
     assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
 }
 
+#define OWN_ALL (IOT_REG_OWN_LOCATION | IOT_REG_OWN_FIRMWARE | IOT_REG_OWN_HARDWARE)
+
+/* The device's own write: only status, location, versions and updated_at;
+ * status_set_by follows a status change; and never over an admin's
+ * switch-off, whatever the caller's (cached) copy says. */
+static void test_device_update_by_device(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u = mk_user(r, "selfwriter");
+    struct iot_device d, got;
+    fill_device(&d, u, "dev", "inactive", "t");
+    d.last_seen = 500;
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+
+    /* first use: new → active by the device; other columns untouched */
+    struct iot_device w = d;
+    snprintf(w.status, sizeof w.status, "active");
+    snprintf(w.name, sizeof w.name, "renamed");    /* not the device's to write */
+    snprintf(w.status_set_by, sizeof w.status_set_by, IOT_STATUS_BY_ADMIN); /* ignored */
+    w.last_seen = 0;
+    w.updated_at = 777;
+    assert_rc(iot_reg_device_update_by_device(r, &w, OWN_ALL), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status, "active");
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
+    assert_string_equal(got.name, "dev");
+    assert_string_equal(got.api_key_hash, d.api_key_hash);
+    assert_i64(got.last_seen, 500);
+    assert_i64(got.updated_at, 777);
+
+    /* an admin switches it on: a write that keeps the status keeps "admin" */
+    struct iot_device cached = got; /* what another instance's key cache holds */
+    snprintf(got.status_set_by, sizeof got.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_rc(iot_reg_device_update(r, &got), IOT_OK);
+    w = cached;
+    snprintf(w.firmware_version, sizeof w.firmware_version, "2.0");
+    snprintf(w.location, sizeof w.location, "attic");
+    snprintf(w.hardware_version, sizeof w.hardware_version, "rev-c");
+    assert_rc(iot_reg_device_update_by_device(r, &w, OWN_ALL), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_string_equal(got.firmware_version, "2.0");
+    assert_string_equal(got.location, "attic");
+    assert_string_equal(got.hardware_version, "rev-c");
+
+    /* an admin switches it off; the stale copy says active/device */
+    snprintf(got.status, sizeof got.status, "maintenance");
+    assert_rc(iot_reg_device_update(r, &got), IOT_OK);
+    w = cached; /* status "active": would undo the switch-off */
+    snprintf(w.firmware_version, sizeof w.firmware_version, "3.0");
+    assert_rc(iot_reg_device_update_by_device(r, &w, OWN_ALL), IOT_ECONFLICT);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status, "maintenance");
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_string_equal(got.firmware_version, "2.0");
+    assert_true(iot_device_held_off(&got));
+    /* keeping the admin's status, the device may still report firmware */
+    snprintf(w.status, sizeof w.status, "maintenance");
+    assert_rc(iot_reg_device_update_by_device(r, &w, IOT_REG_OWN_FIRMWARE), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status, "maintenance");
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_string_equal(got.firmware_version, "3.0");
+    /* only the fields the device sent: the copy's others are not written */
+    snprintf(w.location, sizeof w.location, "stale");
+    snprintf(w.firmware_version, sizeof w.firmware_version, "3.1");
+    snprintf(w.hardware_version, sizeof w.hardware_version, "stale");
+    assert_rc(iot_reg_device_update_by_device(r, &w, IOT_REG_OWN_FIRMWARE), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.firmware_version, "3.1");
+    assert_string_equal(got.location, "attic");
+    assert_string_equal(got.hardware_version, "rev-c");
+    w.location[0] = '\0'; /* "" is a value (cleared), not "unchanged" */
+    assert_rc(iot_reg_device_update_by_device(r, &w, IOT_REG_OWN_LOCATION), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.location, "");
+    assert_string_equal(got.hardware_version, "rev-c");
+
+    /* heartbeats (last_seen batches) leave status alone too */
+    struct iot_seen s = {.device_id = d.id, .last_seen = 900};
+    assert_rc(iot_reg_device_touch(r, &s, 1), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status, "maintenance");
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_i64(got.last_seen, 900);
+
+    /* a device that switched itself off switches itself on */
+    fill_device(&d, u, "dev2", "maintenance", "t");
+    snprintf(d.status_set_by, sizeof d.status_set_by, IOT_STATUS_BY_DEVICE);
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+    snprintf(d.status, sizeof d.status, "active");
+    assert_rc(iot_reg_device_update_by_device(r, &d, OWN_ALL), IOT_OK);
+    assert_rc(iot_reg_device_get(r, d.id, &got), IOT_OK);
+    assert_string_equal(got.status, "active");
+    assert_string_equal(got.status_set_by, IOT_STATUS_BY_DEVICE);
+
+    d.id += 1000;
+    assert_rc(iot_reg_device_update_by_device(r, &d, OWN_ALL), IOT_ENOTFOUND);
+}
+
+/* Devices writing "active" in a loop while an admin switches the device
+ * off: once the admin's write is done, no device write may land, so the
+ * admin's status is the last word. A check-then-write outside one atomic
+ * step would let a write that checked before the switch-off land after. */
+struct self_writer {
+    struct iot_registry *r;
+    struct iot_device d;
+    atomic_int *stop;
+    atomic_int ok, conflict, other; /* read by the main thread meanwhile */
+};
+
+static void *self_writer_main(void *arg)
+{
+    struct self_writer *w = arg;
+    while (!atomic_load(w->stop)) {
+        int rc = iot_reg_device_update_by_device(w->r, &w->d, 0);
+        atomic_fetch_add(rc == IOT_OK ? &w->ok : rc == IOT_ECONFLICT ? &w->conflict : &w->other, 1);
+    }
+    return NULL;
+}
+
+static void test_device_update_by_device_race(void **state)
+{
+    struct iot_registry *r = REG(state);
+    int64_t u = mk_user(r, "racer");
+    struct iot_device d, admin;
+    fill_device(&d, u, "dev", "active", "t");
+    snprintf(d.status_set_by, sizeof d.status_set_by, IOT_STATUS_BY_DEVICE);
+    assert_rc(iot_reg_device_create(r, &d), IOT_OK);
+    enum { N = 3 };
+    atomic_int stop = 0;
+    struct self_writer w[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        w[i].r = r;
+        w[i].d = d;
+        w[i].stop = &stop;
+        atomic_init(&w[i].ok, 0);
+        atomic_init(&w[i].conflict, 0);
+        atomic_init(&w[i].other, 0);
+        assert_i64(pthread_create(&th[i], NULL, self_writer_main, &w[i]), 0);
+    }
+    /* let the writers get going, then switch off */
+    while (atomic_load(&w[0].ok) + atomic_load(&w[N - 1].ok) < 20)
+        sched_yield();
+    assert_rc(iot_reg_device_get(r, d.id, &admin), IOT_OK);
+    snprintf(admin.status, sizeof admin.status, "inactive");
+    snprintf(admin.status_set_by, sizeof admin.status_set_by, IOT_STATUS_BY_ADMIN);
+    assert_rc(iot_reg_device_update(r, &admin), IOT_OK);
+    /* every writer should see the refusal after the switch; a store that
+     * never refuses is caught below, after at most 10 s */
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < N; i++) {
+        int seen = atomic_load(&w[i].conflict);
+        while (atomic_load(&w[i].conflict) == seen && atomic_load(&w[i].other) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec - t0.tv_sec > 10)
+                break;
+            sched_yield();
+        }
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) {
+        assert_i64(atomic_load(&w[i].other), 0);
+        assert_true(atomic_load(&w[i].conflict) > 0);
+    }
+    assert_rc(iot_reg_device_get(r, d.id, &admin), IOT_OK);
+    assert_string_equal(admin.status, "inactive");
+    assert_string_equal(admin.status_set_by, IOT_STATUS_BY_ADMIN);
+}
+
 static void test_device_unique(void **state)
 {
     struct iot_registry *r = REG(state);
@@ -1382,6 +1557,31 @@ static void raw_exec(const struct fixture *fx, const char *sql)
  * IOT_ECONFLICT, changing nothing, rather than pick one; once the operator
  * renames one, it opens and the rule holds. Version 1 is made by taking the
  * current schema back: the later steps' index and column dropped. */
+/* iot_registry_open with stderr sent to a file: what it logged (heap, caller
+ * frees; NULL if the capture itself failed). */
+static char *open_logging_to(const char *url, struct iot_registry *reg, int *rc)
+{
+    FILE *tmp = tmpfile();
+    fflush(stderr);
+    int saved = dup(2);
+    if (!tmp || saved < 0 || dup2(fileno(tmp), 2) < 0) {
+        *rc = iot_registry_open(url, reg);
+        return NULL;
+    }
+    *rc = iot_registry_open(url, reg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    long n = ftell(tmp);
+    char *text = n >= 0 ? calloc((size_t)n + 1, 1) : NULL;
+    rewind(tmp);
+    if (text && fread(text, 1, (size_t)n, tmp) != (size_t)n)
+        text[0] = '\0';
+    fclose(tmp);
+    fputs(text ? text : "", stderr); /* still shown with the test's output */
+    return text;
+}
+
 static void test_migrate_case_duplicates(void **state)
 {
     struct fixture *fx = *state;
@@ -1390,7 +1590,7 @@ static void test_migrate_case_duplicates(void **state)
     struct iot_registry reg;
     assert_rc(iot_registry_open(fx->url, &reg), IOT_OK);
     int64_t u = mk_user(&reg, "zoe-owner");
-    mk_device(&reg, u, "used-off", "maintenance", "t");
+    int64_t off = mk_device(&reg, u, "used-off", "maintenance", "t");
     iot_registry_close(&reg);
     raw_exec(fx, "DROP INDEX users_username_nocase; DROP INDEX users_email_nocase;"
                  " ALTER TABLE devices DROP COLUMN status_set_by;"
@@ -1400,11 +1600,38 @@ static void test_migrate_case_duplicates(void **state)
     raw_exec(fx, is_postgres(fx->url) ? "DELETE FROM schema_version WHERE version > 1"
                                       : "PRAGMA user_version = 1");
 
-    assert_rc(iot_registry_open(fx->url, &reg), IOT_ECONFLICT);
+    int open_rc;
+    char *log = open_logging_to(fx->url, &reg, &open_rc);
+    assert_rc(open_rc, IOT_ECONFLICT);
     assert_null(reg.ops);
+    /* rolled back: nothing to tell about step 3 */
+    bool noted = log && strstr(log, "taken as switched off by an admin");
+    free(log);
+    assert_false(noted);
 
     raw_exec(fx, "UPDATE users SET username = 'zoe2' WHERE user_id = 'b'");
-    assert_rc(iot_registry_open(fx->url, &reg), IOT_OK);
+    log = open_logging_to(fx->url, &reg, &open_rc);
+    assert_rc(open_rc, IOT_OK);
+    /* step 3 says once how many devices it took as switched off, and how
+     * to switch them on */
+    char expect_note[256];
+    snprintf(expect_note, sizeof expect_note,
+             "1 used device(s) that were inactive or in maintenance are now taken as switched off"
+             " by an admin (status_set_by = 'admin', ids %" PRId64 ")", off);
+    bool has_note = log && strstr(log, expect_note) &&
+                    strstr(log, "PUT /api/v1/admin/devices/{id}/status");
+    free(log);
+    if (!has_note)
+        iot_registry_close(&reg);
+    assert_true(has_note);
+    iot_registry_close(&reg);
+    log = open_logging_to(fx->url, &reg, &open_rc); /* migrated: nothing more to say */
+    noted = log && strstr(log, "taken as switched off by an admin");
+    free(log);
+    if (open_rc || noted)
+        iot_registry_close(&reg);
+    assert_rc(open_rc, IOT_OK);
+    assert_false(noted);
     struct iot_user got;
     int rc = iot_reg_user_get_by_username(&reg, "ZOE", &got);
     struct iot_user dup;
@@ -1571,7 +1798,11 @@ static void test_backend_table(void **state)
     const struct iot_registry_ops *pg = iot_registry_backend("postgresql://localhost/iot");
     assert_non_null(pg);
     assert_string_equal(pg->name, "postgres");
-    assert_i64(pg->version, 1);
+    assert_i64(pg->version, 2);
+    assert_i64(sq->version, 2);
+    /* version 2's slot: every compiled-in backend has it (no fallback) */
+    assert_non_null(sq->device_update_by_device);
+    assert_non_null(pg->device_update_by_device);
     assert_true(pg->caps & IOT_REG_CAP_TRANSACTIONS);
     assert_ptr_equal(iot_registry_backend("postgres://localhost/iot"), pg);
     assert_ptr_equal(iot_registry_backend("PostgreSQL://localhost/iot"), pg);
@@ -2300,6 +2531,8 @@ static int run_backend(const char *url)
         T(test_device_create_get),
         T(test_device_owner_active),
         T(test_device_status_set_by),
+        T(test_device_update_by_device),
+        T(test_device_update_by_device_race),
         T(test_device_unique),
         T(test_device_update),
         T(test_device_delete),

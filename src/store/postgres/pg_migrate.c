@@ -11,6 +11,8 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "util/clock.h"
 #include "util/err.h"
@@ -80,8 +82,25 @@ static int check_step(struct iot_pg_conn *c, const struct iot_pg_schema *s, int 
     return rc;
 }
 
+/* The note of step v (s->notes), kept in note[v] (heap, NULL for none) to
+ * be logged after the commit. */
+static int note_step(struct iot_pg_conn *c, const struct iot_pg_schema *s, int v, char **note)
+{
+    if (!s->notes || !s->notes[v])
+        return IOT_OK;
+    PGresult *r;
+    int rc = iot_pg_query(c, s->notes[v], NULL, &r);
+    if (rc == IOT_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+        note[v] = strdup(PQgetvalue(r, 0, 0));
+        rc = note[v] ? IOT_OK : IOT_ENOMEM;
+    }
+    PQclear(r);
+    return rc;
+}
+
 /* Inside the locked transaction: read where we are, apply what is missing. */
-static int apply_missing(struct iot_pg_conn *c, const struct iot_pg_schema *s, int *from)
+static int apply_missing(struct iot_pg_conn *c, const struct iot_pg_schema *s, int *from,
+                         char **note)
 {
     int rc = iot_pg_command(c, CREATE_VERSION_TABLE);
     if (rc == IOT_OK)
@@ -98,6 +117,8 @@ static int apply_missing(struct iot_pg_conn *c, const struct iot_pg_schema *s, i
         if (rc == IOT_OK)
             rc = iot_pg_command(c, s->migrations[v]);
         if (rc == IOT_OK)
+            rc = note_step(c, s, v, note);
+        if (rc == IOT_OK)
             rc = record_version(c, s->component, v + 1);
         if (rc)
             IOT_ERROR("postgres: %s migration to version %d failed: %s", s->component, v + 1,
@@ -108,16 +129,26 @@ static int apply_missing(struct iot_pg_conn *c, const struct iot_pg_schema *s, i
 
 int iot_pg_migrate(struct iot_pg_conn *c, const struct iot_pg_schema *s)
 {
+    char **note = calloc((size_t)s->n_migrations + 1, sizeof *note);
+    if (!note)
+        return IOT_ENOMEM;
     int rc = iot_pg_begin(c, false);
-    if (rc)
-        return rc;
-    int from = 0;
-    rc = take_lock(c, s->migration_lock);
-    if (rc == IOT_OK)
-        rc = apply_missing(c, s, &from);
-    rc = iot_pg_end(c, rc);
+    int from = s->n_migrations;
+    if (rc == IOT_OK) {
+        from = 0;
+        rc = take_lock(c, s->migration_lock);
+        if (rc == IOT_OK)
+            rc = apply_missing(c, s, &from, note);
+        rc = iot_pg_end(c, rc);
+    }
     if (rc == IOT_OK && from < s->n_migrations)
         IOT_INFO("postgres: %s schema migrated from version %d to %d", s->component, from,
                  s->n_migrations);
+    for (int v = 0; v < s->n_migrations; v++) {
+        if (note[v] && rc == IOT_OK) /* logged once: by the instance that took the step */
+            IOT_WARN("postgres: %s migration to version %d: %s", s->component, v + 1, note[v]);
+        free(note[v]);
+    }
+    free(note);
     return rc;
 }

@@ -43,6 +43,11 @@ struct iot_pg_schema {
      * step; the migration then stops with IOT_ECONFLICT, all rolled back,
      * after logging the first column of the first row (what to fix). */
     const char *const *checks;
+    /* NULL, or one query per migration step (NULL for none), run just after
+     * that step in its transaction: a row back with a non-NULL first column
+     * is logged as a warning once the migration has committed (what the
+     * step did that the operator should know and act on). */
+    const char *const *notes;
 };
 
 struct iot_pg_pool;

@@ -68,6 +68,7 @@ static int reg_open(const char *url, void **self)
         .migrations = iot_pg_reg_migrations,
         .n_migrations = iot_pg_reg_n_migrations,
         .checks = iot_pg_reg_migration_checks,
+        .notes = iot_pg_reg_migration_notes,
         .migration_lock = REGISTRY_MIGRATION_LOCK,
         .stmts = r->sql,
         .n_stmts = REG_N_STMTS,
@@ -189,7 +190,7 @@ static int user_list(void *self, struct iot_page page, iot_user_fn fn, void *ctx
 
 const struct iot_registry_ops iot_registry_postgres = {
     .name = "postgres",
-    .version = 1,
+    .version = 2,
     .caps = IOT_REG_CAP_TRANSACTIONS,
     .open = reg_open,
     .close = reg_close,
@@ -219,4 +220,5 @@ const struct iot_registry_ops iot_registry_postgres = {
     .member_remove = iot_pg_reg_member_remove,
     .group_devices = iot_pg_reg_group_devices,
     .device_groups = iot_pg_reg_device_groups,
+    .device_update_by_device = iot_pg_reg_device_update_by_device,
 };

@@ -95,6 +95,37 @@ int iot_pg_reg_device_update(void *self, const struct iot_device *d)
     return iot_pg_reg_update(self, ST_DEV_UPDATE, &p);
 }
 
+/* A text field, or NULL ("leave the column") when `write` is false. */
+static void param_field_if(struct iot_pg_params *p, bool write, const char *s, size_t cap)
+{
+    if (write)
+        iot_pg_param_text(p, s, cap);
+    else
+        iot_pg_param_null(p);
+}
+
+/* One statement (see ST_DEV_BY_DEVICE); not retried: a write. */
+int iot_pg_reg_device_update_by_device(void *self, const struct iot_device *d, unsigned fields)
+{
+    struct iot_pg_reg *r = self;
+    if (!d)
+        return IOT_EINVAL;
+    struct iot_pg_params p = {0};
+    iot_pg_param_int(&p, d->id);
+    IOT_PG_PARAM_FIELD(&p, d->status);
+    param_field_if(&p, fields & IOT_REG_OWN_LOCATION, d->location, sizeof d->location);
+    param_field_if(&p, fields & IOT_REG_OWN_FIRMWARE, d->firmware_version,
+                   sizeof d->firmware_version);
+    param_field_if(&p, fields & IOT_REG_OWN_HARDWARE, d->hardware_version,
+                   sizeof d->hardware_version);
+    iot_pg_param_int(&p, d->updated_at ? d->updated_at : iot_now_ms());
+    int64_t outcome = 0;
+    int rc = iot_pg_run(r->pool, ST_DEV_BY_DEVICE, &p, 0, iot_pg_reg_read_id, &outcome, NULL);
+    if (rc)
+        return rc;
+    return outcome == 0 ? IOT_OK : outcome == 1 ? IOT_ECONFLICT : IOT_ENOTFOUND;
+}
+
 /* Memberships go with it (ON DELETE CASCADE). */
 int iot_pg_reg_device_delete(void *self, int64_t id)
 {

@@ -39,6 +39,7 @@ enum reg_stmt {
     ST_GRP_EXISTS,
     ST_MEM_INSERT,
     ST_MEM_DELETE,
+    ST_DEV_BY_DEVICE,
     ST__FIXED
 };
 
@@ -63,6 +64,8 @@ extern const char *const iot_pg_reg_migrations[];
 extern const int iot_pg_reg_n_migrations;
 /* One entry per migration (NULL: none); see iot_pg_schema.checks. */
 extern const char *const iot_pg_reg_migration_checks[];
+/* One entry per migration (NULL: none); see iot_pg_schema.notes. */
+extern const char *const iot_pg_reg_migration_notes[];
 /* Fills r->sql: the fixed statements and the built scan statements. */
 int iot_pg_reg_sql_build(struct iot_pg_reg *r);
 void iot_pg_reg_sql_free(struct iot_pg_reg *r);
@@ -97,6 +100,7 @@ int iot_pg_reg_device_list(void *self, const struct iot_device_filter *f, struct
                            iot_device_fn fn, void *ctx, int64_t *total);
 int iot_pg_reg_device_touch(void *self, const struct iot_seen *seen, size_t n);
 int iot_pg_reg_device_stats(void *self, int64_t online_since, struct iot_device_stats *out);
+int iot_pg_reg_device_update_by_device(void *self, const struct iot_device *d, unsigned fields);
 
 int iot_pg_reg_group_create(void *self, struct iot_group *g);
 int iot_pg_reg_group_get(void *self, int64_t id, struct iot_group *out);

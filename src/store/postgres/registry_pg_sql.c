@@ -113,6 +113,22 @@ const char *const iot_pg_reg_migration_checks[] = {
     " GROUP BY lower(email COLLATE \"C\") HAVING COUNT(*) > 1) dup HAVING COUNT(*) > 0",
     NULL,
 };
+/* After step 3: the used devices it took as switched off by an admin (an
+ * admin may have done it; they may also have switched themselves off, which
+ * was allowed before). The rule errs on the side of a person confirming;
+ * this says so once, with how to switch them on. */
+const char *const iot_pg_reg_migration_notes[] = {
+    NULL,
+    NULL,
+    "SELECT n || ' used device(s) that were inactive or in maintenance are now taken as"
+    " switched off by an admin (status_set_by = ''admin'', ids ' || ids || CASE WHEN n > 20"
+    " THEN ', ...' ELSE '' END || '): their API keys are refused and they cannot switch"
+    " themselves on until an admin does, with PUT /api/v1/admin/devices/{id}/status"
+    " {\"status\": \"active\"} (see docs/OPERATIONS.md)' FROM (SELECT COUNT(*) AS n,"
+    " (SELECT string_agg(id::text, ', ') FROM (SELECT id FROM devices"
+    " WHERE status_set_by = 'admin' ORDER BY id LIMIT 20) f) AS ids"
+    " FROM devices WHERE status_set_by = 'admin') c WHERE n > 0",
+};
 const int iot_pg_reg_n_migrations =
     (int)(sizeof iot_pg_reg_migrations / sizeof iot_pg_reg_migrations[0]);
 
@@ -190,6 +206,23 @@ static const char *const fixed_sql[ST__FIXED] = {
     [ST_MEM_INSERT] = "INSERT INTO device_group_members (group_id, device_id, added_at)"
                       " VALUES ($1, $2, $3)",
     [ST_MEM_DELETE] = "DELETE FROM device_group_members WHERE group_id = $1 AND device_id = $2",
+    /* device_update_by_device. The WHERE refuses a status change out of
+     * iot_device_held_off, judged on the stored row; under READ COMMITTED
+     * an UPDATE that waited for a concurrent admin write re-checks it on
+     * the new row, so the test and the write are one step. Answers 0
+     * (written), 1 (held off: the row exists) or 2 (no row).
+     * status_set_by reads the old status (SET sees the old row); NULL:
+     * column unchanged. */
+    [ST_DEV_BY_DEVICE] = "WITH u AS (UPDATE devices SET status_set_by = CASE WHEN status = $2"
+                         " THEN status_set_by ELSE 'device' END, status = $2,"
+                         " location = COALESCE($3, location),"
+                         " firmware_version = COALESCE($4, firmware_version),"
+                         " hardware_version = COALESCE($5, hardware_version), updated_at = $6"
+                         " WHERE id = $1 AND (status = $2 OR status = 'active'"
+                         " OR status_set_by <> 'admin')"
+                         " RETURNING 1) SELECT CASE WHEN EXISTS (SELECT 1 FROM u) THEN 0"
+                         " WHEN EXISTS (SELECT 1 FROM devices WHERE id = $1) THEN 1"
+                         " ELSE 2 END::bigint",
 };
 
 /* ---- scan statements ----------------------------------------------------- */

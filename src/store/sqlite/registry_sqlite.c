@@ -109,6 +109,21 @@ static const char *const migration_checks[N_MIGRATIONS] = {
           " GROUP BY lower(email) HAVING COUNT(*) > 1)) WHERE m IS NOT NULL",
 };
 
+/* After step 3: the used devices it took as switched off by an admin (an
+ * admin may have done it; they may also have switched themselves off, which
+ * was allowed before). The rule errs on the side of a person confirming;
+ * this says so once, with how to switch them on. */
+static const char *const migration_notes[N_MIGRATIONS] = {
+    [2] = "SELECT n || ' used device(s) that were inactive or in maintenance are now taken as"
+          " switched off by an admin (status_set_by = ''admin'', ids ' || ids || CASE WHEN n > 20"
+          " THEN ', ...' ELSE '' END || '): their API keys are refused and they cannot switch"
+          " themselves on until an admin does, with PUT /api/v1/admin/devices/{id}/status"
+          " {\"status\": \"active\"} (see docs/OPERATIONS.md)' FROM (SELECT COUNT(*) AS n,"
+          " (SELECT group_concat(id, ', ') FROM (SELECT id FROM devices"
+          " WHERE status_set_by = 'admin' ORDER BY id LIMIT 20)) AS ids"
+          " FROM devices WHERE status_set_by = 'admin') WHERE n > 0",
+};
+
 /* ---- statements -------------------------------------------------------- */
 
 #define USER_COLS                                                                              \
@@ -143,6 +158,7 @@ enum stmt_id {
     ST_DEV_TOUCH,
     ST_DEV_STATS,
     ST_DEV_EXISTS,
+    ST_DEV_BY_DEVICE,
     ST_GRP_INSERT,
     ST_GRP_BY_ID,
     ST_GRP_UPDATE,
@@ -189,6 +205,16 @@ static const char *const stmt_sql[ST__COUNT] = {
                      " SUM(status = 'maintenance'),"
                      " SUM(status = 'active' AND last_seen >= ?1) FROM devices",
     [ST_DEV_EXISTS] = "SELECT 1 FROM devices WHERE id = ?1",
+    /* device_update_by_device: the WHERE refuses a status change out of
+     * iot_device_held_off, judged on the stored row; status_set_by reads
+     * the old status (SET sees the row as it was); NULL: column unchanged. */
+    [ST_DEV_BY_DEVICE] = "UPDATE devices SET status_set_by = CASE WHEN status = ?2"
+                         " THEN status_set_by ELSE 'device' END, status = ?2,"
+                         " location = COALESCE(?3, location),"
+                         " firmware_version = COALESCE(?4, firmware_version),"
+                         " hardware_version = COALESCE(?5, hardware_version), updated_at = ?6"
+                         " WHERE id = ?1 AND (status = ?2 OR status = 'active'"
+                         " OR status_set_by <> 'admin')",
     [ST_GRP_INSERT] = "INSERT INTO device_groups (user_id, name, description, color,"
                       " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_GRP_BY_ID] = "SELECT " GRP_COLS " FROM device_groups g WHERE g.id = ?1",
@@ -265,6 +291,7 @@ static const struct iot_sqldb_schema registry_schema = {
     .n_stmts = ST__COUNT,
     .n_dyn = IOT_REG_SCAN__COUNT * IOT_REG_FILTER_COMBOS * 2,
     .checks = migration_checks,
+    .notes = migration_notes,
 };
 
 struct scan_sql_key {
@@ -901,6 +928,45 @@ static int row_exists(struct iot_sqldb_conn *c, enum stmt_id id, int64_t key)
     return step_one(st, NULL, NULL);
 }
 
+/* In the write transaction, so "held off" and "gone" cannot change
+ * between the update and the existence check. */
+/* A text field, or NULL ("leave the column") when `write` is false. */
+static void bind_field_if(sqlite3_stmt *st, int i, bool write, const char *s, size_t cap)
+{
+    if (write)
+        bind_text(st, i, s, cap);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int device_update_by_device(void *self, const struct iot_device *d, unsigned fields)
+{
+    if (!d)
+        return IOT_EINVAL;
+    struct iot_sqldb_conn *c;
+    int rc = iot_sqldb_write_begin(self, &c);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    rc = iot_sqldb_stmt(c, ST_DEV_BY_DEVICE, &st);
+    if (rc == IOT_OK) {
+        sqlite3_bind_int64(st, 1, d->id);
+        BIND_FIELD(st, 2, d->status);
+        bind_field_if(st, 3, fields & IOT_REG_OWN_LOCATION, d->location, sizeof d->location);
+        bind_field_if(st, 4, fields & IOT_REG_OWN_FIRMWARE, d->firmware_version,
+                      sizeof d->firmware_version);
+        bind_field_if(st, 5, fields & IOT_REG_OWN_HARDWARE, d->hardware_version,
+                      sizeof d->hardware_version);
+        sqlite3_bind_int64(st, 6, d->updated_at ? d->updated_at : iot_now_ms());
+        rc = changed_or_notfound(c, iot_sqldb_step_done(st));
+    }
+    if (rc == IOT_ENOTFOUND) { /* the row is gone, or held off */
+        int found = row_exists(c, ST_DEV_EXISTS, d->id);
+        rc = found == IOT_OK ? IOT_ECONFLICT : found;
+    }
+    return iot_sqldb_write_end(self, c, rc);
+}
+
 /* The existence checks run in the write transaction, so the answer cannot
  * change before the insert; they make "missing" IOT_ENOTFOUND explicitly
  * rather than relying on how a foreign-key failure is reported. */
@@ -967,7 +1033,7 @@ static int device_groups(void *self, int64_t device_id, iot_device_group_fn fn, 
 
 const struct iot_registry_ops iot_registry_sqlite = {
     .name = "sqlite",
-    .version = 1,
+    .version = 2,
     .caps = IOT_REG_CAP_TRANSACTIONS,
     .open = reg_open,
     .close = reg_close,
@@ -997,4 +1063,5 @@ const struct iot_registry_ops iot_registry_sqlite = {
     .member_remove = member_remove,
     .group_devices = group_devices,
     .device_groups = device_groups,
+    .device_update_by_device = device_update_by_device,
 };

@@ -333,21 +333,62 @@ static int check_step(sqlite3 *db, const struct iot_sqldb_schema *schema, int st
     return rc;
 }
 
+/* Runs the note of migration step `step` (schema->notes) and keeps its text
+ * in note[step] (heap, NULL for none), to be logged after the commit. */
+static int note_step(sqlite3 *db, const struct iot_sqldb_schema *schema, int step, char **note)
+{
+    if (!schema->notes || !schema->notes[step])
+        return IOT_OK;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, schema->notes[step], -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return iot_sqldb_map(rc);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *text = sqlite3_column_text(st, 0);
+        note[step] = text ? strdup((const char *)text) : NULL;
+        rc = !text || note[step] ? IOT_OK : IOT_ENOMEM;
+    } else {
+        rc = rc == SQLITE_DONE ? IOT_OK : iot_sqldb_map(rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Logs (after a commit) and frees the notes of the steps just taken. */
+static void flush_notes(char **note, int from, int to, bool committed)
+{
+    for (int i = from; i < to; i++) {
+        if (note[i] && committed)
+            IOT_WARN("sqlite: schema migration to version %d: %s", i + 1, note[i]);
+        free(note[i]);
+    }
+    free(note);
+}
+
 /* Applies the missing migrations, all or none. A database written by a newer
  * iotflowd (user_version beyond ours) is refused, never downgraded. */
 static int migrate(sqlite3 *db, const struct iot_sqldb_schema *schema)
 {
+    char **note = calloc((size_t)schema->n_migrations + 1, sizeof *note);
+    if (!note)
+        return IOT_ENOMEM;
     int rc = exec_sql(db, "BEGIN IMMEDIATE");
-    if (rc)
+    if (rc) {
+        free(note);
         return rc;
+    }
     int version = 0;
     rc = read_user_version(db, &version);
     if (rc == IOT_OK && version > schema->n_migrations)
         rc = IOT_EINTERNAL;
+    int from = rc == IOT_OK ? version : schema->n_migrations;
     for (int i = version; rc == IOT_OK && i < schema->n_migrations; i++) {
         rc = check_step(db, schema, i);
         if (rc == IOT_OK)
             rc = exec_sql(db, schema->migrations[i]);
+        if (rc == IOT_OK)
+            rc = note_step(db, schema, i, note);
     }
     if (rc == IOT_OK && version < schema->n_migrations) {
         char sql[48];
@@ -358,6 +399,7 @@ static int migrate(sqlite3 *db, const struct iot_sqldb_schema *schema)
         rc = exec_sql(db, "COMMIT");
     if (rc != IOT_OK)
         exec_sql(db, "ROLLBACK");
+    flush_notes(note, from, schema->n_migrations, rc == IOT_OK);
     return rc;
 }
 

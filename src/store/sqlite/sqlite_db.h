@@ -27,6 +27,11 @@ struct iot_sqldb_schema {
      * migration stops with IOT_ECONFLICT, all steps rolled back, after
      * logging the row's first column, which should say what to fix. */
     const char *const *checks;
+    /* NULL, or one entry per migration step (NULL for none): a query run
+     * just after that step, in its transaction. A row back with a non-NULL
+     * first column is logged as a warning once the migration has committed:
+     * what the step did that the operator should know and act on. */
+    const char *const *notes;
 };
 
 struct iot_sqldb;

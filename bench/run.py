@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import resource
+import secrets
 import shlex
 import shutil
 import signal
@@ -175,7 +176,7 @@ def start_server(binary, data_dir, fsync, backends=None):
     (DATABASE_URL and REDIS_URL)."""
     port = free_port()
     env = dict(os.environ, IOTFLOW_PORT=str(port), IOTFLOW_HOST="127.0.0.1",
-               IOTFLOW_DATA_DIR=data_dir, IOTFLOW_ADMIN_TOKEN="bench",
+               IOTFLOW_DATA_DIR=data_dir, IOTFLOW_ADMIN_TOKEN=secrets.token_hex(16),
                IOTFLOW_AUTH_RATE_LIMIT="0", IOTFLOW_DEVICE_RATE_LIMIT="0",
                IOTFLOW_LOG_LEVEL="warn", IOTFLOW_FSYNC="1" if fsync else "0")
     for k in ("DATABASE_URL", "REDIS_URL", "IOTFLOW_TELEMETRY_URL", "IOTFLOW_THREADS"):

@@ -171,12 +171,16 @@ def machine():
 
 # ---- iotflowd ---------------------------------------------------------------
 
+# Every server this run starts takes this admin token (iotflowd wants at
+# least 16 bytes); the status details the checks read are the admin's.
+ADMIN_TOKEN = secrets.token_hex(16)
+
 def start_server(binary, data_dir, fsync, backends=None):
     """iotflowd on the embedded stores, or on the servers `backends` names
     (DATABASE_URL and REDIS_URL)."""
     port = free_port()
     env = dict(os.environ, IOTFLOW_PORT=str(port), IOTFLOW_HOST="127.0.0.1",
-               IOTFLOW_DATA_DIR=data_dir, IOTFLOW_ADMIN_TOKEN=secrets.token_hex(16),
+               IOTFLOW_DATA_DIR=data_dir, IOTFLOW_ADMIN_TOKEN=ADMIN_TOKEN,
                IOTFLOW_AUTH_RATE_LIMIT="0", IOTFLOW_DEVICE_RATE_LIMIT="0",
                IOTFLOW_LOG_LEVEL="warn", IOTFLOW_FSYNC="1" if fsync else "0")
     for k in ("DATABASE_URL", "REDIS_URL", "IOTFLOW_TELEMETRY_URL", "IOTFLOW_THREADS"):
@@ -205,7 +209,9 @@ def setup_devices(base, n):
 
 
 def tm_status(base):
-    return call(base, "GET", "/api/v1/telemetry/status")[1]
+    """The store totals and ingest counters: admin-only details."""
+    return call(base, "GET", "/api/v1/telemetry/status",
+                headers={"Authorization": f"admin {ADMIN_TOKEN}"})[1]
 
 
 def settle(base, timeout=30):

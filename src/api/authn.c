@@ -63,8 +63,8 @@ static bool user_from_header(struct iot_req *r, const char *user_id, struct iot_
 
 /* ---- admin token guessing ----------------------------------------------------
  * Failed admin-token attempts are counted per client IP (r->client_key: an
- * IPv6 client by its /64) in fixed one-minute windows (a cache counter
- * "rl:admin-fail:<key>:<window>", so every instance
+ * IPv6 client by its /64) in fixed one-minute windows (iot_window_count:
+ * "rl:admin-fail:<key>:<window>" in the cache, so every instance
  * sharing the cache counts together). Only failures count: a busy admin
  * client is never slowed down. Once an IP has IOTFLOW_ADMIN_FAIL_LIMIT
  * failures in the window, every admin-token request from it is answered
@@ -76,29 +76,48 @@ static bool user_from_header(struct iot_req *r, const char *user_id, struct iot_
  * the login limit: the token is still compared in constant time. */
 #define ADMIN_FAIL_WINDOW_MS 60000
 
-static void admin_fail_key(const struct iot_req *r, int64_t window, char *key, size_t size)
+/* The cache counter of `prefix` in the fixed window holding now. */
+static void window_key(const char *prefix, int64_t now, int64_t window_ms, char *key, size_t size)
 {
-    snprintf(key, size, "rl:admin-fail:%s:%lld", r->client_key, (long long)window);
+    snprintf(key, size, "%s:%lld", prefix, (long long)(now / window_ms));
 }
 
-/* Failures of this IP in the current window; 0 when unknown. */
-static int64_t admin_failures(struct iot_app *app, const char *key)
+/* A count read without adding: get, not incr (which would create it). */
+static int window_read(struct iot_app *app, const char *key, int64_t *total)
 {
     struct iot_cache_value v = {0};
-    if (iot_cache_get(&app->cache, key, &v) != IOT_OK)
-        return 0;
+    int rc = iot_cache_get(&app->cache, key, &v);
+    *total = 0;
+    if (rc == IOT_ENOTFOUND)
+        return IOT_OK;
+    if (rc)
+        return rc;
     char text[24] = "";
     if (v.len < sizeof text)
         memcpy(text, v.data, v.len);
     iot_cache_value_free(&v);
     char *end;
     long long n = strtoll(text, &end, 10);
-    return end != text && n > 0 ? n : 0;
+    *total = end != text && n > 0 ? n : 0;
+    return IOT_OK;
 }
 
-static void reply_admin_locked(struct iot_req *r, int64_t limit, int64_t now, int64_t window)
+int iot_window_count(struct iot_app *app, const char *prefix, int64_t amount, int64_t window_ms,
+                     int64_t *total, int64_t *left_ms)
 {
-    int64_t left_ms = (window + 1) * ADMIN_FAIL_WINDOW_MS - now;
+    int64_t now = iot_now_ms();
+    char key[160];
+    window_key(prefix, now, window_ms, key, sizeof key);
+    *left_ms = (now / window_ms + 1) * window_ms - now;
+    if (amount == 0)
+        return window_read(app, key, total);
+    /* Twice the window: the key outlives its window on a backend whose
+     * clock is a little behind ours. */
+    return iot_cache_incr(&app->cache, key, amount, 2 * window_ms, total);
+}
+
+static void reply_admin_locked(struct iot_req *r, int64_t limit, int64_t left_ms)
+{
     iot_reply_retry_after(r, (left_ms + 999) / 1000);
     iot_reply_error(r, 429, "Too many failed admin authentications",
                     "more than %lld invalid admin tokens from this address within a minute; "
@@ -106,10 +125,10 @@ static void reply_admin_locked(struct iot_req *r, int64_t limit, int64_t now, in
                     (long long)limit);
 }
 
-static void count_admin_failure(struct iot_req *r, const char *key, int64_t limit)
+static void count_admin_failure(struct iot_req *r, const char *prefix, int64_t limit)
 {
-    int64_t n = 0;
-    int rc = iot_cache_incr(&iot_app_of(r)->cache, key, 1, 2 * ADMIN_FAIL_WINDOW_MS, &n);
+    int64_t n = 0, left_ms;
+    int rc = iot_window_count(iot_app_of(r), prefix, 1, ADMIN_FAIL_WINDOW_MS, &n, &left_ms);
     if (rc == IOT_OK && n == 1)
         IOT_WARN("invalid admin token from %s (further failures from it this minute are not "
                  "logged; past %lld it gets 429)", r->client_ip, (long long)limit);
@@ -125,17 +144,18 @@ static bool admin_token_ok(struct iot_req *r, const char *token)
         iot_reply_error(r, 403, "Admin API disabled", "no admin token is configured on this server");
         return false;
     }
-    int64_t limit = app->cfg->admin_fail_limit, now = iot_now_ms();
-    int64_t window = now / ADMIN_FAIL_WINDOW_MS;
-    char key[128];
-    admin_fail_key(r, window, key, sizeof key);
-    if (limit > 0 && admin_failures(app, key) >= limit) {
-        reply_admin_locked(r, limit, now, window);
+    int64_t limit = app->cfg->admin_fail_limit, failures = 0, left_ms = 0;
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "rl:admin-fail:%s", r->client_key);
+    if (limit > 0 &&
+        iot_window_count(app, prefix, 0, ADMIN_FAIL_WINDOW_MS, &failures, &left_ms) == IOT_OK &&
+        failures >= limit) {
+        reply_admin_locked(r, limit, left_ms);
         return false;
     }
     if (strlen(token) > IOT_CREDENTIAL_MAX || !iot_secret_equal(token, configured)) {
         if (limit > 0)
-            count_admin_failure(r, key, limit);
+            count_admin_failure(r, prefix, limit);
         else
             IOT_WARN("invalid admin token from %s", r->client_ip);
         iot_reply_error(r, 403, "Invalid admin token", "the admin token is not valid");

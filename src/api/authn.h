@@ -47,6 +47,16 @@ bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_d
  * Counted by r->client_key: an IPv6 client by its /64. */
 bool iot_rate_limit_ip(struct iot_req *r, const char *action);
 
+struct iot_app;
+/* A fixed-window counter in the cache store (shared by every instance on
+ * it), for limits that count amounts or only some events, which the
+ * rate_hit log of timestamps cannot: adds `amount` to the counter of
+ * `prefix` in the window of window_ms holding now (0 reads it without
+ * creating it); *total is the window's sum after the add, *left_ms the time
+ * to the window's end. Returns the cache's status; callers fail open. */
+int iot_window_count(struct iot_app *app, const char *prefix, int64_t amount, int64_t window_ms,
+                     int64_t *total, int64_t *left_ms);
+
 /* 403 for a device an admin switched off (iot_device_held_off): says who
  * and how to switch it back on. */
 void iot_reply_device_held_off(struct iot_req *r, const struct iot_device *d);

@@ -83,14 +83,13 @@ static bool device_bytes_ok(struct iot_req *r, const struct iot_device *d)
     int64_t limit = app->cfg->device_byte_rate_limit;
     if (limit <= 0)
         return true;
-    int64_t now = iot_now_ms(), minute = now / 60000;
-    char key[80];
-    snprintf(key, sizeof key, "rl:devbytes:%lld:%lld", (long long)d->id, (long long)minute);
-    int64_t total = 0;
-    int64_t len = (int64_t)r->body_len;
-    if (iot_cache_incr(&app->cache, key, len, 120000, &total) != IOT_OK || total - len < limit)
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "rl:devbytes:%lld", (long long)d->id);
+    int64_t total = 0, left_ms = 0, len = (int64_t)r->body_len;
+    if (iot_window_count(app, prefix, len, 60000, &total, &left_ms) != IOT_OK ||
+        total - len < limit)
         return true; /* fail open, as device_rate_ok */
-    iot_reply_retry_after(r, ((minute + 1) * 60000 - now + 999) / 1000);
+    iot_reply_retry_after(r, (left_ms + 999) / 1000);
     iot_reply_error(r, 429, "Too many requests",
                     "device %lld may send %lld bytes of telemetry per minute", (long long)d->id,
                     (long long)limit);

@@ -120,3 +120,22 @@ int iot_tm_sample_edge(struct iot_telemetry *t, int64_t dev, const char *name, i
     int rc = iot_tm_samples_typed(t, dev, name, from, to, keep_edge, &e);
     return rc ? rc : e.found ? IOT_OK : IOT_ENOTFOUND;
 }
+
+/* ---- version 3 slots ----------------------------------------------------------- */
+
+int iot_tm_set_retention(struct iot_telemetry *t, int64_t raw_ms, int64_t rollup_ms)
+{
+    if (raw_ms < 0 || rollup_ms < 0)
+        return IOT_EINVAL;
+    if (t->ops->version >= 3 && t->ops->set_retention)
+        return t->ops->set_retention(t->self, raw_ms, rollup_ms);
+    return IOT_OK;
+}
+
+int iot_tm_export_scan(struct iot_telemetry *t, int64_t after_device, int64_t after_ts,
+                       int64_t after_seq, int64_t limit, iot_tm_export_fn fn, void *ctx)
+{
+    if (!fn || limit < 0 || t->ops->version < 3 || !t->ops->export_scan)
+        return IOT_EINVAL;
+    return t->ops->export_scan(t->self, after_device, after_ts, after_seq, limit, fn, ctx);
+}

@@ -136,6 +136,8 @@ typedef int (*iot_tm_rollup_fn)(void *ctx, const struct iot_tm_rollup *r);
 typedef int (*iot_tm_sample_fn)(void *ctx, int64_t ts, double value);
 typedef int (*iot_tm_catalog_fn)(void *ctx, const struct iot_tm_catalog_entry *e);
 typedef int (*iot_tm_typed_sample_fn)(void *ctx, const struct iot_tm_sample *s);
+/* A message with its owner, for export_scan; borrowed for the callback. */
+typedef int (*iot_tm_export_fn)(void *ctx, const struct iot_tm_record *rec, int64_t user_id);
 
 struct iot_tm_stats {
     int64_t messages; /* raw messages held */
@@ -150,7 +152,7 @@ struct iot_tm_stats {
  * are appended, never reordered. */
 struct iot_telemetry_ops {
     const char *name; /* "sqlite", "cassandra" */
-    unsigned version; /* 1, or 2: has the version 2 slots below */
+    unsigned version; /* 1, 2 or 3: which of the optional slots below it has */
     unsigned caps;    /* IOT_TM_CAP_* */
 
     /* `url` is a SQLite path/URL or a Cassandra contact list; `durable`
@@ -211,6 +213,19 @@ struct iot_telemetry_ops {
      * aggregations first and last, one call per window). */
     int (*sample_edge)(void *self, int64_t device_id, const char *name, int64_t from, int64_t to,
                        bool last, struct iot_tm_sample *out);
+
+    /* ---- version 3 (optional: NULL in older backends) ---- */
+
+    /* Retention the store enforces by itself (IOT_TM_CAP_TTL): a raw
+     * message expires raw_ms after its ts, a rollup rollup_ms after its
+     * bucket ends; 0 keeps forever. Called after open, before any write. */
+    int (*set_retention)(void *self, int64_t raw_ms, int64_t rollup_ms);
+    /* Every message of the store in ascending (device_id, ts, seq) order,
+     * strictly after the cursor (after_device, after_ts, after_seq) — start
+     * with (INT64_MIN, INT64_MIN, INT64_MIN) — at most `limit` of them, each
+     * with its owner's user id: what a copy of the whole store reads. */
+    int (*export_scan)(void *self, int64_t after_device, int64_t after_ts, int64_t after_seq,
+                       int64_t limit, iot_tm_export_fn fn, void *ctx);
 };
 
 struct iot_telemetry {
@@ -243,6 +258,11 @@ int iot_tm_samples_typed(struct iot_telemetry *t, int64_t dev, const char *name,
                          int64_t to, iot_tm_typed_sample_fn fn, void *ctx);
 int iot_tm_sample_edge(struct iot_telemetry *t, int64_t dev, const char *name, int64_t from,
                        int64_t to, bool last, struct iot_tm_sample *out);
+/* Version 3 slots: IOT_OK doing nothing when the backend has no
+ * set_retention; IOT_EINVAL (unsupported) without export_scan. */
+int iot_tm_set_retention(struct iot_telemetry *t, int64_t raw_ms, int64_t rollup_ms);
+int iot_tm_export_scan(struct iot_telemetry *t, int64_t after_device, int64_t after_ts,
+                       int64_t after_seq, int64_t limit, iot_tm_export_fn fn, void *ctx);
 
 /* On write_batch's "in the same commit" (appended note): a backend may
  * apply the derived rows — latest values, rollups, catalog, stats — after

@@ -2,9 +2,11 @@
  * open/close entry points that pick one by URL scheme. */
 #include "store/telemetry.h"
 
+#include <math.h>
 #include <string.h>
 #include <strings.h>
 
+#include "store/cassandra/telemetry_cassandra.h"
 #include "store/sqlite/telemetry_sqlite.h"
 #include "util/err.h"
 
@@ -14,11 +16,10 @@ struct backend {
 };
 
 /* Known schemes. A URL with no "scheme://" is a path for the embedded
- * default (SQLite). Cassandra is listed so that its URLs are recognised and
- * refused cleanly until its backend is compiled in. */
+ * default (SQLite). */
 static const struct backend backends[] = {
     {.scheme = "sqlite:", .ops = &iot_telemetry_sqlite},
-    {.scheme = "cassandra://", .ops = NULL},
+    {.scheme = "cassandra://", .ops = &iot_telemetry_cassandra},
 };
 #define N_BACKENDS (sizeof backends / sizeof backends[0])
 
@@ -40,7 +41,7 @@ const struct iot_telemetry_ops *iot_telemetry_backend(const char *url)
 
 const char *iot_telemetry_backend_names(void)
 {
-    return "sqlite";
+    return "sqlite, cassandra";
 }
 
 int iot_telemetry_open(const char *url, bool durable, struct iot_telemetry *out)
@@ -138,4 +139,67 @@ int iot_tm_export_scan(struct iot_telemetry *t, int64_t after_device, int64_t af
     if (!fn || limit < 0 || t->ops->version < 3 || !t->ops->export_scan)
         return IOT_EINVAL;
     return t->ops->export_scan(t->self, after_device, after_ts, after_seq, limit, fn, ctx);
+}
+
+/* ---- what every backend accepts -------------------------------------------------- */
+
+bool iot_tm_store_name_ok(const char *name)
+{
+    size_t len = name ? strnlen(name, IOT_TM_NAME_MAX + 1) : 0;
+    if (len == 0 || len > IOT_TM_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static int check_value(const struct iot_tm_value *v)
+{
+    switch (v->type) {
+    case IOT_TM_NUMBER: return isfinite(v->num) ? IOT_OK : IOT_EINVAL;
+    case IOT_TM_BOOL: return IOT_OK;
+    case IOT_TM_STRING:
+        return v->str_len <= IOT_TM_STRING_MAX && (v->str || v->str_len == 0) ? IOT_OK
+                                                                              : IOT_EINVAL;
+    default: return IOT_EINVAL;
+    }
+}
+
+int iot_tm_check_message(const struct iot_tm_message *m)
+{
+    if (m->ts < -IOT_TM_TS_LIMIT || m->ts > IOT_TM_TS_LIMIT)
+        return IOT_EINVAL;
+    if (!m->data_json || m->data_len == 0 || m->data_len > IOT_TM_DATA_JSON_MAX)
+        return IOT_EINVAL;
+    if (m->meta_json && m->meta_len > IOT_TM_DATA_JSON_MAX)
+        return IOT_EINVAL;
+    if (m->n_points > IOT_TM_POINTS_MAX || (m->n_points && !m->points))
+        return IOT_EINVAL;
+    for (size_t i = 0; i < m->n_points; i++) {
+        if (!iot_tm_store_name_ok(m->points[i].name))
+            return IOT_EINVAL;
+        int rc = check_value(&m->points[i].value);
+        if (rc)
+            return rc;
+    }
+    return IOT_OK;
+}
+
+int iot_tm_check_batch(const struct iot_tm_message *msgs, size_t n)
+{
+    if (!msgs)
+        return IOT_EINVAL;
+    if (n > IOT_TM_STORE_BATCH_MAX)
+        return IOT_ELIMIT;
+    for (size_t i = 0; i < n; i++) {
+        int rc = iot_tm_check_message(&msgs[i]);
+        if (rc)
+            return rc;
+    }
+    return IOT_OK;
 }

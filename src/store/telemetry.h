@@ -20,6 +20,8 @@
 #define IOT_TM_STRING_MAX 1024    /* bytes of a string value */
 #define IOT_TM_POINTS_MAX 100     /* measurements per message */
 #define IOT_TM_DATA_JSON_MAX 131072 /* bytes of a message's measurements JSON */
+#define IOT_TM_STORE_BATCH_MAX 65536 /* messages per write_batch (IOT_ELIMIT beyond) */
+#define IOT_TM_TS_LIMIT (INT64_C(1) << 53) /* |ts| in ms, so it stays exact as a double */
 
 enum iot_tm_type { IOT_TM_NUMBER = 1, IOT_TM_BOOL = 2, IOT_TM_STRING = 3 };
 
@@ -258,6 +260,15 @@ int iot_tm_samples_typed(struct iot_telemetry *t, int64_t dev, const char *name,
                          int64_t to, iot_tm_typed_sample_fn fn, void *ctx);
 int iot_tm_sample_edge(struct iot_telemetry *t, int64_t dev, const char *name, int64_t from,
                        int64_t to, bool last, struct iot_tm_sample *out);
+/* What every backend's write_batch accepts (each refuses the whole batch
+ * otherwise): IOT_EINVAL for a bad message (|ts| > IOT_TM_TS_LIMIT, no or
+ * oversized data, too many points, a name outside [A-Za-z0-9_.-]{1,64}, a
+ * non-finite number, an oversized string, an unknown type), IOT_ELIMIT
+ * past IOT_TM_STORE_BATCH_MAX messages. */
+bool iot_tm_store_name_ok(const char *name);
+int iot_tm_check_message(const struct iot_tm_message *m);
+int iot_tm_check_batch(const struct iot_tm_message *msgs, size_t n);
+
 /* Version 3 slots: IOT_OK doing nothing when the backend has no
  * set_retention; IOT_EINVAL (unsupported) without export_scan. */
 int iot_tm_set_retention(struct iot_telemetry *t, int64_t raw_ms, int64_t rollup_ms);

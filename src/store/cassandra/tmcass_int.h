@@ -59,7 +59,7 @@ static inline int64_t tmc_floor_div(int64_t a, int64_t b)
 {
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
-static inline int32_t tmc_day(int64_t ts) { return (int32_t)tmc_floor_div(ts, IOT_TM_DAY); }
+static inline int64_t tmc_day(int64_t ts) { return tmc_floor_div(ts, IOT_TM_DAY); }
 static inline int64_t tmc_span(int64_t start) { return tmc_floor_div(start, TMC_SPAN_MS); }
 
 /* ---- statements ------------------------------------------------------------------ */
@@ -78,6 +78,7 @@ enum tmc_stmt {
     TMC_INS_MSG_COUNT,
     TMC_INS_DEVICE_SEEN,
     /* reads */
+    TMC_SEL_EXISTING,        /* which (ts, seq) of a device day exist */
     TMC_SEL_DEVICE_DAYS,
     TMC_SEL_USER_DAYS,
     TMC_SEL_DEVICE_PAGE,     /* a day of a device, newest first, below a cursor */
@@ -147,7 +148,7 @@ struct tmc {
     /* Messages this writer stored per day, written as absolute values
      * (tmcass_write.c), under count_lock. */
     pthread_mutex_t count_lock;
-    struct tmc_day_count { int32_t day; int64_t n; } *day_counts;
+    struct tmc_day_count { int64_t day; int64_t n; } *day_counts;
     size_t n_day_counts, cap_day_counts;
 
     /* The merger (tmcass_agg.c): buckets with partials to fold. */
@@ -174,8 +175,8 @@ struct tmc_bucket_key {
 struct tmc_agg {
     int64_t count;   /* numeric samples (numbers, booleans) */
     double sum, min, max;
-    int64_t ints, isum, imin, imax;
-    bool isum_exact;
+    int64_t ints, imin, imax;
+    __int128 isum;   /* exact: no sum of int64 samples overflows it */
     int64_t samples; /* every sample, strings included */
     int64_t first_ts, last_ts;
 };
@@ -211,6 +212,8 @@ void tmc_group_init(struct tmc_group *g);
 /* Adds a prepared statement (idempotent writes only: it may be retried). */
 void tmc_group_exec(struct tmc *t, struct tmc_group *g, enum tmc_stmt st,
                     const struct cql_buf *values, int64_t timestamp_us);
+void tmc_group_exec_slice(struct tmc *t, struct tmc_group *g, enum tmc_stmt st,
+                          struct cql_slice values, int64_t timestamp_us);
 /* Adds an UNLOGGED batch of items (prepared, values) — one partition's rows. */
 void tmc_group_batch(struct tmc *t, struct tmc_group *g, const struct cql_batch_item *items,
                      size_t n, int64_t timestamp_us);

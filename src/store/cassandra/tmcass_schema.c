@@ -33,7 +33,7 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define AGG_COLS "n, total, vmin, vmax, ints, isum, isum_exact, imin, imax, samples, first_ts, last_ts"
+#define AGG_COLS "n, total, vmin, vmax, ints, isum, isum_hi, imin, imax, samples, first_ts, last_ts"
 #define AGG_MARKS "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
 
 const char *const tmc_stmt_text[TMC_N_STMTS] = {
@@ -57,6 +57,8 @@ const char *const tmc_stmt_text[TMC_N_STMTS] = {
                           " VALUES (0, ?, ?, ?) USING TTL ?",
     [TMC_INS_DEVICE_SEEN] = "INSERT INTO devices_seen (shard, device_id) VALUES (0, ?) USING TTL ?",
 
+    [TMC_SEL_EXISTING] = "SELECT ts, seq FROM device_data WHERE device_id = ? AND day = ?"
+                         " AND (ts, seq) IN ?",
     [TMC_SEL_DEVICE_DAYS] = "SELECT day, user_id FROM device_days WHERE device_id = ?"
                             " AND day >= ? AND day <= ?",
     [TMC_SEL_USER_DAYS] = "SELECT day FROM user_days WHERE user_id = ? AND day >= ? AND day <= ?",
@@ -115,7 +117,7 @@ const char *const tmc_stmt_text[TMC_N_STMTS] = {
                          " seq, " AGG_COLS ", version) VALUES (?, ?, ?, ?, ?, 0, 0, " AGG_MARKS
                          ", 1) IF NOT EXISTS USING TTL ?",
     [TMC_MERGE_UPDATE] = "UPDATE aggregated_data USING TTL ? SET n = ?, total = ?, vmin = ?,"
-                         " vmax = ?, ints = ?, isum = ?, isum_exact = ?, imin = ?, imax = ?,"
+                         " vmax = ?, ints = ?, isum = ?, isum_hi = ?, imin = ?, imax = ?,"
                          " samples = ?, first_ts = ?, last_ts = ?, version = ?"
                          " WHERE device_id = ? AND span = ? AND width = ? AND name = ?"
                          " AND start = ? AND writer = 0 AND seq = 0 IF version = ?",
@@ -131,16 +133,16 @@ const char *const tmc_stmt_text[TMC_N_STMTS] = {
 /* Each step is a list of idempotent DDL statements (IF NOT EXISTS), so
  * that instances starting at once, or a step cut short, redo it safely. */
 static const char *const step1[] = {
-    "CREATE TABLE IF NOT EXISTS device_data (device_id bigint, day int, ts timestamp,"
+    "CREATE TABLE IF NOT EXISTS device_data (device_id bigint, day bigint, ts timestamp,"
     " seq bigint, data text, meta text, PRIMARY KEY ((device_id, day), ts, seq))"
     " WITH CLUSTERING ORDER BY (ts DESC, seq DESC) AND " TWCS,
-    "CREATE TABLE IF NOT EXISTS user_data (user_id bigint, day int, ts timestamp, seq bigint,"
+    "CREATE TABLE IF NOT EXISTS user_data (user_id bigint, day bigint, ts timestamp, seq bigint,"
     " device_id bigint, data text, meta text,"
     " PRIMARY KEY ((user_id, day), ts, seq, device_id))"
     " WITH CLUSTERING ORDER BY (ts DESC, seq DESC, device_id DESC) AND " TWCS,
-    "CREATE TABLE IF NOT EXISTS device_days (device_id bigint, day int, user_id bigint,"
+    "CREATE TABLE IF NOT EXISTS device_days (device_id bigint, day bigint, user_id bigint,"
     " PRIMARY KEY (device_id, day)) WITH CLUSTERING ORDER BY (day DESC)",
-    "CREATE TABLE IF NOT EXISTS user_days (user_id bigint, day int,"
+    "CREATE TABLE IF NOT EXISTS user_days (user_id bigint, day bigint,"
     " PRIMARY KEY (user_id, day)) WITH CLUSTERING ORDER BY (day DESC)",
     "CREATE TABLE IF NOT EXISTS user_devices (user_id bigint, device_id bigint,"
     " PRIMARY KEY (user_id, device_id))",
@@ -152,10 +154,10 @@ static const char *const step1[] = {
     " PRIMARY KEY (device_id, name))",
     "CREATE TABLE IF NOT EXISTS aggregated_data (device_id bigint, span bigint, width int,"
     " name text, start timestamp, writer bigint, seq bigint, n bigint, total double,"
-    " vmin double, vmax double, ints bigint, isum bigint, isum_exact boolean, imin bigint,"
+    " vmin double, vmax double, ints bigint, isum bigint, isum_hi bigint, imin bigint,"
     " imax bigint, samples bigint, first_ts timestamp, last_ts timestamp, version int,"
     " PRIMARY KEY ((device_id, span), width, name, start, writer, seq))",
-    "CREATE TABLE IF NOT EXISTS message_counts (shard int, day int, writer bigint,"
+    "CREATE TABLE IF NOT EXISTS message_counts (shard int, day bigint, writer bigint,"
     " messages bigint, PRIMARY KEY (shard, day, writer))",
     "CREATE TABLE IF NOT EXISTS devices_seen (shard int, device_id bigint,"
     " PRIMARY KEY (shard, device_id))",

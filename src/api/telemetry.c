@@ -47,7 +47,7 @@ static void submission_done(struct iot_ingest_job *job)
     } else {
         iot_reply_retry_after(r, 1);
         iot_reply_error(r, 503, "Storage unavailable",
-                        "the telemetry could not be stored; nothing was kept; retry later");
+                        "the telemetry store did not confirm the write; retry later");
     }
     submission_free(s);
     iot_req_resume(r);

@@ -233,6 +233,7 @@ static int parse_message(json_t *obj, int64_t now_ms, struct iot_tm_message *m, 
         (rc = dump(meta, false, &m->meta_json, &m->meta_len, IOT_TM_DATA_JSON_MAX)))
         return rc;
     m->seq = next_seq();
+    m->fresh = true; /* a new seq: never written before */
     return IOT_OK;
 }
 

@@ -58,6 +58,12 @@ struct iot_tm_message {
     size_t data_len;
     const char *meta_json; /* metadata object (strings) or NULL */
     size_t meta_len;
+    /* (appended) The caller vouches that this identity was never written
+     * before: its seq is new, made by this process for this message (the
+     * ingest path). A store may then skip its duplicate check (Cassandra:
+     * one read per partition per batch). A copy or a retry of a batch
+     * leaves it false. */
+    bool fresh;
 };
 
 /* One message as read; every pointer is borrowed for the callback only. */

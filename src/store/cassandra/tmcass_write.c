@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cql/cql_future.h"
 #include "store/cassandra/tmcass_int.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -31,6 +32,8 @@
 enum {
     BATCH_ROWS_MAX = 200,          /* rows per CQL batch */
     BATCH_BYTES_MAX = 1 << 20,     /* value bytes per CQL batch */
+    BUNDLE_ROWS = 64,              /* rows of small partitions sent together */
+    BUNDLE_BYTES = 40 * 1024,
     IN_MAX = 100,                  /* identities per existence read */
     UNIT_MAX = 64,                 /* bytes of a unit (longer ones are ignored) */
 };
@@ -53,6 +56,8 @@ struct plan {
     struct request *reqs;
     size_t n_reqs, cap_reqs;
     size_t open_first, open_bytes; /* the request being filled */
+    size_t open_parts;             /* partitions in it */
+    bool new_part;                 /* the next row starts another partition */
     bool failed;
 };
 
@@ -81,15 +86,33 @@ static void plan_cut(struct plan *p)
     }
     p->open_first = p->n_rows;
     p->open_bytes = 0;
+    p->open_parts = 0;
+}
+
+/* The rows of one partition end here. Small partitions share a request (an
+ * UNLOGGED batch over several partitions: fewer requests for the server to
+ * coordinate), up to BUNDLE_BYTES, below the server's default refusal of
+ * multi-partition batches over 50 KiB. */
+static void plan_partition_end(struct plan *p)
+{
+    p->new_part = true;
 }
 
 /* The values of the row start at `off` in p->vals (encoded by the caller
  * since then). A full request is cut first. */
 static void plan_row(struct plan *p, enum tmc_stmt st, size_t off)
 {
-    size_t len = p->vals.len - off;
+    size_t len = p->vals.len - off, open_rows = p->n_rows - p->open_first;
+    if (p->new_part && open_rows &&
+        (open_rows >= BUNDLE_ROWS || p->open_bytes + len > BUNDLE_BYTES))
+        plan_cut(p);
+    else if (p->open_parts > 1 && p->open_bytes + len > BUNDLE_BYTES)
+        plan_cut(p);
     if (p->n_rows - p->open_first >= BATCH_ROWS_MAX || p->open_bytes + len > BATCH_BYTES_MAX)
         plan_cut(p);
+    if (p->new_part || p->open_parts == 0)
+        p->open_parts++;
+    p->new_part = false;
     if (!grow((void **)&p->rows, &p->cap_rows, p->n_rows, sizeof *p->rows)) {
         p->failed = true;
         return;
@@ -188,8 +211,9 @@ static int on_existing(void *ctx, const struct cql_value *c, size_t n)
     return 0;
 }
 
-/* The identities of refs[0..n) (one device, one day) that the store has. */
-static int read_existing(struct tmc *t, const struct ref *refs, size_t n, struct existing *e)
+/* The read of which identities of refs[0..n) (one device, one day) the
+ * store has, sent now; its future is waited for by drop_existing. */
+static struct cql_future *ask_existing(struct tmc *t, const struct ref *refs, size_t n)
 {
     struct cql_buf v = {0};
     cql_encode_bigint(&v, refs[0].m->device_id);
@@ -201,9 +225,36 @@ static int read_existing(struct tmc *t, const struct ref *refs, size_t n, struct
         cql_encode_bigint(&v, refs[i].m->seq);
     }
     cql_encode_coll_end(&v, mark, (int32_t)n);
-    int rc = tmc_select(t, TMC_SEL_EXISTING, &v, IN_MAX + 1, on_existing, e);
+    struct cql_opts o = {.page_size = IN_MAX + 1, .idempotent = true};
+    struct cql_future *f = cql_buf_error(&v)
+                               ? NULL
+                               : cql_session_execute_async(t->s, t->ps[TMC_SEL_EXISTING],
+                                                           (struct cql_slice){v.data, v.len},
+                                                           t->url.consistency, &o);
     cql_buf_free(&v);
-    return rc ? rc : e->oom ? IOT_ENOMEM : IOT_OK;
+    return f;
+}
+
+/* The answer of ask_existing into e. */
+static int take_existing(struct cql_future *f, struct existing *e)
+{
+    if (!f)
+        return IOT_ENOMEM;
+    struct cql_reply *reply = NULL;
+    int rc = tmc_err(cql_future_get(f, &reply));
+    const struct cql_rows *rows = cql_reply_rows(reply);
+    if (rc == IOT_OK && !rows)
+        rc = IOT_EINTERNAL;
+    if (rc == IOT_OK) {
+        struct cql_row_iter it = cql_rows_iter(rows);
+        struct cql_value cells[2];
+        while (!e->oom && cql_rows_next(&it, cells, 2))
+            on_existing(e, cells, 2);
+        if (e->oom)
+            rc = IOT_ENOMEM;
+    }
+    cql_reply_free(reply);
+    return rc;
 }
 
 static bool found(const struct existing *e, const struct iot_tm_message *m)
@@ -215,31 +266,51 @@ static bool found(const struct existing *e, const struct iot_tm_message *m)
 }
 
 /* Drops from refs (sorted by identity) the messages the store holds;
- * returns how many are left. The reads run one after the other: most
- * batches touch few partitions, and when a partition has none of them
- * (the usual case) the read is short. */
+ * returns how many are left in *left. One read per (device, day) chunk,
+ * all sent at once — unless every message is `fresh` (see telemetry.h). */
 static int drop_existing(struct tmc *t, struct ref *refs, size_t n, size_t *left)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
+    bool all_fresh = true;
+    for (size_t i = 0; i < n && all_fresh; i++)
+        all_fresh = refs[i].m->fresh;
+    if (all_fresh) /* new identities (the ingest path): nothing to look up */
+        return *left = n, IOT_OK;
+    size_t n_chunks = 0;
+    for (size_t i = 0; i < n; n_chunks++) {
         size_t j = i + 1;
         while (j < n && j - i < IN_MAX && refs[j].m->device_id == refs[i].m->device_id &&
                refs[j].day == refs[i].day)
             j++;
-        struct existing e = {0};
-        int rc = read_existing(t, refs + i, j - i, &e);
-        if (rc) {
-            free(e.keys);
-            return rc;
-        }
-        for (size_t x = i; x < j; x++)
-            if (!e.n || !found(&e, refs[x].m))
-                refs[k++] = refs[x];
-        free(e.keys);
         i = j;
     }
+    struct cql_future **f = calloc(n_chunks ? n_chunks : 1, sizeof *f);
+    size_t *ends = calloc(n_chunks ? n_chunks : 1, sizeof *ends);
+    int rc = f && ends ? IOT_OK : IOT_ENOMEM;
+    for (size_t i = 0, c = 0; rc == IOT_OK && i < n; c++) {
+        size_t j = i + 1;
+        while (j < n && j - i < IN_MAX && refs[j].m->device_id == refs[i].m->device_id &&
+               refs[j].day == refs[i].day)
+            j++;
+        f[c] = ask_existing(t, refs + i, j - i);
+        ends[c] = j;
+        i = j;
+    }
+    size_t k = 0, i = 0;
+    for (size_t c = 0; f && ends && c < n_chunks; c++) {
+        struct existing e = {0};
+        int r = f[c] ? take_existing(f[c], &e) : IOT_ENOMEM;
+        if (rc == IOT_OK)
+            rc = r;
+        for (; rc == IOT_OK && i < ends[c]; i++)
+            if (!e.n || !found(&e, refs[i].m))
+                refs[k++] = refs[i];
+        free(e.keys);
+        cql_future_free(f[c]);
+    }
+    free(f);
+    free(ends);
     *left = k;
-    return IOT_OK;
+    return rc;
 }
 
 /* ---- step 2: the rows ---------------------------------------------------------------------------- */
@@ -267,7 +338,7 @@ static void plan_device_rows(struct tmc *t, struct plan *p, const struct ref *re
     for (size_t i = 0; i < n; i++) {
         const struct iot_tm_message *m = refs[i].m;
         if (i && (m->device_id != refs[i - 1].m->device_id || refs[i].day != refs[i - 1].day))
-            plan_cut(p);
+            plan_partition_end(p);
         size_t off = p->vals.len;
         cql_encode_bigint(&p->vals, m->device_id);
         cql_encode_bigint(&p->vals, refs[i].day);
@@ -278,7 +349,7 @@ static void plan_device_rows(struct tmc *t, struct plan *p, const struct ref *re
         cql_encode_int(&p->vals, tmc_ttl(m->ts, t->raw_ttl_ms, now));
         plan_row(p, TMC_INS_DEVICE_DATA, off);
     }
-    plan_cut(p);
+    plan_partition_end(p);
 }
 
 static int cmp_user_day(const void *a, const void *b)
@@ -298,7 +369,7 @@ static void plan_user_rows(struct tmc *t, struct plan *p, struct ref *refs, size
     for (size_t i = 0; i < n; i++) {
         const struct iot_tm_message *m = refs[i].m;
         if (i && (m->user_id != refs[i - 1].m->user_id || refs[i].day != refs[i - 1].day))
-            plan_cut(p);
+            plan_partition_end(p);
         size_t off = p->vals.len;
         cql_encode_bigint(&p->vals, m->user_id);
         cql_encode_bigint(&p->vals, refs[i].day);
@@ -310,7 +381,7 @@ static void plan_user_rows(struct tmc *t, struct plan *p, struct ref *refs, size
         cql_encode_int(&p->vals, tmc_ttl(m->ts, t->raw_ttl_ms, now));
         plan_row(p, TMC_INS_USER_DATA, off);
     }
-    plan_cut(p);
+    plan_partition_end(p);
 }
 
 /* The facts this batch writes, recorded in the known-set once it succeeded. */
@@ -364,7 +435,7 @@ static void plan_fact(struct tmc *t, struct plan *p, struct facts *f, uint8_t ki
         plan_row(p, TMC_INS_DEVICE_SEEN, off);
         break;
     }
-    plan_cut(p);
+    plan_partition_end(p);
 }
 
 static void plan_facts(struct tmc *t, struct plan *p, struct facts *f, const struct ref *refs,
@@ -564,7 +635,7 @@ static void plan_partials(struct tmc *t, struct plan *p, struct partials *ps, in
     for (size_t i = 0; i < ps->n; i++) {
         const struct partial *x = &ps->v[i];
         if (i && (x->k.device_id != ps->v[i - 1].k.device_id || x->k.span != ps->v[i - 1].k.span))
-            plan_cut(p);
+            plan_partition_end(p);
         int32_t ttl = x->k.width_h == TMC_WIDTH_LIFETIME
                           ? 0
                           : tmc_ttl(x->k.start + x->k.width_h * IOT_TM_HOUR, t->rollup_ttl_ms, now);
@@ -572,7 +643,7 @@ static void plan_partials(struct tmc *t, struct plan *p, struct partials *ps, in
         tmc_encode_partial(&p->vals, &x->k, t->writer_id, seq, &x->a, ttl);
         plan_row(p, TMC_INS_PARTIAL, off);
     }
-    plan_cut(p);
+    plan_partition_end(p);
 }
 
 /* Latest values and units (one request per device) and the partials. */
@@ -604,13 +675,13 @@ static int plan_points(struct tmc *t, struct plan *p, struct partials *ps,
                strcmp(pts[j].p->name, pts[i].p->name) == 0)
             j++;
         if (i && pts[i].m->device_id != pts[i - 1].m->device_id)
-            plan_cut(p);
+            plan_partition_end(p);
         plan_latest(p, &pts[j - 1]);
         plan_unit(p, pts + i, j - i);
         run_partials(ps, pts + i, j - i);
         i = j;
     }
-    plan_cut(p);
+    plan_partition_end(p);
     for (size_t i = 0; i < n; i++)
         json_decref(metas[i]);
     free(metas);

@@ -77,7 +77,8 @@ static const struct opt options[] = {
      "reverse proxies (IPs and CIDRs, comma-separated) whose X-Forwarded-For names the client; "
      "empty: the header is ignored"},
     {"IOTFLOW_TELEMETRY_URL", "telemetry-url", OPT_STRING, FIELD(telemetry_url), "", 0, 0,
-     "telemetry store: sqlite:///path.db (default <data-dir>/telemetry.db)"},
+     "telemetry store: sqlite:///path.db (default <data-dir>/telemetry.db) or "
+     "cassandra://[user:pass@]host[:port][,host...]/keyspace?replication=N&consistency=C"},
     {"IOTFLOW_DEVICE_RATE_LIMIT", "device-rate-limit", OPT_INT, FIELD(device_rate_limit), "600", 0,
      100000000, "telemetry requests per minute per device (a batch counts once); 0 = off"},
     {"IOTFLOW_FSYNC", "fsync", OPT_BOOL, FIELD(fsync), "0", 0, 1,

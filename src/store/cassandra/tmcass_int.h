@@ -48,10 +48,11 @@ int tmc_url_parse(const char *url, struct tmc_url *out, char *err, size_t err_si
 /* ---- time layout -------------------------------------------------------------- */
 
 /* A raw partition holds one UTC day of a device (device_data) or of a
- * user (user_data). Rollups live in partitions of 30 days of a device
- * (a whole number of days, so a day bucket never straddles two); the
- * lifetime totals behind the catalog in partition TMC_SPAN_LIFETIME. */
-#define TMC_SPAN_MS (30 * IOT_TM_DAY)
+ * user (user_data). A device's rollups of a day live in the partition of
+ * that day (span = day, the same key as its device_data rows); the
+ * lifetime totals behind the catalog, the latest values and the units in
+ * span TMC_SPAN_LIFETIME. */
+#define TMC_SPAN_MS IOT_TM_DAY
 #define TMC_SPAN_LIFETIME INT64_C(-1)
 #define TMC_WIDTH_LIFETIME 0
 

@@ -7,12 +7,17 @@
  *   device_days   (device_id, day) → user_id             which days a device has (history,
  *   user_days     (user_id, day)                          deletes, copies walk these)
  *   user_devices  (user_id, device_id)                   for delete_user
- *   latest_data   (device_id, name, ts, seq) → value     newest value per measurement
- *   device_measurements (device_id, name) → unit         the catalog's units
+ *   latest_data   ((device_id, -1), name, ts, seq) → value  newest value per measurement
+ *   device_measurements ((device_id, -1), name) → unit   the catalog's units
  *   aggregated_data ((device_id, span), width, name, start, writer, seq)
- *                 partial aggregates: hourly (width 1) and daily (24) buckets in
- *                 30-day spans, and lifetime totals (width 0, span -1) behind the
- *                 catalog; see tmcass_agg.c
+ *                 partial aggregates: hourly (width 1) and daily (24) buckets in the
+ *                 partition of their day (span = day), and lifetime totals (width 0)
+ *                 in span -1, behind the catalog; see tmcass_agg.c
+ * A device's rows of one day — its messages and that day's rollups — share
+ * the partition key (device_id, day), and its lifetime rows — latest values,
+ * units, totals — the key (device_id, -1): Cassandra applies the rows of a
+ * write round with one key as one mutation, so rollups cost a round little
+ * more than the messages themselves.
  *   message_counts (shard, day, writer) → messages       /telemetry/status totals
  *   devices_seen  (shard, device_id)                     devices holding data
  *   schema_version (component) → version                 the migrations applied
@@ -45,11 +50,12 @@ const char *const tmc_stmt_text[TMC_N_STMTS] = {
                            " USING TTL ?",
     [TMC_INS_USER_DAY] = "INSERT INTO user_days (user_id, day) VALUES (?, ?) USING TTL ?",
     [TMC_INS_USER_DEVICE] = "INSERT INTO user_devices (user_id, device_id) VALUES (?, ?)",
-    [TMC_INS_LATEST] = "INSERT INTO latest_data (device_id, name, ts, seq, type, num, ival, is_int,"
-                       " str) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    [TMC_DEL_LATEST_OLDER] = "DELETE FROM latest_data WHERE device_id = ? AND name = ?"
+    [TMC_INS_LATEST] = "INSERT INTO latest_data (device_id, span, name, ts, seq, type, num, ival,"
+                       " is_int, str) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [TMC_DEL_LATEST_OLDER] = "DELETE FROM latest_data WHERE device_id = ? AND span = ? AND name = ?"
                              " AND (ts, seq) < (?, ?)",
-    [TMC_INS_UNIT] = "INSERT INTO device_measurements (device_id, name, unit) VALUES (?, ?, ?)",
+    [TMC_INS_UNIT] = "INSERT INTO device_measurements (device_id, span, name, unit)"
+                    " VALUES (?, ?, ?, ?)",
     [TMC_INS_PARTIAL] = "INSERT INTO aggregated_data (device_id, span, width, name, start, writer,"
                         " seq, " AGG_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, " AGG_MARKS ")"
                         " USING TTL ?",
@@ -80,8 +86,8 @@ const char *const tmc_stmt_text[TMC_N_STMTS] = {
     [TMC_COUNT_USER_DAY] = "SELECT COUNT(*) FROM user_data WHERE user_id = ? AND day = ?"
                            " AND ts >= ? AND ts <= ?",
     [TMC_SEL_LATEST] = "SELECT name, ts, seq, type, num, ival, is_int, str FROM latest_data"
-                       " WHERE device_id = ?",
-    [TMC_SEL_UNITS] = "SELECT name, unit FROM device_measurements WHERE device_id = ?",
+                       " WHERE device_id = ? AND span = ?",
+    [TMC_SEL_UNITS] = "SELECT name, unit FROM device_measurements WHERE device_id = ? AND span = ?",
     [TMC_SEL_PARTIALS] = "SELECT name, start, writer, seq, " AGG_COLS " FROM aggregated_data"
                          " WHERE device_id = ? AND span = ? AND width = ? AND name = ?"
                          " AND start >= ? AND start < ?",
@@ -106,10 +112,10 @@ const char *const tmc_stmt_text[TMC_N_STMTS] = {
     [TMC_DEL_USER_DAYS] = "DELETE FROM user_days WHERE user_id = ?",
     [TMC_DEL_USER_DEVICES] = "DELETE FROM user_devices WHERE user_id = ?",
     [TMC_DEL_USER_DEVICE] = "DELETE FROM user_devices WHERE user_id = ? AND device_id = ?",
-    [TMC_DEL_LATEST_ALL] = "DELETE FROM latest_data WHERE device_id = ?",
-    [TMC_DEL_LATEST_NAME_RANGE] = "DELETE FROM latest_data WHERE device_id = ? AND name = ?"
-                                  " AND ts >= ? AND ts <= ?",
-    [TMC_DEL_UNITS] = "DELETE FROM device_measurements WHERE device_id = ?",
+    [TMC_DEL_LATEST_ALL] = "DELETE FROM latest_data WHERE device_id = ? AND span = ?",
+    [TMC_DEL_LATEST_NAME_RANGE] = "DELETE FROM latest_data WHERE device_id = ? AND span = ?"
+                                  " AND name = ? AND ts >= ? AND ts <= ?",
+    [TMC_DEL_UNITS] = "DELETE FROM device_measurements WHERE device_id = ? AND span = ?",
     [TMC_DEL_AGG_PARTITION] = "DELETE FROM aggregated_data WHERE device_id = ? AND span = ?",
     [TMC_DEL_DEVICE_SEEN] = "DELETE FROM devices_seen WHERE shard = 0 AND device_id = ?",
     /* The merge (tmcass_agg.c): a conditional batch on one partition. */
@@ -146,12 +152,12 @@ static const char *const step1[] = {
     " PRIMARY KEY (user_id, day)) WITH CLUSTERING ORDER BY (day DESC)",
     "CREATE TABLE IF NOT EXISTS user_devices (user_id bigint, device_id bigint,"
     " PRIMARY KEY (user_id, device_id))",
-    "CREATE TABLE IF NOT EXISTS latest_data (device_id bigint, name text, ts timestamp,"
-    " seq bigint, type tinyint, num double, ival bigint, is_int boolean, str text,"
-    " PRIMARY KEY (device_id, name, ts, seq))"
+    "CREATE TABLE IF NOT EXISTS latest_data (device_id bigint, span bigint, name text,"
+    " ts timestamp, seq bigint, type tinyint, num double, ival bigint, is_int boolean, str text,"
+    " PRIMARY KEY ((device_id, span), name, ts, seq))"
     " WITH CLUSTERING ORDER BY (name ASC, ts DESC, seq DESC) AND gc_grace_seconds = 10800",
-    "CREATE TABLE IF NOT EXISTS device_measurements (device_id bigint, name text, unit text,"
-    " PRIMARY KEY (device_id, name))",
+    "CREATE TABLE IF NOT EXISTS device_measurements (device_id bigint, span bigint,"
+    " name text, unit text, PRIMARY KEY ((device_id, span), name))",
     "CREATE TABLE IF NOT EXISTS aggregated_data (device_id bigint, span bigint, width int,"
     " name text, start timestamp, writer bigint, seq bigint, n bigint, total double,"
     " vmin double, vmax double, ints bigint, isum bigint, isum_hi bigint, imin bigint,"

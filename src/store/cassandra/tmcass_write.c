@@ -40,24 +40,24 @@ enum {
 
 /* ---- the plan: rows to send, grouped into requests -------------------------------------------- */
 
+/* A partition, as far as grouping goes: tables keyed by (device, day) —
+ * device_data and the rollups of that day — and by (device, -1) — latest
+ * values, units, lifetime totals — share key bytes, so Cassandra applies a
+ * request's rows of one key as one mutation. */
+enum part_kind { PART_DEVICE_DAY = 1, PART_USER_DAY, PART_INDEX, PART_COUNTS };
+
 struct row {
     enum tmc_stmt st;
     size_t off, len; /* of its values in plan.vals */
-};
-
-struct request {
-    size_t first, n; /* rows; n > 1 is a batch */
+    uint8_t kind;
+    int64_t a, b;    /* the partition key */
+    size_t order;    /* planning order, kept within a partition */
 };
 
 struct plan {
     struct cql_buf vals;
     struct row *rows;
     size_t n_rows, cap_rows;
-    struct request *reqs;
-    size_t n_reqs, cap_reqs;
-    size_t open_first, open_bytes; /* the request being filled */
-    size_t open_parts;             /* partitions in it */
-    bool new_part;                 /* the next row starts another partition */
     bool failed;
 };
 
@@ -74,83 +74,96 @@ static bool grow(void **v, size_t *cap, size_t n, size_t size)
     return true;
 }
 
-/* Closes the request being filled (if it has rows). */
-static void plan_cut(struct plan *p)
-{
-    if (p->n_rows > p->open_first) {
-        if (!grow((void **)&p->reqs, &p->cap_reqs, p->n_reqs, sizeof *p->reqs)) {
-            p->failed = true;
-            return;
-        }
-        p->reqs[p->n_reqs++] = (struct request){p->open_first, p->n_rows - p->open_first};
-    }
-    p->open_first = p->n_rows;
-    p->open_bytes = 0;
-    p->open_parts = 0;
-}
-
-/* The rows of one partition end here. Small partitions share a request (an
- * UNLOGGED batch over several partitions: fewer requests for the server to
- * coordinate), up to BUNDLE_BYTES, below the server's default refusal of
- * multi-partition batches over 50 KiB. */
-static void plan_partition_end(struct plan *p)
-{
-    p->new_part = true;
-}
-
 /* The values of the row start at `off` in p->vals (encoded by the caller
- * since then). A full request is cut first. */
-static void plan_row(struct plan *p, enum tmc_stmt st, size_t off)
+ * since then); (kind, a, b) names its partition. */
+static void plan_row(struct plan *p, enum tmc_stmt st, size_t off, uint8_t kind, int64_t a,
+                     int64_t b)
 {
-    size_t len = p->vals.len - off, open_rows = p->n_rows - p->open_first;
-    if (p->new_part && open_rows &&
-        (open_rows >= BUNDLE_ROWS || p->open_bytes + len > BUNDLE_BYTES))
-        plan_cut(p);
-    else if (p->open_parts > 1 && p->open_bytes + len > BUNDLE_BYTES)
-        plan_cut(p);
-    if (p->n_rows - p->open_first >= BATCH_ROWS_MAX || p->open_bytes + len > BATCH_BYTES_MAX)
-        plan_cut(p);
-    if (p->new_part || p->open_parts == 0)
-        p->open_parts++;
-    p->new_part = false;
     if (!grow((void **)&p->rows, &p->cap_rows, p->n_rows, sizeof *p->rows)) {
         p->failed = true;
         return;
     }
-    p->rows[p->n_rows++] = (struct row){st, off, len};
-    p->open_bytes += len;
+    p->rows[p->n_rows] = (struct row){st, off, p->vals.len - off, kind, a, b, p->n_rows};
+    p->n_rows++;
 }
 
 static void plan_free(struct plan *p)
 {
     cql_buf_free(&p->vals);
     free(p->rows);
-    free(p->reqs);
 }
 
-/* Sends every request of the plan into the group. */
+static int cmp_row(const void *x, const void *y)
+{
+    const struct row *a = x, *b = y;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    if (a->a != b->a)
+        return a->a < b->a ? -1 : 1;
+    if (a->b != b->b)
+        return a->b < b->b ? -1 : 1;
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+static bool same_part(const struct row *a, const struct row *b)
+{
+    return a->kind == b->kind && a->a == b->a && a->b == b->b;
+}
+
+static void send_rows(struct tmc *t, struct plan *p, struct tmc_group *g, const struct row *rows,
+                      size_t n)
+{
+    if (n == 1) {
+        tmc_group_exec_slice(t, g, rows[0].st,
+                             (struct cql_slice){p->vals.data + rows[0].off, rows[0].len}, 0);
+        return;
+    }
+    struct cql_batch_item items[BATCH_ROWS_MAX];
+    for (size_t i = 0; i < n; i++)
+        items[i] = (struct cql_batch_item){
+            .prepared = t->ps[rows[i].st],
+            .values = {p->vals.data + rows[i].off, rows[i].len},
+        };
+    tmc_group_batch(t, g, items, n, 0);
+}
+
+/* Sends the plan: rows sorted by partition; a partition's rows go in one
+ * UNLOGGED batch (cut at BATCH_ROWS_MAX / BATCH_BYTES_MAX), and small
+ * partitions share a batch up to BUNDLE_ROWS / BUNDLE_BYTES — fewer
+ * requests for the server to coordinate, and below its default refusal of
+ * multi-partition batches over 50 KiB. */
 static int plan_send(struct tmc *t, struct plan *p, struct tmc_group *g)
 {
-    plan_cut(p);
     if (p->failed || cql_buf_error(&p->vals))
         return IOT_ENOMEM;
-    struct cql_batch_item items[BATCH_ROWS_MAX];
-    for (size_t r = 0; r < p->n_reqs; r++) {
-        const struct request *q = &p->reqs[r];
-        if (q->n == 1) {
-            const struct row *w = &p->rows[q->first];
-            tmc_group_exec_slice(t, g, w->st, (struct cql_slice){p->vals.data + w->off, w->len}, 0);
+    qsort(p->rows, p->n_rows, sizeof *p->rows, cmp_row);
+    size_t first = 0, bytes = 0; /* the bundle being filled */
+    for (size_t i = 0; i < p->n_rows;) {
+        size_t j = i, part_bytes = 0;
+        while (j < p->n_rows && same_part(&p->rows[j], &p->rows[i]))
+            part_bytes += p->rows[j++].len;
+        bool small = j - i <= BUNDLE_ROWS && part_bytes <= BUNDLE_BYTES;
+        if (i > first && (!small || i - first + (j - i) > BUNDLE_ROWS ||
+                          bytes + part_bytes > BUNDLE_BYTES)) {
+            send_rows(t, p, g, p->rows + first, i - first);
+            first = i, bytes = 0;
+        }
+        if (small) {
+            bytes += part_bytes;
+            i = j;
             continue;
         }
-        for (size_t i = 0; i < q->n; i++) {
-            const struct row *w = &p->rows[q->first + i];
-            items[i] = (struct cql_batch_item){
-                .prepared = t->ps[w->st],
-                .values = {p->vals.data + w->off, w->len},
-            };
+        for (size_t k = i; k < j;) { /* a big partition: its own batches */
+            size_t m = k, b = 0;
+            while (m < j && m - k < BATCH_ROWS_MAX && (m == k || b + p->rows[m].len <= BATCH_BYTES_MAX))
+                b += p->rows[m++].len;
+            send_rows(t, p, g, p->rows + k, m - k);
+            k = m;
         }
-        tmc_group_batch(t, g, items, q->n, 0);
+        first = i = j;
     }
+    if (p->n_rows > first)
+        send_rows(t, p, g, p->rows + first, p->n_rows - first);
     return IOT_OK;
 }
 
@@ -337,8 +350,6 @@ static void plan_device_rows(struct tmc *t, struct plan *p, const struct ref *re
 {
     for (size_t i = 0; i < n; i++) {
         const struct iot_tm_message *m = refs[i].m;
-        if (i && (m->device_id != refs[i - 1].m->device_id || refs[i].day != refs[i - 1].day))
-            plan_partition_end(p);
         size_t off = p->vals.len;
         cql_encode_bigint(&p->vals, m->device_id);
         cql_encode_bigint(&p->vals, refs[i].day);
@@ -347,9 +358,8 @@ static void plan_device_rows(struct tmc *t, struct plan *p, const struct ref *re
         cql_encode_text(&p->vals, m->data_json, m->data_len);
         encode_opt_text(&p->vals, m->meta_json, m->meta_len);
         cql_encode_int(&p->vals, tmc_ttl(m->ts, t->raw_ttl_ms, now));
-        plan_row(p, TMC_INS_DEVICE_DATA, off);
+        plan_row(p, TMC_INS_DEVICE_DATA, off, PART_DEVICE_DAY, m->device_id, refs[i].day);
     }
-    plan_partition_end(p);
 }
 
 static int cmp_user_day(const void *a, const void *b)
@@ -368,8 +378,6 @@ static void plan_user_rows(struct tmc *t, struct plan *p, struct ref *refs, size
     qsort(refs, n, sizeof *refs, cmp_user_day);
     for (size_t i = 0; i < n; i++) {
         const struct iot_tm_message *m = refs[i].m;
-        if (i && (m->user_id != refs[i - 1].m->user_id || refs[i].day != refs[i - 1].day))
-            plan_partition_end(p);
         size_t off = p->vals.len;
         cql_encode_bigint(&p->vals, m->user_id);
         cql_encode_bigint(&p->vals, refs[i].day);
@@ -379,9 +387,8 @@ static void plan_user_rows(struct tmc *t, struct plan *p, struct ref *refs, size
         cql_encode_text(&p->vals, m->data_json, m->data_len);
         encode_opt_text(&p->vals, m->meta_json, m->meta_len);
         cql_encode_int(&p->vals, tmc_ttl(m->ts, t->raw_ttl_ms, now));
-        plan_row(p, TMC_INS_USER_DATA, off);
+        plan_row(p, TMC_INS_USER_DATA, off, PART_USER_DAY, m->user_id, refs[i].day);
     }
-    plan_partition_end(p);
 }
 
 /* The facts this batch writes, recorded in the known-set once it succeeded. */
@@ -416,26 +423,25 @@ static void plan_fact(struct tmc *t, struct plan *p, struct facts *f, uint8_t ki
         cql_encode_bigint(&p->vals, b);
         cql_encode_bigint(&p->vals, user_id);
         cql_encode_int(&p->vals, tmc_ttl(day_end, index_keep(t), now));
-        plan_row(p, TMC_INS_DEVICE_DAY, off);
+        plan_row(p, TMC_INS_DEVICE_DAY, off, PART_INDEX, kind, a);
         break;
     case TMC_KNOWN_USER_DAY:
         cql_encode_bigint(&p->vals, a);
         cql_encode_bigint(&p->vals, b);
         cql_encode_int(&p->vals, tmc_ttl(day_end, index_keep(t), now));
-        plan_row(p, TMC_INS_USER_DAY, off);
+        plan_row(p, TMC_INS_USER_DAY, off, PART_INDEX, kind, a);
         break;
     case TMC_KNOWN_USER_DEVICE:
         cql_encode_bigint(&p->vals, a);
         cql_encode_bigint(&p->vals, b);
-        plan_row(p, TMC_INS_USER_DEVICE, off);
+        plan_row(p, TMC_INS_USER_DEVICE, off, PART_INDEX, kind, a);
         break;
     case TMC_KNOWN_DEVICE_SEEN: /* a = device, b = day */
         cql_encode_bigint(&p->vals, a);
         cql_encode_int(&p->vals, tmc_ttl(day_end, t->raw_ttl_ms, now));
-        plan_row(p, TMC_INS_DEVICE_SEEN, off);
+        plan_row(p, TMC_INS_DEVICE_SEEN, off, PART_INDEX, kind, 0);
         break;
     }
-    plan_partition_end(p);
 }
 
 static void plan_facts(struct tmc *t, struct plan *p, struct facts *f, const struct ref *refs,
@@ -513,17 +519,19 @@ static void plan_latest(struct plan *p, const struct point_ref *newest)
     const struct iot_tm_message *m = newest->m;
     size_t off = p->vals.len;
     cql_encode_bigint(&p->vals, m->device_id);
+    cql_encode_bigint(&p->vals, TMC_SPAN_LIFETIME);
     cql_encode_text(&p->vals, newest->p->name, strlen(newest->p->name));
     cql_encode_timestamp(&p->vals, m->ts);
     cql_encode_bigint(&p->vals, m->seq);
     encode_value(&p->vals, &newest->p->value);
-    plan_row(p, TMC_INS_LATEST, off);
+    plan_row(p, TMC_INS_LATEST, off, PART_DEVICE_DAY, m->device_id, TMC_SPAN_LIFETIME);
     off = p->vals.len;
     cql_encode_bigint(&p->vals, m->device_id);
+    cql_encode_bigint(&p->vals, TMC_SPAN_LIFETIME);
     cql_encode_text(&p->vals, newest->p->name, strlen(newest->p->name));
     cql_encode_timestamp(&p->vals, m->ts);
     cql_encode_bigint(&p->vals, m->seq);
-    plan_row(p, TMC_DEL_LATEST_OLDER, off);
+    plan_row(p, TMC_DEL_LATEST_OLDER, off, PART_DEVICE_DAY, m->device_id, TMC_SPAN_LIFETIME);
 }
 
 static void plan_unit(struct plan *p, const struct point_ref *run, size_t n)
@@ -535,9 +543,10 @@ static void plan_unit(struct plan *p, const struct point_ref *run, size_t n)
             continue;
         size_t off = p->vals.len;
         cql_encode_bigint(&p->vals, run[i].m->device_id);
+        cql_encode_bigint(&p->vals, TMC_SPAN_LIFETIME);
         cql_encode_text(&p->vals, run[i].p->name, strlen(run[i].p->name));
         cql_encode_text(&p->vals, unit, len);
-        plan_row(p, TMC_INS_UNIT, off);
+        plan_row(p, TMC_INS_UNIT, off, PART_DEVICE_DAY, run[i].m->device_id, TMC_SPAN_LIFETIME);
         return;
     }
 }
@@ -634,16 +643,13 @@ static void plan_partials(struct tmc *t, struct plan *p, struct partials *ps, in
     ps->n = k;
     for (size_t i = 0; i < ps->n; i++) {
         const struct partial *x = &ps->v[i];
-        if (i && (x->k.device_id != ps->v[i - 1].k.device_id || x->k.span != ps->v[i - 1].k.span))
-            plan_partition_end(p);
         int32_t ttl = x->k.width_h == TMC_WIDTH_LIFETIME
                           ? 0
                           : tmc_ttl(x->k.start + x->k.width_h * IOT_TM_HOUR, t->rollup_ttl_ms, now);
         size_t off = p->vals.len;
         tmc_encode_partial(&p->vals, &x->k, t->writer_id, seq, &x->a, ttl);
-        plan_row(p, TMC_INS_PARTIAL, off);
+        plan_row(p, TMC_INS_PARTIAL, off, PART_DEVICE_DAY, x->k.device_id, x->k.span);
     }
-    plan_partition_end(p);
 }
 
 /* Latest values and units (one request per device) and the partials. */
@@ -674,14 +680,11 @@ static int plan_points(struct tmc *t, struct plan *p, struct partials *ps,
         while (j < total && pts[j].m->device_id == pts[i].m->device_id &&
                strcmp(pts[j].p->name, pts[i].p->name) == 0)
             j++;
-        if (i && pts[i].m->device_id != pts[i - 1].m->device_id)
-            plan_partition_end(p);
         plan_latest(p, &pts[j - 1]);
         plan_unit(p, pts + i, j - i);
         run_partials(ps, pts + i, j - i);
         i = j;
     }
-    plan_partition_end(p);
     for (size_t i = 0; i < n; i++)
         json_decref(metas[i]);
     free(metas);

@@ -122,6 +122,8 @@ enum tmc_stmt {
 /* The CQL text of each statement (tmcass_schema.c), prepared at open. */
 extern const char *const tmc_stmt_text[TMC_N_STMTS];
 
+#define TMC_PRUNE_SLOTS 4096
+
 /* ---- the store ----------------------------------------------------------------- */
 
 /* Facts written once per process: which (device, day), (user, day) and
@@ -151,6 +153,9 @@ struct tmc {
     pthread_mutex_t count_lock;
     struct tmc_day_count { int64_t day; int64_t n; } *day_counts;
     size_t n_day_counts, cap_day_counts;
+    /* Latest values written per (device, name) since its last prune
+     * (tmcass_write.c), also under count_lock. */
+    struct tmc_prune_slot { uint64_t hash; uint32_t writes; } prune[TMC_PRUNE_SLOTS];
 
     /* The merger (tmcass_agg.c): buckets with partials to fold. */
     pthread_mutex_t merge_lock;

@@ -36,6 +36,7 @@ enum {
     BUNDLE_BYTES = 40 * 1024,
     IN_MAX = 100,                  /* identities per existence read */
     UNIT_MAX = 64,                 /* bytes of a unit (longer ones are ignored) */
+    LATEST_PRUNE_EVERY = 8,        /* latest values written per range delete */
 };
 
 /* ---- the plan: rows to send, grouped into requests -------------------------------------------- */
@@ -512,9 +513,28 @@ static void encode_value(struct cql_buf *b, const struct iot_tm_value *v)
         cql_encode_null(b);
 }
 
+/* Whether this round should range-delete the older latest rows of a
+ * (device, name): every LATEST_PRUNE_EVERY-th value this process writes for
+ * it (a direct-mapped table; a collision just prunes early). Between two
+ * prunes a name keeps a few rows, of which readers take the newest — the
+ * tombstones, not the rows, were a fifth of a round's cost. */
+static bool latest_prune_due(struct tmc *t, int64_t device_id, const char *name)
+{
+    uint64_t h = (uint64_t)device_id * 0x9E3779B97F4A7C15u;
+    for (const char *c = name; *c; c++)
+        h = (h ^ (unsigned char)*c) * 0x100000001B3u;
+    struct tmc_prune_slot *slot = &t->prune[h % TMC_PRUNE_SLOTS];
+    pthread_mutex_lock(&t->count_lock);
+    bool due = slot->hash != h || ++slot->writes >= LATEST_PRUNE_EVERY;
+    if (due)
+        slot->hash = h, slot->writes = 0;
+    pthread_mutex_unlock(&t->count_lock);
+    return due;
+}
+
 /* The newest point of a (device, name) run becomes its latest value;
- * older latest rows of that name go (a range tombstone). */
-static void plan_latest(struct plan *p, const struct point_ref *newest)
+ * now and then older latest rows of that name go (a range tombstone). */
+static void plan_latest(struct tmc *t, struct plan *p, const struct point_ref *newest)
 {
     const struct iot_tm_message *m = newest->m;
     size_t off = p->vals.len;
@@ -525,6 +545,8 @@ static void plan_latest(struct plan *p, const struct point_ref *newest)
     cql_encode_bigint(&p->vals, m->seq);
     encode_value(&p->vals, &newest->p->value);
     plan_row(p, TMC_INS_LATEST, off, PART_DEVICE_DAY, m->device_id, TMC_SPAN_LIFETIME);
+    if (!latest_prune_due(t, m->device_id, newest->p->name))
+        return;
     off = p->vals.len;
     cql_encode_bigint(&p->vals, m->device_id);
     cql_encode_bigint(&p->vals, TMC_SPAN_LIFETIME);
@@ -680,7 +702,7 @@ static int plan_points(struct tmc *t, struct plan *p, struct partials *ps,
         while (j < total && pts[j].m->device_id == pts[i].m->device_id &&
                strcmp(pts[j].p->name, pts[i].p->name) == 0)
             j++;
-        plan_latest(p, &pts[j - 1]);
+        plan_latest(t, p, &pts[j - 1]);
         plan_unit(p, pts + i, j - i);
         run_partials(ps, pts + i, j - i);
         i = j;

@@ -116,6 +116,14 @@ enum tmc_stmt {
     TMC_MERGE_INSERT,
     TMC_MERGE_UPDATE,
     TMC_MERGE_DELETE,
+    /* reads and deletes (tmcass_read.c, tmcass_delete.c) */
+    TMC_SEL_DEVICE_DAYS_ASC,   /* TMC_SEL_DEVICE_DAYS oldest first */
+    TMC_SEL_LATEST_NAME,       /* (ts, seq) of one name's newest latest row */
+    TMC_SEL_DAY_KEYS,          /* (ts, seq) of a whole device day */
+    TMC_SEL_USER_DAY_KEYS,     /* (ts, seq, device_id) of a whole user day */
+    TMC_DEL_DEVICE_DAY,        /* one device_days row */
+    TMC_DEL_UNIT,              /* one name's unit */
+    TMC_DEL_DEVICE_ROW,        /* one device_data row */
     TMC_N_STMTS
 };
 
@@ -302,5 +310,41 @@ struct tmc_json_scratch {
 };
 int tmc_value_of(const char *data, size_t len, const char *name, struct iot_tm_value *v,
                  struct tmc_json_scratch *scratch);
+/* The same from a parsed value (jansson's json_t; tmcass_json.c): IOT_ENOTFOUND
+ * for null, an object or an array. */
+struct json_t;
+int tmc_json_value(const struct json_t *j, struct iot_tm_value *v,
+                   struct tmc_json_scratch *scratch);
+/* A message's data parsed (free with json_decref), NULL unless an object. */
+struct json_t *tmc_json_parse(const char *data, size_t len);
+void tmc_json_scratch_free(struct tmc_json_scratch *s);
+
+/* ---- walking raw partitions (tmcass_read.c, shared with tmcass_delete.c) ------------ */
+
+static inline int64_t tmc_day_start(int64_t day) { return day * IOT_TM_DAY; }
+
+/* Called per day partition: 0 goes on, > 0 stops (IOT_OK), < 0 stops with
+ * that error. user_id is device_days' (0 for user days). */
+typedef int (*tmc_day_fn)(void *ctx, int64_t day, int64_t user_id);
+/* The device's days in [day_lo, day_hi] from device_days, oldest or newest
+ * first, paged. */
+int tmc_each_device_day(struct tmc *t, int64_t device_id, int64_t day_lo, int64_t day_hi,
+                        bool oldest_first, tmc_day_fn fn, void *ctx);
+/* The user's days in [day_lo, day_hi] from user_days, newest first. */
+int tmc_each_user_day(struct tmc *t, int64_t user_id, int64_t day_lo, int64_t day_hi,
+                      tmc_day_fn fn, void *ctx);
+
+/* One stored value of a measurement found in the raw rows. */
+struct tmc_hit {
+    int64_t ts, seq;
+    struct iot_tm_value v; /* a string points into the scratch given */
+};
+/* The oldest (newest = false) or newest value of `name` with ts in
+ * [from, to) — numbers and booleans only, or any type — walking the
+ * device's days from that end and stopping at the first; IOT_ENOTFOUND
+ * when there is none. */
+int tmc_find_sample(struct tmc *t, int64_t device_id, const char *name, int64_t from, int64_t to,
+                    bool newest, bool numeric_only, struct tmc_hit *hit,
+                    struct tmc_json_scratch *scratch);
 
 #endif

@@ -129,6 +129,18 @@ const char *const tmc_stmt_text[TMC_N_STMTS] = {
                          " AND start = ? AND writer = 0 AND seq = 0 IF version = ?",
     [TMC_MERGE_DELETE] = "DELETE FROM aggregated_data WHERE device_id = ? AND span = ?"
                          " AND width = ? AND name = ? AND start = ? AND writer = ? AND seq = ?",
+    /* Reads and deletes (tmcass_read.c, tmcass_delete.c). */
+    [TMC_SEL_DEVICE_DAYS_ASC] = "SELECT day, user_id FROM device_days WHERE device_id = ?"
+                                " AND day >= ? AND day <= ? ORDER BY day ASC",
+    [TMC_SEL_LATEST_NAME] = "SELECT ts, seq FROM latest_data WHERE device_id = ? AND name = ?"
+                            " LIMIT 1",
+    [TMC_SEL_DAY_KEYS] = "SELECT ts, seq FROM device_data WHERE device_id = ? AND day = ?",
+    [TMC_SEL_USER_DAY_KEYS] = "SELECT ts, seq, device_id FROM user_data WHERE user_id = ?"
+                              " AND day = ?",
+    [TMC_DEL_DEVICE_DAY] = "DELETE FROM device_days WHERE device_id = ? AND day = ?",
+    [TMC_DEL_UNIT] = "DELETE FROM device_measurements WHERE device_id = ? AND name = ?",
+    [TMC_DEL_DEVICE_ROW] = "DELETE FROM device_data WHERE device_id = ? AND day = ? AND ts = ?"
+                           " AND seq = ?",
 };
 
 /* ---- migrations ----------------------------------------------------------------- */

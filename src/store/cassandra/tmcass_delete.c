@@ -519,6 +519,7 @@ static void encode_latest(struct cql_buf *b, int64_t device_id, const char *name
     const struct iot_tm_value *v = &h->v;
     bool is_int = v->type == IOT_TM_BOOL || (v->type == IOT_TM_NUMBER && v->is_int);
     cql_encode_bigint(b, device_id);
+    cql_encode_bigint(b, TMC_SPAN_LIFETIME);
     cql_encode_text(b, name, strlen(name));
     cql_encode_timestamp(b, h->ts);
     cql_encode_bigint(b, h->seq);
@@ -543,6 +544,7 @@ static void add_latest_range_delete(struct tmc *t, struct tmc_group *g, int64_t 
 {
     struct cql_buf v = {0};
     cql_encode_bigint(&v, device_id);
+    cql_encode_bigint(&v, TMC_SPAN_LIFETIME);
     cql_encode_text(&v, name, strlen(name));
     cql_encode_timestamp(&v, from);
     cql_encode_timestamp(&v, to);
@@ -559,6 +561,7 @@ static int repair_latest(struct range_delete *d, const struct touched *e, bool g
     struct tmc *t = d->t;
     struct cql_buf v = {0};
     cql_encode_bigint(&v, d->device_id);
+    cql_encode_bigint(&v, TMC_SPAN_LIFETIME);
     cql_encode_text(&v, e->name, strlen(e->name));
     struct cql_reply *reply = NULL;
     int rc = cql_buf_error(&v) ? IOT_ENOMEM : tmc_exec(t, TMC_SEL_LATEST_NAME, &v, NULL, &reply);
@@ -816,8 +819,8 @@ static int delete_device_rest(struct device_delete *d)
     for (size_t i = 0; i < d->spans.n; i++)
         add_by_device(t, &g, TMC_DEL_AGG_PARTITION, d->device_id, &d->spans.v[i], NULL);
     add_by_device(t, &g, TMC_DEL_AGG_PARTITION, d->device_id, &lifetime, NULL);
-    add_by_device(t, &g, TMC_DEL_LATEST_ALL, d->device_id, NULL, NULL);
-    add_by_device(t, &g, TMC_DEL_UNITS, d->device_id, NULL, NULL);
+    add_by_device(t, &g, TMC_DEL_LATEST_ALL, d->device_id, &lifetime, NULL);
+    add_by_device(t, &g, TMC_DEL_UNITS, d->device_id, &lifetime, NULL);
     add_by_device(t, &g, TMC_DEL_DEVICE_SEEN, d->device_id, NULL, NULL);
     for (size_t i = 0; i < d->users.n; i++) {
         struct cql_buf v = {0};

@@ -406,6 +406,7 @@ int tmc_latest(void *self, int64_t device_id, iot_tm_latest_fn fn, void *ctx)
     struct latest_walk w = {.fn = fn, .ctx = ctx};
     struct cql_buf v = {0};
     cql_encode_bigint(&v, device_id);
+    cql_encode_bigint(&v, TMC_SPAN_LIFETIME);
     int rc = tmc_select(t, TMC_SEL_LATEST, &v, DERIVED_PAGE, on_latest_row, &w);
     cql_buf_free(&v);
     return rc;
@@ -829,9 +830,9 @@ int tmc_catalog(void *self, int64_t device_id, iot_tm_catalog_fn fn, void *ctx)
     struct catalog_join j;
     struct cql_buf v = {0};
     cql_encode_bigint(&v, device_id);
+    cql_encode_bigint(&v, TMC_SPAN_LIFETIME);
     cursor_open(&j.latest, t, TMC_SEL_LATEST, &v);
     cursor_open(&j.units, t, TMC_SEL_UNITS, &v);
-    cql_encode_bigint(&v, TMC_SPAN_LIFETIME);
     cql_encode_int(&v, TMC_WIDTH_LIFETIME);
     cursor_open(&j.life, t, TMC_SEL_LIFETIME, &v);
     cql_buf_free(&v);

@@ -132,7 +132,7 @@ const char *const tmc_stmt_text[TMC_N_STMTS] = {
     /* Reads and deletes (tmcass_read.c, tmcass_delete.c). */
     [TMC_SEL_DEVICE_DAYS_ASC] = "SELECT day, user_id FROM device_days WHERE device_id = ?"
                                 " AND day >= ? AND day <= ? ORDER BY day ASC",
-    [TMC_SEL_LATEST_NAME] = "SELECT ts, seq FROM latest_data WHERE device_id = ? AND name = ?"
+    [TMC_SEL_LATEST_NAME] = "SELECT ts, seq FROM latest_data WHERE device_id = ? AND span = ? AND name = ?"
                             " LIMIT 1",
     [TMC_SEL_DAY_KEYS] = "SELECT ts, seq FROM device_data WHERE device_id = ? AND day = ?",
     [TMC_SEL_USER_DAY_KEYS] = "SELECT ts, seq, device_id FROM user_data WHERE user_id = ?"

@@ -33,7 +33,7 @@ enum {
     BATCH_ROWS_MAX = 200,          /* rows per CQL batch */
     BATCH_BYTES_MAX = 1 << 20,     /* value bytes per CQL batch */
     BUNDLE_ROWS = 64,              /* rows of small partitions sent together */
-    BUNDLE_BYTES = 40 * 1024,
+    BUNDLE_BYTES = 12 * 1024,     /* value bytes; a mutation is larger than its values */
     IN_MAX = 100,                  /* identities per existence read */
     UNIT_MAX = 64,                 /* bytes of a unit (longer ones are ignored) */
     LATEST_PRUNE_EVERY = 8,        /* latest values written per range delete */

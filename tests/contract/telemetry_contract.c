@@ -2542,11 +2542,17 @@ static void test_backend_table(void **state)
     assert_ptr_equal(iot_telemetry_backend("data/telemetry.db"), sq);
     assert_ptr_equal(iot_telemetry_backend(""), sq);
     assert_ptr_equal(iot_telemetry_backend(NULL), sq);
-    assert_null(iot_telemetry_backend("cassandra://127.0.0.1:9042/iot"));
+    const struct iot_telemetry_ops *cs = iot_telemetry_backend("cassandra://127.0.0.1:9042/iot");
+    assert_non_null(cs);
+    assert_string_equal(cs->name, "cassandra");
+    assert_i64(cs->version, 3);
+    assert_true(cs->caps & IOT_TM_CAP_TTL);
+    assert_ptr_equal(iot_telemetry_backend("CASSANDRA://h/ks"), cs);
+    assert_non_null(strstr(iot_telemetry_backend_names(), "cassandra"));
     assert_null(iot_telemetry_backend("nosuch://x"));
     assert_non_null(strstr(iot_telemetry_backend_names(), "sqlite"));
     struct iot_telemetry t = {.ops = sq, .self = (void *)1};
-    assert_rc(iot_telemetry_open("cassandra://127.0.0.1", false, &t), IOT_EINVAL);
+    assert_rc(iot_telemetry_open("cassandra://127.0.0.1", false, &t), IOT_EINVAL); /* no keyspace */
     assert_null(t.ops);
     assert_null(t.self);
     iot_telemetry_close(&t); /* NULL-safe */

@@ -613,6 +613,7 @@ static int repair_names(struct range_delete *d)
         if (rc == IOT_OK && gone) { /* the catalog entry goes, its unit with it */
             struct cql_buf v = {0};
             cql_encode_bigint(&v, d->device_id);
+            cql_encode_bigint(&v, TMC_SPAN_LIFETIME);
             cql_encode_text(&v, e->name, strlen(e->name));
             rc = exec_one(d->t, TMC_DEL_UNIT, &v);
         }

@@ -51,7 +51,7 @@ static const struct opt options[] = {
     {"IOTFLOW_ONLINE_WINDOW", "online-window", OPT_INT, FIELD(online_window), "300", 1, 86400,
      "a device seen within this many seconds is online"},
     {"IOTFLOW_THREADS", "threads", OPT_INT, FIELD(threads), "0", 0, 256,
-     "HTTP worker threads; 0 = twice the CPU count"},
+     "HTTP worker threads; 0 = twice the CPU count, eight times when a store is a server"},
     {"IOTFLOW_MAX_CONNECTIONS", "max-connections", OPT_INT, FIELD(max_connections), "1024", 1,
      100000, "simultaneous client connections"},
     {"IOTFLOW_HTTP_EPOLL", "http-epoll", OPT_BOOL, FIELD(http_epoll), "0", 0, 1,

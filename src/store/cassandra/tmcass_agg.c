@@ -39,6 +39,8 @@
 #define MERGE_AGE_MS 15000    /* partials younger than this stay */
 #define MERGE_PERIOD_MS 20000 /* a pass over the dirty buckets */
 #define MERGE_CHUNK 400       /* partials folded per conditional batch */
+#define MERGE_MIN_PARTIALS 8  /* fewer are combined by readers, not merged (yet) */
+#define MERGE_IDLE_MS 600000  /* a bucket nobody wrote for this long is settled */
 #define MERGE_TRIES 8
 #define DIRTY_MAX 200000      /* past this, notes are dropped (reads still combine) */
 
@@ -376,7 +378,9 @@ void tmc_merge_note(struct tmc *t, const struct tmc_bucket_key *k)
     size_t look = t->n_dirty < 64 ? t->n_dirty : 64;
     for (size_t i = t->n_dirty - look; i < t->n_dirty; i++) {
         if (same_bucket(&t->dirty[i], k)) {
-            t->dirty[i].touched_ms = k->touched_ms;
+            if (k->touched_ms > t->dirty[i].touched_ms)
+                t->dirty[i].touched_ms = k->touched_ms;
+            t->dirty[i].partials += k->partials;
             pthread_mutex_unlock(&t->merge_lock);
             return;
         }
@@ -428,15 +432,31 @@ static void merge_pass(struct tmc *t)
         while (i + 1 < n && same_bucket(&list[i + 1], &k)) {
             if (list[i + 1].touched_ms > k.touched_ms)
                 k.touched_ms = list[i + 1].touched_ms;
+            k.partials += list[i + 1].partials;
             i++;
+        }
+        /* Worth a conditional batch: a bucket with many partials; or, once
+         * nobody wrote it for MERGE_IDLE_MS, one with two or more — and a
+         * lifetime bucket always, as it collects rows forever. Otherwise
+         * the note waits for more partials, or goes when idle. */
+        bool idle = k.touched_ms < now - MERGE_IDLE_MS;
+        bool worth = k.partials >= MERGE_MIN_PARTIALS ||
+                     (idle && (k.partials >= 2 || k.width_h == TMC_WIDTH_LIFETIME));
+        if (!worth) {
+            if (!idle)
+                tmc_merge_note(t, &k);
+            continue;
         }
         pthread_mutex_lock(&t->merge_lock);
         bool stopping = t->stopping;
         pthread_mutex_unlock(&t->merge_lock);
         int rc = stopping ? IOT_EUNAVAILABLE : merge_bucket(t, &k, cutoff_ms * 1000, FOLD, NULL);
         rc == IOT_OK ? merged++ : failed++;
-        if (rc != IOT_OK || k.touched_ms >= cutoff_ms)
+        if (rc != IOT_OK || k.touched_ms >= cutoff_ms) {
+            /* partials younger than the cutoff are left: count them again */
+            k.partials = rc != IOT_OK ? k.partials : 1;
             tmc_merge_note(t, &k);
+        }
     }
     free(list);
     if (failed)

@@ -183,6 +183,7 @@ struct tmc_bucket_key {
     char name[IOT_TM_NAME_MAX + 1];
     int64_t start;
     int64_t touched_ms; /* when this writer last wrote a partial of it */
+    uint32_t partials;  /* rows noted since its last merge (tmc_merge_note adds them) */
 };
 
 /* An aggregate: of a bucket's partial, or of several combined. */

@@ -27,7 +27,7 @@ enum {
     DAYS_PAGE = 200,          /* index rows per page of device_days / user_days */
     SCAN_PAGE = 1000,         /* raw rows per page of a samples scan */
     FIND_PAGE = 200,          /* raw rows per page of a search that stops at the first hit */
-    QUERY_FIRST_ROWS = 32,    /* a history page's first chunk, row sizes unknown yet */
+    QUERY_FIRST_ROWS = 128,   /* a history page's first chunk, row sizes unknown yet */
     QUERY_ASSUMED_ROW = 512,  /* bytes a row is taken to have until some are seen */
     QUERY_CHUNK_ROWS = 1000,
     QUERY_CHUNK_BYTES = 1 << 20,
@@ -447,8 +447,10 @@ static void rollup_flush(struct rollup_walk *w)
     if (!w->open)
         return;
     w->open = false;
-    if (w->rows > MERGE_HINT_ROWS)
+    if (w->rows > MERGE_HINT_ROWS) {
+        w->k.partials = (uint32_t)w->rows;
         tmc_merge_note(w->t, &w->k);
+    }
     if (w->agg.count > 0)
         emit_rollup(w);
 }

@@ -769,6 +769,7 @@ static void note_merges(struct tmc *t, const struct partials *ps, int64_t now)
     for (size_t i = 0; i < ps->n; i++) {
         struct tmc_bucket_key k = ps->v[i].k;
         k.touched_ms = now;
+        k.partials = 1;
         tmc_merge_note(t, &k);
     }
 }

@@ -936,10 +936,10 @@ static int device_row_exists(struct tmc *t, int64_t device_id, int64_t day, int6
     return rc;
 }
 
-/* Columns: ts, seq, device_id. A message of a device the user no longer
- * lists (one that changed hands) goes from device_data too, as SQLite
- * deletes every message carrying the user's id, and is counted if it was
- * still there. The user's own devices go whole afterwards. */
+/* Columns: ts, seq, device_id. A message of a device the user does not
+ * own (any more) goes from device_data too, as SQLite deletes every
+ * message carrying the user's id, and is counted if it was still there.
+ * The user's own devices go whole afterwards. */
 static int on_user_row(void *ctx, const struct cql_value *c, size_t n)
 {
     struct user_delete *u = ctx;
@@ -990,10 +990,39 @@ static int user_day(void *ctx, int64_t day, int64_t unused)
     return rc;
 }
 
-/* The user's days first (the messages it holds of other devices, then
- * each partition whole), then every device it lists as delete_device
- * (leaving its rows in those partitions alone), then its index rows: a
- * delete cut short is finished by the next one, which still finds them. */
+/* Stops at the newest day: its writer's user is the device's owner now. */
+static int newest_owner(void *ctx, int64_t day, int64_t user_id)
+{
+    (void)day;
+    *(int64_t *)ctx = user_id;
+    return 1;
+}
+
+/* Keeps in `devices` those the user owns now (as SQLite's `devices` row
+ * says, as of the newest writes); a device that went to another user keeps
+ * its messages of that user, and loses the ones carrying this user's id
+ * with the user's days. A device with no days left goes too. */
+static int keep_owned(struct tmc *t, int64_t user_id, struct id_list *devices)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < devices->n; i++) {
+        int64_t owner = user_id;
+        int rc = tmc_each_device_day(t, devices->v[i], INT64_MIN, INT64_MAX, false, newest_owner,
+                                     &owner);
+        if (rc)
+            return rc;
+        if (owner == user_id)
+            devices->v[k++] = devices->v[i];
+    }
+    devices->n = k;
+    return IOT_OK;
+}
+
+/* The user's days first (the messages it holds of devices it does not
+ * own, then each partition whole), then every device it owns as
+ * delete_device (leaving its rows in those partitions alone), then its
+ * index rows: a delete cut short is finished by the next one, which still
+ * finds them. */
 int tmc_delete_user(void *self, int64_t user_id)
 {
     struct tmc *t = self;
@@ -1003,6 +1032,8 @@ int tmc_delete_user(void *self, int64_t user_id)
     int rc = tmc_select(t, TMC_SEL_USER_DEVICES, &v, 1000, on_device_id, &devices);
     if (rc == IOT_OK && devices.oom)
         rc = IOT_ENOMEM;
+    if (rc == IOT_OK)
+        rc = keep_owned(t, user_id, &devices);
     if (devices.n) /* clustered by device_id already; sorted to be sure */
         qsort(devices.v, devices.n, sizeof *devices.v, cmp_id);
     struct user_delete u = {.t = t, .user_id = user_id, .writer = count_writer_id(),

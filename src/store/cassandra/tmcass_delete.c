@@ -690,6 +690,7 @@ int tmc_delete_range(void *self, int64_t device_id, int64_t from, int64_t to, in
 struct id_list {
     int64_t *v;
     size_t n, cap;
+    bool oom;
 };
 
 static bool id_has(const struct id_list *l, int64_t id)
@@ -724,6 +725,11 @@ struct device_delete {
     struct row_deletes user_rows;
     int64_t cur_day, cur_user, day_rows;
     bool cur_sole;
+    /* delete_user: that user's user_data days go whole afterwards, so
+     * the device's rows in them are left alone here */
+    bool skip_user;
+    int64_t skip_user_id;
+    bool cur_skip;
 };
 
 static int on_other_device(void *ctx, const struct cql_value *c, size_t n)
@@ -761,7 +767,7 @@ static int on_device_key(void *ctx, const struct cql_value *c, size_t n)
     if (n < 2)
         return 0;
     d->day_rows++;
-    if (!d->cur_sole)
+    if (!d->cur_sole && !d->cur_skip)
         rd_user_row(&d->user_rows, d->cur_user, d->cur_day, cell_i64(c[0]), cell_i64(c[1]),
                     d->device_id);
     return d->user_rows.rc != IOT_OK;
@@ -776,7 +782,9 @@ static int device_day(void *ctx, int64_t day, int64_t user_id)
     int rc = id_add(&d->spans, tmc_span(tmc_day_start(day)));
     if (rc == IOT_OK)
         rc = id_add(&d->users, user_id);
-    if (rc == IOT_OK)
+    d->cur_skip = d->skip_user && user_id == d->skip_user_id;
+    d->cur_sole = false;
+    if (rc == IOT_OK && !d->cur_skip)
         rc = check_sole_owner(d, user_id);
     if (rc)
         return rc;
@@ -845,10 +853,11 @@ static int delete_device_rest(struct device_delete *d)
     return rc;
 }
 
-int tmc_delete_device(void *self, int64_t device_id)
+static int delete_device(struct tmc *t, int64_t device_id, const int64_t *skip_user)
 {
-    struct tmc *t = self;
-    struct device_delete d = {.t = t, .device_id = device_id, .writer = count_writer_id()};
+    struct device_delete d = {.t = t, .device_id = device_id, .writer = count_writer_id(),
+                              .skip_user = skip_user != NULL,
+                              .skip_user_id = skip_user ? *skip_user : 0};
     rd_init(&d.user_rows, t, TMC_DEL_USER_ROW);
     int rc = tmc_each_device_day(t, device_id, INT64_MIN, INT64_MAX, false, device_day, &d);
     int sent = rd_finish(&d.user_rows);
@@ -863,19 +872,42 @@ int tmc_delete_device(void *self, int64_t device_id)
     return rc;
 }
 
+int tmc_delete_device(void *self, int64_t device_id)
+{
+    return delete_device(self, device_id, NULL);
+}
+
 /* ---- delete_user ----------------------------------------------------------------------------- */
 
+/* Columns: device_id (unique, in order: no id_add scan needed). */
 static int on_device_id(void *ctx, const struct cql_value *c, size_t n)
 {
     struct id_list *l = ctx;
-    return n >= 1 && id_add(l, cell_i64(c[0])) != IOT_OK;
+    if (n < 1)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        int64_t *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return l->oom = true, 1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = cell_i64(c[0]);
+    return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
 struct user_delete {
     struct tmc *t;
     int64_t user_id, writer;
+    const struct id_list *devices; /* the user's (user_devices) */
     int64_t cur_day, day_rows;
-    struct row_deletes device_rows;
     int rc;
 };
 
@@ -908,16 +940,18 @@ static int device_row_exists(struct tmc *t, int64_t device_id, int64_t day, int6
     return rc;
 }
 
-/* Columns: ts, seq, device_id: a message still carrying the user's id
- * after its devices went, i.e. of a device that changed hands. It goes
- * from device_data too (SQLite deletes every message of the user), and
- * counts if it was still there. */
-static int on_leftover_row(void *ctx, const struct cql_value *c, size_t n)
+/* Columns: ts, seq, device_id. A message of a device the user does not
+ * own (any more) goes from device_data too, as SQLite deletes every
+ * message carrying the user's id, and is counted if it was still there.
+ * The user's own devices go whole afterwards. */
+static int on_user_row(void *ctx, const struct cql_value *c, size_t n)
 {
     struct user_delete *u = ctx;
     if (n < 3)
         return 0;
     int64_t ts = cell_i64(c[0]), seq = cell_i64(c[1]), device_id = cell_i64(c[2]);
+    if (bsearch(&device_id, u->devices->v, u->devices->n, sizeof device_id, cmp_id))
+        return 0;
     bool exists = false;
     int rc = device_row_exists(u->t, device_id, u->cur_day, ts, seq, &exists);
     if (rc == IOT_OK && exists) {
@@ -934,6 +968,8 @@ static int on_leftover_row(void *ctx, const struct cql_value *c, size_t n)
     return rc != IOT_OK;
 }
 
+/* One user day: the messages of devices it no longer owns, then the
+ * whole partition. */
 static int user_day(void *ctx, int64_t day, int64_t unused)
 {
     (void)unused;
@@ -943,7 +979,7 @@ static int user_day(void *ctx, int64_t day, int64_t unused)
     struct cql_buf v = {0};
     cql_encode_bigint(&v, u->user_id);
     cql_encode_bigint(&v, day);
-    int rc = tmc_select(u->t, TMC_SEL_USER_DAY_KEYS, &v, ROWS_PAGE, on_leftover_row, u);
+    int rc = tmc_select(u->t, TMC_SEL_USER_DAY_KEYS, &v, ROWS_PAGE, on_user_row, u);
     if (rc == IOT_OK)
         rc = u->rc;
     if (rc == IOT_OK) {
@@ -958,8 +994,39 @@ static int user_day(void *ctx, int64_t day, int64_t unused)
     return rc;
 }
 
-/* Every device of the user's (user_devices) as delete_device, then what
- * is left of its user_data days, then its index rows. */
+/* Stops at the newest day: its writer's user is the device's owner now. */
+static int newest_owner(void *ctx, int64_t day, int64_t user_id)
+{
+    (void)day;
+    *(int64_t *)ctx = user_id;
+    return 1;
+}
+
+/* Keeps in `devices` those the user owns now (as SQLite's `devices` row
+ * says, as of the newest writes); a device that went to another user keeps
+ * its messages of that user, and loses the ones carrying this user's id
+ * with the user's days. A device with no days left goes too. */
+static int keep_owned(struct tmc *t, int64_t user_id, struct id_list *devices)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < devices->n; i++) {
+        int64_t owner = user_id;
+        int rc = tmc_each_device_day(t, devices->v[i], INT64_MIN, INT64_MAX, false, newest_owner,
+                                     &owner);
+        if (rc)
+            return rc;
+        if (owner == user_id)
+            devices->v[k++] = devices->v[i];
+    }
+    devices->n = k;
+    return IOT_OK;
+}
+
+/* The user's days first (the messages it holds of devices it does not
+ * own, then each partition whole), then every device it owns as
+ * delete_device (leaving its rows in those partitions alone), then its
+ * index rows: a delete cut short is finished by the next one, which still
+ * finds them. */
 int tmc_delete_user(void *self, int64_t user_id)
 {
     struct tmc *t = self;
@@ -967,12 +1034,19 @@ int tmc_delete_user(void *self, int64_t user_id)
     struct cql_buf v = {0};
     cql_encode_bigint(&v, user_id);
     int rc = tmc_select(t, TMC_SEL_USER_DEVICES, &v, 1000, on_device_id, &devices);
-    for (size_t i = 0; rc == IOT_OK && i < devices.n; i++)
-        rc = tmc_delete_device(t, devices.v[i]);
-    free(devices.v);
-    struct user_delete u = {.t = t, .user_id = user_id, .writer = count_writer_id()};
+    if (rc == IOT_OK && devices.oom)
+        rc = IOT_ENOMEM;
+    if (rc == IOT_OK)
+        rc = keep_owned(t, user_id, &devices);
+    if (devices.n) /* clustered by device_id already; sorted to be sure */
+        qsort(devices.v, devices.n, sizeof *devices.v, cmp_id);
+    struct user_delete u = {.t = t, .user_id = user_id, .writer = count_writer_id(),
+                            .devices = &devices};
     if (rc == IOT_OK)
         rc = tmc_each_user_day(t, user_id, INT64_MIN, INT64_MAX, user_day, &u);
+    for (size_t i = 0; rc == IOT_OK && i < devices.n; i++)
+        rc = delete_device(t, devices.v[i], &user_id);
+    free(devices.v);
     if (rc == IOT_OK) {
         struct tmc_group g;
         tmc_group_init(&g);

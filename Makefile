@@ -52,7 +52,8 @@ run: build
 # black-box API suite twice — on the embedded stores, and on PostgreSQL +
 # Redis (with the two-instance and fault tests), then the spec test.
 test: build
-	@$(WITH_SERVICES) $(MAKE) --no-print-directory test-c test-api test-api-servers BIN_DIR=$(BUILD_DIR)
+	@$(WITH_SERVICES) $(MAKE) --no-print-directory test-c test-api test-api-servers \
+	  test-api-cassandra BIN_DIR=$(BUILD_DIR)
 	@$(MAKE) --no-print-directory test-spec BIN_DIR=$(BUILD_DIR)
 	@$(MAKE) --no-print-directory fuzz
 
@@ -77,6 +78,17 @@ test-api-servers:
 	  { echo "test-api-servers: run it through 'make test' (needs DATABASE_URL and REDIS_URL)"; exit 1; }
 	@IOTFLOW_HTTP_EPOLL=1 IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
 	  IOTFLOW_TEST_REDIS_URL="$$REDIS_URL" $(PYTHON) -m pytest -q tests/api
+
+# The third pass: registry on PostgreSQL, cache on Redis, telemetry on
+# one Cassandra node (a keyspace per test server; services.sh's node uses
+# Cassandra's default superuser, on loopback only).
+test-api-cassandra:
+	@echo "== API suite on PostgreSQL + Redis + Cassandra"
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" -a -n "$$CASSANDRA_HOSTS" || \
+	  { echo "test-api-cassandra: run it through 'make test' (needs DATABASE_URL, REDIS_URL, CASSANDRA_HOSTS)"; exit 1; }
+	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
+	  IOTFLOW_TEST_REDIS_URL="$$REDIS_URL" IOTFLOW_TEST_CASSANDRA="cassandra:cassandra@$$CASSANDRA_HOSTS" \
+	  $(PYTHON) -m pytest -q tests/api
 
 # The spec as a test: schemathesis (tests/requirements.txt) generates
 # requests from docs/openapi.yaml and checks every answer against it, on

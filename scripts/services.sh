@@ -395,7 +395,7 @@ cass_node_ready() {
 }
 
 cass_start_node() {
-  local cluster="$1" i="$2" nodes cql storage jmx dir heap=1g
+  local cluster="$1" i="$2" nodes cql storage jmx dir heap=2g
   read -r nodes cql storage jmx <<<"$(cass_layout "$cluster")"
   dir="$(cass_node_dir "$cluster" "$i")"
   if cass_node_ready "$cluster" "$i"; then

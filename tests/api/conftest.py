@@ -267,6 +267,9 @@ class Client:
 # started the servers): every iotflowd then runs on PostgreSQL + Redis.
 TEST_DATABASE_URL = os.environ.get("IOTFLOW_TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("IOTFLOW_TEST_REDIS_URL", "")
+# The third pass of make test: telemetry on this Cassandra ("host:port",
+# credentials in the URL's form "user:pass@host:port"), a keyspace per namespace.
+TEST_CASSANDRA = os.environ.get("IOTFLOW_TEST_CASSANDRA", "")
 SERVER_BACKENDS = bool(TEST_DATABASE_URL and TEST_REDIS_URL)
 
 
@@ -291,8 +294,46 @@ def fresh_backends():
         return {}
     name = "t_" + uuid.uuid4().hex[:16]
     psql(TEST_DATABASE_URL, f"CREATE SCHEMA {name}")
-    return {"DATABASE_URL": _with_param(TEST_DATABASE_URL, f"options=-csearch_path%3D{name}"),
-            "REDIS_URL": _with_param(TEST_REDIS_URL, f"prefix={name}:")}
+    env = {"DATABASE_URL": _with_param(TEST_DATABASE_URL, f"options=-csearch_path%3D{name}"),
+           "REDIS_URL": _with_param(TEST_REDIS_URL, f"prefix={name}:")}
+    if TEST_CASSANDRA:
+        env["IOTFLOW_TELEMETRY_URL"] = f"cassandra://{TEST_CASSANDRA}/{name}?replication=1"
+        _KEYSPACES.append(name)
+    return env
+
+
+# Keyspaces the Cassandra pass made: each is ~12 tables, and a node with
+# hundreds of them answers schema changes slowly, so each goes as soon as
+# its servers are done (drop_namespace), the rest at the end of the run.
+_KEYSPACES = []
+_cql_session = None
+
+
+def drop_namespace(backends):
+    """Drop the Cassandra keyspace of a namespace fresh_backends() made."""
+    url = backends.get("IOTFLOW_TELEMETRY_URL", "")
+    if not url.startswith("cassandra://"):
+        return
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    global _cql_session
+    if _cql_session is None:
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import Cluster
+        creds, hostport = TEST_CASSANDRA.rsplit("@", 1)
+        user, password = creds.split(":", 1)
+        host, port = hostport.rsplit(":", 1)
+        cluster = Cluster([host], port=int(port), protocol_version=4,
+                          auth_provider=PlainTextAuthProvider(user, password))
+        _cql_session = cluster.connect()
+        _cql_session.default_timeout = 60
+    _cql_session.execute(f'DROP KEYSPACE IF EXISTS "{name}"')
+    if name in _KEYSPACES:
+        _KEYSPACES.remove(name)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for name in list(_KEYSPACES):
+        drop_namespace({"IOTFLOW_TELEMETRY_URL": f"cassandra://x/{name}"})
 
 
 def free_port():
@@ -329,6 +370,7 @@ class Server:
             self.env["IOTFLOW_ADMIN_TOKEN"] = self.admin_token
         if trust_user_id:
             self.env["IOTFLOW_TRUST_USER_ID_HEADER"] = "1"
+        self.owns_backends = backends is None
         self.backends = fresh_backends() if backends is None else backends
         self.env.update(self.backends)
         self.env.update(env or {})
@@ -403,9 +445,12 @@ class Server:
         return self.start()
 
     def cleanup(self):
-        """Remove the scratch directories (only call once the process is gone)."""
+        """Remove the scratch directories (only call once the process is gone)
+        and the Cassandra keyspace of a namespace of its own."""
         for d in [self.workdir, *self.extra_dirs]:
             shutil.rmtree(d, ignore_errors=True)
+        if self.owns_backends:
+            drop_namespace(self.backends)
 
     def revive(self):
         """Replace a crashed instance by a fresh one on a new, empty data

@@ -575,8 +575,17 @@ static int repair_latest(struct range_delete *d, const struct touched *e, bool g
         in_range = ts >= d->from && ts <= d->to;
     }
     cql_reply_free(reply);
-    if (rc || !in_range)
+    if (rc)
         return rc;
+    if (!in_range) {
+        /* The newest stays, but a name keeps a few older rows between two
+         * prunes (tmcass_write.c): those of deleted messages go too, or a
+         * later fallback could land on one. */
+        struct tmc_group g;
+        tmc_group_init(&g);
+        add_latest_range_delete(t, &g, d->device_id, e->name, d->from, d->to);
+        return tmc_group_wait(&g);
+    }
     struct tmc_json_scratch scratch = {0};
     struct tmc_hit hit;
     rc = gone ? IOT_ENOTFOUND

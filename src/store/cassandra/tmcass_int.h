@@ -159,11 +159,15 @@ struct tmc {
     /* Messages this writer stored per day, written as absolute values
      * (tmcass_write.c), under count_lock. */
     pthread_mutex_t count_lock;
-    struct tmc_day_count { int64_t day; int64_t n; } *day_counts;
+    struct tmc_day_count { int64_t day; int64_t n; bool dirty; } *day_counts;
     size_t n_day_counts, cap_day_counts;
     /* Latest values written per (device, name) since its last prune
      * (tmcass_write.c), also under count_lock. */
     struct tmc_prune_slot { uint64_t hash; uint32_t writes; } prune[TMC_PRUNE_SLOTS];
+    /* The average row size the last history page of a device (or user,
+     * id negated - 1) met, to size the next page's first chunk
+     * (tmcass_read.c), also under count_lock. */
+    struct tmc_size_slot { int64_t id; int64_t avg; } row_size[TMC_PRUNE_SLOTS];
 
     /* The merger (tmcass_agg.c): buckets with partials to fold. */
     pthread_mutex_t merge_lock;

@@ -27,8 +27,8 @@ enum {
     DAYS_PAGE = 200,          /* index rows per page of device_days / user_days */
     SCAN_PAGE = 1000,         /* raw rows per page of a samples scan */
     FIND_PAGE = 200,          /* raw rows per page of a search that stops at the first hit */
-    QUERY_FIRST_ROWS = 128,   /* a history page's first chunk, row sizes unknown yet */
-    QUERY_ASSUMED_ROW = 512,  /* bytes a row is taken to have until some are seen */
+    QUERY_FIRST_ROWS = 32,    /* a history page's first chunk, row sizes unknown yet */
+    QUERY_ASSUMED_ROW = 2 * IOT_TM_DATA_JSON_MAX, /* a row's bytes until some are seen */
     QUERY_CHUNK_ROWS = 1000,
     QUERY_CHUNK_BYTES = 1 << 20,
     COUNT_PARALLEL = 32,      /* COUNT(*) of user days in flight at once */
@@ -137,6 +137,7 @@ struct qscan {
     int64_t c_ts, c_seq, c_dev;
     bool top_inclusive;
     int64_t seen_rows, seen_bytes; /* sizes the chunks */
+    int64_t hint_avg;              /* the last page's average row size, 0: none */
     iot_tm_record_fn fn;
     void *ctx;
     bool done;
@@ -152,7 +153,9 @@ static int64_t chunk_rows(const struct qscan *q)
     if (q->seen_rows) {
         int64_t avg = max64(1, q->seen_bytes / q->seen_rows);
         est = (bytes + avg - 1) / avg;
-    } else {
+    } else if (q->hint_avg) {
+        est = max64(1, bytes / (2 * q->hint_avg));
+    } else { /* nothing known: as if rows were as large as a message may be */
         est = min64(QUERY_FIRST_ROWS, max64(1, bytes / QUERY_ASSUMED_ROW));
     }
     return max64(1, min64(want, est));
@@ -249,9 +252,23 @@ static int run_query(struct tmc *t, bool user, int64_t id, const struct iot_tm_r
                       .budget = range->max_bytes > 0 ? range->max_bytes : INT64_MAX,
                       .c_ts = range->before_ts, .c_seq = range->before_seq, .c_dev = INT64_MIN,
                       .top_inclusive = range->before_ts > range->to, .fn = fn, .ctx = ctx};
+    /* The first chunk's size follows this device's (user's) last page:
+     * one round trip for a page of small rows, and still no more than
+     * the budget allows for large ones. */
+    int64_t key = user ? -id - 1 : id;
+    struct tmc_size_slot *slot = &t->row_size[(uint64_t)key % TMC_PRUNE_SLOTS];
+    pthread_mutex_lock(&t->count_lock);
+    q.hint_avg = slot->id == key ? slot->avg : 0;
+    pthread_mutex_unlock(&t->count_lock);
     int64_t lo = tmc_day(range->from), hi = tmc_day(top);
-    return user ? tmc_each_user_day(t, id, lo, hi, query_day, &q)
-                : tmc_each_device_day(t, id, lo, hi, false, query_day, &q);
+    int rc = user ? tmc_each_user_day(t, id, lo, hi, query_day, &q)
+                  : tmc_each_device_day(t, id, lo, hi, false, query_day, &q);
+    if (q.seen_rows) {
+        pthread_mutex_lock(&t->count_lock);
+        *slot = (struct tmc_size_slot){key, max64(1, q.seen_bytes / q.seen_rows)};
+        pthread_mutex_unlock(&t->count_lock);
+    }
+    return rc;
 }
 
 int tmc_query_device(void *self, int64_t device_id, const struct iot_tm_range *range,

@@ -724,7 +724,7 @@ static struct tmc_day_count *day_count(struct tmc *t, int64_t day)
     if (!grow((void **)&t->day_counts, &t->cap_day_counts, t->n_day_counts,
               sizeof *t->day_counts))
         return NULL;
-    t->day_counts[t->n_day_counts] = (struct tmc_day_count){day, 0};
+    t->day_counts[t->n_day_counts] = (struct tmc_day_count){day, 0, false};
     return &t->day_counts[t->n_day_counts++];
 }
 
@@ -737,25 +737,21 @@ static void count_days(struct tmc *t, struct tmc_group *g, const struct ref *ref
                        int sign, int64_t now)
 {
     pthread_mutex_lock(&t->count_lock);
-    int64_t days[32];
-    size_t n_days = 0;
     for (size_t i = 0; i < n; i++) {
         struct tmc_day_count *c = day_count(t, refs[i].day);
-        if (!c)
-            continue;
-        c->n += sign;
-        size_t d = 0;
-        while (d < n_days && days[d] != refs[i].day)
-            d++;
-        if (d == n_days && n_days < sizeof days / sizeof *days)
-            days[n_days++] = refs[i].day;
+        if (c)
+            c->n += sign, c->dirty = sign > 0;
     }
-    for (size_t d = 0; sign > 0 && d < n_days; d++) {
+    for (size_t d = 0; sign > 0 && d < t->n_day_counts; d++) {
+        struct tmc_day_count *c = &t->day_counts[d];
+        if (!c->dirty)
+            continue;
+        c->dirty = false;
         struct cql_buf v = {0};
-        cql_encode_bigint(&v, days[d]);
+        cql_encode_bigint(&v, c->day);
         cql_encode_bigint(&v, t->writer_id);
-        cql_encode_bigint(&v, day_count(t, days[d])->n);
-        cql_encode_int(&v, tmc_ttl((days[d] + 1) * IOT_TM_DAY, t->raw_ttl_ms, now));
+        cql_encode_bigint(&v, c->n);
+        cql_encode_int(&v, tmc_ttl((c->day + 1) * IOT_TM_DAY, t->raw_ttl_ms, now));
         tmc_group_exec(t, g, TMC_INS_MSG_COUNT, &v, 0);
         cql_buf_free(&v);
     }

@@ -2667,6 +2667,19 @@ static void test_backend_table(void **state)
     iot_telemetry_close(NULL);
     assert_rc(iot_telemetry_open("sqlite:", false, &t), IOT_EINVAL);
     assert_rc(iot_telemetry_open("sqlite::memory:", false, NULL), IOT_EINVAL);
+    /* the file of an embedded store's URL, found without opening it */
+    char path[32];
+    assert_rc(iot_telemetry_file("sqlite:///var/t.db", path, sizeof path), IOT_OK);
+    assert_string_equal(path, "/var/t.db");
+    assert_rc(iot_telemetry_file("SQLite:data/t.db", path, sizeof path), IOT_OK);
+    assert_string_equal(path, "data/t.db");
+    assert_rc(iot_telemetry_file("data/t.db", path, sizeof path), IOT_OK);
+    assert_string_equal(path, "data/t.db");
+    assert_rc(iot_telemetry_file("sqlite::memory:", path, sizeof path), IOT_ENOTFOUND);
+    assert_rc(iot_telemetry_file("sqlite:", path, sizeof path), IOT_ENOTFOUND);
+    assert_rc(iot_telemetry_file("nosuch://x", path, sizeof path), IOT_EINVAL);
+    assert_rc(iot_telemetry_file("sqlite:///a/very/long/path/to/telemetry.db", path, sizeof path),
+              IOT_EINVAL);
 }
 
 /* ---- main -------------------------------------------------------------- */

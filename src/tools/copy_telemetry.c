@@ -95,6 +95,8 @@ static void usage(FILE *out)
             "  --from URL     the store to read (a SQLite file or sqlite: URL: stop the\n"
             "                 server that uses it first; one process per file)\n"
             "  --to URL       the store to write\n"
+            "                 (a URL written env:NAME is read from the environment\n"
+            "                 variable NAME, so that no password shows in ps)\n"
             "  --state FILE   where progress is kept after every batch; a rerun resumes\n"
             "                 from it (default: .copy-telemetry-<hash of --to>.state in\n"
             "                 the current directory)\n"
@@ -135,6 +137,22 @@ static bool take_flag(int argc, char **argv, int *i, const char *name, const cha
     return true;
 }
 
+/* "env:NAME" stands for the value of the environment variable NAME: a
+ * password on the command line shows in ps. */
+static int from_env(const char *flag, const char **url)
+{
+    if (strncmp(*url, "env:", 4) != 0)
+        return 0;
+    const char *v = getenv(*url + 4);
+    if (!v || !*v) {
+        fprintf(stderr, "copy-telemetry: %s names the environment variable %.64s, which is not "
+                        "set\n", flag, *url + 4);
+        return EXIT_USAGE;
+    }
+    *url = v;
+    return 0;
+}
+
 /* 0 to go on, -1 after --help (exit 0), EXIT_USAGE. */
 static int parse_options(int argc, char **argv, struct options *opt)
 {
@@ -171,7 +189,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
         fprintf(stderr, "copy-telemetry: --from and --to are required (see --help)\n");
         return EXIT_USAGE;
     }
-    return 0;
+    return from_env("--from", &opt->from) || from_env("--to", &opt->to) ? EXIT_USAGE : 0;
 }
 
 /* ---- checks before anything is opened --------------------------------------- */
@@ -425,8 +443,11 @@ static int load_state(struct copier *cp)
         return rc;
     }
     if (strcmp(st.from, cp->from_shown) != 0 || strcmp(st.to, cp->to_shown) != 0) {
+        char from[IOT_COPY_URL_MAX], to[IOT_COPY_URL_MAX]; /* redacted when saved; and again */
+        iot_config_redact_url(st.from, from, sizeof from);
+        iot_config_redact_url(st.to, to, sizeof to);
         SAY("the state file %s belongs to a copy from %s to %s; pass another --state, or "
-            "delete it to start over", cp->state_path, st.from, st.to);
+            "delete it to start over", cp->state_path, from, to);
         return IOT_ECONFLICT;
     }
     cp->st = st;

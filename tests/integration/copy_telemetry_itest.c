@@ -601,9 +601,15 @@ static void test_copy_refusals(void **state)
     assert_int_equal(run_copy(log, other), 1);
     assert_log_has(log, "belongs to a copy from");
 
-    /* the default state file, named after --to, in the current directory */
-    const char *dflt[] = {"--from", s.url, "--to", "sqlite://user:Sup3rS3cret@/x.db", NULL};
-    (void)run_copy(log, dflt);
+    /* the default state file, named after --to, in the current directory;
+     * a URL from the environment (env:NAME) */
+    const char *unset[] = {"--from", s.url, "--to", "env:IOT_COPY_TEST_UNSET", NULL};
+    assert_int_equal(run_copy(log, unset), 2);
+    assert_log_has(log, "--to names the environment variable IOT_COPY_TEST_UNSET, which is not set");
+    setenv("IOT_COPY_TEST_URL", "sqlite://user:Sup3rS3cret@/x.db", 1);
+    const char *dflt[] = {"--from", s.url, "--to", "env:IOT_COPY_TEST_URL", NULL};
+    assert_int_equal(run_copy(log, dflt), 0);
+    assert_log_has(log, "to sqlite://user:***@/x.db, in batches of 500");
     char *text = slurp(log);
     assert_null(strstr(text, "Sup3rS3cret"));
     free(text);

@@ -1,6 +1,7 @@
 /* main.c — iotflowd: reads the configuration, opens the stores, serves the
  * API until SIGINT/SIGTERM, then finishes in-flight requests and closes the
- * stores. */
+ * stores. `iotflowd copy-telemetry ...` runs that tool instead
+ * (src/tools/copy_telemetry.h). */
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "core/config.h"
 #include "core/secrets.h"
 #include "http/server.h"
+#include "tools/copy_telemetry.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -209,6 +211,8 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && strcmp(argv[1], "copy-telemetry") == 0)
+        return iot_copy_telemetry_main(argc - 1, argv + 1);
 
     struct iot_config cfg;
     int rc = iot_config_load(&cfg, argc, argv, stdout, stderr);

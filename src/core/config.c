@@ -179,6 +179,10 @@ void iot_config_print_help(FILE *out)
                 *o->def ? o->def : "(empty)", o->help);
     }
     fprintf(out, "  --help                   this text\n  --version                print the version\n");
+    fprintf(out, "\nCommands:\n"
+                 "  iotflowd copy-telemetry --from URL --to URL [--state FILE] [--batch N]\n"
+                 "      copy every telemetry message of one store into another, e.g. SQLite\n"
+                 "      to Cassandra; resumable (iotflowd copy-telemetry --help)\n");
 }
 
 static const struct opt *find_flag(const char *name, size_t len)

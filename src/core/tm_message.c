@@ -282,6 +282,32 @@ int iot_tm_parse_batch(json_t *body, int64_t device_id, int64_t user_id, int64_t
     return parse_messages(array, n, true, device_id, user_id, now_ms, out, err, err_size);
 }
 
+int iot_tm_points_from_stored(const char *data, size_t len, struct iot_tm_message *m,
+                              json_t **root, char *err, size_t err_size)
+{
+    *root = NULL;
+    m->points = NULL;
+    m->n_points = 0;
+    if (len > IOT_TM_DATA_JSON_MAX)
+        return fail(err, err_size, "", "%s", "'data' is too large");
+    json_error_t jerr;
+    json_t *obj = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!obj) {
+        snprintf(err, err_size, "'data' is not JSON: %s", jerr.text);
+        return IOT_EINVAL;
+    }
+    int rc = read_points(obj, m, "", err, err_size);
+    if (rc) {
+        free((void *)m->points);
+        m->points = NULL;
+        m->n_points = 0;
+        json_decref(obj);
+        return rc;
+    }
+    *root = obj;
+    return IOT_OK;
+}
+
 void iot_tm_parsed_free(struct iot_tm_parsed *p)
 {
     if (!p)

@@ -37,6 +37,16 @@ int iot_tm_parse_batch(json_t *body, int64_t device_id, int64_t user_id, int64_t
                        struct iot_tm_parsed *out, char *err, size_t err_size);
 void iot_tm_parsed_free(struct iot_tm_parsed *p);
 
+/* The typed points of a stored message, rebuilt from its measurements JSON
+ * (what a store gives back: a copy from one store to another) by the rules
+ * of a submission's 'data'. Sets m->points (heap: free() it) and
+ * m->n_points, nothing else: the caller keeps data_json as read, byte for
+ * byte. *root holds the names and strings the points borrow (json_decref
+ * it after the write); on failure nothing is left to free and err says
+ * why (IOT_EINVAL). */
+int iot_tm_points_from_stored(const char *data, size_t len, struct iot_tm_message *m,
+                              json_t **root, char *err, size_t err_size);
+
 /* True for a valid measurement name. */
 int iot_tm_name_valid(const char *name);
 

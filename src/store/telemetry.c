@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "store/cassandra/telemetry_cassandra.h"
+#include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/telemetry_sqlite.h"
 #include "util/err.h"
 
@@ -60,6 +61,16 @@ int iot_telemetry_open(const char *url, bool durable, struct iot_telemetry *out)
     out->ops = ops;
     out->self = self;
     return IOT_OK;
+}
+
+int iot_telemetry_file(const char *url, char *path, size_t size)
+{
+    const struct iot_telemetry_ops *ops = iot_telemetry_backend(url);
+    if (!ops)
+        return IOT_EINVAL;
+    if (ops != &iot_telemetry_sqlite)
+        return IOT_ENOTFOUND;
+    return iot_sqldb_url_file(url, path, size);
 }
 
 void iot_telemetry_close(struct iot_telemetry *t)

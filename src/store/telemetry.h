@@ -245,6 +245,11 @@ struct iot_telemetry {
 const struct iot_telemetry_ops *iot_telemetry_backend(const char *url);
 const char *iot_telemetry_backend_names(void);
 int iot_telemetry_open(const char *url, bool durable, struct iot_telemetry *out);
+/* The database file of an embedded (SQLite) store's URL, into path, without
+ * opening it (opening creates a missing one): IOT_OK; IOT_ENOTFOUND for a
+ * server backend's URL or a memory database; IOT_EINVAL when it does not
+ * fit or no backend takes the URL. */
+int iot_telemetry_file(const char *url, char *path, size_t size);
 void iot_telemetry_close(struct iot_telemetry *t);
 
 static inline int iot_tm_ping(struct iot_telemetry *t) { return t->ops->ping(t->self); }

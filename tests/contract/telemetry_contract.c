@@ -2526,6 +2526,199 @@ static void test_bounded_flush(void **state)
     assert_i64(find_catalog(&c, "temp")->count, BATCHES * PER / DEVS);
 }
 
+/* ---- export_scan (version 3) ------------------------------------------------ */
+
+/* A backend without export_scan (version < 3, or the slot NULL) skips these:
+ * export_scan is optional. */
+static void need_export_scan(struct iot_telemetry *tm)
+{
+    if (tm->ops->version < 3 || !tm->ops->export_scan)
+        skip();
+}
+
+struct export_row {
+    struct rec r;
+    int64_t uid;
+};
+
+struct exports {
+    struct export_row *v;
+    size_t n, cap;
+    size_t stop_after; /* 0: never stop */
+};
+
+static int on_export(void *ctx, const struct iot_tm_record *r, int64_t uid)
+{
+    struct exports *xs = ctx;
+    if (xs->n == xs->cap) {
+        xs->cap = xs->cap ? 2 * xs->cap : 64;
+        xs->v = realloc(xs->v, xs->cap * sizeof *xs->v);
+        assert_non_null(xs->v);
+    }
+    struct export_row *x = &xs->v[xs->n++];
+    memset(x, 0, sizeof *x);
+    x->uid = uid;
+    x->r = (struct rec){.dev = r->device_id, .ts = r->ts, .seq = r->seq,
+                        .data_len = r->data_len, .meta_len = r->meta_len,
+                        .has_meta = r->meta_json != NULL};
+    assert_true(r->data_len < sizeof x->r.data && r->meta_len < sizeof x->r.meta);
+    memcpy(x->r.data, r->data_json, r->data_len);
+    if (r->meta_json)
+        memcpy(x->r.meta, r->meta_json, r->meta_len);
+    return xs->stop_after && xs->n >= xs->stop_after;
+}
+
+/* Everything strictly after (dev, ts, seq), at most `limit`. */
+static struct exports export_after(struct iot_telemetry *tm, int64_t dev, int64_t ts, int64_t seq,
+                                   int64_t limit)
+{
+    struct exports xs = {0};
+    assert_rc(iot_tm_export_scan(tm, dev, ts, seq, limit, on_export, &xs), IOT_OK);
+    return xs;
+}
+
+static bool key_before(const struct rec *a, const struct rec *b)
+{
+    if (a->dev != b->dev)
+        return a->dev < b->dev;
+    return a->ts != b->ts ? a->ts < b->ts : a->seq < b->seq;
+}
+
+/* The whole store in (device_id, ts, seq) order, whatever the order of the
+ * writes, each message with its owner and its data and metadata byte for
+ * byte (NULL metadata stays NULL). Read right after the write: a store that
+ * stages writes flushes first. */
+static void test_export_scan_order(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    need_export_scan(tm);
+    struct exports none = export_after(tm, INT64_MIN, INT64_MIN, INT64_MIN, 100);
+    assert_i64(none.n, 0);
+    static const char meta[] = "{\"temp_unit\":\"C\",\"loc\":\"Z\\u00fcrich \\\"lab\\\"\"}";
+    /* (device, user, ts offset, seq, has metadata), in a scrambled order */
+    static const int64_t spec[][5] = {
+        {9, 90, 5, 1, 0}, {2, 20, 3, 7, 1}, {5, 50, 3, 0, 0}, {2, 20, 1, 9, 0},
+        {9, 90, 5, 0, 1}, {5, 50, 0, INT64_C(1) << 40, 1}, {2, 20, 3, 2, 0},
+        {5, 50, 3, 1, 1}, {9, 20, 0, 4, 0}, /* a device of user 20 too */
+    };
+    enum { N = sizeof spec / sizeof spec[0] };
+    struct tmsg t[N];
+    for (int i = 0; i < N; i++) {
+        msg_init(&t[i], spec[i][0], spec[i][1], T0 + spec[i][2] * 1000, spec[i][3]);
+        msg_int(&t[i], "n", i);
+        msg_num(&t[i], "temp", 20.5 + i);
+        msg_bool(&t[i], "on", i & 1);
+        msg_str(&t[i], "state", "ok \"quoted\"");
+        msg_done(&t[i]);
+        if (spec[i][4])
+            msg_meta(&t[i], meta);
+    }
+    write_msgs(tm, t, N);
+
+    struct exports xs = export_after(tm, INT64_MIN, INT64_MIN, INT64_MIN, 100);
+    assert_i64(xs.n, N);
+    for (size_t k = 0; k < xs.n; k++) {
+        const struct rec *x = &xs.v[k].r;
+        if (k > 0 && !key_before(&xs.v[k - 1].r, x))
+            fail_msg("record %zu (%" PRId64 ", %" PRId64 ", %" PRId64 ") is not after the one"
+                     " before it", k, x->dev, x->ts, x->seq);
+        int i = 0; /* the message written with this identity */
+        while (i < N && !(spec[i][0] == x->dev && T0 + spec[i][2] * 1000 == x->ts &&
+                          spec[i][3] == x->seq))
+            i++;
+        assert_true(i < N);
+        assert_i64(xs.v[k].uid, spec[i][1]);
+        assert_bytes(x->data, x->data_len, t[i].data);
+        assert_true(x->has_meta == (spec[i][4] != 0));
+        if (spec[i][4])
+            assert_bytes(x->meta, x->meta_len, meta);
+        else
+            assert_i64(x->meta_len, 0);
+    }
+    assert_i64(xs.v[0].r.dev, 2);
+    assert_i64(xs.v[N - 1].r.dev, 9);
+    free(xs.v);
+}
+
+/* Paging with the last record as the cursor reads every message once, in
+ * order, across more rows than a backend reads at a time; limit bounds a
+ * call; a callback returning non-zero stops it (IOT_OK). */
+static void test_export_scan_cursor(void **state)
+{
+    struct iot_telemetry *tm = TM(state);
+    need_export_scan(tm);
+    enum { N = 600, DEVS = 3, PAGE = 7 };
+    struct small_msg *sm = calloc(N, sizeof *sm);
+    struct iot_tm_message *m = calloc(N, sizeof *m);
+    assert_non_null(sm);
+    assert_non_null(m);
+    for (int i = 0; i < N; i++) { /* 2 messages per ts, devices interleaved */
+        small_fill(&sm[i], 100 + i % DEVS, 1 + i % 2, T0 + (i / (2 * DEVS)) * 10,
+                   (i / DEVS) % 2, i);
+        m[i] = sm[i].m;
+    }
+    assert_rc(iot_tm_write_batch(tm, m, N), IOT_OK);
+    free(sm);
+    free(m);
+
+    struct exports all = export_after(tm, INT64_MIN, INT64_MIN, INT64_MIN, 10 * N);
+    assert_i64(all.n, N);
+    for (size_t k = 1; k < all.n; k++)
+        assert_true(key_before(&all.v[k - 1].r, &all.v[k].r));
+    size_t got = 0;
+    int64_t dev = INT64_MIN, ts = INT64_MIN, seq = INT64_MIN;
+    for (;;) {
+        struct exports page = export_after(tm, dev, ts, seq, PAGE);
+        assert_true(page.n <= PAGE);
+        for (size_t k = 0; k < page.n; k++, got++) {
+            assert_true(got < all.n);
+            assert_i64(page.v[k].r.dev, all.v[got].r.dev);
+            assert_i64(page.v[k].r.ts, all.v[got].r.ts);
+            assert_i64(page.v[k].r.seq, all.v[got].r.seq);
+            assert_i64(page.v[k].uid, all.v[got].uid);
+        }
+        if (page.n == 0) {
+            free(page.v);
+            break;
+        }
+        dev = page.v[page.n - 1].r.dev;
+        ts = page.v[page.n - 1].r.ts;
+        seq = page.v[page.n - 1].r.seq;
+        free(page.v);
+    }
+    assert_i64(got, N);
+
+    struct exports part = export_after(tm, INT64_MIN, INT64_MIN, INT64_MIN, 300);
+    assert_i64(part.n, 300); /* more than one chunk, exactly the limit */
+    assert_i64(part.v[299].r.seq, all.v[299].r.seq);
+    assert_i64(part.v[299].r.ts, all.v[299].r.ts);
+    free(part.v);
+    part = export_after(tm, INT64_MIN, INT64_MIN, INT64_MIN, 0);
+    assert_i64(part.n, 0);
+    /* strictly after the cursor: from the middle of a ts, past a device */
+    part = export_after(tm, all.v[10].r.dev, all.v[10].r.ts, all.v[10].r.seq, 1);
+    assert_i64(part.n, 1);
+    assert_i64(part.v[0].r.ts, all.v[11].r.ts);
+    assert_i64(part.v[0].r.seq, all.v[11].r.seq);
+    free(part.v);
+    part = export_after(tm, 100, INT64_MAX, INT64_MAX, 10 * N);
+    assert_i64(part.n, N - N / DEVS);
+    assert_i64(part.v[0].r.dev, 101);
+    free(part.v);
+    part = export_after(tm, 102, INT64_MAX, INT64_MAX, 10);
+    assert_i64(part.n, 0);
+    struct exports stop = {.stop_after = 5};
+    assert_rc(iot_tm_export_scan(tm, INT64_MIN, INT64_MIN, INT64_MIN, 100, on_export, &stop),
+              IOT_OK);
+    assert_i64(stop.n, 5);
+    free(stop.v);
+    assert_rc(iot_tm_export_scan(tm, INT64_MIN, INT64_MIN, INT64_MIN, -1, on_export, &stop),
+              IOT_EINVAL);
+    assert_rc(iot_tm_export_scan(tm, INT64_MIN, INT64_MIN, INT64_MIN, 10, NULL, NULL),
+              IOT_EINVAL);
+    free(all.v);
+}
+
 /* ---- backend table (not per backend) ---------------------------------------- */
 
 static void test_backend_table(void **state)
@@ -2534,9 +2727,10 @@ static void test_backend_table(void **state)
     const struct iot_telemetry_ops *sq = iot_telemetry_backend("sqlite::memory:");
     assert_non_null(sq);
     assert_string_equal(sq->name, "sqlite");
-    assert_i64(sq->version, 2);
+    assert_i64(sq->version, 3);
     assert_non_null(sq->samples_typed); /* version 2 slots */
     assert_non_null(sq->sample_edge);
+    assert_non_null(sq->export_scan); /* version 3 (set_retention: none, the purge does it) */
     assert_true(sq->caps & IOT_TM_CAP_ATOMIC_BATCH);
     assert_ptr_equal(iot_telemetry_backend("sqlite:///x.db"), sq);
     assert_ptr_equal(iot_telemetry_backend("data/telemetry.db"), sq);
@@ -2559,6 +2753,19 @@ static void test_backend_table(void **state)
     iot_telemetry_close(NULL);
     assert_rc(iot_telemetry_open("sqlite:", false, &t), IOT_EINVAL);
     assert_rc(iot_telemetry_open("sqlite::memory:", false, NULL), IOT_EINVAL);
+    /* the file of an embedded store's URL, found without opening it */
+    char path[32];
+    assert_rc(iot_telemetry_file("sqlite:///var/t.db", path, sizeof path), IOT_OK);
+    assert_string_equal(path, "/var/t.db");
+    assert_rc(iot_telemetry_file("SQLite:data/t.db", path, sizeof path), IOT_OK);
+    assert_string_equal(path, "data/t.db");
+    assert_rc(iot_telemetry_file("data/t.db", path, sizeof path), IOT_OK);
+    assert_string_equal(path, "data/t.db");
+    assert_rc(iot_telemetry_file("sqlite::memory:", path, sizeof path), IOT_ENOTFOUND);
+    assert_rc(iot_telemetry_file("sqlite:", path, sizeof path), IOT_ENOTFOUND);
+    assert_rc(iot_telemetry_file("nosuch://x", path, sizeof path), IOT_EINVAL);
+    assert_rc(iot_telemetry_file("sqlite:///a/very/long/path/to/telemetry.db", path, sizeof path),
+              IOT_EINVAL);
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -2603,6 +2810,8 @@ static int run_backend(const char *url)
         T(test_crash_recovery),
         T(test_crash_recovery_missing_message),
         T(test_pending_flushes),
+        T(test_export_scan_order),
+        T(test_export_scan_cursor),
     };
     char name[1100];
     snprintf(name, sizeof name, "telemetry[%.1000s]", url);

@@ -238,12 +238,8 @@ void iot_sqldb_read_end(struct iot_sqldb_conn *c)
 
 static atomic_uint memdb_seq;
 
-/* The filename for sqlite3_open_v2. Memory databases become a uniquely named
- * file of the memdb VFS, which every connection of the pool opens and
- * shares. memdb and not shared cache: memdb locks like a file, so the busy
- * handler applies, while shared-cache mode fails at once with
- * SQLITE_LOCKED when a reader and a writer meet. */
-static int parse_url(const char *url, char *name, size_t size, bool *memory)
+/* What a URL names: the text after "sqlite:" and an optional "//". */
+static const char *url_target(const char *url)
 {
     const char *p = url;
     if (strncasecmp(p, "sqlite:", 7) == 0) {
@@ -251,6 +247,26 @@ static int parse_url(const char *url, char *name, size_t size, bool *memory)
         if (strncmp(p, "//", 2) == 0)
             p += 2;
     }
+    return p;
+}
+
+int iot_sqldb_url_file(const char *url, char *path, size_t size)
+{
+    const char *p = url ? url_target(url) : "";
+    if (*p == '\0' || strcmp(p, ":memory:") == 0)
+        return IOT_ENOTFOUND;
+    int n = snprintf(path, size, "%s", p);
+    return n > 0 && (size_t)n < size ? IOT_OK : IOT_EINVAL;
+}
+
+/* The filename for sqlite3_open_v2. Memory databases become a uniquely named
+ * file of the memdb VFS, which every connection of the pool opens and
+ * shares. memdb and not shared cache: memdb locks like a file, so the busy
+ * handler applies, while shared-cache mode fails at once with
+ * SQLITE_LOCKED when a reader and a writer meet. */
+static int parse_url(const char *url, char *name, size_t size, bool *memory)
+{
+    const char *p = url_target(url);
     if (*p == '\0')
         return IOT_EINVAL;
     *memory = strcmp(p, ":memory:") == 0;

@@ -49,6 +49,10 @@ int iot_sqldb_open(const char *url, const struct iot_sqldb_schema *schema, struc
 int iot_sqldb_open_ex(const char *url, const struct iot_sqldb_schema *schema, bool durable,
                       struct iot_sqldb **out);
 void iot_sqldb_close(struct iot_sqldb *db); /* NULL is a no-op; no op may be in flight */
+/* The database file a URL of the forms above names, into path (opening
+ * nothing): IOT_ENOTFOUND for a memory database or an empty path,
+ * IOT_EINVAL when it does not fit. */
+int iot_sqldb_url_file(const char *url, char *path, size_t size);
 /* The database file's path, or NULL for a memory database. */
 const char *iot_sqldb_path(const struct iot_sqldb *db);
 

@@ -281,6 +281,10 @@ static const char *const stmt_sql[TMS__COUNT] = {
     [TMS_EDGE_LAST] = "SELECT ts, data ->> ?2 FROM messages WHERE device_id = ?1 AND ts >= ?3"
                       " AND ts < ?4 AND json_type(data, ?2) IN " NUMERIC_TYPES
                       " ORDER BY ts DESC, seq DESC LIMIT 1",
+    /* export_scan: the whole table in primary key order, keyset on it */
+    [TMS_EXPORT_SCAN] = "SELECT device_id, ts, seq, user_id, data, meta FROM messages"
+                        " WHERE (device_id, ts, seq) > (?1, ?2, ?3)"
+                        " ORDER BY device_id, ts, seq LIMIT ?4",
 };
 
 static const struct iot_sqldb_schema telemetry_schema = {
@@ -428,7 +432,7 @@ static int tm_stats(void *self, struct iot_tm_stats *out)
 
 const struct iot_telemetry_ops iot_telemetry_sqlite = {
     .name = "sqlite",
-    .version = 2,
+    .version = 3,
     .caps = IOT_TM_CAP_ATOMIC_BATCH,
     .open = tm_open,
     .close = tm_close,
@@ -448,4 +452,6 @@ const struct iot_telemetry_ops iot_telemetry_sqlite = {
     .stats = tm_stats,
     .samples_typed = iot_tmsql_samples_typed,
     .sample_edge = iot_tmsql_sample_edge,
+    .set_retention = NULL, /* retention is the server's hourly purge */
+    .export_scan = iot_tmsql_export_scan,
 };

@@ -108,6 +108,8 @@ enum iot_tmsql_stmt {
     /* sample_edge */
     TMS_EDGE_FIRST,
     TMS_EDGE_LAST,
+    /* export_scan (version 3) */
+    TMS_EXPORT_SCAN,
     TMS__COUNT
 };
 
@@ -193,6 +195,8 @@ int iot_tmsql_samples_typed(void *self, int64_t device_id, const char *name, int
                             int64_t to, iot_tm_typed_sample_fn fn, void *ctx);
 int iot_tmsql_sample_edge(void *self, int64_t device_id, const char *name, int64_t from,
                           int64_t to, bool last, struct iot_tm_sample *out);
+int iot_tmsql_export_scan(void *self, int64_t after_device, int64_t after_ts, int64_t after_seq,
+                          int64_t limit, iot_tm_export_fn fn, void *ctx);
 
 int iot_tmsql_delete_range(void *self, int64_t device_id, int64_t from, int64_t to,
                            int64_t *deleted);

@@ -1,5 +1,6 @@
 /* telemetry_sqlite_read.c — the scans of the SQLite telemetry store:
- * query_device, query_user, count_user, latest, rollups, samples, catalog.
+ * query_device, query_user, count_user, latest, rollups, samples, catalog,
+ * export_scan.
  *
  * Every scan runs one engine: rows are copied out in chunks (up to
  * CHUNK_ROWS rows or about CHUNK_BYTES of text) with a connection held, then
@@ -79,6 +80,7 @@ struct scan {
         iot_tm_sample_fn sample;
         iot_tm_typed_sample_fn typed_sample;
         iot_tm_catalog_fn catalog;
+        iot_tm_export_fn export;
     } fn;
     void *ctx;
 };
@@ -585,4 +587,48 @@ int iot_tmsql_sample_edge(void *self, int64_t device_id, const char *name, int64
     }
     iot_sqldb_put(s->db, c);
     return rc;
+}
+
+/* ---- export_scan (version 3) ----------------------------------------------------- */
+
+static void bind_export(sqlite3_stmt *st, const struct scan *sc, int64_t want)
+{
+    sqlite3_bind_int64(st, 1, sc->k_dev);
+    sqlite3_bind_int64(st, 2, sc->k_ts);
+    sqlite3_bind_int64(st, 3, sc->k_seq);
+    sqlite3_bind_int64(st, 4, want);
+}
+
+/* Columns: device_id, ts, seq, user_id, data, meta. */
+static int emit_export(const struct scan *sc, const struct cell *row, const char *text)
+{
+    struct iot_tm_record r = {.device_id = cell_i64(&row[0]), .ts = cell_i64(&row[1]),
+                              .seq = cell_i64(&row[2])};
+    r.data_json = cell_text(&row[4], text, &r.data_len);
+    if (!r.data_json)
+        r.data_json = "";
+    r.meta_json = cell_text(&row[5], text, &r.meta_len);
+    return sc->fn.export(sc->ctx, &r, cell_i64(&row[3]));
+}
+
+static void next_export(struct scan *sc, const struct cell *row, const char *text)
+{
+    sc->k_dev = cell_i64(&row[0]);
+    sc->k_ts = cell_i64(&row[1]);
+    sc->k_seq = cell_i64(&row[2]);
+}
+
+/* A seek on the primary key per chunk: the (device_id, ts, seq) row value
+ * bounds the key's range, so a copy of a big store reads each row once. */
+int iot_tmsql_export_scan(void *self, int64_t after_device, int64_t after_ts, int64_t after_seq,
+                          int64_t limit, iot_tm_export_fn fn, void *ctx)
+{
+    if (!fn || limit < 0)
+        return IOT_EINVAL;
+    struct scan sc = {.stmt = TMS_EXPORT_SCAN, .ncols = 6, .bind = bind_export,
+                      .emit = emit_export, .next = next_export, .left = limit,
+                      .k_dev = after_device, .k_ts = after_ts, .k_seq = after_seq,
+                      .fn.export = fn, .ctx = ctx};
+    int rc = iot_tmsql_sync(self);
+    return rc ? rc : run_scan(self, &sc);
 }

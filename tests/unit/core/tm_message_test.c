@@ -237,6 +237,56 @@ static void numbers_keep_their_exact_value(void **state)
     }
 }
 
+/* A stored message's points come back from its data JSON as the
+ * submission made them: same names, kinds and exact values. */
+static void points_from_stored_data(void **state)
+{
+    (void)state;
+    struct iot_tm_parsed p;
+    char err[256] = "";
+    assert_int_equal(parse("{\"data\":{\"t\":21.0,\"big\":9007199254740993,\"on\":false,"
+                           "\"s\":\"caf\u00e9 \\\"x\\\"\",\"z\":-0.0,\"r\":0.1}}",
+                           false, &p, err), IOT_OK);
+    const struct iot_tm_message *sent = &p.msgs[0];
+    struct iot_tm_message back = {0};
+    json_t *root = NULL;
+    assert_int_equal(iot_tm_points_from_stored(sent->data_json, sent->data_len, &back, &root, err,
+                                               sizeof err), IOT_OK);
+    assert_non_null(root);
+    assert_int_equal(back.n_points, sent->n_points);
+    assert_null(back.data_json); /* the caller's to set */
+    for (size_t i = 0; i < back.n_points; i++) {
+        const struct iot_tm_value *a = &back.points[i].value, *b = &sent->points[i].value;
+        assert_string_equal(back.points[i].name, sent->points[i].name);
+        assert_int_equal(a->type, b->type);
+        assert_int_equal(a->is_int, b->is_int);
+        assert_true(a->i == b->i);
+        assert_memory_equal(&a->num, &b->num, sizeof a->num); /* -0.0 too */
+        assert_int_equal(a->boolean, b->boolean);
+        assert_int_equal(a->str_len, b->str_len);
+        if (a->str_len)
+            assert_memory_equal(a->str, b->str, a->str_len);
+    }
+    free((void *)back.points);
+    json_decref(root);
+    iot_tm_parsed_free(&p);
+
+    static const char *const bad[] = {
+        "", "[1]", "{}", "{\"a\":null}", "{\"a\":{}}", "{\"a b\":1}", "{\"a\":1,\"a\":2}",
+        "{\"a\":1", "{\"a\":123456789012345680000}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct iot_tm_message m = {0};
+        err[0] = '\0';
+        if (iot_tm_points_from_stored(bad[i], strlen(bad[i]), &m, &root, err, sizeof err) !=
+            IOT_EINVAL)
+            fail_msg("'%s' was accepted", bad[i]);
+        assert_null(root);
+        assert_null(m.points);
+        assert_true(err[0] != '\0');
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +298,7 @@ int main(void)
         cmocka_unit_test(values_print_naturally),
         cmocka_unit_test(data_json_is_jansson_text),
         cmocka_unit_test(numbers_keep_their_exact_value),
+        cmocka_unit_test(points_from_stored_data),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -75,8 +75,9 @@ static void close_stores(struct iot_app *app)
 #define DEVCACHE_SLOTS 16384
 #define DAY_MS INT64_C(86400000)
 
-/* The pipeline, the key cache and the live streams: everything between
- * the HTTP layer and the stores that has threads or state of its own. */
+/* The pipeline, the telemetry cleaner, the key cache and the live streams:
+ * everything between the HTTP layer and the stores that has threads or
+ * state of its own. */
 static int start_services(const struct iot_config *cfg, struct iot_app *app)
 {
     struct iot_ingest_config icfg = {
@@ -85,6 +86,16 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
         .rollup_retention_ms = cfg->rollup_retention_days * DAY_MS};
     app->devcache = iot_devcache_new(DEVCACHE_SLOTS, cfg->key_cache_ttl_ms);
     app->ingest = iot_ingest_start(&icfg, &app->telemetry, &app->cache, &app->registry);
+    /* A failed clean-up is retried after IOTFLOW_CLEANUP_RETRY s, doubling
+     * to 10 min; due ones are looked for as often, at least every 10 s. */
+    int64_t retry_ms = cfg->cleanup_retry * 1000;
+    struct iot_cleaner_config ccfg = {.poll_ms = retry_ms < 10000 ? retry_ms : 10000,
+                                      .retry_min_ms = retry_ms, .retry_max_ms = 600000};
+    app->cleaner = iot_cleaner_new(&ccfg, &app->registry, &app->telemetry);
+    if (!app->cleaner || iot_cleaner_start(app->cleaner) != IOT_OK) {
+        IOT_ERROR("cannot start the telemetry cleaner");
+        return IOT_ENOMEM;
+    }
     /* Streams may use at most half the connections, so that a flood of
      * them can never lock out the rest of the API. */
     size_t max_streams = (size_t)cfg->max_connections / 2;
@@ -97,6 +108,8 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
 
 static void stop_services(struct iot_app *app)
 {
+    iot_cleaner_free(app->cleaner);
+    app->cleaner = NULL;
     iot_device_notices_stop(app);
     iot_ingest_free(app->ingest);
     iot_streams_free(app->streams);

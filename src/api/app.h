@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/cleanup.h"
 #include "core/config.h"
 #include "core/devcache.h"
 #include "core/ingest.h"
@@ -25,6 +26,7 @@ struct iot_app {
     struct iot_cache cache;
     struct iot_telemetry telemetry;
     struct iot_ingest *ingest;
+    struct iot_cleaner *cleaner; /* telemetry of deleted devices and users */
     struct iot_devcache *devcache;
     struct iot_streams *streams;
     struct iot_cache_sub *device_notices; /* api/device_common.c */

@@ -175,10 +175,9 @@ int iot_device_remove(struct iot_req *r, const struct iot_device *d)
     if (rc)
         return rc;
     iot_device_forget(r, d);
-    rc = iot_tm_delete_device(&app->telemetry, d->id);
-    if (rc)
-        IOT_WARN("telemetry of deleted device %lld not removed: %s", (long long)d->id,
-                 iot_strerror(rc));
+    /* The registry recorded the clean-up with the delete: if the telemetry
+     * store fails now, the cleaner retries it (and logs). */
+    iot_cleaner_after_delete(app->cleaner, IOT_CLEANUP_DEVICE, d->id);
     return IOT_OK;
 }
 

@@ -31,7 +31,8 @@ void iot_h_device_groups(struct iot_req *r);
 
 void iot_h_device_rotate_key(struct iot_req *r);
 
-/* telemetry.c (ingest), telemetry_query.c (reads), stream.c (live) */
+/* telemetry.c (ingest), telemetry_query.c (reads), telemetry_catalog.c
+ * (the measurement catalog), stream.c (live) */
 void iot_h_telemetry_post(struct iot_req *r);
 void iot_h_telemetry_batch(struct iot_req *r);
 void iot_h_telemetry_history(struct iot_req *r);
@@ -41,6 +42,7 @@ void iot_h_telemetry_delete(struct iot_req *r);
 void iot_h_telemetry_status(struct iot_req *r);
 void iot_h_telemetry_user(struct iot_req *r);
 void iot_h_telemetry_stream(struct iot_req *r);
+void iot_h_telemetry_measurements(struct iot_req *r);
 
 /* groups.c */
 void iot_h_group_create(struct iot_req *r);

@@ -38,6 +38,7 @@ const struct iot_route iot_api_routes[] = {
     {"DELETE", V1 "/telemetry/{}", iot_h_telemetry_delete},
     {"GET", V1 "/telemetry/{}/latest", iot_h_telemetry_latest},
     {"GET", V1 "/telemetry/{}/aggregated", iot_h_telemetry_aggregated},
+    {"GET", V1 "/telemetry/{}/measurements", iot_h_telemetry_measurements},
     {"GET", V1 "/telemetry/{}/stream", iot_h_telemetry_stream},
 
     {"POST", V1 "/groups", iot_h_group_create},

@@ -233,9 +233,9 @@ void iot_h_user_delete(struct iot_req *r)
         iot_reply_store_error(r, rc, "user");
         return;
     }
-    rc = iot_tm_delete_user(&app->telemetry, u.id);
-    if (rc)
-        IOT_WARN("telemetry of deleted user %s not removed: %s", u.user_id, iot_strerror(rc));
+    /* As for a device: the clean-up was recorded with the delete and is
+     * retried by the cleaner if the telemetry store fails now. */
+    iot_cleaner_after_delete(app->cleaner, IOT_CLEANUP_USER, u.id);
     drop_sessions(r, u.user_id);
     IOT_INFO("user %s (%s) deleted", u.username, u.user_id);
     iot_reply_json(r, 200, json_pack("{s:s, s:s++}", "status", "success", "message", "User '",

@@ -114,6 +114,10 @@ static const struct opt options[] = {
     {"IOTFLOW_PUBLIC_STATUS", "public-status", OPT_BOOL, FIELD(public_status), "0", 0, 1,
      "show /status and /health?detailed=true (store checks, device counts, threads) to "
      "anyone; off: only to the admin, others get the plain health answer"},
+    {"IOTFLOW_CLEANUP_RETRY", "cleanup-retry", OPT_INT, FIELD(cleanup_retry), "5", 1, 3600,
+     "seconds before the telemetry of a deleted device or user is removed again when the "
+     "telemetry store failed (doubling per failure up to 10 min; pending clean-ups are looked "
+     "for every min(this, 10) seconds)"},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -51,6 +51,7 @@ struct iot_config {
     int64_t streams_per_user;    /* live streams per user on this instance; 0 = no cap */
     int64_t streams_per_device;  /* live streams per device on this instance; 0 = no cap */
     bool public_status;          /* /status and detailed health for anyone, not only admins */
+    int64_t cleanup_retry;       /* seconds before a failed telemetry clean-up is retried */
 };
 
 /* Fills cfg from defaults, then `envp`-style lookup via getenv, then argv.

@@ -1,6 +1,7 @@
 /* registry.c — the table of compiled-in registry backends, the
- * open/close entry points that pick one by URL scheme, and the record
- * defaults every backend fills in before an insert. */
+ * open/close entry points that pick one by URL scheme, the record
+ * defaults every backend fills in before an insert, and the pending
+ * clean-ups' kind names and error length, alike on every backend. */
 #include "store/registry.h"
 
 #include <sodium.h>
@@ -109,4 +110,37 @@ void iot_reg_group_defaults(struct iot_group *g)
 {
     stamp_new(&g->created_at, &g->updated_at);
     g->device_count = 0;
+}
+
+const char *iot_reg_cleanup_kind_name(enum iot_cleanup_kind kind)
+{
+    switch (kind) {
+    case IOT_CLEANUP_DEVICE: return "device";
+    case IOT_CLEANUP_USER: return "user";
+    default: return NULL;
+    }
+}
+
+bool iot_reg_cleanup_kind_parse(const char *name, enum iot_cleanup_kind *out)
+{
+    if (name && strcmp(name, "device") == 0)
+        *out = IOT_CLEANUP_DEVICE;
+    else if (name && strcmp(name, "user") == 0)
+        *out = IOT_CLEANUP_USER;
+    else
+        return false;
+    return true;
+}
+
+size_t iot_reg_cleanup_error_len(const char *error)
+{
+    size_t n = strnlen(error, IOT_CLEANUP_ERROR_MAX + 1);
+    if (n <= IOT_CLEANUP_ERROR_MAX)
+        return n;
+    n = IOT_CLEANUP_ERROR_MAX;
+    /* error[n] is the first byte dropped: while it continues a character,
+     * that character starts before n and goes too */
+    while (n > 0 && ((unsigned char)error[n] & 0xC0) == 0x80)
+        n--;
+    return n;
 }

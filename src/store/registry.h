@@ -153,6 +153,33 @@ typedef int (*iot_group_fn)(void *ctx, const struct iot_group *g);
 typedef int (*iot_member_fn)(void *ctx, const struct iot_device *d, int64_t added_at);
 typedef int (*iot_device_group_fn)(void *ctx, const struct iot_group *g, int64_t added_at);
 
+/* Pending telemetry clean-ups (ops version 3). The telemetry of a deleted
+ * device or user lives in another store, maybe another server that is down
+ * when the delete happens. So that it is never orphaned, device_delete and
+ * user_delete record in the same transaction as the delete a row naming
+ * what to remove; whoever removes it (src/core/cleanup.c) marks the row
+ * done, or records the failed attempt and retries later. */
+enum iot_cleanup_kind {
+    IOT_CLEANUP_DEVICE = 1, /* target: the device's id (iot_tm_delete_device) */
+    IOT_CLEANUP_USER = 2,   /* target: the user's internal id (iot_tm_delete_user,
+                               which covers every device of theirs) */
+};
+#define IOT_CLEANUP_ERROR_MAX 200 /* bytes of last_error kept */
+#define IOT_CLEANUP_PAGE_MAX 100  /* rows one cleanup_list may return */
+/* A new row is due this long after its delete: the deleting request tries
+ * at once itself, and a retry loop polling the rows should not race it.
+ * Were the process to die between the two, the row is retried then. */
+#define IOT_CLEANUP_GRACE_MS INT64_C(30000)
+
+struct iot_pending_cleanup {
+    enum iot_cleanup_kind kind;
+    int64_t target_id;
+    int64_t created_at; /* when the delete committed (ms) */
+    int64_t attempts;   /* failed attempts so far */
+    int64_t next_at;    /* due from then on (ms) */
+    char last_error[IOT_CLEANUP_ERROR_MAX + 1]; /* "" before a failure */
+};
+
 /* Capability flags. */
 #define IOT_REG_CAP_TRANSACTIONS 0x1u /* cascading deletes are atomic */
 
@@ -163,7 +190,7 @@ typedef int (*iot_device_group_fn)(void *ctx, const struct iot_group *g, int64_t
  * IOT_EUNAVAILABLE. New slots are appended, never reordered. */
 struct iot_registry_ops {
     const char *name; /* "sqlite", "postgres" */
-    unsigned version; /* 2: device_update_by_device appended */
+    unsigned version; /* 2: device_update_by_device appended; 3: the clean-ups */
     unsigned caps;    /* IOT_REG_CAP_* */
 
     /* Connect/open and migrate the schema to the latest version. `url` is the
@@ -183,7 +210,9 @@ struct iot_registry_ops {
     int (*user_get_by_email)(void *self, const char *email, struct iot_user *out);
     /* Rewrites every mutable field of the row with u->id. */
     int (*user_update)(void *self, const struct iot_user *u);
-    /* Deletes the user, their devices, groups and memberships, atomically. */
+    /* Deletes the user, their devices, groups and memberships, atomically;
+     * version 3: and records the user's pending clean-up in the same
+     * transaction (see cleanup_list). */
     int (*user_delete)(void *self, int64_t id);
     int (*user_list)(void *self, struct iot_page page, iot_user_fn fn, void *ctx, int64_t *total);
 
@@ -194,7 +223,9 @@ struct iot_registry_ops {
     int (*device_get_by_key_hash)(void *self, const char *key_hash, struct iot_device *out);
     /* Rewrites every mutable field (not id, user_id, created_at). */
     int (*device_update)(void *self, const struct iot_device *d);
-    int (*device_delete)(void *self, int64_t id); /* and its memberships */
+    /* And its memberships; version 3: and records the device's pending
+     * clean-up in the same transaction. */
+    int (*device_delete)(void *self, int64_t id);
     int (*device_list)(void *self, const struct iot_device_filter *f, struct iot_page page,
                        iot_device_fn fn, void *ctx, int64_t *total);
     /* Sets last_seen = max(last_seen, s.last_seen) for each entry, in one
@@ -236,6 +267,24 @@ struct iot_registry_ops {
      * status, e.g. new firmware while in maintenance, goes through and
      * keeps status_set_by "admin"); no row d->id: IOT_ENOTFOUND. */
     int (*device_update_by_device)(void *self, const struct iot_device *d, unsigned fields);
+
+    /* Version 3: pending telemetry clean-ups (struct iot_pending_cleanup).
+     * device_delete and user_delete insert one, in their transaction, with
+     * attempts 0, created_at now and next_at now + IOT_CLEANUP_GRACE_MS
+     * (the user's only, not one per device). Several processes may work on
+     * the same rows: removing telemetry is idempotent, and an op on a row
+     * another one finished answers IOT_ENOTFOUND, changing nothing. */
+    /* Copies up to `max` (at most IOT_CLEANUP_PAGE_MAX: larger is clamped)
+     * rows with next_at <= due_by into out, by next_at, then kind, then
+     * target_id; *n = how many. INT64_MAX lists the first page of all. */
+    int (*cleanup_list)(void *self, int64_t due_by, struct iot_pending_cleanup *out, size_t max,
+                        size_t *n);
+    /* Deletes the row (the telemetry is gone). */
+    int (*cleanup_done)(void *self, enum iot_cleanup_kind kind, int64_t target_id);
+    /* A failed attempt: attempts + 1, next_at, last_error = error (cut to
+     * IOT_CLEANUP_ERROR_MAX bytes at a UTF-8 character boundary). */
+    int (*cleanup_failed)(void *self, enum iot_cleanup_kind kind, int64_t target_id,
+                          int64_t next_at, const char *error);
 };
 
 /* device_update_by_device's `fields`. */
@@ -269,6 +318,13 @@ void iot_reg_user_defaults(struct iot_user *u);
 void iot_reg_device_defaults(struct iot_device *d);
 /* group_create: created_at and updated_at now when 0; device_count 0. */
 void iot_reg_group_defaults(struct iot_group *g);
+/* A clean-up kind as stored ("device", "user"), or NULL when not a kind;
+ * and back (false for anything else). */
+const char *iot_reg_cleanup_kind_name(enum iot_cleanup_kind kind);
+bool iot_reg_cleanup_kind_parse(const char *name, enum iot_cleanup_kind *out);
+/* How many bytes of `error` cleanup_failed keeps: at most
+ * IOT_CLEANUP_ERROR_MAX, never cutting a UTF-8 character. */
+size_t iot_reg_cleanup_error_len(const char *error);
 
 /* Thin wrappers: call these, not the slots. */
 static inline int iot_reg_ping(struct iot_registry *r) { return r->ops->ping(r->self); }
@@ -300,5 +356,9 @@ static inline int iot_reg_device_groups(struct iot_registry *r, int64_t d, iot_d
 /* Required (there is no safe fallback: a whole-row device_update would
  * undo an admin's switch-off); a backend without it fails here. */
 static inline int iot_reg_device_update_by_device(struct iot_registry *r, const struct iot_device *d, unsigned fields) { return r->ops->device_update_by_device ? r->ops->device_update_by_device(r->self, d, fields) : IOT_EINTERNAL; }
+/* Version 3; IOT_EINVAL (unsupported) from a backend without them. */
+static inline int iot_reg_cleanup_list(struct iot_registry *r, int64_t due_by, struct iot_pending_cleanup *out, size_t max, size_t *n) { *n = 0; return r->ops->version >= 3 && r->ops->cleanup_list ? r->ops->cleanup_list(r->self, due_by, out, max, n) : IOT_EINVAL; }
+static inline int iot_reg_cleanup_done(struct iot_registry *r, enum iot_cleanup_kind kind, int64_t id) { return r->ops->version >= 3 && r->ops->cleanup_done ? r->ops->cleanup_done(r->self, kind, id) : IOT_EINVAL; }
+static inline int iot_reg_cleanup_failed(struct iot_registry *r, enum iot_cleanup_kind kind, int64_t id, int64_t next_at, const char *error) { return r->ops->version >= 3 && r->ops->cleanup_failed ? r->ops->cleanup_failed(r->self, kind, id, next_at, error ? error : "") : IOT_EINVAL; }
 
 #endif

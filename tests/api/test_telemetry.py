@@ -664,10 +664,10 @@ def test_history_bad_cursor(dev):
     expect_rejects(lambda p: dev.api.get(f"/telemetry/{dev.id}", params=p), bad, 400)
 
 
-READ_PATHS = ["", "/latest", "/aggregated"]
+READ_PATHS = ["", "/latest", "/aggregated", "/measurements"]
 
 
-@pytest.mark.parametrize("suffix", READ_PATHS, ids=["history", "latest", "aggregated"])
+@pytest.mark.parametrize("suffix", READ_PATHS, ids=["history", "latest", "aggregated", "measurements"])
 def test_read_access(suffix, srv, owner, stranger, auth_mode, request):
     d = new_device(owner)
     sibling = new_device(owner)

@@ -1526,6 +1526,164 @@ static void test_reopen(void **state)
     assert_rc(iot_reg_device_get(r, d, &dd), IOT_ENOTFOUND);
 }
 
+/* ---- pending telemetry clean-ups (version 3) ------------------------------ */
+
+/* Every pending clean-up, in the order cleanup_list gives (one page). */
+struct cleanups {
+    struct iot_pending_cleanup v[IOT_CLEANUP_PAGE_MAX];
+    size_t n;
+};
+
+static void list_cleanups(struct iot_registry *r, int64_t due_by, struct cleanups *c)
+{
+    assert_rc(iot_reg_cleanup_list(r, due_by, c->v, IOT_CLEANUP_PAGE_MAX, &c->n), IOT_OK);
+}
+
+static void assert_cleanup(const struct iot_pending_cleanup *c, enum iot_cleanup_kind kind,
+                           int64_t target, int64_t created, int64_t attempts, int64_t next_at,
+                           const char *error)
+{
+    assert_i64(c->kind, kind);
+    assert_i64(c->target_id, target);
+    assert_i64(c->created_at, created);
+    assert_i64(c->attempts, attempts);
+    assert_i64(c->next_at, next_at);
+    assert_string_equal(c->last_error, error);
+}
+
+/* device_delete and user_delete record their clean-up (the user's only,
+ * not one per device of theirs), due after the grace; a delete of nothing
+ * records nothing; groups have no telemetry. */
+static void test_cleanup_recorded_by_deletes(void **state)
+{
+    struct iot_registry *r = REG(state);
+    assert_true(r->ops->version >= 3);
+    const int64_t T = INT64_C(1800000000000);
+    use_fake_clock(T);
+    int64_t u = mk_user(r, "cleo"), other = mk_user(r, "otto");
+    int64_t d1 = mk_device(r, u, "d1", "active", "t");
+    mk_device(r, u, "d2", "active", "t");
+    int64_t g = mk_group(r, u, "grp");
+    struct cleanups c;
+    list_cleanups(r, INT64_MAX, &c);
+    assert_i64(c.n, 0);
+
+    assert_rc(iot_reg_device_delete(r, d1), IOT_OK);
+    list_cleanups(r, INT64_MAX, &c);
+    assert_i64(c.n, 1);
+    assert_cleanup(&c.v[0], IOT_CLEANUP_DEVICE, d1, T, 0, T + IOT_CLEANUP_GRACE_MS, "");
+    list_cleanups(r, T + IOT_CLEANUP_GRACE_MS - 1, &c); /* not due yet */
+    assert_i64(c.n, 0);
+
+    assert_rc(iot_reg_device_delete(r, d1), IOT_ENOTFOUND);
+    assert_rc(iot_reg_user_delete(r, other + 1000), IOT_ENOTFOUND);
+    assert_rc(iot_reg_group_delete(r, g), IOT_OK);
+    list_cleanups(r, INT64_MAX, &c);
+    assert_i64(c.n, 1);
+
+    atomic_store(&fake_now, T + 5);
+    assert_rc(iot_reg_user_delete(r, u), IOT_OK); /* d2 goes with it */
+    atomic_store(&fake_now, T + 10);
+    assert_rc(iot_reg_user_delete(r, other), IOT_OK);
+    list_cleanups(r, T + IOT_CLEANUP_GRACE_MS + 5, &c);
+    assert_i64(c.n, 2);
+    assert_cleanup(&c.v[0], IOT_CLEANUP_DEVICE, d1, T, 0, T + IOT_CLEANUP_GRACE_MS, "");
+    assert_cleanup(&c.v[1], IOT_CLEANUP_USER, u, T + 5, 0, T + 5 + IOT_CLEANUP_GRACE_MS, "");
+    list_cleanups(r, INT64_MAX, &c);
+    assert_i64(c.n, 3);
+    assert_cleanup(&c.v[2], IOT_CLEANUP_USER, other, T + 10, 0, T + 10 + IOT_CLEANUP_GRACE_MS,
+                   "");
+}
+
+/* failed: attempts counted, next_at and the error kept (cut at a UTF-8
+ * character); done: the row goes; both on a row that is gone (another
+ * instance finished it): IOT_ENOTFOUND, nothing changed or re-created. */
+static void test_cleanup_failed_and_done(void **state)
+{
+    struct iot_registry *r = REG(state);
+    const int64_t T = INT64_C(1800000000000);
+    use_fake_clock(T);
+    int64_t u = mk_user(r, "fay");
+    int64_t d = mk_device(r, u, "d", "active", "t");
+    assert_rc(iot_reg_device_delete(r, d), IOT_OK);
+
+    assert_rc(iot_reg_cleanup_failed(r, IOT_CLEANUP_DEVICE, d, T + 100, "unavailable"), IOT_OK);
+    struct cleanups c;
+    list_cleanups(r, T + 100, &c); /* due earlier than the grace now */
+    assert_i64(c.n, 1);
+    assert_cleanup(&c.v[0], IOT_CLEANUP_DEVICE, d, T, 1, T + 100, "unavailable");
+    /* 199 ASCII bytes then a 2-byte character: the character does not fit */
+    char long_error[300];
+    memset(long_error, 'e', 199);
+    snprintf(long_error + 199, sizeof long_error - 199, "\xc3\xa9 and more");
+    assert_rc(iot_reg_cleanup_failed(r, IOT_CLEANUP_DEVICE, d, T + 5000, long_error), IOT_OK);
+    list_cleanups(r, INT64_MAX, &c);
+    assert_i64(c.n, 1);
+    assert_i64(c.v[0].attempts, 2);
+    assert_i64(c.v[0].next_at, T + 5000);
+    assert_i64(strlen(c.v[0].last_error), 199);
+    assert_int_equal(memcmp(c.v[0].last_error, long_error, 199), 0);
+    /* the same cut one byte later keeps the whole character */
+    memset(long_error, 'e', 198);
+    snprintf(long_error + 198, sizeof long_error - 198, "\xc3\xa9 and more");
+    assert_rc(iot_reg_cleanup_failed(r, IOT_CLEANUP_DEVICE, d, T + 6000, long_error), IOT_OK);
+    list_cleanups(r, INT64_MAX, &c);
+    assert_i64(strlen(c.v[0].last_error), IOT_CLEANUP_ERROR_MAX);
+    assert_string_equal(c.v[0].last_error + 198, "\xc3\xa9");
+
+    assert_rc(iot_reg_cleanup_done(r, IOT_CLEANUP_USER, d), IOT_ENOTFOUND); /* other kind */
+    assert_rc(iot_reg_cleanup_done(r, IOT_CLEANUP_DEVICE, d), IOT_OK);
+    list_cleanups(r, INT64_MAX, &c);
+    assert_i64(c.n, 0);
+    assert_rc(iot_reg_cleanup_done(r, IOT_CLEANUP_DEVICE, d), IOT_ENOTFOUND);
+    assert_rc(iot_reg_cleanup_failed(r, IOT_CLEANUP_DEVICE, d, T, "late"), IOT_ENOTFOUND);
+    list_cleanups(r, INT64_MAX, &c);
+    assert_i64(c.n, 0);
+    assert_rc(iot_reg_cleanup_done(r, (enum iot_cleanup_kind)7, d), IOT_EINVAL);
+}
+
+/* A page is bounded and ordered by next_at, then kind, then id; what was
+ * postponed comes after what is due. */
+static void test_cleanup_list_paging(void **state)
+{
+    struct iot_registry *r = REG(state);
+    const int64_t T = INT64_C(1800000000000);
+    use_fake_clock(T);
+    int64_t u = mk_user(r, "page");
+    enum { N = IOT_CLEANUP_PAGE_MAX + 20 };
+    int64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "dev-%03d", i);
+        ids[i] = mk_device(r, u, name, "active", "t");
+        assert_rc(iot_reg_device_delete(r, ids[i]), IOT_OK);
+    }
+    static struct iot_pending_cleanup big[IOT_CLEANUP_PAGE_MAX + 50];
+    size_t n = 99;
+    assert_rc(iot_reg_cleanup_list(r, INT64_MAX, big, 0, &n), IOT_OK);
+    assert_i64(n, 0);
+    assert_rc(iot_reg_cleanup_list(r, INT64_MAX, big, 7, &n), IOT_OK);
+    assert_i64(n, 7);
+    assert_rc(iot_reg_cleanup_list(r, INT64_MAX, big, IOT_CLEANUP_PAGE_MAX + 50, &n), IOT_OK);
+    assert_i64(n, IOT_CLEANUP_PAGE_MAX); /* clamped */
+    for (size_t i = 0; i < n; i++)
+        assert_i64(big[i].target_id, ids[i]);
+    /* the first ten are postponed: they come last */
+    for (int i = 0; i < 10; i++)
+        assert_rc(iot_reg_cleanup_failed(r, IOT_CLEANUP_DEVICE, ids[i], T + 2 * IOT_CLEANUP_GRACE_MS,
+                                         "x"), IOT_OK);
+    struct cleanups c;
+    list_cleanups(r, T + IOT_CLEANUP_GRACE_MS, &c);
+    assert_i64(c.n, IOT_CLEANUP_PAGE_MAX);
+    assert_i64(c.v[0].target_id, ids[10]);
+    for (int i = 0; i < N - 10; i++)
+        assert_rc(iot_reg_cleanup_done(r, IOT_CLEANUP_DEVICE, ids[10 + i]), IOT_OK);
+    list_cleanups(r, INT64_MAX, &c);
+    assert_i64(c.n, 10);
+    for (int i = 0; i < 10; i++)
+        assert_i64(c.v[i].target_id, ids[i]);
+}
+
 /* ---- migrations from older schemas ------------------------------------- */
 
 /* Runs `sql` on the SQLite file of `url` directly (not through the store). */
@@ -1594,6 +1752,7 @@ static void test_migrate_case_duplicates(void **state)
     iot_registry_close(&reg);
     raw_exec(fx, "DROP INDEX users_username_nocase; DROP INDEX users_email_nocase;"
                  " ALTER TABLE devices DROP COLUMN status_set_by;"
+                 " DROP TABLE telemetry_cleanups;"
                  " INSERT INTO users (user_id, username, email, password_hash, created_at,"
                  " updated_at) VALUES ('a', 'Zoe', 'zoe@example.com', 'h', 1, 1),"
                  " ('b', 'zoe', 'other@example.com', 'h', 1, 1)");
@@ -1651,6 +1810,26 @@ static void test_migrate_case_duplicates(void **state)
     assert_rc(get_rc, IOT_OK);
     /* a used device that was off before the migration: a person switches it on */
     assert_string_equal(d.status_set_by, IOT_STATUS_BY_ADMIN);
+}
+
+/* The clean-up is written in the delete's transaction: when it cannot be
+ * written (its table gone behind the store's back), the delete does not
+ * happen either. */
+static void test_cleanup_same_transaction(void **state)
+{
+    struct fixture *fx = *state;
+    if (!is_persistent(fx->url))
+        skip();
+    struct iot_registry *r = &fx->reg;
+    int64_t u = mk_user(r, "atom");
+    int64_t d = mk_device(r, u, "d", "active", "t");
+    raw_exec(fx, "DROP TABLE telemetry_cleanups");
+    assert_true(iot_reg_device_delete(r, d) != IOT_OK);
+    assert_true(iot_reg_user_delete(r, u) != IOT_OK);
+    struct iot_device got;
+    assert_rc(iot_reg_device_get(r, d, &got), IOT_OK);
+    struct iot_user owner;
+    assert_rc(iot_reg_user_get_by_id(r, u, &owner), IOT_OK);
 }
 
 /* ---- concurrency ------------------------------------------------------- */
@@ -1798,11 +1977,16 @@ static void test_backend_table(void **state)
     const struct iot_registry_ops *pg = iot_registry_backend("postgresql://localhost/iot");
     assert_non_null(pg);
     assert_string_equal(pg->name, "postgres");
-    assert_i64(pg->version, 2);
-    assert_i64(sq->version, 2);
-    /* version 2's slot: every compiled-in backend has it (no fallback) */
-    assert_non_null(sq->device_update_by_device);
-    assert_non_null(pg->device_update_by_device);
+    assert_i64(pg->version, 3);
+    assert_i64(sq->version, 3);
+    /* version 2's slot and version 3's: every compiled-in backend has them */
+    const struct iot_registry_ops *both[] = {sq, pg};
+    for (size_t i = 0; i < 2; i++) {
+        assert_non_null(both[i]->device_update_by_device);
+        assert_non_null(both[i]->cleanup_list);
+        assert_non_null(both[i]->cleanup_done);
+        assert_non_null(both[i]->cleanup_failed);
+    }
     assert_true(pg->caps & IOT_REG_CAP_TRANSACTIONS);
     assert_ptr_equal(iot_registry_backend("postgres://localhost/iot"), pg);
     assert_ptr_equal(iot_registry_backend("PostgreSQL://localhost/iot"), pg);
@@ -2546,6 +2730,10 @@ static int run_backend(const char *url)
         T(test_device_groups),
         T(test_strings_roundtrip),
         T(test_reopen),
+        T(test_cleanup_recorded_by_deletes),
+        T(test_cleanup_failed_and_done),
+        T(test_cleanup_list_paging),
+        T(test_cleanup_same_transaction),
         T_UNOPENED(test_migrate_case_duplicates),
         T(test_concurrency),
         /* PostgreSQL only; they skip on other backends */

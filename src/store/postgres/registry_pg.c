@@ -4,7 +4,8 @@
  * pg_pool.c and pg_migrate.c.
  *
  * Writes are single statements in autocommit (atomic on their own, cascades
- * included) except device_touch, which may need several; none is retried
+ * and the pending clean-up of a deleted device or user included) except
+ * device_touch, which may need several; none is retried
  * when the connection breaks under it, since it may or may not have
  * committed: the caller gets IOT_EUNAVAILABLE. Reads are retried once. */
 #include "store/postgres/registry_pg.h"
@@ -178,7 +179,7 @@ static int user_update(void *self, const struct iot_user *u)
 
 static int user_delete(void *self, int64_t id)
 {
-    return iot_pg_reg_delete_by_id(self, ST_USER_DELETE, id);
+    return iot_pg_reg_delete_with_cleanup(self, ST_USER_DELETE, id);
 }
 
 static int user_list(void *self, struct iot_page page, iot_user_fn fn, void *ctx, int64_t *total)
@@ -190,7 +191,7 @@ static int user_list(void *self, struct iot_page page, iot_user_fn fn, void *ctx
 
 const struct iot_registry_ops iot_registry_postgres = {
     .name = "postgres",
-    .version = 2,
+    .version = 3,
     .caps = IOT_REG_CAP_TRANSACTIONS,
     .open = reg_open,
     .close = reg_close,
@@ -221,4 +222,7 @@ const struct iot_registry_ops iot_registry_postgres = {
     .group_devices = iot_pg_reg_group_devices,
     .device_groups = iot_pg_reg_device_groups,
     .device_update_by_device = iot_pg_reg_device_update_by_device,
+    .cleanup_list = iot_pg_reg_cleanup_list,
+    .cleanup_done = iot_pg_reg_cleanup_done,
+    .cleanup_failed = iot_pg_reg_cleanup_failed,
 };

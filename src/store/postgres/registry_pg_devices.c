@@ -129,7 +129,7 @@ int iot_pg_reg_device_update_by_device(void *self, const struct iot_device *d, u
 /* Memberships go with it (ON DELETE CASCADE). */
 int iot_pg_reg_device_delete(void *self, int64_t id)
 {
-    return iot_pg_reg_delete_by_id(self, ST_DEV_DELETE, id);
+    return iot_pg_reg_delete_with_cleanup(self, ST_DEV_DELETE, id);
 }
 
 int iot_pg_reg_device_list(void *self, const struct iot_device_filter *f, struct iot_page page,

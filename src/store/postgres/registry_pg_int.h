@@ -40,6 +40,9 @@ enum reg_stmt {
     ST_MEM_INSERT,
     ST_MEM_DELETE,
     ST_DEV_BY_DEVICE,
+    ST_CLEANUP_LIST,
+    ST_CLEANUP_DONE,
+    ST_CLEANUP_FAILED,
     ST__FIXED
 };
 
@@ -89,7 +92,8 @@ void iot_pg_reg_read_group(const PGresult *r, int row, void *out);
  * chunks with no connection held, so callbacks may call back into the store. */
 int iot_pg_reg_scan(struct iot_pg_reg *r, const struct iot_reg_scan *sc);
 
-/* ---- ops (registry_pg.c, registry_pg_devices.c, registry_pg_groups.c) ---- */
+/* ---- ops (registry_pg.c, registry_pg_devices.c, registry_pg_groups.c,
+ * registry_pg_cleanup.c) ---- */
 
 int iot_pg_reg_device_create(void *self, struct iot_device *d);
 int iot_pg_reg_device_get(void *self, int64_t id, struct iot_device *out);
@@ -113,6 +117,18 @@ int iot_pg_reg_member_remove(void *self, int64_t group_id, int64_t device_id);
 int iot_pg_reg_group_devices(void *self, int64_t group_id, const struct iot_device_filter *f,
                              struct iot_page page, iot_member_fn fn, void *ctx, int64_t *total);
 int iot_pg_reg_device_groups(void *self, int64_t device_id, iot_device_group_fn fn, void *ctx);
+
+/* ---- pending clean-ups (registry_pg_cleanup.c) ------------------------- */
+
+/* Deletes the device or user `key` with statement `stmt` (ST_DEV_DELETE,
+ * ST_USER_DELETE), which records its pending clean-up in the same
+ * statement; nothing deleted → IOT_ENOTFOUND. */
+int iot_pg_reg_delete_with_cleanup(struct iot_pg_reg *r, int stmt, int64_t key);
+int iot_pg_reg_cleanup_list(void *self, int64_t due_by, struct iot_pending_cleanup *out,
+                            size_t max, size_t *n);
+int iot_pg_reg_cleanup_done(void *self, enum iot_cleanup_kind kind, int64_t target_id);
+int iot_pg_reg_cleanup_failed(void *self, enum iot_cleanup_kind kind, int64_t target_id,
+                              int64_t next_at, const char *error);
 
 /* Deletes the row `key` with statement `stmt`; 0 rows → IOT_ENOTFOUND. */
 int iot_pg_reg_delete_by_id(struct iot_pg_reg *r, int stmt, int64_t key);

@@ -25,7 +25,8 @@ _Static_assert(IOT_STATUS_BY_MAX == 12 && IOT_USER_ID_LEN == 32 && IOT_USERNAME_
                    IOT_DESCRIPTION_MAX == 1000 && IOT_DEVICE_TYPE_MAX == 50 &&
                    IOT_STATUS_MAX == 20 && IOT_LOCATION_MAX == 200 && IOT_VERSION_MAX == 20 &&
                    IOT_KEY_HASH_LEN == 64 && IOT_KEY_PREFIX_LEN == 8 &&
-                   IOT_GROUP_NAME_MAX == 100 && IOT_COLOR_LEN == 7,
+                   IOT_GROUP_NAME_MAX == 100 && IOT_COLOR_LEN == 7 &&
+                   IOT_CLEANUP_ERROR_MAX == 200,
                "registry.h limits changed: add a migration step for the CHECKs");
 
 #define MAXB(col, n) " CHECK (octet_length(" col ") <= " #n ")"
@@ -97,6 +98,18 @@ const char *const iot_pg_reg_migrations[] = {
     " WHEN status = 'active' THEN 'device'"
     " WHEN status = 'inactive' AND last_seen IS NULL THEN 'new'"
     " ELSE 'admin' END;",
+    /* 4: pending telemetry clean-ups of deleted devices and users
+     * (registry.h, ops version 3), written in the delete's statement.
+     * Ids are never reused, so (kind, target_id) names one deletion. */
+    "CREATE TABLE telemetry_cleanups ("
+    " kind TEXT NOT NULL CHECK (kind IN ('device', 'user')),"
+    " target_id BIGINT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " attempts BIGINT NOT NULL DEFAULT 0,"
+    " next_at BIGINT NOT NULL,"
+    " last_error TEXT NOT NULL DEFAULT ''" MAXB("last_error", 200) ","
+    " PRIMARY KEY (kind, target_id));"
+    "CREATE INDEX telemetry_cleanups_due ON telemetry_cleanups (next_at, kind, target_id);",
 };
 
 /* Before step 2: accounts that differ only in case would make the unique
@@ -111,6 +124,7 @@ const char *const iot_pg_reg_migration_checks[] = {
     " GROUP BY lower(username COLLATE \"C\") HAVING COUNT(*) > 1"
     " UNION ALL SELECT string_agg(quote_literal(email), ' = ') FROM users"
     " GROUP BY lower(email COLLATE \"C\") HAVING COUNT(*) > 1) dup HAVING COUNT(*) > 0",
+    NULL,
     NULL,
 };
 /* After step 3: the used devices it took as switched off by an admin (an
@@ -128,9 +142,14 @@ const char *const iot_pg_reg_migration_notes[] = {
     " (SELECT string_agg(id::text, ', ') FROM (SELECT id FROM devices"
     " WHERE status_set_by = 'admin' ORDER BY id LIMIT 20) f) AS ids"
     " FROM devices WHERE status_set_by = 'admin') c WHERE n > 0",
+    NULL,
 };
 const int iot_pg_reg_n_migrations =
     (int)(sizeof iot_pg_reg_migrations / sizeof iot_pg_reg_migrations[0]);
+/* pg_migrate.c reads checks[v] and notes[v] for every step v. */
+_Static_assert(sizeof iot_pg_reg_migration_checks == sizeof iot_pg_reg_migrations &&
+                   sizeof iot_pg_reg_migration_notes == sizeof iot_pg_reg_migrations,
+               "one check and one note entry (NULL for none) per migration step");
 
 /* ---- fixed statements ---------------------------------------------------- */
 
@@ -162,8 +181,14 @@ static const char *const fixed_sql[ST__FIXED] = {
                        " is_active = $5, is_admin = $6, updated_at = $7, last_login = $8"
                        " WHERE id = $1",
     /* ON DELETE CASCADE takes devices, groups and memberships in the same
-     * statement, hence the same transaction */
-    [ST_USER_DELETE] = "DELETE FROM users WHERE id = $1",
+     * statement, hence the same transaction; so does the pending clean-up
+     * of the telemetry (a data-modifying CTE runs once, in the statement).
+     * $2 now, $3 when it is due; answers how many rows went (0 or 1). */
+    [ST_USER_DELETE] = "WITH gone AS (DELETE FROM users WHERE id = $1 RETURNING id),"
+                       " noted AS (INSERT INTO telemetry_cleanups (kind, target_id,"
+                       " created_at, next_at) SELECT 'user', id, $2::bigint, $3::bigint"
+                       " FROM gone ON CONFLICT (kind, target_id) DO NOTHING)"
+                       " SELECT COUNT(*) FROM gone",
     [ST_DEV_INSERT] = "INSERT INTO devices (user_id, name, description, device_type, status,"
                       " location, firmware_version, hardware_version, api_key_hash,"
                       " api_key_prefix, status_set_by, created_at, updated_at, last_seen)"
@@ -180,7 +205,12 @@ static const char *const fixed_sql[ST__FIXED] = {
                       " status_set_by = COALESCE(NULLIF($11, ''), status_set_by),"
                       " updated_at = $12, last_seen = GREATEST(last_seen, $13)"
                       " WHERE id = $1",
-    [ST_DEV_DELETE] = "DELETE FROM devices WHERE id = $1",
+    /* as ST_USER_DELETE */
+    [ST_DEV_DELETE] = "WITH gone AS (DELETE FROM devices WHERE id = $1 RETURNING id),"
+                      " noted AS (INSERT INTO telemetry_cleanups (kind, target_id,"
+                      " created_at, next_at) SELECT 'device', id, $2::bigint, $3::bigint"
+                      " FROM gone ON CONFLICT (kind, target_id) DO NOTHING)"
+                      " SELECT COUNT(*) FROM gone",
     /* $1: ascending distinct ids, $2: their times. The rows are locked in id
      * order before they are written, so two batches that share devices
      * (two iotflowd instances) queue instead of deadlocking. */
@@ -223,6 +253,13 @@ static const char *const fixed_sql[ST__FIXED] = {
                          " RETURNING 1) SELECT CASE WHEN EXISTS (SELECT 1 FROM u) THEN 0"
                          " WHEN EXISTS (SELECT 1 FROM devices WHERE id = $1) THEN 1"
                          " ELSE 2 END::bigint",
+    /* pending clean-ups: $1 kind, $2 target_id */
+    [ST_CLEANUP_LIST] = "SELECT kind, target_id, created_at, attempts, next_at, last_error"
+                        " FROM telemetry_cleanups WHERE next_at <= $1::bigint"
+                        " ORDER BY next_at, kind, target_id LIMIT $2::bigint",
+    [ST_CLEANUP_DONE] = "DELETE FROM telemetry_cleanups WHERE kind = $1 AND target_id = $2",
+    [ST_CLEANUP_FAILED] = "UPDATE telemetry_cleanups SET attempts = attempts + 1,"
+                          " next_at = $3, last_error = $4 WHERE kind = $1 AND target_id = $2",
 };
 
 /* ---- scan statements ----------------------------------------------------- */

@@ -176,7 +176,8 @@ static const struct scan_sql scan_sql[IOT_REG_SCAN__COUNT] = {
 
 /* ---- glue to sqlite_db ------------------------------------------------- */
 
-/* Dynamic statement slots: scan kind x filter combination x {rows, count}. */
+/* Dynamic statement slots: scan kind x filter combination x {rows, count};
+ * the clean-ups' come after them (registry_sqlite_int.h). */
 #define DYN_SLOT(k, mask, count)                                                               \
     ((((int)(k) * IOT_REG_FILTER_COMBOS) + (int)(mask)) * 2 + ((count) ? 1 : 0))
 
@@ -185,7 +186,7 @@ static const struct iot_sqldb_schema registry_schema = {
     .n_migrations = IOT_REG_SQLITE_N_MIGRATIONS,
     .stmts = stmt_sql,
     .n_stmts = ST__COUNT,
-    .n_dyn = IOT_REG_SCAN__COUNT * IOT_REG_FILTER_COMBOS * 2,
+    .n_dyn = IOT_REG_SQLITE_DYN_SLOTS,
     .checks = iot_reg_sqlite_migration_checks,
     .notes = iot_reg_sqlite_migration_notes,
 };
@@ -445,9 +446,15 @@ static int user_update(void *self, const struct iot_user *u)
     return iot_sqldb_write_end(self, c, rc);
 }
 
+/* No telemetry to clean up after the delete (groups). */
+#define NO_CLEANUP ((enum iot_cleanup_kind)0)
+
 /* Deletes by integer id with the statement `id`; ON DELETE CASCADE removes
- * the dependent rows in the same statement, inside the write transaction. */
-static int delete_by_id(void *self, enum stmt_id id, int64_t key)
+ * the dependent rows in the same statement, inside the write transaction.
+ * For a device or user (`kind`), the pending clean-up of its telemetry is
+ * recorded in that transaction too: a crash can lose neither without the
+ * other. */
+static int delete_by_id(void *self, enum stmt_id id, int64_t key, enum iot_cleanup_kind kind)
 {
     struct iot_sqldb_conn *c;
     int rc = iot_sqldb_write_begin(self, &c);
@@ -459,12 +466,14 @@ static int delete_by_id(void *self, enum stmt_id id, int64_t key)
         sqlite3_bind_int64(st, 1, key);
         rc = changed_or_notfound(c, iot_sqldb_step_done(st));
     }
+    if (rc == IOT_OK && kind != NO_CLEANUP)
+        rc = iot_reg_sqlite_cleanup_record(c, kind, key);
     return iot_sqldb_write_end(self, c, rc);
 }
 
 static int user_delete(void *self, int64_t id)
 {
-    return delete_by_id(self, ST_USER_DELETE, id);
+    return delete_by_id(self, ST_USER_DELETE, id, IOT_CLEANUP_USER);
 }
 
 /* ---- scans ------------------------------------------------------------- */
@@ -681,7 +690,7 @@ static int device_update(void *self, const struct iot_device *d)
 
 static int device_delete(void *self, int64_t id)
 {
-    return delete_by_id(self, ST_DEV_DELETE, id);
+    return delete_by_id(self, ST_DEV_DELETE, id, IOT_CLEANUP_DEVICE);
 }
 
 static int device_list(void *self, const struct iot_device_filter *f, struct iot_page page,
@@ -801,7 +810,7 @@ static int group_update(void *self, const struct iot_group *g)
 
 static int group_delete(void *self, int64_t id)
 {
-    return delete_by_id(self, ST_GRP_DELETE, id);
+    return delete_by_id(self, ST_GRP_DELETE, id, NO_CLEANUP);
 }
 
 /* user_id 0 lists every user's groups (admin view). */
@@ -929,7 +938,7 @@ static int device_groups(void *self, int64_t device_id, iot_device_group_fn fn, 
 
 const struct iot_registry_ops iot_registry_sqlite = {
     .name = "sqlite",
-    .version = 2,
+    .version = 3,
     .caps = IOT_REG_CAP_TRANSACTIONS,
     .open = reg_open,
     .close = reg_close,
@@ -960,4 +969,7 @@ const struct iot_registry_ops iot_registry_sqlite = {
     .group_devices = group_devices,
     .device_groups = device_groups,
     .device_update_by_device = device_update_by_device,
+    .cleanup_list = iot_reg_sqlite_cleanup_list,
+    .cleanup_done = iot_reg_sqlite_cleanup_done,
+    .cleanup_failed = iot_reg_sqlite_cleanup_failed,
 };

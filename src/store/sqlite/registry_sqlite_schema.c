@@ -76,6 +76,18 @@ const char *const iot_reg_sqlite_migrations[IOT_REG_SQLITE_N_MIGRATIONS] = {
     " WHEN status = 'active' THEN 'device'"
     " WHEN status = 'inactive' AND last_seen IS NULL THEN 'new'"
     " ELSE 'admin' END;",
+    /* 4: pending telemetry clean-ups of deleted devices and users
+     * (registry.h, ops version 3), written in the delete's transaction.
+     * Ids are never reused, so (kind, target_id) names one deletion. */
+    "CREATE TABLE telemetry_cleanups ("
+    " kind TEXT NOT NULL CHECK (kind IN ('device', 'user')),"
+    " target_id INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_at INTEGER NOT NULL,"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (kind, target_id));"
+    "CREATE INDEX telemetry_cleanups_due ON telemetry_cleanups(next_at, kind, target_id);",
 };
 
 /* Before step 2: accounts that differ only in case would make the unique

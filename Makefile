@@ -64,6 +64,7 @@ BIN_DIR ?= $(BUILD_DIR)
 test-c:
 	@cd $(BIN_DIR) && IOT_REGISTRY_URLS_EXTRA="$$DATABASE_URL" IOT_CACHE_URLS_EXTRA="$$REDIS_URL" \
 	  IOT_TELEMETRY_URLS_EXTRA="$${CASSANDRA_HOSTS:+cassandra://cassandra:cassandra@$$CASSANDRA_HOSTS/iot_contract?replication=1}" \
+	  IOT_COPY_TEST_TO="$${CASSANDRA_HOSTS:+cassandra://cassandra:cassandra@$$CASSANDRA_HOSTS/iot_copy?replication=1}" \
 	  CASSANDRA_HOSTS="$$CASSANDRA_HOSTS" CASSANDRA3_HOSTS="$$CASSANDRA3_HOSTS" \
 	  ctest --output-on-failure -j $(JOBS)
 

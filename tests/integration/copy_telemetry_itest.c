@@ -94,7 +94,9 @@ static json_t *message_json(int64_t d, int64_t i, int64_t base)
 
 static void fill_source(struct source *s)
 {
-    snprintf(s->url, sizeof s->url, "sqlite://%s/src-%" PRId64 ".db", g_dir, s->first_dev);
+    static int filled; /* a file per fill: the extra pass must not add to the first's */
+    snprintf(s->url, sizeof s->url, "sqlite://%s/src-%" PRId64 "-%d.db", g_dir, s->first_dev,
+             filled++);
     struct iot_telemetry tm;
     assert_int_equal(iot_telemetry_open(s->url, false, &tm), IOT_OK);
     int64_t now = iot_now_ms();
@@ -463,8 +465,12 @@ static void assert_no_password(const char *log, const char *url)
     password_of(url, pw, sizeof pw);
     if (!pw[0])
         return;
+    /* As it would appear in a URL: the password may also be a common word
+     * (Cassandra's default superuser is cassandra:cassandra). */
+    char shown[300];
+    snprintf(shown, sizeof shown, ":%s@", pw);
     char *text = slurp(log);
-    if (strstr(text, pw))
+    if (strstr(text, shown))
         fail_msg("%s shows the password of the destination URL", log);
     free(text);
 }

@@ -55,7 +55,9 @@ void tmc_agg_add_value(struct tmc_agg *a, int64_t ts, const struct iot_tm_value 
     a->samples++;
     if (v->type == IOT_TM_STRING)
         return;
-    double x = v->type == IOT_TM_BOOL ? (v->boolean ? 1.0 : 0.0) : v->num;
+    /* + 0.0 turns -0.0 into 0.0, as the SQLite store's REAL columns do:
+     * rollups answer the same on both (raw samples keep the sign). */
+    double x = (v->type == IOT_TM_BOOL ? (v->boolean ? 1.0 : 0.0) : v->num) + 0.0;
     bool is_int = v->type == IOT_TM_BOOL || v->is_int;
     int64_t i = v->type == IOT_TM_BOOL ? (v->boolean ? 1 : 0) : v->i;
     if (a->count == 0 || x < a->min)

@@ -16,6 +16,7 @@
 #include "api/device_common.h"
 #include "api/stream.h"
 #include "core/config.h"
+#include "core/retention.h"
 #include "core/secrets.h"
 #include "http/server.h"
 #include "tools/copy_telemetry.h"
@@ -82,8 +83,14 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
 {
     struct iot_ingest_config icfg = {
         .queue_max = (size_t)cfg->ingest_queue, .batch_max = 4096,
-        .seen_flush_ms = 1000, .raw_retention_ms = cfg->retention_days * DAY_MS,
-        .rollup_retention_ms = cfg->rollup_retention_days * DAY_MS};
+        .seen_flush_ms = 1000};
+    /* Before the first write: a store with TTLs stamps rows with them. */
+    app->retention = iot_retention_start(&app->telemetry, cfg->retention_days * DAY_MS,
+                                         cfg->rollup_retention_days * DAY_MS);
+    if (!app->retention) {
+        IOT_ERROR("cannot start the retention thread");
+        return IOT_ENOMEM;
+    }
     app->devcache = iot_devcache_new(DEVCACHE_SLOTS, cfg->key_cache_ttl_ms);
     app->ingest = iot_ingest_start(&icfg, &app->telemetry, &app->cache, &app->registry);
     /* A failed clean-up is retried after IOTFLOW_CLEANUP_RETRY s, doubling
@@ -112,6 +119,8 @@ static void stop_services(struct iot_app *app)
     app->cleaner = NULL;
     iot_device_notices_stop(app);
     iot_ingest_free(app->ingest);
+    iot_retention_stop(app->retention);
+    app->retention = NULL;
     iot_streams_free(app->streams);
     iot_devcache_free(app->devcache);
 }

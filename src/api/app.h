@@ -26,6 +26,7 @@ struct iot_app {
     struct iot_cache cache;
     struct iot_telemetry telemetry;
     struct iot_ingest *ingest;
+    struct iot_retention *retention;
     struct iot_cleaner *cleaner; /* telemetry of deleted devices and users */
     struct iot_devcache *devcache;
     struct iot_streams *streams;

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import (SERVER_BACKENDS, Server, error_text, expect, expect_error,
+from conftest import (SERVER_BACKENDS, TEST_CASSANDRA, Server, error_text, expect, expect_error,
                       fresh_backends, key_client, login_token, make_user, register_device,
                       unique)
 from test_stream_access import revoked_reason
@@ -383,5 +383,80 @@ def test_deactivation_on_a_ends_streams_on_b(recheck_pair):
     try:
         expect(a.admin.patch(f"/users/{user.user_id}/deactivate"), 200)
         assert revoked_reason(stream) == "user_inactive"
+    finally:
+        stream.close()
+
+
+# --------------------------------------------------------------------------
+# Telemetry shared through Cassandra (the third pass of make test)
+# --------------------------------------------------------------------------
+
+def _telemetry_views(client, dev_id, user_client, user_id, t0, t1):
+    """Everything a client can read about a device's telemetry, minus what
+    says where an answer came from (cache or store)."""
+    from test_telemetry import read_all
+    span = {"start_time": iso_of(t0 - HOUR_MS), "end_time": iso_of(t1 + HOUR_MS)}
+    views = {
+        "history": read_all(client, f"/telemetry/{dev_id}", limit=4, **span),
+        "latest": expect(client.get(f"/telemetry/{dev_id}/latest"), 200)["measurements"],
+        "catalog": expect(client.get(f"/telemetry/{dev_id}/measurements"), 200),
+    }
+    for agg in ("sum", "count", "min", "max", "first", "last", "mean"):
+        body = expect(client.get(f"/telemetry/{dev_id}/aggregated",
+                                 params={"field": "temp", "aggregation": agg, "window": "1h",
+                                         **span}), 200)
+        views[f"aggregated_{agg}"] = body["data"]
+    views["user_history"] = read_all(user_client, f"/telemetry/user/{user_id}",
+                                      list_key="telemetry", limit=5, **span)
+    return views
+
+
+HOUR_MS = 3_600_000
+
+
+def iso_of(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+@pytest.mark.skipif(not TEST_CASSANDRA, reason="needs the Cassandra pass (telemetry shared)")
+def test_telemetry_written_on_a_reads_the_same_on_b(pair):
+    """Single messages and batches sent to A, across a day boundary: B's
+    history (cursor paging over both days), per-user history, latest,
+    catalog and aggregations equal A's."""
+    a, b = pair
+    user = make_user(a, "bearer")
+    dev = register_device(user)
+    on_a, on_b = key_client(a, dev["api_key"]), key_client(b, dev["api_key"])
+    midnight = int(time.time() * 1000) // (24 * HOUR_MS) * (24 * HOUR_MS)
+    t0 = midnight - 50 * 60_000
+    batch = [{"data": {"temp": 20 + i, "on": i % 2 == 0}, "timestamp": iso_of(t0 + i * 10 * 60_000)}
+             for i in range(10)]                       # 23:10 .. 00:40, two days
+    expect(on_a.post("/telemetry/batch", json={"messages": batch}), 201)
+    for i in range(3):
+        expect(on_a.post("/telemetry", json={"data": {"temp": 40 + i, "label": f"s{i}"},
+                                              "metadata": {"temp_unit": "C"}}), 201)
+    t1 = int(time.time() * 1000)
+    seen_a = _telemetry_views(on_a, dev["id"], bearer(a, user.token), user.user_id, t0, t1)
+    seen_b = _telemetry_views(on_b, dev["id"], bearer(b, user.token), user.user_id, t0, t1)
+    assert len(seen_a["history"]) == 13, seen_a["history"]
+    for view in seen_a:
+        assert seen_b[view] == seen_a[view], f"{view} differs:\nA {seen_a[view]}\nB {seen_b[view]}"
+
+
+@pytest.mark.skipif(not TEST_CASSANDRA, reason="needs the Cassandra pass (telemetry shared)")
+def test_live_stream_on_b_of_telemetry_sent_to_a(pair):
+    a, b = pair
+    user = make_user(a, "bearer")
+    dev = register_device(user)
+    on_a, on_b = key_client(a, dev["api_key"]), key_client(b, dev["api_key"])
+    stream = Stream(on_b, dev["id"])
+    try:
+        assert stream.ok
+        wait_stream_live(stream, on_a)
+        expect(on_a.post("/telemetry", json={"data": {"temp": 77}}), 201)
+        (event,) = events_after_markers(stream, 1)
+        assert event["measurements"] == {"temp": 77}, event
+        history = expect(on_b.get(f"/telemetry/{dev['id']}", params={"limit": 1}), 200)
+        assert history["data"][0]["measurements"] == {"temp": 77}, history
     finally:
         stream.close()

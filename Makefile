@@ -53,7 +53,7 @@ run: build
 # Redis (with the two-instance and fault tests), then the spec test.
 test: build
 	@$(WITH_SERVICES) $(MAKE) --no-print-directory test-c test-api test-api-servers \
-	  test-api-cassandra BIN_DIR=$(BUILD_DIR)
+	  test-api-cassandra test-node-loss BIN_DIR=$(BUILD_DIR)
 	@$(MAKE) --no-print-directory test-spec BIN_DIR=$(BUILD_DIR)
 	@$(MAKE) --no-print-directory fuzz
 
@@ -90,6 +90,16 @@ test-api-cassandra:
 	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
 	  IOTFLOW_TEST_REDIS_URL="$$REDIS_URL" IOTFLOW_TEST_CASSANDRA="cassandra:cassandra@$$CASSANDRA_HOSTS" \
 	  $(PYTHON) -m pytest -q tests/api
+
+# kill -9 one node of the 3-node cluster under ingest load, restart it:
+# nothing acknowledged lost or doubled, no 503 (tests/api/test_cassandra_node_loss.py).
+test-node-loss:
+	@echo "== Cassandra node loss (3 nodes, replication 3, QUORUM)"
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" -a -n "$$CASSANDRA3_HOSTS" || \
+	  { echo "test-node-loss: run it through 'make test' (needs DATABASE_URL, REDIS_URL, CASSANDRA3_HOSTS)"; exit 1; }
+	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
+	  IOTFLOW_TEST_REDIS_URL="$$REDIS_URL" IOTFLOW_TEST_CASSANDRA3="cassandra:cassandra@$$CASSANDRA3_HOSTS" \
+	  $(PYTHON) -m pytest -q -s tests/api/test_cassandra_node_loss.py
 
 # The spec as a test: schemathesis (tests/requirements.txt) generates
 # requests from docs/openapi.yaml and checks every answer against it, on

@@ -443,6 +443,20 @@ cass_stop_node() {
   log "$cluster node $i stopped"
 }
 
+# kill -9, as a crash: what the node-loss test does to one node.
+cass_kill_node() {
+  local cluster="$1" i="$2" pid
+  pid="$(cass_pid "$cluster" "$i")"
+  if ! cass_node_running "$cluster" "$i"; then
+    log "$cluster node $i not running"
+    return
+  fi
+  kill -9 "$pid"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$(cass_node_dir "$cluster" "$i")/pid"
+  log "$cluster node $i killed"
+}
+
 cass_hosts() {
   local nodes cql storage jmx i out=""
   read -r nodes cql storage jmx <<<"$(cass_layout "$1")"
@@ -473,6 +487,11 @@ stop_cassandra() {
   while read -r cluster i; do cass_stop_node "$cluster" "$i"; done <<<"$(cass_nodes_of "$1")"
 }
 
+kill_cassandra() {
+  local cluster i
+  while read -r cluster i; do cass_kill_node "$cluster" "$i"; done <<<"$(cass_nodes_of "$1")"
+}
+
 status_cassandra() {
   local cluster i rc=0
   while read -r cluster i; do
@@ -490,19 +509,20 @@ env_cassandra() {
 # ---------------------------------------------------------------------- main
 usage() {
   echo "usage: $0 start|stop|status|env postgres|redis|cassandra|cassandra3|cassandra3.N..." >&2
+  echo "       $0 kill cassandra|cassandra3|cassandra3.N...   (kill -9, a crash)" >&2
   exit 2
 }
 
 [ $# -ge 2 ] || usage
 action="$1"
 shift
-case "$action" in start | stop | status | env) ;; *) usage ;; esac
+case "$action" in start | stop | status | env) ;; kill) ;; *) usage ;; esac
 make_services_dir
 rc=0
 for service in "$@"; do
   case "$service" in
-    postgres | postgresql) "${action}_postgres" || rc=1 ;;
-    redis) "${action}_redis" || rc=1 ;;
+    postgres | postgresql) [ "$action" = kill ] && usage; "${action}_postgres" || rc=1 ;;
+    redis) [ "$action" = kill ] && usage; "${action}_redis" || rc=1 ;;
     cassandra | cassandra3 | cassandra3.[123]) "${action}_cassandra" "$service" || rc=1 ;;
     *) log "unknown service '$service' (postgres, redis, cassandra, cassandra3, cassandra3.N)"; rc=2 ;;
   esac

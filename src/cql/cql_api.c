@@ -11,7 +11,7 @@
 #include "cql/cql_session_int.h"
 
 /* Reprepares a batch may need: one per prepared statement in it, bounded. */
-#define MAX_BATCH_REPREPARES 8
+#define MAX_BATCH_REPREPARES 32
 
 /* Microseconds since the epoch, strictly increasing per session. */
 static int64_t next_timestamp(struct cql_session *s)
@@ -209,6 +209,10 @@ static int build_batch(struct cql_session *s, struct cql_req *r, uint8_t type,
     if (!st)
         return CQL_E_NOMEM;
     int rc = CQL_OK;
+    /* A host that never saw them answers UNPREPARED once per distinct
+     * statement of the batch: allow a re-prepare for each (bounded). */
+    const struct cql_prepared_stmt *distinct[MAX_BATCH_REPREPARES];
+    size_t n_distinct = 0;
     for (size_t i = 0; i < n && rc == CQL_OK; i++) {
         const struct cql_batch_item *it = &items[i];
         st[i].values = it->values;
@@ -216,8 +220,13 @@ static int build_batch(struct cql_session *s, struct cql_req *r, uint8_t type,
             st[i].prepared_id = it->prepared->msg.result.prepared.id;
             if (!r->has_token)
                 r->has_token = routing_token(it->prepared, it->values, &r->token);
-            if (r->reprepares_left < MAX_BATCH_REPREPARES)
-                r->reprepares_left++;
+            size_t d = 0;
+            while (d < n_distinct && distinct[d] != it->prepared)
+                d++;
+            if (d == n_distinct && n_distinct < MAX_BATCH_REPREPARES) {
+                distinct[n_distinct++] = it->prepared;
+                r->reprepares_left = (uint8_t)n_distinct;
+            }
         } else if (it->query) {
             st[i].query = cql_str_c(it->query);
         } else {

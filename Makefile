@@ -150,10 +150,12 @@ tsan: deps
 	@TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  $(MAKE) --no-print-directory test-c test-api BIN_DIR=$(TSAN_DIR)
 
-# HTTP: embedded, then PostgreSQL + Redis (started like the tests' servers);
-# then our CQL client beside the reference driver on Cassandra.
+# HTTP: embedded, then PostgreSQL + Redis, then PostgreSQL + Redis +
+# Cassandra telemetry (one node, started like the tests' servers) with the
+# issue's goals beside its numbers; then our CQL client beside the
+# reference driver on Cassandra.
 bench: build
-	@svc_env="$$(scripts/services.sh start postgres redis)" && eval "$$svc_env" && \
+	@svc_env="$$(scripts/services.sh start postgres redis cassandra)" && eval "$$svc_env" && \
 	  $(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd
 	@$(MAKE) --no-print-directory bench-cql
 

@@ -5,13 +5,17 @@ stores, temporary data dir, fresh ports), registers a user and N devices,
 pre-fills history, then drives each scenario with wrk over keep-alive
 connections: the ceiling, reads (latest, 100- and 1000-row range queries),
 ingest (single message, paced single message at a share of the single peak,
-batch) and the older device scenarios. Checks that what wrk saw
-acknowledged is what the store holds, prints a table and writes
-bench/results/<UTC date-time>.json (machine, exact command, settings,
-commit, results, ratios, checks). See bench/README.md.
+batch) and the older device scenarios. With DATABASE_URL and REDIS_URL
+(scripts/services.sh) it measures the same server on PostgreSQL + Redis,
+and with CASSANDRA_HOSTS too, with its telemetry on Cassandra beside the
+issue's goals for that store. Checks that what wrk saw acknowledged is what
+the store holds, prints tables and writes bench/results/<UTC date-time>.json
+(machine, exact command, settings, commit, results, ratios, checks). See
+bench/README.md.
 
 Usage: .venv/bin/python bench/run.py [--binary build/iotflowd] [--duration 10] [--connections 32]
-                                    [--threads 2] [--devices 100] [--batch-size 100] [--fsync] ...
+                                    [--threads 2] [--devices 100] [--batch-size 100] [--fsync]
+                                    [--no-cassandra] ...
 Exit status 1 when a check failed (non-2xx answers, socket errors, counts
 that do not agree); the results file is written anyway.
 """
@@ -59,8 +63,8 @@ def call(base, method, path, body=None, headers=None, timeout=60):
         return r.status, json.loads(r.read())
 
 
-def wait_http(base, path, proc, what):
-    for _ in range(400):
+def wait_http(base, path, proc, what, seconds=20):
+    for _ in range(int(seconds / 0.05)):
         if proc.poll() is not None:
             sys.exit(f"{what} exited with status {proc.returncode} at start")
         try:
@@ -175,9 +179,14 @@ def machine():
 # least 16 bytes); the status details the checks read are the admin's.
 ADMIN_TOKEN = secrets.token_hex(16)
 
+# scripts/services.sh's Cassandra nodes keep Cassandra's default superuser
+# (they listen on loopback only); BENCH_CASSANDRA_CREDENTIALS ("user:pass")
+# names another.
+CASSANDRA_CREDENTIALS = os.environ.get("BENCH_CASSANDRA_CREDENTIALS", "cassandra:cassandra")
+
 def start_server(binary, data_dir, fsync, backends=None):
     """iotflowd on the embedded stores, or on the servers `backends` names
-    (DATABASE_URL and REDIS_URL)."""
+    (DATABASE_URL and REDIS_URL, and IOTFLOW_TELEMETRY_URL for Cassandra)."""
     port = free_port()
     env = dict(os.environ, IOTFLOW_PORT=str(port), IOTFLOW_HOST="127.0.0.1",
                IOTFLOW_DATA_DIR=data_dir, IOTFLOW_ADMIN_TOKEN=ADMIN_TOKEN,
@@ -190,7 +199,9 @@ def start_server(binary, data_dir, fsync, backends=None):
     proc = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     base = f"http://127.0.0.1:{port}"
-    wait_http(base, "/health", proc, "iotflowd")
+    # On Cassandra the start creates a keyspace and a dozen tables: schema
+    # changes take seconds, more on a node that holds many keyspaces.
+    wait_http(base, "/health", proc, "iotflowd", seconds=20 if not backends else 180)
     return proc, base
 
 
@@ -269,19 +280,26 @@ def prefill(base, devices, per_device, now_ms):
     return time.time() - t0
 
 
-def server_backends():
+def server_backends(cassandra=False):
     """A fresh namespace on the PostgreSQL and Redis that `make bench`
     started (scripts/services.sh exports DATABASE_URL and REDIS_URL): a
-    schema of its own and a key prefix of its own. None without them."""
+    schema of its own and a key prefix of its own; with `cassandra`, also
+    a keyspace of the same name on the node in CASSANDRA_HOSTS (iotflowd
+    creates it at start-up; drop_keyspace removes it). None without them."""
     db, redis = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
-    if not db.startswith("postgres") or not redis.startswith("redis"):
+    hosts = os.environ.get("CASSANDRA_HOSTS", "")
+    if not db.startswith("postgres") or not redis.startswith("redis") or (cassandra and not hosts):
         return None
-    name = f"bench_{int(time.time())}_{os.getpid()}"
+    name = f"bench_{int(time.time())}_{os.getpid()}" + ("_cass" if cassandra else "")
     subprocess.run(["psql", "-X", "-qAt", "-d", db, "-c", f"CREATE SCHEMA {name}"], check=True,
                    capture_output=True, timeout=30)
     sep = lambda url: "&" if "?" in url else "?"
-    return {"DATABASE_URL": f"{db}{sep(db)}options=-csearch_path%3D{name}",
-            "REDIS_URL": f"{redis}{sep(redis)}prefix={name}:"}
+    out = {"DATABASE_URL": f"{db}{sep(db)}options=-csearch_path%3D{name}",
+           "REDIS_URL": f"{redis}{sep(redis)}prefix={name}:"}
+    if cassandra:
+        out["IOTFLOW_TELEMETRY_URL"] = \
+            f"cassandra://{CASSANDRA_CREDENTIALS}@{hosts}/{name}?replication=1"
+    return out
 
 
 # ---- wrk --------------------------------------------------------------------
@@ -294,16 +312,18 @@ class Runner:
                         BENCH_THREADS=str(args.threads), BENCH_BATCH=str(args.batch_size),
                         BENCH_T0_MS=str(t0_ms))
 
-    def wrk(self, url, script, duration, server_pid, extra_env=None):
+    def wrk(self, url, script, duration, server_pid, extra_env=None, store_pid=None):
         cmd = ["wrk", "-t", str(self.args.threads), "-c", str(self.args.connections),
                "-d", f"{duration}s", "--timeout", "10s", "--latency",
                "-s", os.path.join(HERE, script), url]
         env = dict(self.env, **(extra_env or {}))
         srv0, kids0, m0 = proc_cpu_s(server_pid), children_cpu_s(), machine_cpu_s()
         thr0 = threads_cpu_s(server_pid)
+        store0 = proc_cpu_s(store_pid) if store_pid else 0.0
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
         srv1, kids1, m1 = proc_cpu_s(server_pid), children_cpu_s(), machine_cpu_s()
         thr1 = threads_cpu_s(server_pid)
+        store = proc_cpu_s(store_pid) - store0 if store_pid else 0.0
         line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_RESULT ")), None)
         if out.returncode != 0 or line is None:
             sys.exit(f"wrk failed ({out.returncode}): {' '.join(cmd)}\n{out.stdout}\n{out.stderr}")
@@ -331,11 +351,13 @@ class Runner:
             # CPU in cores (1.0 = one core busy for the whole run)
             "cpu_cores": {"server": round(srv / wall, 2), "wrk": round(wrk_cpu / wall, 2),
                           "irq": round(m["irq"] / wall, 2), "steal": round(m["steal"] / wall, 2),
-                          "other": round(max(m["busy"] - m["steal"] - srv - wrk_cpu, 0)
+                          "other": round(max(m["busy"] - m["steal"] - srv - wrk_cpu - store, 0)
                                          / wall, 2),
                           "idle": round((m["total"] - m["busy"]) / wall, 2)},
             "wrk_command": " ".join(shlex.quote(c) for c in cmd),
         }
+        if store_pid:  # the database server (Cassandra), not in "other"
+            res["cpu_cores"]["store"] = round(store / wall, 2)
         # the server's busiest threads (iotflowd names them: MHD-worker,
         # ingest-writer, tm-flusher)
         busiest = sorted(((t1 - thr0.get(tid, (n, 0.0))[1], n, tid)
@@ -421,6 +443,8 @@ def main():
                     help="IOTFLOW_FSYNC=1: every commit fsynced (power-loss safe)")
     ap.add_argument("--no-extra", action="store_true",
                     help="skip the health, heartbeat and device-status scenarios")
+    ap.add_argument("--no-cassandra", action="store_true",
+                    help="skip the column with telemetry on Cassandra")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -561,8 +585,9 @@ def main():
         if proc.returncode != 0:
             checks.append(f"iotflowd exited with status {proc.returncode}")
         report["server_log_tail"] = log_tail(os.path.join(data_dir, "iotflowd.log"))
-        report["store_check"] = store_check(data_dir, devices, args.prefill, results, final,
-                                            report["paired"]["rounds"])
+        report["store_check"] = store_check(
+            sqlite_counts(data_dir), devices, args.prefill,
+            list(results.values()) + [x["ingest_single"] for x in report["paired"]["rounds"]], final)
         if not report["store_check"]["ok"]:
             checks.append("store check: " + report["store_check"]["problem"])
     finally:
@@ -579,6 +604,12 @@ def main():
     else:
         print("no DATABASE_URL/REDIS_URL: the PostgreSQL + Redis column is skipped "
               "(`make bench` starts them)", flush=True)
+    backends = None if args.no_cassandra else server_backends(cassandra=True)
+    if backends:
+        report["cassandra"] = cassandra_column(args, binary, backends, checks, warnings, results)
+    elif not args.no_cassandra:
+        print("no DATABASE_URL/REDIS_URL/CASSANDRA_HOSTS: the Cassandra column is skipped "
+              "(`make bench` starts the servers)", flush=True)
 
     # ratios and checks
     def ratio(a, b):
@@ -615,6 +646,8 @@ def main():
     print_table(report)
     if "servers" in report:
         print_servers(report)
+    if "cassandra" in report:
+        print_cassandra(report)
     os.makedirs(args.out_dir, exist_ok=True)
     out = os.path.join(args.out_dir, started.strftime("%Y-%m-%dT%H%M%SZ") + ".json")
     with open(out, "w") as f:
@@ -692,6 +725,233 @@ def print_servers(report):
               f"{base or 0:>16.0f}{(r['requests_per_s'] / base if base else 0):>7.2f}")
 
 
+# ---- telemetry on Cassandra ----------------------------------------------------
+
+# The issue's goals for telemetry on Cassandra, printed beside its column:
+# (what, scenario, field, comparison, goal, unit). GET latest's goal is a
+# share of the embedded rate of the same run.
+CASSANDRA_TARGETS = (
+    ("single-message ingest", "ingest_single", "messages_per_s", ">=", 10_000, "msg/s"),
+    ("batch ingest", "ingest_batch", "points_per_s", ">=", 150_000, "points/s"),
+    ("p99 at half the single peak", "ingest_paced", "p99_ms", "<", 50, "ms"),
+    ("GET latest / embedded", "latest", "requests_per_s", ">=", 0.8, "x embedded"),
+    ("100-row history pages", "range_100", "requests_per_s", ">=", 5_000, "pages/s"),
+)
+
+
+def cassandra_targets(results, embedded):
+    out = []
+    for what, name, field, op, goal, unit in CASSANDRA_TARGETS:
+        value = results.get(name, {}).get(field)
+        if value is not None and unit == "x embedded":
+            base = embedded.get(name, {}).get(field)
+            value = round(value / base, 3) if base else None
+        met = None if value is None else (value >= goal if op == ">=" else value < goal)
+        out.append({"what": what, "scenario": name, "field": field, "value": value,
+                    "goal": f"{op} {goal:,} {unit}".replace(">=", "≥"), "met": met})
+    return out
+
+
+def cql_connect():
+    """A session (cassandra-driver, .venv) on the first node of
+    CASSANDRA_HOSTS, for counting rows and dropping the keyspace."""
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+    host, port = os.environ["CASSANDRA_HOSTS"].split(",")[0].rsplit(":", 1)
+    user, password = CASSANDRA_CREDENTIALS.split(":", 1)
+    cluster = Cluster([host], port=int(port), protocol_version=4,
+                      auth_provider=PlainTextAuthProvider(user, password))
+    session = cluster.connect()
+    session.default_timeout = 120
+    return cluster, session
+
+
+def keyspace_of(backends):
+    return backends["IOTFLOW_TELEMETRY_URL"].rsplit("/", 1)[1].split("?")[0]
+
+
+def cassandra_counts(keyspace, devices, from_ms, to_ms):
+    """(rows, {device_id: rows}) of device_data, counted partition by
+    partition — every (device, UTC day) from from_ms to to_ms — with CQL,
+    not through iotflowd (its totals are what this checks)."""
+    cluster, session = cql_connect()
+    try:
+        count = session.prepare(f'SELECT COUNT(*) FROM "{keyspace}".device_data'
+                                " WHERE device_id = ? AND day = ?")
+        days = range(from_ms // 86_400_000, to_ms // 86_400_000 + 1)
+        per_dev = {int(dev_id): sum(session.execute(count, (int(dev_id), day)).one()[0]
+                                    for day in days) for dev_id, _ in devices}
+    finally:
+        cluster.shutdown()
+    return sum(per_dev.values()), per_dev
+
+
+def drop_keyspace(keyspace):
+    """The run's keyspace goes at the end: a node holding many keyspaces
+    answers schema changes slowly."""
+    try:
+        cluster, session = cql_connect()
+        try:
+            session.execute(f'DROP KEYSPACE IF EXISTS "{keyspace}"')
+        finally:
+            cluster.shutdown()
+    except Exception as e:  # the results stand; say what is left behind
+        print(f"could not drop keyspace {keyspace}: {e}", file=sys.stderr)
+
+
+def pid_listening_on(port):
+    """The process with a TCP socket listening on `port` (the Cassandra
+    node, for its CPU), or None: /proc/net/tcp{,6} give the socket's inode,
+    /proc/<pid>/fd the process holding it."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{fields[9]}]")
+        except OSError:
+            pass
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def cassandra_column(args, binary, backends, checks, warnings, embedded):
+    """The scenarios the issue sets goals for, on iotflowd with its
+    telemetry on the one-node Cassandra of `make bench` (registry on
+    PostgreSQL, cache on Redis, as in production): GET latest and 100-row
+    history pages on the pre-filled history, then single ingest at the peak,
+    paced at --pace of that peak, and batch ingest. Every scenario's
+    acknowledged messages are checked against the store's totals; at the
+    end the rows are counted with CQL, partition by partition."""
+    keyspace = keyspace_of(backends)
+    cass_port = int(os.environ["CASSANDRA_HOSTS"].split(",")[0].rsplit(":", 1)[1])
+    store_pid = pid_listening_on(cass_port)
+    print(f"bench: PostgreSQL + Redis + Cassandra (keyspace {keyspace}, replication 1)",
+          flush=True)
+    data_dir = tempfile.mkdtemp(prefix="iotflow-bench-cassandra-")
+    results = {}
+    out = {"backends": "registry on PostgreSQL, cache on Redis, telemetry on one Cassandra node "
+                       "(scripts/services.sh), replication 1, consistency ONE",
+           "keyspace": keyspace, "cassandra_pid_found": store_pid is not None}
+    proc = None
+    try:
+        t0 = time.time()
+        proc, base = start_server(binary, data_dir, args.fsync, backends)
+        out["start_seconds"] = round(time.time() - t0, 2)
+        devices = setup_devices(base, args.devices)
+        now_ms = int(time.time() * 1000)
+        run = Runner(args, devices, now_ms - 3_600_000)
+        secs = prefill(base, devices, args.prefill, now_ms)
+        st = settle(base)
+        expected = args.prefill * args.devices
+        out["prefill"] = {"messages": expected, "seconds": round(secs, 2),
+                          "messages_per_s": round(expected / secs, 1) if secs else None,
+                          "stored": st["total_messages"], "ok": st["total_messages"] == expected}
+        print(f"  prefill: {expected} messages in {secs:.1f} s", flush=True)
+        if not out["prefill"]["ok"]:
+            checks.append(f"cassandra: prefill stored {st['total_messages']} of {expected}")
+
+        def scenario(name, path, script, msgs=None, env=None):
+            print(f"  {name} ...", end="", flush=True)
+            before = tm_status(base) if msgs else None
+            res = run.wrk(base + path, script, args.duration, proc.pid, env, store_pid)
+            if msgs:
+                per_message(res, msgs)
+                ingest_check(base, res, before)
+            results[name] = res
+            print(f" {res['requests_per_s']:.0f} req/s", flush=True)
+            time.sleep(0.5)
+            return res
+
+        scenario("latest", "/api/v1/telemetry/latest", "latest.lua")
+        scenario("range_100", "/api/v1/telemetry", "range.lua", env={"BENCH_LIMIT": "100"})
+        single = scenario("ingest_single", "/api/v1/telemetry", "ingest_single.lua", msgs=1)
+        target = args.pace * single["requests_per_s"]
+        paced = scenario("ingest_paced", "/api/v1/telemetry", "ingest_paced.lua", msgs=1,
+                         env={"BENCH_RATE": f"{target:.1f}"})
+        paced["pacing"] = {"peak_requests_per_s": single["requests_per_s"], "share": args.pace,
+                           "target_requests_per_s": round(target, 1),
+                           "achieved_requests_per_s": paced["requests_per_s"],
+                           "achieved_share_of_peak": round(paced["requests_per_s"]
+                                                           / single["requests_per_s"], 3)}
+        if abs(paced["requests_per_s"] / target - 1) > 0.05:
+            warnings.append(f"cassandra paced: achieved {paced['requests_per_s']:.0f} req/s, "
+                            f"target {target:.0f} (more than 5% off)")
+        scenario("ingest_batch", "/api/v1/telemetry/batch", "ingest_batch.lua",
+                 msgs=args.batch_size)
+        final = settle(base)
+        out["server_status_at_end"] = {"total_messages": final["total_messages"],
+                                       "devices_with_data": final["devices_with_data"],
+                                       "ingest": final["ingest"]}
+        stop(proc)
+        if proc.returncode != 0:
+            checks.append(f"cassandra: iotflowd exited with status {proc.returncode}")
+        out["server_log_tail"] = log_tail(os.path.join(data_dir, "iotflowd.log"))
+        # pre-fill from now - 2 h back, batches from an hour ago, singles now
+        oldest = now_ms - 7_200_000 - args.prefill * 60_000
+        out["store_check"] = store_check(
+            cassandra_counts(keyspace, devices, oldest, int(time.time() * 1000) + 60_000),
+            devices, args.prefill, list(results.values()), final)
+        if not out["store_check"]["ok"]:
+            checks.append("cassandra store check: " + out["store_check"]["problem"])
+    finally:
+        stop(proc)
+        if proc and proc.returncode:
+            print("iotflowd log:\n" + "\n".join(log_tail(os.path.join(data_dir, "iotflowd.log"))),
+                  file=sys.stderr)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        drop_keyspace(keyspace)
+    for name, r in results.items():
+        if r["non_2xx"] or any(r["socket_errors"].values()):
+            checks.append(f"cassandra {name}: {r['non_2xx']} non-2xx, "
+                          f"socket errors {r['socket_errors']}")
+        if "check" in r and not r["check"]["ok"]:
+            checks.append(f"cassandra {name}: acknowledged and stored counts differ: {r['check']}")
+        if r["cpu_cores"]["other"] > 0.25:
+            warnings.append(f"cassandra {name}: other processes used "
+                            f"{r['cpu_cores']['other']:.2f} cores during the run; its numbers are low")
+    out["results"] = results
+    out["targets"] = cassandra_targets(results, embedded)
+    return out
+
+
+def print_cassandra(report):
+    c = report["cassandra"]
+    res, emb = c["results"], report["results"]
+    print(f"\n{'Cassandra':<15}{'req/s':>9}{'msg/s':>10}{'points/s':>10}{'p50 ms':>8}"
+          f"{'p99 ms':>8}{'embedded req/s':>16}  {'cpu srv/cass/wrk/other':>22}")
+    for name, r in res.items():
+        cpu = r["cpu_cores"]
+        msg = f"{r['messages_per_s']:>10.0f}{r['points_per_s']:>10.0f}" \
+            if "messages_per_s" in r else f"{'':>10}{'':>10}"
+        base = emb.get(name, {}).get("requests_per_s")
+        store = f"{cpu['store']:.2f}" if "store" in cpu else "?"
+        print(f"{name:<15}{r['requests_per_s']:>9.0f}{msg}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}"
+              f"{base or 0:>16.0f}  {cpu['server']:>7.2f}/{store}/{cpu['wrk']:.2f}/"
+              f"{cpu['other']:.2f}")
+    p = res["ingest_paced"]["pacing"]
+    print(f"paced single ingest: target {p['target_requests_per_s']:.0f} req/s "
+          f"({p['share']:.0%} of the {p['peak_requests_per_s']:.0f} peak), achieved "
+          f"{p['achieved_requests_per_s']:.0f}")
+    s = c["store_check"]
+    print(f"store check: {s['rows_in_store']} rows counted with CQL, expected {s['expected_rows']}, "
+          f"server said {s['server_total_messages']} {'ok' if s['ok'] else 'PROBLEM'}")
+    print(f"\n{'goal (telemetry on Cassandra)':<30}{'measured':>12}  {'goal':<22}")
+    for t in c["targets"]:
+        v = "-" if t["value"] is None else f"{t['value']:,.3f}" if t["value"] < 10 \
+            else f"{t['value']:,.0f}"
+        met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        print(f"{t['what']:<30}{v:>12}  {t['goal']:<22}{met}")
+
+
 def log_tail(path, n=20):
     """The last lines iotflowd wrote (log level warn: normally none)."""
     try:
@@ -701,9 +961,9 @@ def log_tail(path, n=20):
         return []
 
 
-def store_check(data_dir, devices, prefill_per_device, results, final, pairs):
-    """After the server stopped: count the rows in the telemetry store
-    directly (not through the server's counters) and compare."""
+def sqlite_counts(data_dir):
+    """(rows, {device_id: rows}) of the embedded store, read with sqlite3
+    once the server has stopped."""
     db = os.path.join(data_dir, "telemetry.db")
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -711,9 +971,16 @@ def store_check(data_dir, devices, prefill_per_device, results, final, pairs):
         per_dev = dict(con.execute("SELECT device_id, COUNT(*) FROM messages GROUP BY device_id"))
     finally:
         con.close()
-    stored_by_scenarios = sum(r["check"]["stored_messages"]
-                              for r in list(results.values()) + [x["ingest_single"] for x in pairs]
-                              if "check" in r)
+    return rows, per_dev
+
+
+def store_check(counts, devices, prefill_per_device, measured, final):
+    """After the server stopped: the rows counted in the telemetry store
+    directly (not through the server's counters: `counts` is (rows,
+    {device_id: rows})) against pre-fill + what the `measured` scenarios'
+    checks saw stored, and against the server's total."""
+    rows, per_dev = counts
+    stored_by_scenarios = sum(r["check"]["stored_messages"] for r in measured if "check" in r)
     expected = prefill_per_device * len(devices) + stored_by_scenarios
     ingested = [per_dev.get(int(i), 0) - prefill_per_device for i, _ in devices]
     out = {"rows_in_store": rows, "expected_rows": expected,

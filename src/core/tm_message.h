@@ -37,9 +37,6 @@ int iot_tm_parse_batch(json_t *body, int64_t device_id, int64_t user_id, int64_t
                        struct iot_tm_parsed *out, char *err, size_t err_size);
 void iot_tm_parsed_free(struct iot_tm_parsed *p);
 
-/* True for a valid measurement name. */
-int iot_tm_name_valid(const char *name);
-
 /* A value as a jansson value: an integer stays an integer (exact), a real a
  * real (21.0 too), so that it prints as it was sent. */
 json_t *iot_tm_value_json(const struct iot_tm_value *v);

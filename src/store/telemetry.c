@@ -1,5 +1,6 @@
 /* telemetry.c — the table of compiled-in telemetry backends and the
- * open/close entry points that pick one by URL scheme. */
+ * open/close entry points that pick one by URL scheme; the measurement-name
+ * rule; the fallbacks of the optional slots. */
 #include "store/telemetry.h"
 
 #include <string.h>
@@ -69,6 +70,14 @@ void iot_telemetry_close(struct iot_telemetry *t)
         t->ops->close(t->self);
     t->ops = NULL;
     t->self = NULL;
+}
+
+int iot_tm_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > IOT_TM_NAME_MAX)
+        return 0;
+    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
 }
 
 /* ---- version 2 slots with fallbacks ------------------------------------------ */

@@ -21,6 +21,11 @@
 #define IOT_TM_POINTS_MAX 100     /* measurements per message */
 #define IOT_TM_DATA_JSON_MAX 131072 /* bytes of a message's measurements JSON */
 
+/* True (non-zero) for a valid measurement name, a NUL-terminated string of
+ * 1 to IOT_TM_NAME_MAX characters of [A-Za-z0-9_.-]: the one rule the
+ * parser of submissions (core/tm_message.c) and every backend apply. */
+int iot_tm_name_valid(const char *name);
+
 enum iot_tm_type { IOT_TM_NUMBER = 1, IOT_TM_BOOL = 2, IOT_TM_STRING = 3 };
 
 /* One typed value. `str` is borrowed (not NUL-terminated necessarily).
@@ -272,13 +277,13 @@ int iot_tm_export_scan(struct iot_telemetry *t, int64_t after_device, int64_t af
  * write_batch returned reflects the batch. Callers cannot tell the
  * difference. The SQLite store does this: it aggregates them in memory over
  * many batches and applies them a few times a second or before such a read
- * (src/store/sqlite/telemetry_sqlite_pending.c). */
+ * (the commit path in src/store/sqlite/telemetry_sqlite_int.h). */
 
 /* (appended) The SQLite store goes further: write_batch appends the
  * batch's messages to a commit log of files beside the database and returns
  * once that record is written (fdatasynced when durable); both the messages
  * and their derived rows reach their tables in a later flush, a few times a
- * second (src/store/sqlite/telemetry_sqlite_pending.c). Every read, delete
+ * second (src/store/sqlite/telemetry_sqlite_int.h). Every read, delete
  * and purge flushes first, so callers still cannot tell the difference;
  * only tools reading the file with plain SQLite may not see the newest
  * ~100 ms of messages until the store flushes or closes. */

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/devcache.h"
 #include "core/ingest.h"
+#include "core/retention.h"
 #include "http/router.h"
 #include "store/cache.h"
 #include "store/registry.h"
@@ -25,6 +26,7 @@ struct iot_app {
     struct iot_cache cache;
     struct iot_telemetry telemetry;
     struct iot_ingest *ingest;
+    struct iot_retention *retention; /* main.c's: no handler uses it */
     struct iot_devcache *devcache;
     struct iot_streams *streams;
     struct iot_cache_sub *device_notices; /* api/device_common.c */

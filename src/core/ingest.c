@@ -11,7 +11,6 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define RETENTION_PERIOD_MS INT64_C(3600000)
 #define SEEN_MAX 4096 /* distinct devices gathered between flushes */
 
 struct iot_ingest {
@@ -37,7 +36,7 @@ struct iot_ingest {
     struct iot_tm_message *batch;
     size_t batch_cap;
     struct iot_seen flushing[SEEN_MAX];
-    int64_t last_seen_flush, last_retention;
+    int64_t last_seen_flush;
     struct iot_latest_writer *latest;
     struct iot_fanout fan;
 };
@@ -224,22 +223,6 @@ static void fan_out(struct iot_ingest *ing, const struct iot_tm_message *msgs, s
     fanout_send(ing);
 }
 
-static void run_retention(struct iot_ingest *ing, int64_t now)
-{
-    ing->last_retention = now;
-    if (!ing->cfg.raw_retention_ms && !ing->cfg.rollup_retention_ms)
-        return;
-    int64_t raw_before = ing->cfg.raw_retention_ms ? now - ing->cfg.raw_retention_ms : INT64_MIN;
-    int64_t rollup_before =
-        ing->cfg.rollup_retention_ms ? now - ing->cfg.rollup_retention_ms : INT64_MIN;
-    int64_t removed = 0;
-    int rc = iot_tm_purge(ing->tm, raw_before, rollup_before, &removed);
-    if (rc)
-        IOT_WARN("retention: purge failed: %s", iot_strerror(rc));
-    else if (removed)
-        IOT_INFO("retention: removed %lld old rows", (long long)removed);
-}
-
 static void commit_jobs(struct iot_ingest *ing, struct iot_ingest_job *jobs, size_t n)
 {
     int rc = gather_batch(ing, jobs, n);
@@ -302,8 +285,6 @@ static void *writer_main(void *arg)
             flush_seen(ing, now);
         if (stop)
             break;
-        if (now - ing->last_retention >= RETENTION_PERIOD_MS)
-            run_retention(ing, now);
     }
     return NULL;
 }
@@ -331,7 +312,6 @@ struct iot_ingest *iot_ingest_start(const struct iot_ingest_config *cfg, struct 
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&ing->wake, &attr);
     pthread_condattr_destroy(&attr);
-    run_retention(ing, iot_now_ms());
     if (pthread_create(&ing->writer, NULL, writer_main, ing) != 0) {
         pthread_cond_destroy(&ing->wake);
         pthread_mutex_destroy(&ing->lock);

@@ -9,8 +9,8 @@
  * its device's channel; then it calls every job's `done`.
  * A job is acknowledged only after its batch is durable. Registry
  * last_seen updates — from telemetry and from heartbeats — are gathered and
- * written in one batch per second.
- * The writer also enforces retention once an hour. */
+ * written in one batch per second. (Retention runs on a thread of its own,
+ * core/retention.h: a purge would stall the writer.) */
 #ifndef IOT_CORE_INGEST_H
 #define IOT_CORE_INGEST_H
 
@@ -35,8 +35,6 @@ struct iot_ingest_config {
     size_t queue_max;        /* messages waiting; more → IOT_ELIMIT */
     size_t batch_max;        /* messages per commit */
     int64_t seen_flush_ms;   /* period of registry last_seen writes */
-    int64_t raw_retention_ms;    /* 0 = keep forever */
-    int64_t rollup_retention_ms; /* 0 = keep forever */
 };
 
 struct iot_ingest_stats {

@@ -314,7 +314,7 @@ static int on_doomed_row(void *ctx, const struct cql_value *c, size_t n)
     json_t *value;
     int hour = (int)((ts - tmc_day_start(d->cur_day)) / IOT_TM_HOUR);
     json_object_foreach(root, key, value) {
-        if (!iot_tm_store_name_ok(key))
+        if (!(key && iot_tm_name_valid(key)))
             continue;
         size_t len = strlen(key);
         struct touched *all = set_get(&d->names, key, len);

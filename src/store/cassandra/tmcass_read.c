@@ -511,7 +511,7 @@ int tmc_rollups(void *self, int64_t device_id, const char *name, int64_t width, 
                 int64_t to, iot_tm_rollup_fn fn, void *ctx)
 {
     struct tmc *t = self;
-    if (!fn || !iot_tm_store_name_ok(name) || (width != IOT_TM_HOUR && width != IOT_TM_DAY))
+    if (!fn || !(name && iot_tm_name_valid(name)) || (width != IOT_TM_HOUR && width != IOT_TM_DAY))
         return IOT_EINVAL;
     int64_t lo = from, hi = to;
     if (lo >= hi)
@@ -641,7 +641,7 @@ static int samples_walk(struct tmc *t, int64_t device_id, const char *name, int6
                         int64_t to, iot_tm_sample_fn plain, iot_tm_typed_sample_fn typed,
                         void *ctx)
 {
-    if ((!plain && !typed) || !iot_tm_store_name_ok(name))
+    if ((!plain && !typed) || !(name && iot_tm_name_valid(name)))
         return IOT_EINVAL;
     struct tmc_json_scratch scratch = {0};
     struct raw_walk w = {.t = t, .device_id = device_id, .name = name, .from = from, .to = to,
@@ -682,7 +682,7 @@ int tmc_sample_edge(void *self, int64_t device_id, const char *name, int64_t fro
                     bool last, struct iot_tm_sample *out)
 {
     struct tmc *t = self;
-    if (!out || !iot_tm_store_name_ok(name))
+    if (!out || !(name && iot_tm_name_valid(name)))
         return IOT_EINVAL;
     struct tmc_json_scratch scratch = {0};
     struct tmc_hit hit;

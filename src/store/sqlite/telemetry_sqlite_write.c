@@ -2,7 +2,7 @@
  * derived deltas that a flush fills and applies.
  *
  * write_batch checks the whole batch, then stages it: one record of the
- * commit log that carries the messages (telemetry_sqlite_pending.c). The
+ * commit log that carries the messages (telemetry_sqlite_stage.c). The
  * messages reach `messages`, and
  * their derived rows — latest value, catalog, hourly and daily rollups,
  * device counts — their tables, in a later flush, aggregated over every
@@ -63,7 +63,7 @@ static int check_message(const struct iot_tm_message *m)
         return IOT_EINVAL;
     for (size_t i = 0; i < m->n_points; i++) {
         const struct iot_tm_point *p = &m->points[i];
-        if (!p->name || !iot_tmsql_name_ok(p->name, strnlen(p->name, IOT_TM_NAME_MAX + 1)))
+        if (!p->name || !iot_tm_name_valid(p->name))
             return IOT_EINVAL;
         int rc = check_value(&p->value);
         if (rc)
@@ -715,7 +715,7 @@ int iot_tmsql_agg_apply(struct iot_sqldb_conn *c, const struct iot_tmsql_agg *a)
 
 /* ---- write_batch ------------------------------------------------------------ */
 
-/* Validates all of the batch, then stages it (telemetry_sqlite_pending.c). */
+/* Validates all of the batch, then stages it (telemetry_sqlite_stage.c). */
 int iot_tmsql_write_batch(void *self, const struct iot_tm_message *msgs, size_t n)
 {
     if (n == 0)

@@ -21,7 +21,9 @@
 #define IOT_TM_POINTS_MAX 100     /* measurements per message */
 #define IOT_TM_DATA_JSON_MAX 131072 /* bytes of a message's measurements JSON */
 #define IOT_TM_STORE_BATCH_MAX 65536 /* messages per write_batch (IOT_ELIMIT beyond) */
-#define IOT_TM_TS_LIMIT (INT64_C(1) << 53) /* |ts| in ms, so it stays exact as a double */
+/* |ts| bound in ms: far beyond any real date (2^53 ms is 285,000 years), it
+ * stays exact as a double and keeps bucket arithmetic from overflowing. */
+#define IOT_TM_TS_LIMIT (INT64_C(1) << 53)
 
 /* True (non-zero) for a valid measurement name, a NUL-terminated string of
  * 1 to IOT_TM_NAME_MAX characters of [A-Za-z0-9_.-]: the one rule the

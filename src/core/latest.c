@@ -276,7 +276,8 @@ static int collect_cached(void *ctx, const char *field, const char *value, size_
     int64_t ts;
     const char *json;
     size_t json_len;
-    /* else not ours: skipped (names are printed unescaped) */
+    /* a field that is not a valid name holding "<ts>|<json>" is not ours:
+     * skipped (readers print names unescaped) */
     if (iot_tm_name_valid(field) && parse_field(value, len, &ts, &json, &json_len))
         kept_add(&c->k, field, ts, value, len, (size_t)(json - value));
     return 0;

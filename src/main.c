@@ -76,21 +76,21 @@ static void close_stores(struct iot_app *app)
 #define DEVCACHE_SLOTS 16384
 #define DAY_MS INT64_C(86400000)
 
-/* The pipeline, the telemetry cleaner, the key cache and the live streams:
- * everything between the HTTP layer and the stores that has threads or
- * state of its own. */
+/* Retention, the pipeline, the key cache and the live streams: everything
+ * between the HTTP layer and the stores that has threads or state of its
+ * own. Retention first: the telemetry store learns its retention before
+ * the pipeline writes anything. */
 static int start_services(const struct iot_config *cfg, struct iot_app *app)
 {
-    struct iot_ingest_config icfg = {
-        .queue_max = (size_t)cfg->ingest_queue, .batch_max = 4096,
-        .seen_flush_ms = 1000};
-    /* Before the first write: a store with TTLs stamps rows with them. */
-    app->retention = iot_retention_start(&app->telemetry, cfg->retention_days * DAY_MS,
-                                         cfg->rollup_retention_days * DAY_MS);
-    if (!app->retention) {
-        IOT_ERROR("cannot start the retention thread");
-        return IOT_ENOMEM;
+    struct iot_retention_config rcfg = {.raw_ms = cfg->retention_days * DAY_MS,
+                                        .rollup_ms = cfg->rollup_retention_days * DAY_MS};
+    int rc = iot_retention_start(&rcfg, &app->telemetry, &app->retention);
+    if (rc) {
+        IOT_ERROR("cannot start retention: %s", iot_strerror(rc));
+        return rc;
     }
+    struct iot_ingest_config icfg = {.queue_max = (size_t)cfg->ingest_queue, .batch_max = 4096,
+                                     .seen_flush_ms = 1000};
     app->devcache = iot_devcache_new(DEVCACHE_SLOTS, cfg->key_cache_ttl_ms);
     app->ingest = iot_ingest_start(&icfg, &app->telemetry, &app->cache, &app->registry);
     /* A failed clean-up is retried after IOTFLOW_CLEANUP_RETRY s, doubling
@@ -119,8 +119,7 @@ static void stop_services(struct iot_app *app)
     app->cleaner = NULL;
     iot_device_notices_stop(app);
     iot_ingest_free(app->ingest);
-    iot_retention_stop(app->retention);
-    app->retention = NULL;
+    iot_retention_free(app->retention);
     iot_streams_free(app->streams);
     iot_devcache_free(app->devcache);
 }
@@ -181,10 +180,12 @@ static int serve(const struct iot_config *cfg)
         int sig = wait_for_signal();
         IOT_INFO("signal %d: finishing in-flight requests", sig);
         /* Order matters: commit and answer every queued telemetry request
-         * (new ones get 503 from now on); end the live streams; only then
-         * stop the HTTP threads, which requires that no request is
-         * suspended. */
+         * (new ones get 503 from now on) and end the retention thread (at
+         * once, or after the purge it is running); end the live streams;
+         * only then stop the HTTP threads, which requires that no request
+         * is suspended. */
         iot_ingest_stop(app.ingest);
+        iot_retention_stop(app.retention);
         iot_streams_close_all(app.streams);
         iot_server_stop(server);
         status = EXIT_SUCCESS;

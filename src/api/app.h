@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/devcache.h"
 #include "core/ingest.h"
+#include "core/retention.h"
 #include "http/router.h"
 #include "store/cache.h"
 #include "store/registry.h"
@@ -26,7 +27,7 @@ struct iot_app {
     struct iot_cache cache;
     struct iot_telemetry telemetry;
     struct iot_ingest *ingest;
-    struct iot_retention *retention;
+    struct iot_retention *retention; /* main.c's: no handler uses it */
     struct iot_cleaner *cleaner; /* telemetry of deleted devices and users */
     struct iot_devcache *devcache;
     struct iot_streams *streams;

@@ -9,6 +9,7 @@
 #include "api/app.h"
 #include "api/stream.h"
 #include "api/views.h"
+#include "core/latest.h"
 #include "core/presence.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -159,11 +160,9 @@ void iot_device_forget_key(struct iot_req *r, const struct iot_device *d)
 void iot_device_forget(struct iot_req *r, const struct iot_device *d)
 {
     struct iot_app *app = iot_app_of(r);
-    char key[64];
-    iot_latest_key(d->id, key, sizeof key);
     iot_devcache_forget(app->devcache, d->api_key_hash);
     iot_cache_presence_remove(&app->cache, d->id);
-    iot_cache_del(&app->cache, key);
+    iot_latest_forget(&app->cache, d->id);
     iot_streams_end_device(app->streams, d->id);
     notify_peers(app, d, true);
 }

@@ -14,12 +14,12 @@
 #include "api/handlers.h"
 #include "api/views.h"
 #include "core/aggregate.h"
+#include "core/latest.h"
 #include "core/timerange.h"
 #include "core/tm_message.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
-#include "util/json_out.h"
 #include "util/log.h"
 
 #define HISTORY_DEFAULT 1000
@@ -211,124 +211,42 @@ void iot_h_telemetry_user(struct iot_req *r)
     iot_reply_raw(r, 200, body, len);
 }
 
-/* Latest values: the cache's hash first ("<ts>|<json>" per field). The
- * ingest writer only adds to it, so the hash is trusted only when it holds
- * the IOT_LATEST_COMPLETE field that a refill from the store writes
- * together with every value; otherwise the store answers and refills it. */
+/* Latest values, as core/latest.c reads them (the cache entry when it is
+ * trusted, else the store): the answer built as they come. */
 struct latest {
     struct iot_buf values, detail;
     size_t n;
     int64_t newest;
-    bool complete;
     /* A device may have any number of measurement names: the answer stops
-     * at the page byte budget and says "truncated" (and is then not put
-     * back into the cache as complete). */
+     * at the page byte budget and says "truncated" (core/latest.c then does
+     * not put it back into the cache as complete). */
     size_t budget;
     bool truncated;
-    struct iot_cache_field *fields; /* the refill, when read from the store */
-    size_t n_fields, cap_fields;
 };
 
-static void add_latest(struct latest *l, const char *name, int64_t ts, const char *json, size_t len)
+/* Adds one value; non-zero (stop) once the answer holds `budget` bytes. */
+static int add_latest(void *ctx, const struct iot_latest_value *v)
 {
+    struct latest *l = ctx;
     char iso[IOT_ISO8601_LEN + 1];
-    iot_iso8601(ts, iso, sizeof iso);
+    iot_iso8601(v->ts, iso, sizeof iso);
     const char *sep = l->n ? "," : "";
-    iot_buf_printf(&l->values, "%s\"%s\":", sep, name);
-    iot_buf_append(&l->values, json, len);
-    iot_buf_printf(&l->detail, "%s\"%s\":{\"value\":", sep, name);
-    iot_buf_append(&l->detail, json, len);
+    /* names are [A-Za-z0-9_.-]: safe to print unescaped */
+    iot_buf_printf(&l->values, "%s\"%s\":", sep, v->name);
+    iot_buf_append(&l->values, v->json, v->len);
+    iot_buf_printf(&l->detail, "%s\"%s\":{\"value\":", sep, v->name);
+    iot_buf_append(&l->detail, v->json, v->len);
     iot_buf_printf(&l->detail, ",\"timestamp\":\"%s\"}", iso);
-    l->newest = ts > l->newest ? ts : l->newest;
+    l->newest = v->ts > l->newest ? v->ts : l->newest;
     l->n++;
+    l->truncated = l->budget && l->values.len + l->detail.len >= l->budget;
+    return l->truncated;
 }
 
 static void latest_free(struct latest *l)
 {
     iot_buf_free(&l->values);
     iot_buf_free(&l->detail);
-    for (size_t i = 0; i < l->n_fields; i++) {
-        free((void *)l->fields[i].field);
-        free((void *)l->fields[i].value);
-    }
-    free(l->fields);
-    *l = (struct latest){0};
-}
-
-/* Non-zero (stop) once the answer holds `budget` bytes. */
-static int latest_full(struct latest *l)
-{
-    l->truncated = l->budget && l->values.len + l->detail.len >= l->budget;
-    return l->truncated;
-}
-
-static int from_cache(void *ctx, const char *field, const char *value, size_t len)
-{
-    struct latest *l = ctx;
-    if (strcmp(field, IOT_LATEST_COMPLETE) == 0) {
-        l->complete = true;
-        return 0;
-    }
-    char *bar;
-    long long ts = strtoll(value, &bar, 10);
-    if (*bar == '|') /* names are [A-Za-z0-9_.-]: safe to print unescaped */
-        add_latest(l, field, ts, bar + 1, len - (size_t)(bar + 1 - value));
-    return latest_full(l);
-}
-
-static void keep_for_refill(struct latest *l, const char *name, char *value)
-{
-    if (l->n_fields == l->cap_fields) {
-        size_t cap = l->cap_fields ? 2 * l->cap_fields : 16;
-        struct iot_cache_field *grown = realloc(l->fields, cap * sizeof *grown);
-        if (!grown) {
-            free(value);
-            return;
-        }
-        l->fields = grown;
-        l->cap_fields = cap;
-    }
-    char *copy = strdup(name);
-    if (!copy) {
-        free(value);
-        return;
-    }
-    l->fields[l->n_fields++] = (struct iot_cache_field){copy, value, strlen(value)};
-}
-
-static int from_store(void *ctx, const struct iot_tm_latest *v)
-{
-    struct latest *l = ctx;
-    json_t *jv = iot_tm_value_json(&v->value);
-    char *text = iot_json_dumps(jv); /* reals shortest, as ingest writes them to the cache */
-    json_decref(jv);
-    if (!text)
-        return 0;
-    add_latest(l, v->name, v->ts, text, strlen(text));
-    size_t cap = strlen(text) + 24;
-    char *field = malloc(cap);
-    if (field) {
-        snprintf(field, cap, "%lld|%s", (long long)v->ts, text);
-        keep_for_refill(l, v->name, field);
-    }
-    free(text);
-    return latest_full(l);
-}
-
-/* Reads the store and puts every value, with the completeness mark, back
- * into the cache in one write — unless the answer was cut by the budget or
- * holds more names than an entry may (IOT_LATEST_NAMES_MAX). */
-static int latest_from_store(struct iot_app *app, int64_t device_id, const char *key,
-                             struct latest *l)
-{
-    int rc = iot_tm_latest(&app->telemetry, device_id, from_store, l);
-    if (rc || l->n == 0 || l->truncated || l->n > IOT_LATEST_NAMES_MAX)
-        return rc;
-    keep_for_refill(l, IOT_LATEST_COMPLETE, strdup("1"));
-    bool shared = (app->cache.ops->caps & IOT_CACHE_CAP_SHARED) != 0;
-    iot_cache_hash_set(&app->cache, key, l->fields, l->n_fields,
-                       shared ? IOT_LATEST_SHARED_TTL_MS : IOT_LATEST_TTL_MS);
-    return IOT_OK;
 }
 
 static char *latest_body(const struct iot_device *d, const struct latest *l, const char *source,
@@ -354,22 +272,13 @@ void iot_h_telemetry_latest(struct iot_req *r)
     if (!iot_authn_device_reader(r, &d))
         return;
     struct iot_app *app = iot_app_of(r);
-    size_t budget = (size_t)app->cfg->max_page_bytes;
-    struct latest l = {.budget = budget};
-    char key[64];
-    iot_latest_key(d.id, key, sizeof key);
-    const char *source = "cache";
-    if (iot_cache_hash_get_all(&app->cache, key, from_cache, &l) != IOT_OK || !l.complete ||
-        l.n == 0) {
+    struct latest l = {.budget = (size_t)app->cfg->max_page_bytes};
+    bool from_cache = false;
+    int rc = iot_latest_read(&app->cache, &app->telemetry, d.id, add_latest, &l, &from_cache);
+    if (rc) {
         latest_free(&l);
-        l.budget = budget;
-        source = "store";
-        int rc = latest_from_store(app, d.id, key, &l);
-        if (rc) {
-            latest_free(&l);
-            iot_reply_store_error(r, rc, "telemetry");
-            return;
-        }
+        iot_reply_store_error(r, rc, "telemetry");
+        return;
     }
     if (l.n == 0) {
         latest_free(&l);
@@ -379,7 +288,7 @@ void iot_h_telemetry_latest(struct iot_req *r)
         return;
     }
     size_t len;
-    char *body = latest_body(&d, &l, source, &len);
+    char *body = latest_body(&d, &l, from_cache ? "cache" : "store", &len);
     latest_free(&l);
     iot_reply_raw(r, 200, body, len);
 }
@@ -479,9 +388,7 @@ void iot_h_telemetry_delete(struct iot_req *r)
         iot_reply_store_error(r, rc, "telemetry");
         return;
     }
-    char key[64];
-    iot_latest_key(d.id, key, sizeof key);
-    iot_cache_del(&app->cache, key); /* the store recomputed them */
+    iot_latest_forget(&app->cache, d.id); /* the store recomputed them */
     /* The data is gone either way; a reply that could not be built (echo
      * NULL or a set failing: out of memory) is a 500, not a partial echo. */
     if (json_object_set_new(echo, "message",

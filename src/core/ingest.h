@@ -4,12 +4,13 @@
  * Request threads submit jobs (the messages of one request) to a bounded
  * queue; one writer thread takes everything queued, commits it to the
  * telemetry store in one batch (group commit), then — still off the
- * request path — updates the cache (latest values, presence), publishes
- * each message on its device's channel, and calls every job's `done`.
+ * request path — sends the cache one batch of writes (core/fanout.h): the
+ * latest values (core/latest.h), presence, and each message published on
+ * its device's channel; then it calls every job's `done`.
  * A job is acknowledged only after its batch is durable. Registry
  * last_seen updates — from telemetry and from heartbeats — are gathered and
- * written in one batch per second. (Retention is not the writer's:
- * src/core/retention.c.) */
+ * written in one batch per second. (Retention runs on a thread of its own,
+ * core/retention.h: a purge would stall the writer.) */
 #ifndef IOT_CORE_INGEST_H
 #define IOT_CORE_INGEST_H
 
@@ -64,24 +65,5 @@ void iot_ingest_free(struct iot_ingest *ing);
 
 /* The pub/sub channel of a device's messages, e.g. "telemetry:42". */
 void iot_ingest_channel(int64_t device_id, char *buf, size_t size);
-
-/* The cache hash of a device's latest values: one field per measurement,
- * "<ts ms>|<JSON value>". Readers trust it only when it also holds the
- * field IOT_LATEST_COMPLETE (written by a refill from the store, which sees
- * every measurement); ingest only merges into it. */
-#define IOT_LATEST_COMPLETE ":complete"
-#define IOT_LATEST_TTL_MS 600000
-/* A refill into a shared cache lives shorter: the writer drops entries
- * after each commit but cannot when it crashes or Redis is down, and a
- * reader that read the store just before a commit may write its entry just
- * after the drop; the short life bounds how long such an entry is served. */
-#define IOT_LATEST_SHARED_TTL_MS 5000
-/* The most measurement names an entry holds. Ingest's merge drops an entry
- * that would hold more, and a refill writes none: a device with more names
- * is read from the store (bounded by the page budget) every time, rather
- * than its entry growing with every new name and each read copying all
- * of it under the cache's lock. */
-#define IOT_LATEST_NAMES_MAX 1000
-void iot_latest_key(int64_t device_id, char *buf, size_t size);
 
 #endif

@@ -34,14 +34,6 @@ static int64_t next_seq(void)
     return prefix | (atomic_fetch_add(&seq_counter, 1) & 0xffffffff);
 }
 
-int iot_tm_name_valid(const char *name)
-{
-    size_t len = strlen(name);
-    if (len == 0 || len > IOT_TM_NAME_MAX)
-        return 0;
-    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
-}
-
 json_t *iot_tm_value_json(const struct iot_tm_value *v)
 {
     switch (v->type) {

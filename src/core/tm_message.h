@@ -47,9 +47,6 @@ void iot_tm_parsed_free(struct iot_tm_parsed *p);
 int iot_tm_points_from_stored(const char *data, size_t len, struct iot_tm_message *m,
                               json_t **root, char *err, size_t err_size);
 
-/* True for a valid measurement name. */
-int iot_tm_name_valid(const char *name);
-
 /* A value as a jansson value: an integer stays an integer (exact), a real a
  * real (21.0 too), so that it prints as it was sent. */
 json_t *iot_tm_value_json(const struct iot_tm_value *v);

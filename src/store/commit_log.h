@@ -1,7 +1,7 @@
 /* commit_log.h — an append-only log of checksummed records in numbered
  * segment files: what a store writes, in one write(2), before it
  * acknowledges a batch, and replays after a crash (the SQLite telemetry
- * store's commit path; see telemetry_sqlite_pending.c).
+ * store's commit path; see telemetry_sqlite_int.h).
  *
  * Files: "<base>0000000001", "<base>0000000002", ... (at least ten
  * digits). Appends go to the

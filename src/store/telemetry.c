@@ -1,5 +1,6 @@
 /* telemetry.c — the table of compiled-in telemetry backends and the
- * open/close entry points that pick one by URL scheme. */
+ * open/close entry points that pick one by URL scheme; the measurement-name
+ * rule; the fallbacks of the optional slots. */
 #include "store/telemetry.h"
 
 #include <math.h>
@@ -83,6 +84,14 @@ void iot_telemetry_close(struct iot_telemetry *t)
     t->self = NULL;
 }
 
+int iot_tm_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > IOT_TM_NAME_MAX)
+        return 0;
+    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
+}
+
 /* ---- version 2 slots with fallbacks ------------------------------------------ */
 
 struct untyped {
@@ -154,21 +163,6 @@ int iot_tm_export_scan(struct iot_telemetry *t, int64_t after_device, int64_t af
 
 /* ---- what every backend accepts -------------------------------------------------- */
 
-bool iot_tm_store_name_ok(const char *name)
-{
-    size_t len = name ? strnlen(name, IOT_TM_NAME_MAX + 1) : 0;
-    if (len == 0 || len > IOT_TM_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '.' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 static int check_value(const struct iot_tm_value *v)
 {
     switch (v->type) {
@@ -192,7 +186,7 @@ int iot_tm_check_message(const struct iot_tm_message *m)
     if (m->n_points > IOT_TM_POINTS_MAX || (m->n_points && !m->points))
         return IOT_EINVAL;
     for (size_t i = 0; i < m->n_points; i++) {
-        if (!iot_tm_store_name_ok(m->points[i].name))
+        if (!m->points[i].name || !iot_tm_name_valid(m->points[i].name))
             return IOT_EINVAL;
         int rc = check_value(&m->points[i].value);
         if (rc)

@@ -21,7 +21,14 @@
 #define IOT_TM_POINTS_MAX 100     /* measurements per message */
 #define IOT_TM_DATA_JSON_MAX 131072 /* bytes of a message's measurements JSON */
 #define IOT_TM_STORE_BATCH_MAX 65536 /* messages per write_batch (IOT_ELIMIT beyond) */
-#define IOT_TM_TS_LIMIT (INT64_C(1) << 53) /* |ts| in ms, so it stays exact as a double */
+/* |ts| bound in ms: far beyond any real date (2^53 ms is 285,000 years), it
+ * stays exact as a double and keeps bucket arithmetic from overflowing. */
+#define IOT_TM_TS_LIMIT (INT64_C(1) << 53)
+
+/* True (non-zero) for a valid measurement name, a NUL-terminated string of
+ * 1 to IOT_TM_NAME_MAX characters of [A-Za-z0-9_.-]: the one rule the
+ * parser of submissions (core/tm_message.c) and every backend apply. */
+int iot_tm_name_valid(const char *name);
 
 enum iot_tm_type { IOT_TM_NUMBER = 1, IOT_TM_BOOL = 2, IOT_TM_STRING = 3 };
 
@@ -273,10 +280,9 @@ int iot_tm_sample_edge(struct iot_telemetry *t, int64_t dev, const char *name, i
                        int64_t to, bool last, struct iot_tm_sample *out);
 /* What every backend's write_batch accepts (each refuses the whole batch
  * otherwise): IOT_EINVAL for a bad message (|ts| > IOT_TM_TS_LIMIT, no or
- * oversized data, too many points, a name outside [A-Za-z0-9_.-]{1,64}, a
+ * oversized data, too many points, a name iot_tm_name_valid refuses, a
  * non-finite number, an oversized string, an unknown type), IOT_ELIMIT
  * past IOT_TM_STORE_BATCH_MAX messages. */
-bool iot_tm_store_name_ok(const char *name);
 int iot_tm_check_message(const struct iot_tm_message *m);
 int iot_tm_check_batch(const struct iot_tm_message *msgs, size_t n);
 
@@ -294,13 +300,13 @@ int iot_tm_export_scan(struct iot_telemetry *t, int64_t after_device, int64_t af
  * write_batch returned reflects the batch. Callers cannot tell the
  * difference. The SQLite store does this: it aggregates them in memory over
  * many batches and applies them a few times a second or before such a read
- * (src/store/sqlite/telemetry_sqlite_pending.c). */
+ * (the commit path in src/store/sqlite/telemetry_sqlite_int.h). */
 
 /* (appended) The SQLite store goes further: write_batch appends the
  * batch's messages to a commit log of files beside the database and returns
  * once that record is written (fdatasynced when durable); both the messages
  * and their derived rows reach their tables in a later flush, a few times a
- * second (src/store/sqlite/telemetry_sqlite_pending.c). Every read, delete
+ * second (src/store/sqlite/telemetry_sqlite_int.h). Every read, delete
  * and purge flushes first, so callers still cannot tell the difference;
  * only tools reading the file with plain SQLite may not see the newest
  * ~100 ms of messages until the store flushes or closes. */

@@ -460,3 +460,38 @@ def test_live_stream_on_b_of_telemetry_sent_to_a(pair):
         assert history["data"][0]["measurements"] == {"temp": 77}, history
     finally:
         stream.close()
+
+
+@pytest.mark.skipif(not TEST_CASSANDRA, reason="needs the Cassandra pass (telemetry shared)")
+def test_instances_starting_at_once_make_one_schema():
+    """Three instances start together on a keyspace that does not exist
+    yet: each makes the keyspace and tables (IF NOT EXISTS), all come up,
+    and what one stores the others read."""
+    import threading
+    shared = fresh_backends()
+    servers, errors = [None] * 3, []
+
+    def start(i):
+        try:
+            servers[i] = Server(backends=shared).start()
+        except Exception as e:  # noqa: BLE001 — reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert not errors, errors
+        user = make_user(servers[0], "bearer")
+        dev = register_device(user)
+        expect(key_client(servers[1], dev["api_key"]).post("/telemetry", json={"data": {"v": 5}}),
+               201)
+        body = expect(key_client(servers[2], dev["api_key"]).get(f"/telemetry/{dev['id']}"), 200)
+        assert [r["measurements"] for r in body["data"]] == [{"v": 5}], body
+    finally:
+        for s in servers:
+            if s:
+                s.stop_and_check()
+                s.cleanup()

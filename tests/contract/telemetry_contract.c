@@ -2383,6 +2383,74 @@ static void test_crash_recovery_missing_message(void **state)
     remove_db_files(crash);
 }
 
+/* A little-endian integer of n bytes at p; returns n. */
+static size_t put_le(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+    return (size_t)n;
+}
+
+/* A batch as the store encodes it (telemetry_sqlite_batch.c): one message
+ * of device 1 at T0 with one real point "x" = v. */
+static size_t one_real_batch(unsigned char *b, double v)
+{
+    size_t n = put_le(b, 1, 4); /* messages */
+    n += put_le(b + n, 1, 8);   /* device_id */
+    n += put_le(b + n, 1, 8);   /* user_id */
+    n += put_le(b + n, (uint64_t)T0, 8);
+    n += put_le(b + n, 0, 8);          /* seq */
+    n += put_le(b + n, 7, 4);          /* data_len */
+    n += put_le(b + n, UINT32_MAX, 4); /* no metadata */
+    n += put_le(b + n, 1, 4);          /* points */
+    memcpy(b + n, "{\"x\":1}", 7);
+    n += 7;
+    b[n++] = 1; /* name length, name, NUL */
+    memcpy(b + n, "x", 2);
+    n += 2;
+    b[n++] = IOT_TM_NUMBER;
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return n + put_le(b + n, u, 8);
+}
+
+/* Appends a record holding `batch` to the store's commit log as its batch 1. */
+static void log_batch(const char *path, const unsigned char *batch, size_t len)
+{
+    char base[1100];
+    snprintf(base, sizeof base, "%s-log-", path);
+    struct iot_clog *log = NULL;
+    uint64_t segment = 0;
+    assert_rc(iot_clog_open(base, false, 0, &log), IOT_OK);
+    assert_rc(iot_clog_append(log, 1, batch, len, &segment), IOT_OK);
+    iot_clog_close(log);
+}
+
+/* A record whose checksum holds but whose batch carries a number that is
+ * not finite (write_batch refuses those) is not applied: the open fails and
+ * the log stays. The same record with a finite number is replayed. */
+static void test_replay_refuses_non_finite(void **state)
+{
+    struct fixture *fx = *state;
+    if (!fx->path[0])
+        skip();
+    iot_telemetry_close(&fx->tm); /* nothing written: log_state says batch 0 */
+    unsigned char batch[128];
+    log_batch(fx->path, batch, one_real_batch(batch, NAN));
+    assert_rc(iot_telemetry_open(fx->url, false, &fx->tm), IOT_EINTERNAL);
+    each_log_segment(fx->path, unlink_segment, NULL);
+    log_batch(fx->path, batch, one_real_batch(batch, INFINITY));
+    assert_rc(iot_telemetry_open(fx->url, false, &fx->tm), IOT_EINTERNAL);
+    each_log_segment(fx->path, unlink_segment, NULL);
+    log_batch(fx->path, batch, one_real_batch(batch, 2.5));
+    assert_rc(iot_telemetry_open(fx->url, false, &fx->tm), IOT_OK);
+    assert_i64(count_device(&fx->tm, 1), 1);
+    struct latests ls = {.n = 0};
+    assert_rc(iot_tm_latest(&fx->tm, 1, on_latest, &ls), IOT_OK);
+    assert_i64(ls.n, 1);
+    assert_f64(ls.v[0].num, 2.5);
+}
+
 /* (b) Each kind of flush applies every pending batch and deletes its row:
  * time, size, every read, deletes, purge, close. */
 static void test_pending_flushes(void **state)
@@ -2809,6 +2877,7 @@ static int run_backend(const char *url)
         T(test_bounded_flush),
         T(test_crash_recovery),
         T(test_crash_recovery_missing_message),
+        T(test_replay_refuses_non_finite),
         T(test_pending_flushes),
         T(test_export_scan_order),
         T(test_export_scan_cursor),

@@ -2,8 +2,9 @@
  * the input becomes the one commit-log segment beside an empty SQLite
  * telemetry database, which is then replayed twice — by the log alone
  * (src/store/commit_log.c: framing, checksums, torn tails) and by opening
- * the telemetry store (src/store/sqlite/telemetry_sqlite_pending.c: each
- * intact record's batch blob is decoded, staged and flushed into SQLite).
+ * the telemetry store (src/store/sqlite/telemetry_sqlite_log.c: each
+ * intact record's batch blob is decoded by telemetry_sqlite_batch.c,
+ * staged and flushed into SQLite).
  *
  * The first byte picks a mode. Odd: the records' magic, length and CRC are
  * rewritten before the file is written, so mutations of the batch blobs

@@ -138,37 +138,22 @@ void tmc_encode_partial(struct cql_buf *b, const struct tmc_bucket_key *k, int64
     cql_encode_int(b, ttl_s);
 }
 
-/* A null cell (an older row, a column never set) reads as 0. */
-static int64_t cell_i64(struct cql_value v)
-{
-    int64_t x = 0;
-    cql_decode_bigint(v, &x);
-    return x;
-}
-
-static double cell_f64(struct cql_value v)
-{
-    double x = 0;
-    cql_decode_double(v, &x);
-    return x;
-}
-
 int tmc_decode_agg(const struct cql_value *c, struct tmc_agg *a)
 {
     memset(a, 0, sizeof *a);
-    a->count = cell_i64(c[0]);
-    a->sum = cell_f64(c[1]);
-    a->min = cell_f64(c[2]);
-    a->max = cell_f64(c[3]);
-    a->ints = cell_i64(c[4]);
-    uint64_t lo = (uint64_t)cell_i64(c[5]);
-    int64_t hi = cell_i64(c[6]);
+    a->count = tmc_cell_i64(c[0]);
+    a->sum = tmc_cell_f64(c[1]);
+    a->min = tmc_cell_f64(c[2]);
+    a->max = tmc_cell_f64(c[3]);
+    a->ints = tmc_cell_i64(c[4]);
+    uint64_t lo = (uint64_t)tmc_cell_i64(c[5]);
+    int64_t hi = tmc_cell_i64(c[6]);
     a->isum = (__int128)(((unsigned __int128)(uint64_t)hi << 64) | lo);
-    a->imin = cell_i64(c[7]);
-    a->imax = cell_i64(c[8]);
-    a->samples = cell_i64(c[9]);
-    a->first_ts = cell_i64(c[10]);
-    a->last_ts = cell_i64(c[11]);
+    a->imin = tmc_cell_i64(c[7]);
+    a->imax = tmc_cell_i64(c[8]);
+    a->samples = tmc_cell_i64(c[9]);
+    a->first_ts = tmc_cell_i64(c[10]);
+    a->last_ts = tmc_cell_i64(c[11]);
     return a->count < 0 || a->samples < 0 || a->ints < 0 ? IOT_EINTERNAL : IOT_OK;
 }
 
@@ -204,14 +189,14 @@ static int on_bucket_row(void *ctx, const struct cql_value *c, size_t n)
         return 1;
     b->rows++;
     tmc_agg_merge(&b->all, &a);
-    int64_t writer = cell_i64(c[2]), seq = cell_i64(c[3]);
+    int64_t writer = tmc_cell_i64(c[2]), seq = tmc_cell_i64(c[3]);
     if (writer == 0 && seq == 0) {
         b->merged = a;
         b->has_merged = true;
         cql_decode_int(c[BUCKET_VERSION], &b->version);
         return 0;
     }
-    if (cell_i64(c[BUCKET_WRITETIME]) >= b->cutoff_us || b->n_fold == MERGE_CHUNK)
+    if (tmc_cell_i64(c[BUCKET_WRITETIME]) >= b->cutoff_us || b->n_fold == MERGE_CHUNK)
         return 0;
     if (b->n_fold == b->cap_fold) {
         size_t cap = b->cap_fold ? 2 * b->cap_fold : 64;

@@ -42,16 +42,6 @@ enum {
     HOURS = 24,
 };
 
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-static int64_t cell_i64(struct cql_value v)
-{
-    int64_t x = 0;
-    cql_decode_bigint(v, &x);
-    return x;
-}
-
 /* A writer id for this call's negative message counts: random, never 0
  * (the merged rows') and never a live writer's by any practical chance. */
 static int64_t count_writer_id(void)
@@ -314,7 +304,7 @@ static int on_doomed_row(void *ctx, const struct cql_value *c, size_t n)
     struct range_delete *d = ctx;
     if (n < 3)
         return 0;
-    int64_t ts = cell_i64(c[0]), seq = cell_i64(c[1]);
+    int64_t ts = tmc_cell_i64(c[0]), seq = tmc_cell_i64(c[1]);
     d->day_deleted++;
     rd_user_row(&d->users, d->day_user, d->cur_day, ts, seq, d->device_id);
     struct cql_str data = {0};
@@ -324,7 +314,7 @@ static int on_doomed_row(void *ctx, const struct cql_value *c, size_t n)
     json_t *value;
     int hour = (int)((ts - tmc_day_start(d->cur_day)) / IOT_TM_HOUR);
     json_object_foreach(root, key, value) {
-        if (!iot_tm_store_name_ok(key))
+        if (!(key && iot_tm_name_valid(key)))
             continue;
         size_t len = strlen(key);
         struct touched *all = set_get(&d->names, key, len);
@@ -359,7 +349,7 @@ static int on_remaining_row(void *ctx, const struct cql_value *c, size_t n)
     struct day_repair *r = ctx;
     if (n < 3)
         return 0;
-    int64_t ts = cell_i64(c[0]);
+    int64_t ts = tmc_cell_i64(c[0]);
     int hour = (int)((ts - r->day_start) / IOT_TM_HOUR);
     struct cql_str data = {0};
     cql_decode_text(c[2], &data);
@@ -427,8 +417,8 @@ static int range_day(void *ctx, int64_t day, int64_t user_id)
 {
     struct range_delete *d = ctx;
     struct tmc *t = d->t;
-    int64_t lo = max64(d->from, tmc_day_start(day));
-    int64_t hi = min64(d->to, tmc_day_start(day + 1) - 1);
+    int64_t lo = tmc_max64(d->from, tmc_day_start(day));
+    int64_t hi = tmc_min64(d->to, tmc_day_start(day + 1) - 1);
     set_clear(&d->day);
     d->day_deleted = 0;
     d->day_user = user_id;
@@ -571,7 +561,7 @@ static int repair_latest(struct range_delete *d, const struct touched *e, bool g
     struct cql_value c[2];
     bool in_range = false;
     if (rows && cql_rows_next(&it, c, 2)) {
-        int64_t ts = cell_i64(c[0]);
+        int64_t ts = tmc_cell_i64(c[0]);
         in_range = ts >= d->from && ts <= d->to;
     }
     cql_reply_free(reply);
@@ -744,7 +734,7 @@ struct device_delete {
 static int on_other_device(void *ctx, const struct cql_value *c, size_t n)
 {
     struct device_delete *d = ctx;
-    if (n >= 1 && cell_i64(c[0]) != d->device_id) {
+    if (n >= 1 && tmc_cell_i64(c[0]) != d->device_id) {
         d->cur_sole = false;
         return 1;
     }
@@ -777,7 +767,7 @@ static int on_device_key(void *ctx, const struct cql_value *c, size_t n)
         return 0;
     d->day_rows++;
     if (!d->cur_sole && !d->cur_skip)
-        rd_user_row(&d->user_rows, d->cur_user, d->cur_day, cell_i64(c[0]), cell_i64(c[1]),
+        rd_user_row(&d->user_rows, d->cur_user, d->cur_day, tmc_cell_i64(c[0]), tmc_cell_i64(c[1]),
                     d->device_id);
     return d->user_rows.rc != IOT_OK;
 }
@@ -902,7 +892,7 @@ static int on_device_id(void *ctx, const struct cql_value *c, size_t n)
         l->v = v;
         l->cap = cap;
     }
-    l->v[l->n++] = cell_i64(c[0]);
+    l->v[l->n++] = tmc_cell_i64(c[0]);
     return 0;
 }
 
@@ -929,7 +919,7 @@ struct key_probe {
 static int on_key_match(void *ctx, const struct cql_value *c, size_t n)
 {
     struct key_probe *p = ctx;
-    p->found = n >= 2 && cell_i64(c[1]) == p->seq;
+    p->found = n >= 2 && tmc_cell_i64(c[1]) == p->seq;
     return p->found;
 }
 
@@ -958,7 +948,7 @@ static int on_user_row(void *ctx, const struct cql_value *c, size_t n)
     struct user_delete *u = ctx;
     if (n < 3)
         return 0;
-    int64_t ts = cell_i64(c[0]), seq = cell_i64(c[1]), device_id = cell_i64(c[2]);
+    int64_t ts = tmc_cell_i64(c[0]), seq = tmc_cell_i64(c[1]), device_id = tmc_cell_i64(c[2]);
     if (bsearch(&device_id, u->devices->v, u->devices->n, sizeof device_id, cmp_id))
         return 0;
     bool exists = false;

@@ -63,6 +63,24 @@ static inline int64_t tmc_floor_div(int64_t a, int64_t b)
 static inline int64_t tmc_day(int64_t ts) { return tmc_floor_div(ts, IOT_TM_DAY); }
 static inline int64_t tmc_span(int64_t start) { return tmc_floor_div(start, TMC_SPAN_MS); }
 
+static inline int64_t tmc_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t tmc_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* A cell of a row; a null one (an older row, a column never set) reads as 0. */
+static inline int64_t tmc_cell_i64(struct cql_value v)
+{
+    int64_t x = 0;
+    cql_decode_bigint(v, &x);
+    return x;
+}
+
+static inline double tmc_cell_f64(struct cql_value v)
+{
+    double x = 0;
+    cql_decode_double(v, &x);
+    return x;
+}
+
 /* ---- statements ------------------------------------------------------------------ */
 
 enum tmc_stmt {

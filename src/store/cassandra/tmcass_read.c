@@ -38,17 +38,6 @@ enum {
     MAX_CELLS = 24,
 };
 
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-/* A null or malformed cell reads as 0. */
-static int64_t cell_i64(struct cql_value v)
-{
-    int64_t x = 0;
-    cql_decode_bigint(v, &x);
-    return x;
-}
-
 /* false for a null cell. */
 static bool cell_text(struct cql_value v, const char **p, size_t *len)
 {
@@ -90,7 +79,7 @@ static int on_day_row(void *ctx, const struct cql_value *c, size_t n)
     int64_t day;
     if (n < 1 || cql_decode_bigint(c[0], &day) != CQL_OK)
         return 0;
-    int r = w->fn(w->ctx, day, w->with_user && n >= 2 ? cell_i64(c[1]) : 0);
+    int r = w->fn(w->ctx, day, w->with_user && n >= 2 ? tmc_cell_i64(c[1]) : 0);
     if (r < 0)
         w->rc = r;
     return r != 0;
@@ -147,27 +136,27 @@ struct qscan {
  * (or a chunk's bytes) allows at the average size seen so far. */
 static int64_t chunk_rows(const struct qscan *q)
 {
-    int64_t want = min64(q->left, QUERY_CHUNK_ROWS);
-    int64_t bytes = min64(q->budget, QUERY_CHUNK_BYTES);
+    int64_t want = tmc_min64(q->left, QUERY_CHUNK_ROWS);
+    int64_t bytes = tmc_min64(q->budget, QUERY_CHUNK_BYTES);
     int64_t est;
     if (q->seen_rows) {
-        int64_t avg = max64(1, q->seen_bytes / q->seen_rows);
+        int64_t avg = tmc_max64(1, q->seen_bytes / q->seen_rows);
         est = (bytes + avg - 1) / avg;
     } else if (q->hint_avg) {
-        est = max64(1, bytes / (2 * q->hint_avg));
+        est = tmc_max64(1, bytes / (2 * q->hint_avg));
     } else { /* nothing known: as if rows were as large as a message may be */
-        est = min64(QUERY_FIRST_ROWS, max64(1, bytes / QUERY_ASSUMED_ROW));
+        est = tmc_min64(QUERY_FIRST_ROWS, tmc_max64(1, bytes / QUERY_ASSUMED_ROW));
     }
-    return max64(1, min64(want, est));
+    return tmc_max64(1, tmc_min64(want, est));
 }
 
 static void deliver_record(struct qscan *q, const struct cql_value *c)
 {
     int di = q->user ? 3 : 2; /* ts, seq[, device_id], data, meta */
     struct iot_tm_record r = {
-        .ts = cell_i64(c[0]),
-        .seq = cell_i64(c[1]),
-        .device_id = q->user ? cell_i64(c[2]) : q->id,
+        .ts = tmc_cell_i64(c[0]),
+        .seq = tmc_cell_i64(c[1]),
+        .device_id = q->user ? tmc_cell_i64(c[2]) : q->id,
     };
     if (!cell_text(c[di], &r.data_json, &r.data_len))
         r.data_json = "";
@@ -242,7 +231,7 @@ static int run_query(struct tmc *t, bool user, int64_t id, const struct iot_tm_r
 {
     if (!range || !fn || range->limit < 0 || range->max_bytes < 0)
         return IOT_EINVAL;
-    int64_t top = min64(range->to, range->before_ts);
+    int64_t top = tmc_min64(range->to, range->before_ts);
     if (range->limit == 0 || range->from > top)
         return IOT_OK;
     /* The caller's cursor is (ts, seq): device_id INT64_MIN makes
@@ -265,7 +254,7 @@ static int run_query(struct tmc *t, bool user, int64_t id, const struct iot_tm_r
                   : tmc_each_device_day(t, id, lo, hi, false, query_day, &q);
     if (q.seen_rows) {
         pthread_mutex_lock(&t->count_lock);
-        *slot = (struct tmc_size_slot){key, max64(1, q.seen_bytes / q.seen_rows)};
+        *slot = (struct tmc_size_slot){key, tmc_max64(1, q.seen_bytes / q.seen_rows)};
         pthread_mutex_unlock(&t->count_lock);
     }
     return rc;
@@ -321,7 +310,7 @@ static int count_flush(struct count_walk *w)
             struct cql_row_iter it = cql_rows_iter(rows);
             struct cql_value cell;
             if (cql_rows_next(&it, &cell, 1))
-                w->total += cell_i64(cell);
+                w->total += tmc_cell_i64(cell);
         }
         if (rc == IOT_OK)
             rc = r;
@@ -409,7 +398,7 @@ static int on_latest_row(void *ctx, const struct cql_value *c, size_t n)
     if (n < 8 || !cell_name(c[0], name) || strcmp(name, w->name) == 0)
         return 0;
     memcpy(w->name, name, sizeof name);
-    struct iot_tm_latest l = {.name = w->name, .ts = cell_i64(c[1])};
+    struct iot_tm_latest l = {.name = w->name, .ts = tmc_cell_i64(c[1])};
     if (!latest_value(c + 3, &l.value))
         return 0;
     return w->fn(w->ctx, &l) != 0;
@@ -478,7 +467,7 @@ static int on_partial_row(void *ctx, const struct cql_value *c, size_t n)
     struct rollup_walk *w = ctx;
     if (n < 16)
         return 0;
-    int64_t start = cell_i64(c[1]);
+    int64_t start = tmc_cell_i64(c[1]);
     if (w->open && start != w->k.start)
         rollup_flush(w);
     if (w->stopped)
@@ -512,8 +501,8 @@ static int clamp_to_lifetime(struct tmc *t, int64_t device_id, const char *name,
     int rc = tmc_bucket_read(t, &k, &life, NULL);
     *any = rc == IOT_OK && life.samples > 0;
     if (*any) {
-        *lo = max64(*lo, tmc_floor_div(life.first_ts, width) * width);
-        *hi = min64(*hi, tmc_floor_div(life.last_ts, width) * width + 1);
+        *lo = tmc_max64(*lo, tmc_floor_div(life.first_ts, width) * width);
+        *hi = tmc_min64(*hi, tmc_floor_div(life.last_ts, width) * width + 1);
     }
     return rc;
 }
@@ -522,7 +511,7 @@ int tmc_rollups(void *self, int64_t device_id, const char *name, int64_t width, 
                 int64_t to, iot_tm_rollup_fn fn, void *ctx)
 {
     struct tmc *t = self;
-    if (!fn || !iot_tm_store_name_ok(name) || (width != IOT_TM_HOUR && width != IOT_TM_DAY))
+    if (!fn || !(name && iot_tm_name_valid(name)) || (width != IOT_TM_HOUR && width != IOT_TM_DAY))
         return IOT_EINVAL;
     int64_t lo = from, hi = to;
     if (lo >= hi)
@@ -610,9 +599,9 @@ static int on_raw_row(void *ctx, const struct cql_value *c, size_t n)
     }
     if (rc || (w->numeric_only && v.type == IOT_TM_STRING))
         return 0;
-    int64_t ts = cell_i64(c[0]);
+    int64_t ts = tmc_cell_i64(c[0]);
     if (w->hit) {
-        *w->hit = (struct tmc_hit){.ts = ts, .seq = cell_i64(c[1]), .v = v};
+        *w->hit = (struct tmc_hit){.ts = ts, .seq = tmc_cell_i64(c[1]), .v = v};
         w->done = true;
     } else if (w->typed) {
         struct iot_tm_sample s = sample_of(ts, &v);
@@ -630,8 +619,8 @@ static int raw_day(void *ctx, int64_t day, int64_t user_id)
     struct cql_buf v = {0};
     cql_encode_bigint(&v, w->device_id);
     cql_encode_bigint(&v, day);
-    cql_encode_timestamp(&v, max64(w->from, tmc_day_start(day)));
-    cql_encode_timestamp(&v, min64(w->to, tmc_day_start(day + 1)));
+    cql_encode_timestamp(&v, tmc_max64(w->from, tmc_day_start(day)));
+    cql_encode_timestamp(&v, tmc_min64(w->to, tmc_day_start(day + 1)));
     int rc = tmc_select(w->t, w->newest_first ? TMC_SEL_DEVICE_DESC : TMC_SEL_DEVICE_ASC, &v,
                         w->page, on_raw_row, w);
     cql_buf_free(&v);
@@ -652,7 +641,7 @@ static int samples_walk(struct tmc *t, int64_t device_id, const char *name, int6
                         int64_t to, iot_tm_sample_fn plain, iot_tm_typed_sample_fn typed,
                         void *ctx)
 {
-    if ((!plain && !typed) || !iot_tm_store_name_ok(name))
+    if ((!plain && !typed) || !(name && iot_tm_name_valid(name)))
         return IOT_EINVAL;
     struct tmc_json_scratch scratch = {0};
     struct raw_walk w = {.t = t, .device_id = device_id, .name = name, .from = from, .to = to,
@@ -693,7 +682,7 @@ int tmc_sample_edge(void *self, int64_t device_id, const char *name, int64_t fro
                     bool last, struct iot_tm_sample *out)
 {
     struct tmc *t = self;
-    if (!out || !iot_tm_store_name_ok(name))
+    if (!out || !(name && iot_tm_name_valid(name)))
         return IOT_EINVAL;
     struct tmc_json_scratch scratch = {0};
     struct tmc_hit hit;

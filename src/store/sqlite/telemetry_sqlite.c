@@ -21,11 +21,12 @@
  *                                            by triggers: stats reads one row
  *   log_state (id = 1)                       the newest commit-log batch a
  *                                            flush applied (replay skips it)
- *   pending  (batch)                         versions 2-3 staged batches here;
- *                                            read at open only
+ *   pending  (batch)                         versions 2-3 of the store (never
+ *                                            released) staged batches here; no
+ *                                            code reads or writes it any more
  *
  * Durability: a batch is committed as one record of the commit log beside
- * the database (telemetry_sqlite_pending.c): write(2) returns, so it
+ * the database (the commit path, telemetry_sqlite_int.h): write(2) returns, so it
  * survives kill -9 of the process; with durable = true the record is also
  * fdatasynced, so it survives power loss. Its messages and derived rows
  * (latest, rollups, catalog, devices) reach their tables later, in a flush,
@@ -106,12 +107,13 @@ static const char *const migrations[] = {
     "CREATE TABLE pending ("
     " batch INTEGER PRIMARY KEY,"
     " keys BLOB NOT NULL);",
-    /* 3: the pending log carries the messages themselves (encoded, see
-     * telemetry_sqlite_pending.c), which are not in `messages` yet; keys
-     * is then empty. Rows of step 2 (msgs NULL) are still understood. */
+    /* 3: the pending log carries the messages themselves (encoded), which
+     * are not in `messages` yet; keys is then empty. (Steps 2 and 3 only
+     * served development builds before step 4; they stay so that the
+     * schema's numbering does not change.) */
     "ALTER TABLE pending ADD COLUMN msgs BLOB;",
     /* 4: batches are staged in a commit log of files beside the database
-     * (telemetry_sqlite_pending.c), not in `pending`; a flush records the
+     * (telemetry_sqlite_stage.c), not in `pending`; a flush records the
      * newest batch it applied here, in its own transaction, so that replay
      * after a crash skips what is applied already */
     "CREATE TABLE log_state ("
@@ -167,7 +169,7 @@ static const char *const migrations[] = {
  *  - temp B-trees (delete_range's GROUP BY) in memory.
  * (Write transactions install a WAL hook on their connection, which turns
  * its automatic checkpoint off: the store checkpoints after its commits
- * instead, see telemetry_sqlite_pending.c.) */
+ * instead, see telemetry_sqlite_flusher.c.) */
 static const char conn_sql[] = "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;"
                                " PRAGMA temp_store = MEMORY";
 
@@ -180,21 +182,14 @@ static const char *const stmt_sql[TMS__COUNT] = {
     [TMS_PING] = "SELECT 1",
     [TMS_STATS] = "SELECT messages, devices FROM totals",
 
-    /* write_batch: OR IGNORE makes a retried identity a no-op; the caller
-     * reads sqlite3_changes() to aggregate only what was inserted. The
-     * upserts of the derived rows are built in telemetry_sqlite_write.c. */
-    [TMS_MSG_GET] = "SELECT user_id, data, meta FROM messages"
-                    " WHERE device_id = ?1 AND ts = ?2 AND seq = ?3",
-
-    /* flush and crash recovery */
+    /* flush and crash recovery: OR IGNORE makes a retried identity a no-op;
+     * the flush reads sqlite3_changes() to aggregate only what was
+     * inserted. The upserts of the derived rows are built in
+     * telemetry_sqlite_write.c. */
     [TMS_MSG_INSERT] = "INSERT OR IGNORE INTO messages (device_id, ts, seq, user_id, data, meta)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [TMS_LOG_STATE_GET] = "SELECT flushed_upto FROM log_state",
     [TMS_LOG_STATE_SET] = "UPDATE log_state SET flushed_upto = ?1 WHERE flushed_upto < ?1",
-    [TMS_PENDING_DEL] = "DELETE FROM pending WHERE batch <= ?1",
-    [TMS_PENDING_SCAN] = "SELECT batch, keys FROM pending WHERE batch <= ?1 AND msgs IS NULL"
-                         " ORDER BY batch",
-    [TMS_PENDING_ALL] = "SELECT batch, msgs FROM pending ORDER BY batch",
 
     /* Scans: keyset continuation (the last row seen is bound), never OFFSET. */
     [TMS_Q_DEVICE] = "SELECT ts, seq, data, meta FROM messages"
@@ -299,20 +294,6 @@ static const struct iot_sqldb_schema telemetry_schema = {
 
 /* ---- helpers shared by the other files ----------------------------------- */
 
-bool iot_tmsql_name_ok(const char *name, size_t len)
-{
-    if (!name || len == 0 || len > IOT_TM_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '.' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 /* Quoted member syntax, because names may hold '.' and '-'. */
 void iot_tmsql_json_path(const char *name, size_t len, char buf[IOT_TMSQL_PATH_MAX])
 {
@@ -343,6 +324,7 @@ static void tm_free(struct iot_tmsql *s)
     iot_clog_close(s->log);
     iot_sqldb_close(s->db);
     iot_tmsql_agg_free(s->agg);
+    iot_tmsql_scratch_free(s->scratch);
     iot_tmsql_stage_free(s->stage);
     pthread_cond_destroy(&s->stage_cv);
     pthread_mutex_destroy(&s->stage_mu);
@@ -378,7 +360,7 @@ static int tm_open(const char *url, bool durable, void **self)
     atomic_init(&s->wal_pages, 0);
     int rc = iot_sqldb_open_ex(url, &telemetry_schema, durable, &s->db);
     if (rc == IOT_OK)
-        rc = iot_tmsql_pending_open(s);
+        rc = iot_tmsql_log_open(s);
     if (rc) {
         tm_free(s);
         return rc;
@@ -393,7 +375,7 @@ static void tm_close(void *self)
     struct iot_tmsql *s = self;
     if (!s)
         return;
-    iot_tmsql_pending_close(s);
+    iot_tmsql_log_close(s);
     tm_free(s);
 }
 

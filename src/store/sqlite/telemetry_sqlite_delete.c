@@ -97,7 +97,7 @@ static int collect_touched(struct iot_sqldb_conn *c, int64_t dev, int64_t from, 
     while (rc == IOT_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 0);
         size_t len = (size_t)sqlite3_column_bytes(st, 0);
-        if (!name || !iot_tmsql_name_ok(name, len))
+        if (!name || strlen(name) != len || !iot_tm_name_valid(name))
             continue;
         struct touched t = {.name_len = len, .hour = sqlite3_column_int64(st, 1),
                             .numeric = sqlite3_column_int(st, 2) != 0,

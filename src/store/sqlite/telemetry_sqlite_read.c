@@ -463,7 +463,7 @@ static void next_rollup(struct scan *sc, const struct cell *row, const char *tex
 
 static bool name_ok(const char *name)
 {
-    return name && iot_tmsql_name_ok(name, strnlen(name, IOT_TM_NAME_MAX + 1));
+    return name && iot_tm_name_valid(name);
 }
 
 int iot_tmsql_rollups(void *self, int64_t device_id, const char *name, int64_t width,

@@ -2,7 +2,7 @@
  * derived deltas that a flush fills and applies.
  *
  * write_batch checks the whole batch, then stages it: one record of the
- * commit log that carries the messages (telemetry_sqlite_pending.c). The
+ * commit log that carries the messages (telemetry_sqlite_stage.c). The
  * messages reach `messages`, and
  * their derived rows — latest value, catalog, hourly and daily rollups,
  * device counts — their tables, in a later flush, aggregated over every
@@ -26,66 +26,11 @@
 #include "util/err.h"
 
 enum {
-    BATCH_MAX = 65536, /* messages per write_batch (IOT_ELIMIT beyond) */
     UNIT_MAX = 64,     /* bytes of a unit; longer ones are ignored */
     KEEP_ENTRIES = 1 << 16,  /* a map larger than this is freed at reset */
     KEEP_TEXT = 4 << 20,     /* bytes of text kept at reset */
     FIRST_CAP = 256,
 };
-
-/* |ts| bound: far beyond any real date (2^53 ms is 285,000 years), and it
- * keeps bucket arithmetic (ts - ts % width - width) from overflowing. */
-#define TS_LIMIT (INT64_C(1) << 53)
-
-/* ---- validation -------------------------------------------------------- */
-
-static int check_value(const struct iot_tm_value *v)
-{
-    switch (v->type) {
-    case IOT_TM_NUMBER: return isfinite(v->num) ? IOT_OK : IOT_EINVAL;
-    case IOT_TM_BOOL: return IOT_OK;
-    case IOT_TM_STRING:
-        return v->str_len <= IOT_TM_STRING_MAX && (v->str || v->str_len == 0) ? IOT_OK
-                                                                              : IOT_EINVAL;
-    default: return IOT_EINVAL;
-    }
-}
-
-static int check_message(const struct iot_tm_message *m)
-{
-    if (m->ts < -TS_LIMIT || m->ts > TS_LIMIT)
-        return IOT_EINVAL;
-    if (!m->data_json || m->data_len == 0 || m->data_len > IOT_TM_DATA_JSON_MAX)
-        return IOT_EINVAL;
-    if (m->meta_json && m->meta_len > IOT_TM_DATA_JSON_MAX)
-        return IOT_EINVAL;
-    if (m->n_points > IOT_TM_POINTS_MAX || (m->n_points && !m->points))
-        return IOT_EINVAL;
-    for (size_t i = 0; i < m->n_points; i++) {
-        const struct iot_tm_point *p = &m->points[i];
-        if (!p->name || !iot_tmsql_name_ok(p->name, strnlen(p->name, IOT_TM_NAME_MAX + 1)))
-            return IOT_EINVAL;
-        int rc = check_value(&p->value);
-        if (rc)
-            return rc;
-    }
-    return IOT_OK;
-}
-
-/* All of the batch is checked before anything is written. */
-static int check_batch(const struct iot_tm_message *msgs, size_t n)
-{
-    if (!msgs)
-        return IOT_EINVAL;
-    if (n > BATCH_MAX)
-        return IOT_ELIMIT;
-    for (size_t i = 0; i < n; i++) {
-        int rc = check_message(&msgs[i]);
-        if (rc)
-            return rc;
-    }
-    return IOT_OK;
-}
 
 /* ---- the map ------------------------------------------------------------ */
 
@@ -715,11 +660,11 @@ int iot_tmsql_agg_apply(struct iot_sqldb_conn *c, const struct iot_tmsql_agg *a)
 
 /* ---- write_batch ------------------------------------------------------------ */
 
-/* Validates all of the batch, then stages it (telemetry_sqlite_pending.c). */
+/* Validates all of the batch, then stages it (telemetry_sqlite_stage.c). */
 int iot_tmsql_write_batch(void *self, const struct iot_tm_message *msgs, size_t n)
 {
     if (n == 0)
         return IOT_OK;
-    int rc = check_batch(msgs, n);
+    int rc = iot_tm_check_batch(msgs, n);
     return rc ? rc : iot_tmsql_stage_write(self, msgs, n);
 }

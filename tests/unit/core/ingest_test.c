@@ -46,16 +46,9 @@ static int fake_touch(void *self, const struct iot_seen *seen, size_t n)
     return IOT_OK;
 }
 
-static int fake_purge(void *self, int64_t raw_before, int64_t rollup_before, int64_t *removed)
-{
-    *removed = 0;
-    return IOT_OK;
-}
-
 static const struct iot_registry_ops fake_registry_ops = {
     .name = "fake", .version = 1, .device_touch = fake_touch};
-static const struct iot_telemetry_ops fake_telemetry_ops = {
-    .name = "fake", .version = 1, .purge = fake_purge};
+static const struct iot_telemetry_ops fake_telemetry_ops = {.name = "fake", .version = 1};
 static const struct iot_cache_ops fake_cache_ops = {.name = "fake", .version = 1};
 
 /* Polls for a device_touch for up to timeout_ms of monotonic time. */

@@ -11,6 +11,8 @@
 #   scripts/services.sh stop   postgres redis
 #   scripts/services.sh status postgres redis
 #   scripts/services.sh env    postgres redis   # print env of running servers
+#   scripts/services.sh kill   cassandra3.2     # kill -9 one node (a crash)
+#   scripts/services.sh nodetool cassandra3.2 repair KEYSPACE   # nodetool on one node
 #
 # Services: postgres, redis, cassandra (one node on 127.0.0.1), cassandra3
 # (three nodes on 127.0.0.1, .2 and .3) and cassandra3.N (its node N).
@@ -362,6 +364,10 @@ native_transport_port: $cql
 auto_bootstrap: false
 authenticator: PasswordAuthenticator
 authorizer: AllowAllAuthorizer
+# Throwaway test nodes: no snapshot on DROP or TRUNCATE (the default, true,
+# hard-links every dropped table's files until someone clears them): the
+# API tests drop a keyspace per namespace, about a hundred a run. A
+# production node keeps the default.
 auto_snapshot: false
 YAML
   cat >"$dir/logback.xml" <<XML
@@ -457,6 +463,33 @@ cass_kill_node() {
   log "$cluster node $i killed"
 }
 
+# nodetool: the jar distribution has no bin/nodetool script, so this runs
+# its class, org.apache.cassandra.tools.NodeTool, as that script would:
+# same jars and JPMS flags, on the node's JMX port (local only, no
+# authentication: -Dcassandra.jmx.local.port), warnings only on stderr,
+# its history file in the node's directory rather than ~/.cassandra.
+cass_nodetool() {
+  local cluster i nodes cql storage jmx dir
+  read -r cluster i <<<"$(cass_nodes_of "$1")"
+  shift
+  read -r nodes cql storage jmx <<<"$(cass_layout "$cluster")"
+  dir="$(cass_node_dir "$cluster" "$i")"
+  [ -f "$(cass_home)/lib/.complete-$CASSANDRA_VERSION" ] || die "Cassandra is not installed: start it first"
+  cat >"$(cass_home)/nodetool-logback.xml" <<XML
+<configuration>
+  <appender name="STDERR" class="ch.qos.logback.core.ConsoleAppender">
+    <target>System.err</target>
+    <encoder><pattern>%-5level %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="STDERR"/></root>
+</configuration>
+XML
+  # shellcheck disable=SC2046 # one flag per line
+  "$(cass_java)" -Xmx256m $(cass_jvm_module_flags) "-Duser.home=$dir" \
+    "-Dlogback.configurationFile=$(cass_home)/nodetool-logback.xml" \
+    -cp "$(cass_home)/lib/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p "$((jmx + i))" "$@"
+}
+
 cass_hosts() {
   local nodes cql storage jmx i out=""
   read -r nodes cql storage jmx <<<"$(cass_layout "$1")"
@@ -510,8 +543,20 @@ env_cassandra() {
 usage() {
   echo "usage: $0 start|stop|status|env postgres|redis|cassandra|cassandra3|cassandra3.N..." >&2
   echo "       $0 kill cassandra|cassandra3|cassandra3.N...   (kill -9, a crash)" >&2
+  echo "       $0 nodetool cassandra|cassandra3.N ARGS...         (e.g. status, repair KEYSPACE)" >&2
   exit 2
 }
+
+# nodetool: one node, then nodetool's own arguments.
+if [ "${1:-}" = nodetool ]; then
+  [ $# -ge 3 ] || usage
+  case "$2" in cassandra | cassandra3.[123]) ;; *) log "nodetool takes one node: cassandra or cassandra3.N"; exit 2 ;; esac
+  make_services_dir
+  node="$2"
+  shift 2
+  cass_nodetool "$node" "$@"
+  exit
+fi
 
 [ $# -ge 2 ] || usage
 action="$1"

@@ -10,7 +10,9 @@ nothing is faked."""
 import sqlite3
 import time
 
-from conftest import expect, make_user, psql
+import pytest
+
+from conftest import TEST_CASSANDRA, expect, make_user, psql
 from test_telemetry import new_device, total_messages
 
 
@@ -55,6 +57,8 @@ def test_deletes_remove_telemetry_and_leave_nothing_pending(users, srv):
     assert ours == [], "the deleting requests finished their clean-ups"
 
 
+@pytest.mark.skipif(bool(TEST_CASSANDRA), reason="the failure is a lock on the SQLite telemetry "
+                    "file; with telemetry on Cassandra there is none to hold")
 def test_failed_cleanup_is_retried(start_server):
     """The telemetry store is locked when the device is deleted: the delete
     still succeeds (200), the clean-up waits in the registry with the

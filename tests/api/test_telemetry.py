@@ -1279,7 +1279,10 @@ def test_history_page_is_bounded_by_bytes(start_server):
     with a next_cursor, the server's peak memory barely moves, and paging
     returns every message exactly once (device and per-user history)."""
     budget = 1 << 20
-    s = start_server(env={"IOTFLOW_MAX_PAGE_BYTES": str(budget),
+    # Four workers whatever the stores: each worker's malloc arena keeps its
+    # own high-water mark, so with a server store's default (8 x CPUs) the
+    # sum over workers, not one page, would be measured.
+    s = start_server(env={"IOTFLOW_MAX_PAGE_BYTES": str(budget), "IOTFLOW_THREADS": "4",
                           "IOTFLOW_MAX_BODY": str(8 << 20)})
     owner = make_user(s, "bearer")
     d = new_device(owner)

@@ -30,7 +30,7 @@ enum {
     QUERY_FIRST_ROWS = 32,    /* a history page's first chunk, row sizes unknown yet */
     QUERY_ASSUMED_ROW = 2 * IOT_TM_DATA_JSON_MAX, /* a row's bytes until some are seen */
     QUERY_CHUNK_ROWS = 1000,
-    QUERY_CHUNK_BYTES = 1 << 20,
+    QUERY_CHUNK_BYTES = 256 << 10, /* a reply frame stays small: workers keep what they touched */
     COUNT_PARALLEL = 32,      /* COUNT(*) of user days in flight at once */
     DERIVED_PAGE = 1000,      /* rows of latest_data, units, partial aggregates */
     MERGE_HINT_ROWS = 16,     /* a bucket read with more rows is handed to the merger */

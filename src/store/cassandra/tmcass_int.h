@@ -8,7 +8,8 @@
  * migrations, statements), tmcass_exec.c (running statements: blocking
  * helpers, a group of concurrent requests, error mapping), tmcass_write.c
  * (write_batch), tmcass_agg.c (partial aggregates: combining and merging),
- * tmcass_read.c (history, latest, rollups, samples, catalog),
+ * tmcass_read.c (history, latest, rollups, samples, catalog), tmcass_json.c
+ * (a measurement out of a message's JSON),
  * tmcass_delete.c (delete_range, delete_device, delete_user). */
 #ifndef IOT_STORE_CASSANDRA_TMCASS_INT_H
 #define IOT_STORE_CASSANDRA_TMCASS_INT_H
@@ -139,7 +140,6 @@ enum tmc_stmt {
     TMC_SEL_LATEST_NAME,       /* (ts, seq) of one name's newest latest row */
     TMC_SEL_DAY_KEYS,          /* (ts, seq) of a whole device day */
     TMC_SEL_USER_DAY_KEYS,     /* (ts, seq, device_id) of a whole user day */
-    TMC_DEL_DEVICE_DAY,        /* one device_days row */
     TMC_DEL_UNIT,              /* one name's unit */
     TMC_DEL_DEVICE_ROW,        /* one device_data row */
     TMC_N_STMTS

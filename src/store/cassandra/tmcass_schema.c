@@ -137,7 +137,6 @@ const char *const tmc_stmt_text[TMC_N_STMTS] = {
     [TMC_SEL_DAY_KEYS] = "SELECT ts, seq FROM device_data WHERE device_id = ? AND day = ?",
     [TMC_SEL_USER_DAY_KEYS] = "SELECT ts, seq, device_id FROM user_data WHERE user_id = ?"
                               " AND day = ?",
-    [TMC_DEL_DEVICE_DAY] = "DELETE FROM device_days WHERE device_id = ? AND day = ?",
     [TMC_DEL_UNIT] = "DELETE FROM device_measurements WHERE device_id = ? AND span = ?"
                      " AND name = ?",
     [TMC_DEL_DEVICE_ROW] = "DELETE FROM device_data WHERE device_id = ? AND day = ? AND ts = ?"

@@ -37,27 +37,13 @@
 #include <sqlite3.h>
 
 #include "contract/contract_runner.h"
+#include "test_asserts.h"
 
 #include "store/registry.h"
 #include "util/clock.h"
 #include "util/err.h"
 
 
-/* Asserts that print both values: decimal, and error names for statuses
- * (cmocka 1.1's assert_int_equal prints hex, unreadable for negatives). */
-#define assert_i64(a, b)                                                                       \
-    do {                                                                                       \
-        int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                          \
-        if (a_ != b_)                                                                          \
-            fail_msg("%s is %" PRId64 ", want %" PRId64 " (%s)", #a, a_, b_, #b);            \
-    } while (0)
-#define assert_rc(expr, want)                                                                  \
-    do {                                                                                       \
-        int rc_ = (expr), want_ = (want);                                                      \
-        if (rc_ != want_)                                                                      \
-            fail_msg("%s returned %d (%s), want %d (%s)", #expr, rc_, iot_strerror(rc_), want_, \
-                     iot_strerror(want_));                                                     \
-    } while (0)
 
 struct fixture {
     struct iot_registry reg;

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "test_asserts.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +43,6 @@
 
 #define HOUR_MS INT64_C(3600000)
 
-#define assert_i64(a, b)                                                                       \
-    do {                                                                                       \
-        int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                          \
-        if (a_ != b_)                                                                          \
-            fail_msg("%s is %" PRId64 ", want %" PRId64 " (%s)", #a, a_, b_, #b);            \
-    } while (0)
 
 static const char *g_bin;      /* the iotflowd under test */
 static char g_dir[1024];       /* this run's scratch directory */

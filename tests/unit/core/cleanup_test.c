@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "test_asserts.h"
 #include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -27,19 +28,6 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define assert_i64(a, b)                                                                       \
-    do {                                                                                       \
-        int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                          \
-        if (a_ != b_)                                                                          \
-            fail_msg("%s is %" PRId64 ", want %" PRId64 " (%s)", #a, a_, b_, #b);            \
-    } while (0)
-#define assert_rc(expr, want)                                                                  \
-    do {                                                                                       \
-        int rc_ = (expr), want_ = (want);                                                      \
-        if (rc_ != want_)                                                                      \
-            fail_msg("%s returned %d (%s), want %d (%s)", #expr, rc_, iot_strerror(rc_), want_, \
-                     iot_strerror(want_));                                                     \
-    } while (0)
 
 #define T0 INT64_C(1800000000000) /* the injected "now" of the clocked tests */
 #define RETRY_MIN INT64_C(1000)

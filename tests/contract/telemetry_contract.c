@@ -1639,32 +1639,17 @@ static void test_ops_between_writes(void **state)
     assert_i64(get_stats(tm).messages, 15);
 
     /* 600 hours x 100 names in one batch */
-    enum { MSGS = 600, POINTS = 100 };
-    static char names[POINTS][8];
-    struct iot_tm_point p[POINTS];
-    for (int i = 0; i < POINTS; i++) {
-        snprintf(names[i], sizeof names[i], "m%03d", i);
-        p[i] = (struct iot_tm_point){names[i], {.type = IOT_TM_NUMBER, .num = i}};
-    }
-    struct iot_tm_message *m = calloc(MSGS, sizeof *m);
-    assert_non_null(m);
-    for (int i = 0; i < MSGS; i++)
-        m[i] = (struct iot_tm_message){.device_id = 5, .user_id = 1, .ts = T0 + i * H,
-                                       .points = p, .n_points = POINTS,
-                                       .data_json = "{\"m000\":0}", .data_len = 10};
-    assert_rc(iot_tm_write_batch(tm, m, MSGS), IOT_OK);
-    free(m);
-    for (int i = 0; i < POINTS; i += POINTS - 1) {
+    write_wide_batch(tm, 5);
+    for (const char *name = "m000"; name; name = strcmp(name, "m000") == 0 ? "m099" : NULL) {
         int64_t buckets = 0;
-        assert_rc(iot_tm_rollups(tm, 5, names[i], H, INT64_MIN, INT64_MAX, count_rollups,
-                                 &buckets),
+        assert_rc(iot_tm_rollups(tm, 5, name, H, INT64_MIN, INT64_MAX, count_rollups, &buckets),
                   IOT_OK);
-        assert_i64(buckets, MSGS);
+        assert_i64(buckets, WIDE_MSGS);
     }
     c.n = 0;
     assert_rc(iot_tm_catalog(tm, 5, on_catalog, &c), IOT_OK);
-    assert_i64(c.n, POINTS);
-    assert_i64(find_catalog(&c, "m099")->count, MSGS);
+    assert_i64(c.n, WIDE_POINTS);
+    assert_i64(find_catalog(&c, "m099")->count, WIDE_MSGS);
 
     if (!fx->path[0] && strstr(fx->url, ":memory:"))
         return; /* a memory store ends with its handle */

@@ -526,4 +526,27 @@ static inline void mixed_batches_check(struct iot_telemetry *tm)
     assert_i64(get_rollups(tm, 4, "mode", H, INT64_MIN, INT64_MAX).n, 0);
 }
 
+
+/* One batch of WIDE_MSGS messages of device `dev`, an hour apart from T0,
+ * each with WIDE_POINTS numbers m000..m099 (m<i> = i): 60,000 hourly
+ * buckets in one write. */
+enum { WIDE_MSGS = 600, WIDE_POINTS = 100 };
+static inline void write_wide_batch(struct iot_telemetry *tm, int64_t dev)
+{
+    static char names[WIDE_POINTS][8];
+    struct iot_tm_point p[WIDE_POINTS];
+    for (int i = 0; i < WIDE_POINTS; i++) {
+        snprintf(names[i], sizeof names[i], "m%03d", i);
+        p[i] = (struct iot_tm_point){names[i], {.type = IOT_TM_NUMBER, .num = i}};
+    }
+    struct iot_tm_message *m = calloc(WIDE_MSGS, sizeof *m);
+    assert_non_null(m);
+    for (int i = 0; i < WIDE_MSGS; i++)
+        m[i] = (struct iot_tm_message){.device_id = dev, .user_id = 1, .ts = T0 + i * H,
+                                       .points = p, .n_points = WIDE_POINTS,
+                                       .data_json = "{\"m000\":0}", .data_len = 10};
+    assert_rc(iot_tm_write_batch(tm, m, WIDE_MSGS), IOT_OK);
+    free(m);
+}
+
 #endif

@@ -489,24 +489,10 @@ static void test_pending_flushes(void **state)
     assert_rollup(r.v[0], T0, 14, 79, 1, 11); /* 1, 2, 4 x 5, 5..11 */
 
     /* more keys than the map keeps (60,000 hour rollups of one batch) */
-    enum { MSGS = 600, POINTS = 100 };
-    static char names[POINTS][8];
-    struct iot_tm_point p[POINTS];
-    for (int i = 0; i < POINTS; i++) {
-        snprintf(names[i], sizeof names[i], "m%03d", i);
-        p[i] = (struct iot_tm_point){names[i], {.type = IOT_TM_NUMBER, .num = i}};
-    }
-    struct iot_tm_message *m = calloc(MSGS, sizeof *m);
-    assert_non_null(m);
-    for (int i = 0; i < MSGS; i++)
-        m[i] = (struct iot_tm_message){.device_id = 5, .user_id = 1, .ts = T0 + i * H,
-                                       .points = p, .n_points = POINTS,
-                                       .data_json = "{\"m000\":0}", .data_len = 10};
-    assert_rc(iot_tm_write_batch(tm, m, MSGS), IOT_OK);
-    free(m);
+    write_wide_batch(tm, 5);
     wait_pending(path, 0); /* a batch this big is due at once, clock or not */
     assert_i64(raw_int(path, "SELECT count(*) FROM rollups WHERE device_id = 5 AND width = 3600000"),
-               MSGS * POINTS);
+               WIDE_MSGS * WIDE_POINTS);
 
     /* close flushes */
     write_one(tm, 1, 1, T0 + 11, 0, "x", 12);

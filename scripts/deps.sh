@@ -25,7 +25,7 @@ REQUIREMENTS="$ROOT/tests/requirements.txt"
 BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libmicrohttpd-dev libjansson-dev libsodium-dev libsqlite3-dev uuid-dev
-  libpq-dev libhiredis-dev
+  libpq-dev libhiredis-dev libmongoc-dev
   libcmocka-dev
 )
 # gcc brings its sanitizer runtimes (libasan, libubsan, libtsan through

@@ -61,13 +61,29 @@ static int open_stores(const struct iot_config *cfg, struct iot_app *app)
         iot_registry_close(&app->registry);
         return rc;
     }
-    IOT_INFO("stores: registry=%s cache=%s telemetry=%s%s", app->registry.ops->name,
-             app->cache.ops->name, app->telemetry.ops->name, cfg->fsync ? " (fsync)" : "");
+    if (*cfg->mongodb_url)
+        snprintf(url, sizeof url, "%s", cfg->mongodb_url);
+    else
+        snprintf(url, sizeof url, "sqlite://%s/documents.db", cfg->data_dir);
+    rc = iot_docs_open(url, &app->docs);
+    if (rc) {
+        iot_config_redact_url(url, shown, sizeof shown);
+        IOT_ERROR("cannot open the documents store (%s): %s; compiled-in backends: %s", shown,
+                  iot_strerror(rc), iot_docs_backend_names());
+        iot_telemetry_close(&app->telemetry);
+        iot_cache_close(&app->cache);
+        iot_registry_close(&app->registry);
+        return rc;
+    }
+    IOT_INFO("stores: registry=%s cache=%s telemetry=%s%s documents=%s", app->registry.ops->name,
+             app->cache.ops->name, app->telemetry.ops->name, cfg->fsync ? " (fsync)" : "",
+             app->docs.ops->name);
     return IOT_OK;
 }
 
 static void close_stores(struct iot_app *app)
 {
+    iot_docs_close(&app->docs);
     iot_telemetry_close(&app->telemetry);
     iot_cache_close(&app->cache);
     iot_registry_close(&app->registry);
@@ -144,9 +160,8 @@ static unsigned worker_threads(const struct iot_config *cfg)
     if (cfg->threads > 0)
         return (unsigned)cfg->threads;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    bool remote = *cfg->database_url || *cfg->redis_url || strstr(cfg->telemetry_url, "://");
-    if (strncasecmp(cfg->telemetry_url, "sqlite:", 7) == 0)
-        remote = *cfg->database_url || *cfg->redis_url;
+    bool remote = *cfg->database_url || *cfg->redis_url || *cfg->mongodb_url ||
+                  iot_telemetry_backend(cfg->telemetry_url) != iot_telemetry_backend(NULL);
     return cpus > 0 ? (unsigned)((remote ? 8 : 2) * cpus) : 4;
 }
 

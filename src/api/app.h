@@ -16,21 +16,27 @@
 #include "core/retention.h"
 #include "http/router.h"
 #include "store/cache.h"
+#include "store/docs.h"
 #include "store/registry.h"
 #include "store/telemetry.h"
 
 struct iot_streams; /* live telemetry streams (api/stream.c) */
+struct iot_events;  /* the event log writer (core/events.h) */
+struct iot_alerting; /* alert rules evaluated on ingest (core/alerting.h) */
 
 struct iot_app {
     const struct iot_config *cfg;
     struct iot_registry registry;
     struct iot_cache cache;
     struct iot_telemetry telemetry;
+    struct iot_docs docs;
     struct iot_ingest *ingest;
     struct iot_retention *retention; /* main.c's: no handler uses it */
     struct iot_cleaner *cleaner; /* telemetry of deleted devices and users */
     struct iot_devcache *devcache;
     struct iot_streams *streams;
+    struct iot_events *events;
+    struct iot_alerting *alerting;
     struct iot_cache_sub *device_notices; /* api/device_common.c */
     int64_t started_at_ms;
     int64_t started_mono_us;

@@ -32,6 +32,8 @@ static const struct opt options[] = {
      "registry store: sqlite:///path.db (default <data-dir>/iotflow.db) or postgresql://user:pass@host:port/db"},
     {"REDIS_URL", "redis-url", OPT_STRING, FIELD(redis_url), "", 0, 0,
      "cache store: redis://[:pass@]host[:port][/db][?prefix=NS] (default: in-process)"},
+    {"MONGODB_URL", "mongodb-url", OPT_STRING, FIELD(mongodb_url), "", 0, 0,
+     "documents store: mongodb://[user:pass@]host[:port]/db[?options] (default: SQLite file documents.db in <data-dir>)"},
     {"IOTFLOW_ADMIN_TOKEN", "admin-token", OPT_STRING, FIELD(admin_token), "", 0, 0,
      "token for 'Authorization: admin <token>'; empty refuses admin calls (prefer the env var: flags show in ps)"},
     {"IOTFLOW_TRUST_USER_ID_HEADER", "trust-user-id-header", OPT_BOOL, FIELD(trust_user_id_header),

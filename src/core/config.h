@@ -18,6 +18,7 @@ struct iot_config {
     char *data_dir;
     char *database_url; /* empty: SQLite file iotflow.db in data_dir */
     char *redis_url;    /* empty: the in-process cache */
+    char *mongodb_url;  /* empty: SQLite file documents.db in data_dir */
     char *admin_token;  /* empty: admin API refused */
     bool trust_user_id_header;
     int64_t auth_rate_limit;   /* requests/minute per client IP; 0 = off */

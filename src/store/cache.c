@@ -9,17 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/backend.h"
 #include "store/memory/cache_memory.h"
 #include "store/redis/cache_redis.h"
 #include "util/err.h"
 
-/* One entry per compiled-in backend; `scheme` is what a URL starts with. */
-struct cache_backend {
-    const char *scheme;
-    const struct iot_cache_ops *ops;
-};
-
-static const struct cache_backend cache_backends[] = {
+/* The cache takes no paths: "memory" is spelt out, or no URL at all. */
+static const struct iot_backend_scheme cache_backends[] = {
     {.scheme = "memory", .ops = &iot_cache_memory},
     {.scheme = "redis", .ops = &iot_cache_redis},
 };
@@ -29,17 +25,8 @@ static const char cache_backend_names[] = "memory, redis";
 
 const struct iot_cache_ops *iot_cache_backend(const char *url)
 {
-    if (!url || url[0] == '\0')
-        return &iot_cache_memory;
-    for (size_t i = 0; i < sizeof cache_backends / sizeof cache_backends[0]; i++) {
-        const char *scheme = cache_backends[i].scheme;
-        size_t n = strlen(scheme);
-        /* "memory" alone, or "<scheme>://…" for server backends. */
-        if (strncmp(url, scheme, n) == 0 &&
-            (url[n] == '\0' || strncmp(url + n, "://", 3) == 0))
-            return cache_backends[i].ops;
-    }
-    return NULL;
+    return iot_backend_pick(url, cache_backends, sizeof cache_backends / sizeof cache_backends[0],
+                            &iot_cache_memory, false);
 }
 
 const char *iot_cache_backend_names(void) { return cache_backend_names; }

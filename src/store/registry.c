@@ -8,40 +8,24 @@
 #include <string.h>
 #include <strings.h>
 
+#include "store/backend.h"
 #include "store/postgres/registry_pg.h"
 #include "store/sqlite/registry_sqlite.h"
 #include "util/clock.h"
 #include "util/err.h"
 
-struct backend {
-    const char *scheme; /* URL prefix, matched case-insensitively */
-    const struct iot_registry_ops *ops; /* NULL: known but not compiled in */
+/* A URL with no known scheme is a path for the embedded default. libpq
+ * accepts both PostgreSQL spellings. */
+static const struct iot_backend_scheme backends[] = {
+    {.scheme = "sqlite", .ops = &iot_registry_sqlite},
+    {.scheme = "postgres", .ops = &iot_registry_postgres},
+    {.scheme = "postgresql", .ops = &iot_registry_postgres},
 };
-
-/* Known schemes. A URL with no "scheme:" prefix is a path for the embedded
- * default (SQLite). libpq accepts both PostgreSQL spellings. */
-static const struct backend backends[] = {
-    {.scheme = "sqlite:", .ops = &iot_registry_sqlite},
-    {.scheme = "postgres://", .ops = &iot_registry_postgres},
-    {.scheme = "postgresql://", .ops = &iot_registry_postgres},
-};
-#define N_BACKENDS (sizeof backends / sizeof backends[0])
-
-/* "scheme:" followed by "//", the shape of a URL rather than of a path. A
- * path such as "data/registry.db" or "C:..." never has "://". */
-static bool looks_like_url(const char *url)
-{
-    return strstr(url, "://") != NULL;
-}
 
 const struct iot_registry_ops *iot_registry_backend(const char *url)
 {
-    if (!url || !url[0])
-        return &iot_registry_sqlite;
-    for (size_t i = 0; i < N_BACKENDS; i++)
-        if (strncasecmp(url, backends[i].scheme, strlen(backends[i].scheme)) == 0)
-            return backends[i].ops;
-    return looks_like_url(url) ? NULL : &iot_registry_sqlite;
+    return iot_backend_pick(url, backends, sizeof backends / sizeof backends[0],
+                            &iot_registry_sqlite, true);
 }
 
 const char *iot_registry_backend_names(void)

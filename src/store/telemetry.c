@@ -7,38 +7,22 @@
 #include <string.h>
 #include <strings.h>
 
+#include "store/backend.h"
 #include "store/cassandra/telemetry_cassandra.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/telemetry_sqlite.h"
 #include "util/err.h"
 
-struct backend {
-    const char *scheme;                  /* URL prefix, matched case-insensitively */
-    const struct iot_telemetry_ops *ops; /* NULL: known but not compiled in */
+/* A URL with no known scheme is a path for the embedded default. */
+static const struct iot_backend_scheme backends[] = {
+    {.scheme = "sqlite", .ops = &iot_telemetry_sqlite},
+    {.scheme = "cassandra", .ops = &iot_telemetry_cassandra},
 };
-
-/* Known schemes. A URL with no "scheme://" is a path for the embedded
- * default (SQLite). */
-static const struct backend backends[] = {
-    {.scheme = "sqlite:", .ops = &iot_telemetry_sqlite},
-    {.scheme = "cassandra://", .ops = &iot_telemetry_cassandra},
-};
-#define N_BACKENDS (sizeof backends / sizeof backends[0])
-
-/* A path such as "data/telemetry.db" never has "://". */
-static bool looks_like_url(const char *url)
-{
-    return strstr(url, "://") != NULL;
-}
 
 const struct iot_telemetry_ops *iot_telemetry_backend(const char *url)
 {
-    if (!url || !url[0])
-        return &iot_telemetry_sqlite;
-    for (size_t i = 0; i < N_BACKENDS; i++)
-        if (strncasecmp(url, backends[i].scheme, strlen(backends[i].scheme)) == 0)
-            return backends[i].ops;
-    return looks_like_url(url) ? NULL : &iot_telemetry_sqlite;
+    return iot_backend_pick(url, backends, sizeof backends / sizeof backends[0],
+                            &iot_telemetry_sqlite, true);
 }
 
 const char *iot_telemetry_backend_names(void)

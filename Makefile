@@ -154,11 +154,14 @@ tsan: deps
 
 # HTTP: embedded, then PostgreSQL + Redis, then PostgreSQL + Redis +
 # Cassandra telemetry (one node, started like the tests' servers) with the
-# issue's goals beside its numbers; then our CQL client beside the
-# reference driver on Cassandra.
+# issue's goals beside its numbers; then the documents issue's goals
+# (bench/docs.py: embedded, and documents on FerretDB); then our CQL client
+# beside the reference driver on Cassandra. A failed check in the first
+# still runs the second; either fails the target.
 bench: build
-	@svc_env="$$(scripts/services.sh start postgres redis cassandra)" && eval "$$svc_env" && \
-	  $(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd
+	@svc_env="$$(scripts/services.sh start postgres redis cassandra ferretdb)" && eval "$$svc_env" || exit 1; \
+	  rc=0; $(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd || rc=1; \
+	  $(PYTHON) bench/docs.py --binary $(BUILD_DIR)/iotflowd || rc=1; exit $$rc
 	@$(MAKE) --no-print-directory bench-cql
 
 bench-cql: build

@@ -192,7 +192,7 @@ def start_server(binary, data_dir, fsync, backends=None):
                IOTFLOW_DATA_DIR=data_dir, IOTFLOW_ADMIN_TOKEN=ADMIN_TOKEN,
                IOTFLOW_AUTH_RATE_LIMIT="0", IOTFLOW_DEVICE_RATE_LIMIT="0",
                IOTFLOW_LOG_LEVEL="warn", IOTFLOW_FSYNC="1" if fsync else "0")
-    for k in ("DATABASE_URL", "REDIS_URL", "IOTFLOW_TELEMETRY_URL", "IOTFLOW_THREADS"):
+    for k in ("DATABASE_URL", "REDIS_URL", "IOTFLOW_TELEMETRY_URL", "MONGODB_URL", "IOTFLOW_THREADS"):
         env.pop(k, None)  # the defaults: embedded stores in data_dir, 2 x CPUs threads
     env.update(backends or {})
     log = open(os.path.join(data_dir, "iotflowd.log"), "w")
@@ -205,12 +205,18 @@ def start_server(binary, data_dir, fsync, backends=None):
     return proc, base
 
 
+BENCH_USER = {"username": "bench", "password": "bench-password"}
+
+
+def login(base):
+    """The Bearer header of the user setup_devices registered."""
+    token = call(base, "POST", "/api/v1/auth/login", BENCH_USER)[1]["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 def setup_devices(base, n):
-    call(base, "POST", "/api/v1/auth/register",
-         {"username": "bench", "email": "bench@example.com", "password": "bench-password"})
-    token = call(base, "POST", "/api/v1/auth/login",
-                 {"username": "bench", "password": "bench-password"})[1]["token"]
-    auth = {"Authorization": f"Bearer {token}"}
+    call(base, "POST", "/api/v1/auth/register", {**BENCH_USER, "email": "bench@example.com"})
+    auth = login(base)
     devices = []
     for i in range(n):
         d = call(base, "POST", "/api/v1/devices/register",

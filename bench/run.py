@@ -186,13 +186,15 @@ CASSANDRA_CREDENTIALS = os.environ.get("BENCH_CASSANDRA_CREDENTIALS", "cassandra
 
 def start_server(binary, data_dir, fsync, backends=None):
     """iotflowd on the embedded stores, or on the servers `backends` names
-    (DATABASE_URL and REDIS_URL, and IOTFLOW_TELEMETRY_URL for Cassandra)."""
+    (DATABASE_URL and REDIS_URL, IOTFLOW_TELEMETRY_URL for Cassandra,
+    MONGODB_URL for the documents: bench/docs.py)."""
     port = free_port()
     env = dict(os.environ, IOTFLOW_PORT=str(port), IOTFLOW_HOST="127.0.0.1",
                IOTFLOW_DATA_DIR=data_dir, IOTFLOW_ADMIN_TOKEN=ADMIN_TOKEN,
                IOTFLOW_AUTH_RATE_LIMIT="0", IOTFLOW_DEVICE_RATE_LIMIT="0",
                IOTFLOW_LOG_LEVEL="warn", IOTFLOW_FSYNC="1" if fsync else "0")
-    for k in ("DATABASE_URL", "REDIS_URL", "IOTFLOW_TELEMETRY_URL", "MONGODB_URL", "IOTFLOW_THREADS"):
+    for k in ("DATABASE_URL", "REDIS_URL", "IOTFLOW_TELEMETRY_URL", "MONGODB_URL",
+              "IOTFLOW_THREADS"):
         env.pop(k, None)  # the defaults: embedded stores in data_dir, 2 x CPUs threads
     env.update(backends or {})
     log = open(os.path.join(data_dir, "iotflowd.log"), "w")

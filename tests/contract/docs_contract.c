@@ -1377,21 +1377,27 @@ static void *exact_rev_racer(void *arg)
     return NULL;
 }
 
-static void test_threads_exact_rev_one_winner(void **state)
+/* Races N_ROUNDS rounds of exact-rev replaces, on the fixture's handle or
+ * on one handle per thread (what separate processes would do). */
+static void race_exact_rev(struct fixture *fx, bool own_handles)
 {
-    struct iot_docs *s = &((struct fixture *)*state)->d;
+    struct iot_docs *s = &fx->d, handles[N_THREADS];
     put_ok(s, IOT_DOCS_CONFIGS, doc("race", 1, 0), IOT_DOCS_NEW);
+    for (int t = 0; own_handles && t < N_THREADS; t++)
+        assert_rc(iot_docs_open(fx->url, &handles[t]), IOT_OK);
     pthread_barrier_t barrier;
     pthread_barrier_init(&barrier, NULL, N_THREADS);
     struct racer r[N_THREADS];
     pthread_t th[N_THREADS];
     for (int t = 0; t < N_THREADS; t++) {
-        r[t] = (struct racer){.s = s, .barrier = &barrier, .index = t};
+        r[t] = (struct racer){.s = own_handles ? &handles[t] : s, .barrier = &barrier, .index = t};
         pthread_create(&th[t], NULL, exact_rev_racer, &r[t]);
     }
     for (int t = 0; t < N_THREADS; t++)
         pthread_join(th[t], NULL);
     pthread_barrier_destroy(&barrier);
+    for (int t = 0; own_handles && t < N_THREADS; t++)
+        iot_docs_close(&handles[t]);
     int64_t writes = 1; /* the first insert */
     for (int round = 0; round < N_ROUNDS; round++) {
         int wins = 0;
@@ -1408,6 +1414,10 @@ static void test_threads_exact_rev_one_winner(void **state)
     }
     assert_i64(rev_of(s, IOT_DOCS_CONFIGS, "race"), writes);
 }
+
+static void test_threads_exact_rev_one_winner(void **state) { race_exact_rev(*state, false); }
+
+static void test_handles_exact_rev_one_winner(void **state) { race_exact_rev(*state, true); }
 
 struct upserter {
     struct iot_docs *s;
@@ -1547,6 +1557,7 @@ static int run_backend(const char *url)
         T(test_refuses_bad_bodies),
         T(test_refuses_bad_numbers_and_ranges),
         T(test_threads_exact_rev_one_winner),
+        T(test_handles_exact_rev_one_winner),
         T(test_threads_any_rev_no_lost_write),
         T(test_threads_insert_many_overlap),
     };

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "store/docs.h"
+#include "store/sqlite/sqlite_db.h" /* iot_sqldb_url_file: the file to delete */
 #include "util/err.h"
 
 struct fixture {
@@ -51,18 +52,6 @@ static atomic_uint g_seq;
 static bool is_mongo(const char *url)
 {
     return strncasecmp(url, "mongodb://", 10) == 0 || strncasecmp(url, "mongodb+srv://", 14) == 0;
-}
-
-/* The file of a SQLite URL ("sqlite:PATH", "sqlite://PATH" or a bare path). */
-static const char *sqlite_file_path(const char *url)
-{
-    const char *p = url;
-    if (strncasecmp(p, "sqlite:", 7) == 0) {
-        p += 7;
-        if (strncmp(p, "//", 2) == 0)
-            p += 2;
-    }
-    return p;
 }
 
 static void remove_db_files(const char *path)
@@ -121,8 +110,10 @@ static void fresh_url(struct fixture *fx)
     }
     snprintf(fx->url, sizeof fx->url, "%s-%ld-%u.db", g_base_url, (long)getpid(),
              atomic_fetch_add(&g_seq, 1));
-    snprintf(fx->path, sizeof fx->path, "%s", sqlite_file_path(fx->url));
-    remove_db_files(fx->path);
+    if (iot_sqldb_url_file(fx->url, fx->path, sizeof fx->path) != IOT_OK)
+        fx->path[0] = '\0'; /* a memory database: nothing to delete */
+    else
+        remove_db_files(fx->path);
 }
 
 static int setup(void **state)
@@ -428,6 +419,21 @@ static struct iot_docs *seeded(void **state)
     struct fixture *fx = *state;
     seed(&fx->d);
     return &fx->d;
+}
+
+/* One find on the seeded data set and the ids it must deliver. */
+struct find_case {
+    struct iot_docs_filter f;
+    const char *want;
+};
+
+static void expect_finds(struct iot_docs *s, const struct find_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *got = find_ids(s, ALERTS, &cases[i].f);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("case %zu found \"%s\", want \"%s\"", i, got, cases[i].want);
+    }
 }
 
 /* ---- backend ----------------------------------------------------------- */
@@ -889,10 +895,7 @@ static void test_collections_are_separate(void **state)
 static void test_find_by_owner_and_keys(void **state)
 {
     struct iot_docs *s = seeded(state);
-    const struct {
-        struct iot_docs_filter f;
-        const char *want;
-    } cases[] = {
+    const struct find_case cases[] = {
         {{0}, "a6,a5,a3,a4,a2,a1"},
         {{.user_id = 1}, "a6,a3,a2,a1"},
         {{.user_id = 2}, "a5,a4"},
@@ -907,17 +910,13 @@ static void test_find_by_owner_and_keys(void **state)
         {{.device_id = 10, .k2 = "q"}, "a2"},
         {{.user_id = 2, .device_id = 10}, ""},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        assert_string_equal(find_ids(s, ALERTS, &cases[i].f), cases[i].want);
+    expect_finds(s, cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_find_by_time(void **state)
 {
     struct iot_docs *s = seeded(state);
-    const struct {
-        struct iot_docs_filter f;
-        const char *want;
-    } cases[] = {
+    const struct find_case cases[] = {
         {{.has_ts_min = true, .ts_min = 200, .has_ts_max = true, .ts_max = 400}, "a5,a3,a4,a2"},
         {{.has_ts_min = true, .ts_min = 300}, "a6,a5,a3"},
         {{.has_ts_max = true, .ts_max = 200}, "a4,a2,a1"},
@@ -927,18 +926,14 @@ static void test_find_by_time(void **state)
         {{.has_ts_max = true, .ts_max = 99}, ""},
         {{.user_id = 1, .has_ts_max = true, .ts_max = 250}, "a2,a1"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        assert_string_equal(find_ids(s, ALERTS, &cases[i].f), cases[i].want);
+    expect_finds(s, cases, sizeof cases / sizeof cases[0]);
 }
 
 /* A tag matches whole: "red" is not "redder" nor "re". */
 static void test_find_by_tag(void **state)
 {
     struct iot_docs *s = seeded(state);
-    const struct {
-        struct iot_docs_filter f;
-        const char *want;
-    } cases[] = {
+    const struct find_case cases[] = {
         {{.tag = "red"}, "a2,a1"},
         {{.tag = "blue"}, "a3,a2"},
         {{.tag = "re"}, "a6"},
@@ -947,8 +942,7 @@ static void test_find_by_tag(void **state)
         {{.tag = "blue", .k2 = "q"}, "a2"},
         {{.tag = "red", .has_ts_min = true, .ts_min = 150}, "a2"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        assert_string_equal(find_ids(s, ALERTS, &cases[i].f), cases[i].want);
+    expect_finds(s, cases, sizeof cases / sizeof cases[0]);
 }
 
 #define BOX(a, b, c, d) .has_box = true, .lat_min = (a), .lat_max = (b), .lon_min = (c), .lon_max = (d)
@@ -957,10 +951,7 @@ static void test_find_by_tag(void **state)
 static void test_find_by_box(void **state)
 {
     struct iot_docs *s = seeded(state);
-    const struct {
-        struct iot_docs_filter f;
-        const char *want;
-    } cases[] = {
+    const struct find_case cases[] = {
         {{BOX(-90, 90, -180, 180)}, "a6,a5,a4,a2,a1"},
         {{BOX(10, 90, 20, 180)}, "a5,a4,a1"},
         {{BOX(-10, 10, -20, 20)}, "a4,a2,a1"},
@@ -971,8 +962,7 @@ static void test_find_by_box(void **state)
         {{BOX(-90, 90, -180, 180), .user_id = 2}, "a5,a4"},
         {{BOX(-90, 90, -180, 180), .tag = "red", .k2 = "p"}, "a1"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        assert_string_equal(find_ids(s, ALERTS, &cases[i].f), cases[i].want);
+    expect_finds(s, cases, sizeof cases / sizeof cases[0]);
 }
 
 /* ---- find: order, cursor, limit, early stop --------------------------- */
@@ -1043,10 +1033,7 @@ static void test_find_keyset_paging(void **state)
 static void test_find_after_cursor(void **state)
 {
     struct iot_docs *s = seeded(state);
-    const struct {
-        struct iot_docs_filter f;
-        const char *want;
-    } cases[] = {
+    const struct find_case cases[] = {
         {{.has_after = true, .after_ts = 200, .after_id = "a3"}, "a2,a1"},
         {{.has_after = true, .after_ts = 200, .after_id = "a4"}, "a2,a1"},
         {{.has_after = true, .after_ts = 200, .after_id = "a2"}, "a1"},
@@ -1057,25 +1044,20 @@ static void test_find_after_cursor(void **state)
         {{.ascending = true, .has_after = true, .after_ts = 200, .after_id = "a4"}, "a3,a5,a6"},
         {{.user_id = 1, .has_after = true, .after_ts = 300, .after_id = "a3"}, "a2,a1"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        assert_string_equal(find_ids(s, ALERTS, &cases[i].f), cases[i].want);
+    expect_finds(s, cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_find_limit(void **state)
 {
     struct iot_docs *s = seeded(state);
-    const struct {
-        struct iot_docs_filter f;
-        const char *want;
-    } cases[] = {
+    const struct find_case cases[] = {
         {{.limit = 2}, "a6,a5"},
         {{.limit = 1, .ascending = true}, "a1"},
         {{.limit = 3, .ascending = true, .k1 = "x"}, "a1,a2,a4"},
         {{.limit = 100}, "a6,a5,a3,a4,a2,a1"},
         {{.limit = 2, .has_after = true, .after_ts = 400, .after_id = "a5"}, "a3,a4"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        assert_string_equal(find_ids(s, ALERTS, &cases[i].f), cases[i].want);
+    expect_finds(s, cases, sizeof cases / sizeof cases[0]);
 }
 
 static int count_and_stop(void *ctx, const char *k1, const char *k2, int64_t n)

@@ -54,16 +54,6 @@ static bool is_mongo(const char *url)
     return strncasecmp(url, "mongodb://", 10) == 0 || strncasecmp(url, "mongodb+srv://", 14) == 0;
 }
 
-static void remove_db_files(const char *path)
-{
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        char buf[1200];
-        snprintf(buf, sizeof buf, "%s%s", path, suffixes[i]);
-        unlink(buf);
-    }
-}
-
 /* mongodb://[auth@]hosts[/db][?options] with the database renamed
  * <db>_<pid>_<random> (db "iot_contract" when the URL names none). */
 static void mongo_run_url(const char *url, char *out, size_t size)
@@ -113,7 +103,7 @@ static void fresh_url(struct fixture *fx)
     if (iot_sqldb_url_file(fx->url, fx->path, sizeof fx->path) != IOT_OK)
         fx->path[0] = '\0'; /* a memory database: nothing to delete */
     else
-        remove_db_files(fx->path);
+        contract_remove_sqlite_files(fx->path);
 }
 
 static int setup(void **state)
@@ -142,7 +132,7 @@ static int teardown(void **state)
     struct fixture *fx = *state;
     iot_docs_close(&fx->d);
     if (fx->path[0])
-        remove_db_files(fx->path);
+        contract_remove_sqlite_files(fx->path);
     free(fx);
     return 0;
 }
@@ -865,13 +855,24 @@ static void test_get_and_remove(void **state)
 }
 
 /* The same id in two collections is two documents. */
+static void test_rule_needs_a_name(void **state)
+{
+    struct iot_docs *s = &((struct fixture *)*state)->d;
+    struct iot_doc d = with_body(doc("r1", 1, 1), "{}");
+    assert_rc(iot_docs_put(s, IOT_DOCS_RULES, &d, IOT_DOCS_NEW, NULL), IOT_EINVAL);
+    size_t inserted = 9;
+    assert_rc(iot_docs_insert_many(s, IOT_DOCS_RULES, &d, 1, &inserted), IOT_EINVAL);
+    expect_absent(s, IOT_DOCS_RULES, "r1");
+}
+
 static void test_collections_are_separate(void **state)
 {
     struct iot_docs *s = &((struct fixture *)*state)->d;
     for (int c = 0; c < IOT_DOCS_N_COLLS; c++) {
         char body[32];
         snprintf(body, sizeof body, "{\"coll\":%d}", c);
-        put_ok(s, c, with_body(doc("same", 1, c), body), IOT_DOCS_NEW);
+        /* A rule needs a name; the others take one too, harmlessly. */
+        put_ok(s, c, with_keys(with_body(doc("same", 1, c), body), "name", NULL), IOT_DOCS_NEW);
     }
     assert_rc(iot_docs_remove(s, IOT_DOCS_EVENTS, "same"), IOT_OK);
     struct iot_docs_filter user1 = {.user_id = 1};
@@ -1518,6 +1519,7 @@ static int run_backend(const char *url)
         T(test_insert_many_skips_taken_rule_names),
         T(test_get_and_remove),
         T(test_collections_are_separate),
+        T(test_rule_needs_a_name),
         T(test_find_by_owner_and_keys),
         T(test_find_by_time),
         T(test_find_by_tag),

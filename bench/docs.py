@@ -19,11 +19,13 @@ answer that is not what was stored, acknowledged and stored messages that
 differ); a missed goal is not a failed check.
 """
 import argparse
+import collections
 import contextlib
 import datetime
 import http.client
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -72,7 +74,7 @@ def request(conn, method, path, body=None, headers=None):
         doc = json.loads(raw) if raw else None
     except ValueError:
         doc = None
-    return r.status, dict(r.getheaders()), doc
+    return r.status, r.headers, doc
 
 
 def connect(base):
@@ -186,18 +188,26 @@ def mongo_drop_database(host, port, db):
 
 # ---- one fresh server per scenario ------------------------------------------------
 
+# What a scenario gets: the server's process and URL, the devices ((id,
+# key) pairs), the user's Bearer header, the server's log file, the column
+# and a wrk runner for these devices.
+Server = collections.namedtuple("Server", "proc base devices auth log column run")
+
+
 @contextlib.contextmanager
 def fresh_server(args, binary, column, scenario, checks, warnings):
     """iotflowd with `column`'s documents store and a fresh data dir, its
-    user and --devices devices registered; yields (proc, base, devices,
-    user's Bearer header). Stopped (SIGTERM) and cleaned up afterwards."""
+    user and --devices devices registered; yields a Server. Stopped
+    (SIGTERM) and cleaned up afterwards."""
     data_dir = tempfile.mkdtemp(prefix=f"iotflow-bench-docs-{scenario}-")
     env = column.backends(scenario)
     proc = None
     try:
         proc, base = core.start_server(binary, data_dir, False, env)
         devices = core.setup_devices(base, args.devices)
-        yield proc, base, devices, core.login(base)
+        yield Server(proc, base, devices, core.login(base),
+                     os.path.join(data_dir, "iotflowd.log"), column,
+                     core.Runner(args, devices, int(time.time() * 1000)))
         core.stop(proc)
         if proc.returncode != 0:
             checks.append(f"{column.name} {scenario}: iotflowd exited with status "
@@ -212,33 +222,52 @@ def fresh_server(args, binary, column, scenario, checks, warnings):
         column.drop(env, warnings)
 
 
-def measure(run, column, base, proc, script, duration, path, env=None):
+def measure(srv, script, duration, path, env=None):
     """One wrk run; prints its rate."""
-    res = run.wrk(base + path, script, duration, proc.pid, env, column.store_pid)
+    res = srv.run.wrk(srv.base + path, script, duration, srv.proc.pid, env, srv.column.store_pid)
     print(f" {res['requests_per_s']:.0f} req/s", end="", flush=True)
     return res
 
 
 # ---- 1. single ingest with and without alert rules -------------------------------
 
-def alerting_stats(base):
-    """The alert engine's counters from the admin's telemetry status, or
-    None when the server does not report them."""
-    return core.tm_status(base).get("alerting")
+def engine_cpu_s(pid):
+    """CPU seconds of the alert engine's thread ("alerting"), or None."""
+    cpu = [c for n, c in core.threads_cpu_s(pid).values() if n == "alerting"]
+    return sum(cpu) if cpu else None
 
 
-def settle_alerting(base, timeout=60):
-    """Waits until the alert engine has evaluated what ingest committed (its
-    `evaluated` count stops moving), so that one round's evaluation does not
-    run into the next round; returns its counters."""
-    deadline, last = time.time() + timeout, None
-    while time.time() < deadline:
-        s = alerting_stats(base)
-        if s is None or (last is not None and s == last):
-            return s
-        last = s
+def settle_alerting(pid, timeout=120):
+    """Waits until the alert engine's thread stops using CPU: it evaluates
+    what ingest committed off the request path, and one run's backlog must
+    not run into the next. Returns the seconds waited and the thread's CPU
+    seconds meanwhile (None without such a thread)."""
+    t0 = time.time()
+    first = last = engine_cpu_s(pid)
+    if first is None:
+        return None
+    while time.time() - t0 < timeout:
         time.sleep(0.3)
-    return alerting_stats(base)
+        now = engine_cpu_s(pid)
+        if now == last:
+            break
+        last = now
+    return {"seconds": round(time.time() - t0, 2), "engine_cpu_s": round(last - first, 2)}
+
+
+# The engine's warning when its queue is full (core/alerting.c): messages
+# committed but not evaluated; the log holds the running total.
+NOT_EVALUATED = re.compile(r"evaluation queue full; (\d+) messages not evaluated")
+
+
+def not_evaluated(log_path):
+    """Messages the alert engine dropped, by the server's log."""
+    try:
+        with open(log_path, errors="replace") as f:
+            counts = [int(m.group(1)) for m in NOT_EVALUATED.finditer(f.read())]
+    except OSError:
+        return None
+    return max(counts, default=0)
 
 
 def rule_id(doc):
@@ -248,80 +277,96 @@ def rule_id(doc):
     return rule["id"]
 
 
-def create_rules(base, auth, devices):
+def create_rules(srv):
     jobs = [("POST", "/api/v1/alert-rules",
              {"name": f"bench-{dev_id}-{m}", "device_id": int(dev_id), "measurement": m,
-              "operator": op, "threshold": threshold, "severity": "warning"}, auth)
-            for dev_id, _ in devices for m, op, threshold in RULES]
-    return [rule_id(doc) for doc in in_parallel(base, jobs)]
+              "operator": op, "threshold": threshold, "severity": "warning"}, srv.auth)
+            for dev_id, _ in srv.devices for m, op, threshold in RULES]
+    return [rule_id(doc) for doc in in_parallel(srv.base, jobs)]
 
 
-def delete_rules(base, auth, ids):
-    in_parallel(base, [("DELETE", f"/api/v1/alert-rules/{i}", None, auth) for i in ids])
+def delete_rules(srv, ids):
+    in_parallel(srv.base, [("DELETE", f"/api/v1/alert-rules/{i}", None, srv.auth) for i in ids])
 
 
-def alerts_summary(base, auth):
-    conn = connect(base)
+def get(srv, path, headers=None):
+    """(status, headers, JSON) of one GET, with the user's token by default."""
+    conn = connect(srv.base)
     try:
-        status, _, doc = request(conn, "GET", "/api/v1/alerts/summary", None, auth)
+        return request(conn, "GET", path, None, srv.auth if headers is None else headers)
     finally:
         conn.close()
-    return doc if status == 200 else {"status": status, "answer": doc}
 
 
-def ingest_rules(args, run, column, base, proc, devices, auth):
-    """Paired rounds, each single ingest without rules and with three rules
-    per device (and, unless --no-flap, with the flapping variant), the order
+def ingest_run(args, srv, script):
+    """One single-ingest run, its messages checked against the store, then
+    the alert engine's backlog waited for."""
+    before, engine0 = core.tm_status(srv.base), engine_cpu_s(srv.proc.pid)
+    res = measure(srv, script, args.pair_duration, "/api/v1/telemetry")
+    if engine0 is not None:  # evaluating during the run (the rest: alert_backlog)
+        res["alert_engine_cpu_s_during_run"] = round(engine_cpu_s(srv.proc.pid) - engine0, 2)
+    core.per_message(res, 1)
+    core.ingest_check(srv.base, res, before)
+    res["alert_backlog"] = settle_alerting(srv.proc.pid)
+    res["alert_messages_not_evaluated_so_far"] = not_evaluated(srv.log)
+    backlog = res["alert_backlog"]
+    print(f" (engine backlog {backlog['seconds']:.1f} s);" if backlog and backlog["engine_cpu_s"]
+          else ";", end="", flush=True)
+    time.sleep(0.5)
+    return res
+
+
+def ingest_round(args, srv, i, ids):
+    """Round i: without rules and with them, in alternating order; `ids`
+    (the rules in place, a list kept across rounds) is updated."""
+    r = {}
+    for phase in (("none", "rules") if i % 2 == 0 else ("rules", "none")):
+        if phase == "none":
+            delete_rules(srv, ids)
+            ids.clear()
+            print(" no rules", end="", flush=True)
+            r["none"] = ingest_run(args, srv, "ingest_single.lua")
+        else:
+            if not ids:  # round i - 1 may have ended with them
+                ids.extend(create_rules(srv))
+            print(f" {len(ids)} rules", end="", flush=True)
+            r["rules_quiet"] = ingest_run(args, srv, "ingest_single.lua")
+            if not args.no_flap:
+                print(" one flapping", end="", flush=True)
+                r["rules_flapping"] = ingest_run(args, srv, "ingest_flap.lua")
+    none = r["none"]["requests_per_s"]
+    for k in ("quiet", "flapping"):
+        if f"rules_{k}" in r:
+            r[f"ratio_{k}"] = round(r[f"rules_{k}"]["requests_per_s"] / none, 3)
+    return r
+
+
+def ingest_rules(args, srv):
+    """Rounds of single ingest without rules and with three rules per
+    device (and, unless --no-flap, the flapping variant), the order
     alternating from round to round; rules are created before and deleted
     after the phase that has them. The median of the rounds' ratios."""
     rounds, ids = [], []
-
-    def ingest(script):
-        before = core.tm_status(base)
-        res = measure(run, column, base, proc, script, args.pair_duration, "/api/v1/telemetry")
-        core.per_message(res, 1)
-        core.ingest_check(base, res, before)
-        res["alerting_after"] = settle_alerting(base)
-        time.sleep(0.5)
-        return res
-
     for i in range(args.pairs):
         print(f"  ingest round {i + 1}:", end="", flush=True)
-        r = {}
-        for phase in (("none", "rules") if i % 2 == 0 else ("rules", "none")):
-            if phase == "none":
-                if ids:
-                    delete_rules(base, auth, ids)
-                    ids = []
-                print(" no rules", end="", flush=True)
-                r["none"] = ingest("ingest_single.lua")
-            else:
-                ids = create_rules(base, auth, devices)
-                print(f", {len(ids)} rules", end="", flush=True)
-                r["rules_quiet"] = ingest("ingest_single.lua")
-                if not args.no_flap:
-                    print(", one flapping", end="", flush=True)
-                    r["rules_flapping"] = ingest("ingest_flap.lua")
-        none = r["none"]["requests_per_s"]
-        r["ratio_quiet"] = round(r["rules_quiet"]["requests_per_s"] / none, 3)
-        if "rules_flapping" in r:
-            r["ratio_flapping"] = round(r["rules_flapping"]["requests_per_s"] / none, 3)
+        r = ingest_round(args, srv, i, ids)
         rounds.append(r)
-        print(f"; ratio {r['ratio_quiet']:.3f}"
+        print(f" ratio {r['ratio_quiet']:.3f}"
               + (f", flapping {r['ratio_flapping']:.3f}" if "ratio_flapping" in r else ""),
               flush=True)
-    if ids:
-        delete_rules(base, auth, ids)
+    delete_rules(srv, ids)
 
     def median(key):
         v = sorted(r[key] for r in rounds if key in r)
         return v[len(v) // 2] if v else None
 
+    status, _, summary = get(srv, "/api/v1/alerts/summary")
     return {"seconds_each": args.pair_duration, "rules_per_device": len(RULES),
             "rules": [{"measurement": m, "operator": op, "threshold": t} for m, op, t in RULES],
             "rounds": rounds, "median_ratio_quiet": median("ratio_quiet"),
             "median_ratio_flapping": median("ratio_flapping"),
-            "alerts_summary_at_end": alerts_summary(base, auth)}
+            "alert_messages_not_evaluated": not_evaluated(srv.log),
+            "alerts_summary_at_end": summary if status == 200 else {"status": status}}
 
 
 # ---- 2. a device's own configuration ---------------------------------------------
@@ -336,118 +381,89 @@ def sample_config(config):
             "labels": ["bench", f"device-{config}"]}
 
 
-def config_get(args, run, column, base, proc, devices, auth):
+def config_get(args, srv):
     """PUT a configuration per device, check one device's GET (body, ETag,
     304 on If-None-Match), then measure GET /devices/config."""
-    in_parallel(base, [("PUT", f"/api/v1/devices/{dev_id}/config", sample_config(dev_id), auth)
-                       for dev_id, _ in devices])
-    dev_id, key = devices[0]
-    conn = connect(base)
-    try:
-        status, headers, doc = request(conn, "GET", "/api/v1/devices/config", None,
-                                       {"X-API-Key": key})
-        expect(status, (200,), "GET /api/v1/devices/config", doc)
-        got = doc.get("config") if isinstance(doc, dict) else None
-        if got != sample_config(dev_id):
-            raise SetupFailed(f"GET /api/v1/devices/config: not the configuration PUT: {doc}")
-        etag = headers.get("ETag")
-        not_modified = None
-        if etag:
-            not_modified, _, _ = request(conn, "GET", "/api/v1/devices/config", None,
-                                         {"X-API-Key": key, "If-None-Match": etag})
-    finally:
-        conn.close()
-    sample = {"body_bytes": len(json.dumps(doc)), "version": doc.get("version"), "etag": etag,
-              "if_none_match_status": not_modified}
-    if not_modified != 304:
+    in_parallel(srv.base, [("PUT", f"/api/v1/devices/{dev_id}/config", sample_config(dev_id),
+                            srv.auth) for dev_id, _ in srv.devices])
+    dev_id, key = srv.devices[0]
+    status, headers, doc = get(srv, "/api/v1/devices/config", {"X-API-Key": key})
+    expect(status, (200,), "GET /api/v1/devices/config", doc)
+    if doc.get("config") != sample_config(dev_id):
+        raise SetupFailed(f"GET /api/v1/devices/config: not the configuration PUT: {doc}")
+    etag = headers.get("ETag")
+    not_modified = get(srv, "/api/v1/devices/config",
+                       {"X-API-Key": key, "If-None-Match": etag or '"none"'})[0]
+    if not etag or not_modified != 304:
         raise SetupFailed(f"GET /api/v1/devices/config with If-None-Match {etag}: "
                           f"HTTP {not_modified}, expected 304")
     print("  config GET ...", end="", flush=True)
-    res = measure(run, column, base, proc, "config_get.lua", args.duration,
-                  "/api/v1/devices/config")
+    res = measure(srv, "config_get.lua", args.duration, "/api/v1/devices/config")
     print(flush=True)
-    res["sample"] = sample
+    res["sample"] = {"body_bytes": len(json.dumps(doc)), "version": doc.get("version"),
+                     "etag": etag, "if_none_match_status": not_modified}
     return res
 
 
 # ---- 3. the newest page of the event log ------------------------------------------
 
-def events_total(base, auth):
-    """The user's event count by GET /events/summary (counts by type)."""
-    conn = connect(base)
-    try:
-        status, _, doc = request(conn, "GET", "/api/v1/events/summary", None, auth)
-    finally:
-        conn.close()
-    expect(status, (200,), "GET /api/v1/events/summary", doc)
-    if isinstance(doc, dict) and isinstance(doc.get("total"), int):
-        return doc["total"], doc
-    counts = doc.get("by_type", doc.get("counts", doc)) if isinstance(doc, dict) else doc
-    if isinstance(counts, dict):
-        return sum(v for v in counts.values() if isinstance(v, int)), doc
-    if isinstance(counts, list):
-        return sum(c.get("count", 0) for c in counts if isinstance(c, dict)), doc
-    raise SetupFailed(f"GET /api/v1/events/summary: no counts in {doc}")
-
-
-def wait_events(base, auth, expected, timeout=120):
-    """Polls the summary until the count stops growing (the event writer
-    works off the request path, in batches); returns (count, summary,
-    seconds waited)."""
+def wait_events(srv, expected, timeout=120):
+    """Polls GET /events/summary until its total stops growing (the event
+    writer works off the request path, in batches); returns (total,
+    summary, seconds waited)."""
     t0, last = time.time(), None
     while True:
-        n, doc = events_total(base, auth)
+        status, _, doc = get(srv, "/api/v1/events/summary")
+        expect(status, (200,), "GET /api/v1/events/summary", doc)
+        n = doc["total"]
         if (last is not None and n == last and n >= expected) or time.time() - t0 > timeout:
             return n, doc, round(time.time() - t0, 2)
         last = n
         time.sleep(0.5)
 
 
-def event_jobs(devices, auth, n):
+def event_jobs(srv, n):
     """n state changes: configuration PUTs, every third a metadata PUT,
     going round the devices."""
     jobs = []
     for i in range(n):
-        dev_id, _ = devices[i % len(devices)]
+        dev_id, _ = srv.devices[i % len(srv.devices)]
         if i % 3 == 2:
             jobs.append(("PUT", f"/api/v1/devices/{dev_id}/metadata",
-                         {"tags": ["bench", f"round-{i // len(devices)}"],
+                         {"tags": ["bench", f"round-{i // len(srv.devices)}"],
                           "attributes": {"floor": 2, "line": i % 7},
                           "location": {"latitude": 48.85 + (i % 100) / 1000,
-                                       "longitude": 2.35 + (i % 50) / 1000}}, auth))
+                                       "longitude": 2.35 + (i % 50) / 1000}}, srv.auth))
         else:
-            jobs.append(("PUT", f"/api/v1/devices/{dev_id}/config", sample_config(i), auth))
+            jobs.append(("PUT", f"/api/v1/devices/{dev_id}/config", sample_config(i), srv.auth))
     return jobs
 
 
-def events_page(args, run, column, base, proc, devices, auth, warnings):
+def events_page(args, srv, warnings):
     """Pre-fills about --events events (the registrations, then
     configuration and metadata changes), waits for the event writer,
-    checks one page, then measures GET /events?limit=100."""
-    made = len(devices) + 1  # device.registered each, user.registered
+    checks one page, then measures GET /events?limit=--page."""
+    made = len(srv.devices) + 1  # device.registered each, user.registered
     t0 = time.time()
-    in_parallel(base, event_jobs(devices, auth, max(args.events - made, 0)))
+    in_parallel(srv.base, event_jobs(srv, max(args.events - made, 0)))
+    sent = time.time() - t0
     expected = max(args.events, made)
-    stored, summary, waited = wait_events(base, auth, expected)
-    prefill = {"events_expected": expected, "requests_seconds": round(time.time() - t0 - waited, 2),
+    stored, summary, waited = wait_events(srv, expected)
+    prefill = {"events_expected": expected, "requests_seconds": round(sent, 2),
                "events_counted": stored, "waited_for_writer_seconds": waited, "summary": summary}
     if stored < expected:
-        warnings.append(f"{column.name} events_page: {stored} events counted, "
+        warnings.append(f"{srv.column.name} events_page: {stored} events counted, "
                         f"{expected} expected (dropped by a full queue?)")
-    conn = connect(base)
-    try:
-        status, _, doc = request(conn, "GET", f"/api/v1/events?limit={args.page}", None, auth)
-    finally:
-        conn.close()
+    status, _, doc = get(srv, f"/api/v1/events?limit={args.page}")
     expect(status, (200,), "GET /api/v1/events", doc)
-    events = doc.get("events") if isinstance(doc, dict) else None
+    events = doc.get("events")
     if not isinstance(events, list) or len(events) != min(args.page, stored):
         raise SetupFailed(f"GET /api/v1/events?limit={args.page}: "
                           f"{len(events) if isinstance(events, list) else 'no'} events, "
                           f"expected {min(args.page, stored)}")
     print(f"  events page ({stored} events) ...", end="", flush=True)
-    res = measure(run, column, base, proc, "events_page.lua", args.duration, "/api/v1/events",
-                  {"BENCH_TOKEN": auth["Authorization"].split(" ", 1)[1],
+    res = measure(srv, "events_page.lua", args.duration, "/api/v1/events",
+                  {"BENCH_TOKEN": srv.auth["Authorization"].split(" ", 1)[1],
                    "BENCH_LIMIT": str(args.page)})
     print(flush=True)
     res["prefill"] = prefill
@@ -465,15 +481,13 @@ def run_column(args, binary, column, checks, warnings):
     out = {"documents": column.label, "results": {}}
     for scenario in SCENARIOS:
         try:
-            with fresh_server(args, binary, column, scenario, checks, warnings) as \
-                    (proc, base, devices, auth):
-                run = core.Runner(args, devices, int(time.time() * 1000))
+            with fresh_server(args, binary, column, scenario, checks, warnings) as srv:
                 if scenario == "ingest_rules":
-                    res = ingest_rules(args, run, column, base, proc, devices, auth)
+                    res = ingest_rules(args, srv)
                 elif scenario == "config_get":
-                    res = config_get(args, run, column, base, proc, devices, auth)
+                    res = config_get(args, srv)
                 else:
-                    res = events_page(args, run, column, base, proc, devices, auth, warnings)
+                    res = events_page(args, srv, warnings)
                 out["results"][scenario] = res
         except SetupFailed as e:
             print(f"\n  {scenario}: {e}", flush=True)
@@ -529,46 +543,49 @@ def fmt(v):
     return "-" if v is None else f"{v:,.3f}" if v < 10 else f"{v:,.0f}"
 
 
+def print_runs(column):
+    print(f"{'run':<37}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'non2xx':>7}"
+          f"  {'cpu srv/store/wrk/other':>23}  alert engine s (run/after)")
+    for label, r in wrk_runs(column):
+        cpu = r["cpu_cores"]
+        store = f"{cpu['store']:.2f}" if "store" in cpu else "-"
+        engine, backlog = "", r.get("alert_backlog")
+        if backlog:
+            engine = f"{r.get('alert_engine_cpu_s_during_run', 0):.2f}/" \
+                     f"{backlog['engine_cpu_s']:.2f} in {backlog['seconds']} s"
+        print(f"{label:<37}{r['requests_per_s']:>8.0f}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}"
+              f"{r['non_2xx']:>7}  {cpu['server']:>9.2f}/{store}/{cpu['wrk']:.2f}/"
+              f"{cpu['other']:.2f}  {engine}")
+    ing = column["results"].get("ingest_rules")
+    if ing:
+        print("ratio with rules / without, per round: "
+              + ", ".join(f"{r['ratio_quiet']:.3f}" for r in ing["rounds"])
+              + ("; one rule flapping: " + ", ".join(f"{r['ratio_flapping']:.3f}"
+                                                     for r in ing["rounds"])
+                 if ing["median_ratio_flapping"] is not None else ""))
+        a = ing["alerts_summary_at_end"]
+        print(f"alerts raised: {a.get('total')} ({a.get('by_status')}); messages not evaluated "
+              f"(engine queue full): {ing['alert_messages_not_evaluated'] or 0}")
+
+
 def print_tables(report):
     cols = report["columns"]
-    for name, c in cols.items():
+    for c in cols.values():
         print(f"\n{c['documents']}")
-        print(f"{'run':<34}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'non2xx':>7}"
-              f"  {'cpu srv/store/wrk/other':>23}")
-        for label, r in wrk_runs(c):
-            cpu = r["cpu_cores"]
-            store = f"{cpu['store']:.2f}" if "store" in cpu else "-"
-            print(f"{label:<34}{r['requests_per_s']:>9.0f}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}"
-                  f"{r['non_2xx']:>7}  {cpu['server']:>8.2f}/{store}/{cpu['wrk']:.2f}/"
-                  f"{cpu['other']:.2f}")
-        ing = c["results"].get("ingest_rules")
-        if ing:
-            print("ingest ratios with rules / without, per round: "
-                  + ", ".join(f"{r['ratio_quiet']:.3f}" for r in ing["rounds"])
-                  + (" (flapping: " + ", ".join(f"{r['ratio_flapping']:.3f}"
-                                                for r in ing["rounds"]) + ")"
-                     if ing["median_ratio_flapping"] is not None else ""))
-            a = ing["rounds"][-1].get("rules_flapping", ing["rounds"][-1]["rules_quiet"])
-            if a.get("alerting_after"):
-                print(f"alert engine at the end: {a['alerting_after']}")
-    names = list(cols)
-    print(f"\n{'goal':<40}" + "".join(f"{cols[n]['documents'].split(':')[0]:>22}" for n in names)
-          + "  target")
+        print_runs(c)
+    print(f"\n{'goal':<40}" + "".join(f"{n:>18}" for n in cols) + "  target")
     by = {(g["goal"], g["column"]): g for g in report["goals"]}
     for key, what, *_ in GOALS:
         row = f"{what:<40}"
-        target = ""
-        for n in names:
+        for n in cols:
             g = by[(key, n)]
             verdict = {True: "met", False: "MISSED", None: "-"}[g["met"]]
-            row += f"{fmt(g['value']) + ' ' + verdict:>22}"
-            target = g["target"]
-        print(row + "  " + target)
-    for n in names:
-        ing = cols[n]["results"].get("ingest_rules")
-        if ing and ing["median_ratio_flapping"] is not None:
-            print(f"{n}: with one rule firing and resolving itself on every other message, "
-                  f"median ratio {ing['median_ratio_flapping']:.3f} (no goal)")
+            row += f"{fmt(g['value']) + ' ' + verdict:>18}"
+        print(row + "  " + g["target"])
+    row = f"{'  the same, one rule flapping':<40}"
+    for c in cols.values():
+        row += f"{fmt(c['results'].get('ingest_rules', {}).get('median_ratio_flapping')):>18}"
+    print(row + "  (no goal)")
     m = report["machine"]
     print(f"machine: {m['nproc']} x {m['cpu_model']}, {m['memory_mb']} MB, kernel {m['kernel']}; "
           "cpu columns in cores (wrk, server and the store share them)")

@@ -622,7 +622,6 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     t_start = time.time()
     info = core.machine()
-    dirty = core.git("status", "--porcelain", "--untracked-files=no")
     mongodb_url = os.environ.get("MONGODB_URL", "")
     report = {
         "date": started.isoformat(timespec="seconds"),
@@ -633,9 +632,7 @@ def main():
                      "server_threads": 2 * (os.cpu_count() or 1), "mongodb_url": mongodb_url,
                      "durability": "commit = in the WAL via write(2), no fsync "
                                    "(process-crash safe)"},
-        "iotflowd": {"commit": core.git("rev-parse", "--short", "HEAD"),
-                     "dirty": bool(dirty), "changed_files": len(dirty.splitlines()) if dirty else 0,
-                     "binary_sha256": core.sha256_file(binary)},
+        "iotflowd": core.build_of(binary),
         "notes": [
             "each scenario runs on a fresh iotflowd (fresh data dir; on FerretDB a fresh "
             "database, dropped at the end); other stores embedded in both columns",
@@ -663,22 +660,8 @@ def main():
     report["total_seconds"] = round(time.time() - t_start, 1)
 
     print_tables(report)
-    os.makedirs(args.out_dir, exist_ok=True)
-    out = os.path.join(args.out_dir, "docs-" + started.strftime("%Y-%m-%dT%H%M%SZ") + ".json")
-    with open(out, "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    print(f"written {os.path.relpath(out)} ({report['total_seconds']:.0f} s)")
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    if checks:
-        bar = "!" * 78
-        print(f"\n{bar}\n!!! BENCHMARK CHECKS FAILED:", file=sys.stderr)
-        for c in checks:
-            print(f"!!!   {c}", file=sys.stderr)
-        print(bar, file=sys.stderr)
-        sys.exit(1)
-
+    core.finish(report, os.path.join(args.out_dir, "docs-" + started.strftime("%Y-%m-%dT%H%M%SZ")
+                                     + ".json"), checks, warnings)
 
 if __name__ == "__main__":
     main()

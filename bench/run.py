@@ -141,6 +141,15 @@ def git(*a):
         return None
 
 
+def build_of(binary):
+    """The report's `iotflowd`: commit, whether tracked files differ from it,
+    and the hash of the binary that ran."""
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(dirty),
+            "changed_files": len(dirty.splitlines()) if dirty else 0,
+            "binary_sha256": sha256_file(binary)}
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -471,7 +480,6 @@ def main():
     if info["load_average_at_start"][0] > 0.5:
         print(f"note: load average {info['load_average_at_start'][0]:.2f} at start: "
               "something else is using the CPUs; see cpu_cores.other per scenario", flush=True)
-    dirty = git("status", "--porcelain", "--untracked-files=no")
     report = {
         "date": started.isoformat(timespec="seconds"),
         "machine": info,
@@ -482,9 +490,7 @@ def main():
                      "points_per_message": POINTS_PER_MESSAGE,
                      "durability": "fsync every commit (power-loss safe)" if args.fsync else
                                    "commit = in the WAL via write(2), no fsync (process-crash safe)"},
-        "iotflowd": {"commit": git("rev-parse", "--short", "HEAD"),
-                     "dirty": bool(dirty), "changed_files": len(dirty.splitlines()) if dirty else 0,
-                     "binary_sha256": sha256_file(binary)},
+        "iotflowd": build_of(binary),
         "notes": [
             f"wrk and the server share the machine's {os.cpu_count()} CPUs over loopback; "
             "cpu_cores says who used them (other = processes outside this benchmark)",
@@ -656,8 +662,14 @@ def main():
         print_servers(report)
     if "cassandra" in report:
         print_cassandra(report)
-    os.makedirs(args.out_dir, exist_ok=True)
-    out = os.path.join(args.out_dir, started.strftime("%Y-%m-%dT%H%M%SZ") + ".json")
+    finish(report, os.path.join(args.out_dir, started.strftime("%Y-%m-%dT%H%M%SZ") + ".json"),
+           checks, warnings)
+
+
+def finish(report, out, checks, warnings):
+    """Writes the report to `out`, prints the warnings, and with failed
+    checks a loud banner and exit status 1 (bench/docs.py too)."""
+    os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump(report, f, indent=2)
         f.write("\n")

@@ -121,8 +121,9 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
         return IOT_ENOMEM;
     }
     /* The event log: before the API, so that no state change goes unrecorded. */
-    struct iot_events_config ecfg = {.retention_ms = cfg->event_retention_days * DAY_MS};
-    rc = iot_events_start(&ecfg, &app->docs, &app->registry, &app->events);
+    struct iot_events_config ecfg = {.retention_ms = cfg->event_retention_days * DAY_MS,
+                                     .online_window_ms = cfg->online_window * 1000};
+    rc = iot_events_start(&ecfg, &app->docs, &app->registry, &app->cache, &app->events);
     if (rc) {
         IOT_ERROR("cannot start the event log writer: %s", iot_strerror(rc));
         return rc;

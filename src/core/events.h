@@ -19,6 +19,8 @@
 #define IOT_EV_USER_REGISTERED "user.registered"
 #define IOT_EV_USER_UPDATED "user.updated"
 #define IOT_EV_USER_DELETED "user.deleted"
+#define IOT_EV_USER_ACTIVATED "user.activated"
+#define IOT_EV_USER_DEACTIVATED "user.deactivated"
 #define IOT_EV_DEVICE_REGISTERED "device.registered"
 #define IOT_EV_DEVICE_UPDATED "device.updated"
 #define IOT_EV_DEVICE_DELETED "device.deleted"

@@ -77,7 +77,7 @@ struct iot_events {
     struct batch batch;                    /* the writer's only */
 };
 
-static bool type_valid(const char *type)
+bool iot_event_type_valid(const char *type)
 {
     size_t n = 0;
     for (; type[n]; n++) {
@@ -135,7 +135,7 @@ static void enqueue(struct iot_events *ev, const char *id, const char *type, int
         json_decref(details);
         return;
     }
-    if (!type_valid(type) || (details && !json_is_object(details)) || user_id < 0 ||
+    if (!iot_event_type_valid(type) || (details && !json_is_object(details)) || user_id < 0 ||
         device_id < 0) {
         IOT_ERROR("events: refused an event of a bad type or details (a bug in the caller)");
         json_decref(details);

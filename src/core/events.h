@@ -10,6 +10,7 @@
 #define IOT_CORE_EVENTS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store/cache.h"
@@ -93,6 +94,9 @@ void iot_events_device_gone(struct iot_events *ev, int64_t device_id, int64_t us
 
 #define IOT_EVENT_ID_LEN 32 /* random lowercase hex */
 #define IOT_EVENT_TYPE_MAX 48 /* bytes of a type name: [a-z0-9._] */
+
+/* A well-formed type name (1..IOT_EVENT_TYPE_MAX bytes of [a-z0-9._]). */
+bool iot_event_type_valid(const char *type);
 
 /* Records one event at the current time. `details` (may be NULL) is a JSON
  * object the log keeps as the event's details; the reference is stolen.

@@ -54,7 +54,8 @@ bool iot_doc_page_args(struct iot_req *r, int64_t def, int64_t max, struct iot_d
 
 struct page {
     struct iot_buf *out;
-    size_t count;
+    size_t count, limit;
+    bool more; /* a document follows the page */
     int64_t bytes, max_bytes;
     bool full;
     int64_t last_ts;
@@ -64,6 +65,10 @@ struct page {
 static int append_doc(void *ctx, const struct iot_doc *doc)
 {
     struct page *p = ctx;
+    if (p->count == p->limit || p->full) {
+        p->more = true;
+        return 1;
+    }
     if (p->count)
         iot_buf_append(p->out, ",", 1);
     iot_buf_append(p->out, doc->body, doc->body_len);
@@ -72,23 +77,26 @@ static int append_doc(void *ctx, const struct iot_doc *doc)
     snprintf(p->last_id, sizeof p->last_id, "%s", doc->id);
     p->bytes += (int64_t)doc->body_len;
     p->full = p->bytes >= p->max_bytes;
-    return p->full;
+    return 0;
 }
 
 void iot_doc_page_reply(struct iot_req *r, enum iot_docs_coll coll, const struct iot_docs_filter *f,
                         struct iot_buf *head, const char *key)
 {
     struct iot_app *app = iot_app_of(r);
-    struct page p = {.out = head, .max_bytes = app->cfg->max_page_bytes};
+    /* One document more than the page says whether another page follows. */
+    struct page p = {.out = head, .limit = f->limit, .max_bytes = app->cfg->max_page_bytes};
+    struct iot_docs_filter one_more = *f;
+    one_more.limit = f->limit + 1;
     iot_buf_printf(head, ",\"%s\":[", key);
-    int rc = iot_docs_find(&app->docs, coll, f, append_doc, &p);
+    int rc = iot_docs_find(&app->docs, coll, &one_more, append_doc, &p);
     if (rc) {
         iot_buf_free(head);
         iot_reply_store_error(r, rc, key);
         return;
     }
     iot_buf_printf(head, "],\"count\":%zu,\"limit\":%zu", p.count, f->limit);
-    if ((p.count == f->limit && f->limit) || p.full)
+    if (p.more)
         iot_buf_printf(head, ",\"next_cursor\":\"%lld_%s\"}", (long long)p.last_ts, p.last_id);
     else
         iot_buf_puts(head, ",\"next_cursor\":null}");

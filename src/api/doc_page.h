@@ -22,8 +22,8 @@ bool iot_doc_page_args(struct iot_req *r, int64_t def, int64_t max, struct iot_d
 
 /* Answers 200 with `head` (the opening of a JSON object, e.g.
  * {"status":"success"), then "<key>":[bodies...],"count":n,"limit":l,
- * "next_cursor":"..."|null}. The page also ends once the bodies reach the
- * configured page byte budget. Store errors are answered as such. head
+ * "next_cursor":"..."|null} — null exactly when no document follows. The
+ * page also ends once the bodies reach the configured page byte budget. Store errors are answered as such. head
  * is consumed. */
 void iot_doc_page_reply(struct iot_req *r, enum iot_docs_coll coll, const struct iot_docs_filter *f,
                         struct iot_buf *head, const char *key);

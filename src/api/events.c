@@ -64,8 +64,10 @@ static bool read_time(struct iot_req *r, const char *key, int64_t now, bool *has
     return true;
 }
 
-/* The filters both endpoints take: owner, device_id, type, since, until. */
-static bool read_filters(struct iot_req *r, struct iot_docs_filter *f)
+/* The filters both endpoints take: owner, device_id, type, since, until.
+ * *none is set when since is after until: no event can match (an empty
+ * answer, as for any other range without events). */
+static bool read_filters(struct iot_req *r, struct iot_docs_filter *f, bool *none)
 {
     if (!read_owner(r, f))
         return false;
@@ -84,10 +86,7 @@ static bool read_filters(struct iot_req *r, struct iot_docs_filter *f)
     if (!read_time(r, "since", now, &f->has_ts_min, &f->ts_min) ||
         !read_time(r, "until", now, &f->has_ts_max, &f->ts_max))
         return false;
-    if (f->has_ts_min && f->has_ts_max && f->ts_max < f->ts_min) {
-        iot_reply_error(r, 400, "Invalid time range", "'since' is after 'until'");
-        return false;
-    }
+    *none = f->has_ts_min && f->has_ts_max && f->ts_max < f->ts_min;
     return true;
 }
 
@@ -95,8 +94,16 @@ void iot_h_events_list(struct iot_req *r)
 {
     struct iot_docs_filter f = {0};
     char cursor_id[IOT_DOCS_ID_MAX + 1];
-    if (!read_filters(r, &f) || !iot_doc_page_args(r, EVENTS_DEFAULT, EVENTS_MAX, &f, cursor_id))
+    bool none;
+    if (!read_filters(r, &f, &none) ||
+        !iot_doc_page_args(r, EVENTS_DEFAULT, EVENTS_MAX, &f, cursor_id))
         return;
+    if (none) {
+        iot_reply_json(r, 200, json_pack("{s:s, s:[], s:i, s:I, s:n}", "status", "success",
+                                         "events", "count", 0, "limit", (json_int_t)f.limit,
+                                         "next_cursor"));
+        return;
+    }
     struct iot_buf head = {0};
     iot_buf_puts(&head, "{\"status\":\"success\"");
     iot_doc_page_reply(r, IOT_DOCS_EVENTS, &f, &head, "events");
@@ -114,10 +121,11 @@ static int count_type(void *ctx, const char *k1, const char *k2, int64_t count)
 void iot_h_events_summary(struct iot_req *r)
 {
     struct iot_docs_filter f = {0};
-    if (!read_filters(r, &f))
+    bool none;
+    if (!read_filters(r, &f, &none))
         return;
     json_t *by_type = json_object();
-    int rc = iot_docs_count_by(&iot_app_of(r)->docs, IOT_DOCS_EVENTS, &f, IOT_DOCS_GROUP_K1,
+    int rc = none ? IOT_OK : iot_docs_count_by(&iot_app_of(r)->docs, IOT_DOCS_EVENTS, &f, IOT_DOCS_GROUP_K1,
                                count_type, by_type);
     if (rc) {
         json_decref(by_type);

@@ -200,6 +200,10 @@ def test_filters(owner, busy):
     assert events(owner.api, since="-1h")["count"] == 23
     assert events(owner.api, since="now", until="now")["count"] == 0
     assert events(owner.api, until="-1d")["count"] == 0
+    assert events(owner.api, since="-1h", until="-2h") == {
+        "status": "success", "events": [], "count": 0, "limit": 100, "next_cursor": None}
+    assert expect(owner.api.get("/events/summary", params={"since": "now", "until": "-1h"}),
+                  200)["total"] == 0
 
 
 def test_newest_first_paging_without_gaps(owner, busy):
@@ -253,7 +257,6 @@ def test_owner_other_admin(bearer_server, bearer_users, owner, busy):
 def test_bad_input(owner):
     cases = {
         "since-word": {"since": "yesterday"}, "until-bad": {"until": "2024-13-01"},
-        "since-after-until": {"since": "-1h", "until": "-2h"},
         "cursor-junk": {"cursor": "abc"}, "cursor-no-id": {"cursor": "123_"},
         "cursor-bad-id": {"cursor": "123_a b"}, "cursor-no-sep": {"cursor": "123"},
         "limit-0": {"limit": "0"}, "limit-1001": {"limit": "1001"}, "limit-neg": {"limit": "-1"},

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "store/backend.h"
+#include "store/mongo/docs_mongo.h"
 #include "store/sqlite/docs_sqlite.h"
 #include "util/err.h"
 #include "util/utf8.h"
@@ -15,6 +16,7 @@
 /* A URL with no known scheme is a path for the embedded default. */
 static const struct iot_backend_scheme backends[] = {
     {.scheme = "sqlite", .ops = &iot_docs_sqlite},
+    {.scheme = "mongodb", .ops = &iot_docs_mongo},
 };
 
 const struct iot_docs_ops *iot_docs_backend(const char *url)
@@ -23,7 +25,7 @@ const struct iot_docs_ops *iot_docs_backend(const char *url)
                             true);
 }
 
-const char *iot_docs_backend_names(void) { return "sqlite"; }
+const char *iot_docs_backend_names(void) { return "sqlite, mongodb"; }
 
 int iot_docs_open(const char *url, struct iot_docs *out)
 {

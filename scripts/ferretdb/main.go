@@ -6,7 +6,7 @@
 //	ferretdb -listen 127.0.0.1:57017 -data DIR
 //
 // Telemetry is off (the embedded library never reports; DO_NOT_TRACK says
-// so again), it keeps no state file, and it logs warnings and errors as
+// so again), it keeps no state file, and it logs errors as
 // text to stderr (services.sh sends that to a file). SIGINT/SIGTERM stop it.
 package main
 
@@ -39,7 +39,7 @@ func main() {
 	}
 	os.Setenv("DO_NOT_TRACK", "1")
 
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Logger:    logger,

@@ -14,11 +14,14 @@
 /* ---- libmongoc, once per process ---- */
 
 /* libmongoc's own log lines go through ours (escaped, leveled); its
- * chatter below warnings is dropped. */
+ * chatter below warnings is dropped, and so is its warning that the server
+ * has no endSessions (FerretDB has none; libmongoc sends it at close). */
 static void mongoc_log_to_ours(mongoc_log_level_t level, const char *domain, const char *message,
                                void *user)
 {
     (void)user;
+    if (strstr(message, "endSessions"))
+        return;
     if (level <= MONGOC_LOG_LEVEL_CRITICAL)
         IOT_ERROR("libmongoc %s: %s", domain, message);
     else if (level == MONGOC_LOG_LEVEL_WARNING)
@@ -148,13 +151,13 @@ static const struct index_spec common_indexes[] = {
 };
 static const struct index_spec rules_unique = {"user_k1", {"user_id", "k1"}, true};
 
-static void append_index(bson_t *array, unsigned i, const struct index_spec *spec)
+/* {createIndexes: coll, indexes: [{key: {field: 1, …}, name, unique?}]} */
+static void index_command(bson_t *cmd, enum iot_docs_coll coll, const struct index_spec *spec)
 {
-    char key[16];
-    const char *k;
-    bson_uint32_to_string(i, &k, key, sizeof key);
-    bson_t index, fields;
-    bson_append_document_begin(array, k, -1, &index);
+    bson_t indexes, index, fields;
+    BSON_APPEND_UTF8(cmd, "createIndexes", iot_docs_coll_name(coll));
+    BSON_APPEND_ARRAY_BEGIN(cmd, "indexes", &indexes);
+    BSON_APPEND_DOCUMENT_BEGIN(&indexes, "0", &index);
     BSON_APPEND_DOCUMENT_BEGIN(&index, "key", &fields);
     for (size_t f = 0; f < 4 && spec->fields[f]; f++)
         BSON_APPEND_INT32(&fields, spec->fields[f], 1);
@@ -162,30 +165,36 @@ static void append_index(bson_t *array, unsigned i, const struct index_spec *spe
     BSON_APPEND_UTF8(&index, "name", spec->name);
     if (spec->unique)
         BSON_APPEND_BOOL(&index, "unique", true);
-    bson_append_document_end(array, &index);
+    bson_append_document_end(&indexes, &index);
+    bson_append_array_end(cmd, &indexes);
 }
 
 /* createIndexes is idempotent: an index already there with the same name
- * and keys is left alone. */
-static int create_indexes(struct dmongo *m, enum iot_docs_coll coll)
+ * and keys is left alone. One index per command: FerretDB 1.24 panics
+ * (and drops the connection) when one command names several indexes of
+ * which more than one already exist. */
+static int create_index(struct dmongo_conn *c, enum iot_docs_coll coll,
+                        const struct index_spec *spec)
 {
-    bson_t cmd = BSON_INITIALIZER, indexes;
-    BSON_APPEND_UTF8(&cmd, "createIndexes", iot_docs_coll_name(coll));
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &indexes);
-    unsigned n = 0;
-    for (size_t i = 0; i < sizeof common_indexes / sizeof common_indexes[0]; i++)
-        append_index(&indexes, n++, &common_indexes[i]);
-    if (coll == IOT_DOCS_RULES)
-        append_index(&indexes, n++, &rules_unique);
-    bson_append_array_end(&cmd, &indexes);
-
-    struct dmongo_conn c;
-    dmongo_acquire(m, coll, &c);
+    bson_t cmd = BSON_INITIALIZER;
+    index_command(&cmd, coll, spec);
     bson_error_t err;
-    bool ok = mongoc_collection_write_command_with_opts(c.coll, &cmd, NULL, NULL, &err);
-    dmongo_release(m, &c);
+    bool ok = mongoc_collection_write_command_with_opts(c->coll, &cmd, NULL, NULL, &err);
     bson_destroy(&cmd);
     return ok ? IOT_OK : dmongo_error(&err, "createIndexes", coll);
+}
+
+static int create_indexes(struct dmongo *m, enum iot_docs_coll coll)
+{
+    struct dmongo_conn c;
+    dmongo_acquire(m, coll, &c);
+    int rc = IOT_OK;
+    for (size_t i = 0; i < sizeof common_indexes / sizeof common_indexes[0] && rc == IOT_OK; i++)
+        rc = create_index(&c, coll, &common_indexes[i]);
+    if (rc == IOT_OK && coll == IOT_DOCS_RULES)
+        rc = create_index(&c, coll, &rules_unique);
+    dmongo_release(m, &c);
+    return rc;
 }
 
 /* ---- open, close, ping ---- */

@@ -81,19 +81,19 @@ static int64_t reply_rev(const bson_t *reply)
 }
 
 /* Replaces the document's fields and increments its rev in one command:
- * at any rev (inserting it if absent), or only at rev `expect`. */
+ * at any rev (inserting it if absent), or only at rev `expect`. The reply
+ * carries the whole new document: FerretDB refuses a projection ("fields")
+ * in findAndModify. */
 static int update_doc(struct dmongo_conn *c, enum iot_docs_coll coll, const struct iot_doc *doc,
                       int64_t expect, int64_t *rev)
 {
-    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, fields = BSON_INITIALIZER;
+    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&query, "_id", doc->id);
     if (expect > 0)
         BSON_APPEND_INT64(&query, "rev", expect);
     update_bson(&update, doc);
-    BSON_APPEND_INT32(&fields, "rev", 1);
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
     mongoc_find_and_modify_opts_set_update(opts, &update);
-    mongoc_find_and_modify_opts_set_fields(opts, &fields);
     mongoc_find_and_modify_opts_set_flags(
         opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW |
                   (expect == IOT_DOCS_ANY_REV ? MONGOC_FIND_AND_MODIFY_UPSERT
@@ -113,7 +113,6 @@ static int update_doc(struct dmongo_conn *c, enum iot_docs_coll coll, const stru
             break;
     }
     mongoc_find_and_modify_opts_destroy(opts);
-    bson_destroy(&fields);
     bson_destroy(&update);
     bson_destroy(&query);
     return rc;

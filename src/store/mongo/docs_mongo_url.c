@@ -8,30 +8,17 @@
 
 #include "util/err.h"
 
-/* libmongoc's parse errors quote pieces of the URL. Ours must never show
- * the password: if the message contains the URL's user info (anything
- * between "://" and the last '@' of the authority), it is replaced. */
+/* libmongoc's parse errors may quote pieces of the URL, the user info
+ * (percent-decoded or not) among them. Ours never show a password: when
+ * the URL has user info (an '@' before the path), its reason is withheld. */
 static void say_parse_error(const char *url, const char *msg, char *why, size_t why_size)
 {
-    const char *auth = strstr(url, "://");
-    auth = auth ? auth + 3 : url;
+    const char *auth = url + strlen("mongodb://");
     size_t alen = strcspn(auth, "/?");
-    const char *at = NULL;
-    for (const char *p = auth; p < auth + alen; p++)
-        if (*p == '@')
-            at = p;
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    bool leaks = false;
-    if (colon && at > colon + 1) {
-        char pw[256];
-        size_t n = (size_t)(at - colon - 1);
-        if (n >= sizeof pw)
-            n = sizeof pw - 1;
-        memcpy(pw, colon + 1, n);
-        pw[n] = '\0';
-        leaks = strstr(msg, pw) != NULL;
-    }
-    snprintf(why, why_size, "invalid MongoDB URL: %s", leaks ? "(details withheld)" : msg);
+    bool has_user_info = memchr(auth, '@', alen) != NULL;
+    snprintf(why, why_size, "invalid MongoDB URL: %s",
+             has_user_info ? "refused by libmongoc (its reason is withheld: the URL has a password)"
+                           : msg);
 }
 
 static bool db_name_ok(const char *db)

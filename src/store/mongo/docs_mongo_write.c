@@ -193,7 +193,8 @@ int dmongo_insert_many(void *self, enum iot_docs_coll coll, const struct iot_doc
     dmongo_acquire(m, coll, &c);
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_BOOL(&opts, "ordered", false);
-    mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(c.coll, &opts);
+    mongoc_bulk_operation_t *bulk =
+        mongoc_collection_create_bulk_operation_with_opts(c.coll, &opts);
     bson_error_t err;
     int rc = IOT_OK;
     for (size_t i = 0; i < n && rc == IOT_OK; i++) {

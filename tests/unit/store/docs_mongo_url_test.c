@@ -24,8 +24,8 @@ static void defaults(void **state)
     (void)state;
     mongoc_uri_t *uri;
     char db[DMONGO_DB_MAX + 1], why[256] = "";
-    assert_int_equal(dmongo_url_parse("mongodb://127.0.0.1:57017/iot_test", &uri, db, why, sizeof why),
-                     IOT_OK);
+    assert_int_equal(
+        dmongo_url_parse("mongodb://127.0.0.1:57017/iot_test", &uri, db, why, sizeof why), IOT_OK);
     assert_string_equal(db, "iot_test");
     assert_int_equal(mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 0),
                      DMONGO_TIMEOUT_MS);

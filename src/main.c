@@ -16,6 +16,7 @@
 #include "api/device_common.h"
 #include "api/stream.h"
 #include "core/config.h"
+#include "core/events.h"
 #include "core/retention.h"
 #include "core/secrets.h"
 #include "http/server.h"
@@ -119,6 +120,13 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
         IOT_ERROR("cannot start the telemetry cleaner");
         return IOT_ENOMEM;
     }
+    /* The event log: before the API, so that no state change goes unrecorded. */
+    struct iot_events_config ecfg = {.retention_ms = cfg->event_retention_days * DAY_MS};
+    rc = iot_events_start(&ecfg, &app->docs, &app->registry, &app->events);
+    if (rc) {
+        IOT_ERROR("cannot start the event log writer: %s", iot_strerror(rc));
+        return rc;
+    }
     /* Streams may use at most half the connections, so that a flood of
      * them can never lock out the rest of the API. */
     size_t max_streams = (size_t)cfg->max_connections / 2;
@@ -138,6 +146,8 @@ static void stop_services(struct iot_app *app)
     iot_retention_free(app->retention);
     iot_streams_free(app->streams);
     iot_devcache_free(app->devcache);
+    iot_events_free(app->events); /* last: the services above may still emit */
+    app->events = NULL;
 }
 
 static int wait_for_signal(void)

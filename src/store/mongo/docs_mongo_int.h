@@ -4,7 +4,8 @@
  *
  * Files: docs_mongo.c (ops table, open/close, ping, indexes, the client
  * pool, error mapping), docs_mongo_url.c (the URL), docs_mongo_bson.c
- * (documents and filters to and from BSON), docs_mongo_write.c (put,
+ * (documents and filters to and from BSON), docs_mongo_claim.c (claims:
+ * replacing at a rev safely across processes), docs_mongo_write.c (put,
  * insert_many, remove, delete_where), docs_mongo_read.c (get, find,
  * count_by).
  *
@@ -12,6 +13,7 @@
  * iot_docs_coll_name(). A stored document:
  *
  *   {_id: id, user_id: int64, device_id: int64, ts_ms: int64, rev: int64,
+ *    inc: string (the incarnation: docs_mongo_claim.c),
  *    k1: string|null, k2: string|null, tags: [string…],
  *    lat: double, lon: double (both absent without a location),
  *    body: string}
@@ -34,16 +36,15 @@
 #define DMONGO_DB_MAX 63       /* bytes of a database name (MongoDB's limit is 64) */
 #define DMONGO_TIMEOUT_MS 5000 /* server selection, connect and socket, unless the URL says */
 #define DMONGO_STRIPES 64      /* write locks (see struct dmongo) */
+#define DMONGO_INC_LEN 24      /* an incarnation: an ObjectId in hex */
 
 struct dmongo {
     mongoc_client_pool_t *pool;
     char db[DMONGO_DB_MAX + 1];
-    /* Writes to one document take the lock its (collection, id) hashes to.
-     * MongoDB's findAndModify is atomic on its own, but FerretDB 1.24's is
-     * a read, then an unconditional UPDATE by _id in another statement: two
-     * writers that both read rev 3 would both "win". The locks make that
-     * safe within this process; writers in several processes sharing one
-     * FerretDB can still race (a FerretDB limit, not MongoDB's). */
+    /* Writes to one document take the lock its (collection, id) hashes to,
+     * so that this process's writers never race each other through the
+     * claims of docs_mongo_claim.c (which serialise writers in several
+     * processes, at the cost of retries). */
     pthread_mutex_t stripes[DMONGO_STRIPES];
 };
 
@@ -91,6 +92,29 @@ int dmongo_find(void *self, enum iot_docs_coll coll, const struct iot_docs_filte
                 iot_docs_fn fn, void *ctx);
 int dmongo_count_by(void *self, enum iot_docs_coll coll, const struct iot_docs_filter *f,
                     enum iot_docs_group group, iot_docs_count_fn fn, void *ctx);
+
+/* ---- claims (docs_mongo_claim.c) --------------------------------------------- */
+
+/* What a writer needs to know of a stored document. */
+struct dmongo_head {
+    bool found;
+    int64_t rev;
+    char inc[DMONGO_INC_LEN + 1];
+};
+
+/* A new, unique incarnation. */
+void dmongo_new_inc(char inc[DMONGO_INC_LEN + 1]);
+int dmongo_read_head(struct dmongo_conn *c, enum iot_docs_coll coll, const char *id,
+                     struct dmongo_head *h);
+bool dmongo_same_head(const struct dmongo_head *a, const struct dmongo_head *b);
+/* Claims the move of document `id` from h's rev to the next: IOT_OK (ours:
+ * dmongo_unclaim it when done), IOT_ECONFLICT (another writer's), IOT_EAGAIN
+ * (an abandoned one, now cleared and the document moved on: read it
+ * again), or an error. */
+int dmongo_claim(struct dmongo *m, struct dmongo_conn *c, enum iot_docs_coll coll,
+                 const char *id, const struct dmongo_head *h);
+void dmongo_unclaim(struct dmongo *m, struct dmongo_conn *c, enum iot_docs_coll coll,
+                    const char *id, const struct dmongo_head *h);
 
 /* ---- BSON (docs_mongo_bson.c) ------------------------------------------------ */
 

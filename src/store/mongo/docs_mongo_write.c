@@ -1,24 +1,30 @@
-/* docs_mongo_write.c — the MongoDB documents store's writes: put (insert,
- * or one findAndModify that sets the fields and increments rev), insert_many
- * (an unordered bulk insert that skips duplicates), remove and delete_where.
+/* docs_mongo_write.c — the MongoDB documents store's writes: put (an
+ * insert, or a replace under a claim: docs_mongo_claim.c), insert_many (an
+ * unordered bulk insert that skips duplicates), remove and delete_where.
  *
  * What FerretDB 1.24 changes here (see docs_mongo_int.h for the layout):
- * its findAndModify is not atomic (struct dmongo's write locks); a unique
- * index refusing an update is not reported as 11000 (dmongo_is_duplicate
- * reads the message), so a rule's name is also checked before the update;
- * and it has no partial indexes (a plain unique (user_id, k1) on rules). */
+ * its updates are not atomic (hence the claims); a unique index refusing
+ * an update is not reported as 11000 (dmongo_is_duplicate reads the
+ * message), so a rule's name is also checked before a replace; and it has
+ * no partial indexes (a plain unique (user_id, k1) on rules). */
 #include <string.h>
+#include <time.h>
 
 #include "store/mongo/docs_mongo_int.h"
 #include "util/err.h"
 
-#define MAX_PUT_TRIES 2 /* an upsert racing another process's insert of that id */
+/* A replace at any rev retries while other processes' writers hold the
+ * document; after this many tries (about 2 s of waits) it gives up. */
+#define MAX_REPLACE_TRIES 60
 
-/* {_id, rev: 1, fields…}: a document as first written. */
+/* {_id, rev: 1, inc, fields…}: a document as first written. */
 static void new_doc_bson(bson_t *b, const struct iot_doc *doc)
 {
+    char inc[DMONGO_INC_LEN + 1];
+    dmongo_new_inc(inc);
     BSON_APPEND_UTF8(b, "_id", doc->id);
     BSON_APPEND_INT64(b, "rev", 1);
+    BSON_APPEND_UTF8(b, "inc", inc);
     dmongo_append_fields(b, doc, NULL);
 }
 
@@ -32,13 +38,12 @@ static int insert_new(struct dmongo_conn *c, enum iot_docs_coll coll, const stru
     return ok ? IOT_OK : dmongo_error(&err, "insert", coll);
 }
 
-/* A rule's name (k1) is unique per user: is it free for this id? The
- * unique index has the last word (a racing writer), but FerretDB reports
- * its refusal of an update only in SQLite's words; this says it plainly. */
+/* A rule's name (k1, always set: iot_docs_check_put) is unique per user:
+ * is it free for this id? The unique index has the last word (a racing
+ * writer), but FerretDB reports its refusal of an update only in SQLite's
+ * words; this says it plainly. */
 static int check_rule_name_free(struct dmongo_conn *c, const struct iot_doc *doc)
 {
-    if (!doc->k1)
-        return IOT_OK;
     bson_t filter = BSON_INITIALIZER, ne;
     BSON_APPEND_INT64(&filter, "user_id", doc->user_id);
     BSON_APPEND_UTF8(&filter, "k1", doc->k1);
@@ -53,75 +58,107 @@ static int check_rule_name_free(struct dmongo_conn *c, const struct iot_doc *doc
     return n > 0 ? IOT_ECONFLICT : IOT_OK;
 }
 
-/* {$set: {fields…}, $inc: {rev: 1}[, $unset: {lat, lon}]} */
-static void update_bson(bson_t *b, const struct iot_doc *doc)
+/* {$set: {fields…, rev}[, $unset: {lat, lon}]} */
+static void update_bson(bson_t *b, const struct iot_doc *doc, int64_t rev)
 {
-    bson_t set, inc, unset = BSON_INITIALIZER;
+    bson_t set, unset = BSON_INITIALIZER;
     BSON_APPEND_DOCUMENT_BEGIN(b, "$set", &set);
     dmongo_append_fields(&set, doc, &unset);
+    BSON_APPEND_INT64(&set, "rev", rev);
     bson_append_document_end(b, &set);
-    BSON_APPEND_DOCUMENT_BEGIN(b, "$inc", &inc);
-    BSON_APPEND_INT64(&inc, "rev", 1);
-    bson_append_document_end(b, &inc);
     if (!bson_empty(&unset))
         BSON_APPEND_DOCUMENT(b, "$unset", &unset);
     bson_destroy(&unset);
 }
 
-/* The rev findAndModify's reply carries in `value`; 0 when value is null
- * (nothing matched). */
-static int64_t reply_rev(const bson_t *reply)
+/* Under the claim of h's next rev: if the document is still as h says,
+ * writes doc over it at that rev. IOT_EAGAIN if it moved on or went. */
+static int write_claimed(struct dmongo_conn *c, enum iot_docs_coll coll,
+                         const struct iot_doc *doc, const struct dmongo_head *h)
 {
+    struct dmongo_head now;
+    int rc = dmongo_read_head(c, coll, doc->id, &now);
+    if (rc)
+        return rc;
+    if (!dmongo_same_head(h, &now))
+        return IOT_EAGAIN;
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, reply;
+    BSON_APPEND_UTF8(&filter, "_id", doc->id);
+    update_bson(&update, doc, h->rev + 1);
+    bson_error_t err;
     bson_iter_t it;
-    if (bson_iter_init_find(&it, reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
-        bson_iter_recurse(&it, &it) && bson_iter_find(&it, "rev") &&
-        (BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_INT32(&it)))
-        return bson_iter_as_int64(&it);
-    return 0;
+    if (!mongoc_collection_update_one(c->coll, &filter, &update, NULL, &reply, &err))
+        rc = dmongo_error(&err, "update", coll);
+    else if (!bson_iter_init_find(&it, &reply, "matchedCount") || bson_iter_as_int64(&it) == 0)
+        rc = IOT_EAGAIN; /* removed since the read */
+    bson_destroy(&reply);
+    bson_destroy(&update);
+    bson_destroy(&filter);
+    return rc;
 }
 
-/* Replaces the document's fields and increments its rev in one command:
- * at any rev (inserting it if absent), or only at rev `expect`. The reply
- * carries the whole new document: FerretDB refuses a projection ("fields")
- * in findAndModify. */
-static int update_doc(struct dmongo_conn *c, enum iot_docs_coll coll, const struct iot_doc *doc,
-                      int64_t expect, int64_t *rev)
+/* A short, growing pause between tries against another process's writer. */
+static void back_off(int tries)
 {
-    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&query, "_id", doc->id);
-    if (expect > 0)
-        BSON_APPEND_INT64(&query, "rev", expect);
-    update_bson(&update, doc);
-    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
-    mongoc_find_and_modify_opts_set_update(opts, &update);
-    mongoc_find_and_modify_opts_set_flags(
-        opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW |
-                  (expect == IOT_DOCS_ANY_REV ? MONGOC_FIND_AND_MODIFY_UPSERT
-                                              : MONGOC_FIND_AND_MODIFY_NONE));
-    bson_t reply;
-    bson_error_t err;
-    int rc = IOT_OK;
-    for (int tries = 1;; tries++) {
-        if (mongoc_collection_find_and_modify_with_opts(c->coll, &query, opts, &reply, &err)) {
-            *rev = reply_rev(&reply);
-            rc = *rev > 0 ? IOT_OK : IOT_ECONFLICT;
-        } else {
-            rc = dmongo_error(&err, "findAndModify", coll);
-        }
-        bson_destroy(&reply);
-        if (rc != IOT_ECONFLICT || expect != IOT_DOCS_ANY_REV || tries == MAX_PUT_TRIES)
-            break;
+    long ms = tries < 10 ? 1 + tries : 40;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* One try of put at a rev (or any): IOT_EAGAIN to try again. */
+static int replace_once(struct dmongo *m, struct dmongo_conn *c, enum iot_docs_coll coll,
+                        const struct iot_doc *doc, int64_t expect, int64_t *rev)
+{
+    struct dmongo_head h;
+    int rc = dmongo_read_head(c, coll, doc->id, &h);
+    if (rc)
+        return rc;
+    if (!h.found) {
+        if (expect > 0)
+            return IOT_ECONFLICT;
+        rc = insert_new(c, coll, doc);
+        if (rc == IOT_OK)
+            *rev = 1;
+        else if (rc == IOT_ECONFLICT && dmongo_read_head(c, coll, doc->id, &h) == IOT_OK &&
+                 h.found)
+            rc = IOT_EAGAIN; /* created meanwhile by another writer: replace it */
+        return rc;
     }
-    mongoc_find_and_modify_opts_destroy(opts);
-    bson_destroy(&update);
-    bson_destroy(&query);
+    if (expect > 0 && h.rev != expect)
+        return IOT_ECONFLICT;
+    rc = dmongo_claim(m, c, coll, doc->id, &h);
+    if (rc)
+        return rc == IOT_ECONFLICT && expect == IOT_DOCS_ANY_REV ? IOT_EAGAIN : rc;
+    rc = write_claimed(c, coll, doc, &h);
+    dmongo_unclaim(m, c, coll, doc->id, &h);
+    if (rc == IOT_OK)
+        *rev = h.rev + 1;
+    return rc;
+}
+
+/* Writes doc at any rev (inserting it if absent) or at rev `expect`. */
+static int replace(struct dmongo *m, struct dmongo_conn *c, enum iot_docs_coll coll,
+                   const struct iot_doc *doc, int64_t expect, int64_t *rev)
+{
+    int rc = coll == IOT_DOCS_RULES ? check_rule_name_free(c, doc) : IOT_OK;
+    for (int tries = 0; rc == IOT_OK || rc == IOT_EAGAIN; tries++) {
+        if (tries == MAX_REPLACE_TRIES)
+            return IOT_ETIMEOUT;
+        if (tries)
+            back_off(tries);
+        rc = replace_once(m, c, coll, doc, expect, rev);
+        if (rc == IOT_OK)
+            return rc;
+        if (rc == IOT_EAGAIN && expect > 0)
+            return IOT_ECONFLICT; /* the rev it expected is gone */
+    }
     return rc;
 }
 
 int dmongo_put(void *self, enum iot_docs_coll coll, const struct iot_doc *doc, int64_t expect_rev,
                int64_t *rev_out)
 {
-    if (iot_docs_check_coll(coll) || iot_docs_check_doc(doc) || expect_rev < IOT_DOCS_ANY_REV)
+    if (iot_docs_check_put(coll, doc) || expect_rev < IOT_DOCS_ANY_REV)
         return IOT_EINVAL;
     struct dmongo *m = self;
     pthread_mutex_t *lock = dmongo_stripe(m, coll, doc->id);
@@ -129,14 +166,8 @@ int dmongo_put(void *self, enum iot_docs_coll coll, const struct iot_doc *doc, i
     struct dmongo_conn c;
     dmongo_acquire(m, coll, &c);
     int64_t rev = 1;
-    int rc;
-    if (expect_rev == IOT_DOCS_NEW) {
-        rc = insert_new(&c, coll, doc);
-    } else {
-        rc = coll == IOT_DOCS_RULES ? check_rule_name_free(&c, doc) : IOT_OK;
-        if (rc == IOT_OK)
-            rc = update_doc(&c, coll, doc, expect_rev, &rev);
-    }
+    int rc = expect_rev == IOT_DOCS_NEW ? insert_new(&c, coll, doc)
+                                        : replace(m, &c, coll, doc, expect_rev, &rev);
     dmongo_release(m, &c);
     pthread_mutex_unlock(lock);
     if (rc == IOT_OK && rev_out)
@@ -184,7 +215,7 @@ int dmongo_insert_many(void *self, enum iot_docs_coll coll, const struct iot_doc
     if (iot_docs_check_coll(coll) || (n && !docs))
         return IOT_EINVAL;
     for (size_t i = 0; i < n; i++)
-        if (iot_docs_check_doc(&docs[i]))
+        if (iot_docs_check_put(coll, &docs[i]))
             return IOT_EINVAL;
     if (n == 0)
         return IOT_OK;

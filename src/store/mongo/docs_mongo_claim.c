@@ -111,6 +111,19 @@ static int claim_age_ms(mongoc_collection_t *claims, const char *cid, int64_t *a
     return rc;
 }
 
+/* Failing here leaves the claim behind: harmless once the document has
+ * left rev r (a late claimer's re-read backs off); if the write failed
+ * too, it blocks the document until its lease runs out. */
+static void drop_claim(mongoc_collection_t *claims, const char *cid, enum iot_docs_coll coll)
+{
+    bson_t claim = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&claim, "_id", cid);
+    bson_error_t err;
+    if (!mongoc_collection_delete_one(claims, &claim, NULL, NULL, &err))
+        dmongo_error(&err, "delete", coll);
+    bson_destroy(&claim);
+}
+
 /* An abandoned claim: move the document from h's rev to the next, as it
  * is (several finders may; they write the same), then drop the claim. */
 static int recover(struct dmongo_conn *c, mongoc_collection_t *claims, enum iot_docs_coll coll,
@@ -129,13 +142,8 @@ static int recover(struct dmongo_conn *c, mongoc_collection_t *claims, enum iot_
                  : dmongo_error(&err, "update", coll);
     bson_destroy(&update);
     bson_destroy(&filter);
-    if (rc == IOT_OK) {
-        bson_t claim = BSON_INITIALIZER;
-        BSON_APPEND_UTF8(&claim, "_id", cid);
-        if (!mongoc_collection_delete_one(claims, &claim, NULL, NULL, &err))
-            dmongo_error(&err, "delete", coll);
-        bson_destroy(&claim);
-    }
+    if (rc == IOT_OK)
+        drop_claim(claims, cid, coll);
     return rc;
 }
 
@@ -167,14 +175,6 @@ void dmongo_unclaim(struct dmongo *m, struct dmongo_conn *c, enum iot_docs_coll 
     char cid[CLAIM_ID_MAX];
     claim_id(cid, coll, id, h);
     mongoc_collection_t *claims = mongoc_client_get_collection(c->client, m->db, CLAIMS_COLL);
-    bson_t claim = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&claim, "_id", cid);
-    bson_error_t err;
-    /* Failing here leaves the claim behind: harmless once the document
-     * has left rev r (a late claimer's re-read backs off); if the write
-     * failed too, it blocks the document until its lease runs out. */
-    if (!mongoc_collection_delete_one(claims, &claim, NULL, NULL, &err))
-        dmongo_error(&err, "delete", coll);
-    bson_destroy(&claim);
+    drop_claim(claims, cid, coll);
     mongoc_collection_destroy(claims);
 }

@@ -32,9 +32,7 @@
 #include "store/mongo/docs_mongo_int.h"
 #include "util/err.h"
 
-#define CLAIMS_COLL "write_claims"
 #define CLAIM_LEASE_MS 60000
-#define CLAIM_ID_MAX (16 + IOT_DOCS_ID_MAX + 25 + 24)
 
 static int64_t wall_ms(void)
 {
@@ -84,10 +82,10 @@ bool dmongo_same_head(const struct dmongo_head *a, const struct dmongo_head *b)
     return a->found == b->found && a->rev == b->rev && strcmp(a->inc, b->inc) == 0;
 }
 
-static void claim_id(char out[CLAIM_ID_MAX], enum iot_docs_coll coll, const char *id,
+void dmongo_claim_id(char out[DMONGO_CLAIM_ID_MAX], enum iot_docs_coll coll, const char *id,
                      const struct dmongo_head *h)
 {
-    snprintf(out, CLAIM_ID_MAX, "%s/%s/%s/%lld", iot_docs_coll_name(coll), id, h->inc,
+    snprintf(out, DMONGO_CLAIM_ID_MAX, "%s/%s/%s/%lld", iot_docs_coll_name(coll), id, h->inc,
              (long long)(h->rev + 1));
 }
 
@@ -150,9 +148,10 @@ static int recover(struct dmongo_conn *c, mongoc_collection_t *claims, enum iot_
 int dmongo_claim(struct dmongo *m, struct dmongo_conn *c, enum iot_docs_coll coll,
                  const char *id, const struct dmongo_head *h)
 {
-    char cid[CLAIM_ID_MAX];
-    claim_id(cid, coll, id, h);
-    mongoc_collection_t *claims = mongoc_client_get_collection(c->client, m->db, CLAIMS_COLL);
+    char cid[DMONGO_CLAIM_ID_MAX];
+    dmongo_claim_id(cid, coll, id, h);
+    mongoc_collection_t *claims =
+        mongoc_client_get_collection(c->client, m->db, DMONGO_CLAIMS_COLL);
     bson_t claim = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&claim, "_id", cid);
     BSON_APPEND_INT64(&claim, "at", wall_ms());
@@ -172,9 +171,10 @@ int dmongo_claim(struct dmongo *m, struct dmongo_conn *c, enum iot_docs_coll col
 void dmongo_unclaim(struct dmongo *m, struct dmongo_conn *c, enum iot_docs_coll coll,
                     const char *id, const struct dmongo_head *h)
 {
-    char cid[CLAIM_ID_MAX];
-    claim_id(cid, coll, id, h);
-    mongoc_collection_t *claims = mongoc_client_get_collection(c->client, m->db, CLAIMS_COLL);
+    char cid[DMONGO_CLAIM_ID_MAX];
+    dmongo_claim_id(cid, coll, id, h);
+    mongoc_collection_t *claims =
+        mongoc_client_get_collection(c->client, m->db, DMONGO_CLAIMS_COLL);
     drop_claim(claims, cid, coll);
     mongoc_collection_destroy(claims);
 }

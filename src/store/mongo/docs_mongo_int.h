@@ -102,6 +102,12 @@ struct dmongo_head {
     char inc[DMONGO_INC_LEN + 1];
 };
 
+#define DMONGO_CLAIMS_COLL "write_claims" /* {_id: claim id, at: wall-clock ms} */
+#define DMONGO_CLAIM_ID_MAX (16 + IOT_DOCS_ID_MAX + DMONGO_INC_LEN + 24)
+
+/* "coll/id/inc/rev": the claim on moving document id from h to its next rev. */
+void dmongo_claim_id(char out[DMONGO_CLAIM_ID_MAX], enum iot_docs_coll coll, const char *id,
+                     const struct dmongo_head *h);
 /* A new, unique incarnation. */
 void dmongo_new_inc(char inc[DMONGO_INC_LEN + 1]);
 int dmongo_read_head(struct dmongo_conn *c, enum iot_docs_coll coll, const char *id,

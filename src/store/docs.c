@@ -149,6 +149,16 @@ int iot_docs_check_put(enum iot_docs_coll coll, const struct iot_doc *doc)
     return coll == IOT_DOCS_RULES && !doc->k1 ? IOT_EINVAL : IOT_OK;
 }
 
+int iot_docs_check_batch(enum iot_docs_coll coll, const struct iot_doc *docs, size_t n)
+{
+    if (iot_docs_check_coll(coll) || (n && !docs))
+        return IOT_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (iot_docs_check_put(coll, &docs[i]))
+            return IOT_EINVAL;
+    return IOT_OK;
+}
+
 int iot_docs_check_filter(const struct iot_docs_filter *f)
 {
     if (!f || f->user_id < 0 || f->device_id < 0)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/events_presence.h"
 #include "core/secrets.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -27,11 +28,12 @@
 #define DEFAULT_DRAIN_MS 5000
 #define DEFAULT_PURGE_EVERY_MS INT64_C(3600000)
 #define DEFAULT_WARN_EVERY_MS 10000
+#define DEFAULT_ONLINE_WINDOW_MS 300000
 #define RING_START 256
 #define UID_CACHE_SLOTS 256 /* a power of two */
 
 struct pending {
-    char id[IOT_EVENT_ID_LEN + 1];
+    char id[IOT_DOCS_ID_MAX + 1];
     char type[IOT_EVENT_TYPE_MAX + 1];
     int64_t user_id, device_id, ts_ms;
     json_t *details; /* owned; NULL: {} */
@@ -58,6 +60,7 @@ struct iot_events {
     struct iot_events_config cfg;
     struct iot_docs *docs;
     struct iot_registry *reg;
+    struct iot_presence_watch *presence;
 
     pthread_mutex_t lock;
     pthread_cond_t wake; /* on CLOCK_MONOTONIC */
@@ -74,7 +77,7 @@ struct iot_events {
     struct batch batch;                    /* the writer's only */
 };
 
-static bool type_valid(const char *type)
+bool iot_event_type_valid(const char *type)
 {
     size_t n = 0;
     for (; type[n]; n++) {
@@ -124,21 +127,25 @@ static void count_drop(struct iot_events *ev)
     ev->last_warn_us = now;
 }
 
-void iot_events_emit(struct iot_events *ev, const char *type, int64_t user_id, int64_t device_id,
-                     json_t *details)
+/* Queues one event; `id` NULL: a fresh random one. */
+static void enqueue(struct iot_events *ev, const char *id, const char *type, int64_t user_id,
+                    int64_t device_id, json_t *details)
 {
     if (!ev || !type) {
         json_decref(details);
         return;
     }
-    if (!type_valid(type) || (details && !json_is_object(details)) || user_id < 0 ||
+    if (!iot_event_type_valid(type) || (details && !json_is_object(details)) || user_id < 0 ||
         device_id < 0) {
         IOT_ERROR("events: refused an event of a bad type or details (a bug in the caller)");
         json_decref(details);
         return;
     }
     struct pending p = {.user_id = user_id, .device_id = device_id, .details = details};
-    iot_random_hex(p.id, IOT_EVENT_ID_LEN);
+    if (id)
+        snprintf(p.id, sizeof p.id, "%s", id);
+    else
+        iot_random_hex(p.id, IOT_EVENT_ID_LEN);
     snprintf(p.type, sizeof p.type, "%s", type);
     p.ts_ms = iot_now_ms();
 
@@ -159,6 +166,45 @@ void iot_events_emit(struct iot_events *ev, const char *type, int64_t user_id, i
     pthread_mutex_unlock(&ev->lock);
     if (!queued)
         json_decref(details);
+}
+
+void iot_events_emit(struct iot_events *ev, const char *type, int64_t user_id, int64_t device_id,
+                     json_t *details)
+{
+    enqueue(ev, NULL, type, user_id, device_id, details);
+}
+
+/* {"last_seen": ISO time or null} */
+static json_t *last_seen_details(int64_t last_seen)
+{
+    char at[IOT_ISO8601_LEN + 1];
+    iot_iso8601(last_seen, at, sizeof at);
+    return json_pack("{s:o}", "last_seen", last_seen ? json_string(at) : json_null());
+}
+
+void iot_events_device_seen(struct iot_events *ev, int64_t device_id, int64_t user_id,
+                            int64_t known)
+{
+    int64_t prev;
+    if (!ev || !iot_presence_watch_seen(ev->presence, device_id, user_id, known, iot_now_ms(),
+                                        &prev))
+        return;
+    char id[IOT_DOCS_ID_MAX + 1];
+    snprintf(id, sizeof id, "online-%lld-%lld", (long long)device_id, (long long)prev);
+    enqueue(ev, id, IOT_EV_DEVICE_ONLINE, user_id, device_id, last_seen_details(prev));
+}
+
+void iot_events_device_gone(struct iot_events *ev, int64_t device_id, int64_t user_id)
+{
+    if (ev)
+        iot_presence_watch_forget(ev->presence, device_id, user_id);
+}
+
+static void emit_offline(void *ctx, int64_t device_id, int64_t user_id, int64_t last_seen)
+{
+    char id[IOT_DOCS_ID_MAX + 1];
+    snprintf(id, sizeof id, "offline-%lld-%lld", (long long)device_id, (long long)last_seen);
+    enqueue(ctx, id, IOT_EV_DEVICE_OFFLINE, user_id, device_id, last_seen_details(last_seen));
 }
 
 /* ---- the writer ----------------------------------------------------------- */
@@ -379,16 +425,22 @@ static void *writer_main(void *arg)
     pthread_setname_np(pthread_self(), "events");
     int64_t backoff_ms = ev->cfg.retry_min_ms;
     bool failing = false;
-    int64_t next_purge_us = iot_mono_us();
+    int64_t next_purge_us = iot_mono_us(), next_sweep_us = iot_mono_us();
     for (;;) {
         if (ev->cfg.retention_ms && iot_mono_us() >= next_purge_us) {
             retention_pass(ev);
             next_purge_us = iot_mono_us() + ev->cfg.purge_every_ms * 1000;
         }
+        if (!ev->cfg.retention_ms)
+            next_purge_us = INT64_MAX;
+        if (iot_mono_us() >= next_sweep_us) {
+            iot_presence_watch_sweep(ev->presence, iot_now_ms(), emit_offline, ev);
+            next_sweep_us = iot_mono_us() + ev->cfg.offline_sweep_ms * 1000;
+        }
+        int64_t next_duty = next_purge_us < next_sweep_us ? next_purge_us : next_sweep_us;
         pthread_mutex_lock(&ev->lock);
-        while (!ev->batch.n && !ev->count && !ev->stopping &&
-               !(ev->cfg.retention_ms && iot_mono_us() >= next_purge_us))
-            wait_until(ev, ev->cfg.retention_ms ? next_purge_us : iot_mono_us() + 3600000000LL);
+        while (!ev->batch.n && !ev->count && !ev->stopping && iot_mono_us() < next_duty)
+            wait_until(ev, next_duty);
         if (!ev->batch.n)
             batch_take(ev, &ev->batch);
         bool stopping = ev->stopping;
@@ -436,6 +488,12 @@ static void config_defaults(struct iot_events_config *c)
         c->purge_every_ms = DEFAULT_PURGE_EVERY_MS;
     if (!c->warn_every_ms)
         c->warn_every_ms = DEFAULT_WARN_EVERY_MS;
+    if (!c->online_window_ms)
+        c->online_window_ms = DEFAULT_ONLINE_WINDOW_MS;
+    if (!c->offline_sweep_ms)
+        c->offline_sweep_ms = c->online_window_ms / 10 < 1000    ? 1000
+                              : c->online_window_ms / 10 > 30000 ? 30000
+                                                                  : c->online_window_ms / 10;
 }
 
 static void events_destroy(struct iot_events *ev)
@@ -447,17 +505,20 @@ static void events_destroy(struct iot_events *ev)
     free(ev->batch.ev);
     free(ev->batch.docs);
     free(ev->batch.bodies);
+    iot_presence_watch_free(ev->presence);
     pthread_cond_destroy(&ev->wake);
     pthread_mutex_destroy(&ev->lock);
     free(ev);
 }
 
 int iot_events_start(const struct iot_events_config *cfg, struct iot_docs *docs,
-                     struct iot_registry *reg, struct iot_events **out)
+                     struct iot_registry *reg, struct iot_cache *cache,
+                     struct iot_events **out)
 {
     *out = NULL;
     if (cfg->retry_min_ms < 0 || cfg->retry_max_ms < 0 || cfg->drain_ms < 0 ||
-        cfg->retention_ms < 0 || cfg->purge_every_ms < 0 || cfg->warn_every_ms < 0)
+        cfg->retention_ms < 0 || cfg->purge_every_ms < 0 || cfg->warn_every_ms < 0 ||
+        cfg->online_window_ms < 0 || cfg->offline_sweep_ms < 0)
         return IOT_EINVAL;
     struct iot_events *ev = calloc(1, sizeof *ev);
     if (!ev)
@@ -476,7 +537,8 @@ int iot_events_start(const struct iot_events_config *cfg, struct iot_docs *docs,
     ev->batch.ev = calloc(bmax, sizeof *ev->batch.ev);
     ev->batch.docs = calloc(bmax, sizeof *ev->batch.docs);
     ev->batch.bodies = calloc(bmax, sizeof *ev->batch.bodies);
-    if (!ev->batch.ev || !ev->batch.docs || !ev->batch.bodies) {
+    ev->presence = iot_presence_watch_new(ev->cfg.online_window_ms, cache);
+    if (!ev->batch.ev || !ev->batch.docs || !ev->batch.bodies || !ev->presence) {
         events_destroy(ev);
         return IOT_ENOMEM;
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "store/backend.h"
+#include "store/mongo/docs_mongo.h"
 #include "store/sqlite/docs_sqlite.h"
 #include "util/err.h"
 #include "util/utf8.h"
@@ -15,6 +16,7 @@
 /* A URL with no known scheme is a path for the embedded default. */
 static const struct iot_backend_scheme backends[] = {
     {.scheme = "sqlite", .ops = &iot_docs_sqlite},
+    {.scheme = "mongodb", .ops = &iot_docs_mongo},
 };
 
 const struct iot_docs_ops *iot_docs_backend(const char *url)
@@ -23,7 +25,7 @@ const struct iot_docs_ops *iot_docs_backend(const char *url)
                             true);
 }
 
-const char *iot_docs_backend_names(void) { return "sqlite"; }
+const char *iot_docs_backend_names(void) { return "sqlite, mongodb"; }
 
 int iot_docs_open(const char *url, struct iot_docs *out)
 {
@@ -145,6 +147,16 @@ int iot_docs_check_put(enum iot_docs_coll coll, const struct iot_doc *doc)
     if (iot_docs_check_coll(coll) || iot_docs_check_doc(doc))
         return IOT_EINVAL;
     return coll == IOT_DOCS_RULES && !doc->k1 ? IOT_EINVAL : IOT_OK;
+}
+
+int iot_docs_check_batch(enum iot_docs_coll coll, const struct iot_doc *docs, size_t n)
+{
+    if (iot_docs_check_coll(coll) || (n && !docs))
+        return IOT_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (iot_docs_check_put(coll, &docs[i]))
+            return IOT_EINVAL;
+    return IOT_OK;
 }
 
 int iot_docs_check_filter(const struct iot_docs_filter *f)

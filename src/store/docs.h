@@ -186,6 +186,9 @@ int iot_docs_check_doc(const struct iot_doc *doc);
 /* The collection and the document, and what the collection requires of
  * it: a rule has a name (k1), which its unique key includes. */
 int iot_docs_check_put(enum iot_docs_coll coll, const struct iot_doc *doc);
+/* insert_many's arguments: every document passes iot_docs_check_put
+ * (docs may be NULL only when n is 0). */
+int iot_docs_check_batch(enum iot_docs_coll coll, const struct iot_doc *docs, size_t n);
 /* A filter: keys and tag as above, ranges in order and in range, after_id
  * valid when has_after. */
 int iot_docs_check_filter(const struct iot_docs_filter *f);

@@ -301,11 +301,8 @@ static int docs_insert_many(void *self, enum iot_docs_coll coll, const struct io
 {
     if (inserted)
         *inserted = 0;
-    if (iot_docs_check_coll(coll) || (n && !docs))
+    if (iot_docs_check_batch(coll, docs, n))
         return IOT_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (iot_docs_check_put(coll, &docs[i]))
-            return IOT_EINVAL;
     if (n == 0)
         return IOT_OK;
     struct iot_sqldb_conn *c;

@@ -54,7 +54,9 @@ GOALS = (
 # Three rules per device on what ingest_single.lua sends (temperature 21.5,
 # humidity 40, pressure 1013): evaluated on every message, never true.
 # ingest_flap.lua alternates the pressure 1013/1014, so that the third one
-# fires and resolves itself on every other message of a device.
+# fires and resolves itself again and again: at most once per cooldown
+# (--flap-cooldown) per device, so that the alert writes stay within what
+# a documents store on another server keeps up with.
 RULES = (("temperature", ">", 1000), ("humidity", "<", -1000), ("pressure", "!=", 1013))
 
 
@@ -237,22 +239,30 @@ def engine_cpu_s(pid):
     return sum(cpu) if cpu else None
 
 
-def settle_alerting(pid, timeout=120):
-    """Waits until the alert engine's thread stops using CPU: it evaluates
-    what ingest committed off the request path, and one run's backlog must
-    not run into the next. Returns the seconds waited and the thread's CPU
-    seconds meanwhile (None without such a thread)."""
+def alerts_summary(srv):
+    status, _, doc = get(srv, "/api/v1/alerts/summary")
+    return doc if status == 200 else {"status": status}
+
+
+def settle_alerting(srv, timeout=300):
+    """Waits until the alert engine is done with what ingest committed (it
+    evaluates off the request path, and one run's backlog must not run
+    into the next): until, over half a second, neither its thread
+    ("alerting") used CPU nor the alerts summary changed (the thread may be
+    waiting on a remote store). Returns the seconds waited and the thread's
+    CPU seconds meanwhile (None without such a thread)."""
     t0 = time.time()
-    first = last = engine_cpu_s(pid)
+    first = engine_cpu_s(srv.proc.pid)
     if first is None:
         return None
+    last = (first, alerts_summary(srv))
     while time.time() - t0 < timeout:
-        time.sleep(0.3)
-        now = engine_cpu_s(pid)
+        time.sleep(0.5)
+        now = (engine_cpu_s(srv.proc.pid), alerts_summary(srv))
         if now == last:
             break
         last = now
-    return {"seconds": round(time.time() - t0, 2), "engine_cpu_s": round(last - first, 2)}
+    return {"seconds": round(time.time() - t0, 2), "engine_cpu_s": round(last[0] - first, 2)}
 
 
 # The engine's warning when its queue is full (core/alerting.c): messages
@@ -277,10 +287,11 @@ def rule_id(doc):
     return rule["id"]
 
 
-def create_rules(srv):
+def create_rules(srv, cooldown_s):
     jobs = [("POST", "/api/v1/alert-rules",
              {"name": f"bench-{dev_id}-{m}", "device_id": int(dev_id), "measurement": m,
-              "operator": op, "threshold": threshold, "severity": "warning"}, srv.auth)
+              "operator": op, "threshold": threshold, "severity": "warning",
+              "cooldown_s": cooldown_s}, srv.auth)
             for dev_id, _ in srv.devices for m, op, threshold in RULES]
     return [rule_id(doc) for doc in in_parallel(srv.base, jobs)]
 
@@ -307,7 +318,7 @@ def ingest_run(args, srv, script):
         res["alert_engine_cpu_s_during_run"] = round(engine_cpu_s(srv.proc.pid) - engine0, 2)
     core.per_message(res, 1)
     core.ingest_check(srv.base, res, before)
-    res["alert_backlog"] = settle_alerting(srv.proc.pid)
+    res["alert_backlog"] = settle_alerting(srv)
     res["alert_messages_not_evaluated_so_far"] = not_evaluated(srv.log)
     backlog = res["alert_backlog"]
     print(f" (engine backlog {backlog['seconds']:.1f} s);" if backlog and backlog["engine_cpu_s"]
@@ -328,7 +339,7 @@ def ingest_round(args, srv, i, ids):
             r["none"] = ingest_run(args, srv, "ingest_single.lua")
         else:
             if not ids:  # round i - 1 may have ended with them
-                ids.extend(create_rules(srv))
+                ids.extend(create_rules(srv, args.flap_cooldown))
             print(f" {len(ids)} rules", end="", flush=True)
             r["rules_quiet"] = ingest_run(args, srv, "ingest_single.lua")
             if not args.no_flap:
@@ -360,13 +371,13 @@ def ingest_rules(args, srv):
         v = sorted(r[key] for r in rounds if key in r)
         return v[len(v) // 2] if v else None
 
-    status, _, summary = get(srv, "/api/v1/alerts/summary")
     return {"seconds_each": args.pair_duration, "rules_per_device": len(RULES),
-            "rules": [{"measurement": m, "operator": op, "threshold": t} for m, op, t in RULES],
+            "rules": [{"measurement": m, "operator": op, "threshold": t,
+                       "cooldown_s": args.flap_cooldown} for m, op, t in RULES],
             "rounds": rounds, "median_ratio_quiet": median("ratio_quiet"),
             "median_ratio_flapping": median("ratio_flapping"),
             "alert_messages_not_evaluated": not_evaluated(srv.log),
-            "alerts_summary_at_end": summary if status == 200 else {"status": status}}
+            "alerts_summary_at_end": alerts_summary(srv)}
 
 
 # ---- 2. a device's own configuration ---------------------------------------------
@@ -606,6 +617,8 @@ def main():
     ap.add_argument("--pair-duration", type=int, default=5, help="seconds per ingest run")
     ap.add_argument("--no-flap", action="store_true",
                     help="skip the ingest variant where a rule fires and resolves repeatedly")
+    ap.add_argument("--flap-cooldown", type=float, default=1.0,
+                    help="the rules' cooldown_s: the flapping rule fires at most this often")
     ap.add_argument("--events", type=int, default=3000, help="events in the log before the page")
     ap.add_argument("--page", type=int, default=100, help="events per page")
     ap.add_argument("--no-ferretdb", action="store_true",

@@ -92,4 +92,4 @@ def test_failed_cleanup_is_retried(start_server):
     assert [rec["device_id"] for rec in user_history(owner)["telemetry"]] == [kept.id]
     log = s.stderr()
     assert log.count("not removed") == 1, log[-3000:]
-    assert "telemetry clean-ups succeed again" in log, log[-3000:]
+    assert "clean-ups of deleted devices and users succeed again" in log, log[-3000:]

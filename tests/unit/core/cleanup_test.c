@@ -105,7 +105,7 @@ static int setup(void **state)
     f->faulty_tm = (struct iot_telemetry){.ops = &faulty_ops, .self = &f->faulty};
     struct iot_cleaner_config cfg = {.poll_ms = 20, .retry_min_ms = RETRY_MIN,
                                      .retry_max_ms = RETRY_MAX};
-    f->cleaner = iot_cleaner_new(&cfg, &f->reg, &f->faulty_tm);
+    f->cleaner = iot_cleaner_new(&cfg, &f->reg, &f->faulty_tm, NULL);
     if (!f->cleaner)
         return -1;
     set_now(T0);
@@ -433,7 +433,7 @@ static void test_logs_once_per_outage(void **state)
     iot_log_set_level(IOT_LOG_INFO);
     char *log = capture_stderr(failing_then_recovering, f);
     int warned = count_lines(log, " not removed: unavailable");
-    int recovered = count_lines(log, "telemetry clean-ups succeed again (after 15 failed attempts)");
+    int recovered = count_lines(log, "clean-ups of deleted devices and users succeed again (after 15 failed attempts)");
     free(log);
     assert_i64(warned, 1);
     assert_i64(recovered, 1);
@@ -475,7 +475,7 @@ static void test_two_cleaners_at_once(void **state)
         assert_rc(iot_reg_device_delete(&f->reg, ids[i]), IOT_OK);
     }
     struct iot_cleaner_config cfg = {.retry_min_ms = RETRY_MIN, .retry_max_ms = RETRY_MAX};
-    struct runner r[2] = {{.c = f->cleaner}, {.c = iot_cleaner_new(&cfg, &f->reg, &f->tm)}};
+    struct runner r[2] = {{.c = f->cleaner}, {.c = iot_cleaner_new(&cfg, &f->reg, &f->tm, NULL)}};
     assert_non_null(r[1].c);
     pthread_t t[2];
     for (int i = 0; i < 2; i++)

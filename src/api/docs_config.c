@@ -210,16 +210,15 @@ void iot_h_device_config_history(struct iot_req *r)
         !iot_req_query_int(r, "limit", HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
         !iot_docs_cursor_read(r, &c))
         return;
-    if (c.set && c.ts <= 0) {
-        iot_reply_error(r, 400, "Invalid cursor", "use the next_cursor of the previous page");
-        return;
-    }
     if (limit == 0)
         limit = HISTORY_PAGE_DEFAULT;
     struct history_page h = {.out = {0}};
     iot_buf_printf(&h.out, "{\"device_id\":%lld,\"history\":[", (long long)d.id);
-    int rc = iot_devconfig_history(&iot_app_of(r)->docs, d.id, c.set ? c.ts : 0, (size_t)limit,
-                                   append_version, &h);
+    /* Versions start at 1: a cursor at or below it ends the history. */
+    int rc = c.set && c.ts <= 1 ? IOT_OK
+                                : iot_devconfig_history(&iot_app_of(r)->docs, d.id,
+                                                        c.set ? c.ts : 0, (size_t)limit,
+                                                        append_version, &h);
     if (rc) {
         iot_buf_free(&h.out);
         iot_reply_store_error(r, rc, "device configuration");

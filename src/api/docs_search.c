@@ -1,11 +1,11 @@
-/* docs_search.c — GET /devices/search: devices by tag, by distance from a
- * point (near=lat,lon&radius_m=) or in a box (bbox=minLat,minLon,maxLat,
- * maxLon; minLon > maxLon crosses the antimeridian), a user's own devices
- * or, for the admin, everyone's. Newest metadata change first, cursor
- * paging; each device with its summary, its metadata and, for near, its
- * distance in metres. The store filters by the covering boxes
- * (core/geo.h); the exact distance filters what they return. */
-#include <errno.h>
+/* docs_search.c — GET /devices/search: the devices with metadata, a user's
+ * own or, for the admin, everyone's, by tag, by distance from a point
+ * (near=lat,lon&radius_m=, 1 km by default) and by box (bbox=minLat,minLon,
+ * maxLat,maxLon; minLon > maxLon crosses the antimeridian) — every
+ * criterion given must hold; none lists them all. Newest metadata change
+ * first, cursor paging; each device with its summary, its metadata and,
+ * for near, its distance in metres. The store filters by the covering
+ * boxes (core/geo.h); the exact distance filters what they return. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +23,83 @@
 #define SEARCH_PAGE_MAX 100
 /* Bytes of metadata one page carries at most (it ends early, with a cursor). */
 #define SEARCH_PAGE_BYTES (512 * 1024)
+/* near without radius_m: within a kilometre. */
+#define NEAR_RADIUS_DEFAULT_M 1000.0
 
-/* Reads n comma-separated finite numbers; false unless exactly n. */
-static bool parse_numbers(const char *s, double *out, size_t n)
+/* The query's numbers follow grammars the OpenAPI spec states as
+ * patterns, checked here character for character so that the server
+ * accepts exactly what the spec calls valid. */
+
+/* A coordinate: -?(0|[1-9][0-9]{0,2})(\.[0-9]+)? of at most `max` degrees
+ * (max itself only with a fraction of zeros). Parses s[0..n). */
+static bool coordinate(const char *s, size_t n, int max, double *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        char *end;
-        errno = 0;
-        out[i] = strtod(s, &end);
-        if (end == s || errno || !isfinite(out[i]) || *end != (i + 1 < n ? ',' : '\0'))
+    size_t i = s[0] == '-', int_start = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    size_t int_len = i - int_start;
+    if (int_len == 0 || int_len > 3 || (int_len > 1 && s[int_start] == '0'))
+        return false;
+    int whole = 0;
+    for (size_t k = int_start; k < i; k++)
+        whole = whole * 10 + (s[k] - '0');
+    bool zero_fraction = true;
+    if (i < n && s[i] == '.') {
+        size_t frac_start = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            zero_fraction &= s[i++] == '0';
+        if (i == frac_start)
             return false;
-        s = end + 1;
+    }
+    if (i != n || whole > max || (whole == max && !zero_fraction))
+        return false;
+    char buf[64];
+    if (n >= sizeof buf)
+        return false; /* can't be a coordinate we need this precisely */
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    *out = strtod(buf, NULL);
+    return true;
+}
+
+/* "lat,lon[,lat,lon...]": n_pairs pairs of coordinates into out. */
+static bool coordinates(const char *s, double *out, size_t n_pairs)
+{
+    for (size_t i = 0; i < 2 * n_pairs; i++) {
+        size_t len = strcspn(s, ",");
+        bool last = i + 1 == 2 * n_pairs;
+        if ((s[len] == ',') == last || !coordinate(s, len, i % 2 ? 180 : 90, &out[i]))
+            return false;
+        s += len + !last;
     }
     return true;
+}
+
+/* A JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool json_number(const char *s, double *out)
+{
+    const char *p = s + (*s == '-');
+    size_t d = strspn(p, "0123456789");
+    if (d == 0 || (d > 1 && *p == '0'))
+        return false;
+    p += d;
+    if (*p == '.') {
+        d = strspn(++p, "0123456789");
+        if (d == 0)
+            return false;
+        p += d;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p += 1 + (p[1] == '+' || p[1] == '-');
+        d = strspn(p, "0123456789");
+        if (d == 0)
+            return false;
+        p += d;
+    }
+    if (*p)
+        return false;
+    *out = strtod(s, NULL);
+    return isfinite(*out);
 }
 
 static bool bad_param(struct iot_req *r, const char *message)
@@ -46,50 +110,51 @@ static bool bad_param(struct iot_req *r, const char *message)
 
 static bool read_near(struct iot_req *r, const char *near, struct iot_metadata_search *s)
 {
-    double p[2], radius[1];
+    double p[2], radius = NEAR_RADIUS_DEFAULT_M;
     const char *rm = iot_req_query(r, "radius_m");
-    if (!parse_numbers(near, p, 2) || !iot_geo_lat_valid(p[0]) || !iot_geo_lon_valid(p[1]))
+    if (!coordinates(near, p, 1))
         return bad_param(r, "'near' must be 'latitude,longitude' within [-90, 90] and"
-                            " [-180, 180]");
-    if (!rm || !parse_numbers(rm, radius, 1) || radius[0] <= 0 ||
-        radius[0] > IOT_GEO_RADIUS_MAX_M)
-        return bad_param(r, "'near' needs 'radius_m', a distance in metres above 0 and at most"
+                            " [-180, 180], plain decimals");
+    if (rm && (!json_number(rm, &radius) || radius <= 0 || radius > IOT_GEO_RADIUS_MAX_M))
+        return bad_param(r, "'radius_m' must be a distance in metres above 0 and at most"
                             " 20037509");
     s->circle = true;
     s->lat = p[0];
     s->lon = p[1];
-    s->radius_m = radius[0];
-    s->n_boxes = iot_geo_circle_boxes(p[0], p[1], radius[0], s->boxes);
+    s->radius_m = radius;
+    if (!s->n_boxes) /* with a bbox, its boxes bound the query and the circle filters */
+        s->n_boxes = iot_geo_circle_boxes(p[0], p[1], radius, s->boxes);
     return true;
 }
 
-static bool read_bbox(struct iot_req *r, const char *bbox, struct iot_metadata_search *s)
+/* *empty: the box holds nothing (minLat above maxLat). */
+static bool read_bbox(struct iot_req *r, const char *bbox, struct iot_metadata_search *s,
+                      bool *empty)
 {
     double b[4];
-    if (!parse_numbers(bbox, b, 4) || !iot_geo_lat_valid(b[0]) || !iot_geo_lon_valid(b[1]) ||
-        !iot_geo_lat_valid(b[2]) || !iot_geo_lon_valid(b[3]) || b[0] > b[2])
+    if (!coordinates(bbox, b, 2))
         return bad_param(r, "'bbox' must be 'minLat,minLon,maxLat,maxLon' within [-90, 90] and"
-                            " [-180, 180], minLat <= maxLat (minLon > maxLon crosses the"
+                            " [-180, 180], plain decimals (minLon > maxLon crosses the"
                             " antimeridian)");
-    s->n_boxes = iot_geo_region_boxes(b[0], b[1], b[2], b[3], s->boxes);
+    *empty = b[0] > b[2];
+    if (!*empty)
+        s->n_boxes = iot_geo_region_boxes(b[0], b[1], b[2], b[3], s->boxes);
     return true;
 }
 
-/* The criteria from the query string; answers 400 itself. */
-static bool read_criteria(struct iot_req *r, struct iot_metadata_search *s)
+/* The criteria from the query string; answers 400 itself. *empty: they
+ * select nothing. */
+static bool read_criteria(struct iot_req *r, struct iot_metadata_search *s, bool *empty)
 {
     const char *tag = iot_req_query(r, "tag"), *near = iot_req_query(r, "near");
     const char *bbox = iot_req_query(r, "bbox");
-    if (!tag && !near && !bbox)
-        return bad_param(r, "search by 'tag', 'near' (with 'radius_m') or 'bbox'");
-    if (near && bbox)
-        return bad_param(r, "'near' and 'bbox' cannot be combined");
+    *empty = false;
     if (tag && !iot_metadata_tag_valid(tag))
         return bad_param(r, "'tag' must be 1 to 64 bytes of text without control characters");
     s->base.tag = tag;
-    if (near)
-        return read_near(r, near, s);
-    return !bbox || read_bbox(r, bbox, s);
+    if (bbox && !read_bbox(r, bbox, s, empty))
+        return false;
+    return !near || read_near(r, near, s);
 }
 
 struct results {
@@ -132,9 +197,10 @@ void iot_h_device_search(struct iot_req *r)
     struct iot_docs_cursor c;
     struct iot_metadata_search s = {.base = {0}};
     int64_t limit;
+    bool empty;
     if (!iot_authn_any(r, &p) ||
         !iot_req_query_int(r, "limit", SEARCH_PAGE_DEFAULT, SEARCH_PAGE_MAX, &limit) ||
-        !iot_docs_cursor_read(r, &c) || !read_criteria(r, &s))
+        !iot_docs_cursor_read(r, &c) || !read_criteria(r, &s, &empty))
         return;
     if (limit == 0)
         limit = SEARCH_PAGE_DEFAULT;
@@ -146,7 +212,7 @@ void iot_h_device_search(struct iot_req *r)
         s.base.after_id = c.id;
     }
     struct results res = {.r = r, .near = s.circle, .devices = json_array(), .limit = limit};
-    int rc = iot_metadata_search(&iot_app_of(r)->docs, &s, add_result, &res);
+    int rc = empty ? IOT_OK : iot_metadata_search(&iot_app_of(r)->docs, &s, add_result, &res);
     if (rc || res.rc) {
         json_decref(res.devices);
         iot_reply_store_error(r, rc ? rc : res.rc, "device metadata");

@@ -133,10 +133,18 @@ def test_history_empty_and_default_limit(user, device):
 
 
 @pytest.mark.parametrize("params", [{"cursor": "nope"}, {"cursor": "5"}, {"cursor": "x.v5"},
-                                    {"cursor": "5.a b"}, {"cursor": "0.v0"}, {"limit": -1},
+                                    {"cursor": "5.a b"}, {"cursor": "+5.v5"}, {"limit": -1},
                                     {"limit": "ten"}])
 def test_history_bad_paging(user, device, params):
     expect_error(user.api.get(f"/devices/{device['id']}/config/history", params=params), 400)
+
+
+def test_history_cursor_before_the_first_version(user, device):
+    put_config(user, device, {"a": 1})
+    for cursor in ("1.v1", "0.v0", "-7.x"):
+        page = expect(user.api.get(f"/devices/{device['id']}/config/history",
+                                   params={"cursor": cursor}), 200)
+        assert page["history"] == [] and page["next_cursor"] is None
 
 
 # ---------------------------------------------------------------- the device itself

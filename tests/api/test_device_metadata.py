@@ -292,18 +292,55 @@ def test_search_whole_world_radius(user):
 
 
 @pytest.mark.parametrize("params", [
-    {}, {"near": "0,0"}, {"near": "0,0", "radius_m": "0"}, {"near": "0,0", "radius_m": "-5"},
+    {"near": "0,0", "radius_m": "0"}, {"near": "0,0", "radius_m": "-5"},
     {"near": "0,0", "radius_m": "abc"}, {"near": "0,0", "radius_m": "1e99"},
+    {"near": "0,0", "radius_m": " 5"}, {"near": "0,0", "radius_m": "0x10"},
+    {"near": "0,0", "radius_m": "+5"}, {"near": "0,0", "radius_m": "inf"},
     {"near": "91,0", "radius_m": "10"}, {"near": "0,181", "radius_m": "10"},
+    {"near": "90.0001,0"}, {"near": "0,-180.5"}, {"near": "05,0"}, {"near": "+5,0"},
+    {"near": " 1,2"}, {"near": "1e1,2"}, {"near": "1.,2"}, {"near": ".5,2"},
     {"near": "0", "radius_m": "10"}, {"near": "0,0,0", "radius_m": "10"},
     {"near": "a,b", "radius_m": "10"}, {"near": "nan,0", "radius_m": "10"},
-    {"bbox": "0,0,1"}, {"bbox": "2,0,1,1"}, {"bbox": "0,0,91,1"}, {"bbox": "x"},
-    {"bbox": "0,0,1,1", "near": "0,0", "radius_m": "5"}, {"tag": ""}, {"tag": "x" * 65},
+    {"bbox": "0,0,1"}, {"bbox": "0,0,91,1"}, {"bbox": "x"}, {"bbox": "0,0,1,1,"},
+    {"tag": ""}, {"tag": "x" * 65}, {"tag": "a\u0001"},
     {"tag": "a", "cursor": "bogus"}, {"tag": "a", "cursor": "12.not an id"},
+    {"tag": "a", "cursor": "1234567890123456789.d1"}, {"tag": "a", "cursor": "+1.d1"},
     {"tag": "a", "limit": "-1"},
 ])
 def test_search_bad_input(user, params):
     expect_error(user.api.get("/devices/search", params=params), 400)
+
+
+def test_search_without_criteria_lists_all_with_metadata(users):
+    owner = users.new()
+    a, b = located(owner, 1, 1), register_device(owner)
+    register_device(owner)  # no metadata: not listed
+    expect(owner.api.post(f"/devices/{b['id']}/tags/x"), 200)
+    assert sorted(ids(search(owner))) == sorted([a["id"], b["id"]])
+
+
+def test_search_near_defaults_to_a_kilometre(user):
+    tag = unique("km")
+    close = located(user, 0, 0.008, tag)   # ~890 m
+    located(user, 0, 0.01, tag)            # ~1112 m
+    assert ids(search(user, near="0,0", tag=tag)) == [close["id"]]
+
+
+def test_search_near_and_bbox_together(user):
+    tag = unique("both")
+    west, east = located(user, 0, -0.5, tag), located(user, 0, 0.5, tag)
+    page = search(user, near="0,0", radius_m=100000, bbox="-1,0,1,1", tag=tag)
+    assert ids(page) == [east["id"]] and "distance_m" in page["devices"][0]
+    assert ids(search(user, near="0,0", radius_m=100000, tag=tag, limit=5)) == [east["id"], west["id"]]
+
+
+def test_search_box_edges_and_empty_box(user):
+    tag = unique("edge")
+    pole = located(user, 90, 180, tag)
+    assert ids(search(user, bbox="90.000,180.0,90,180", tag=tag)) == [pole["id"]]
+    assert search(user, bbox="10,0,5,1", tag=tag) == {"devices": [], "count": 0,
+                                                      "next_cursor": None}
+    assert ids(search(user, tag=tag, cursor="0.d0")) == [], "a cursor before every change"
 
 
 def test_search_needs_a_user(user, device, srv):

@@ -108,16 +108,24 @@ static bool bad_param(struct iot_req *r, const char *message)
     return false;
 }
 
-static bool read_near(struct iot_req *r, const char *near, struct iot_metadata_search *s)
+/* radius_m is checked even without near (where it means nothing). */
+static bool read_radius(struct iot_req *r, double *radius)
 {
-    double p[2], radius = NEAR_RADIUS_DEFAULT_M;
     const char *rm = iot_req_query(r, "radius_m");
+    *radius = NEAR_RADIUS_DEFAULT_M;
+    if (rm && (!json_number(rm, radius) || *radius <= 0 || *radius > IOT_GEO_RADIUS_MAX_M))
+        return bad_param(r, "'radius_m' must be a distance in metres above 0 and at most"
+                            " 20037509");
+    return true;
+}
+
+static bool read_near(struct iot_req *r, const char *near, double radius,
+                      struct iot_metadata_search *s)
+{
+    double p[2];
     if (!coordinates(near, p, 1))
         return bad_param(r, "'near' must be 'latitude,longitude' within [-90, 90] and"
                             " [-180, 180], plain decimals");
-    if (rm && (!json_number(rm, &radius) || radius <= 0 || radius > IOT_GEO_RADIUS_MAX_M))
-        return bad_param(r, "'radius_m' must be a distance in metres above 0 and at most"
-                            " 20037509");
     s->circle = true;
     s->lat = p[0];
     s->lon = p[1];
@@ -152,9 +160,10 @@ static bool read_criteria(struct iot_req *r, struct iot_metadata_search *s, bool
     if (tag && !iot_metadata_tag_valid(tag))
         return bad_param(r, "'tag' must be 1 to 64 bytes of text without control characters");
     s->base.tag = tag;
-    if (bbox && !read_bbox(r, bbox, s, empty))
+    double radius;
+    if (!read_radius(r, &radius) || (bbox && !read_bbox(r, bbox, s, empty)))
         return false;
-    return !near || read_near(r, near, s);
+    return !near || read_near(r, near, radius, s);
 }
 
 struct results {

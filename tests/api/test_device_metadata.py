@@ -305,7 +305,7 @@ def test_search_whole_world_radius(user):
     {"tag": ""}, {"tag": "x" * 65}, {"tag": "a\u0001"},
     {"tag": "a", "cursor": "bogus"}, {"tag": "a", "cursor": "12.not an id"},
     {"tag": "a", "cursor": "1234567890123456789.d1"}, {"tag": "a", "cursor": "+1.d1"},
-    {"tag": "a", "limit": "-1"},
+    {"tag": "a", "limit": "-1"}, {"radius_m": "0"}, {"radius_m": "20037510"},
 ])
 def test_search_bad_input(user, params):
     expect_error(user.api.get("/devices/search", params=params), 400)

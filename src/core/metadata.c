@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "core/docs_read.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/json_out.h"
@@ -161,35 +162,11 @@ static void doc_id(int64_t device_id, char *buf, size_t size)
     snprintf(buf, size, "d%lld", (long long)device_id);
 }
 
-struct loaded {
-    json_t *meta;
-    int64_t rev;
-};
-
-static int take_doc(void *ctx, const struct iot_doc *doc)
-{
-    struct loaded *l = ctx;
-    l->meta = json_loadb(doc->body, doc->body_len, 0, NULL);
-    l->rev = doc->rev;
-    return 0;
-}
-
 int iot_metadata_load(struct iot_docs *d, int64_t device_id, json_t **meta, int64_t *rev)
 {
     char id[IOT_DOCS_ID_MAX + 1];
     doc_id(device_id, id, sizeof id);
-    struct loaded l = {NULL, 0};
-    int rc = iot_docs_get(d, IOT_DOCS_METADATA, id, take_doc, &l);
-    if (rc == IOT_OK && !json_is_object(l.meta))
-        rc = IOT_EINTERNAL; /* the store checks bodies: never expected */
-    if (rc) {
-        json_decref(l.meta);
-        return rc;
-    }
-    *meta = l.meta;
-    if (rev)
-        *rev = l.rev;
-    return IOT_OK;
+    return iot_docs_get_object(d, IOT_DOCS_METADATA, id, meta, rev, NULL);
 }
 
 int iot_metadata_store(struct iot_docs *d, int64_t device_id, int64_t owner_id, const json_t *meta,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/docs_read.h"
 #include "util/err.h"
 #include "util/json_out.h"
 
@@ -94,37 +95,25 @@ static void doc_id(int64_t user_id, char *buf, size_t size)
     snprintf(buf, size, "u%lld", (long long)user_id);
 }
 
-struct loaded {
-    json_t *stored;
-    int64_t ts_ms;
-};
-
-static int take_doc(void *ctx, const struct iot_doc *doc)
-{
-    struct loaded *l = ctx;
-    l->stored = json_loadb(doc->body, doc->body_len, 0, NULL);
-    l->ts_ms = doc->ts_ms;
-    return 0;
-}
-
 int iot_prefs_load(struct iot_docs *d, int64_t user_id, json_t **prefs, int64_t *updated_ms)
 {
     char id[IOT_DOCS_ID_MAX + 1];
     doc_id(user_id, id, sizeof id);
-    struct loaded l = {NULL, 0};
-    int rc = iot_docs_get(d, IOT_DOCS_PREFS, id, take_doc, &l);
+    json_t *stored = NULL;
+    int64_t ts_ms = 0;
+    int rc = iot_docs_get_object(d, IOT_DOCS_PREFS, id, &stored, NULL, &ts_ms);
     if (rc && rc != IOT_ENOTFOUND)
         return rc;
     json_t *out = iot_prefs_defaults();
     if (!out) {
-        json_decref(l.stored);
+        json_decref(stored);
         return IOT_ENOMEM;
     }
-    if (json_is_object(l.stored))
-        json_object_update(out, l.stored);
-    json_decref(l.stored);
+    if (stored)
+        json_object_update(out, stored);
+    json_decref(stored);
     *prefs = out;
-    *updated_ms = rc == IOT_OK ? l.ts_ms : 0;
+    *updated_ms = ts_ms;
     return IOT_OK;
 }
 

@@ -4,6 +4,9 @@
 #include <math.h>
 
 #define DEG (M_PI / 180.0)
+/* Boxes grow by this much (about 0.1 mm) so that rounding never leaves a
+ * point on the circle's edge outside them; the exact distance filters. */
+#define PAD_DEG 1e-9
 
 bool iot_geo_lat_valid(double lat) { return isfinite(lat) && lat >= -90.0 && lat <= 90.0; }
 bool iot_geo_lon_valid(double lon) { return isfinite(lon) && lon >= -180.0 && lon <= 180.0; }
@@ -33,7 +36,7 @@ size_t iot_geo_region_boxes(double lat_min, double lon_min, double lat_max, doub
 size_t iot_geo_circle_boxes(double lat, double lon, double radius_m, struct iot_geo_box out[2])
 {
     double angle = radius_m / IOT_GEO_EARTH_RADIUS_M; /* radians along the surface */
-    double lat_min = lat - angle / DEG, lat_max = lat + angle / DEG;
+    double lat_min = lat - angle / DEG - PAD_DEG, lat_max = lat + angle / DEG + PAD_DEG;
     if (lat_min <= -90.0 || lat_max >= 90.0) {
         /* A pole lies inside: every longitude comes within reach. */
         out[0] = (struct iot_geo_box){lat_min < -90.0 ? -90.0 : lat_min,
@@ -43,7 +46,7 @@ size_t iot_geo_circle_boxes(double lat, double lon, double radius_m, struct iot_
     /* The widest longitude the circle reaches (at the tangent points,
      * nearer the pole than `lat`): asin(sin(angle) / cos(lat)). */
     double s = sin(angle) / cos(lat * DEG);
-    double dlon = s >= 1.0 ? 180.0 : asin(s) / DEG;
+    double dlon = s >= 1.0 ? 180.0 : asin(s) / DEG + PAD_DEG;
     if (dlon >= 180.0) {
         out[0] = (struct iot_geo_box){lat_min, lat_max, -180.0, 180.0};
         return 1;

@@ -21,6 +21,15 @@ void iot_reply_docs_error(struct iot_req *r, int rc, const char *what, size_t li
  * or "admin" for the admin token. Borrowed from p. */
 const char *iot_docs_actor(const struct iot_principal *p);
 
+/* After a document write for a device or a user (the other id 0): true
+ * when it is gone. A delete that committed between the caller's lookup
+ * and its write would leave the new document behind its clean-up (which
+ * may have run already); so for a device or user gone, this removes what
+ * the write left in `coll` (the caller then answers 404). */
+struct iot_app;
+bool iot_docs_orphaned(struct iot_app *app, enum iot_docs_coll coll, int64_t device_id,
+                       int64_t user_id);
+
 /* Answers a copy of a stored JSON body. */
 void iot_reply_body(struct iot_req *r, int status, const char *body, size_t len);
 

@@ -176,6 +176,12 @@ void iot_h_device_config_put(struct iot_req *r)
         iot_reply_docs_error(r, rc, "device configuration", IOT_DEVCONFIG_MAX);
         return;
     }
+    if (iot_docs_orphaned(iot_app_of(r), IOT_DOCS_CONFIGS, d.id, 0)) {
+        free(body);
+        iot_reply_error(r, 404, "Device not found", "device %lld was deleted meanwhile",
+                        (long long)d.id);
+        return;
+    }
     IOT_INFO("device %lld: configuration version %lld", (long long)d.id, (long long)version);
     snprintf(r->etag, sizeof r->etag, "\"v%lld\"", (long long)version);
     iot_reply_raw(r, 200, body, body_len);
@@ -287,6 +293,8 @@ static int configure_members(struct iot_req *r, const struct members *m, const c
         int rc = store_version(r, &m->v[i], actor, text, len, &version, NULL, NULL);
         if (rc)
             return rc;
+        if (iot_docs_orphaned(iot_app_of(r), IOT_DOCS_CONFIGS, m->v[i].id, 0))
+            continue; /* deleted meanwhile: left out */
         json_array_append_new(done, json_pack("{s:I, s:I}", "device_id", (json_int_t)m->v[i].id,
                                               "version", (json_int_t)version));
     }

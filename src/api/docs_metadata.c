@@ -31,12 +31,19 @@ static void emit_changed(struct iot_req *r, const struct iot_device *d, const ch
                     json_pack("{s:s, s:s?}", "change", change, "tag", tag));
 }
 
-/* Answers a stored metadata text (taken) or the store's error. */
-static void reply_stored(struct iot_req *r, int rc, char *body)
+/* Answers a stored metadata text (taken) or the store's error; 404 when
+ * the device went while it was written (iot_docs_orphaned). */
+static void reply_stored(struct iot_req *r, const struct iot_device *d, int rc, char *body)
 {
     if (rc) {
         free(body);
         iot_reply_docs_error(r, rc, "device metadata", IOT_METADATA_ATTRIBUTES_MAX);
+        return;
+    }
+    if (iot_docs_orphaned(iot_app_of(r), IOT_DOCS_METADATA, d->id, 0)) {
+        free(body);
+        iot_reply_error(r, 404, "Device not found", "device %lld was deleted meanwhile",
+                        (long long)d->id);
         return;
     }
     iot_reply_raw(r, 200, body, body ? strlen(body) : 0);
@@ -80,7 +87,7 @@ void iot_h_device_metadata_put(struct iot_req *r)
     json_decref(meta);
     if (rc == IOT_OK)
         emit_changed(r, &d, "replaced", NULL);
-    reply_stored(r, rc, stored);
+    reply_stored(r, &d, rc, stored);
 }
 
 /* The tag of path parameter 1; answers 400 when it is not one. */
@@ -112,7 +119,7 @@ void iot_h_device_tag_add(struct iot_req *r)
     }
     if (rc == IOT_OK && added)
         emit_changed(r, &d, "tag_added", tag);
-    reply_stored(r, rc, stored);
+    reply_stored(r, &d, rc, stored);
 }
 
 void iot_h_device_tag_remove(struct iot_req *r)
@@ -130,5 +137,5 @@ void iot_h_device_tag_remove(struct iot_req *r)
     }
     if (rc == IOT_OK)
         emit_changed(r, &d, "tag_removed", tag);
-    reply_stored(r, rc, stored);
+    reply_stored(r, &d, rc, stored);
 }

@@ -78,5 +78,9 @@ void iot_h_user_prefs_put(struct iot_req *r)
         iot_reply_docs_error(r, rc, "preferences", IOT_PREFS_MAX);
         return;
     }
+    if (iot_docs_orphaned(iot_app_of(r), IOT_DOCS_PREFS, 0, u.id)) {
+        iot_reply_error(r, 404, "User not found", "user %s was deleted meanwhile", u.user_id);
+        return;
+    }
     reply_prefs(r, &u);
 }

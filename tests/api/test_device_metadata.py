@@ -379,3 +379,25 @@ def test_deleting_a_user_removes_all_documents(users, srv):
     if docs_embedded(srv):
         for coll in ("configs", "metadata", "prefs", "events"):
             assert count_docs(srv, coll, user_id=owner.id) == 0, coll
+
+
+def test_writes_racing_a_delete_leave_nothing(users, srv):
+    """Writers keep writing while the device is deleted: whatever landed
+    after the clean-up is removed by the writer itself (it looks again and
+    finds the device gone), so no document outlives the device."""
+    owner = users.new()
+    dev = register_device(owner)
+
+    def write(i):
+        r1 = owner.api.put(f"/devices/{dev['id']}/config", json={"i": i})
+        r2 = owner.api.post(f"/devices/{dev['id']}/tags/t{i % 30}")
+        return r1.status_code, r2.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(write, i) for i in range(40)]
+        expect(srv.admin.delete(f"/admin/devices/{dev['id']}"), 200)
+        codes = [f.result() for f in futures]
+    assert {c for pair in codes for c in pair} <= {200, 404}, codes
+    if docs_embedded(srv):
+        for coll in ("configs", "metadata"):
+            assert count_docs(srv, coll, device_id=dev["id"]) == 0, coll

@@ -244,6 +244,7 @@ static void put_doc(struct fx *f, enum iot_docs_coll coll, const char *id, int64
                     int64_t dev)
 {
     struct iot_doc doc = {.id = id, .user_id = owner, .device_id = dev, .ts_ms = T0,
+                          .k1 = id, /* a rule's name, unique per user */
                           .body = "{}", .body_len = 2};
     assert_rc(iot_docs_put(&f->docs, coll, &doc, IOT_DOCS_ANY_REV, NULL), IOT_OK);
 }

@@ -15,15 +15,27 @@ def docs_embedded(server):
 
 
 def count_docs(server, coll, **where):
-    """Documents of `coll` whose header columns (user_id, device_id, id)
+    """Documents of `coll` whose header columns (user_id, device_id, id, k1)
     equal the given values."""
     db = sqlite3.connect(f"file:{server.data_dir / 'documents.db'}?mode=ro", uri=True, timeout=10)
     try:
         sql, args = "SELECT COUNT(*) FROM docs WHERE coll = ?", [COLLS[coll]]
         for column, value in where.items():
-            assert column in ("user_id", "device_id", "id"), column
+            assert column in ("user_id", "device_id", "id", "k1"), column
             sql += f" AND {column} = ?"
             args.append(value)
         return db.execute(sql, args).fetchone()[0]
     finally:
         db.close()
+
+
+def wait_for_doc(server, coll, timeout=10, **where):
+    """Waits until such a document is stored (the event log writes off the
+    request path); True when it is."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if count_docs(server, coll, **where):
+            return True
+        time.sleep(0.02)
+    return False

@@ -2,6 +2,7 @@
 the history, the device's own GET /devices/config with its ETag, and
 PUT /groups/{id}/config for every device of a group."""
 import concurrent.futures
+import time
 
 import pytest
 
@@ -230,3 +231,19 @@ def test_deleting_device_removes_its_configs(user, srv):
     if docs_embedded(srv):
         assert count_docs(srv, "configs", device_id=doomed["id"]) == 0
         assert count_docs(srv, "configs", device_id=kept["id"]) == 1
+
+
+def test_changes_are_recorded_as_events(user, device, srv):
+    """Each version appends a device.config_changed event (written off the
+    request path: polled), under the owner, whoever wrote it."""
+    put_config(user, device, {"a": 1})
+    expect(srv.admin.put(f"/devices/{device['id']}/config", json={"a": 2}), 200)
+    deadline = time.monotonic() + 5
+    while True:
+        got = expect(user.api.get("/events", params={"type": "device.config_changed",
+                                                     "device_id": device["id"]}), 200)["events"]
+        if len(got) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [(e["details"]["version"], e["details"]["updated_by"]) for e in got] == \
+        [(2, "admin"), (1, user.user_id)], got

@@ -3,13 +3,14 @@ added and removed one at a time, GET /devices/search by tag, distance and
 box (the antimeridian and the poles included), and the clean-up when a
 device or its owner goes."""
 import concurrent.futures
+import time
 import math
 from urllib.parse import quote
 
 import pytest
 
 from conftest import expect, expect_error, key_client, register_device, unique
-from docs_store import count_docs, docs_embedded
+from docs_store import count_docs, docs_embedded, wait_for_doc
 
 R = 6371008.8  # the server's Earth radius (core/geo.h)
 
@@ -374,6 +375,8 @@ def test_deleting_a_user_removes_all_documents(users, srv):
     dev = located(owner, 1, 1, tag)
     expect(owner.api.put(f"/devices/{dev['id']}/config", json={"a": 1}), 200)
     expect(owner.api.put(f"/users/{owner.user_id}/preferences", json={"units": "imperial"}), 200)
+    if docs_embedded(srv):  # the event log is written: the clean-up must meet it there
+        assert wait_for_doc(srv, "events", user_id=owner.id, k1="device.config_changed")
     expect(srv.admin.delete(f"/users/{owner.user_id}"), 200)
     assert ids(search(srv.admin, tag=tag)) == []
     if docs_embedded(srv):
@@ -401,3 +404,20 @@ def test_writes_racing_a_delete_leave_nothing(users, srv):
     if docs_embedded(srv):
         for coll in ("configs", "metadata"):
             assert count_docs(srv, coll, device_id=dev["id"]) == 0, coll
+
+
+def test_changes_are_recorded_as_events(user, device):
+    put_meta(user, device, tags=["a"])
+    expect(user.api.post(f"/devices/{device['id']}/tags/b"), 200)
+    expect(user.api.post(f"/devices/{device['id']}/tags/b"), 200)  # no change: no event
+    expect(user.api.delete(f"/devices/{device['id']}/tags/a"), 200)
+    want = [("tag_removed", "a"), ("tag_added", "b"), ("replaced", None)]
+    deadline = time.monotonic() + 5
+    while True:
+        got = expect(user.api.get("/events", params={"type": "device.metadata_changed",
+                                                     "device_id": device["id"]}), 200)["events"]
+        seen = [(e["details"]["change"], e["details"].get("tag")) for e in got]
+        if len(seen) >= len(want) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert seen == want, got

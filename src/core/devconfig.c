@@ -8,14 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/docs_util.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/json_out.h"
-
-/* Writers that lose the race for a version read again; past this many
- * lost rounds the store is too contended to promise anything (503). */
-#define PUT_ATTEMPTS 8
 
 static void version_id(int64_t device_id, int64_t version, char *buf, size_t size)
 {
@@ -100,7 +97,7 @@ int iot_devconfig_put(struct iot_docs *d, const struct iot_devconfig_write *w, i
         *body = NULL;
     if (!w->config || w->device_id <= 0)
         return IOT_EINVAL;
-    for (int attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
+    for (int attempt = 0; attempt < IOT_DOCS_WRITE_ATTEMPTS; attempt++) {
         int64_t newest;
         int rc = newest_version(d, w->device_id, &newest);
         if (rc)
@@ -113,6 +110,7 @@ int iot_devconfig_put(struct iot_docs *d, const struct iot_devconfig_write *w, i
                 *version = newest + 1;
             return rc;
         }
+        iot_docs_conflict_pause(attempt); /* lost the race: someone took newest + 1 */
     }
     return IOT_EAGAIN;
 }

@@ -8,14 +8,12 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "core/docs_read.h"
+#include "core/docs_util.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/json_out.h"
 #include "util/utf8.h"
 
-/* Read-modify-write rounds lost to concurrent writers before giving up. */
-#define WRITE_ATTEMPTS 8
 /* Documents a search reads from the store per query and round. */
 #define SEARCH_CHUNK 64
 
@@ -251,7 +249,7 @@ static int change_tag(struct iot_docs *d, int64_t device_id, int64_t owner_id, c
     *changed = false;
     if (!iot_metadata_tag_valid(tag))
         return IOT_EINVAL;
-    for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+    for (int attempt = 0; attempt < IOT_DOCS_WRITE_ATTEMPTS; attempt++) {
         json_t *meta = NULL;
         int64_t rev = IOT_DOCS_NEW; /* none yet: create it, unless someone else does first */
         int rc = iot_metadata_load(d, device_id, &meta, &rev);
@@ -269,6 +267,7 @@ static int change_tag(struct iot_docs *d, int64_t device_id, int64_t owner_id, c
             *changed = rc == IOT_OK;
             return rc == 1 ? IOT_OK : rc;
         }
+        iot_docs_conflict_pause(attempt); /* another writer changed it first */
     }
     return IOT_EAGAIN;
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/docs_read.h"
+#include "core/docs_util.h"
 #include "util/err.h"
 #include "util/json_out.h"
 

@@ -1,7 +1,12 @@
-/* docs_read.c — one document as parsed JSON (docs_read.h). */
-#include "core/docs_read.h"
+/* docs_util.c — helpers of the documents' domain modules (docs_util.h). */
+#include "core/docs_util.h"
 
+#include <time.h>
+
+#include "util/clock.h"
 #include "util/err.h"
+
+#define PAUSE_STEP_US 200
 
 struct loaded {
     json_t *body;
@@ -34,4 +39,11 @@ int iot_docs_get_object(struct iot_docs *d, enum iot_docs_coll coll, const char 
     if (ts_ms)
         *ts_ms = l.ts_ms;
     return IOT_OK;
+}
+
+void iot_docs_conflict_pause(int attempt)
+{
+    int64_t us = PAUSE_STEP_US * (int64_t)(attempt + 1) + iot_mono_us() % PAUSE_STEP_US;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(us * 1000)};
+    nanosleep(&ts, NULL);
 }

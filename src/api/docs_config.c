@@ -268,7 +268,8 @@ static bool load_group(struct iot_req *r, const struct iot_principal *p, struct 
                  ? iot_reg_group_get(&iot_app_of(r)->registry, id, g)
                  : IOT_ENOTFOUND;
     if (rc == IOT_ENOTFOUND) {
-        iot_reply_error(r, 404, "Group not found", "no group found with ID: %s", iot_req_param(r, 0));
+        iot_reply_error(r, 404, "Group not found", "no group found with ID: %s",
+                        iot_req_param(r, 0));
         return false;
     }
     if (rc) {

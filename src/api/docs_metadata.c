@@ -77,8 +77,8 @@ void iot_h_device_metadata_put(struct iot_req *r)
     json_t *meta = iot_metadata_parse(body, &too_large, why, sizeof why);
     json_decref(body);
     if (!meta) {
-        iot_reply_error(r, too_large ? 413 : 400, too_large ? "Payload Too Large" : "Validation error",
-                        "%s", why);
+        iot_reply_error(r, too_large ? 413 : 400,
+                        too_large ? "Payload Too Large" : "Validation error", "%s", why);
         return;
     }
     char *stored = NULL;
@@ -132,7 +132,8 @@ void iot_h_device_tag_remove(struct iot_req *r)
     int rc = iot_metadata_tag_remove(&iot_app_of(r)->docs, d.id, d.user_id, tag, iot_now_ms(),
                                      &stored);
     if (rc == IOT_ENOTFOUND) {
-        iot_reply_error(r, 404, "Tag not found", "device %lld has no tag '%s'", (long long)d.id, tag);
+        iot_reply_error(r, 404, "Tag not found", "device %lld has no tag '%s'", (long long)d.id,
+                        tag);
         return;
     }
     if (rc == IOT_OK)

@@ -112,7 +112,8 @@ static bool attributes_ok(const json_t *attrs, bool *too_large, char *why, size_
 
 static bool known_keys(const json_t *in, char *why, size_t size)
 {
-    static const char *const known[] = {"tags", "attributes", "location", "device_id", "updated_at"};
+    static const char *const known[] = {"tags", "attributes", "location", "device_id",
+                                        "updated_at"};
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)in, key, v) {

@@ -511,7 +511,8 @@ static void test_logs_once_per_outage(void **state)
     iot_log_set_level(IOT_LOG_INFO);
     char *log = capture_stderr(failing_then_recovering, f);
     int warned = count_lines(log, " not removed: unavailable");
-    int recovered = count_lines(log, "clean-ups of deleted devices and users succeed again (after 15 failed attempts)");
+    int recovered = count_lines(
+        log, "clean-ups of deleted devices and users succeed again (after 15 failed attempts)");
     free(log);
     assert_i64(warned, 1);
     assert_i64(recovered, 1);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include "test_asserts.h"
+#include "unit/core/docs_fixture.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,39 +17,6 @@
 
 #include "core/devconfig.h"
 #include "util/err.h"
-
-struct fx {
-    char dir[512];
-    struct iot_docs docs;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    const char *base = getenv("IOT_TEST_TMPDIR") ? getenv("IOT_TEST_TMPDIR") : "/tmp";
-    mkdir(base, 0755);
-    snprintf(f->dir, sizeof f->dir, "%s/devconfig-test-XXXXXX", base);
-    char url[700];
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(url, sizeof url, "sqlite://%s/documents.db", f->dir);
-    if (iot_docs_open(url, &f->docs))
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    iot_docs_close(&f->docs);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
-    free(f);
-    return 0;
-}
 
 static int64_t put(struct fx *f, int64_t device, const char *config, char **body)
 {
@@ -66,7 +34,8 @@ static void test_versions_and_body(void **state)
     char *body;
     assert_i64(put(f, 3, "{\"a\":1}", &body), 1);
     assert_string_equal(body, "{\"device_id\":3,\"version\":1,\"config\":{\"a\":1},"
-                              "\"updated_at\":\"2027-01-15T08:00:00.000Z\",\"updated_by\":\"admin\"}");
+                              "\"updated_at\":\"2027-01-15T08:00:00.000Z\","
+                              "\"updated_by\":\"admin\"}");
     free(body);
     assert_i64(put(f, 3, "{}", NULL), 2);
     assert_i64(put(f, 4, "{}", NULL), 1); /* per device */
@@ -164,10 +133,10 @@ static void test_concurrent_writers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_versions_and_body, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_latest_and_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_versions_and_body, docs_setup, docs_teardown),
+        cmocka_unit_test_setup_teardown(test_latest_and_history, docs_setup, docs_teardown),
         cmocka_unit_test(test_encode_limits),
-        cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writers, docs_setup, docs_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

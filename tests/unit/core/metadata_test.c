@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include "test_asserts.h"
+#include "unit/core/docs_fixture.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,39 +17,6 @@
 
 #include "core/metadata.h"
 #include "util/err.h"
-
-struct fx {
-    char dir[512];
-    struct iot_docs docs;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    const char *base = getenv("IOT_TEST_TMPDIR") ? getenv("IOT_TEST_TMPDIR") : "/tmp";
-    mkdir(base, 0755);
-    snprintf(f->dir, sizeof f->dir, "%s/metadata-test-XXXXXX", base);
-    char url[700];
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(url, sizeof url, "sqlite://%s/documents.db", f->dir);
-    if (iot_docs_open(url, &f->docs))
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    iot_docs_close(&f->docs);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
-    free(f);
-    return 0;
-}
 
 static json_t *parse(const char *text, bool *too_large)
 {
@@ -82,7 +50,8 @@ static void test_parse(void **state)
         assert_false(big);
     }
     char huge[IOT_METADATA_ATTRIBUTES_MAX + 64];
-    snprintf(huge, sizeof huge, "{\"attributes\":{\"k\":\"%0*d\"}}", IOT_METADATA_ATTRIBUTES_MAX, 0);
+    snprintf(huge, sizeof huge, "{\"attributes\":{\"k\":\"%0*d\"}}",
+             IOT_METADATA_ATTRIBUTES_MAX, 0);
     assert_null(parse(huge, &big));
     assert_true(big);
 }
@@ -244,10 +213,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
-        cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_tags, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_search_merges_two_boxes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_search_reads_past_a_chunk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tags, docs_setup, docs_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_tags, docs_setup, docs_teardown),
+        cmocka_unit_test_setup_teardown(test_search_merges_two_boxes, docs_setup, docs_teardown),
+        cmocka_unit_test_setup_teardown(test_search_reads_past_a_chunk, docs_setup, docs_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

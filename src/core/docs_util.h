@@ -23,8 +23,9 @@ int iot_docs_get_object(struct iot_docs *d, enum iot_docs_coll coll, const char 
  * up with IOT_EAGAIN (503: the store is too contended to promise more). */
 #define IOT_DOCS_WRITE_ATTEMPTS 16
 
-/* Sleeps after the attempt-th lost race (0-based): a pause that grows and
- * is jittered, so that the same writers do not collide round after round. */
+/* Sleeps after the attempt-th lost race (0-based): a random pause under a
+ * cap that grows, so that the same writers do not collide round after
+ * round. */
 void iot_docs_conflict_pause(int attempt);
 
 #endif

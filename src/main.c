@@ -119,7 +119,7 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
     int64_t retry_ms = cfg->cleanup_retry * 1000;
     struct iot_cleaner_config ccfg = {.poll_ms = retry_ms < 10000 ? retry_ms : 10000,
                                       .retry_min_ms = retry_ms, .retry_max_ms = 600000};
-    app->cleaner = iot_cleaner_new(&ccfg, &app->registry, &app->telemetry);
+    app->cleaner = iot_cleaner_new(&ccfg, &app->registry, &app->telemetry, &app->docs);
     if (!app->cleaner || iot_cleaner_start(app->cleaner) != IOT_OK) {
         IOT_ERROR("cannot start the telemetry cleaner");
         return IOT_ENOMEM;

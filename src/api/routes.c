@@ -5,6 +5,8 @@
 
 #define V1 "/api/v1"
 
+#include "api/handlers_docs.h" /* device configurations, metadata, preferences */
+
 const struct iot_route iot_api_routes[] = {
     {"GET", "/", iot_h_root},
     {"GET", "/health", iot_h_health},
@@ -30,6 +32,19 @@ const struct iot_route iot_api_routes[] = {
     {"GET", V1 "/devices/{}/status", iot_h_device_status_by_id},
     {"GET", V1 "/devices/{}/groups", iot_h_device_groups},
     {"POST", V1 "/devices/{}/rotate-key", iot_h_device_rotate_key},
+    /* documents: configurations, metadata and search, preferences */
+    {"GET", V1 "/devices/config", iot_h_device_own_config_get},
+    {"GET", V1 "/devices/{}/config", iot_h_device_config_get},
+    {"PUT", V1 "/devices/{}/config", iot_h_device_config_put},
+    {"GET", V1 "/devices/{}/config/history", iot_h_device_config_history},
+    {"PUT", V1 "/groups/{}/config", iot_h_group_config_put},
+    {"GET", V1 "/devices/{}/metadata", iot_h_device_metadata_get},
+    {"PUT", V1 "/devices/{}/metadata", iot_h_device_metadata_put},
+    {"POST", V1 "/devices/{}/tags/{}", iot_h_device_tag_add},
+    {"DELETE", V1 "/devices/{}/tags/{}", iot_h_device_tag_remove},
+    {"GET", V1 "/devices/search", iot_h_device_search},
+    {"GET", V1 "/users/{}/preferences", iot_h_user_prefs_get},
+    {"PUT", V1 "/users/{}/preferences", iot_h_user_prefs_put},
 
     {"POST", V1 "/telemetry", iot_h_telemetry_post},
     {"POST", V1 "/telemetry/batch", iot_h_telemetry_batch},

@@ -1,6 +1,7 @@
-/* cleanup.c — the telemetry clean-up of deleted devices and users
- * (cleanup.h): the attempt made by the deleting request, the retry passes
- * over the registry's pending rows, and the thread that runs them.
+/* cleanup.c — the clean-up of deleted devices and users (cleanup.h): their
+ * telemetry and their documents, the attempt made by the deleting request,
+ * the retry passes over the registry's pending rows, and the thread that
+ * runs them.
  *
  * Locks: `lock` guards the thread's state and the log state; `pass_lock`
  * makes one cleaner's passes run one at a time. Neither is held across a
@@ -23,13 +24,14 @@ struct iot_cleaner {
     struct iot_cleaner_config cfg;
     struct iot_registry *reg;
     struct iot_telemetry *tm;
+    struct iot_docs *docs; /* NULL: no documents to remove */
 
     pthread_mutex_t lock;
     pthread_cond_t wake; /* CLOCK_MONOTONIC: the thread's waits */
     pthread_t thread;
     bool running, stopping;
-    /* Logged once per change: telemetry removals failing, the registry's
-     * list of pending rows failing. */
+    /* Logged once per change: removals failing, the registry's list of
+     * pending rows failing. */
     bool failing, list_failing;
     int64_t failures; /* failed attempts since `failing` was set */
 
@@ -53,7 +55,8 @@ int64_t iot_cleaner_retry_delay(const struct iot_cleaner *c, int64_t attempts)
 
 /* ---- logging once per change ------------------------------------------------ */
 
-static void note_failure(struct iot_cleaner *c, enum iot_cleanup_kind kind, int64_t id, int rc)
+static void note_failure(struct iot_cleaner *c, enum iot_cleanup_kind kind, int64_t id,
+                         const char *what, int rc)
 {
     pthread_mutex_lock(&c->lock);
     bool first = !c->failing;
@@ -61,13 +64,13 @@ static void note_failure(struct iot_cleaner *c, enum iot_cleanup_kind kind, int6
     c->failures++;
     pthread_mutex_unlock(&c->lock);
     if (first)
-        IOT_WARN("telemetry of deleted %s %lld not removed: %s; it stays pending in the registry"
-                 " and is retried with backoff (%lld s up to %lld s); further failures are not"
-                 " logged until clean-ups succeed again",
-                 kind_name(kind), (long long)id, iot_strerror(rc),
+        IOT_WARN("%s of deleted %s %lld not removed: %s; the clean-up stays pending in the"
+                 " registry and is retried with backoff (%lld s up to %lld s); further failures"
+                 " are not logged until clean-ups succeed again",
+                 what, kind_name(kind), (long long)id, iot_strerror(rc),
                  (long long)(c->cfg.retry_min_ms / 1000), (long long)(c->cfg.retry_max_ms / 1000));
     else
-        IOT_DEBUG("telemetry of deleted %s %lld not removed: %s", kind_name(kind), (long long)id,
+        IOT_DEBUG("%s of deleted %s %lld not removed: %s", what, kind_name(kind), (long long)id,
                   iot_strerror(rc));
 }
 
@@ -80,7 +83,8 @@ static void note_success(struct iot_cleaner *c)
     c->failures = 0;
     pthread_mutex_unlock(&c->lock);
     if (was)
-        IOT_INFO("telemetry clean-ups succeed again (after %lld failed attempt%s)",
+        IOT_INFO("clean-ups of deleted devices and users succeed again (after %lld failed"
+                 " attempt%s)",
                  (long long)failures, failures == 1 ? "" : "s");
 }
 
@@ -91,11 +95,11 @@ static void note_list(struct iot_cleaner *c, int rc)
     c->list_failing = rc != IOT_OK;
     pthread_mutex_unlock(&c->lock);
     if (changed && rc)
-        IOT_WARN("pending telemetry clean-ups cannot be read from the registry: %s; trying again"
+        IOT_WARN("pending clean-ups cannot be read from the registry: %s; trying again"
                  " every %lld s",
                  iot_strerror(rc), (long long)(c->cfg.poll_ms / 1000));
     else if (changed)
-        IOT_INFO("pending telemetry clean-ups are read from the registry again");
+        IOT_INFO("pending clean-ups are read from the registry again");
 }
 
 /* ---- one attempt --------------------------------------------------------------- */
@@ -109,20 +113,58 @@ static int remove_telemetry(struct iot_cleaner *c, enum iot_cleanup_kind kind, i
     }
 }
 
-/* Removes the telemetry and marks the row done, or records the failure
- * with the row's next attempt after the backoff for `attempts` + 1
- * failures. *marked tells whether the registry took the outcome (a row
- * that is gone counts: another instance finished it). */
+/* Every document of the device or user, in every collection — except,
+ * for a device, its events: the audit trail stays with the owner until
+ * the owner goes (a user's clean-up takes them). Each delete_where is
+ * idempotent, so a retry after a partial failure simply repeats them. */
+static int remove_documents(struct iot_cleaner *c, enum iot_cleanup_kind kind, int64_t id)
+{
+    if (!c->docs)
+        return IOT_OK;
+    if (kind != IOT_CLEANUP_DEVICE && kind != IOT_CLEANUP_USER)
+        return IOT_EINVAL;
+    for (int coll = 0; coll < IOT_DOCS_N_COLLS; coll++) {
+        if (kind == IOT_CLEANUP_DEVICE && coll == IOT_DOCS_EVENTS)
+            continue;
+        struct iot_docs_filter f = {0};
+        if (kind == IOT_CLEANUP_DEVICE)
+            f.device_id = id;
+        else
+            f.user_id = id;
+        int rc = iot_docs_delete_where(c->docs, (enum iot_docs_coll)coll, &f, NULL);
+        if (rc)
+            return rc;
+    }
+    return IOT_OK;
+}
+
+/* Both stores, telemetry first; *what names the one that failed. */
+static int remove_data(struct iot_cleaner *c, enum iot_cleanup_kind kind, int64_t id,
+                       const char **what)
+{
+    *what = "telemetry";
+    int rc = remove_telemetry(c, kind, id);
+    if (rc)
+        return rc;
+    *what = "documents";
+    return remove_documents(c, kind, id);
+}
+
+/* Removes the telemetry and the documents and marks the row done, or
+ * records the failure with the row's next attempt after the backoff for
+ * `attempts` + 1 failures. *marked tells whether the registry took the
+ * outcome (a row that is gone counts: another instance finished it). */
 static int attempt(struct iot_cleaner *c, enum iot_cleanup_kind kind, int64_t id,
                    int64_t attempts, int64_t now, bool *marked)
 {
-    int rc = remove_telemetry(c, kind, id);
+    const char *what;
+    int rc = remove_data(c, kind, id, &what);
     int reg_rc;
     if (rc == IOT_OK) {
         note_success(c);
         reg_rc = iot_reg_cleanup_done(c->reg, kind, id);
     } else {
-        note_failure(c, kind, id, rc);
+        note_failure(c, kind, id, what, rc);
         int64_t delay = iot_cleaner_retry_delay(c, attempts + 1);
         int64_t next_at = now < INT64_MAX - delay ? now + delay : INT64_MAX;
         reg_rc = iot_reg_cleanup_failed(c->reg, kind, id, next_at, iot_strerror(rc));
@@ -180,7 +222,8 @@ int iot_cleaner_pass(struct iot_cleaner *c, int64_t now, struct iot_cleaner_pass
         ;
     pthread_mutex_unlock(&c->pass_lock);
     if (p.done && !p.failed)
-        IOT_INFO("removed the telemetry of %zu deleted devices or users left pending", p.done);
+        IOT_INFO("removed the telemetry and documents of %zu deleted devices or users left"
+                 " pending", p.done);
     if (out)
         *out = p;
     return rc;
@@ -207,7 +250,8 @@ static void *cleaner_main(void *arg)
 }
 
 struct iot_cleaner *iot_cleaner_new(const struct iot_cleaner_config *cfg,
-                                    struct iot_registry *reg, struct iot_telemetry *tm)
+                                    struct iot_registry *reg, struct iot_telemetry *tm,
+                                    struct iot_docs *docs)
 {
     struct iot_cleaner *c = calloc(1, sizeof *c);
     if (!c)
@@ -222,6 +266,7 @@ struct iot_cleaner *iot_cleaner_new(const struct iot_cleaner_config *cfg,
                                                                         : RETRY_MAX_MS_DEFAULT;
     c->reg = reg;
     c->tm = tm;
+    c->docs = docs;
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

@@ -1,24 +1,31 @@
-/* cleanup.h — removing the telemetry of deleted devices and users, durably.
+/* cleanup.h — removing the telemetry and the documents of deleted devices
+ * and users, durably.
  *
  * A registry delete records a pending clean-up in its own transaction
  * (registry.h, ops version 3). The deleting request then calls
- * iot_cleaner_after_delete, which removes the telemetry at once and marks
- * the row done. When the telemetry store fails the row stays, with the
- * attempt counted, and the cleaner's thread ("tm-cleanup") retries it with
- * exponential backoff — and also the rows a crash between the delete and
- * the removal left behind. Every instance sharing the registry runs a
- * cleaner: removing telemetry is idempotent, and a row another instance
- * finished is simply gone. One failed attempt ends a pass (the store is
- * probably down; the rest waits for the next one). Logging: one warning
- * when clean-ups start failing, one line when they succeed again.
+ * iot_cleaner_after_delete, which removes the telemetry and the documents
+ * at once and marks the row done. A device's documents are those with its
+ * device_id in every collection but the event log (its events stay with
+ * the owner); a user's are those with its user_id in every collection,
+ * events included. When either store fails the row stays, with the
+ * attempt counted, and the cleaner's thread ("tm-cleanup") retries the whole
+ * clean-up with exponential backoff — and also the rows a crash between
+ * the delete and the removal left behind; a row is done only when both
+ * stores are. Every instance sharing the registry runs a cleaner: every
+ * removal is idempotent, and a row another instance finished is simply
+ * gone. One failed attempt ends a pass (the store is probably down; the
+ * rest waits for the next one). Logging: one warning when clean-ups start
+ * failing, one line when they succeed again.
  *
- * Thread-safe. The registry and telemetry store must outlive the cleaner. */
+ * Thread-safe. The registry, telemetry and documents stores must outlive
+ * the cleaner. */
 #ifndef IOT_CORE_CLEANUP_H
 #define IOT_CORE_CLEANUP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/docs.h"
 #include "store/registry.h"
 #include "store/telemetry.h"
 
@@ -35,9 +42,11 @@ struct iot_cleaner_pass {
 
 struct iot_cleaner;
 
-/* A cleaner with no thread yet (NULL when out of memory). */
+/* A cleaner with no thread yet (NULL when out of memory). `docs` may be
+ * NULL: then only telemetry is removed. */
 struct iot_cleaner *iot_cleaner_new(const struct iot_cleaner_config *cfg,
-                                    struct iot_registry *reg, struct iot_telemetry *tm);
+                                    struct iot_registry *reg, struct iot_telemetry *tm,
+                                    struct iot_docs *docs);
 /* Starts the retry thread; IOT_OK or IOT_ENOMEM. */
 int iot_cleaner_start(struct iot_cleaner *c);
 /* Stops and joins the thread (a pass under way finishes first); no-op
@@ -46,9 +55,9 @@ void iot_cleaner_stop(struct iot_cleaner *c);
 void iot_cleaner_free(struct iot_cleaner *c); /* stops first; NULL is a no-op */
 
 /* After the registry delete of a device (its id) or a user (internal id)
- * committed: removes its telemetry now and marks the pending row done.
- * Returns IOT_OK, or the telemetry store's error: the row then stays
- * pending, due after the first retry delay. */
+ * committed: removes its telemetry and documents now and marks the
+ * pending row done. Returns IOT_OK, or the failing store's error: the row
+ * then stays pending, due after the first retry delay. */
 int iot_cleaner_after_delete(struct iot_cleaner *c, enum iot_cleanup_kind kind,
                              int64_t target_id);
 

@@ -317,6 +317,32 @@ static int batch_write_singly(struct iot_events *ev, struct batch *b, size_t *wr
     return IOT_OK;
 }
 
+/* Removes the events just written for users deleted meanwhile. A user's
+ * deletion removes its events (core/cleanup.c), but events emitted just
+ * before it may still be queued here and land after that clean-up: so
+ * after each batch the writer looks again, past its cache, at every owner
+ * the batch named. Either the clean-up ran after this batch (and removed
+ * it) or this look sees the user gone. One registry read per owner per
+ * batch. */
+static void drop_orphans(struct iot_events *ev, const struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        int64_t uid = b->ev[i].user_id;
+        bool seen = uid <= 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = b->ev[j].user_id == uid;
+        struct iot_user u;
+        if (seen || iot_reg_user_get_by_id(ev->reg, uid, &u) != IOT_ENOTFOUND)
+            continue;
+        ev->uids[(uint64_t)uid & (UID_CACHE_SLOTS - 1)].id = 0;
+        struct iot_docs_filter f = {.user_id = uid};
+        int rc = iot_docs_delete_where(ev->docs, IOT_DOCS_EVENTS, &f, NULL);
+        if (rc)
+            IOT_WARN("events: cannot remove the events of deleted user %lld: %s", (long long)uid,
+                     iot_strerror(rc));
+    }
+}
+
 /* One attempt at writing the batch; IOT_OK when nothing of it is left. */
 static int batch_write(struct iot_events *ev, struct batch *b)
 {
@@ -337,8 +363,10 @@ static int batch_write(struct iot_events *ev, struct batch *b)
     if (rc)
         ev->failed_writes++;
     pthread_mutex_unlock(&ev->lock);
-    if (!rc)
+    if (!rc) {
+        drop_orphans(ev, b);
         batch_clear(b);
+    }
     return rc;
 }
 

@@ -12,8 +12,9 @@
 
 /* Headers a browser may send on a cross-origin API call and those it may
  * read from the answer. */
-#define IOT_CORS_ALLOW_HEADERS "Authorization, X-API-Key, Content-Type, X-Request-ID, X-User-ID"
-#define IOT_CORS_EXPOSE_HEADERS "X-Request-ID, Retry-After"
+#define IOT_CORS_ALLOW_HEADERS \
+    "Authorization, X-API-Key, Content-Type, X-Request-ID, X-User-ID, If-None-Match"
+#define IOT_CORS_EXPOSE_HEADERS "X-Request-ID, Retry-After, ETag"
 #define IOT_CORS_MAX_AGE "600" /* seconds a preflight answer may be cached */
 
 struct iot_cors {

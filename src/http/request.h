@@ -51,6 +51,7 @@ struct iot_req {
     size_t resp_len;
     const char *resp_type;
     char retry_after[24];
+    char etag[40]; /* an ETag header to send ("" none): the handler sets it */
     iot_stream_read_fn stream_read; /* set by iot_reply_stream */
     iot_stream_release_fn stream_release;
     void *stream_ctx;

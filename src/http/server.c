@@ -259,12 +259,14 @@ static enum MHD_Result send_reply(struct iot_server *s, struct iot_req *r)
     struct MHD_Response *resp = make_response(r);
     if (!resp)
         return MHD_NO;
-    if (r->status != 204)
+    if (r->status != 204 && r->status != 304)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 r->resp_type ? r->resp_type : "application/json");
     MHD_add_response_header(resp, "X-Request-ID", r->request_id);
     for (size_t i = 0; i < sizeof security_headers / sizeof *security_headers; i++)
         MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
+    if (r->etag[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
     if (r->retry_after[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, r->retry_after);
     if (r->allow[0] && (r->status == 405 || r->preflight))

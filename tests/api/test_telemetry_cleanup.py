@@ -1,4 +1,4 @@
-"""Deleting a device or a user removes its telemetry, durably: the registry
+"""Deleting a device or a user removes its telemetry and its documents, durably: the registry
 records a pending clean-up with the delete, the deleting request removes the
 telemetry and the row, and when the telemetry store fails the row stays and
 the server's cleaner retries it (src/core/cleanup.c).
@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from conftest import TEST_CASSANDRA, expect, make_user, psql
+from conftest import TEST_CASSANDRA, TEST_MONGODB_URL, expect, make_user, psql
+from docs_store import count_docs
 from test_telemetry import new_device, total_messages
 
 
@@ -92,4 +93,42 @@ def test_failed_cleanup_is_retried(start_server):
     assert [rec["device_id"] for rec in user_history(owner)["telemetry"]] == [kept.id]
     log = s.stderr()
     assert log.count("not removed") == 1, log[-3000:]
-    assert "telemetry clean-ups succeed again" in log, log[-3000:]
+    assert "clean-ups of deleted devices and users succeed again" in log, log[-3000:]
+
+
+@pytest.mark.skipif(bool(TEST_MONGODB_URL), reason="the failure is a lock on the SQLite "
+                    "documents file; with documents on MongoDB there is none to hold")
+def test_failed_document_cleanup_is_retried(start_server):
+    """The documents store is locked when the device is deleted: the
+    telemetry goes at once, the clean-up stays pending (it is finished only
+    when both stores are), and once the lock is gone the server removes the
+    documents by itself; the device's events stay with the owner."""
+    s = start_server(env={"IOTFLOW_CLEANUP_RETRY": "1", "IOTFLOW_LOG_LEVEL": "info"})
+    owner = make_user(s, "bearer")
+    doomed, kept = new_device(owner), new_device(owner)
+    doomed.post({"x": 1})
+    for dev in (doomed, kept):
+        expect(owner.api.put(f"/devices/{dev.id}/config", json={"a": 1}), 200)
+        expect(owner.api.put(f"/devices/{dev.id}/metadata", json={"tags": ["t"]}), 200)
+    assert count_docs(s, "configs", device_id=doomed.id) == 1
+
+    lock = sqlite3.connect(str(s.data_dir / "documents.db"), timeout=10, isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")                    # the store's writes now time out
+        expect(s.admin.delete(f"/admin/devices/{doomed.id}"), 200)
+        pending = pending_cleanups(s)
+        assert [(k, t, a) for k, t, a, _ in pending] == [("device", doomed.id, 1)], pending
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert count_docs(s, "configs", device_id=doomed.id) == 1, "nothing removed while locked"
+
+    deadline = time.monotonic() + 20
+    while pending_cleanups(s) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pending_cleanups(s) == [], "the cleaner did not retry within 20 s"
+    for coll in ("configs", "metadata"):
+        assert count_docs(s, coll, device_id=doomed.id) == 0, coll
+        assert count_docs(s, coll, device_id=kept.id) == 1, coll
+    log = s.stderr()
+    assert "documents of deleted device" in log and "not removed" in log, log[-3000:]

@@ -1,8 +1,8 @@
-/* Unit tests of core/cleanup with the real SQLite registry and the real
- * SQLite telemetry store. Failures are injected by a "faulty" telemetry
- * store that delegates to the real one and fails the next N removals
- * (SQLite's test_vfs.c pattern): nothing is faked, the data is written,
- * stays while the removals fail, and is really gone afterwards.
+/* Unit tests of core/cleanup with the real SQLite registry, telemetry and
+ * documents stores. Failures are injected by "faulty" telemetry and
+ * documents stores that delegate to the real ones and fail the next N
+ * removals (SQLite's test_vfs.c pattern): nothing is faked, the data is
+ * written, stays while the removals fail, and is really gone afterwards.
  *
  * Most tests drive iot_cleaner_pass with the time they want (an injected
  * wall clock, no sleeping); one runs the cleaner's own thread. */
@@ -70,6 +70,27 @@ static const struct iot_telemetry_ops faulty_ops = {
     .name = "faulty", .version = 1,
     .delete_device = faulty_delete_device, .delete_user = faulty_delete_user};
 
+/* The same for the documents store: the cleaner calls only delete_where. */
+struct faulty_docs {
+    struct iot_docs *real;
+    atomic_int fail_left;
+    atomic_int removals;
+};
+
+static int faulty_delete_where(void *self, enum iot_docs_coll coll,
+                               const struct iot_docs_filter *flt, int64_t *deleted)
+{
+    struct faulty_docs *f = self;
+    atomic_fetch_add(&f->removals, 1);
+    int left = atomic_load(&f->fail_left);
+    while (left > 0 && !atomic_compare_exchange_weak(&f->fail_left, &left, left - 1))
+        ;
+    return left > 0 ? IOT_EUNAVAILABLE : iot_docs_delete_where(f->real, coll, flt, deleted);
+}
+
+static const struct iot_docs_ops faulty_docs_ops = {
+    .name = "faulty", .version = 1, .delete_where = faulty_delete_where};
+
 /* ---- fixture ------------------------------------------------------------------- */
 
 struct fx {
@@ -78,6 +99,9 @@ struct fx {
     struct iot_telemetry tm;
     struct faulty faulty;
     struct iot_telemetry faulty_tm; /* what the cleaner gets */
+    struct iot_docs docs;
+    struct faulty_docs faulty_docs;
+    struct iot_docs faulty_docs_store; /* what the cleaner gets */
     struct iot_cleaner *cleaner;
 };
 
@@ -103,9 +127,14 @@ static int setup(void **state)
         return -1;
     f->faulty.real = &f->tm;
     f->faulty_tm = (struct iot_telemetry){.ops = &faulty_ops, .self = &f->faulty};
+    snprintf(url, sizeof url, "sqlite://%s/documents.db", f->dir);
+    if (iot_docs_open(url, &f->docs))
+        return -1;
+    f->faulty_docs.real = &f->docs;
+    f->faulty_docs_store = (struct iot_docs){.ops = &faulty_docs_ops, .self = &f->faulty_docs};
     struct iot_cleaner_config cfg = {.poll_ms = 20, .retry_min_ms = RETRY_MIN,
                                      .retry_max_ms = RETRY_MAX};
-    f->cleaner = iot_cleaner_new(&cfg, &f->reg, &f->faulty_tm);
+    f->cleaner = iot_cleaner_new(&cfg, &f->reg, &f->faulty_tm, &f->faulty_docs_store);
     if (!f->cleaner)
         return -1;
     set_now(T0);
@@ -119,6 +148,7 @@ static int teardown(void **state)
     struct fx *f = *state;
     iot_cleaner_free(f->cleaner);
     iot_clock_override(NULL);
+    iot_docs_close(&f->docs);
     iot_telemetry_close(&f->tm);
     iot_registry_close(&f->reg);
     DIR *d = opendir(f->dir);
@@ -206,6 +236,54 @@ static int64_t stored(struct fx *f, int64_t dev)
     assert_rc(iot_tm_query_device(&f->tm, dev, &all, count_record, &n), IOT_OK);
     assert_rc(iot_tm_latest(&f->tm, dev, count_latest, &n), IOT_OK);
     assert_rc(iot_tm_catalog(&f->tm, dev, count_catalog, &n), IOT_OK);
+    return n;
+}
+
+/* One document of `coll` for the device (0: none) of user `owner`. */
+static void put_doc(struct fx *f, enum iot_docs_coll coll, const char *id, int64_t owner,
+                    int64_t dev)
+{
+    struct iot_doc doc = {.id = id, .user_id = owner, .device_id = dev, .ts_ms = T0,
+                          .k1 = id, /* a rule's name, unique per user */
+                          .body = "{}", .body_len = 2};
+    assert_rc(iot_docs_put(&f->docs, coll, &doc, IOT_DOCS_ANY_REV, NULL), IOT_OK);
+}
+
+static int add_count(void *ctx, const char *k1, const char *k2, int64_t count)
+{
+    (void)k1;
+    (void)k2;
+    *(int64_t *)ctx += count;
+    return 0;
+}
+
+/* Documents of `coll` with that user (0: any) and device (0: any). */
+static int64_t docs_of(struct fx *f, enum iot_docs_coll coll, int64_t owner, int64_t dev)
+{
+    struct iot_docs_filter flt = {.user_id = owner, .device_id = dev};
+    int64_t n = 0;
+    assert_rc(iot_docs_count_by(&f->docs, coll, &flt, IOT_DOCS_GROUP_NONE, add_count, &n), IOT_OK);
+    return n;
+}
+
+/* A device's documents in every collection but the event log, and a
+ * user's in all of them. */
+static void put_documents(struct fx *f, int64_t owner, int64_t dev, const char *tag)
+{
+    char id[64];
+    for (int coll = 0; coll < IOT_DOCS_N_COLLS; coll++) {
+        snprintf(id, sizeof id, "%s-%d-dev", tag, coll);
+        put_doc(f, (enum iot_docs_coll)coll, id, owner, dev);
+        snprintf(id, sizeof id, "%s-%d-user", tag, coll);
+        put_doc(f, (enum iot_docs_coll)coll, id, owner, 0);
+    }
+}
+
+static int64_t all_docs(struct fx *f, int64_t owner, int64_t dev)
+{
+    int64_t n = 0;
+    for (int coll = 0; coll < IOT_DOCS_N_COLLS; coll++)
+        n += docs_of(f, (enum iot_docs_coll)coll, owner, dev);
     return n;
 }
 
@@ -433,7 +511,8 @@ static void test_logs_once_per_outage(void **state)
     iot_log_set_level(IOT_LOG_INFO);
     char *log = capture_stderr(failing_then_recovering, f);
     int warned = count_lines(log, " not removed: unavailable");
-    int recovered = count_lines(log, "telemetry clean-ups succeed again (after 15 failed attempts)");
+    int recovered = count_lines(
+        log, "clean-ups of deleted devices and users succeed again (after 15 failed attempts)");
     free(log);
     assert_i64(warned, 1);
     assert_i64(recovered, 1);
@@ -475,7 +554,8 @@ static void test_two_cleaners_at_once(void **state)
         assert_rc(iot_reg_device_delete(&f->reg, ids[i]), IOT_OK);
     }
     struct iot_cleaner_config cfg = {.retry_min_ms = RETRY_MIN, .retry_max_ms = RETRY_MAX};
-    struct runner r[2] = {{.c = f->cleaner}, {.c = iot_cleaner_new(&cfg, &f->reg, &f->tm)}};
+    struct runner r[2] = {{.c = f->cleaner},
+                          {.c = iot_cleaner_new(&cfg, &f->reg, &f->tm, &f->docs)}};
     assert_non_null(r[1].c);
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
@@ -521,6 +601,61 @@ static void test_thread_retries(void **state)
     assert_i64(atomic_load(&f->faulty.removals), 2);
 }
 
+/* A device's documents go with it, in every collection but the event log
+ * (the owner keeps the audit trail); its owner's and its neighbour's stay.
+ * The owner's deletion then takes every document of theirs, events too. */
+static void test_documents_removed(void **state)
+{
+    struct fx *f = *state;
+    int64_t u = mk_user(f, "jo"), other = mk_user(f, "kim");
+    int64_t doomed = mk_device(f, u, "doomed"), kept = mk_device(f, u, "kept");
+    int64_t theirs = mk_device(f, other, "theirs");
+    put_documents(f, u, doomed, "a");
+    put_documents(f, u, kept, "b");
+    put_documents(f, other, theirs, "c");
+    assert_rc(iot_reg_device_delete(&f->reg, doomed), IOT_OK);
+    assert_rc(iot_cleaner_after_delete(f->cleaner, IOT_CLEANUP_DEVICE, doomed), IOT_OK);
+    assert_i64(all_docs(f, 0, doomed), 1);
+    assert_i64(docs_of(f, IOT_DOCS_EVENTS, 0, doomed), 1);
+    assert_i64(all_docs(f, 0, kept), IOT_DOCS_N_COLLS);
+    assert_i64(all_docs(f, u, 0), 1 + 3 * IOT_DOCS_N_COLLS); /* the event, kept's, the user's */
+
+    assert_rc(iot_reg_user_delete(&f->reg, u), IOT_OK);
+    assert_rc(iot_cleaner_after_delete(f->cleaner, IOT_CLEANUP_USER, u), IOT_OK);
+    assert_i64(all_docs(f, u, 0), 0);
+    assert_i64(all_docs(f, other, 0), 2 * IOT_DOCS_N_COLLS);
+    struct pending p;
+    list_pending(f, &p);
+    assert_i64(p.n, 0);
+}
+
+/* The documents store fails after the telemetry went: the row stays
+ * pending until both stores are done; the retry repeats the (idempotent)
+ * telemetry removal and finishes the documents. */
+static void test_documents_failure_keeps_the_row(void **state)
+{
+    struct fx *f = *state;
+    int64_t u = mk_user(f, "lee");
+    int64_t d = mk_device(f, u, "d");
+    write_telemetry(f, d, u, 3);
+    put_documents(f, u, d, "x");
+    atomic_store(&f->faulty_docs.fail_left, 1);
+    assert_rc(iot_reg_device_delete(&f->reg, d), IOT_OK);
+    assert_rc(iot_cleaner_after_delete(f->cleaner, IOT_CLEANUP_DEVICE, d), IOT_EUNAVAILABLE);
+    struct pending p;
+    list_pending(f, &p);
+    assert_i64(p.n, 1);
+    assert_i64(p.v[0].attempts, 1);
+    assert_i64(stored(f, d), 0);
+    assert_i64(all_docs(f, 0, d), IOT_DOCS_N_COLLS);
+
+    assert_pass(pass_at(f, T0 + RETRY_MIN), 1, 1, 0);
+    list_pending(f, &p);
+    assert_i64(p.n, 0);
+    assert_i64(all_docs(f, 0, d), 1); /* its event */
+    assert_i64(all_docs(f, u, 0), 1 + IOT_DOCS_N_COLLS);
+}
+
 int main(void)
 {
     iot_log_set_level(IOT_LOG_WARN);
@@ -534,6 +669,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_logs_once_per_outage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_cleaners_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_retries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_documents_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_documents_failure_keeps_the_row, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -293,12 +293,47 @@ static void test_online_then_offline(void **state)
     iot_events_free(ev);
 }
 
+/* Events queued for a user when it is deleted (and its documents cleaned
+ * up) do not land after the clean-up: the writer removes them. */
+static void test_no_events_outlive_a_deleted_user(void **state)
+{
+    struct fx *f = *state;
+    struct iot_user other = {.is_active = true};
+    snprintf(other.password_hash, sizeof other.password_hash, "x");
+    snprintf(other.username, sizeof other.username, "ev2");
+    snprintf(other.email, sizeof other.email, "ev2@example.com");
+    assert_rc(iot_reg_user_create(&f->reg, &other), IOT_OK);
+    atomic_store(&down, true); /* the events wait in the queue */
+    struct iot_events *ev;
+    struct iot_events_config cfg = {.retry_min_ms = 5, .retry_max_ms = 10};
+    assert_rc(iot_events_start(&cfg, &f->docs, &f->reg, &f->cache, &ev), IOT_OK);
+    for (int i = 0; i < 5; i++) {
+        iot_events_emit(ev, IOT_EV_USER_UPDATED, f->user.id, 0, NULL);
+        iot_events_emit(ev, IOT_EV_USER_UPDATED, other.id, 0, NULL);
+    }
+    /* The user goes, and its clean-up finds nothing yet. */
+    assert_rc(iot_reg_user_delete(&f->reg, f->user.id), IOT_OK);
+    struct iot_docs_filter mine = {.user_id = f->user.id};
+    assert_rc(iot_docs_delete_where(&f->docs, IOT_DOCS_EVENTS, &mine, NULL), IOT_OK);
+    atomic_store(&down, false);
+    assert_i64(wait_stored(f, IOT_EV_USER_UPDATED, 5), 5);
+    iot_events_stop(ev);
+    iot_events_free(ev);
+    struct iot_docs_filter theirs = {.user_id = other.id};
+    int64_t n = -1;
+    assert_rc(iot_docs_count_by(&f->docs, IOT_DOCS_EVENTS, &theirs, IOT_DOCS_GROUP_NONE,
+                                count_one, &n), IOT_OK);
+    assert_i64(n, 5);
+    assert_i64(stored(f, IOT_EV_USER_UPDATED), 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_events_written_with_their_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_drains_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_batch_retried_once_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_events_outlive_a_deleted_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_drops_and_stop_gives_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_events_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),

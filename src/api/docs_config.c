@@ -1,0 +1,335 @@
+/* docs_config.c — device configurations (core/devconfig.h) over HTTP: the
+ * owner's GET/PUT /devices/{id}/config and its history, the device's own
+ * GET /devices/config (X-API-Key, ETag), and PUT /groups/{id}/config,
+ * one configuration for every device of a group.
+ *
+ * A device with no configuration yet has version 0 and an empty one:
+ * {"device_id":N,"version":0,"config":{},"updated_at":null,"updated_by":null}. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/app.h"
+#include "api/authn.h"
+#include "api/device_common.h"
+#include "api/docs_common.h"
+#include "api/handlers_docs.h"
+#include "api/views.h"
+#include "core/devconfig.h"
+#include "core/events.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define HISTORY_PAGE_DEFAULT 20
+#define HISTORY_PAGE_MAX 100
+/* Bytes of configurations one history page carries at most (a page ends
+ * early, with a cursor, once it holds this much). */
+#define HISTORY_PAGE_BYTES (1024 * 1024)
+/* Devices one group call configures at most. */
+#define GROUP_DEVICES_MAX 10000
+
+/* ---- reading the newest version ---------------------------------------------- */
+
+struct newest {
+    char *body; /* copied out of the store's callback */
+    size_t len;
+    int64_t version;
+};
+
+static int copy_newest(void *ctx, const struct iot_doc *doc)
+{
+    struct newest *n = ctx;
+    n->body = malloc(doc->body_len + 1);
+    if (n->body) {
+        memcpy(n->body, doc->body, doc->body_len);
+        n->body[doc->body_len] = '\0';
+        n->len = doc->body_len;
+    }
+    n->version = doc->ts_ms;
+    return 1;
+}
+
+/* Whether If-None-Match names our entity tag: a comma-separated list of
+ * tags, weak ones ("W/") compared weakly as RFC 9110 asks, or "*". */
+static bool none_match_hits(const char *header, const char *etag)
+{
+    size_t etag_len = strlen(etag);
+    for (const char *p = header; *p;) {
+        p += strspn(p, " \t,");
+        if (*p == '*')
+            return true;
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2;
+        size_t n = strcspn(p, ",");
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == etag_len && memcmp(p, etag, n) == 0)
+            return true;
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
+/* Answers the device's newest configuration with its ETag, or 304 when
+ * the client holds it already: one find(limit 1), nothing more. */
+static void reply_newest(struct iot_req *r, int64_t device_id)
+{
+    struct newest n = {NULL, 0, 0};
+    int rc = iot_devconfig_latest(&iot_app_of(r)->docs, device_id, copy_newest, &n);
+    if (rc && rc != IOT_ENOTFOUND) {
+        iot_reply_store_error(r, rc, "device configuration");
+        return;
+    }
+    if (rc == IOT_OK && !n.body) {
+        iot_reply_store_error(r, IOT_ENOMEM, "device configuration");
+        return;
+    }
+    snprintf(r->etag, sizeof r->etag, "\"v%lld\"", (long long)n.version);
+    const char *inm = iot_req_header(r, "If-None-Match");
+    if (inm && none_match_hits(inm, r->etag)) {
+        free(n.body);
+        iot_reply_raw(r, 304, calloc(1, 1), 0);
+        return;
+    }
+    if (rc == IOT_ENOTFOUND) {
+        iot_reply_json(r, 200, json_pack("{s:I, s:i, s:{}, s:n, s:n}", "device_id",
+                                         (json_int_t)device_id, "version", 0, "config",
+                                         "updated_at", "updated_by"));
+        return;
+    }
+    iot_reply_raw(r, 200, n.body, n.len);
+}
+
+void iot_h_device_config_get(struct iot_req *r)
+{
+    struct iot_principal p;
+    struct iot_device d;
+    if (!iot_authn_any(r, &p) || !iot_load_owned_device(r, 0, &p, &d))
+        return;
+    reply_newest(r, d.id);
+}
+
+void iot_h_device_own_config_get(struct iot_req *r)
+{
+    struct iot_device d;
+    /* Any status: a device in maintenance or switched off still learns
+     * what it should run with. Key lookups come from the local cache. */
+    if (!iot_authn_device(r, IOT_DEVICE_AUTH_ANY, &d))
+        return;
+    reply_newest(r, d.id);
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+/* The body as a configuration's text; answers 400/413 itself. */
+static bool read_config(struct iot_req *r, char **text, size_t *len)
+{
+    json_t *body = iot_req_json_object(r);
+    if (!body)
+        return false;
+    int rc = iot_devconfig_encode(body, text, len);
+    json_decref(body);
+    if (rc)
+        iot_reply_docs_error(r, rc, "configuration", IOT_DEVCONFIG_MAX);
+    return rc == IOT_OK;
+}
+
+/* What a configuration write needs of a device. */
+struct target {
+    int64_t id, owner_id;
+};
+
+static int store_version(struct iot_req *r, const struct target *d, const char *actor,
+                         const char *text, size_t len, int64_t *version, char **body,
+                         size_t *body_len)
+{
+    struct iot_app *app = iot_app_of(r);
+    struct iot_devconfig_write w = {.device_id = d->id, .owner_id = d->owner_id, .config = text,
+                                    .config_len = len, .updated_by = actor,
+                                    .now_ms = iot_now_ms()};
+    int rc = iot_devconfig_put(&app->docs, &w, version, body, body_len);
+    if (rc == IOT_OK)
+        iot_events_emit(app->events, IOT_EV_DEVICE_CONFIG_CHANGED, d->owner_id, d->id,
+                        json_pack("{s:I, s:s}", "version", (json_int_t)*version, "updated_by",
+                                  actor));
+    return rc;
+}
+
+void iot_h_device_config_put(struct iot_req *r)
+{
+    struct iot_principal p;
+    struct iot_device d;
+    char *text;
+    size_t len;
+    if (!iot_authn_any(r, &p) || !iot_load_owned_device(r, 0, &p, &d) ||
+        !read_config(r, &text, &len))
+        return;
+    int64_t version;
+    char *body = NULL;
+    size_t body_len = 0;
+    struct target t = {d.id, d.user_id};
+    int rc = store_version(r, &t, iot_docs_actor(&p), text, len, &version, &body, &body_len);
+    free(text);
+    if (rc) {
+        iot_reply_docs_error(r, rc, "device configuration", IOT_DEVCONFIG_MAX);
+        return;
+    }
+    if (iot_docs_orphaned(iot_app_of(r), IOT_DOCS_CONFIGS, d.id, 0)) {
+        free(body);
+        iot_reply_error(r, 404, "Device not found", "device %lld was deleted meanwhile",
+                        (long long)d.id);
+        return;
+    }
+    IOT_INFO("device %lld: configuration version %lld", (long long)d.id, (long long)version);
+    snprintf(r->etag, sizeof r->etag, "\"v%lld\"", (long long)version);
+    iot_reply_raw(r, 200, body, body_len);
+}
+
+/* ---- history -------------------------------------------------------------------- */
+
+struct history_page {
+    struct iot_buf out;
+    int64_t count, bytes, last_version;
+};
+
+static int append_version(void *ctx, const struct iot_doc *doc)
+{
+    struct history_page *h = ctx;
+    if (h->count)
+        iot_buf_append(&h->out, ",", 1);
+    iot_buf_append(&h->out, doc->body, doc->body_len);
+    h->count++;
+    h->bytes += (int64_t)doc->body_len;
+    h->last_version = doc->ts_ms;
+    return h->bytes >= HISTORY_PAGE_BYTES;
+}
+
+void iot_h_device_config_history(struct iot_req *r)
+{
+    struct iot_principal p;
+    struct iot_device d;
+    struct iot_docs_cursor c;
+    int64_t limit;
+    if (!iot_authn_any(r, &p) || !iot_load_owned_device(r, 0, &p, &d) ||
+        !iot_req_query_int(r, "limit", HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
+        !iot_docs_cursor_read(r, &c))
+        return;
+    if (limit == 0)
+        limit = HISTORY_PAGE_DEFAULT;
+    struct history_page h = {.out = {0}};
+    iot_buf_printf(&h.out, "{\"device_id\":%lld,\"history\":[", (long long)d.id);
+    /* Versions start at 1: a cursor at or below it ends the history. */
+    int rc = c.set && c.ts <= 1 ? IOT_OK
+                                : iot_devconfig_history(&iot_app_of(r)->docs, d.id,
+                                                        c.set ? c.ts : 0, (size_t)limit,
+                                                        append_version, &h);
+    if (rc) {
+        iot_buf_free(&h.out);
+        iot_reply_store_error(r, rc, "device configuration");
+        return;
+    }
+    bool more = (h.count == limit || h.bytes >= HISTORY_PAGE_BYTES) && h.last_version > 1;
+    if (more) {
+        char id[IOT_DOCS_ID_MAX + 1], cursor[IOT_DOCS_CURSOR_MAX];
+        snprintf(id, sizeof id, "v%lld", (long long)h.last_version);
+        iot_docs_cursor_format(h.last_version, id, cursor, sizeof cursor);
+        iot_buf_printf(&h.out, "],\"count\":%lld,\"next_cursor\":\"%s\"}", (long long)h.count,
+                       cursor);
+    } else {
+        iot_buf_printf(&h.out, "],\"count\":%lld,\"next_cursor\":null}", (long long)h.count);
+    }
+    size_t len;
+    char *text = iot_buf_take(&h.out, &len);
+    iot_reply_raw(r, 200, text, len);
+}
+
+/* ---- a group's devices ---------------------------------------------------------- */
+
+struct members {
+    struct target *v;
+    size_t n;
+};
+
+static int collect_member(void *ctx, const struct iot_device *d, int64_t added_at)
+{
+    (void)added_at;
+    struct members *m = ctx;
+    m->v[m->n++] = (struct target){d->id, d->user_id};
+    return 0;
+}
+
+/* The group of path parameter 0, which the caller owns or the admin. */
+static bool load_group(struct iot_req *r, const struct iot_principal *p, struct iot_group *g)
+{
+    int64_t id;
+    int rc = iot_parse_id(iot_req_param(r, 0), &id)
+                 ? iot_reg_group_get(&iot_app_of(r)->registry, id, g)
+                 : IOT_ENOTFOUND;
+    if (rc == IOT_ENOTFOUND) {
+        iot_reply_error(r, 404, "Group not found", "no group found with ID: %s",
+                        iot_req_param(r, 0));
+        return false;
+    }
+    if (rc) {
+        iot_reply_store_error(r, rc, "group");
+        return false;
+    }
+    if (!p->admin && (!p->has_user || g->user_id != p->user.id)) {
+        iot_reply_error(r, 403, "Forbidden", "this group does not belong to you");
+        return false;
+    }
+    return true;
+}
+
+/* Stores a new version for each member; stops at the first failure, the
+ * devices done so far keeping theirs (a retry gives every device one
+ * more). */
+static int configure_members(struct iot_req *r, const struct members *m, const char *actor,
+                             const char *text, size_t len, json_t *done)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        int64_t version;
+        int rc = store_version(r, &m->v[i], actor, text, len, &version, NULL, NULL);
+        if (rc)
+            return rc;
+        if (iot_docs_orphaned(iot_app_of(r), IOT_DOCS_CONFIGS, m->v[i].id, 0))
+            continue; /* deleted meanwhile: left out */
+        json_array_append_new(done, json_pack("{s:I, s:I}", "device_id", (json_int_t)m->v[i].id,
+                                              "version", (json_int_t)version));
+    }
+    return IOT_OK;
+}
+
+void iot_h_group_config_put(struct iot_req *r)
+{
+    struct iot_principal p;
+    struct iot_group g;
+    char *text;
+    size_t len;
+    if (!iot_authn_any(r, &p) || !load_group(r, &p, &g) || !read_config(r, &text, &len))
+        return;
+    struct members m = {calloc(GROUP_DEVICES_MAX + 1, sizeof *m.v), 0};
+    struct iot_page all = {.limit = GROUP_DEVICES_MAX + 1};
+    int rc = m.v ? iot_reg_group_devices(&iot_app_of(r)->registry, g.id, NULL, all,
+                                         collect_member, &m, NULL)
+                 : IOT_ENOMEM;
+    json_t *done = json_array();
+    if (rc == IOT_OK && m.n > GROUP_DEVICES_MAX)
+        iot_reply_error(r, 400, "Group too large",
+                        "a group configuration reaches at most %d devices", GROUP_DEVICES_MAX);
+    else if (rc == IOT_OK && (rc = configure_members(r, &m, iot_docs_actor(&p), text, len, done)))
+        iot_reply_docs_error(r, rc, "device configuration", IOT_DEVCONFIG_MAX);
+    else if (rc)
+        iot_reply_store_error(r, rc, "group");
+    else
+        IOT_INFO("group %lld: configuration applied to %zu devices", (long long)g.id, m.n);
+    if (r->status == 0)
+        iot_reply_json(r, 200, json_pack("{s:I, s:I, s:O}", "group_id", (json_int_t)g.id,
+                                         "updated", (json_int_t)json_array_size(done), "devices",
+                                         done));
+    json_decref(done);
+    free(m.v);
+    free(text);
+}

@@ -499,6 +499,25 @@ def events_page(args, srv, warnings):
     return res
 
 
+# ---- the machine's ceiling -------------------------------------------------------
+
+def ceiling_get(args, bare):
+    """config_get.lua's requests to bench_bare (libmicrohttpd answering
+    without doing anything, bench/bare.c): what this machine and wrk allow
+    a GET just now — the 2-core reference VM's speed varies by a third from
+    one hour to the next, and the GET goals read better beside it."""
+    proc = None
+    try:
+        proc, base = core.start_bare(bare)
+        run = core.Runner(args, [(0, "ceiling")], 0)
+        print("bench docs: GET ceiling (bench_bare) ...", end="", flush=True)
+        res = run.wrk(base + "/api/v1/devices/config", "config_get.lua", args.duration, proc.pid)
+        print(f" {res['requests_per_s']:.0f} req/s", flush=True)
+        return res
+    finally:
+        core.stop(proc)
+
+
 # ---- a column ---------------------------------------------------------------------
 
 SCENARIOS = ("ingest_rules", "config_get", "events_page")
@@ -618,6 +637,12 @@ def print_tables(report):
     for c in cols.values():
         row += f"{fmt(c['results'].get('ingest_rules', {}).get('median_ratio_flapping')):>18}"
     print(row + "  (no goal)")
+    c = report["ceiling_get"]["requests_per_s"]
+    shares = [f"{what} {fmt(cols['embedded']['results'][name]['requests_per_s'] / c)}"
+              for name, what in (("config_get", "config GET"), ("events_page", "event page"))
+              if name in cols["embedded"]["results"]]
+    print(f"GET ceiling (bench_bare, the same requests as config GET): {c:,.0f} req/s"
+          + (f"; embedded {', '.join(shares)} of it" if shares else ""))
     m = report["machine"]
     print(f"machine: {m['nproc']} x {m['cpu_model']}, {m['memory_mb']} MB, kernel {m['kernel']}; "
           "cpu columns in cores (wrk, server and the store share them)")
@@ -628,6 +653,8 @@ def print_tables(report):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", default="build/iotflowd", help="iotflowd to measure")
+    ap.add_argument("--bare", default=None,
+                    help="the GET ceiling (default: bench_bare next to --binary)")
     ap.add_argument("--duration", type=int, default=10,
                     help="seconds of the config and events scenarios")
     ap.add_argument("--connections", type=int, default=32, help="keep-alive connections")
@@ -650,8 +677,10 @@ def main():
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: run scripts/deps.sh")
     binary = os.path.abspath(args.binary)
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"{binary} is missing: run `make build`")
+    bare = os.path.abspath(args.bare or os.path.join(os.path.dirname(binary), "bench_bare"))
+    for b in (binary, bare):
+        if not os.access(b, os.X_OK):
+            sys.exit(f"{b} is missing: run `make build`")
 
     started = datetime.datetime.now(datetime.timezone.utc)
     t_start = time.time()
@@ -662,7 +691,7 @@ def main():
         "machine": info,
         "command": " ".join(shlex.quote(a) for a in [sys.executable] + sys.argv),
         "cwd": os.getcwd(),
-        "settings": {**vars(args), "binary": binary, "wrk_timeout_s": 10,
+        "settings": {**vars(args), "binary": binary, "bare": bare, "wrk_timeout_s": 10,
                      "server_threads": 2 * (os.cpu_count() or 1), "mongodb_url": mongodb_url,
                      "durability": "commit = in the WAL via write(2), no fsync "
                                    "(process-crash safe)"},
@@ -683,6 +712,8 @@ def main():
     elif not args.no_ferretdb:
         print("no MONGODB_URL: the FerretDB column is skipped (`make bench` starts FerretDB)",
               flush=True)
+    report["ceiling_get"] = ceiling_get(args, bare)
+    check_runs("ceiling", {"results": {"ceiling_get": report["ceiling_get"]}}, checks, warnings)
     report["columns"] = {}
     for column in columns:
         out = run_column(args, binary, column, checks, warnings)
@@ -696,6 +727,7 @@ def main():
     print_tables(report)
     core.finish(report, os.path.join(args.out_dir, "docs-" + started.strftime("%Y-%m-%dT%H%M%SZ")
                                      + ".json"), checks, warnings)
+
 
 if __name__ == "__main__":
     main()

@@ -225,6 +225,15 @@ def login(base):
     return {"Authorization": f"Bearer {token}"}
 
 
+def start_bare(bare):
+    """bench_bare, the ceiling, on a free loopback port: (process, base URL)."""
+    port = free_port()
+    proc = subprocess.Popen([bare, str(port)], stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base, "/", proc, "bench_bare")
+    return proc, base
+
+
 def setup_devices(base, n):
     call(base, "POST", "/api/v1/auth/register", {**BENCH_USER, "email": "bench@example.com"})
     auth = login(base)
@@ -525,10 +534,7 @@ def main():
             return res
 
         # (b) the ceiling: same wrk settings and requests, on the bare responder
-        bare_port = free_port()
-        bare_proc = subprocess.Popen([bare, str(bare_port)], stderr=subprocess.DEVNULL)
-        bare_base = f"http://127.0.0.1:{bare_port}"
-        wait_http(bare_base, "/", bare_proc, "bench_bare")
+        bare_proc, bare_base = start_bare(bare)
         print(f"bench: {args.devices} devices, {args.connections} connections, "
               f"{args.threads} wrk threads, {d} s per scenario", flush=True)
         scenario("ceiling", bare_base + "/api/v1/telemetry", "ingest_single.lua", bare_proc.pid)

@@ -16,7 +16,7 @@ IOTFLOW_DATA_DIR ?= ./data
 .PHONY: all deps build run test test-c test-api test-api-servers test-spec services fuzz sanitize tsan bench bench-cql clean
 
 # The servers the tests use beside the embedded stores (scripts/services.sh).
-TEST_SERVICES ?= postgres redis cassandra cassandra3
+TEST_SERVICES ?= postgres redis cassandra cassandra3 ferretdb
 # Starts them (idempotent) and exports DATABASE_URL and REDIS_URL. A server
 # that does not start stops the target here (eval "$$(…)" alone would hide
 # the failure and the tests would quietly skip what needs it).
@@ -63,6 +63,7 @@ services: deps
 BIN_DIR ?= $(BUILD_DIR)
 test-c:
 	@cd $(BIN_DIR) && IOT_REGISTRY_URLS_EXTRA="$$DATABASE_URL" IOT_CACHE_URLS_EXTRA="$$REDIS_URL" \
+	  IOT_DOCS_URLS_EXTRA="$$MONGODB_URL" \
 	  IOT_TELEMETRY_URLS_EXTRA="$${CASSANDRA_HOSTS:+cassandra://cassandra:cassandra@$$CASSANDRA_HOSTS/iot_contract?replication=1}" \
 	  IOT_COPY_TEST_TO="$${CASSANDRA_HOSTS:+cassandra://cassandra:cassandra@$$CASSANDRA_HOSTS/iot_copy?replication=1}" \
 	  CASSANDRA_HOSTS="$$CASSANDRA_HOSTS" CASSANDRA3_HOSTS="$$CASSANDRA3_HOSTS" \
@@ -80,16 +81,17 @@ test-api-servers:
 	@IOTFLOW_HTTP_EPOLL=1 IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
 	  IOTFLOW_TEST_REDIS_URL="$$REDIS_URL" $(PYTHON) -m pytest -q tests/api
 
-# The third pass: registry on PostgreSQL, cache on Redis, telemetry on
-# one Cassandra node (a keyspace per test server; services.sh's node uses
-# Cassandra's default superuser, on loopback only).
+# The third pass: the full server stack — registry on PostgreSQL, cache on
+# Redis, telemetry on one Cassandra node (a keyspace per test server;
+# services.sh's node uses Cassandra's default superuser, on loopback only),
+# documents on FerretDB (the MongoDB wire protocol; a database per server).
 test-api-cassandra:
-	@echo "== API suite on PostgreSQL + Redis + Cassandra"
-	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" -a -n "$$CASSANDRA_HOSTS" || \
-	  { echo "test-api-cassandra: run it through 'make test' (needs DATABASE_URL, REDIS_URL, CASSANDRA_HOSTS)"; exit 1; }
+	@echo "== API suite on PostgreSQL + Redis + Cassandra + FerretDB"
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" -a -n "$$CASSANDRA_HOSTS" -a -n "$$MONGODB_URL" || \
+	  { echo "test-api-cassandra: run it through 'make test' (needs DATABASE_URL, REDIS_URL, CASSANDRA_HOSTS, MONGODB_URL)"; exit 1; }
 	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_DATABASE_URL="$$DATABASE_URL" \
 	  IOTFLOW_TEST_REDIS_URL="$$REDIS_URL" IOTFLOW_TEST_CASSANDRA="cassandra:cassandra@$$CASSANDRA_HOSTS" \
-	  $(PYTHON) -m pytest -q tests/api
+	  IOTFLOW_TEST_MONGODB_URL="$$MONGODB_URL" $(PYTHON) -m pytest -q tests/api
 
 # kill -9 one node of the 3-node cluster under ingest load, restart it:
 # nothing acknowledged lost or doubled, no 503 (tests/api/test_cassandra_node_loss.py).

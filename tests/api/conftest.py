@@ -270,6 +270,11 @@ TEST_REDIS_URL = os.environ.get("IOTFLOW_TEST_REDIS_URL", "")
 # The third pass of make test: telemetry on this Cassandra ("host:port",
 # credentials in the URL's form "user:pass@host:port"), a keyspace per namespace.
 TEST_CASSANDRA = os.environ.get("IOTFLOW_TEST_CASSANDRA", "")
+# And documents on this MongoDB-protocol server (FerretDB in make test),
+# "mongodb://host:port" plus anything after the database: a database per
+# namespace. FerretDB keeps each in a small file of its own, removed with
+# the service's data.
+TEST_MONGODB_URL = os.environ.get("IOTFLOW_TEST_MONGODB_URL", "")
 SERVER_BACKENDS = bool(TEST_DATABASE_URL and TEST_REDIS_URL)
 
 
@@ -299,7 +304,17 @@ def fresh_backends():
     if TEST_CASSANDRA:
         env["IOTFLOW_TELEMETRY_URL"] = f"cassandra://{TEST_CASSANDRA}/{name}?replication=1"
         _KEYSPACES.append(name)
+    if TEST_MONGODB_URL:
+        env["MONGODB_URL"] = _mongodb_url_for(name)
     return env
+
+
+def _mongodb_url_for(database):
+    """TEST_MONGODB_URL with its database replaced by `database`."""
+    scheme, rest = TEST_MONGODB_URL.split("://", 1)
+    hosts, _, tail = rest.partition("/")
+    query = tail.partition("?")[2]
+    return f"{scheme}://{hosts}/{database}" + (f"?{query}" if query else "")
 
 
 # Keyspaces the Cassandra pass made: each is ~12 tables, and a node with

@@ -207,8 +207,8 @@ static void reply_from_list(struct iot_req *r, const struct iot_docs_filter *f, 
     json_t *items = json_array();
     for (size_t i = 0; i < take; i++)
         json_array_append(items, keys[i].body);
-    json_t *next = take == f->limit && take > 0 ? iot_alerts_cursor(keys[take - 1].ts, keys[take - 1].id)
-                                                : json_null();
+    const struct keyed *last = take ? &keys[take - 1] : NULL;
+    json_t *next = last && take == f->limit ? iot_alerts_cursor(last->ts, last->id) : json_null();
     free(keys);
     json_decref(all);
     reply_page(r, "alerts", items, next);

@@ -24,15 +24,6 @@ void iot_alert_channel_of_user(int64_t user_id, char *buf, size_t size)
     snprintf(buf, size, "alerts:user:%lld", (long long)user_id);
 }
 
-static json_t *time_json(int64_t ms)
-{
-    if (!ms)
-        return json_null();
-    char buf[IOT_ISO8601_LEN + 1];
-    iot_iso8601(ms, buf, sizeof buf);
-    return json_string(buf);
-}
-
 static json_t *text_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
 /* ---- the active-alert cache ------------------------------------------------ */
@@ -254,7 +245,7 @@ int iot_alert_raise(const struct iot_alert_env *env, const struct iot_alert_new 
         text_or_null(a->measurement), "value", a->value ? a->value : json_null(), "operator",
         text_or_null(a->op), "threshold", a->has_threshold ? json_real(a->threshold) : json_null(),
         "severity", iot_alert_severity_name(a->severity), "status", IOT_ALERT_STATUS_ACTIVE,
-        "message", a->message ? a->message : "", "raised_at", time_json(a->raised_ms),
+        "message", a->message ? a->message : "", "raised_at", iot_alert_time_json(a->raised_ms),
         "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by");
     if (!body)
         return IOT_ENOMEM;
@@ -316,9 +307,10 @@ static json_t *changed_body(json_t *body, enum iot_alert_action action, const ch
     json_t *next = json_deep_copy(body);
     if (!next)
         return NULL;
-    json_object_set_new(next, "status",
-                        json_string(ack ? IOT_ALERT_STATUS_ACKNOWLEDGED : IOT_ALERT_STATUS_RESOLVED));
-    json_object_set_new(next, ack ? "acknowledged_at" : "resolved_at", time_json(iot_now_ms()));
+    const char *status = ack ? IOT_ALERT_STATUS_ACKNOWLEDGED : IOT_ALERT_STATUS_RESOLVED;
+    json_object_set_new(next, "status", json_string(status));
+    json_object_set_new(next, ack ? "acknowledged_at" : "resolved_at",
+                        iot_alert_time_json(iot_now_ms()));
     json_object_set_new(next, ack ? "acknowledged_by" : "resolved_by", json_string(by));
     return next;
 }

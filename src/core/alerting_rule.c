@@ -248,7 +248,7 @@ int iot_alert_rule_read(json_t *obj, bool create, struct iot_alert_rule *rule, c
 
 static json_t *id_or_null(int64_t id) { return id ? json_integer(id) : json_null(); }
 
-static json_t *time_or_null(int64_t ms)
+json_t *iot_alert_time_json(int64_t ms)
 {
     if (!ms)
         return json_null();
@@ -267,8 +267,8 @@ json_t *iot_alert_rule_json(const struct iot_alert_rule *rule)
                      severity_names[rule->severity], "duration_s",
                      (double)rule->duration_ms / 1000.0, "cooldown_s",
                      (double)rule->cooldown_ms / 1000.0, "auto_resolve", rule->auto_resolve,
-                     "enabled", rule->enabled, "created_at", time_or_null(rule->created_at),
-                     "updated_at", time_or_null(rule->updated_at));
+                     "enabled", rule->enabled, "created_at", iot_alert_time_json(rule->created_at),
+                     "updated_at", iot_alert_time_json(rule->updated_at));
 }
 
 static int64_t stored_time(json_t *body, const char *key)

@@ -62,6 +62,9 @@ json_t *iot_alert_rule_json(const struct iot_alert_rule *rule);
 /* The rule back from its stored body; IOT_EINVAL if it is not one. */
 int iot_alert_rule_from_json(json_t *body, struct iot_alert_rule *rule);
 
+/* A time as rules and alerts store it: ISO 8601, or JSON null for 0. */
+json_t *iot_alert_time_json(int64_t ms);
+
 /* Whether `value` <op> `threshold` holds. */
 bool iot_alert_op_holds(enum iot_alert_op op, double value, double threshold);
 const char *iot_alert_op_name(enum iot_alert_op op);

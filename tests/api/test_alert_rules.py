@@ -127,11 +127,12 @@ def test_list_pages_newest_first(user, other_user, srv):
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
         body = expect(user.api.get("/alert-rules", params=params), 200)
-        seen += [x["id"] for x in body["rules"]]
+        seen += [(x["created_at"], x["id"]) for x in body["rules"]]
         cursor = body["next_cursor"]
         if not cursor:
             break
-    assert seen == list(reversed(made))
+    # newest first; rules made in the same millisecond by id, descending
+    assert seen == sorted(seen, reverse=True) and {i for _, i in seen} == set(made)
     expect_error(user.api.get("/alert-rules", params={"cursor": "nonsense"}), 400)
     expect_error(user.api.get("/alert-rules", params={"limit": -1}), 400)
     everyone = expect(srv.admin.get("/alert-rules", params={"limit": 1000}), 200)["rules"]

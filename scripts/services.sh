@@ -15,14 +15,15 @@
 #   scripts/services.sh nodetool cassandra3.2 repair KEYSPACE   # nodetool on one node
 #
 # Services: postgres, redis, cassandra (one node on 127.0.0.1), cassandra3
-# (three nodes on 127.0.0.1, .2 and .3) and cassandra3.N (its node N).
+# (three nodes on 127.0.0.1, .2 and .3), cassandra3.N (its node N) and
+# ferretdb (FerretDB, a MongoDB server on SQLite; built with Go >= 1.24).
 #
 # `start` and `env` print shell assignments on stdout and everything else on
 # stderr, so that  eval "$(scripts/services.sh start postgres redis)"
 # points iotflowd at what was started (DATABASE_URL, REDIS_URL,
-# CASSANDRA_HOSTS, CASSANDRA3_HOSTS). Ports: $IOTFLOW_PG_PORT (55432),
-# $IOTFLOW_REDIS_PORT (56379), $IOTFLOW_CASSANDRA_PORT (59042; the 3-node
-# cluster uses it + 100). A second set
+# CASSANDRA_HOSTS, CASSANDRA3_HOSTS, MONGODB_URL). Ports: $IOTFLOW_PG_PORT
+# (55432), $IOTFLOW_REDIS_PORT (56379), $IOTFLOW_CASSANDRA_PORT (59042; the
+# 3-node cluster uses it + 100), $IOTFLOW_FERRETDB_PORT (57017). A second set
 # of servers runs beside the first with another IOTFLOW_SERVICES_DIR and
 # other ports (the fault tests do that).
 set -euo pipefail
@@ -31,6 +32,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PG_PORT="${IOTFLOW_PG_PORT:-55432}"
 REDIS_PORT="${IOTFLOW_REDIS_PORT:-56379}"
 CASSANDRA_PORT="${IOTFLOW_CASSANDRA_PORT:-59042}"
+FERRET_PORT="${IOTFLOW_FERRETDB_PORT:-57017}"
 CASSANDRA_VERSION=5.0.8
 PG_DB=iotflow
 PG_USER=iotflow
@@ -539,9 +541,94 @@ env_cassandra() {
     echo "export $(cass_env_name "${1%%.*}")='$(cass_hosts "${1%%.*}")'"
 }
 
+# ------------------------------------------------------------------ FerretDB
+# FerretDB 1.24 (the MongoDB wire protocol on SQLite) for the documents
+# store's MongoDB backend: our own small Go program (scripts/ferretdb) that
+# embeds FerretDB's library, built with the Go toolchain on first start and
+# again whenever its sources change; the binary is kept beside the data.
+# No authentication (FerretDB's SQLite handler accepts anonymous clients):
+# it listens on loopback only and holds test data.
+ferret_dir() { echo "$SERVICES_DIR/ferretdb"; }
+
+ferret_url() { echo "mongodb://127.0.0.1:$FERRET_PORT/iotflow"; }
+
+ferret_pid() { cat "$(ferret_dir)/pid" 2>/dev/null || true; }
+
+# Running: its process lives and its port accepts connections.
+ferret_running() {
+  local pid
+  pid="$(ferret_pid)"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$FERRET_PORT") 2>/dev/null
+}
+
+ferret_go() {
+  local go major minor
+  go="$(command -v go || true)"
+  [ -z "$go" ] && [ -x /usr/local/go/bin/go ] && go=/usr/local/go/bin/go
+  [ -n "$go" ] || die "FerretDB is built from source: Go >= 1.24 is needed (go not found on PATH)"
+  IFS=. read -r major minor _ <<<"$("$go" env GOVERSION | sed 's/^go//')"
+  if [ "${major:-0}" -lt 1 ] || { [ "$major" -eq 1 ] && [ "${minor:-0}" -lt 24 ]; }; then
+    die "FerretDB is built from source: Go >= 1.24 is needed ($go is $("$go" env GOVERSION))"
+  fi
+  echo "$go"
+}
+
+# Builds the binary unless the one there was built from the same sources.
+ferret_build() {
+  local dir src sum go
+  dir="$(ferret_dir)"
+  src="$ROOT/scripts/ferretdb"
+  sum="$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-16)"
+  [ -x "$dir/bin/ferretdb" ] && [ "$(cat "$dir/bin/sources" 2>/dev/null)" = "$sum" ] && return
+  go="$(ferret_go)"
+  log "building FerretDB (scripts/ferretdb; modules from the Go module proxy on first build)"
+  mkdir -p "$dir/bin"
+  (cd "$src" && "$go" build -trimpath -o "$dir/bin/ferretdb.new" . >&2) || die "FerretDB did not build"
+  mv "$dir/bin/ferretdb.new" "$dir/bin/ferretdb"
+  echo "$sum" >"$dir/bin/sources"
+}
+
+start_ferretdb() {
+  local dir
+  dir="$(ferret_dir)"
+  if ferret_running; then
+    log "ferretdb already running on 127.0.0.1:$FERRET_PORT"
+  else
+    ferret_build
+    mkdir -p "$dir/data"
+    setsid nohup "$dir/bin/ferretdb" -listen "127.0.0.1:$FERRET_PORT" -data "$dir/data" \
+      >>"$dir/server.log" 2>&1 </dev/null &
+    echo $! >"$dir/pid"
+    for _ in $(seq 100); do ferret_running && break; sleep 0.1; done
+    ferret_running || { tail -n 20 "$dir/server.log" >&2; die "ferretdb did not start"; }
+    log "ferretdb started on 127.0.0.1:$FERRET_PORT (data in $dir/data)"
+  fi
+  echo "export MONGODB_URL='$(ferret_url)'"
+}
+
+stop_ferretdb() {
+  local pid
+  pid="$(ferret_pid)"
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    log "ferretdb not running"
+    return
+  fi
+  kill "$pid"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  rm -f "$(ferret_dir)/pid"
+  log "ferretdb stopped"
+}
+
+status_ferretdb() {
+  if ferret_running; then echo "ferretdb: running on 127.0.0.1:$FERRET_PORT"; else echo "ferretdb: stopped"; return 1; fi
+}
+
+env_ferretdb() { ferret_running && echo "export MONGODB_URL='$(ferret_url)'"; }
+
 # ---------------------------------------------------------------------- main
 usage() {
-  echo "usage: $0 start|stop|status|env postgres|redis|cassandra|cassandra3|cassandra3.N..." >&2
+  echo "usage: $0 start|stop|status|env postgres|redis|ferretdb|cassandra|cassandra3|cassandra3.N..." >&2
   echo "       $0 kill cassandra|cassandra3|cassandra3.N...   (kill -9, a crash)" >&2
   echo "       $0 nodetool cassandra|cassandra3.N ARGS...         (e.g. status, repair KEYSPACE)" >&2
   exit 2
@@ -568,8 +655,9 @@ for service in "$@"; do
   case "$service" in
     postgres | postgresql) [ "$action" = kill ] && usage; "${action}_postgres" || rc=1 ;;
     redis) [ "$action" = kill ] && usage; "${action}_redis" || rc=1 ;;
+    ferretdb) [ "$action" = kill ] && usage; "${action}_ferretdb" || rc=1 ;;
     cassandra | cassandra3 | cassandra3.[123]) "${action}_cassandra" "$service" || rc=1 ;;
-    *) log "unknown service '$service' (postgres, redis, cassandra, cassandra3, cassandra3.N)"; rc=2 ;;
+    *) log "unknown service '$service' (postgres, redis, ferretdb, cassandra, cassandra3, cassandra3.N)"; rc=2 ;;
   esac
 done
 exit "$rc"

@@ -17,6 +17,8 @@
 #include "api/stream.h"
 #include "core/alerting.h"
 #include "core/config.h"
+#include "core/events.h"
+#include "core/reports.h"
 #include "core/retention.h"
 #include "core/secrets.h"
 #include "http/server.h"
@@ -90,6 +92,9 @@ static void close_stores(struct iot_app *app)
     iot_registry_close(&app->registry);
 }
 
+/* The daily reports' thread (core/reports.h); no handler needs it. */
+static struct iot_daily_reports *daily_reports;
+
 #define DEVCACHE_SLOTS 16384
 #define DAY_MS INT64_C(86400000)
 
@@ -125,6 +130,19 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
         IOT_ERROR("cannot start the telemetry cleaner");
         return IOT_ENOMEM;
     }
+    /* The event log: before the API, so that no state change goes unrecorded. */
+    struct iot_events_config ecfg = {.retention_ms = cfg->event_retention_days * DAY_MS,
+                                     .online_window_ms = cfg->online_window * 1000};
+    rc = iot_events_start(&ecfg, &app->docs, &app->registry, &app->cache, &app->events);
+    if (rc) {
+        IOT_ERROR("cannot start the event log writer: %s", iot_strerror(rc));
+        return rc;
+    }
+    struct iot_report_stores stores = {&app->registry, &app->telemetry, &app->docs};
+    if (cfg->daily_reports && !(daily_reports = iot_daily_reports_start(&stores))) {
+        IOT_ERROR("cannot start the daily reports");
+        return IOT_ENOMEM;
+    }
     /* Streams may use at most half the connections, so that a flood of
      * them can never lock out the rest of the API. */
     size_t max_streams = (size_t)cfg->max_connections / 2;
@@ -146,6 +164,10 @@ static void stop_services(struct iot_app *app)
     iot_retention_free(app->retention);
     iot_streams_free(app->streams);
     iot_devcache_free(app->devcache);
+    iot_daily_reports_free(daily_reports);
+    daily_reports = NULL;
+    iot_events_free(app->events); /* last: the services above may still emit */
+    app->events = NULL;
 }
 
 static int wait_for_signal(void)

@@ -9,6 +9,7 @@
 #include "api/device_common.h"
 #include "api/handlers.h"
 #include "api/views.h"
+#include "core/events.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -77,6 +78,7 @@ void iot_h_admin_device_update(struct iot_req *r)
     json_t *body = iot_req_json_object(r);
     if (!body)
         return;
+    struct iot_device before = d;
     bool sets_status = json_object_get(body, "status") != NULL;
     int set = iot_read_device_fields(r, body, IOT_DEV_ALL, &d);
     json_decref(body);
@@ -99,6 +101,7 @@ void iot_h_admin_device_update(struct iot_req *r)
         iot_reply_store_error(r, rc, "device");
         return;
     }
+    iot_device_changed_events(r, &before, &d, "admin", true);
     iot_reply_json(r, 200, json_pack("{s:s, s:s, s:o}", "status", "success", "message",
                                      "Device updated successfully", "device", iot_json_device(&d)));
 }
@@ -115,6 +118,8 @@ void iot_h_admin_device_delete(struct iot_req *r)
         return;
     }
     IOT_INFO("device %lld deleted by admin", (long long)d.id);
+    iot_events_emit(iot_app_of(r)->events, IOT_EV_DEVICE_DELETED, d.user_id, d.id,
+                    json_pack("{s:s, s:s}", "name", d.name, "by", "admin"));
     char message[IOT_DEVICE_NAME_MAX + 64];
     snprintf(message, sizeof message, "Device %s deleted successfully", d.name);
     iot_reply_json(r, 200, json_pack("{s:s, s:s, s:I}", "status", "success", "message", message,
@@ -130,8 +135,8 @@ void iot_h_admin_device_status(struct iot_req *r)
     json_t *body = iot_req_json_object(r);
     if (!body)
         return;
-    char old_status[sizeof d.status];
-    memcpy(old_status, d.status, sizeof old_status);
+    struct iot_device before = d;
+    const char *old_status = before.status;
     int set = iot_read_device_fields(r, body, IOT_DEV_STATUS, &d);
     json_decref(body);
     if (set == 0)
@@ -145,6 +150,7 @@ void iot_h_admin_device_status(struct iot_req *r)
         iot_reply_store_error(r, rc, "device");
         return;
     }
+    iot_device_changed_events(r, &before, &d, "admin", false);
     char message[96];
     snprintf(message, sizeof message, "Device status updated from %s to %s", old_status, d.status);
     iot_reply_json(r, 200, json_pack("{s:s, s:s, s:I, s:s, s:s}", "status", "success", "message",

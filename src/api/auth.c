@@ -11,6 +11,7 @@
 #include "api/authn.h"
 #include "api/handlers.h"
 #include "api/views.h"
+#include "core/events.h"
 #include "core/secrets.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -89,6 +90,8 @@ void iot_h_auth_register(struct iot_req *r)
         return;
     }
     IOT_INFO("user registered: %s (%s)", u.username, u.user_id);
+    iot_events_emit(iot_app_of(r)->events, IOT_EV_USER_REGISTERED, u.id, 0,
+                    json_pack("{s:s}", "username", u.username));
     iot_reply_json(r, 201, json_pack("{s:s, s:s, s:o}", "status", "success", "message",
                                      "Registration successful", "user", iot_json_user(&u)));
 }

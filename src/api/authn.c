@@ -15,6 +15,7 @@
 
 #include "api/app.h"
 #include "api/credential.h"
+#include "core/events.h"
 #include "core/secrets.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -296,6 +297,8 @@ static bool activate_on_first_use(struct iot_req *r, struct iot_device *d)
      * status_set_by stayed as stored; the next request reads the truth. */
     iot_devcache_forget(iot_app_of(r)->devcache, d->api_key_hash);
     IOT_INFO("device %lld activated on first use", (long long)d->id);
+    iot_events_emit(iot_app_of(r)->events, IOT_EV_DEVICE_STATUS_CHANGED, d->user_id, d->id,
+                    json_pack("{s:s, s:s, s:s}", "from", "inactive", "to", "active", "by", "device"));
     return true;
 }
 

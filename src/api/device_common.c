@@ -3,12 +3,14 @@
  * keeps every instance's key cache honest. */
 #include "api/device_common.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "api/app.h"
 #include "api/stream.h"
 #include "api/views.h"
+#include "core/events.h"
 #include "core/latest.h"
 #include "core/presence.h"
 #include "util/clock.h"
@@ -164,7 +166,40 @@ void iot_device_forget(struct iot_req *r, const struct iot_device *d)
     iot_cache_presence_remove(&app->cache, d->id);
     iot_latest_forget(&app->cache, d->id);
     iot_streams_end_device(app->streams, d->id);
+    iot_events_device_gone(app->events, d->id, d->user_id);
     notify_peers(app, d, true);
+}
+
+/* Names of the editable fields that differ. */
+static json_t *changed_fields(const struct iot_device *a, const struct iot_device *b)
+{
+    static const struct { const char *name; size_t offset; } fields[] = {
+        {"name", offsetof(struct iot_device, name)},
+        {"description", offsetof(struct iot_device, description)},
+        {"device_type", offsetof(struct iot_device, device_type)},
+        {"status", offsetof(struct iot_device, status)},
+        {"location", offsetof(struct iot_device, location)},
+        {"firmware_version", offsetof(struct iot_device, firmware_version)},
+        {"hardware_version", offsetof(struct iot_device, hardware_version)},
+    };
+    json_t *changed = json_array();
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+        if (strcmp((const char *)a + fields[i].offset, (const char *)b + fields[i].offset) != 0)
+            json_array_append_new(changed, json_string(fields[i].name));
+    return changed;
+}
+
+void iot_device_changed_events(struct iot_req *r, const struct iot_device *before,
+                               const struct iot_device *after, const char *by, bool update)
+{
+    struct iot_events *ev = iot_app_of(r)->events;
+    if (update)
+        iot_events_emit(ev, IOT_EV_DEVICE_UPDATED, after->user_id, after->id,
+                        json_pack("{s:o, s:s}", "changed", changed_fields(before, after), "by", by));
+    if (strcmp(before->status, after->status) != 0)
+        iot_events_emit(ev, IOT_EV_DEVICE_STATUS_CHANGED, after->user_id, after->id,
+                        json_pack("{s:s, s:s, s:s}", "from", before->status, "to", after->status,
+                                  "by", by));
 }
 
 int iot_device_remove(struct iot_req *r, const struct iot_device *d)
@@ -183,6 +218,8 @@ int iot_device_remove(struct iot_req *r, const struct iot_device *d)
 void iot_device_seen(struct iot_req *r, struct iot_device *d)
 {
     struct iot_app *app = iot_app_of(r);
+    /* Before the touch: the watch reads the old sighting on a transition. */
+    iot_events_device_seen(app->events, d->id, d->user_id, d->last_seen);
     int64_t now = iot_now_ms();
     int rc = iot_cache_presence_touch(&app->cache, d->id, now);
     if (rc)

@@ -9,6 +9,7 @@
 #include "api/device_common.h"
 #include "api/handlers.h"
 #include "api/views.h"
+#include "core/events.h"
 #include "core/secrets.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -65,6 +66,8 @@ void iot_h_device_register(struct iot_req *r)
         return;
     }
     IOT_INFO("device %lld registered by user %s", (long long)d.id, owner.user_id);
+    iot_events_emit(iot_app_of(r)->events, IOT_EV_DEVICE_REGISTERED, owner.id, d.id,
+                    json_pack("{s:s, s:s}", "name", d.name, "device_type", d.device_type));
     json_t *view = iot_json_device(&d);
     json_object_set_new(view, "api_key", json_string(key));
     json_object_set_new(view, "owner", json_pack("{s:s, s:s}", "username", owner.username,
@@ -149,6 +152,7 @@ void iot_h_device_config(struct iot_req *r)
     struct iot_device stored;
     if (iot_reg_device_get(&iot_app_of(r)->registry, d.id, &stored) == IOT_OK)
         d = stored;
+    iot_device_changed_events(r, &before, &d, "device", true);
     iot_reply_json(r, 200, json_pack("{s:s, s:o}", "message", "Device configuration updated successfully",
                                      "device", iot_json_device(&d)));
 }
@@ -277,6 +281,8 @@ void iot_h_device_rotate_key(struct iot_req *r)
     }
     iot_device_forget_key(r, &old); /* the old key stops working now */
     IOT_INFO("device %lld: API key rotated", (long long)d.id);
+    iot_events_emit(iot_app_of(r)->events, IOT_EV_DEVICE_KEY_ROTATED, d.user_id, d.id,
+                    json_pack("{s:s}", "by", p.admin ? "admin" : "owner"));
     iot_reply_json(r, 200, json_pack("{s:s, s:s, s:I, s:s}", "status", "success", "message",
                                      "API key rotated; the previous key no longer works",
                                      "device_id", (json_int_t)d.id, "api_key", key));

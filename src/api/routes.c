@@ -2,6 +2,7 @@
 #include "api/app.h"
 #include "api/handlers.h"
 #include "api/handlers_alerts.h"
+#include "api/handlers_events.h"
 
 #define V1 "/api/v1"
 
@@ -41,6 +42,13 @@ const struct iot_route iot_api_routes[] = {
     {"GET", V1 "/telemetry/{}/aggregated", iot_h_telemetry_aggregated},
     {"GET", V1 "/telemetry/{}/measurements", iot_h_telemetry_measurements},
     {"GET", V1 "/telemetry/{}/stream", iot_h_telemetry_stream},
+    /* The event log and analytics reports (api/events.c, api/reports.c). */
+    {"GET", V1 "/events", iot_h_events_list},
+    {"GET", V1 "/events/summary", iot_h_events_summary},
+    {"POST", V1 "/devices/{}/reports", iot_h_report_create},
+    {"GET", V1 "/devices/{}/reports", iot_h_reports_of_device},
+    {"GET", V1 "/reports/{}", iot_h_report_get},
+    {"POST", V1 "/admin/reports/daily", iot_h_reports_daily_run},
 
     {"POST", V1 "/groups", iot_h_group_create},
     {"GET", V1 "/groups", iot_h_group_list},

@@ -13,6 +13,7 @@
 #include "api/authn.h"
 #include "api/handlers.h"
 #include "api/views.h"
+#include "core/events.h"
 #include "core/tm_message.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -150,6 +151,8 @@ static void submit(struct iot_req *r, bool batch)
             submission_free(s);
         return;
     }
+    /* Presence reaches the cache after the commit; the watch reads it now. */
+    iot_events_device_seen(app->events, d.id, d.user_id, d.last_seen);
     s->r = r;
     s->job = (struct iot_ingest_job){.msgs = s->parsed.msgs, .n = s->parsed.n,
                                      .done = submission_done, .ctx = s};

@@ -9,6 +9,7 @@
 #include "api/device_common.h"
 #include "api/handlers.h"
 #include "api/views.h"
+#include "core/events.h"
 #include "core/secrets.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -139,6 +140,25 @@ static void drop_sessions(struct iot_req *r, const char *user_id)
         IOT_WARN("could not revoke sessions of %s: %s", user_id, iot_strerror(rc));
 }
 
+/* The event of an update: which fields changed (never their values: a
+ * password hash stays out of the log) and who changed them. */
+static json_t *update_details(const struct iot_user *before, const struct iot_user *after,
+                              const struct iot_principal *p)
+{
+    json_t *changed = json_array();
+    if (strcmp(before->username, after->username) != 0)
+        json_array_append_new(changed, json_string("username"));
+    if (strcmp(before->email, after->email) != 0)
+        json_array_append_new(changed, json_string("email"));
+    if (strcmp(before->password_hash, after->password_hash) != 0)
+        json_array_append_new(changed, json_string("password"));
+    if (before->is_active != after->is_active)
+        json_array_append_new(changed, json_string("is_active"));
+    if (before->is_admin != after->is_admin)
+        json_array_append_new(changed, json_string("is_admin"));
+    return json_pack("{s:o, s:s}", "changed", changed, "by", p->admin ? "admin" : "self");
+}
+
 void iot_h_user_update(struct iot_req *r)
 {
     struct iot_principal p;
@@ -148,9 +168,7 @@ void iot_h_user_update(struct iot_req *r)
     json_t *body = iot_req_json_object(r);
     if (!body)
         return;
-    char old_hash[sizeof u.password_hash];
-    memcpy(old_hash, u.password_hash, sizeof old_hash);
-    bool was_active = u.is_active;
+    struct iot_user before = u;
     bool ok = apply_user_changes(r, body, &p, &u);
     json_decref(body);
     if (!ok)
@@ -165,10 +183,12 @@ void iot_h_user_update(struct iot_req *r)
         iot_reply_store_error(r, rc, "user");
         return;
     }
-    if (u.is_active != was_active)
+    if (u.is_active != before.is_active)
         iot_owner_devices_forget(r, u.id);
-    if (!u.is_active || strcmp(old_hash, u.password_hash) != 0)
+    if (!u.is_active || strcmp(before.password_hash, u.password_hash) != 0)
         drop_sessions(r, u.user_id);
+    iot_events_emit(iot_app_of(r)->events, IOT_EV_USER_UPDATED, u.id, 0,
+                    update_details(&before, &u, &p));
     iot_reply_json(r, 200, json_pack("{s:s, s:s, s:o}", "status", "success", "message",
                                      "User updated successfully", "user", iot_json_user(&u)));
 }
@@ -201,6 +221,8 @@ static void set_active(struct iot_req *r, bool active)
     if (!active)
         drop_sessions(r, u.user_id);
     IOT_INFO("user %s %s", u.user_id, active ? "activated" : "deactivated");
+    iot_events_emit(iot_app_of(r)->events, active ? IOT_EV_USER_ACTIVATED : IOT_EV_USER_DEACTIVATED,
+                    u.id, 0, json_pack("{s:s}", "by", "admin"));
     iot_reply_json(r, 200, json_pack("{s:s, s:s++}", "status", "success", "message", "User '",
                                      u.username, active ? "' activated successfully" : "' deactivated successfully"));
 }
@@ -238,6 +260,11 @@ void iot_h_user_delete(struct iot_req *r)
     iot_cleaner_after_delete(app->cleaner, IOT_CLEANUP_USER, u.id);
     drop_sessions(r, u.user_id);
     IOT_INFO("user %s (%s) deleted", u.username, u.user_id);
+    /* Under no user (0): the user's own events go with the user, so only
+     * an admin sees this one. */
+    iot_events_emit(app->events, IOT_EV_USER_DELETED, 0, 0,
+                    json_pack("{s:s, s:s, s:s}", "user_id", u.user_id, "username", u.username,
+                              "by", "admin"));
     iot_reply_json(r, 200, json_pack("{s:s, s:s++}", "status", "success", "message", "User '",
                                      u.username, "' deleted permanently"));
 }

@@ -120,6 +120,12 @@ static const struct opt options[] = {
      "seconds before the telemetry of a deleted device or user is removed again when the "
      "telemetry store failed (doubling per failure up to 10 min; pending clean-ups are looked "
      "for every min(this, 10) seconds)"},
+    {"IOTFLOW_EVENT_RETENTION_DAYS", "event-retention-days", OPT_INT,
+     FIELD(event_retention_days), "90", 0, 36500,
+     "days the event log keeps an event; 0 = forever (checked hourly)"},
+    {"IOTFLOW_DAILY_REPORTS", "daily-reports", OPT_BOOL, FIELD(daily_reports), "1", 0, 1,
+     "make a report of the previous UTC day for every device that sent telemetry, shortly "
+     "after midnight UTC (one instance of several makes each)"},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "store/backend.h"
+#include "store/mongo/docs_mongo.h"
 #include "store/sqlite/docs_sqlite.h"
 #include "util/err.h"
 #include "util/utf8.h"
@@ -15,6 +16,7 @@
 /* A URL with no known scheme is a path for the embedded default. */
 static const struct iot_backend_scheme backends[] = {
     {.scheme = "sqlite", .ops = &iot_docs_sqlite},
+    {.scheme = "mongodb", .ops = &iot_docs_mongo},
 };
 
 const struct iot_docs_ops *iot_docs_backend(const char *url)
@@ -23,7 +25,7 @@ const struct iot_docs_ops *iot_docs_backend(const char *url)
                             true);
 }
 
-const char *iot_docs_backend_names(void) { return "sqlite"; }
+const char *iot_docs_backend_names(void) { return "sqlite, mongodb"; }
 
 int iot_docs_open(const char *url, struct iot_docs *out)
 {
@@ -114,12 +116,14 @@ static bool lat_ok(double lat) { return isfinite(lat) && lat >= -90.0 && lat <= 
 static bool lon_ok(double lon) { return isfinite(lon) && lon >= -180.0 && lon <= 180.0; }
 
 /* A JSON object of at most IOT_DOCS_BODY_MAX bytes. Parsed in full: a
- * store must never hold a body its readers cannot use. */
+ * store must never hold a body its readers cannot use. Integers beyond
+ * int64 are valid JSON and kept as sent (the body is stored as text), so
+ * they are parsed as reals here only to be checked. */
 static int check_body(const char *body, size_t len)
 {
     if (!body || len == 0 || len > IOT_DOCS_BODY_MAX)
         return IOT_EINVAL;
-    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
     bool ok = v && json_is_object(v);
     json_decref(v);
     return ok ? IOT_OK : IOT_EINVAL;
@@ -136,6 +140,23 @@ int iot_docs_check_doc(const struct iot_doc *doc)
     if (doc->has_location && !(lat_ok(doc->lat) && lon_ok(doc->lon)))
         return IOT_EINVAL;
     return check_body(doc->body, doc->body_len);
+}
+
+int iot_docs_check_put(enum iot_docs_coll coll, const struct iot_doc *doc)
+{
+    if (iot_docs_check_coll(coll) || iot_docs_check_doc(doc))
+        return IOT_EINVAL;
+    return coll == IOT_DOCS_RULES && !doc->k1 ? IOT_EINVAL : IOT_OK;
+}
+
+int iot_docs_check_batch(enum iot_docs_coll coll, const struct iot_doc *docs, size_t n)
+{
+    if (iot_docs_check_coll(coll) || (n && !docs))
+        return IOT_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (iot_docs_check_put(coll, &docs[i]))
+            return IOT_EINVAL;
+    return IOT_OK;
 }
 
 int iot_docs_check_filter(const struct iot_docs_filter *f)

@@ -19,7 +19,7 @@
  *   collection  ts_ms            k1            k2         other
  *   configs     the version      -             -          device_id, user_id
  *   events      time (ms)        event type    -          device_id (or 0), user_id
- *   rules       created (ms)     rule name     -          user_id; (user_id, k1) unique
+ *   rules       created (ms)     rule name     -          user_id; k1 required, (user_id, k1) unique
  *   alerts      raised (ms)      status        severity   device_id, user_id
  *   reports     made (ms)        -             -          device_id, user_id
  *   prefs       updated (ms)     -             -          user_id
@@ -183,6 +183,12 @@ int iot_docs_check_id(const char *id);
  * a location in range, a body that is a JSON object of at most
  * IOT_DOCS_BODY_MAX bytes, non-negative ids. */
 int iot_docs_check_doc(const struct iot_doc *doc);
+/* The collection and the document, and what the collection requires of
+ * it: a rule has a name (k1), which its unique key includes. */
+int iot_docs_check_put(enum iot_docs_coll coll, const struct iot_doc *doc);
+/* insert_many's arguments: every document passes iot_docs_check_put
+ * (docs may be NULL only when n is 0). */
+int iot_docs_check_batch(enum iot_docs_coll coll, const struct iot_doc *docs, size_t n);
 /* A filter: keys and tag as above, ranges in order and in range, after_id
  * valid when has_after. */
 int iot_docs_check_filter(const struct iot_docs_filter *f);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CONTRACT_MAX_URLS 8
 
@@ -28,6 +29,17 @@ static inline const char *contract_tmpdir(void)
         }
     }
     return tmp;
+}
+
+/* Deletes a SQLite database file and the files SQLite keeps beside it. */
+static inline void contract_remove_sqlite_files(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char buf[1200];
+        snprintf(buf, sizeof buf, "%s%s", path, suffixes[i]);
+        unlink(buf);
+    }
 }
 
 /* Runs `run` once per URL of a comma-separated list; returns the number of

@@ -75,16 +75,6 @@ static bool is_persistent(const char *url)
     return strstr(url, ":memory:") == NULL;
 }
 
-static void remove_db_files(const char *path)
-{
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        char buf[1100];
-        snprintf(buf, sizeof buf, "%s%s", path, suffixes[i]);
-        unlink(buf);
-    }
-}
-
 /* ---- PostgreSQL scratch schema ------------------------------------------ */
 
 static bool is_postgres(const char *url)
@@ -181,7 +171,7 @@ static void fresh_url(struct fixture *fx)
         snprintf(fx->url, sizeof fx->url, "%s-%ld-%u.db", g_base_url, (long)getpid(),
                  atomic_fetch_add(&g_seq, 1));
         snprintf(fx->path, sizeof fx->path, "%s", sqlite_file_path(fx->url));
-        remove_db_files(fx->path);
+        contract_remove_sqlite_files(fx->path);
     } else if (is_postgres(g_base_url)) {
         pg_store_url(g_base_url, "", fx->url, sizeof fx->url);
     } else {
@@ -224,7 +214,7 @@ static int teardown(void **state)
     iot_clock_override(NULL);
     iot_registry_close(&fx->reg);
     if (fx->path[0])
-        remove_db_files(fx->path);
+        contract_remove_sqlite_files(fx->path);
     free(fx);
     return 0;
 }
@@ -2005,7 +1995,7 @@ static void test_url_forms(void **state)
         mk_user(&reg, "someone");
         iot_registry_close(&reg);
         assert_i64(access(files[i], F_OK), 0);
-        remove_db_files(files[i]);
+        contract_remove_sqlite_files(files[i]);
     }
     char abs_url[700], abs_file[600];
     snprintf(abs_file, sizeof abs_file, "%s/abs/e.db", dir);
@@ -2014,7 +2004,7 @@ static void test_url_forms(void **state)
     assert_rc(iot_registry_open(abs_url, &reg), IOT_OK);
     iot_registry_close(&reg);
     assert_i64(access(abs_file, F_OK), 0);
-    remove_db_files(abs_file);
+    contract_remove_sqlite_files(abs_file);
     /* two memory stores are distinct */
     struct iot_registry m1, m2;
     assert_rc(iot_registry_open("sqlite::memory:", &m1), IOT_OK);

@@ -75,7 +75,9 @@ PASSES = ("device", "user", "admin", "admin-user")
 
 # Operations taking a time range (see write_config).
 RANGE_OPERATIONS = ["getTelemetryHistory", "getTelemetryAggregated", "getUserTelemetry",
-                    "deleteTelemetry"]
+                    "deleteTelemetry",
+                    # end after start, at most 366 days; a day that is over
+                    "createDeviceReport", "runDailyReports"]
 
 
 def setup(server):

@@ -251,7 +251,7 @@ static int step_rev(sqlite3_stmt *st, int64_t *rev_out)
 static int docs_put(void *self, enum iot_docs_coll coll, const struct iot_doc *doc,
                     int64_t expect_rev, int64_t *rev_out)
 {
-    if (iot_docs_check_coll(coll) || iot_docs_check_doc(doc) || expect_rev < IOT_DOCS_ANY_REV)
+    if (iot_docs_check_put(coll, doc) || expect_rev < IOT_DOCS_ANY_REV)
         return IOT_EINVAL;
     char *tags;
     int rc = tags_json(doc, &tags);
@@ -301,11 +301,8 @@ static int docs_insert_many(void *self, enum iot_docs_coll coll, const struct io
 {
     if (inserted)
         *inserted = 0;
-    if (iot_docs_check_coll(coll) || (n && !docs))
+    if (iot_docs_check_batch(coll, docs, n))
         return IOT_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (iot_docs_check_doc(&docs[i]))
-            return IOT_EINVAL;
     if (n == 0)
         return IOT_OK;
     struct iot_sqldb_conn *c;

@@ -390,3 +390,15 @@ def test_stream_across_two_instances():
         for s in (a, b):
             s.stop_and_check()
             s.cleanup()
+
+
+def test_every_change_is_in_the_event_log(user):
+    dev = device(user)
+    alert = raise_alert(user, dev)
+    expect(user.api.post(f"/alerts/{alert['id']}/acknowledge"), 200)
+    expect(user.api.post(f"/alerts/{alert['id']}/resolve"), 200)
+    for type_ in ("alert.raised", "alert.acknowledged", "alert.resolved"):
+        got = until(lambda: expect(user.api.get("/events", params={"type": type_,
+                                                                  "device_id": dev["id"]}),
+                                   200)["events"], f"{type_} event")
+        assert got[0]["details"]["alert_id"] == alert["id"], got

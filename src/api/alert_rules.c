@@ -105,9 +105,11 @@ static int put_rule(struct iot_req *r, const struct iot_alert_rule *rule, int64_
     json_decref(view);
     if (!text)
         return IOT_ENOMEM;
+    char key[IOT_DOCS_KEY_MAX + 1];
+    iot_alert_rule_key(rule->name, key);
     struct iot_doc doc = {.id = rule->id, .user_id = owner,
                           .device_id = rule->scope == IOT_ALERT_SCOPE_DEVICE ? rule->device_id : 0,
-                          .ts_ms = rule->created_at, .k1 = rule->name, .body = text,
+                          .ts_ms = rule->created_at, .k1 = key, .body = text,
                           .body_len = strlen(text)};
     int rc = iot_docs_put(&iot_app_of(r)->docs, IOT_DOCS_RULES, &doc, rev, NULL);
     free(text);

@@ -318,9 +318,10 @@ static bool read_new_alert(struct iot_req *r, json_t *body, struct iot_alert_new
     } else if (!json_is_string(sev) || !iot_alert_severity_parse(json_string_value(sev), &a->severity)) {
         why = "'severity' must be one of info, warning, error, critical";
     } else if (!json_is_string(msg) || json_string_length(msg) == 0 ||
-               json_string_length(msg) > IOT_ALERT_MESSAGE_MAX ||
+               iot_alert_text_chars(json_string_value(msg), json_string_length(msg)) >
+                   IOT_ALERT_MESSAGE_CHARS ||
                strlen(json_string_value(msg)) != json_string_length(msg)) {
-        why = "'message' must be a string of 1 to 1024 bytes";
+        why = "'message' must be a string of 1 to 1024 characters, without NUL";
     } else if (meas && !json_is_null(meas) &&
                (!json_is_string(meas) || !iot_tm_name_valid(json_string_value(meas)))) {
         why = "'measurement' must be a measurement name: 1 to 64 characters of A-Z a-z 0-9 _ . -";

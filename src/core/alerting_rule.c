@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/secrets.h"
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -83,11 +84,15 @@ static int fail(struct reader *rd, const char *fmt, const char *key)
     return IOT_EINVAL;
 }
 
-/* The field, NULL when absent (JSON null counts as absent). A required
- * field that is absent on create fails. */
+/* The field, NULL when absent. A required field that is absent (or null)
+ * on create fails; null is no value of any other field either. */
 static json_t *field(struct reader *rd, const char *key, bool required, int *rc)
 {
     json_t *v = json_object_get(rd->obj, key);
+    if (v && json_is_null(v) && !(required && rd->create)) {
+        *rc = fail(rd, "'%s' must not be null", key);
+        return NULL;
+    }
     if (v && json_is_null(v))
         v = NULL;
     *rc = !v && required && rd->create ? fail(rd, "'%s' is required", key) : IOT_OK;
@@ -104,8 +109,9 @@ static int read_name(struct reader *rd, struct iot_alert_rule *rule)
         return fail(rd, "'%s' must be a string", "name");
     size_t len = json_string_length(v);
     const char *s = json_string_value(v);
-    if (len == 0 || len > IOT_ALERT_RULE_NAME_MAX)
-        return fail(rd, "'%s' must be 1 to 64 bytes long", "name");
+    size_t chars = iot_alert_text_chars(s, len);
+    if (chars == 0 || chars > IOT_ALERT_RULE_NAME_CHARS)
+        return fail(rd, "'%s' must be 1 to 64 characters long", "name");
     if (strlen(s) != len)
         return fail(rd, "'%s' must not contain NUL characters", "name");
     memcpy(rule->name, s, len + 1);
@@ -187,11 +193,17 @@ static int read_flag(struct reader *rd, const char *key, bool *out)
     return IOT_OK;
 }
 
+/* A positive integer; 7.0 counts as 7 (JSON has one number type), up to
+ * 2^53 where every integer is a double — the API's rule for ids. */
 static bool positive_id(json_t *v, int64_t *out)
 {
-    if (!json_is_integer(v) || json_integer_value(v) <= 0)
+    double d = json_is_real(v) ? json_real_value(v) : 0;
+    if (json_is_integer(v) && json_integer_value(v) > 0)
+        *out = json_integer_value(v);
+    else if (d >= 1 && d <= 9007199254740992.0 && d == (double)(int64_t)d)
+        *out = (int64_t)d;
+    else
         return false;
-    *out = json_integer_value(v);
     return true;
 }
 
@@ -242,6 +254,26 @@ int iot_alert_rule_read(json_t *obj, bool create, struct iot_alert_rule *rule, c
     if (!rc)
         rc = read_flag(&rd, "enabled", &rule->enabled);
     return rc;
+}
+
+size_t iot_alert_text_chars(const char *s, size_t len)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < len; i++)
+        chars += ((unsigned char)s[i] & 0xC0) != 0x80; /* not a continuation byte */
+    return chars;
+}
+
+void iot_alert_rule_key(const char *name, char out[IOT_DOCS_KEY_MAX + 1])
+{
+    struct iot_doc probe = {.id = "probe", .k1 = name, .body = "{}", .body_len = 2};
+    if (iot_docs_check_doc(&probe) == IOT_OK) {
+        snprintf(out, IOT_DOCS_KEY_MAX + 1, "%s", name);
+        return;
+    }
+    char hex[IOT_SHA256_HEX_LEN + 1];
+    iot_sha256_hex(name, strlen(name), hex, sizeof hex);
+    snprintf(out, IOT_DOCS_KEY_MAX + 1, "#%.40s", hex);
 }
 
 /* ---- the stored form --------------------------------------------------------- */

@@ -14,11 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/docs.h"
 #include "store/telemetry.h"
 
 #define IOT_ALERT_ID_LEN 32        /* rule and alert ids: random lowercase hex */
-#define IOT_ALERT_RULE_NAME_MAX 64 /* bytes (the documents store's key limit) */
-#define IOT_ALERT_MESSAGE_MAX 1024 /* bytes of an alert's message */
+#define IOT_ALERT_RULE_NAME_CHARS 64 /* characters (code points) of a name */
+#define IOT_ALERT_RULE_NAME_MAX (4 * IOT_ALERT_RULE_NAME_CHARS) /* its bytes at most */
+#define IOT_ALERT_MESSAGE_CHARS 1024 /* characters of an alert's message */
 #define IOT_ALERT_DURATION_MAX_S 86400.0      /* one day */
 #define IOT_ALERT_COOLDOWN_MAX_S (30 * 86400.0) /* thirty days */
 
@@ -61,6 +63,15 @@ int iot_alert_rule_read(json_t *obj, bool create, struct iot_alert_rule *rule, c
 json_t *iot_alert_rule_json(const struct iot_alert_rule *rule);
 /* The rule back from its stored body; IOT_EINVAL if it is not one. */
 int iot_alert_rule_from_json(json_t *body, struct iot_alert_rule *rule);
+
+/* Code points in len bytes of valid UTF-8 (what JSON Schema's maxLength
+ * counts). */
+size_t iot_alert_text_chars(const char *s, size_t len);
+/* The rule's unique key in the documents store (k1): the name itself when
+ * the store takes it as a key, else "#" and 40 hex of its SHA-256 (a name
+ * past 64 bytes, or with characters keys refuse), so that every name a
+ * user may choose stays unique per user. */
+void iot_alert_rule_key(const char *name, char out[IOT_DOCS_KEY_MAX + 1]);
 
 /* A time as rules and alerts store it: ISO 8601, or JSON null for 0. */
 json_t *iot_alert_time_json(int64_t ms);

@@ -62,10 +62,30 @@ def test_bad_fields_are_refused(shared_user):
         "two scopes": rule_body(device_id=1, group_id=1),
         "device id a string": rule_body(device_id="1"),
         "device id negative": rule_body(device_id=-4),
+        "device id fractional": rule_body(device_id=1.5),
+        "null flag": rule_body(enabled=None),
+        "null duration": rule_body(duration_s=None),
+        "name of 65 characters": rule_body(name="é" * 65),
+        "name with NUL": rule_body(name="a\u0000b"),
     }
     expect_rejects(lambda b: shared_user.api.post("/alert-rules", json=b), cases, 400)
     expect_error(shared_user.api.post("/alert-rules", data="[1]"), 400)
     expect_error(shared_user.api.post("/alert-rules", data="{bad"), 400)
+
+
+def test_names_are_counted_in_characters_and_kept_exactly(user):
+    long_name = "é" * 64  # 128 bytes: longer than a store key, still one name
+    rule = create_rule(user, name=long_name)
+    assert expect(user.api.get(f"/alert-rules/{rule['id']}"), 200)["rule"]["name"] == long_name
+    expect_error(user.api.post("/alert-rules", json=rule_body(name=long_name)), 409)
+    odd = "tab\there \u200b"
+    assert create_rule(user, name=odd)["name"] == odd
+    expect_error(user.api.post("/alert-rules", json=rule_body(name=odd)), 409)
+
+
+def test_an_integral_real_is_an_id(user):
+    dev = register_device(user)
+    assert create_rule(user, device_id=float(dev["id"]))["device_id"] == dev["id"]
 
 
 def test_duplicate_name_is_409(user):

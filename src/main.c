@@ -15,6 +15,7 @@
 #include "api/app.h"
 #include "api/device_common.h"
 #include "api/stream.h"
+#include "core/alerting.h"
 #include "core/config.h"
 #include "core/events.h"
 #include "core/reports.h"
@@ -110,8 +111,13 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
         IOT_ERROR("cannot start retention: %s", iot_strerror(rc));
         return rc;
     }
+    /* Alert rules see every committed batch (core/alerting.h). */
+    app->alerting = iot_alerting_new(&(struct iot_alerting_config){0}, &app->docs, &app->cache,
+                                     &app->registry);
     struct iot_ingest_config icfg = {.queue_max = (size_t)cfg->ingest_queue, .batch_max = 4096,
-                                     .seen_flush_ms = 1000};
+                                     .seen_flush_ms = 1000,
+                                     .after_commit = iot_alerting_after_commit,
+                                     .after_commit_ctx = app->alerting};
     app->devcache = iot_devcache_new(DEVCACHE_SLOTS, cfg->key_cache_ttl_ms);
     app->ingest = iot_ingest_start(&icfg, &app->telemetry, &app->cache, &app->registry);
     /* A failed clean-up is retried after IOTFLOW_CLEANUP_RETRY s, doubling
@@ -141,9 +147,10 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
      * them can never lock out the rest of the API. */
     size_t max_streams = (size_t)cfg->max_connections / 2;
     app->streams = iot_streams_new(app, max_streams > 1024 ? 1024 : max_streams ? max_streams : 1);
-    if (app->devcache && app->ingest && app->streams && iot_device_notices_start(app) == IOT_OK)
+    if (app->devcache && app->ingest && app->streams && iot_device_notices_start(app) == IOT_OK &&
+        app->alerting && iot_alerting_start(app->alerting, app->events) == IOT_OK)
         return IOT_OK;
-    IOT_ERROR("cannot start the ingest pipeline, key cache or streams");
+    IOT_ERROR("cannot start the ingest pipeline, key cache, streams or alerting");
     return IOT_ENOMEM;
 }
 
@@ -153,6 +160,7 @@ static void stop_services(struct iot_app *app)
     app->cleaner = NULL;
     iot_device_notices_stop(app);
     iot_ingest_free(app->ingest);
+    iot_alerting_free(app->alerting); /* after the pipeline: it feeds it */
     iot_retention_free(app->retention);
     iot_streams_free(app->streams);
     iot_devcache_free(app->devcache);
@@ -222,6 +230,7 @@ static int serve(const struct iot_config *cfg)
          * only then stop the HTTP threads, which requires that no request
          * is suspended. */
         iot_ingest_stop(app.ingest);
+        iot_alerting_stop(app.alerting);
         iot_retention_stop(app.retention);
         iot_streams_close_all(app.streams);
         iot_server_stop(server);

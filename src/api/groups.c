@@ -7,6 +7,7 @@
 #include "api/device_common.h"
 #include "api/handlers.h"
 #include "api/views.h"
+#include "core/alerting.h"
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -241,6 +242,7 @@ void iot_h_group_delete(struct iot_req *r)
         iot_reply_store_error(r, rc, "group");
         return;
     }
+    iot_alerting_user_changed(iot_app_of(r)->alerting, u.id); /* its group rules */
     iot_reply_json(r, 200, json_pack("{s:s, s:s++}", "status", "success", "message", "Group '",
                                      g.name, "' deleted successfully"));
 }
@@ -279,6 +281,7 @@ void iot_h_group_add_device(struct iot_req *r)
         iot_reply_store_error(r, rc, "device");
         return;
     }
+    iot_alerting_user_changed(iot_app_of(r)->alerting, u.id); /* its group rules */
     iot_reply_json(r, 201, json_pack("{s:s, s:s, s:{s:I, s:I, s:o}}", "status", "success", "message",
                                      "Device added to group successfully", "membership", "group_id",
                                      (json_int_t)g.id, "device_id", (json_int_t)device_id,
@@ -304,6 +307,7 @@ void iot_h_group_remove_device(struct iot_req *r)
         iot_reply_store_error(r, rc, "membership");
         return;
     }
+    iot_alerting_user_changed(iot_app_of(r)->alerting, u.id); /* its group rules */
     iot_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "success", "message",
                                      "Device removed from group successfully"));
 }
@@ -390,6 +394,8 @@ void iot_h_group_bulk_add(struct iot_req *r)
         return;
     }
     size_t n_added = json_array_size(added), n_skipped = json_array_size(skipped);
+    if (n_added)
+        iot_alerting_user_changed(iot_app_of(r)->alerting, u.id); /* its group rules */
     char message[64];
     snprintf(message, sizeof message, "%zu device%s added to group", n_added,
              n_added == 1 ? "" : "s");

@@ -1,6 +1,7 @@
 /* routes.c — the whole HTTP API in one table: method, path, handler. */
 #include "api/app.h"
 #include "api/handlers.h"
+#include "api/handlers_alerts.h"
 #include "api/handlers_events.h"
 
 #define V1 "/api/v1"
@@ -73,6 +74,19 @@ const struct iot_route iot_api_routes[] = {
     {"GET", V1 "/groups/{}/devices", iot_h_group_devices},
     {"POST", V1 "/groups/{}/devices/bulk", iot_h_group_bulk_add},
     {"DELETE", V1 "/groups/{}/devices/{}", iot_h_group_remove_device},
+
+    {"POST", V1 "/alert-rules", iot_h_alert_rule_create},
+    {"GET", V1 "/alert-rules", iot_h_alert_rule_list},
+    {"GET", V1 "/alert-rules/{}", iot_h_alert_rule_get},
+    {"PUT", V1 "/alert-rules/{}", iot_h_alert_rule_update},
+    {"DELETE", V1 "/alert-rules/{}", iot_h_alert_rule_delete},
+    {"GET", V1 "/alerts", iot_h_alert_list},
+    {"POST", V1 "/alerts", iot_h_alert_create},
+    {"GET", V1 "/alerts/summary", iot_h_alert_summary},
+    {"GET", V1 "/alerts/stream", iot_h_alert_stream},
+    {"GET", V1 "/alerts/{}", iot_h_alert_get},
+    {"POST", V1 "/alerts/{}/acknowledge", iot_h_alert_acknowledge},
+    {"POST", V1 "/alerts/{}/resolve", iot_h_alert_resolve},
 
     {"GET", V1 "/admin/devices", iot_h_admin_devices},
     {"GET", V1 "/admin/devices/statuses", iot_h_admin_statuses},

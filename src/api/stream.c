@@ -39,6 +39,8 @@ struct stream {
     pthread_mutex_t lock;
     struct MHD_Connection *conn;
     struct iot_cache_sub *sub;
+    char head[48]; /* "event: <name>\ndata: ", fixed once admitted */
+    size_t head_len;
     char *buf;
     size_t len, off;
     bool suspended, ended, heartbeat_due;
@@ -83,16 +85,16 @@ static void append(struct stream *st, const char *text, size_t n)
  * buffered without bound. */
 static void deliver(void *ctx, const char *channel, const char *msg, size_t len)
 {
-    static const char head[] = "event: telemetry\ndata: ", tail[] = "\n\n";
+    static const char tail[] = "\n\n";
     struct stream *st = ctx;
     pthread_mutex_lock(&st->lock);
     if (st->ended) {
         /* already over */
-    } else if (st->len + sizeof head + len + sizeof tail > IOT_STREAM_BUFFER) {
+    } else if (st->len + st->head_len + len + sizeof tail > IOT_STREAM_BUFFER) {
         st->ended = true;
-        IOT_INFO("stream of device %lld dropped: consumer too slow", (long long)st->grant.device_id);
+        IOT_INFO("stream on %s dropped: consumer too slow", channel);
     } else {
-        append(st, head, sizeof head - 1);
+        append(st, st->head, st->head_len);
         append(st, msg, len);
         append(st, tail, sizeof tail - 1);
     }
@@ -421,11 +423,11 @@ static enum refusal limit_hit(const struct iot_streams *s, const struct stream *
         if (!st->counted)
             continue;
         of_user += new_st->cap_user && st->cap_user == new_st->cap_user;
-        of_device += st->grant.device_id == new_st->grant.device_id;
+        of_device += new_st->grant.device_id && st->grant.device_id == new_st->grant.device_id;
     }
     if (s->per_user && new_st->cap_user && of_user >= s->per_user)
         return REFUSED_USER;
-    if (s->per_device && of_device >= s->per_device)
+    if (s->per_device && new_st->grant.device_id && of_device >= s->per_device)
         return REFUSED_DEVICE;
     return ADMITTED;
 }
@@ -454,20 +456,20 @@ static enum refusal admit(struct iot_streams *s, struct stream *st)
 }
 
 static struct stream *stream_new(struct iot_streams *s, struct iot_req *r,
-                                 const struct iot_device *d, const struct iot_principal *p)
+                                 const struct iot_stream_grant *grant, int64_t cap_user,
+                                 const char *event)
 {
     struct stream *st = calloc(1, sizeof *st);
     if (!st || !(st->buf = malloc(IOT_STREAM_BUFFER))) {
         free(st);
         return NULL;
     }
-    bool by_key = !p->admin && !p->has_user;
     st->owner = s;
     st->conn = r->conn;
-    iot_stream_grant_of(r, by_key ? NULL : p, d, &st->grant);
-    /* A device's key counts for its owner, so that keys cannot multiply
-     * one user's share; the admin token counts for no user. */
-    st->cap_user = p->has_user ? p->user.id : by_key ? d->user_id : 0;
+    st->grant = *grant;
+    st->cap_user = cap_user;
+    int n = snprintf(st->head, sizeof st->head, "event: %s\ndata: ", event);
+    st->head_len = n > 0 && (size_t)n < sizeof st->head ? (size_t)n : 0;
     pthread_mutex_init(&st->lock, NULL);
     static const char hello[] = "retry: 3000\n: connected\n\n";
     memcpy(st->buf, hello, sizeof hello - 1);
@@ -489,22 +491,17 @@ static void reply_refusal(struct iot_req *r, const struct iot_streams *s, enum r
     iot_reply_error(r, 503, "Too many streams", "no live stream can be opened right now");
 }
 
-void iot_h_telemetry_stream(struct iot_req *r)
+void iot_streams_open(struct iot_req *r, const struct iot_stream_grant *grant, int64_t cap_user,
+                      const char *channel, const char *event)
 {
-    struct iot_device d;
-    struct iot_principal p;
-    if (!iot_authn_device_reader_as(r, &d, &p))
-        return;
     struct iot_streams *s = iot_app_of(r)->streams;
-    struct stream *st = stream_new(s, r, &d, &p);
+    struct stream *st = stream_new(s, r, grant, cap_user, event);
     enum refusal why = st ? admit(s, st) : REFUSED_FULL;
     if (why != ADMITTED) {
         stream_free(st);
         reply_refusal(r, s, why);
         return;
     }
-    char channel[48];
-    iot_ingest_channel(d.id, channel, sizeof channel);
     if (iot_cache_subscribe(&s->app->cache, channel, deliver, st, &st->sub) != IOT_OK) {
         pthread_mutex_lock(&s->lock);
         unlink_stream(s, st);
@@ -514,4 +511,21 @@ void iot_h_telemetry_stream(struct iot_req *r)
         return;
     }
     iot_reply_stream(r, 200, "text/event-stream", stream_read, stream_release, st);
+}
+
+void iot_h_telemetry_stream(struct iot_req *r)
+{
+    struct iot_device d;
+    struct iot_principal p;
+    if (!iot_authn_device_reader_as(r, &d, &p))
+        return;
+    bool by_key = !p.admin && !p.has_user;
+    struct iot_stream_grant grant;
+    iot_stream_grant_of(r, by_key ? NULL : &p, &d, &grant);
+    /* A device's key counts for its owner, so that keys cannot multiply
+     * one user's share; the admin token counts for no user. */
+    int64_t cap_user = p.has_user ? p.user.id : by_key ? d.user_id : 0;
+    char channel[48];
+    iot_ingest_channel(d.id, channel, sizeof channel);
+    iot_streams_open(r, &grant, cap_user, channel, "telemetry");
 }

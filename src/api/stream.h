@@ -1,7 +1,8 @@
-/* stream.h — live telemetry as Server-Sent Events:
- * GET /api/v1/telemetry/{device_id}/stream.
+/* stream.h — live streams as Server-Sent Events: telemetry
+ * (GET /api/v1/telemetry/{device_id}/stream) and, through iot_streams_open,
+ * any pub/sub channel (the alerts of api/alerts.c).
  *
- * Each stream subscribes to its device's pub/sub channel on the cache
+ * Each stream subscribes to its pub/sub channel (a device's) on the cache
  * store. Deliveries append to the stream's bounded buffer and wake the
  * (suspended) connection; a consumer that falls more than the buffer
  * behind is dropped, so a slow reader never slows ingest. A ticker thread
@@ -40,6 +41,15 @@ void iot_streams_end_device(struct iot_streams *s, int64_t device_id);
 /* Re-checks the credentials of one device's streams now rather than at the
  * next periodic pass (its key or status changed). NULL is a no-op. */
 void iot_streams_recheck_device(struct iot_streams *s, int64_t device_id);
+struct iot_req;
+struct iot_stream_grant;
+/* Answers r with a stream of what is published on `channel`, each message
+ * an event named `event` (`event: <event>\ndata: <message>`), for the
+ * holder of `grant` (api/stream_access.h: re-checked like every stream's),
+ * counting for user cap_user (0: none) and, when grant->device_id is set,
+ * for that device. Or answers 429/503 when a limit refuses it. */
+void iot_streams_open(struct iot_req *r, const struct iot_stream_grant *grant, int64_t cap_user,
+                      const char *channel, const char *event);
 /* Ends every stream (before the HTTP server stops). */
 void iot_streams_close_all(struct iot_streams *s);
 /* After the HTTP server has stopped. NULL is a no-op. */

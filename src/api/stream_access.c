@@ -22,6 +22,14 @@ void iot_stream_grant_of(struct iot_req *r, const struct iot_principal *p,
     }
 }
 
+void iot_stream_grant_of_user(struct iot_req *r, const struct iot_principal *p,
+                              struct iot_stream_grant *out)
+{
+    static const struct iot_device none = {.id = 0};
+    iot_stream_grant_of(r, p, &none, out);
+    out->sees_all = p->admin;
+}
+
 
 /* A store error leaves the grant undecided (kept until the next batch). */
 static bool undecided(int rc) { return rc != IOT_OK && rc != IOT_ENOTFOUND; }
@@ -41,6 +49,8 @@ static const char *user_verdict(const struct iot_stream_grant *g, const struct i
         if (f->session_rc == IOT_ENOTFOUND || strcmp(f->session_user, g->user_pub) != 0)
             return IOT_REVOKED_SESSION;
     }
+    if (!g->device_id) /* the user's own data, or everyone's while an admin */
+        return g->sees_all && !f->user->is_admin ? IOT_REVOKED_ACCESS : NULL;
     if (!f->user->is_admin && f->device->user_id != f->user->id)
         return IOT_REVOKED_ACCESS;
     return NULL;
@@ -58,9 +68,9 @@ static const char *key_verdict(const struct iot_stream_grant *g, const struct io
 const char *iot_stream_grant_verdict(const struct iot_stream_grant *g,
                                      const struct iot_stream_facts *f)
 {
-    if (undecided(f->device_rc))
+    if (g->device_id && undecided(f->device_rc))
         return NULL;
-    if (f->device_rc == IOT_ENOTFOUND)
+    if (g->device_id && f->device_rc == IOT_ENOTFOUND)
         return IOT_REVOKED_DEVICE_DELETED;
     switch (g->cred.kind) {
     case IOT_CRED_ADMIN:
@@ -153,10 +163,12 @@ static int look_up_devices(struct batch *b, const struct iot_stream_grant *g, si
     int64_t *ids = malloc(n * sizeof *ids);
     if (!ids)
         return IOT_ENOMEM;
+    size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        ids[i] = g[i].device_id;
-    size_t k = sort_unique(ids, n, sizeof *ids, cmp_i64);
-    b->devs = calloc(k, sizeof *b->devs);
+        if (g[i].device_id) /* 0: a stream with no device */
+            ids[m++] = g[i].device_id;
+    size_t k = m ? sort_unique(ids, m, sizeof *ids, cmp_i64) : 0;
+    b->devs = calloc(k ? k : 1, sizeof *b->devs);
     if (!b->devs) {
         free(ids);
         return IOT_ENOMEM;

@@ -12,6 +12,7 @@
 #ifndef IOT_API_STREAM_ACCESS_H
 #define IOT_API_STREAM_ACCESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,7 +25,8 @@ struct iot_app;
 
 struct iot_stream_grant {
     struct iot_credential cred;
-    int64_t device_id;
+    int64_t device_id;                  /* 0: a stream of a user's data, no device */
+    bool sees_all;                      /* with no device: every user's data (an admin's) */
     int64_t user_id;                    /* the acting user's internal id; 0 for admin token / key */
     char user_pub[IOT_USER_ID_LEN + 1]; /* and public id */
 };
@@ -33,6 +35,13 @@ struct iot_stream_grant {
  * with principal p (NULL when a device key was used) for device d. */
 void iot_stream_grant_of(struct iot_req *r, const struct iot_principal *p,
                          const struct iot_device *d, struct iot_stream_grant *out);
+
+/* The grant of a stream of a user's own data (or, for the admin, of all
+ * users': sees_all), with no device: p as iot_authn_any accepted it. Its
+ * re-checks are those of the user (session, active) and, with sees_all,
+ * that the user is still an admin. */
+void iot_stream_grant_of_user(struct iot_req *r, const struct iot_principal *p,
+                              struct iot_stream_grant *out);
 
 /* Why a stream was ended (the `reason` of its final `revoked` event). */
 #define IOT_REVOKED_DEVICE_DELETED "device_deleted"

@@ -228,10 +228,13 @@ static void commit_jobs(struct iot_ingest *ing, struct iot_ingest_job *jobs, siz
     int rc = gather_batch(ing, jobs, n);
     if (rc == IOT_OK)
         rc = iot_tm_write_batch(ing->tm, ing->batch, n);
-    if (rc == IOT_OK)
+    if (rc == IOT_OK) {
         fan_out(ing, ing->batch, n);
-    else
+        if (ing->cfg.after_commit)
+            ing->cfg.after_commit(ing->cfg.after_commit_ctx, ing->batch, n);
+    } else {
         IOT_ERROR("ingest: a batch of %zu messages failed: %s", n, iot_strerror(rc));
+    }
     pthread_mutex_lock(&ing->lock);
     if (rc == IOT_OK) {
         ing->stats.committed_messages += (int64_t)n;

@@ -6,7 +6,8 @@
  * telemetry store in one batch (group commit), then — still off the
  * request path — sends the cache one batch of writes (core/fanout.h): the
  * latest values (core/latest.h), presence, and each message published on
- * its device's channel; then it calls every job's `done`.
+ * its device's channel; then it hands the batch to the `after_commit`
+ * hook (the alert rules, core/alerting.h) and calls every job's `done`.
  * A job is acknowledged only after its batch is durable. Registry
  * last_seen updates — from telemetry and from heartbeats — are gathered and
  * written in one batch per second. (Retention runs on a thread of its own,
@@ -31,10 +32,18 @@ struct iot_ingest_job {
     struct iot_ingest_job *next; /* queue link, owned by the pipeline */
 };
 
+/* Called on the writer thread after each committed batch (after its
+ * cache fan-out, before its jobs are acknowledged): the messages and their
+ * points are borrowed for the call only. It must not block — copy and
+ * hand over (core/alerting.h does). */
+typedef void (*iot_ingest_commit_fn)(void *ctx, const struct iot_tm_message *msgs, size_t n);
+
 struct iot_ingest_config {
     size_t queue_max;        /* messages waiting; more → IOT_ELIMIT */
     size_t batch_max;        /* messages per commit */
     int64_t seen_flush_ms;   /* period of registry last_seen writes */
+    iot_ingest_commit_fn after_commit; /* NULL: none */
+    void *after_commit_ctx;
 };
 
 struct iot_ingest_stats {

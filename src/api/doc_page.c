@@ -27,8 +27,8 @@ static bool read_limit(struct iot_req *r, const struct iot_doc_paging *pg, size_
         errno = 0;
         long long n = strtoll(s, &end, 10);
         if (!*s || *end || errno || n < 1 || n > pg->max) {
-            iot_reply_error(r, 400, "Invalid parameter", "'limit' must be an integer from 1 to %lld",
-                            (long long)pg->max);
+            iot_reply_error(r, 400, "Invalid parameter",
+                            "'limit' must be an integer from 1 to %lld", (long long)pg->max);
             return false;
         }
         v = n;

@@ -245,29 +245,6 @@ static int collect_member(void *ctx, const struct iot_device *d, int64_t added_a
     return 0;
 }
 
-/* The group of path parameter 0, which the caller owns or the admin. */
-static bool load_group(struct iot_req *r, const struct iot_principal *p, struct iot_group *g)
-{
-    int64_t id;
-    int rc = iot_parse_id(iot_req_param(r, 0), &id)
-                 ? iot_reg_group_get(&iot_app_of(r)->registry, id, g)
-                 : IOT_ENOTFOUND;
-    if (rc == IOT_ENOTFOUND) {
-        iot_reply_error(r, 404, "Group not found", "no group found with ID: %s",
-                        iot_req_param(r, 0));
-        return false;
-    }
-    if (rc) {
-        iot_reply_store_error(r, rc, "group");
-        return false;
-    }
-    if (!p->admin && (!p->has_user || g->user_id != p->user.id)) {
-        iot_reply_error(r, 403, "Forbidden", "this group does not belong to you");
-        return false;
-    }
-    return true;
-}
-
 /* Stores a new version for each member; stops at the first failure, the
  * devices done so far keeping theirs (a retry gives every device one
  * more). */
@@ -293,7 +270,8 @@ void iot_h_group_config_put(struct iot_req *r)
     struct iot_group g;
     char *text;
     size_t len;
-    if (!iot_authn_any(r, &p) || !load_group(r, &p, &g) || !read_config(r, &text, &len))
+    if (!iot_authn_any(r, &p) || !iot_load_owned_group(r, p.admin ? NULL : &p.user, &g) ||
+        !read_config(r, &text, &len))
         return;
     struct members m = {calloc(GROUP_DEVICES_MAX + 1, sizeof *m.v), 0};
     struct iot_page all = {.limit = GROUP_DEVICES_MAX + 1};

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/app.h"
+#include "api/docs_common.h"
 #include "api/handlers_alerts.h"
 #include "api/stream.h"
 #include "api/stream_access.h"
@@ -34,11 +35,6 @@ bool iot_alerts_owner_ok(struct iot_req *r, const struct iot_principal *p, int64
         return true;
     iot_reply_error(r, 403, "Forbidden", "this %s does not belong to you", what);
     return false;
-}
-
-const char *iot_alerts_actor(const struct iot_principal *p)
-{
-    return p->has_user ? p->user.user_id : "admin";
 }
 
 const struct iot_doc_paging iot_alerts_paging = {
@@ -247,7 +243,7 @@ static void change(struct iot_req *r, enum iot_alert_action action)
     if (!iot_authn_any(r, &p) || !load_alert(r, &p, &doc))
         return;
     struct iot_alert_env env = iot_alert_env_of(r);
-    int rc = iot_alert_apply(&env, action, iot_alerts_actor(&p), &doc);
+    int rc = iot_alert_apply(&env, action, iot_docs_actor(&p), &doc);
     if (rc == IOT_ECONFLICT) {
         const char *status = json_string_value(json_object_get(doc.body, "status"));
         iot_reply_error(r, 409, "Invalid state transition", "the alert is %s; it cannot be %s",

@@ -44,9 +44,6 @@ struct iot_alert_env iot_alert_env_of(struct iot_req *r);
 bool iot_alerts_owner_ok(struct iot_req *r, const struct iot_principal *p, int64_t owner,
                          const char *what);
 
-/* Who acts, as alerts record it: the user's public id, or "admin". */
-const char *iot_alerts_actor(const struct iot_principal *p);
-
 /* Finds one page (f->limit items, within a byte budget) and answers 200
  * {"status": "success", <key>: [bodies], "count": n, "next_cursor": ...},
  * or the store's error. */

@@ -139,6 +139,28 @@ static bool read_config(struct iot_req *r, char **text, size_t *len)
     return rc == IOT_OK;
 }
 
+/* What a configuration PUT works from: who calls, and the body as a
+ * configuration's text (freed by the handler). */
+struct config_put {
+    struct iot_principal p;
+    char *text;
+    size_t len;
+};
+
+/* Authenticates the caller, loads the target of path parameter 0 — the
+ * device d, or the group g when d is NULL — which the caller must own
+ * unless the admin, then reads the body; in that order, so that a
+ * missing target answers 404 before a bad body 400. Answers 4xx itself. */
+static bool begin_put(struct iot_req *r, struct config_put *c, struct iot_device *d,
+                      struct iot_group *g)
+{
+    if (!iot_authn_any(r, &c->p))
+        return false;
+    bool found = d ? iot_load_owned_device(r, 0, &c->p, d)
+                   : iot_load_owned_group(r, c->p.admin ? NULL : &c->p.user, g);
+    return found && read_config(r, &c->text, &c->len);
+}
+
 /* What a configuration write needs of a device. */
 struct target {
     int64_t id, owner_id;
@@ -162,19 +184,16 @@ static int store_version(struct iot_req *r, const struct target *d, const char *
 
 void iot_h_device_config_put(struct iot_req *r)
 {
-    struct iot_principal p;
+    struct config_put c;
     struct iot_device d;
-    char *text;
-    size_t len;
-    if (!iot_authn_any(r, &p) || !iot_load_owned_device(r, 0, &p, &d) ||
-        !read_config(r, &text, &len))
+    if (!begin_put(r, &c, &d, NULL))
         return;
     int64_t version;
     char *body = NULL;
     size_t body_len = 0;
     struct target t = {d.id, d.user_id};
-    int rc = store_version(r, &t, iot_docs_actor(&p), text, len, &version, &body, &body_len);
-    free(text);
+    int rc = store_version(r, &t, iot_docs_actor(&c.p), c.text, c.len, &version, &body, &body_len);
+    free(c.text);
     if (rc) {
         iot_reply_docs_error(r, rc, "device configuration", IOT_DEVCONFIG_MAX);
         return;
@@ -266,12 +285,9 @@ static int configure_members(struct iot_req *r, const struct members *m, const c
 
 void iot_h_group_config_put(struct iot_req *r)
 {
-    struct iot_principal p;
+    struct config_put c;
     struct iot_group g;
-    char *text;
-    size_t len;
-    if (!iot_authn_any(r, &p) || !iot_load_owned_group(r, p.admin ? NULL : &p.user, &g) ||
-        !read_config(r, &text, &len))
+    if (!begin_put(r, &c, NULL, &g))
         return;
     struct members m = {calloc(GROUP_DEVICES_MAX + 1, sizeof *m.v), 0};
     struct iot_page all = {.limit = GROUP_DEVICES_MAX + 1};
@@ -282,7 +298,8 @@ void iot_h_group_config_put(struct iot_req *r)
     if (rc == IOT_OK && m.n > GROUP_DEVICES_MAX)
         iot_reply_error(r, 400, "Group too large",
                         "a group configuration reaches at most %d devices", GROUP_DEVICES_MAX);
-    else if (rc == IOT_OK && (rc = configure_members(r, &m, iot_docs_actor(&p), text, len, done)))
+    else if (rc == IOT_OK &&
+             (rc = configure_members(r, &m, iot_docs_actor(&c.p), c.text, c.len, done)))
         iot_reply_docs_error(r, rc, "device configuration", IOT_DEVCONFIG_MAX);
     else if (rc)
         iot_reply_store_error(r, rc, "group");
@@ -294,5 +311,5 @@ void iot_h_group_config_put(struct iot_req *r)
                                          done));
     json_decref(done);
     free(m.v);
-    free(text);
+    free(c.text);
 }

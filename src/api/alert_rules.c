@@ -185,8 +185,8 @@ void iot_h_alert_rule_list(struct iot_req *r)
 {
     struct iot_principal p;
     struct iot_docs_filter f = {0};
-    char cursor_id[IOT_DOCS_ID_MAX + 1];
-    if (!iot_authn_any(r, &p) || !iot_alerts_page_args(r, &f, cursor_id))
+    struct iot_doc_cursor c;
+    if (!iot_authn_any(r, &p) || !iot_doc_page_filter(r, &iot_alerts_paging, &f, &c))
         return;
     if (!p.admin)
         f.user_id = p.user.id;

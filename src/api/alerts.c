@@ -3,12 +3,12 @@
  * counts by status and severity, the live stream; and the helpers the
  * alert rules share (handlers_alerts.h). The documents and their life are
  * core/alerting_docs.h's. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/app.h"
+#include "api/docs_common.h"
 #include "api/handlers_alerts.h"
 #include "api/stream.h"
 #include "api/stream_access.h"
@@ -37,50 +37,12 @@ bool iot_alerts_owner_ok(struct iot_req *r, const struct iot_principal *p, int64
     return false;
 }
 
-const char *iot_alerts_actor(const struct iot_principal *p)
-{
-    return p->has_user ? p->user.user_id : "admin";
-}
-
-bool iot_alerts_page_args(struct iot_req *r, struct iot_docs_filter *f,
-                          char cursor_id[IOT_DOCS_ID_MAX + 1])
-{
-    int64_t limit;
-    if (!iot_req_query_int(r, "limit", IOT_ALERTS_PAGE_DEFAULT, IOT_ALERTS_PAGE_MAX, &limit))
-        return false;
-    f->limit = limit > 0 ? (size_t)limit : 1;
-    const char *c = iot_req_query(r, "cursor");
-    if (!c || !*c)
-        return true;
-    char *end;
-    errno = 0;
-    long long ts = strtoll(c, &end, 10);
-    bool ok = !errno && end != c && *end == '_' && strlen(end + 1) <= IOT_DOCS_ID_MAX &&
-              iot_docs_check_id(end + 1) == IOT_OK;
-    if (!ok) {
-        iot_reply_error(r, 400, "Invalid cursor", "use the next_cursor of the previous page");
-        return false;
-    }
-    snprintf(cursor_id, IOT_DOCS_ID_MAX + 1, "%s", end + 1);
-    f->has_after = true;
-    f->after_ts = ts;
-    f->after_id = cursor_id;
-    return true;
-}
-
-json_t *iot_alerts_cursor(int64_t ts, const char *id)
-{
-    char buf[32 + IOT_DOCS_ID_MAX];
-    snprintf(buf, sizeof buf, "%lld_%s", (long long)ts, id);
-    return json_string(buf);
-}
+const struct iot_doc_paging iot_alerts_paging = {
+    .def = 100, .max = 1000, .rule = IOT_DOC_LIMIT_CLAMP_ONE, .sep = '_'};
 
 struct page {
     json_t *items;
-    size_t bytes, limit;
-    int64_t last_ts;
-    char last_id[IOT_DOCS_ID_MAX + 1];
-    bool full;
+    struct iot_doc_page page;
 };
 
 static int add_item(void *ctx, const struct iot_doc *doc)
@@ -89,11 +51,7 @@ static int add_item(void *ctx, const struct iot_doc *doc)
     json_t *body = json_loadb(doc->body, doc->body_len, 0, NULL);
     if (body)
         json_array_append_new(p->items, body);
-    p->bytes += doc->body_len;
-    p->last_ts = doc->ts_ms;
-    snprintf(p->last_id, sizeof p->last_id, "%s", doc->id);
-    p->full = json_array_size(p->items) >= p->limit || p->bytes >= PAGE_BYTES;
-    return p->full;
+    return iot_doc_page_take(&p->page, doc);
 }
 
 static void reply_page(struct iot_req *r, const char *key, json_t *items, json_t *next)
@@ -106,7 +64,7 @@ static void reply_page(struct iot_req *r, const char *key, json_t *items, json_t
 void iot_alerts_page_reply(struct iot_req *r, enum iot_docs_coll coll, struct iot_docs_filter *f,
                            const char *key)
 {
-    struct page p = {.items = json_array(), .limit = f->limit};
+    struct page p = {.items = json_array(), .page = {.limit = f->limit, .max_bytes = PAGE_BYTES}};
     int rc = iot_docs_find(&iot_app_of(r)->docs, coll, f, add_item, &p);
     if (rc) {
         json_decref(p.items);
@@ -114,7 +72,10 @@ void iot_alerts_page_reply(struct iot_req *r, enum iot_docs_coll coll, struct io
         return;
     }
     /* A full page may be the last: the next one is then empty. */
-    reply_page(r, key, p.items, p.full ? iot_alerts_cursor(p.last_ts, p.last_id) : json_null());
+    bool full = iot_doc_page_full(&p.page);
+    reply_page(r, key, p.items,
+               full ? iot_doc_cursor_json(&iot_alerts_paging, p.page.last_ts, p.page.last_id)
+                    : json_null());
 }
 
 /* ---- reading the filters -------------------------------------------------------- */
@@ -208,7 +169,9 @@ static void reply_from_list(struct iot_req *r, const struct iot_docs_filter *f, 
     for (size_t i = 0; i < take; i++)
         json_array_append(items, keys[i].body);
     const struct keyed *last = take ? &keys[take - 1] : NULL;
-    json_t *next = last && take == f->limit ? iot_alerts_cursor(last->ts, last->id) : json_null();
+    json_t *next = last && take == f->limit
+                       ? iot_doc_cursor_json(&iot_alerts_paging, last->ts, last->id)
+                       : json_null();
     free(keys);
     json_decref(all);
     reply_page(r, "alerts", items, next);
@@ -218,8 +181,9 @@ void iot_h_alert_list(struct iot_req *r)
 {
     struct iot_principal p;
     struct iot_docs_filter f = {0};
-    char cursor_id[IOT_DOCS_ID_MAX + 1];
-    if (!iot_authn_any(r, &p) || !iot_alerts_page_args(r, &f, cursor_id) || !read_filters(r, &f))
+    struct iot_doc_cursor c;
+    if (!iot_authn_any(r, &p) || !iot_doc_page_filter(r, &iot_alerts_paging, &f, &c) ||
+        !read_filters(r, &f))
         return;
     if (!p.admin)
         f.user_id = p.user.id;
@@ -279,7 +243,7 @@ static void change(struct iot_req *r, enum iot_alert_action action)
     if (!iot_authn_any(r, &p) || !load_alert(r, &p, &doc))
         return;
     struct iot_alert_env env = iot_alert_env_of(r);
-    int rc = iot_alert_apply(&env, action, iot_alerts_actor(&p), &doc);
+    int rc = iot_alert_apply(&env, action, iot_docs_actor(&p), &doc);
     if (rc == IOT_ECONFLICT) {
         const char *status = json_string_value(json_object_get(doc.body, "status"));
         iot_reply_error(r, 409, "Invalid state transition", "the alert is %s; it cannot be %s",

@@ -47,6 +47,28 @@ bool iot_load_owned_device(struct iot_req *r, size_t param, const struct iot_pri
     return true;
 }
 
+bool iot_load_owned_group(struct iot_req *r, const struct iot_user *owner, struct iot_group *g)
+{
+    int64_t id;
+    int rc = iot_parse_id(iot_req_param(r, 0), &id)
+                 ? iot_reg_group_get(&iot_app_of(r)->registry, id, g)
+                 : IOT_ENOTFOUND;
+    if (rc == IOT_ENOTFOUND) {
+        iot_reply_error(r, 404, "Group not found", "no group found with ID: %s",
+                        iot_req_param(r, 0));
+        return false;
+    }
+    if (rc) {
+        iot_reply_store_error(r, rc, "group");
+        return false;
+    }
+    if (owner && g->user_id != owner->id) {
+        iot_reply_error(r, 403, "Forbidden", "this group does not belong to you");
+        return false;
+    }
+    return true;
+}
+
 bool iot_authn_device_reader(struct iot_req *r, struct iot_device *d)
 {
     struct iot_principal p;

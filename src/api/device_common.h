@@ -1,5 +1,5 @@
 /* device_common.h — device helpers shared by the device, group and admin
- * handlers: loading a device by path id with ownership checks, presence
+ * handlers: loading a device (or a group) by path id with ownership checks, presence
  * (recording a sighting, reading the effective last-seen time), and
  * reading the editable device fields from a JSON body. */
 #ifndef IOT_API_DEVICE_COMMON_H
@@ -19,6 +19,9 @@ bool iot_load_device(struct iot_req *r, size_t param, struct iot_device *d);
 /* Loads it and checks that the principal owns it (or is the admin): 403. */
 bool iot_load_owned_device(struct iot_req *r, size_t param, const struct iot_principal *p,
                            struct iot_device *d);
+/* Loads the group whose id is path parameter 0 (404) and, when `owner` is
+ * given, checks that this user owns it (403); NULL: anyone's (the admin). */
+bool iot_load_owned_group(struct iot_req *r, const struct iot_user *owner, struct iot_group *g);
 
 /* Writes a changed device to the registry and drops its cached copy (so
  * a new status or a deletion takes effect on the next request). */

@@ -1,7 +1,6 @@
 /* docs_common.c — helpers shared by the documents handlers (docs_common.h). */
 #include "api/docs_common.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,34 +48,4 @@ void iot_reply_body(struct iot_req *r, int status, const char *body, size_t len)
         copy[len] = '\0';
     }
     iot_reply_raw(r, status, copy, len);
-}
-
-/* "<ts>.<id>": a dot never starts an id of ours, and the id's own
- * characters ([A-Za-z0-9_.:-]) need no escaping in a query string. */
-void iot_docs_cursor_format(int64_t ts, const char *id, char *buf, size_t size)
-{
-    snprintf(buf, size, "%lld.%s", (long long)ts, id);
-}
-
-/* At most 18 digits: every such number fits an int64, so what the cursor
- * grammar accepts always parses (no overflow to refuse separately). */
-#define CURSOR_TS_DIGITS_MAX 18
-
-bool iot_docs_cursor_read(struct iot_req *r, struct iot_docs_cursor *c)
-{
-    memset(c, 0, sizeof *c);
-    const char *s = iot_req_query(r, "cursor");
-    if (!s || !*s)
-        return true;
-    const char *digits = s + (*s == '-');
-    size_t n = strspn(digits, "0123456789");
-    const char *id = digits + n + 1;
-    if (n == 0 || n > CURSOR_TS_DIGITS_MAX || digits[n] != '.' || iot_docs_check_id(id)) {
-        iot_reply_error(r, 400, "Invalid cursor", "use the next_cursor of the previous page");
-        return false;
-    }
-    c->set = true;
-    c->ts = strtoll(s, NULL, 10);
-    snprintf(c->id, sizeof c->id, "%s", id);
-    return true;
 }

@@ -1,7 +1,7 @@
 /* docs_common.h — what the handlers of documents (device configurations,
  * metadata, preferences, search) share: the answer to a store or size
- * error, who made a change, stored bodies answered as they are, and the
- * opaque "<ts>.<id>" cursors of keyset pages. */
+ * error, who made a change, stored bodies answered as they are. (Their
+ * pages are api/doc_page.h's.) */
 #ifndef IOT_API_DOCS_COMMON_H
 #define IOT_API_DOCS_COMMON_H
 
@@ -32,18 +32,5 @@ bool iot_docs_orphaned(struct iot_app *app, enum iot_docs_coll coll, int64_t dev
 
 /* Answers a copy of a stored JSON body. */
 void iot_reply_body(struct iot_req *r, int status, const char *body, size_t len);
-
-/* A page cursor: the order key and id of the last document of a page. */
-struct iot_docs_cursor {
-    bool set;
-    int64_t ts;
-    char id[IOT_DOCS_ID_MAX + 1];
-};
-/* Reads the "cursor" query parameter (absent or empty: not set); answers
- * 400 and returns false when it is not one this API made. */
-bool iot_docs_cursor_read(struct iot_req *r, struct iot_docs_cursor *c);
-/* Formats a cursor into buf (IOT_DOCS_CURSOR_MAX bytes). */
-#define IOT_DOCS_CURSOR_MAX (24 + IOT_DOCS_ID_MAX + 1)
-void iot_docs_cursor_format(int64_t ts, const char *id, char *buf, size_t size);
 
 #endif

@@ -12,6 +12,7 @@
 #include "api/app.h"
 #include "api/authn.h"
 #include "api/device_common.h"
+#include "api/doc_page.h"
 #include "api/docs_common.h"
 #include "api/handlers_docs.h"
 #include "api/views.h"
@@ -22,8 +23,10 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define HISTORY_PAGE_DEFAULT 20
-#define HISTORY_PAGE_MAX 100
+/* History pages: limit up to 100 (default 20, larger is clamped, 0 is the
+ * default); cursors "<version>.v<version>". */
+static const struct iot_doc_paging history_paging = {
+    .def = 20, .max = 100, .rule = IOT_DOC_LIMIT_CLAMP, .sep = '.'};
 /* Bytes of configurations one history page carries at most (a page ends
  * early, with a cursor, once it holds this much). */
 #define HISTORY_PAGE_BYTES (1024 * 1024)
@@ -136,6 +139,28 @@ static bool read_config(struct iot_req *r, char **text, size_t *len)
     return rc == IOT_OK;
 }
 
+/* What a configuration PUT works from: who calls, and the body as a
+ * configuration's text (freed by the handler). */
+struct config_put {
+    struct iot_principal p;
+    char *text;
+    size_t len;
+};
+
+/* Authenticates the caller, loads the target of path parameter 0 — the
+ * device d, or the group g when d is NULL — which the caller must own
+ * unless the admin, then reads the body; in that order, so that a
+ * missing target answers 404 before a bad body 400. Answers 4xx itself. */
+static bool begin_put(struct iot_req *r, struct config_put *c, struct iot_device *d,
+                      struct iot_group *g)
+{
+    if (!iot_authn_any(r, &c->p))
+        return false;
+    bool found = d ? iot_load_owned_device(r, 0, &c->p, d)
+                   : iot_load_owned_group(r, c->p.admin ? NULL : &c->p.user, g);
+    return found && read_config(r, &c->text, &c->len);
+}
+
 /* What a configuration write needs of a device. */
 struct target {
     int64_t id, owner_id;
@@ -159,19 +184,16 @@ static int store_version(struct iot_req *r, const struct target *d, const char *
 
 void iot_h_device_config_put(struct iot_req *r)
 {
-    struct iot_principal p;
+    struct config_put c;
     struct iot_device d;
-    char *text;
-    size_t len;
-    if (!iot_authn_any(r, &p) || !iot_load_owned_device(r, 0, &p, &d) ||
-        !read_config(r, &text, &len))
+    if (!begin_put(r, &c, &d, NULL))
         return;
     int64_t version;
     char *body = NULL;
     size_t body_len = 0;
     struct target t = {d.id, d.user_id};
-    int rc = store_version(r, &t, iot_docs_actor(&p), text, len, &version, &body, &body_len);
-    free(text);
+    int rc = store_version(r, &t, iot_docs_actor(&c.p), c.text, c.len, &version, &body, &body_len);
+    free(c.text);
     if (rc) {
         iot_reply_docs_error(r, rc, "device configuration", IOT_DEVCONFIG_MAX);
         return;
@@ -189,59 +211,41 @@ void iot_h_device_config_put(struct iot_req *r)
 
 /* ---- history -------------------------------------------------------------------- */
 
-struct history_page {
-    struct iot_buf out;
-    int64_t count, bytes, last_version;
-};
-
-static int append_version(void *ctx, const struct iot_doc *doc)
-{
-    struct history_page *h = ctx;
-    if (h->count)
-        iot_buf_append(&h->out, ",", 1);
-    iot_buf_append(&h->out, doc->body, doc->body_len);
-    h->count++;
-    h->bytes += (int64_t)doc->body_len;
-    h->last_version = doc->ts_ms;
-    return h->bytes >= HISTORY_PAGE_BYTES;
-}
-
 void iot_h_device_config_history(struct iot_req *r)
 {
     struct iot_principal p;
     struct iot_device d;
-    struct iot_docs_cursor c;
-    int64_t limit;
+    struct iot_doc_cursor c;
+    size_t limit;
     if (!iot_authn_any(r, &p) || !iot_load_owned_device(r, 0, &p, &d) ||
-        !iot_req_query_int(r, "limit", HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
-        !iot_docs_cursor_read(r, &c))
+        !iot_doc_page_args(r, &history_paging, &limit, &c))
         return;
-    if (limit == 0)
-        limit = HISTORY_PAGE_DEFAULT;
-    struct history_page h = {.out = {0}};
-    iot_buf_printf(&h.out, "{\"device_id\":%lld,\"history\":[", (long long)d.id);
+    struct iot_buf out = {0};
+    struct iot_doc_splice h = {.out = &out,
+                               .page = {.limit = limit, .max_bytes = HISTORY_PAGE_BYTES}};
+    iot_buf_printf(&out, "{\"device_id\":%lld,\"history\":[", (long long)d.id);
     /* Versions start at 1: a cursor at or below it ends the history. */
     int rc = c.set && c.ts <= 1 ? IOT_OK
                                 : iot_devconfig_history(&iot_app_of(r)->docs, d.id,
-                                                        c.set ? c.ts : 0, (size_t)limit,
-                                                        append_version, &h);
+                                                        c.set ? c.ts : 0, limit, iot_doc_splice,
+                                                        &h);
     if (rc) {
-        iot_buf_free(&h.out);
+        iot_buf_free(&out);
         iot_reply_store_error(r, rc, "device configuration");
         return;
     }
-    bool more = (h.count == limit || h.bytes >= HISTORY_PAGE_BYTES) && h.last_version > 1;
-    if (more) {
-        char id[IOT_DOCS_ID_MAX + 1], cursor[IOT_DOCS_CURSOR_MAX];
-        snprintf(id, sizeof id, "v%lld", (long long)h.last_version);
-        iot_docs_cursor_format(h.last_version, id, cursor, sizeof cursor);
-        iot_buf_printf(&h.out, "],\"count\":%lld,\"next_cursor\":\"%s\"}", (long long)h.count,
-                       cursor);
+    /* The version (the order key) names the next page, not the stored id. */
+    int64_t last = h.page.last_ts;
+    if ((h.more || iot_doc_page_full(&h.page)) && last > 1) {
+        char id[IOT_DOCS_ID_MAX + 1], cursor[IOT_DOC_CURSOR_MAX];
+        snprintf(id, sizeof id, "v%lld", (long long)last);
+        iot_doc_cursor_format(&history_paging, last, id, cursor);
+        iot_buf_printf(&out, "],\"count\":%zu,\"next_cursor\":\"%s\"}", h.page.count, cursor);
     } else {
-        iot_buf_printf(&h.out, "],\"count\":%lld,\"next_cursor\":null}", (long long)h.count);
+        iot_buf_printf(&out, "],\"count\":%zu,\"next_cursor\":null}", h.page.count);
     }
     size_t len;
-    char *text = iot_buf_take(&h.out, &len);
+    char *text = iot_buf_take(&out, &len);
     iot_reply_raw(r, 200, text, len);
 }
 
@@ -258,29 +262,6 @@ static int collect_member(void *ctx, const struct iot_device *d, int64_t added_a
     struct members *m = ctx;
     m->v[m->n++] = (struct target){d->id, d->user_id};
     return 0;
-}
-
-/* The group of path parameter 0, which the caller owns or the admin. */
-static bool load_group(struct iot_req *r, const struct iot_principal *p, struct iot_group *g)
-{
-    int64_t id;
-    int rc = iot_parse_id(iot_req_param(r, 0), &id)
-                 ? iot_reg_group_get(&iot_app_of(r)->registry, id, g)
-                 : IOT_ENOTFOUND;
-    if (rc == IOT_ENOTFOUND) {
-        iot_reply_error(r, 404, "Group not found", "no group found with ID: %s",
-                        iot_req_param(r, 0));
-        return false;
-    }
-    if (rc) {
-        iot_reply_store_error(r, rc, "group");
-        return false;
-    }
-    if (!p->admin && (!p->has_user || g->user_id != p->user.id)) {
-        iot_reply_error(r, 403, "Forbidden", "this group does not belong to you");
-        return false;
-    }
-    return true;
 }
 
 /* Stores a new version for each member; stops at the first failure, the
@@ -304,11 +285,9 @@ static int configure_members(struct iot_req *r, const struct members *m, const c
 
 void iot_h_group_config_put(struct iot_req *r)
 {
-    struct iot_principal p;
+    struct config_put c;
     struct iot_group g;
-    char *text;
-    size_t len;
-    if (!iot_authn_any(r, &p) || !load_group(r, &p, &g) || !read_config(r, &text, &len))
+    if (!begin_put(r, &c, NULL, &g))
         return;
     struct members m = {calloc(GROUP_DEVICES_MAX + 1, sizeof *m.v), 0};
     struct iot_page all = {.limit = GROUP_DEVICES_MAX + 1};
@@ -319,7 +298,8 @@ void iot_h_group_config_put(struct iot_req *r)
     if (rc == IOT_OK && m.n > GROUP_DEVICES_MAX)
         iot_reply_error(r, 400, "Group too large",
                         "a group configuration reaches at most %d devices", GROUP_DEVICES_MAX);
-    else if (rc == IOT_OK && (rc = configure_members(r, &m, iot_docs_actor(&p), text, len, done)))
+    else if (rc == IOT_OK &&
+             (rc = configure_members(r, &m, iot_docs_actor(&c.p), c.text, c.len, done)))
         iot_reply_docs_error(r, rc, "device configuration", IOT_DEVCONFIG_MAX);
     else if (rc)
         iot_reply_store_error(r, rc, "group");
@@ -331,5 +311,5 @@ void iot_h_group_config_put(struct iot_req *r)
                                          done));
     json_decref(done);
     free(m.v);
-    free(text);
+    free(c.text);
 }

@@ -13,14 +13,17 @@
 
 #include "api/app.h"
 #include "api/authn.h"
+#include "api/doc_page.h"
 #include "api/docs_common.h"
 #include "api/handlers_docs.h"
 #include "api/views.h"
 #include "core/metadata.h"
 #include "util/err.h"
 
-#define SEARCH_PAGE_DEFAULT 20
-#define SEARCH_PAGE_MAX 100
+/* limit up to 100 (default 20, larger is clamped, 0 is the default);
+ * cursors "<ts_ms>.<id>". */
+static const struct iot_doc_paging search_paging = {
+    .def = 20, .max = 100, .rule = IOT_DOC_LIMIT_CLAMP, .sep = '.'};
 /* Bytes of metadata one page carries at most (it ends early, with a cursor). */
 #define SEARCH_PAGE_BYTES (512 * 1024)
 /* near without radius_m: within a kilometre. */
@@ -170,9 +173,7 @@ struct results {
     struct iot_req *r;
     bool near; /* each result says its distance */
     json_t *devices;
-    int64_t limit, bytes;
-    int64_t last_ts;
-    char last_id[IOT_DOCS_ID_MAX + 1];
+    struct iot_doc_page page;
     int rc;
 };
 
@@ -194,33 +195,22 @@ static int add_result(void *ctx, const struct iot_doc *doc, double distance_m)
     if (item && res->near)
         json_object_set_new(item, "distance_m", json_real(distance_m));
     json_array_append_new(res->devices, item);
-    res->bytes += (int64_t)doc->body_len;
-    res->last_ts = doc->ts_ms;
-    snprintf(res->last_id, sizeof res->last_id, "%s", doc->id);
-    return (int64_t)json_array_size(res->devices) >= res->limit || res->bytes >= SEARCH_PAGE_BYTES;
+    return iot_doc_page_take(&res->page, doc);
 }
 
 void iot_h_device_search(struct iot_req *r)
 {
     struct iot_principal p;
-    struct iot_docs_cursor c;
+    struct iot_doc_cursor c;
     struct iot_metadata_search s = {.base = {0}};
-    int64_t limit;
     bool empty;
-    if (!iot_authn_any(r, &p) ||
-        !iot_req_query_int(r, "limit", SEARCH_PAGE_DEFAULT, SEARCH_PAGE_MAX, &limit) ||
-        !iot_docs_cursor_read(r, &c) || !read_criteria(r, &s, &empty))
+    if (!iot_authn_any(r, &p) || !iot_doc_page_filter(r, &search_paging, &s.base, &c) ||
+        !read_criteria(r, &s, &empty))
         return;
-    if (limit == 0)
-        limit = SEARCH_PAGE_DEFAULT;
     if (!p.admin)
         s.base.user_id = p.user.id;
-    if (c.set) {
-        s.base.has_after = true;
-        s.base.after_ts = c.ts;
-        s.base.after_id = c.id;
-    }
-    struct results res = {.r = r, .near = s.circle, .devices = json_array(), .limit = limit};
+    struct results res = {.r = r, .near = s.circle, .devices = json_array(),
+                          .page = {.limit = s.base.limit, .max_bytes = SEARCH_PAGE_BYTES}};
     int rc = empty ? IOT_OK : iot_metadata_search(&iot_app_of(r)->docs, &s, add_result, &res);
     if (rc || res.rc) {
         json_decref(res.devices);
@@ -228,12 +218,9 @@ void iot_h_device_search(struct iot_req *r)
         return;
     }
     size_t n = json_array_size(res.devices);
-    json_t *next = json_null();
-    if ((int64_t)n >= limit || res.bytes >= SEARCH_PAGE_BYTES) {
-        char cursor[IOT_DOCS_CURSOR_MAX];
-        iot_docs_cursor_format(res.last_ts, res.last_id, cursor, sizeof cursor);
-        next = json_string(cursor);
-    }
+    json_t *next = iot_doc_page_full(&res.page)
+                       ? iot_doc_cursor_json(&search_paging, res.page.last_ts, res.page.last_id)
+                       : json_null();
     iot_reply_json(r, 200, json_pack("{s:o, s:I, s:o}", "devices", res.devices, "count",
                                      (json_int_t)n, "next_cursor", next));
 }

@@ -16,8 +16,9 @@
 #include "util/clock.h"
 #include "util/err.h"
 
-#define EVENTS_DEFAULT 100
-#define EVENTS_MAX 1000
+/* limit 1..1000 (default 100); cursors "<ts_ms>_<id>" */
+static const struct iot_doc_paging events_paging = {
+    .def = 100, .max = 1000, .rule = IOT_DOC_LIMIT_STRICT, .sep = '_'};
 
 /* Whose events: the caller's own, or for the admin everyone's or those of
  * ?user_id=. */
@@ -93,10 +94,9 @@ static bool read_filters(struct iot_req *r, struct iot_docs_filter *f, bool *non
 void iot_h_events_list(struct iot_req *r)
 {
     struct iot_docs_filter f = {0};
-    char cursor_id[IOT_DOCS_ID_MAX + 1];
+    struct iot_doc_cursor c;
     bool none;
-    if (!read_filters(r, &f, &none) ||
-        !iot_doc_page_args(r, EVENTS_DEFAULT, EVENTS_MAX, &f, cursor_id))
+    if (!read_filters(r, &f, &none) || !iot_doc_page_filter(r, &events_paging, &f, &c))
         return;
     if (none) {
         iot_reply_json(r, 200, json_pack("{s:s, s:[], s:i, s:I, s:n}", "status", "success",
@@ -106,7 +106,7 @@ void iot_h_events_list(struct iot_req *r)
     }
     struct iot_buf head = {0};
     iot_buf_puts(&head, "{\"status\":\"success\"");
-    iot_doc_page_reply(r, IOT_DOCS_EVENTS, &f, &head, "events");
+    iot_doc_page_reply(r, &events_paging, IOT_DOCS_EVENTS, &f, &head, "events");
 }
 
 static int count_type(void *ctx, const char *k1, const char *k2, int64_t count)

@@ -58,28 +58,6 @@ static int read_group_fields(struct iot_req *r, json_t *body, struct iot_group *
     return name + desc + col;
 }
 
-/* Loads the group of path parameter 0 and checks the caller owns it. */
-static bool load_own_group(struct iot_req *r, const struct iot_user *u, struct iot_group *g)
-{
-    int64_t id;
-    int rc = iot_parse_id(iot_req_param(r, 0), &id)
-                 ? iot_reg_group_get(&iot_app_of(r)->registry, id, g)
-                 : IOT_ENOTFOUND;
-    if (rc == IOT_ENOTFOUND) {
-        iot_reply_error(r, 404, "Group not found", "no group found with ID: %s", iot_req_param(r, 0));
-        return false;
-    }
-    if (rc) {
-        iot_reply_store_error(r, rc, "group");
-        return false;
-    }
-    if (g->user_id != u->id) {
-        iot_reply_error(r, 403, "Forbidden", "this group does not belong to you");
-        return false;
-    }
-    return true;
-}
-
 static void reply_group_conflict(struct iot_req *r, const struct iot_group *g)
 {
     iot_reply_error(r, 409, "Group with this name already exists", "you already have a group named '%s'",
@@ -187,7 +165,7 @@ void iot_h_group_get(struct iot_req *r)
 {
     struct iot_user u;
     struct iot_group g;
-    if (!iot_authn_user(r, &u) || !load_own_group(r, &u, &g))
+    if (!iot_authn_user(r, &u) || !iot_load_owned_group(r, &u, &g))
         return;
     int rc;
     int64_t members = INLINE_MEMBERS_MAX;
@@ -204,7 +182,7 @@ void iot_h_group_update(struct iot_req *r)
 {
     struct iot_user u;
     struct iot_group g;
-    if (!iot_authn_user(r, &u) || !load_own_group(r, &u, &g))
+    if (!iot_authn_user(r, &u) || !iot_load_owned_group(r, &u, &g))
         return;
     json_t *body = iot_req_json_object(r);
     if (!body)
@@ -235,7 +213,7 @@ void iot_h_group_delete(struct iot_req *r)
 {
     struct iot_user u;
     struct iot_group g;
-    if (!iot_authn_user(r, &u) || !load_own_group(r, &u, &g))
+    if (!iot_authn_user(r, &u) || !iot_load_owned_group(r, &u, &g))
         return;
     int rc = iot_reg_group_delete(&iot_app_of(r)->registry, g.id);
     if (rc) {
@@ -251,7 +229,7 @@ void iot_h_group_add_device(struct iot_req *r)
 {
     struct iot_user u;
     struct iot_group g;
-    if (!iot_authn_user(r, &u) || !load_own_group(r, &u, &g))
+    if (!iot_authn_user(r, &u) || !iot_load_owned_group(r, &u, &g))
         return;
     json_t *body = iot_req_json_object(r);
     if (!body)
@@ -293,7 +271,7 @@ void iot_h_group_remove_device(struct iot_req *r)
     struct iot_user u;
     struct iot_group g;
     int64_t device_id;
-    if (!iot_authn_user(r, &u) || !load_own_group(r, &u, &g))
+    if (!iot_authn_user(r, &u) || !iot_load_owned_group(r, &u, &g))
         return;
     int rc = iot_parse_id(iot_req_param(r, 1), &device_id)
                  ? iot_reg_member_remove(&iot_app_of(r)->registry, g.id, device_id)
@@ -317,7 +295,7 @@ void iot_h_group_devices(struct iot_req *r)
     struct iot_user u;
     struct iot_group g;
     struct iot_page page;
-    if (!iot_authn_user(r, &u) || !load_own_group(r, &u, &g) ||
+    if (!iot_authn_user(r, &u) || !iot_load_owned_group(r, &u, &g) ||
         !iot_req_query_int(r, "limit", GROUPS_PAGE_DEFAULT, GROUPS_PAGE_MAX, &page.limit) ||
         !iot_req_query_int(r, "offset", 0, INT64_MAX, &page.offset))
         return;
@@ -364,7 +342,7 @@ void iot_h_group_bulk_add(struct iot_req *r)
 {
     struct iot_user u;
     struct iot_group g;
-    if (!iot_authn_user(r, &u) || !load_own_group(r, &u, &g))
+    if (!iot_authn_user(r, &u) || !iot_load_owned_group(r, &u, &g))
         return;
     json_t *body = iot_req_json_object(r);
     if (!body)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "api/authn.h"
+#include "api/doc_page.h"
 #include "core/alerting_docs.h"
 #include "http/request.h"
 #include "store/docs.h"
@@ -31,8 +32,9 @@ void iot_h_alert_stream(struct iot_req *r);
 
 /* ---- shared by the two (alerts.c) ------------------------------------------- */
 
-#define IOT_ALERTS_PAGE_DEFAULT 100
-#define IOT_ALERTS_PAGE_MAX 1000
+/* Pages of alerts and of alert rules: limit up to 1000 (default 100,
+ * larger is clamped, 0 counts as 1); cursors "<ts>_<id>". */
+extern const struct iot_doc_paging iot_alerts_paging;
 
 /* The stores of r's application, for core/alerting_docs.h. */
 struct iot_alert_env iot_alert_env_of(struct iot_req *r);
@@ -42,15 +44,6 @@ struct iot_alert_env iot_alert_env_of(struct iot_req *r);
 bool iot_alerts_owner_ok(struct iot_req *r, const struct iot_principal *p, int64_t owner,
                          const char *what);
 
-/* Who acts, as alerts record it: the user's public id, or "admin". */
-const char *iot_alerts_actor(const struct iot_principal *p);
-
-/* Reads `limit` and `cursor` ("<ts>_<id>" of the last item of the
- * previous page) into f, after_id pointing into cursor_id; answers 400. */
-bool iot_alerts_page_args(struct iot_req *r, struct iot_docs_filter *f,
-                          char cursor_id[IOT_DOCS_ID_MAX + 1]);
-/* The cursor after the item (ts, id) ending a full page. */
-json_t *iot_alerts_cursor(int64_t ts, const char *id);
 /* Finds one page (f->limit items, within a byte budget) and answers 200
  * {"status": "success", <key>: [bodies], "count": n, "next_cursor": ...},
  * or the store's error. */

@@ -20,8 +20,9 @@
 #include "util/clock.h"
 #include "util/err.h"
 
-#define REPORTS_DEFAULT 20
-#define REPORTS_MAX 100
+/* limit 1..100 (default 20); cursors "<ts_ms>_<id>" */
+static const struct iot_doc_paging reports_paging = {
+    .def = 20, .max = 100, .rule = IOT_DOC_LIMIT_STRICT, .sep = '_'};
 #define TIME_TEXT_MAX 64
 
 static struct iot_report_stores stores_of(struct iot_req *r)
@@ -110,14 +111,14 @@ void iot_h_reports_of_device(struct iot_req *r)
     struct iot_principal p;
     struct iot_device d;
     struct iot_docs_filter f = {0};
-    char cursor_id[IOT_DOCS_ID_MAX + 1];
+    struct iot_doc_cursor c;
     if (!iot_authn_any(r, &p) || !iot_load_owned_device(r, 0, &p, &d) ||
-        !iot_doc_page_args(r, REPORTS_DEFAULT, REPORTS_MAX, &f, cursor_id))
+        !iot_doc_page_filter(r, &reports_paging, &f, &c))
         return;
     f.device_id = d.id;
     struct iot_buf head = {0};
     iot_buf_printf(&head, "{\"status\":\"success\",\"device_id\":%lld", (long long)d.id);
-    iot_doc_page_reply(r, IOT_DOCS_REPORTS, &f, &head, "reports");
+    iot_doc_page_reply(r, &reports_paging, IOT_DOCS_REPORTS, &f, &head, "reports");
 }
 
 struct found {

@@ -209,29 +209,12 @@ static int emit_row(sqlite3_stmt *st, iot_docs_fn fn, void *ctx, bool *stop)
 
 static int docs_open(const char *url, void **self)
 {
-    if (!self)
-        return IOT_EINVAL;
-    struct iot_sqldb *db = NULL;
-    int rc = iot_sqldb_open(url, &docs_schema, &db);
-    *self = db;
-    return rc;
+    return iot_sqldb_open_self(url, &docs_schema, self);
 }
 
 static void docs_close(void *self) { iot_sqldb_close(self); }
 
-static int docs_ping(void *self)
-{
-    struct iot_sqldb_conn *c = iot_sqldb_get(self);
-    sqlite3_stmt *st;
-    int rc = iot_sqldb_stmt(c, ST_PING, &st);
-    if (rc == IOT_OK) {
-        int step = sqlite3_step(st);
-        rc = step == SQLITE_ROW ? IOT_OK : iot_sqldb_map(step);
-        iot_sqldb_done(st);
-    }
-    iot_sqldb_put(self, c);
-    return rc;
-}
+static int docs_ping(void *self) { return iot_sqldb_ping(self, ST_PING); }
 
 /* ---- writes ------------------------------------------------------------- */
 

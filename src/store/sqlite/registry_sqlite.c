@@ -352,17 +352,12 @@ static int read_row(struct iot_sqldb *s, enum stmt_id id, int64_t ikey, const ch
 
 static int reg_open(const char *url, void **self)
 {
-    if (!self)
-        return IOT_EINVAL;
-    struct iot_sqldb *db = NULL;
-    int rc = iot_sqldb_open(url, &registry_schema, &db);
-    *self = db;
-    return rc;
+    return iot_sqldb_open_self(url, &registry_schema, self);
 }
 
 static void reg_close(void *self) { iot_sqldb_close(self); }
 
-static int reg_ping(void *self) { return read_row(self, ST_PING, 0, NULL, NULL, NULL); }
+static int reg_ping(void *self) { return iot_sqldb_ping(self, ST_PING); }
 
 /* ---- users ------------------------------------------------------------- */
 

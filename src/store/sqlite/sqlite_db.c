@@ -478,6 +478,30 @@ int iot_sqldb_open(const char *url, const struct iot_sqldb_schema *schema, struc
     return iot_sqldb_open_ex(url, schema, false, out);
 }
 
+int iot_sqldb_open_self(const char *url, const struct iot_sqldb_schema *schema, void **self)
+{
+    if (!self)
+        return IOT_EINVAL;
+    struct iot_sqldb *db = NULL;
+    int rc = iot_sqldb_open(url, schema, &db);
+    *self = db;
+    return rc;
+}
+
+int iot_sqldb_ping(struct iot_sqldb *db, int id)
+{
+    struct iot_sqldb_conn *c = iot_sqldb_get(db);
+    sqlite3_stmt *st;
+    int rc = iot_sqldb_stmt(c, id, &st);
+    if (rc == IOT_OK) {
+        int step = sqlite3_step(st);
+        rc = step == SQLITE_ROW ? IOT_OK : iot_sqldb_map(step);
+        iot_sqldb_done(st);
+    }
+    iot_sqldb_put(db, c);
+    return rc;
+}
+
 int iot_sqldb_open_ex(const char *url, const struct iot_sqldb_schema *schema, bool durable,
                       struct iot_sqldb **out)
 {

@@ -49,6 +49,12 @@ int iot_sqldb_open(const char *url, const struct iot_sqldb_schema *schema, struc
 int iot_sqldb_open_ex(const char *url, const struct iot_sqldb_schema *schema, bool durable,
                       struct iot_sqldb **out);
 void iot_sqldb_close(struct iot_sqldb *db); /* NULL is a no-op; no op may be in flight */
+/* A store's open slot on iot_sqldb_open: the pool into *self (NULL on
+ * failure); IOT_EINVAL without self. */
+int iot_sqldb_open_self(const char *url, const struct iot_sqldb_schema *schema, void **self);
+/* A store's ping: runs fixed statement `id` (e.g. "SELECT 1"), which
+ * answers a row when the database is usable. */
+int iot_sqldb_ping(struct iot_sqldb *db, int id);
 /* The database file a URL of the forms above names, into path (opening
  * nothing): IOT_ENOTFOUND for a memory database or an empty path,
  * IOT_EINVAL when it does not fit. */

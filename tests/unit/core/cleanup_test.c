@@ -12,14 +12,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include "test_asserts.h"
-#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +25,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "unit/core/docs_fixture.h"
 
 
 #define T0 INT64_C(1800000000000) /* the injected "now" of the clocked tests */
@@ -94,7 +93,7 @@ static const struct iot_docs_ops faulty_docs_ops = {
 /* ---- fixture ------------------------------------------------------------------- */
 
 struct fx {
-    char dir[512];
+    char dir[FX_DIR_MAX];
     struct iot_registry reg;
     struct iot_telemetry tm;
     struct faulty faulty;
@@ -113,21 +112,18 @@ static void set_now(int64_t now) { atomic_store(&fake_now, now); }
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    const char *base = getenv("IOT_TEST_TMPDIR") ? getenv("IOT_TEST_TMPDIR") : "/tmp";
-    mkdir(base, 0755);
-    snprintf(f->dir, sizeof f->dir, "%s/cleanup-test-XXXXXX", base);
-    if (!mkdtemp(f->dir))
+    if (!f || fx_dir_make(f->dir, "cleanup-test"))
         return -1;
-    char url[700];
-    snprintf(url, sizeof url, "sqlite://%s/registry.db", f->dir);
+    char url[FX_URL_MAX];
+    fx_store_url(url, f->dir, "registry.db");
     if (iot_registry_open(url, &f->reg))
         return -1;
-    snprintf(url, sizeof url, "sqlite://%s/telemetry.db", f->dir);
+    fx_store_url(url, f->dir, "telemetry.db");
     if (iot_telemetry_open(url, false, &f->tm))
         return -1;
     f->faulty.real = &f->tm;
     f->faulty_tm = (struct iot_telemetry){.ops = &faulty_ops, .self = &f->faulty};
-    snprintf(url, sizeof url, "sqlite://%s/documents.db", f->dir);
+    fx_store_url(url, f->dir, "documents.db");
     if (iot_docs_open(url, &f->docs))
         return -1;
     f->faulty_docs.real = &f->docs;
@@ -151,16 +147,7 @@ static int teardown(void **state)
     iot_docs_close(&f->docs);
     iot_telemetry_close(&f->tm);
     iot_registry_close(&f->reg);
-    DIR *d = opendir(f->dir);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", f->dir, e->d_name);
-        if (e->d_name[0] != '.')
-            unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
+    fx_dir_remove(f->dir);
     free(f);
     return 0;
 }

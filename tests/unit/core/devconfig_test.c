@@ -18,7 +18,7 @@
 #include "core/devconfig.h"
 #include "util/err.h"
 
-static int64_t put(struct fx *f, int64_t device, const char *config, char **body)
+static int64_t put(struct docs_fx *f, int64_t device, const char *config, char **body)
 {
     struct iot_devconfig_write w = {.device_id = device, .owner_id = 7, .config = config,
                                     .config_len = strlen(config), .updated_by = "admin",
@@ -30,7 +30,7 @@ static int64_t put(struct fx *f, int64_t device, const char *config, char **body
 
 static void test_versions_and_body(void **state)
 {
-    struct fx *f = *state;
+    struct docs_fx *f = *state;
     char *body;
     assert_i64(put(f, 3, "{\"a\":1}", &body), 1);
     assert_string_equal(body, "{\"device_id\":3,\"version\":1,\"config\":{\"a\":1},"
@@ -50,7 +50,7 @@ static int keep_version(void *ctx, const struct iot_doc *doc)
 
 static void test_latest_and_history(void **state)
 {
-    struct fx *f = *state;
+    struct docs_fx *f = *state;
     int64_t seen[16] = {0};
     assert_rc(iot_devconfig_latest(&f->docs, 9, keep_version, seen), IOT_ENOTFOUND);
     for (int i = 0; i < 5; i++)
@@ -91,7 +91,7 @@ static void test_encode_limits(void **state)
 
 static void *writer(void *arg)
 {
-    struct fx *f = arg;
+    struct docs_fx *f = arg;
     for (int i = 0; i < PUTS; i++) {
         struct iot_devconfig_write w = {.device_id = 11, .owner_id = 7, .config = "{}",
                                         .config_len = 2, .updated_by = "u", .now_ms = 1};
@@ -114,7 +114,7 @@ static int count_doc(void *ctx, const struct iot_doc *doc)
  * and the versions are 1..N without a gap. */
 static void test_concurrent_writers(void **state)
 {
-    struct fx *f = *state;
+    struct docs_fx *f = *state;
     pthread_t t[WRITERS];
     for (int i = 0; i < WRITERS; i++)
         assert_int_equal(pthread_create(&t[i], NULL, writer, f), 0);

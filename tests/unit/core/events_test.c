@@ -13,12 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/events.h"
@@ -26,6 +24,7 @@
 #include "test_asserts.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "unit/core/docs_fixture.h"
 
 static _Atomic int failures; /* insert_many calls still to fail after writing */
 static atomic_bool down;     /* insert_many refuses without writing */
@@ -46,7 +45,7 @@ static int flaky_insert_many(void *self, enum iot_docs_coll coll, const struct i
 static struct iot_docs_ops flaky_ops;
 
 struct fx {
-    char dir[512];
+    char dir[FX_DIR_MAX];
     struct iot_registry reg;
     struct iot_cache cache;
     struct iot_docs docs;
@@ -56,16 +55,13 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    const char *base = getenv("IOT_TEST_TMPDIR") ? getenv("IOT_TEST_TMPDIR") : "/tmp";
-    mkdir(base, 0755);
-    snprintf(f->dir, sizeof f->dir, "%s/events-test-XXXXXX", base);
-    if (!mkdtemp(f->dir))
+    if (!f || fx_dir_make(f->dir, "events-test"))
         return -1;
-    char url[700];
-    snprintf(url, sizeof url, "sqlite://%s/registry.db", f->dir);
+    char url[FX_URL_MAX];
+    fx_store_url(url, f->dir, "registry.db");
     if (iot_registry_open(url, &f->reg) || iot_cache_open(NULL, &f->cache))
         return -1;
-    snprintf(url, sizeof url, "sqlite://%s/documents.db", f->dir);
+    fx_store_url(url, f->dir, "documents.db");
     if (iot_docs_open(url, &f->docs))
         return -1;
     flaky_ops = iot_docs_sqlite;
@@ -89,16 +85,7 @@ static int teardown(void **state)
     iot_docs_close(&f->docs);
     iot_cache_close(&f->cache);
     iot_registry_close(&f->reg);
-    DIR *d = opendir(f->dir);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", f->dir, e->d_name);
-        if (e->d_name[0] != '.')
-            unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
+    fx_dir_remove(f->dir);
     free(f);
     return 0;
 }

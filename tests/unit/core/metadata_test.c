@@ -56,7 +56,8 @@ static void test_parse(void **state)
     assert_true(big);
 }
 
-static void put_at(struct fx *f, int64_t dev, int64_t owner, double lat, double lon, int64_t ts)
+static void put_at(struct docs_fx *f, int64_t dev, int64_t owner, double lat, double lon,
+                   int64_t ts)
 {
     char text[128];
     snprintf(text, sizeof text, "{\"location\":{\"latitude\":%.6f,\"longitude\":%.6f}}", lat, lon);
@@ -68,7 +69,7 @@ static void put_at(struct fx *f, int64_t dev, int64_t owner, double lat, double 
 
 static void test_tags(void **state)
 {
-    struct fx *f = *state;
+    struct docs_fx *f = *state;
     bool added;
     char *body = NULL;
     assert_rc(iot_metadata_tag_remove(&f->docs, 1, 5, "x", 10, NULL), IOT_ENOTFOUND);
@@ -90,7 +91,7 @@ static void test_tags(void **state)
 }
 
 struct adder {
-    struct fx *f;
+    struct docs_fx *f;
     int base;
 };
 
@@ -111,7 +112,7 @@ static void *add_tags(void *arg)
 /* Writers at the exact rev: every tag of every writer lands. */
 static void test_concurrent_tags(void **state)
 {
-    struct fx *f = *state;
+    struct docs_fx *f = *state;
     pthread_t t[4];
     struct adder a[4];
     for (int i = 0; i < 4; i++) {
@@ -147,7 +148,7 @@ static int collect(void *ctx, const struct iot_doc *doc, double distance_m)
  * corners of the boxes that lie beyond the radius left out. */
 static void test_search_merges_two_boxes(void **state)
 {
-    struct fx *f = *state;
+    struct docs_fx *f = *state;
     put_at(f, 1, 5, 0, 179.99, 100);
     put_at(f, 2, 5, 0, -179.99, 200);
     put_at(f, 3, 5, 0, 179.95, 300);
@@ -192,7 +193,7 @@ static int count_found(void *ctx, const struct iot_doc *doc, double distance_m)
  * the scan reads on to the end. */
 static void test_search_reads_past_a_chunk(void **state)
 {
-    struct fx *f = *state;
+    struct docs_fx *f = *state;
     for (int i = 1; i <= 150; i++)
         put_at(f, i, 5, (i % 2) ? 1 : 50, 10, i);
     struct iot_metadata_search s = {.base = {.user_id = 5}, .n_boxes = 1,

@@ -680,13 +680,7 @@ def main():
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     ap.set_defaults(batch_size=1)  # core.Runner passes it to every script; unused here
     args = ap.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is missing: run scripts/deps.sh")
-    binary = os.path.abspath(args.binary)
-    bare = os.path.abspath(args.bare or os.path.join(os.path.dirname(binary), "bench_bare"))
-    for b in (binary, bare):
-        if not os.access(b, os.X_OK):
-            sys.exit(f"{b} is missing: run `make build`")
+    binary, bare = core.programs(args)
 
     started = datetime.datetime.now(datetime.timezone.utc)
     t_start = time.time()

@@ -448,6 +448,19 @@ def ingest_check(base, res, before):
 
 # ---- the run ----------------------------------------------------------------
 
+def programs(args):
+    """(iotflowd, bench_bare): --binary and --bare (default: next to it) as
+    absolute paths; exits unless both and wrk are there."""
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: run scripts/deps.sh")
+    binary = os.path.abspath(args.binary)
+    bare = os.path.abspath(args.bare or os.path.join(os.path.dirname(binary), "bench_bare"))
+    for b in (binary, bare):
+        if not os.access(b, os.X_OK):
+            sys.exit(f"{b} is missing: run `make build`")
+    return binary, bare
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", default="build/iotflowd", help="iotflowd to measure")
@@ -473,15 +486,9 @@ def main():
                     help="skip the column with telemetry on Cassandra")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is missing: run scripts/deps.sh")
     if not 1 <= args.batch_size <= 1000:
         sys.exit("--batch-size must be 1..1000")
-    binary = os.path.abspath(args.binary)
-    bare = os.path.abspath(args.bare or os.path.join(os.path.dirname(binary), "bench_bare"))
-    for b in (binary, bare):
-        if not os.access(b, os.X_OK):
-            sys.exit(f"{b} is missing: run `make build`")
+    binary, bare = programs(args)
 
     started = datetime.datetime.now(datetime.timezone.utc)
     t_start = time.time()

@@ -144,8 +144,10 @@ json_t *iot_metadata_parse(const json_t *in, bool *too_large, char *why, size_t 
     json_t *loc = location_parse(json_object_get(in, "location"), why, why_size);
     if (!loc)
         return NULL;
-    return json_pack("{s:O, s:O, s:o}", "tags", tags ? tags : json_array(),
-                     "attributes", attrs ? attrs : json_object(), "location", loc);
+    /* Borrowed values are taken with a new reference (O), fresh ones are
+     * handed over (o), so that the defaults do not leak. */
+    return json_pack("{s:o, s:o, s:o}", "tags", tags ? json_incref(tags) : json_array(),
+                     "attributes", attrs ? json_incref(attrs) : json_object(), "location", loc);
 }
 
 json_t *iot_metadata_empty(int64_t device_id)

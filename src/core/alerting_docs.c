@@ -190,8 +190,12 @@ static void emit_event(const struct iot_alert_env *env, const char *type, int64_
     json_t *details = json_object();
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         json_t *v = json_object_get(body, keys[i]);
+        /* Copies, not references: the details go to the event log's thread,
+         * and a value shared with `body` would have its reference count
+         * changed from two threads at once. */
         if (v)
-            json_object_set(details, strcmp(keys[i], "id") ? keys[i] : "alert_id", v);
+            json_object_set_new(details, strcmp(keys[i], "id") ? keys[i] : "alert_id",
+                                json_deep_copy(v));
     }
     iot_events_emit(env->events, type, user_id, device_id, details);
 }

@@ -139,6 +139,7 @@ CLOSE_BOUND = 6.0
 
 def test_per_ip_cap_keeps_others_served(start_server):
     srv = start_server(env=SLOW_ENV)
+    opened = time.monotonic()
     held = [connect(srv, "127.0.0.2") for _ in range(6)]
     try:
         for s in held:
@@ -150,7 +151,13 @@ def test_per_ip_cap_keeps_others_served(start_server):
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and sum(map(is_closed, held)) < 3:
             time.sleep(0.05)
-        assert sum(map(is_closed, held)) == 3, "expected exactly 3 of 6 refused"
+        closed = sum(map(is_closed, held))
+        # Past the 2 s header deadline the held three may be closed too
+        # (a build as slow as ThreadSanitizer's gets there): then at least.
+        if time.monotonic() - opened < 2:
+            assert closed == 3, "expected exactly 3 of 6 refused"
+        else:
+            assert closed >= 3, "expected at least 3 of 6 refused"
         # Another client (another address) is served meanwhile.
         r = requests.get(srv.base + "/health", timeout=5)
         assert r.status_code == 200, describe(r)

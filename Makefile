@@ -17,7 +17,8 @@ IOTFLOW_DATA_DIR ?= ./data
 
 # The servers the tests use beside the embedded stores (scripts/services.sh).
 TEST_SERVICES ?= postgres redis cassandra cassandra3 ferretdb
-# Starts them (idempotent) and exports DATABASE_URL and REDIS_URL. A server
+# Starts them (idempotent) and exports DATABASE_URL, REDIS_URL,
+# CASSANDRA_HOSTS, CASSANDRA3_HOSTS and MONGODB_URL. A server
 # that does not start stops the target here (eval "$$(…)" alone would hide
 # the failure and the tests would quietly skip what needs it).
 WITH_SERVICES = svc_env="$$(scripts/services.sh start $(TEST_SERVICES))" && eval "$$svc_env" &&
@@ -49,8 +50,10 @@ run: build
 	fi
 
 # Every test: the C suites (the contract suites on every backend), then the
-# black-box API suite twice — on the embedded stores, and on PostgreSQL +
-# Redis (with the two-instance and fault tests), then the spec test.
+# black-box API suite three times — on the embedded stores, on PostgreSQL +
+# Redis (with the two-instance and fault tests), and on the full server
+# stack (PostgreSQL, Redis, Cassandra, FerretDB) — the Cassandra node-loss
+# test, the spec test and the fuzzers.
 test: build
 	@$(WITH_SERVICES) $(MAKE) --no-print-directory test-c test-api test-api-servers \
 	  test-api-cassandra test-node-loss BIN_DIR=$(BUILD_DIR)

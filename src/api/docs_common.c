@@ -40,12 +40,3 @@ bool iot_docs_orphaned(struct iot_app *app, enum iot_docs_coll coll, int64_t dev
     return true;
 }
 
-void iot_reply_body(struct iot_req *r, int status, const char *body, size_t len)
-{
-    char *copy = malloc(len + 1);
-    if (copy) {
-        memcpy(copy, body, len);
-        copy[len] = '\0';
-    }
-    iot_reply_raw(r, status, copy, len);
-}

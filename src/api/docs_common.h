@@ -30,7 +30,4 @@ struct iot_app;
 bool iot_docs_orphaned(struct iot_app *app, enum iot_docs_coll coll, int64_t device_id,
                        int64_t user_id);
 
-/* Answers a copy of a stored JSON body. */
-void iot_reply_body(struct iot_req *r, int status, const char *body, size_t len);
-
 #endif

@@ -151,8 +151,6 @@ static void submit(struct iot_req *r, bool batch)
             submission_free(s);
         return;
     }
-    /* Presence reaches the cache after the commit; the watch reads it now. */
-    iot_events_device_seen(app->events, d.id, d.user_id, d.last_seen);
     s->r = r;
     s->job = (struct iot_ingest_job){.msgs = s->parsed.msgs, .n = s->parsed.n,
                                      .done = submission_done, .ctx = s};
@@ -165,7 +163,12 @@ static void submit(struct iot_req *r, bool batch)
         iot_reply_error(r, 503, rc == IOT_ELIMIT ? "Ingest queue full" : "Shutting down",
                         "the server cannot take more telemetry right now; retry later");
         iot_req_resume(r);
+        return;
     }
+    /* Only telemetry taken counts as a sighting. Presence reaches the
+     * cache after the commit; the watch needs it now (d is our copy: s may
+     * already be gone). */
+    iot_events_device_seen(app->events, d.id, d.user_id, d.last_seen);
 }
 
 void iot_h_telemetry_post(struct iot_req *r) { submit(r, false); }

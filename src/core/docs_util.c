@@ -9,6 +9,7 @@
 
 #define PAUSE_STEP_US 1000
 #define PAUSE_CAP_US 32000
+_Static_assert(PAUSE_STEP_US << 5 == PAUSE_CAP_US, "the cap is the fifth doubling");
 
 struct loaded {
     json_t *body;
@@ -58,9 +59,7 @@ void iot_docs_conflict_pause(int attempt)
     /* "Full jitter": a uniform pause up to a cap that doubles per lost
      * race, so that writers that collided spread out instead of meeting
      * again; the cap stops at PAUSE_CAP_US (16 attempts wait ~0.4 s at most). */
-    uint32_t cap = PAUSE_STEP_US << (attempt < 6 ? attempt : 6);
-    if (cap > PAUSE_CAP_US)
-        cap = PAUSE_CAP_US;
+    uint32_t cap = PAUSE_STEP_US << (attempt < 5 ? attempt : 5);
     int64_t us = PAUSE_STEP_US / 2 + randombytes_uniform(cap);
     struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
     nanosleep(&ts, NULL);

@@ -3,8 +3,8 @@
  * four agree on spelling and case.
  *
  * No URL or "" is the embedded backend. Otherwise the scheme is the text
- * before the first ':' (or the whole URL when it has none), compared
- * case-insensitively with the table's: "sqlite:x.db", "SQLite:x.db",
+ * before the first ':' (or, for an interface that takes no paths, the whole
+ * URL when it has none), compared case-insensitively with the table's: "sqlite:x.db", "SQLite:x.db",
  * "memory", "redis://…" and "postgresql://…" all pick by scheme. A URL
  * whose scheme is not in the table is a file path for the embedded backend
  * when the interface takes paths (`paths`) and the URL has no "://";

@@ -6,7 +6,6 @@
 
 #include <sodium.h>
 #include <string.h>
-#include <strings.h>
 
 #include "store/backend.h"
 #include "store/postgres/registry_pg.h"

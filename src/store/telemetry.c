@@ -5,7 +5,6 @@
 
 #include <math.h>
 #include <string.h>
-#include <strings.h>
 
 #include "store/backend.h"
 #include "store/cassandra/telemetry_cassandra.h"

@@ -291,8 +291,8 @@ int main(void)
         found = first_mongo_url(getenv("IOT_DOCS_URLS"), url, sizeof url);
     if (!found) {
         printf("docs_mongo_test: no mongodb:// URL in IOT_DOCS_URLS_EXTRA or IOT_DOCS_URLS;"
-               " nothing to test\n");
-        return 0;
+               " skipped\n");
+        return 77; /* ctest's SKIP_RETURN_CODE: shown as skipped, not passed */
     }
     mongoc_init();
     if (run_url(found))

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/err.h"
 
@@ -38,7 +39,7 @@ int dmongo_url_parse(const char *url, mongoc_uri_t **out, char db[DMONGO_DB_MAX 
                      size_t why_size)
 {
     *out = NULL;
-    if (!url || strncmp(url, "mongodb://", 10) != 0) {
+    if (!url || strncasecmp(url, "mongodb://", 10) != 0) {
         snprintf(why, why_size, "not a mongodb:// URL");
         return IOT_EINVAL;
     }

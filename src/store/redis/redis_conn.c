@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 
 #include "util/err.h"
@@ -156,7 +157,7 @@ int iot_redis_parse_url(const char *url, struct iot_redis_cfg *cfg)
     snprintf(cfg->prefix, sizeof cfg->prefix, "%s", IOT_REDIS_DEFAULT_PREFIX);
     cfg->prefix_len = strlen(cfg->prefix);
     static const char scheme[] = "redis://";
-    if (!url || strncmp(url, scheme, sizeof scheme - 1) != 0)
+    if (!url || strncasecmp(url, scheme, sizeof scheme - 1) != 0)
         return url_error("must start with redis://");
     const char *rest = url + sizeof scheme - 1;
     const char *query = strchr(rest, '?');

@@ -44,6 +44,23 @@ struct user_rules {
 
 static int64_t mono_ms(void) { return iot_mono_us() / 1000; }
 
+/* After a failed first load: the device has an empty rule set until
+ * refresh_at, so that a store that is down costs one load (and one log
+ * line) per device per retry period, not one per message. Best effort. */
+static void remember_no_rules(struct iot_alerting *a, int64_t device_id, int64_t user_id,
+                              int64_t refresh_at)
+{
+    struct device_rules *d = calloc(1, sizeof *d);
+    struct iot_mtab_node *n = d ? iot_mtab_add(&a->devices, &device_id, sizeof device_id) : NULL;
+    if (!n) {
+        free(d);
+        return;
+    }
+    *d = (struct device_rules){.device_id = device_id, .user_id = user_id,
+                               .refresh_at = refresh_at};
+    n->val.ptr = d;
+}
+
 static void free_device(void *ctx, struct iot_mtab_node *n)
 {
     (void)ctx;
@@ -308,6 +325,8 @@ static struct device_rules *device_rules(struct iot_alerting *a, int64_t device_
         free(d);
         if (old) /* keep evaluating what was known, and try again soon */
             old->refresh_at = now + LOAD_RETRY_MS;
+        else /* nothing known: no rules until then, not a load per message */
+            remember_no_rules(a, device_id, user_id, now + LOAD_RETRY_MS);
         return old;
     }
     if (old)

@@ -11,15 +11,6 @@
 #include "util/clock.h"
 #include "util/err.h"
 
-json_t *iot_json_time(int64_t ms)
-{
-    if (ms == 0)
-        return json_null();
-    char buf[IOT_ISO8601_LEN + 1];
-    iot_iso8601(ms, buf, sizeof buf);
-    return json_string(buf);
-}
-
 json_t *iot_json_user(const struct iot_user *u)
 {
     return json_pack("{s:I, s:s, s:s, s:s, s:b, s:b, s:o, s:o, s:o}", "id", (json_int_t)u->id,

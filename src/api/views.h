@@ -13,9 +13,8 @@
 
 #include "http/request.h"
 #include "store/registry.h"
+#include "util/json_out.h" /* iot_json_time */
 
-/* ISO-8601 string, or JSON null for 0 ("never"). */
-json_t *iot_json_time(int64_t ms);
 json_t *iot_json_user(const struct iot_user *u);
 json_t *iot_json_device(const struct iot_device *d);
 /* "abcd1234…": the first characters of a key, never the key. */

@@ -249,7 +249,7 @@ int iot_alert_raise(const struct iot_alert_env *env, const struct iot_alert_new 
         text_or_null(a->measurement), "value", a->value ? a->value : json_null(), "operator",
         text_or_null(a->op), "threshold", a->has_threshold ? json_real(a->threshold) : json_null(),
         "severity", iot_alert_severity_name(a->severity), "status", IOT_ALERT_STATUS_ACTIVE,
-        "message", a->message ? a->message : "", "raised_at", iot_alert_time_json(a->raised_ms),
+        "message", a->message ? a->message : "", "raised_at", iot_json_time(a->raised_ms),
         "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by");
     if (!body)
         return IOT_ENOMEM;
@@ -314,7 +314,7 @@ static json_t *changed_body(json_t *body, enum iot_alert_action action, const ch
     const char *status = ack ? IOT_ALERT_STATUS_ACKNOWLEDGED : IOT_ALERT_STATUS_RESOLVED;
     json_object_set_new(next, "status", json_string(status));
     json_object_set_new(next, ack ? "acknowledged_at" : "resolved_at",
-                        iot_alert_time_json(iot_now_ms()));
+                        iot_json_time(iot_now_ms()));
     json_object_set_new(next, ack ? "acknowledged_by" : "resolved_by", json_string(by));
     return next;
 }

@@ -9,6 +9,7 @@
 #include "core/secrets.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/json_out.h"
 
 static const char *const op_names[] = {">", ">=", "<", "<=", "==", "!="};
 static const char *const severity_names[] = {"info", "warning", "error", "critical"};
@@ -280,15 +281,6 @@ void iot_alert_rule_key(const char *name, char out[IOT_DOCS_KEY_MAX + 1])
 
 static json_t *id_or_null(int64_t id) { return id ? json_integer(id) : json_null(); }
 
-json_t *iot_alert_time_json(int64_t ms)
-{
-    if (!ms)
-        return json_null();
-    char buf[IOT_ISO8601_LEN + 1];
-    iot_iso8601(ms, buf, sizeof buf);
-    return json_string(buf);
-}
-
 json_t *iot_alert_rule_json(const struct iot_alert_rule *rule)
 {
     return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:f, s:s, s:f, s:f, s:b, s:b, s:o, s:o}",
@@ -299,8 +291,8 @@ json_t *iot_alert_rule_json(const struct iot_alert_rule *rule)
                      severity_names[rule->severity], "duration_s",
                      (double)rule->duration_ms / 1000.0, "cooldown_s",
                      (double)rule->cooldown_ms / 1000.0, "auto_resolve", rule->auto_resolve,
-                     "enabled", rule->enabled, "created_at", iot_alert_time_json(rule->created_at),
-                     "updated_at", iot_alert_time_json(rule->updated_at));
+                     "enabled", rule->enabled, "created_at", iot_json_time(rule->created_at),
+                     "updated_at", iot_json_time(rule->updated_at));
 }
 
 static int64_t stored_time(json_t *body, const char *key)

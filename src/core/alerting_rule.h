@@ -73,8 +73,6 @@ size_t iot_alert_text_chars(const char *s, size_t len);
  * user may choose stays unique per user. */
 void iot_alert_rule_key(const char *name, char out[IOT_DOCS_KEY_MAX + 1]);
 
-/* A time as rules and alerts store it: ISO 8601, or JSON null for 0. */
-json_t *iot_alert_time_json(int64_t ms);
 
 /* Whether `value` <op> `threshold` holds. */
 bool iot_alert_op_holds(enum iot_alert_op op, double value, double threshold);

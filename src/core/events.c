@@ -177,9 +177,7 @@ void iot_events_emit(struct iot_events *ev, const char *type, int64_t user_id, i
 /* {"last_seen": ISO time or null} */
 static json_t *last_seen_details(int64_t last_seen)
 {
-    char at[IOT_ISO8601_LEN + 1];
-    iot_iso8601(last_seen, at, sizeof at);
-    return json_pack("{s:o}", "last_seen", last_seen ? json_string(at) : json_null());
+    return json_pack("{s:o}", "last_seen", iot_json_time(last_seen));
 }
 
 void iot_events_device_seen(struct iot_events *ev, int64_t device_id, int64_t user_id,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/clock.h"
 
 /* A real token longer than this is not one jansson or we wrote; it is
  * copied unchanged. */
@@ -212,4 +213,13 @@ char *iot_json_dumps(const json_t *v)
     char *out = iot_json_shorten_reals(text, strlen(text), &len);
     free(text);
     return out;
+}
+
+json_t *iot_json_time(int64_t ms)
+{
+    if (ms == 0)
+        return json_null();
+    char buf[IOT_ISO8601_LEN + 1];
+    iot_iso8601(ms, buf, sizeof buf);
+    return json_string(buf);
 }

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Longest text iot_json_real_text writes, with its NUL: "-" + 17 digits +
  * "." + "e-324"-style exponent, or a plain decimal of up to 17 + 4 zeros. */
@@ -33,5 +34,9 @@ char *iot_json_dumps(const json_t *v);
  * text, NUL-terminated, with its length in *out_len; NULL when out of
  * memory. */
 char *iot_json_shorten_reals(const char *in, size_t len, size_t *out_len);
+
+/* A time in ms as the API writes it: an ISO-8601 string, or JSON null for
+ * 0 ("never"). A new reference. */
+json_t *iot_json_time(int64_t ms);
 
 #endif

@@ -14,6 +14,7 @@
 #include "util/hash_table.h"
 
 #define SWEEP_MAX 4096 /* devices found quiet per sweep; the rest wait for the next */
+#define SWEEP_CHUNK 1024 /* buckets visited per hold of the lock */
 
 struct iot_presence_watch {
     int64_t window_ms;
@@ -126,9 +127,17 @@ size_t iot_presence_watch_sweep(struct iot_presence_watch *w, int64_t now_ms,
     struct sweep_ctx s = {.w = w, .now = now_ms, .found = malloc(SWEEP_MAX * sizeof *s.found)};
     if (!s.found)
         return 0;
+    /* The table once round, a chunk of buckets per hold of the lock, so
+     * that telemetry requests (which take it) never wait on a whole sweep. */
     pthread_mutex_lock(&w->lock);
-    iot_mtab_sweep(&w->seen, w->seen.nbuckets, take_quiet, NULL, &s);
+    size_t total = w->seen.nbuckets;
     pthread_mutex_unlock(&w->lock);
+    for (size_t done = 0; done < total && s.n < SWEEP_MAX; done += SWEEP_CHUNK) {
+        pthread_mutex_lock(&w->lock);
+        size_t chunk = total - done < SWEEP_CHUNK ? total - done : SWEEP_CHUNK;
+        iot_mtab_sweep(&w->seen, chunk, take_quiet, NULL, &s);
+        pthread_mutex_unlock(&w->lock);
+    }
     size_t offline = 0;
     for (size_t i = 0; i < s.n; i++) {
         int64_t last = iot_presence_latest(s.found[i].last_seen,

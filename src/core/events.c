@@ -180,16 +180,27 @@ static json_t *last_seen_details(int64_t last_seen)
     return json_pack("{s:o}", "last_seen", iot_json_time(last_seen));
 }
 
+bool iot_events_device_arriving(struct iot_events *ev, int64_t device_id, int64_t user_id,
+                                int64_t known, int64_t *prev)
+{
+    return ev && iot_presence_watch_seen(ev->presence, device_id, user_id, known, iot_now_ms(),
+                                         prev);
+}
+
+void iot_events_device_online(struct iot_events *ev, int64_t device_id, int64_t user_id,
+                              int64_t prev)
+{
+    char id[IOT_DOCS_ID_MAX + 1];
+    snprintf(id, sizeof id, "online-%lld-%lld", (long long)device_id, (long long)prev);
+    enqueue(ev, id, IOT_EV_DEVICE_ONLINE, user_id, device_id, last_seen_details(prev));
+}
+
 void iot_events_device_seen(struct iot_events *ev, int64_t device_id, int64_t user_id,
                             int64_t known)
 {
     int64_t prev;
-    if (!ev || !iot_presence_watch_seen(ev->presence, device_id, user_id, known, iot_now_ms(),
-                                        &prev))
-        return;
-    char id[IOT_DOCS_ID_MAX + 1];
-    snprintf(id, sizeof id, "online-%lld-%lld", (long long)device_id, (long long)prev);
-    enqueue(ev, id, IOT_EV_DEVICE_ONLINE, user_id, device_id, last_seen_details(prev));
+    if (iot_events_device_arriving(ev, device_id, user_id, known, &prev))
+        iot_events_device_online(ev, device_id, user_id, prev);
 }
 
 void iot_events_device_gone(struct iot_events *ev, int64_t device_id, int64_t user_id)

@@ -89,7 +89,18 @@ int iot_events_purge(struct iot_events *ev, int64_t before_ms, int64_t *deleted)
  * instances share an id, so the log keeps one. NULL ev is a no-op. */
 void iot_events_device_seen(struct iot_events *ev, int64_t device_id, int64_t user_id,
                             int64_t known);
-/* Stops watching a deleted device (no offline event follows). */
+/* iot_events_device_seen in two steps, for a sighting that may yet be
+ * refused (telemetry the ingest queue may not take): _arriving() before
+ * the sighting can reach the cache store (the ingest writer records it
+ * there, and would hide the transition from the check) says whether the
+ * device comes online, with its previous sighting in *prev; once the
+ * sighting is taken, _online() records the transition. */
+bool iot_events_device_arriving(struct iot_events *ev, int64_t device_id, int64_t user_id,
+                                int64_t known, int64_t *prev);
+void iot_events_device_online(struct iot_events *ev, int64_t device_id, int64_t user_id,
+                              int64_t prev);
+/* Stops watching a device: a deleted one (no offline event follows), or
+ * one whose arriving sighting was refused. */
 void iot_events_device_gone(struct iot_events *ev, int64_t device_id, int64_t user_id);
 
 #define IOT_EVENT_ID_LEN 32 /* random lowercase hex */

@@ -110,7 +110,8 @@ test-node-loss:
 # requests from docs/openapi.yaml and checks every answer against it, on
 # the embedded stores, as a device, a user and the admin; zero failures
 # (tests/spec/run_schemathesis.py). Bounded: SPEC_MAX_EXAMPLES cases per
-# operation and phase, fixed SPEC_SEED; about a minute on 2 cores.
+# operation and phase, fixed SPEC_SEED; the four passes run two at a time
+# (SPEC_JOBS), each on a server of its own: about 7 minutes on 2 cores.
 SPEC_MAX_EXAMPLES ?= 10
 SPEC_SEED ?= 20261206
 test-spec:

@@ -30,10 +30,12 @@ admin token must not lock the run out), missing_required_header and
 unsupported_method (405 for every listed path is the API suite's job).
 
 Bounded: --max-examples per operation and phase, a fixed --seed (the same
-cases every run; another seed explores others), one worker. Exit status 0
+cases every run; another seed explores others), one worker per pass, --jobs
+passes at once, each on a server of its own. Exit status 0
 only when every pass had zero failures.
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import shutil
@@ -159,6 +161,7 @@ def validate_spec(spec):
         raise SystemExit(f"{spec} is not a valid OpenAPI 3.1 document:\n  " + "\n  ".join(problems))
     print(f"== {spec}: valid OpenAPI {schema.raw_schema.get('openapi')}, "
           f"{sum(1 for _ in schema.get_all_operations())} operations", flush=True)
+    return schema.raw_schema
 
 
 def toml_str(s):
@@ -225,8 +228,14 @@ def write_config(path, server, objs, ident, args):
     }
     # Never tested by schemathesis: the live stream never ends by itself
     # (tests/api/test_telemetry_stream.py covers it); logout would revoke
-    # this pass's Bearer token (it runs, unauthenticated, in the admin pass).
+    # this pass's Bearer token (tests/api/test_auth.py covers it).
     skipped = ["streamTelemetry"] + (["logout"] if "BearerAuth" in auth else [])
+    # The device pass configures every scheme and runs every operation; the
+    # others run only what their credential opens (the rest would be 401s
+    # and public answers the device pass already checks).
+    if ident != "device":
+        skipped += sorted(op for op, schemes in objs["schemes"].items()
+                          if not schemes & auth.keys())
     for op in skipped:
         lines += ["", "[[operations]]", f"include-operation-id = {toml_str(op)}", "enabled = false"]
     # start_time <= end_time, and at most 10000 windows, are rules across
@@ -240,6 +249,18 @@ def write_config(path, server, objs, ident, args):
     path.write_text("\n".join(lines) + "\n")
 
 
+def operation_schemes(raw):
+    """{operationId: the security schemes that open it} (empty: public)."""
+    default = raw.get("security", [])
+    out = {}
+    for item in raw.get("paths", {}).values():
+        for op in item.values():
+            if isinstance(op, dict) and "operationId" in op:
+                out[op["operationId"]] = {name for req in op.get("security", default)
+                                          for name in req}
+    return out
+
+
 def run_pass(server, objs, ident, args, workdir):
     cfg = workdir / f"schemathesis-{ident}.toml"
     write_config(cfg, server, objs, ident, args)
@@ -250,9 +271,14 @@ def run_pass(server, objs, ident, args, workdir):
     if args.max_time:
         cmd += ["--max-time", str(args.max_time)]
     cmd += args.extra
-    print(f"== schemathesis pass '{ident}': {' '.join(cmd[3:])}", flush=True)
+    log = workdir / f"schemathesis-{ident}.log"
     t0 = time.monotonic()
-    rc = subprocess.call(cmd, cwd=workdir)
+    with open(log, "w") as out:
+        out.write(f"== schemathesis pass '{ident}': {' '.join(cmd[3:])}\n")
+        out.flush()
+        rc = subprocess.call(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+    # One pass's output in one piece, even when passes run side by side.
+    print(log.read_text(), end="", flush=True)
     print(f"== pass '{ident}': exit {rc} in {time.monotonic() - t0:.0f} s", flush=True)
     return rc, junit_counts(report)
 
@@ -274,6 +300,29 @@ def junit_counts(report_dir):
     return passed, failed, skipped
 
 
+def one_pass(ident, schemes, args, workdir):
+    """Runs one pass on a server of its own: (what failed, counts)."""
+    # No rate limit may turn the run into 429s: devices, and the admin-token
+    # throttle (negative cases send wrong admin tokens).
+    server = conftest.Server(env={"IOTFLOW_DEVICE_RATE_LIMIT": "0", "IOTFLOW_ADMIN_FAIL_LIMIT": "0"})
+    server.start()
+    failed, counts = [], (0, 0, 0)
+    try:
+        objs = dict(setup(server), schemes=schemes)
+        rc, counts = run_pass(server, objs, ident, args, workdir)
+        if rc != 0:
+            failed.append(ident)
+        if not server.alive():
+            print(f"iotflowd died in pass '{ident}'; stderr tail:\n{server.stderr()[-3000:]}")
+            failed.append(f"server died ({ident})")
+    finally:
+        rc, _ = server.stop()
+        if rc != 0:
+            failed.append(f"iotflowd exit {rc} ({ident})")
+        server.cleanup()
+    return failed, counts
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spec", default=str(ROOT / "docs" / "openapi.yaml"))
@@ -283,38 +332,24 @@ def main():
     ap.add_argument("--phases", default="examples,coverage,fuzzing")
     ap.add_argument("--passes", default=",".join(PASSES))
     ap.add_argument("--request-timeout", type=float, default=10.0)
+    ap.add_argument("--jobs", type=int, default=int(os.environ.get("SPEC_JOBS", "2")),
+                    help="passes run at once")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("extra", nargs="*", help="more schemathesis run options (after --)")
     args = ap.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="iotflowd-spec-"))
-    validate_spec(args.spec)
-    # No rate limit may turn the run into 429s: devices, and the admin-token
-    # throttle (negative cases send wrong admin tokens).
-    server = conftest.Server(env={"IOTFLOW_DEVICE_RATE_LIMIT": "0", "IOTFLOW_ADMIN_FAIL_LIMIT": "0"})
-    server.start()
-    failed = []
-    totals = [0, 0, 0]
-    try:
-        for ident in args.passes.split(","):
-            objs = setup(server)
-            rc, counts = run_pass(server, objs, ident, args, workdir)
-            totals = [a + b for a, b in zip(totals, counts)]
-            if rc != 0:
-                failed.append(ident)
-            if not server.alive():
-                print(f"iotflowd died; stderr tail:\n{server.stderr()[-3000:]}")
-                failed.append("server died")
-                break
-    finally:
-        rc, err = server.stop()
-        if rc != 0:
-            failed.append(f"iotflowd exit {rc}")
-        server.cleanup()
-        if args.keep:
-            print(f"work directory kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    schemes = operation_schemes(validate_spec(args.spec))
+    # Passes run side by side (--jobs), each on a server of its own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda ident: one_pass(ident, schemes, args, workdir),
+                                args.passes.split(",")))
+    if args.keep:
+        print(f"work directory kept: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    failed = [f for fails, _ in results for f in fails]
+    totals = [sum(c[i] for _, c in results) for i in range(3)]
     # One line in the form test runners close with: operations x passes.
     print(f"spec: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
     if failed:

@@ -89,9 +89,10 @@ def page(browser, web_server):
     assert not problems.items, "the page reported problems:\n" + "\n".join(problems.items)
 
 
-def shoot(page, name):
-    """A full-page screenshot at tests/browser/out/<name>.png."""
+def shoot(page, name, full_page=True):
+    """A screenshot (the whole page, or what the window shows) at
+    tests/browser/out/<name>.png."""
     OUT.mkdir(exist_ok=True)
     path = OUT / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path

@@ -87,23 +87,26 @@ def test_device_page_shows_telemetry_live(page, web_server):
     # newest value in the latest panel. The stream opens a moment after
     # the page: send until the first point arrives, then count exactly.
     deadline = time.monotonic() + 15
-    value = 22.0
+    sent = 1
     while chart_points(page, "live-chart") == 0 and time.monotonic() < deadline:
-        send(web_server, key, temperature=value, humidity=41)
+        send(web_server, key, temperature=22.0, humidity=41)
+        sent += 1
         page.wait_for_timeout(300)
     before = chart_points(page, "live-chart")
     assert before > 0, "the live chart never received a point"
     for value in (23.25, 24.5, 25.75):
         send(web_server, key, temperature=value, humidity=42)
+        sent += 1
     page.wait_for_function(
         f"document.querySelector('[data-test=live-chart]').dataset.points >= {before + 6}")
     expect(temp).to_have_text("25.75")
     shoot(page, "device")
+    shoot(page, "device-window", full_page=False)  # docs/images/dashboard.png is one
 
     # History: the range picker reloads it; every message is a row.
     page.click("[data-test=range-24h]")
-    expect(page.locator("[data-test=history-rows] tbody tr").first).to_be_visible()
-    assert page.locator("[data-test=history-rows] tbody tr").count() >= 5
+    expect(page.locator("[data-test=history-rows] tbody tr")).to_have_count(sent)
+    expect(page.locator("[data-test=history-rows] tbody tr").first).to_contain_text("25.75")
     # Aggregates by window, of the measurement chosen.
     page.select_option("[data-test=agg-field]", "temperature")
     page.select_option("[data-test=agg-aggregation]", "max")

@@ -9,6 +9,10 @@ Fixtures:
   page        a fresh context and page; records console errors, page errors
               and Content-Security-Policy violations, and fails the test on
               any of them at teardown
+Helpers: register_and_log_in(page, username) and log_in(page, username,
+password) go through the UI's forms (a user made with harness.make_user,
+e.g. promoted with harness.promote_to_admin, logs in with log_in);
+register_device(page, name) returns the key the page shows once.
 Screenshots go to tests/browser/out/ (git-ignored): shoot(page, name).
 """
 import importlib.util
@@ -17,6 +21,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -109,3 +114,36 @@ def shoot(page, name, full_page=True):
     path = OUT / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def log_in(page, username, password):
+    """Logs in through the login form; ends on the devices page."""
+    if not page.url.endswith("#/login"):
+        page.goto("/#/login")
+    page.fill("[data-test=login-username]", username)
+    page.fill("[data-test=login-password]", password)
+    page.click("[data-test=login-submit]")
+    expect(page).to_have_url(re.compile(r"#/devices$"))
+    expect(page.locator("[data-test=nav-user]")).to_have_text(username)
+
+
+def register_and_log_in(page, username, password="pw-browser-1"):
+    """Creates an account through the register form (which logs in)."""
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"#/login$"))
+    page.click("[data-test=to-register]")
+    page.fill("[data-test=register-username]", username)
+    page.fill("[data-test=register-email]", f"{username}@example.com")
+    page.fill("[data-test=register-password]", password)
+    page.click("[data-test=register-submit]")
+    expect(page).to_have_url(re.compile(r"#/devices$"))
+    expect(page.locator("[data-test=nav-user]")).to_have_text(username)
+
+
+def register_device(page, name):
+    """Registers a device on the devices page; returns its API key."""
+    page.fill("[data-test=device-name]", name)
+    page.click("[data-test=device-submit]")
+    key = page.locator("[data-test=api-key]").inner_text()
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", key), key
+    return key

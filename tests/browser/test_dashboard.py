@@ -9,7 +9,7 @@ import time
 import requests
 from playwright.sync_api import expect
 
-from conftest import harness, shoot
+from conftest import harness, log_in, register_and_log_in, register_device, shoot
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -19,26 +19,6 @@ def send(server, key, **data):
     r = requests.post(f"{server.base}/api/v1/telemetry", json={"data": data},
                       headers={"X-API-Key": key}, timeout=30)
     assert r.status_code == 201, harness.describe(r)
-
-
-def register_and_log_in(page, username, password="pw-browser-1"):
-    page.goto("/")
-    expect(page).to_have_url(re.compile(r"#/login$"))
-    page.click("[data-test=to-register]")
-    page.fill("[data-test=register-username]", username)
-    page.fill("[data-test=register-email]", f"{username}@example.com")
-    page.fill("[data-test=register-password]", password)
-    page.click("[data-test=register-submit]")
-    expect(page).to_have_url(re.compile(r"#/devices$"))
-    expect(page.locator("[data-test=nav-user]")).to_have_text(username)
-
-
-def register_device(page, name):
-    page.fill("[data-test=device-name]", name)
-    page.click("[data-test=device-submit]")
-    key = page.locator("[data-test=api-key]").inner_text()
-    assert re.fullmatch(r"[A-Za-z0-9]{32}", key), key
-    return key
 
 
 def chart_points(page, test):
@@ -114,6 +94,12 @@ def test_device_page_shows_telemetry_live(page, web_server):
     expect(page.locator("[data-test=aggregated-rows] tbody tr").first).to_contain_text("25.75")
     expect(page.locator("[data-test=aggregated-chart]")).not_to_have_attribute("data-points", "0")
 
+    # Back on the list, the device is online and active.
+    page.click("text=← Devices")
+    row = page.locator("tr", has=page.get_by_role("link", name=name, exact=True))
+    expect(row.locator("[data-test=online]")).to_have_text("online")
+    expect(row).to_contain_text("active")
+
 
 def test_config_and_metadata_editors(page, web_server):
     register_and_log_in(page, harness.unique("cfg"))
@@ -163,9 +149,7 @@ def test_log_out_and_in_again(page, web_server):
     page.fill("[data-test=login-password]", "wrong")
     page.click("[data-test=login-submit]")
     expect(page.locator("[data-test=notice-error]")).to_contain_text("invalid username or password")
-    page.fill("[data-test=login-password]", password)
-    page.click("[data-test=login-submit]")
-    expect(page).to_have_url(re.compile(r"#/devices$"))
+    log_in(page, username, password)
     assert "token" not in page.url
 
 
@@ -180,3 +164,10 @@ def test_rotate_key(page, web_server):
                       headers={"X-API-Key": old_key}, timeout=30)
     harness.expect_error(r, 401)
     send(web_server, new_key.inner_text(), t=1)
+
+
+def test_admin_link_only_for_admins(page, web_server):
+    admin = harness.promote_to_admin(harness.make_user(web_server, "bearer"))
+    log_in(page, admin.username, admin.password)
+    page.click("[data-test=nav-admin]")
+    expect(page).to_have_url(re.compile(r"#/admin$"))

@@ -39,9 +39,10 @@ foreach(f ${files})
   file(SHA256 ${WEB_DIR}/${f} sha)
   string(SUBSTRING "${sha}" 0 32 tag)
   content_type(${f} type)
-  # Sixteen bytes a line: "0xab, " each.
+  # Sixteen bytes a line: "0xab, " each (CMake's regexes have no {16}).
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1, " bytes "${hex}")
-  string(REGEX REPLACE "((0x[0-9a-f][0-9a-f], ){16})" "\\1\n    " bytes "${bytes}")
+  string(REPEAT "0x[0-9a-f][0-9a-f], " 15 line)
+  string(REGEX REPLACE "(${line}0x[0-9a-f][0-9a-f],) " "\\1\n    " bytes "${bytes}")
   # One byte more than the file, so an empty file is no empty array.
   string(APPEND arrays "/* ${f} */\nstatic const unsigned char asset_${i}[] = {\n    ${bytes}0x00};\n\n")
   string(APPEND table "    {\"${f}\", asset_${i}, ${size}, \"${type}\", \"\\\"${tag}\\\"\"},\n")

@@ -101,8 +101,9 @@ function dispatch(block, onEvent) {
 }
 
 // Reads the event stream at path (under /api/v1) until signal aborts or the
-// server ends it; calls onEvent(eventName, parsedJsonData) for each event.
-export async function stream(path, onEvent, signal) {
+// server ends it; calls onEvent(eventName, parsedJsonData) for each event,
+// and onOpen() (optional) once the server has accepted the stream.
+export async function stream(path, onEvent, signal, onOpen) {
   let res;
   try {
     res = await fetch(BASE + path, {
@@ -115,6 +116,7 @@ export async function stream(path, onEvent, signal) {
     throw e;
   }
   if (!res.ok) throw await failure(res);
+  if (onOpen) onOpen();
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buf = "";

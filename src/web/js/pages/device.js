@@ -81,11 +81,10 @@ function follow(id, onTelemetry, setState, signal) {
       setState("connecting");
       let revoked = false;
       try {
-        setState("live");
         await stream(`/telemetry/${id}/stream`, (event, data) => {
           if (event === "telemetry") onTelemetry(data);
           else if (event === "revoked") revoked = true;
-        }, signal);
+        }, signal, () => setState("live"));
       } catch (e) {
         if (e.status === 401 || e.status === 403 || e.status === 404) return setState("closed");
       }

@@ -1,0 +1,6 @@
+// pages/alerts.js — a placeholder until the pages branch brings the real page.
+import { h } from "../dom.js";
+
+export function render(root) {
+  root.append(h("h1", {}, "Alerts"), h("p", { class: "empty" }, "Coming soon."));
+}

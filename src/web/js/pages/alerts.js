@@ -267,8 +267,11 @@ function rulesSection(names) {
   const severity = select("rule-severity", SEVERITIES.map((s) => [s, s]));
   severity.value = "warning";
   const scope = select("rule-scope", [], null);
-  const duration = field("duration_s", { type: "number", min: "0", max: "86400", step: "any", value: "0" });
-  const autoResolve = field("auto_resolve", { type: "checkbox", checked: "" });
+  const duration = field("duration_s", { type: "number", min: "0", max: "86400", step: "any" });
+  duration.defaultValue = "0";
+  const autoResolve = field("auto_resolve", { type: "checkbox" });
+  autoResolve.defaultChecked = true; // what form.reset() comes back to
+  autoResolve.checked = true;
 
   const form = h("form", {
     class: "rule-form",

@@ -54,27 +54,6 @@ static int copy_newest(void *ctx, const struct iot_doc *doc)
     return 1;
 }
 
-/* Whether If-None-Match names our entity tag: a comma-separated list of
- * tags, weak ones ("W/") compared weakly as RFC 9110 asks, or "*". */
-static bool none_match_hits(const char *header, const char *etag)
-{
-    size_t etag_len = strlen(etag);
-    for (const char *p = header; *p;) {
-        p += strspn(p, " \t,");
-        if (*p == '*')
-            return true;
-        if (p[0] == 'W' && p[1] == '/')
-            p += 2;
-        size_t n = strcspn(p, ",");
-        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-            n--;
-        if (n == etag_len && memcmp(p, etag, n) == 0)
-            return true;
-        p += strcspn(p, ",");
-    }
-    return false;
-}
-
 /* Answers the device's newest configuration with its ETag, or 304 when
  * the client holds it already: one find(limit 1), nothing more. */
 static void reply_newest(struct iot_req *r, int64_t device_id)
@@ -90,8 +69,7 @@ static void reply_newest(struct iot_req *r, int64_t device_id)
         return;
     }
     snprintf(r->etag, sizeof r->etag, "\"v%lld\"", (long long)n.version);
-    const char *inm = iot_req_header(r, "If-None-Match");
-    if (inm && none_match_hits(inm, r->etag)) {
+    if (iot_req_etag_matches(r, r->etag)) {
         free(n.body);
         iot_reply_raw(r, 304, calloc(1, 1), 0);
         return;

@@ -18,6 +18,7 @@
 #include "api/device_common.h"
 #include "api/handlers.h"
 #include "api/views.h"
+#include "api/web.h"
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -141,8 +142,14 @@ void iot_h_status(struct iot_req *r)
         reply_plain(r);
 }
 
+/* GET / and GET /api/v1: the service description. At / a browser (Accept
+ * preferring text/html) gets the dashboard instead (api/web.c). */
 void iot_h_root(struct iot_req *r)
 {
+    if (strcmp(r->path, "/") == 0 && iot_web_prefers_html(r)) {
+        iot_web_reply_index(r);
+        return;
+    }
     iot_reply_json(r, 200,
                    json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:s}",
                              "name", "IoTFlow (iotflowd)", "version", IOT_VERSION, "description",

@@ -3,6 +3,7 @@
 #include "api/handlers.h"
 #include "api/handlers_alerts.h"
 #include "api/handlers_events.h"
+#include "api/web.h"
 
 #define V1 "/api/v1"
 
@@ -10,6 +11,12 @@
 
 const struct iot_route iot_api_routes[] = {
     {"GET", "/", iot_h_root},
+    /* The dashboard (api/web.c): "/" answers it to browsers, the JSON
+     * description to everyone else; /api/v1 the JSON always. */
+    {"GET", V1, iot_h_root},
+    {"GET", "/ui/{}", iot_h_web_asset},
+    {"GET", "/ui/js/{}", iot_h_web_asset},
+    {"GET", "/ui/js/pages/{}", iot_h_web_asset},
     {"GET", "/health", iot_h_health},
     {"GET", "/status", iot_h_status},
 

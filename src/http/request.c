@@ -151,6 +151,26 @@ bool iot_req_query_bool(struct iot_req *r, const char *name, bool def)
     return def;
 }
 
+bool iot_req_etag_matches(struct iot_req *r, const char *etag)
+{
+    const char *header = iot_req_header(r, "If-None-Match");
+    size_t etag_len = strlen(etag);
+    for (const char *p = header ? header : ""; *p;) {
+        p += strspn(p, " \t,");
+        if (*p == '*')
+            return true;
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2;
+        size_t n = strcspn(p, ",");
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == etag_len && memcmp(p, etag, n) == 0)
+            return true;
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
 void iot_reply_json(struct iot_req *r, int status, json_t *body)
 {
     char *text = body ? iot_json_dumps(body) : NULL; /* reals in shortest round-trip form */

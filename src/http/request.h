@@ -52,6 +52,11 @@ struct iot_req {
     const char *resp_type;
     char retry_after[24];
     char etag[40]; /* an ETag header to send ("" none): the handler sets it */
+    /* Replaces the API's security headers (server.c) when set: the
+     * dashboard's pages need a policy that lets their own scripts run,
+     * and may be cached if revalidated. n pairs of {name, value}. */
+    const char *const (*security_headers)[2];
+    size_t n_security_headers;
     iot_stream_read_fn stream_read; /* set by iot_reply_stream */
     iot_stream_release_fn stream_release;
     void *stream_ctx;
@@ -83,6 +88,11 @@ bool iot_req_query_int(struct iot_req *r, const char *name, int64_t def, int64_t
                        int64_t *out);
 /* Query flag: "true"/"1"/"yes" → true, "false"/"0"/"no" → false, absent → def. */
 bool iot_req_query_bool(struct iot_req *r, const char *name, bool def);
+
+/* Whether the request's If-None-Match names etag (a quoted tag): a
+ * comma-separated list of tags, weak ones ("W/") compared weakly as
+ * RFC 9110 asks, or "*". The handler then answers 304. */
+bool iot_req_etag_matches(struct iot_req *r, const char *etag);
 
 /* Answers with a JSON value (reference stolen, may be NULL → 500). */
 void iot_reply_json(struct iot_req *r, int status, json_t *body);

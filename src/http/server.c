@@ -263,8 +263,11 @@ static enum MHD_Result send_reply(struct iot_server *s, struct iot_req *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 r->resp_type ? r->resp_type : "application/json");
     MHD_add_response_header(resp, "X-Request-ID", r->request_id);
-    for (size_t i = 0; i < sizeof security_headers / sizeof *security_headers; i++)
-        MHD_add_response_header(resp, security_headers[i][0], security_headers[i][1]);
+    const char *const(*secure)[2] = r->security_headers ? r->security_headers : security_headers;
+    size_t n_secure = r->security_headers ? r->n_security_headers
+                                          : sizeof security_headers / sizeof *security_headers;
+    for (size_t i = 0; i < n_secure; i++)
+        MHD_add_response_header(resp, secure[i][0], secure[i][1]);
     if (r->etag[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
     if (r->retry_after[0])

@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 12
 JOBS        ?= $(shell nproc)
 IOTFLOW_DATA_DIR ?= ./data
 
-.PHONY: all deps build run test test-c test-api test-api-servers test-spec services fuzz sanitize tsan bench bench-cql clean
+.PHONY: all deps build run test test-c test-api test-browser test-api-servers test-spec services fuzz sanitize tsan bench bench-cql clean
 
 # The servers the tests use beside the embedded stores (scripts/services.sh).
 TEST_SERVICES ?= postgres redis cassandra cassandra3 ferretdb
@@ -50,12 +50,13 @@ run: build
 	fi
 
 # Every test: the C suites (the contract suites on every backend), then the
-# black-box API suite three times — on the embedded stores, on PostgreSQL +
+# black-box API suite three times — on the embedded stores (then the
+# dashboard's browser test, also embedded), on PostgreSQL +
 # Redis (with the two-instance and fault tests), and on the full server
 # stack (PostgreSQL, Redis, Cassandra, FerretDB) — the Cassandra node-loss
 # test, the spec test and the fuzzers.
 test: build
-	@$(WITH_SERVICES) $(MAKE) --no-print-directory test-c test-api test-api-servers \
+	@$(WITH_SERVICES) $(MAKE) --no-print-directory test-c test-api test-browser test-api-servers \
 	  test-api-cassandra test-node-loss BIN_DIR=$(BUILD_DIR)
 	@$(MAKE) --no-print-directory test-spec BIN_DIR=$(BUILD_DIR)
 	@$(MAKE) --no-print-directory fuzz
@@ -75,6 +76,12 @@ test-c:
 test-api:
 	@echo "== API suite on the embedded stores"
 	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd $(PYTHON) -m pytest -q tests/api
+
+# The dashboard in headless Chromium (Playwright), on the embedded stores;
+# screenshots in tests/browser/out/.
+test-browser:
+	@echo "== dashboard in a browser (headless Chromium)"
+	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd $(PYTHON) -m pytest -q tests/browser
 
 # This run also covers the epoll event loop (the embedded one, the default poll).
 test-api-servers:

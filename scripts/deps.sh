@@ -39,6 +39,9 @@ TEST_PACKAGES=(
   clang libclang-rt-dev llvm
   python3 python3-venv
   wrk curl
+  # The dashboard's browser test (tests/browser): Playwright drives
+  # Debian's Chromium; DejaVu makes the screenshots' text readable.
+  chromium fonts-dejavu-core
 )
 
 log() { echo "deps.sh: $*" >&2; }
@@ -111,6 +114,13 @@ EOF
   else
     log "FAILED: $VENV lacks test packages"
     sed 's/^/    /' "$dir/py.log" >&2
+    rc=1
+  fi
+  if "$VENV/bin/python" -c 'import playwright.sync_api' 2>"$dir/pw.log" && [ -x /usr/bin/chromium ]; then
+    log "ok: Playwright and /usr/bin/chromium for the browser test"
+  else
+    log "FAILED: the browser test needs Playwright in $VENV and /usr/bin/chromium"
+    sed 's/^/    /' "$dir/pw.log" >&2
     rc=1
   fi
   rm -rf "$dir"

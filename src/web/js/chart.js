@@ -161,11 +161,19 @@ export class LineChart {
     }
     g.textAlign = "center";
     g.textBaseline = "top";
-    const xTicks = Math.max(2, Math.min(6, Math.floor(W / 110)));
+    // Seconds are the finest label: ticks closer than that would repeat.
+    const xTicks = Math.max(1, Math.min(6, Math.floor(W / 110), Math.floor((t1 - t0) / 1000)));
+    let previous = null;
     for (let i = 0; i <= xTicks; i++) {
       const t = t0 + ((t1 - t0) * i) / xTicks;
-      g.fillText(fmtTick(t, t1 - t0), x(t), PAD.top + H + 6);
+      const label = fmtTick(t, t1 - t0);
+      if (label === previous) continue;
+      previous = label;
+      // The end labels stay inside the canvas.
+      g.textAlign = i === 0 ? "left" : i === xTicks ? "right" : "center";
+      g.fillText(label, x(t) + (i === 0 ? -4 : i === xTicks ? 4 : 0), PAD.top + H + 6);
     }
+    g.textAlign = "center";
     g.strokeStyle = "#9aa5b1";
     g.beginPath(); g.moveTo(PAD.left, PAD.top); g.lineTo(PAD.left, PAD.top + H); g.lineTo(PAD.left + W, PAD.top + H); g.stroke();
     // Axis labels.

@@ -61,13 +61,12 @@ class Latest {
     }));
   }
 
+  // The catalog first: /latest answers 404 for a device without
+  // telemetry, and a browser logs every 404 as an error.
   async load(id) {
-    try {
-      const res = await api("GET", `/telemetry/${id}/latest`);
-      for (const [name, m] of Object.entries(res.measurements || {})) this.set(name, m.value, m.timestamp);
-    } catch (e) {
-      if (e.status !== 404) notice(e.message);
-    }
+    const catalog = await attempt(() => api("GET", `/telemetry/${id}/measurements`));
+    const res = catalog && catalog.count ? await attempt(() => api("GET", `/telemetry/${id}/latest`)) : null;
+    for (const [name, m] of Object.entries((res && res.measurements) || {})) this.set(name, m.value, m.timestamp);
     this.draw();
   }
 }

@@ -1,9 +1,10 @@
-// The admin page (#/admin): statistics, every user (activate, deactivate),
-// every device (change its status) and the event log (filter by type).
-// Only for admins: the API refuses the rest (403) and the page says so
-// instead of showing empty tables.
+// pages/admin.js — for an admin: statistics, every user (activate,
+// deactivate), every device (change its status) and the event log
+// (filter by type, "More" paging). Anyone else is told the page is not for
+// them (the API would refuse every request with 403 anyway).
+
 import { api, session } from "../api.js";
-import { h, notice, table, fmtTime } from "../dom.js";
+import { attempt, field, fmtAgo, fmtTime, h, notice, replace, table } from "../dom.js";
 
 const PAGE = 100;
 const DEVICE_STATUSES = ["active", "inactive", "maintenance"];
@@ -15,21 +16,21 @@ const EVENT_TYPES = [
 ];
 
 export function render(root) {
-  const user = session() && session().user;
-  if (!user || !user.is_admin) {
-    root.replaceChildren(h("h1", {}, "Admin"),
-      h("p", { class: "notice error", "data-test": "admin-forbidden" },
-        "This page is for administrators only. Your account is not an administrator."));
+  const me = session().user;
+  if (!me || !me.is_admin) {
+    replace(root, h("h1", {}, "Admin"),
+      h("div", { class: "panel", "data-test": "admin-forbidden" },
+        h("p", {}, "This page is for administrators only, and your account is not one.")));
     return;
   }
-  // Names of users by internal id (devices name their owner so) and by
-  // public id (events do), filled as the user list pages in.
+  // Names of users by internal id (a device names its owner so) and by
+  // public id (an event does), filled as the user list pages in.
   const people = { byId: new Map(), byPublicId: new Map() };
-  const stats = statsSection();
-  const users = usersSection(people, () => stats.reload());
-  const devices = devicesSection(people, () => stats.reload());
-  const events = eventsSection(people);
-  root.replaceChildren(h("h1", {}, "Admin"), stats.node, users.node, devices.node, events.node);
+  const stats = statsPanel();
+  const users = usersPanel(people, stats.reload);
+  const devices = devicesPanel(people, stats.reload);
+  const events = eventsPanel(people);
+  replace(root, h("h1", {}, "Admin"), stats.element, users.element, devices.element, events.element);
   stats.reload();
   users.reload().then(() => {
     devices.reload();
@@ -37,35 +38,29 @@ export function render(root) {
   });
 }
 
-function showError(err) {
-  notice(err && err.message ? err.message : String(err), "error");
-}
-
 // A table that grows a page at a time. `fetchPage(next)` resolves to
 // {items, next}: `next` is what the following page needs (an offset or a
 // cursor), null after the last page.
-function pagedTable(dataTest, columns, fetchPage, emptyText) {
-  const box = h("div", { "data-test": dataTest }, "Loading…");
-  const more = h("button", { type: "button", hidden: "", "data-test": `${dataTest}-more`, onclick: () => page() }, "More");
+function pagedTable(dataTest, columns, fetchPage, empty) {
+  const box = h("div", { "data-test": dataTest }, h("p", { class: "loading" }, "Loading…"));
+  const more = h("button", { type: "button", class: "secondary", hidden: true, "data-test": `${dataTest}-more`,
+                             onclick: () => page() }, "More");
   let items = [];
   let next = null;
   let generation = 0; // a reload makes pages still in flight stale
 
   function draw() {
-    box.replaceChildren(items.length ? table(columns, items) : h("p", { class: "empty" }, emptyText));
+    replace(box, table(columns, items, empty));
     more.hidden = next === null;
   }
 
   async function page() {
     const mine = generation;
-    try {
-      const got = await fetchPage(next);
-      if (mine !== generation) return;
+    const got = await attempt(() => fetchPage(next));
+    if (mine !== generation) return;
+    if (got) {
       items.push(...got.items);
       next = got.next ?? null;
-    } catch (err) {
-      if (mine !== generation) return;
-      showError(err);
     }
     draw();
   }
@@ -77,83 +72,73 @@ function pagedTable(dataTest, columns, fetchPage, emptyText) {
     return page();
   }
 
-  return { node: h("div", {}, box, more), reload, draw };
+  return { element: h("div", {}, box, more), reload, draw };
 }
 
 // Offset paging of the list endpoints that answer `meta.total`.
-function byOffset(path, key, extra = () => "") {
+function byOffset(path, key, filters = () => ({})) {
   return async (offset) => {
     const from = offset ?? 0;
-    const answer = await api("GET", `${path}?limit=${PAGE}&offset=${from}${extra()}`);
-    const items = answer[key];
-    const reached = from + items.length;
-    return { items, next: items.length && reached < answer.meta.total ? reached : null };
+    const q = new URLSearchParams({ limit: String(PAGE), offset: String(from), ...filters() });
+    const res = await api("GET", `${path}?${q}`);
+    const reached = from + res[key].length;
+    return { items: res[key], next: res[key].length && reached < res.meta.total ? reached : null };
   };
 }
 
-function ownerName(people, id) {
-  return people.byId.get(id) ?? `user ${id}`;
+// A select of `choices`; `first` is the "no filter" option.
+function choice(dataTest, choices, first, onchange) {
+  return h("select", { "data-test": dataTest, onchange },
+    h("option", { value: "" }, first),
+    choices.map((c) => h("option", { value: c }, c)));
 }
 
-// -------------------------------------------------------------------- stats
+// ---- statistics ---------------------------------------------------------
 
-function statsSection() {
-  const box = h("div", { class: "stats", "data-test": "admin-stats" }, "Loading…");
+function statsPanel() {
+  const box = h("div", { "data-test": "admin-stats" }, h("p", { class: "loading" }, "Loading…"));
   async function reload() {
-    try {
-      const s = await api("GET", "/admin/stats");
-      const d = s.device_stats;
-      const figure = (label, value, test) => h("div", { class: "stat", "data-test": test },
-        h("span", { class: "stat-value" }, String(value)), h("span", { class: "stat-label" }, label));
-      box.replaceChildren(
-        figure("users", s.total_users, "stat-users"),
-        figure("devices", d.total, "stat-devices"),
-        figure("active", d.active, "stat-active"),
-        figure("online", d.online, "stat-online"),
-        figure("offline", d.offline, "stat-offline"),
-        figure("inactive", d.inactive, "stat-inactive"),
-        figure("maintenance", d.maintenance, "stat-maintenance"),
-        h("p", { class: "note" }, `as of ${fmtTime(s.timestamp)}`));
-    } catch (err) {
-      box.replaceChildren(h("p", { class: "empty" }, "Could not load the statistics."));
-      showError(err);
-    }
+    const s = await attempt(() => api("GET", "/admin/stats"));
+    if (!s) return;
+    const d = s.device_stats;
+    const figures = [["users", s.total_users], ["devices", d.total], ["active", d.active], ["online", d.online],
+      ["offline", d.offline], ["inactive", d.inactive], ["maintenance", d.maintenance]];
+    replace(box,
+      h("div", { class: "values" }, figures.map(([name, n]) =>
+        h("div", { class: "value" }, h("div", { class: "name" }, name),
+          h("div", { class: "num", "data-test": `stat-${name}` }, String(n))))),
+      h("p", { class: "muted small" }, `As of ${fmtTime(s.timestamp)}.`));
   }
-  return { node: h("section", {}, h("h2", {}, "Statistics"), box), reload };
+  return { element: h("div", { class: "panel" }, h("h2", {}, "Statistics"), box), reload };
 }
 
-// -------------------------------------------------------------------- users
+// ---- users --------------------------------------------------------------
 
-function usersSection(people, changed) {
+function usersPanel(people, changed) {
   const columns = [
-    { title: "Username", render: (u) => u.username },
+    { title: "Username", render: (u) => h("span", { "data-test": "user-name" }, u.username) },
     { title: "Email", render: (u) => u.email },
-    { title: "Admin", render: (u) => (u.is_admin ? "yes" : "no") },
-    { title: "Active", render: (u) => h("span", { "data-test": "user-active" }, u.is_active ? "yes" : "no") },
+    { title: "Role", render: (u) => (u.is_admin ? "admin" : "user") },
+    { title: "State", render: (u) => h("span", { class: `badge ${u.is_active ? "active" : "inactive"}`, "data-test": "user-state" },
+      u.is_active ? "active" : "inactive") },
     { title: "Created", render: (u) => fmtTime(u.created_at) },
-    { title: "Last login", render: (u) => (u.last_login ? fmtTime(u.last_login) : "never") },
+    { title: "Last login", render: (u) => fmtAgo(u.last_login) },
     { title: "", render: (u) => switchButton(u) },
   ];
 
-  // Admins cannot be deactivated (the API refuses), so they get no button.
+  // An admin cannot be deactivated (the API refuses): no button for one.
   function switchButton(u) {
-    if (u.is_admin) return "";
+    if (u.is_admin) return null;
     const verb = u.is_active ? "deactivate" : "activate";
     return h("button", {
-      type: "button",
-      class: u.is_active ? "danger" : "",
-      "data-test": `user-${verb}`,
-      "data-user": u.username,
+      type: "button", class: u.is_active ? "danger" : "secondary", "data-test": `user-${verb}`,
       onclick: async () => {
-        try {
-          const answer = await api("PATCH", `/users/${u.user_id}/${verb}`);
-          u.is_active = verb === "activate";
-          notice(answer.message, "success");
-          list.draw();
-          changed();
-        } catch (err) {
-          showError(err);
-        }
+        const res = await attempt(() => api("PATCH", `/users/${u.user_id}/${verb}`));
+        if (!res) return;
+        u.is_active = verb === "activate";
+        notice(res.message, "success");
+        list.draw();
+        changed();
       },
     }, verb === "activate" ? "Activate" : "Deactivate");
   }
@@ -167,78 +152,71 @@ function usersSection(people, changed) {
     }
     return got;
   }, "No users.");
-  return { node: h("section", {}, h("h2", {}, "Users"), list.node), reload: list.reload };
+  return { element: h("div", { class: "panel" }, h("h2", {}, "Users"), list.element), reload: list.reload };
 }
 
-// ------------------------------------------------------------------ devices
+// ---- devices ------------------------------------------------------------
 
-function devicesSection(people, changed) {
-  const filter = h("select", { "data-test": "admin-device-filter", onchange: () => list.reload() },
-    h("option", { value: "" }, "any status"),
-    ...DEVICE_STATUSES.map((s) => h("option", { value: s }, s)));
-
+function devicesPanel(people, changed) {
+  const filter = choice("admin-device-filter", DEVICE_STATUSES, "any status", () => list.reload());
   const columns = [
     { title: "Id", render: (d) => String(d.id) },
-    { title: "Name", render: (d) => d.name },
-    { title: "Owner", render: (d) => ownerName(people, d.user_id) },
+    { title: "Name", render: (d) => h("span", { "data-test": "admin-device-name" }, d.name) },
+    { title: "Owner", render: (d) => people.byId.get(d.user_id) ?? `user ${d.user_id}` },
     { title: "Type", render: (d) => d.device_type },
-    { title: "Last seen", render: (d) => (d.last_seen ? fmtTime(d.last_seen) : "never") },
+    { title: "Last seen", render: (d) => fmtAgo(d.last_seen) },
     { title: "Status", render: (d) => statusPicker(d) },
   ];
 
   function statusPicker(d) {
-    const picker = h("select", {
+    const sel = h("select", {
       "data-test": "admin-device-status",
-      "data-device": String(d.id),
       onchange: async () => {
-        try {
-          const answer = await api("PUT", `/admin/devices/${d.id}/status`, { status: picker.value });
-          d.status = answer.new_status;
-          notice(answer.message, "success");
-          changed();
-        } catch (err) {
-          picker.value = d.status;
-          showError(err);
+        const res = await attempt(() => api("PUT", `/admin/devices/${d.id}/status`, { status: sel.value }));
+        if (!res) {
+          sel.value = d.status;
+          return;
         }
+        d.status = res.new_status;
+        notice(res.message, "success");
+        changed();
       },
-    }, ...DEVICE_STATUSES.map((s) => h("option", { value: s }, s)));
-    picker.value = d.status;
-    return picker;
+    }, DEVICE_STATUSES.map((s) => h("option", { value: s }, s)));
+    sel.value = d.status;
+    return sel;
   }
 
   const list = pagedTable("admin-devices", columns,
-    byOffset("/admin/devices", "devices", () => (filter.value ? `&status=${encodeURIComponent(filter.value)}` : "")),
-    "No devices.");
+    byOffset("/admin/devices", "devices", () => (filter.value ? { status: filter.value } : {})), "No devices.");
   return {
-    node: h("section", {}, h("h2", {}, "Devices"), h("div", { class: "filters" }, h("label", {}, "Status ", filter)), list.node),
+    element: h("div", { class: "panel" }, h("h2", {}, "Devices"),
+      h("div", { class: "row" }, field("Status", filter)), list.element),
     reload: list.reload,
   };
 }
 
-// ------------------------------------------------------------------- events
+// ---- event log ----------------------------------------------------------
 
-function eventsSection(people) {
-  const filter = h("select", { "data-test": "admin-event-filter", onchange: () => list.reload() },
-    h("option", { value: "" }, "every type"),
-    ...EVENT_TYPES.map((t) => h("option", { value: t }, t)));
-
+function eventsPanel(people) {
+  const filter = choice("admin-event-filter", EVENT_TYPES, "every type", () => list.reload());
   const columns = [
     { title: "When", render: (e) => fmtTime(e.at) },
     { title: "Type", render: (e) => h("span", { "data-test": "event-type" }, e.type) },
     { title: "User", render: (e) => (e.user_id ? people.byPublicId.get(e.user_id) ?? e.user_id : "") },
     { title: "Device", render: (e) => (e.device_id === null ? "" : String(e.device_id)) },
-    { title: "Details", render: (e) => h("code", {}, JSON.stringify(e.details)) },
+    { title: "Details", render: (e) => h("code", { class: "small" }, JSON.stringify(e.details)) },
   ];
 
   const list = pagedTable("admin-events", columns, async (cursor) => {
     const q = new URLSearchParams({ limit: String(PAGE) });
     if (filter.value) q.set("type", filter.value);
     if (cursor) q.set("cursor", cursor);
-    const answer = await api("GET", `/events?${q}`);
-    return { items: answer.events, next: answer.next_cursor };
+    const res = await api("GET", `/events?${q}`);
+    return { items: res.events, next: res.next_cursor };
   }, "No events.");
   return {
-    node: h("section", {}, h("h2", {}, "Event log"), h("div", { class: "filters" }, h("label", {}, "Type ", filter)), list.node),
+    element: h("div", { class: "panel" }, h("h2", {}, "Event log"),
+      h("div", { class: "row" }, field("Type", filter)), list.element),
     reload: list.reload,
   };
 }

@@ -156,7 +156,7 @@ def test_alert_rule_fires_live_and_is_handled_through_the_ui(page, web_server):
     page.select_option("[data-test=rule-operator]", ">")
     page.fill("[data-test=rule-threshold]", "30")
     page.select_option("[data-test=rule-severity]", "critical")
-    page.uncheck("[data-test=rule-auto_resolve]")
+    page.select_option("[data-test=rule-auto-resolve]", "no")
     page.click("[data-test=rule-submit]")
     rule_row = row_of(page, "rules", rule_name)
     expect(rule_row).to_contain_text("temperature > 30")
@@ -200,6 +200,8 @@ def test_alert_rule_fires_live_and_is_handled_through_the_ui(page, web_server):
     harness.expect(user.api.post(f"/alerts/{other['id']}/acknowledge"), 200)
     expect(page.locator(f"[data-test=alert-status][data-alert='{other['id']}']")).to_have_text("acknowledged")
     expect(status).to_have_count(2)
+    expect(page.locator("[data-test=summary-total]")).to_have_text("2")
+    expect(page.locator("[data-test=summary-acknowledged]")).to_have_text("1")
 
     # The filters ask the server again.
     page.select_option("[data-test=alert-filter-status]", "resolved")

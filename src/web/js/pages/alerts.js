@@ -80,8 +80,12 @@ function picker(dataTest, choices, first) {
     choices.map(([value, label]) => h("option", { value: String(value) }, label)));
 }
 
-function badge(kind, test) {
-  return h("span", { class: `badge ${kind}`, "data-test": test }, kind);
+// The stylesheet's badge colours: an active alert is an open problem (red),
+// not an active device (green).
+const ALERT_BADGE = { active: "open", acknowledged: "acknowledged", resolved: "resolved" };
+
+function badge(kind, attrs = {}) {
+  return h("span", { class: `badge ${ALERT_BADGE[kind] ?? kind}`, ...attrs }, kind);
 }
 
 // ---- summary ------------------------------------------------------------
@@ -148,7 +152,7 @@ class AlertList {
     this.columns = [
       { title: "Raised", render: (a) => fmtTime(a.raised_at) },
       { title: "Severity", render: (a) => badge(a.severity) },
-      { title: "Status", render: (a) => h("span", { class: `badge ${a.status}`, "data-test": "alert-status", "data-alert": a.id }, a.status) },
+      { title: "Status", render: (a) => badge(a.status, { "data-test": "alert-status", "data-alert": a.id }) },
       { title: "Device", render: (a) => deviceLink(this.names, a.device_id) },
       { title: "Message", render: (a) => h("span", { "data-test": "alert-message" }, a.message) },
       { title: "Value", render: (a) => (a.value === null ? "" : String(a.value)) },
@@ -278,7 +282,7 @@ class Rules {
     const threshold = input("threshold", { type: "number", step: "any", required: true });
     const severity = picker("rule-severity", SEVERITIES.map((s) => [s, s]));
     const duration = input("duration_s", { type: "number", min: 0, max: 86400, step: "any", placeholder: "0" });
-    const autoResolve = input("auto_resolve", { type: "checkbox", checked: true });
+    const autoResolve = picker("rule-auto-resolve", [["yes", "resolves by itself"], ["no", "stays until resolved by hand"]]);
     const submit = h("button", { type: "submit", "data-test": "rule-submit" }, "Create rule");
     severity.value = "warning";
 
@@ -286,7 +290,7 @@ class Rules {
       const rule = {
         name: name.value, measurement: measurement.value, operator: operator.value,
         threshold: Number(threshold.value), severity: severity.value,
-        duration_s: Number(duration.value || 0), auto_resolve: autoResolve.checked,
+        duration_s: Number(duration.value || 0), auto_resolve: autoResolve.value === "yes",
       };
       const [kind, id] = this.scope.value.split(":");
       if (kind === "device") rule.device_id = Number(id);
@@ -310,7 +314,7 @@ class Rules {
        h("div", { class: "row" }, field("Name", name), field("Watch", this.scope)),
        h("div", { class: "row" }, field("Measurement", measurement), field("Condition", operator),
          field("Threshold", threshold), field("Severity", severity), field("Held for (seconds)", duration)),
-       h("p", {}, h("label", {}, autoResolve, " resolve by itself when the condition stops holding")),
+       h("div", { class: "row" }, field("When the condition stops holding, the alert", autoResolve)),
        submit);
   }
 

@@ -214,6 +214,28 @@ def test_alert_rule_fires_live_and_is_handled_through_the_ui(page, web_server):
     rule_row.locator("[data-test=rule-delete]").click()
     expect(row_of(page, "rules", rule_name)).to_have_count(0)
     assert harness.expect(user.api.get("/alert-rules"), 200)["rules"] == []
+    # Leaving the page closes the stream quietly (no console error).
+    page.click("[data-test=nav-groups]")
+    expect(page).to_have_url(re.compile(r"#/groups$"))
+
+
+def test_alert_list_pages_with_more(page, web_server):
+    user = new_user(web_server)
+    device = harness.register_device(user)
+    for i in range(55):  # the page's size is 50
+        harness.expect(user.api.post("/alerts", json={
+            "device_id": device["id"], "severity": "info", "message": f"note {i}"}), 201)
+    log_in(page, user)
+    page.click("[data-test=nav-alerts]")
+    rows = page.locator("[data-test=alerts] tbody tr")
+    expect(rows).to_have_count(50)
+    page.click("[data-test=alerts-more]")
+    expect(rows).to_have_count(55)
+    # Every alert once (the second page starts strictly after the first).
+    messages = page.locator("[data-test=alerts] [data-test=alert-message]").all_inner_texts()
+    assert sorted(messages) == sorted(f"note {i}" for i in range(55)), messages
+    expect(page.locator("[data-test=alerts-more]")).to_be_hidden()
+    expect(page.locator("[data-test=summary-info]")).to_have_text("55")
 
 
 # ---- admin --------------------------------------------------------------

@@ -70,10 +70,15 @@ static double accept_quality(const char *accept, const char *type, const char *s
     return best_q;
 }
 
+bool iot_web_accept_prefers_html(const char *accept)
+{
+    return accept &&
+           accept_quality(accept, "text", "html") > accept_quality(accept, "application", "json");
+}
+
 bool iot_web_prefers_html(struct iot_req *r)
 {
-    const char *accept = iot_req_header(r, "Accept");
-    return accept && accept_quality(accept, "text", "html") > accept_quality(accept, "application", "json");
+    return iot_web_accept_prefers_html(iot_req_header(r, "Accept"));
 }
 
 static void reply_asset(struct iot_req *r, const struct iot_web_asset *a)

@@ -13,6 +13,8 @@
 /* Whether the client's Accept header prefers text/html to JSON (a
  * browser's does; curl's and most libraries' "any type" does not). */
 bool iot_web_prefers_html(struct iot_req *r);
+/* The same for an Accept header's value (NULL: none, so no). */
+bool iot_web_accept_prefers_html(const char *accept);
 
 /* Answers index.html, the dashboard's page. */
 void iot_web_reply_index(struct iot_req *r);

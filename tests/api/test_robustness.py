@@ -36,10 +36,10 @@ def ctx(bearer_server):
 # ---------------------------------------------------------------- routing
 
 UNKNOWN_PATHS = [
-    "/nope", "/api/v1/nope", "/api/v1", "/api/v2/devices/status", "/healthz",
+    "/nope", "/api/v1/nope", "/ui", "/api/v2/devices/status", "/healthz",
     "/api/v1/devices/1/nope", "/api/v1/users/abc/def/ghi", "/api/v1/groups/1/devices/2/x",
     "/api/v1/admin", "/api/v1/admin/nothing", "/api/v1/devices/%2e%2e/status",
-    "/api/v1/auth", "/api/v1/auth/login/extra", "/API/V1/AUTH/LOGIN",
+    "/api/v1/auth", "/api/v1/auth/login/extra", "/API/V1/AUTH/LOGIN", "/ui/js/pages/x/y.js",
 ]
 
 

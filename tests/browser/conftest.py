@@ -13,6 +13,7 @@ Screenshots go to tests/browser/out/ (git-ignored): shoot(page, name).
 """
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -62,11 +63,22 @@ def browser():
 
 
 class PageProblems:
+    """What went wrong in the page; a test may declare some expected
+    (page.problems.expect(r"status of 401"): a browser logs every failed
+    request as a console error, a refused login too)."""
+
     def __init__(self):
         self.items = []
+        self.expected = []
+
+    def expect(self, pattern):
+        self.expected.append(re.compile(pattern))
 
     def add(self, what):
         self.items.append(what)
+
+    def unexpected(self):
+        return [i for i in self.items if not any(p.search(i) for p in self.expected)]
 
 
 @pytest.fixture
@@ -86,12 +98,14 @@ def page(browser, web_server):
         violations = []
     context.close()
     problems.items += [f"CSP violation: {v}" for v in violations]
-    assert not problems.items, "the page reported problems:\n" + "\n".join(problems.items)
+    unexpected = problems.unexpected()
+    assert not unexpected, "the page reported problems:\n" + "\n".join(unexpected)
 
 
-def shoot(page, name):
-    """A full-page screenshot at tests/browser/out/<name>.png."""
+def shoot(page, name, full_page=True):
+    """A screenshot (the whole page, or what the window shows) at
+    tests/browser/out/<name>.png."""
     OUT.mkdir(exist_ok=True)
     path = OUT / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path

@@ -87,23 +87,26 @@ def test_device_page_shows_telemetry_live(page, web_server):
     # newest value in the latest panel. The stream opens a moment after
     # the page: send until the first point arrives, then count exactly.
     deadline = time.monotonic() + 15
-    value = 22.0
+    sent = 1
     while chart_points(page, "live-chart") == 0 and time.monotonic() < deadline:
-        send(web_server, key, temperature=value, humidity=41)
+        send(web_server, key, temperature=22.0, humidity=41)
+        sent += 1
         page.wait_for_timeout(300)
     before = chart_points(page, "live-chart")
     assert before > 0, "the live chart never received a point"
     for value in (23.25, 24.5, 25.75):
         send(web_server, key, temperature=value, humidity=42)
+        sent += 1
     page.wait_for_function(
         f"document.querySelector('[data-test=live-chart]').dataset.points >= {before + 6}")
     expect(temp).to_have_text("25.75")
     shoot(page, "device")
+    shoot(page, "device-window", full_page=False)  # docs/images/dashboard.png is one
 
     # History: the range picker reloads it; every message is a row.
     page.click("[data-test=range-24h]")
-    expect(page.locator("[data-test=history-rows] tbody tr").first).to_be_visible()
-    assert page.locator("[data-test=history-rows] tbody tr").count() >= 5
+    expect(page.locator("[data-test=history-rows] tbody tr")).to_have_count(sent)
+    expect(page.locator("[data-test=history-rows] tbody tr").first).to_contain_text("25.75")
     # Aggregates by window, of the measurement chosen.
     page.select_option("[data-test=agg-field]", "temperature")
     page.select_option("[data-test=agg-aggregation]", "max")
@@ -145,11 +148,35 @@ def test_markup_in_a_name_is_shown_as_text(page, web_server):
     shoot(page, "markup-as-text")
 
 
-def test_log_out_ends_the_session(page, web_server):
-    register_and_log_in(page, harness.unique("out"))
+def test_log_out_and_in_again(page, web_server):
+    username, password = harness.unique("out"), "pw-out-123"
+    register_and_log_in(page, username, password)
     expect(page.locator("[data-test=nav-admin]")).to_have_count(0)  # not an admin
     page.click("[data-test=logout]")
     expect(page).to_have_url(re.compile(r"#/login$"))
     assert page.evaluate("sessionStorage.length") == 0
     page.goto("/#/devices")
     expect(page).to_have_url(re.compile(r"#/login$"))
+    # A wrong password is refused with the API's message.
+    page.fill("[data-test=login-username]", username)
+    page.problems.expect(r"status of 401")
+    page.fill("[data-test=login-password]", "wrong")
+    page.click("[data-test=login-submit]")
+    expect(page.locator("[data-test=notice-error]")).to_contain_text("invalid username or password")
+    page.fill("[data-test=login-password]", password)
+    page.click("[data-test=login-submit]")
+    expect(page).to_have_url(re.compile(r"#/devices$"))
+    assert "token" not in page.url
+
+
+def test_rotate_key(page, web_server):
+    register_and_log_in(page, harness.unique("rot"))
+    old_key = register_device(page, harness.unique("rotdev"))
+    page.once("dialog", lambda d: d.accept())
+    page.click("[data-test=rotate-key]")
+    new_key = page.locator("[data-test=api-key]")
+    expect(new_key).not_to_have_text(old_key)
+    r = requests.post(f"{web_server.base}/api/v1/telemetry", json={"data": {"t": 1}},
+                      headers={"X-API-Key": old_key}, timeout=30)
+    harness.expect_error(r, 401)
+    send(web_server, new_key.inner_text(), t=1)

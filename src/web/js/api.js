@@ -56,8 +56,12 @@ async function failure(res) {
   } catch {
     // not JSON: the status says it all
   }
-  if (res.status === 401 && session()) sessionEnded();
-  return new ApiError(res.status, error, message);
+  const e = new ApiError(res.status, error, message);
+  if (res.status === 401 && session()) {
+    sessionEnded();
+    e.sessionEnded = true; // said by going to the login page
+  }
+  return e;
 }
 
 // Resolves to the parsed JSON answer (null for an empty one); throws

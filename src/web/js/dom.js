@@ -92,13 +92,14 @@ export function field(label, input) {
   return h("label", { class: "field" }, h("span", {}, label), input);
 }
 
-// Runs an async action, showing its failure as a notice; returns its result
-// (undefined when it failed).
+// Runs an async action, showing its failure as a notice (but for an ended
+// session: the login page says that); returns its result (undefined when
+// it failed).
 export async function attempt(fn) {
   try {
     return await fn();
   } catch (e) {
-    if (e && e.status !== 401) notice(e.message || String(e));
+    if (!(e && e.sessionEnded)) notice((e && e.message) || String(e));
     return undefined;
   }
 }

@@ -27,7 +27,7 @@ function stateView(d) {
     h("dt", {}, "Type"), h("dd", {}, d.device_type),
     h("dt", {}, "Status"), h("dd", {}, h("span", { class: `badge ${d.status}` }, d.status)),
     h("dt", {}, "Online"), h("dd", {}, h("span", { class: `badge ${d.is_online ? "online" : "offline"}`, "data-test": "device-online" }, d.is_online ? "online" : "offline")),
-    h("dt", {}, "Last seen"), h("dd", {}, d.last_seen ? `${fmtTime(d.last_seen)} (${fmtAgo(d.last_seen)})` : "never"),
+    h("dt", {}, "Last seen"), h("dd", { "data-test": "last-seen" }, d.last_seen ? `${fmtTime(d.last_seen)} (${fmtAgo(d.last_seen)})` : "never"),
     h("dt", {}, "Location"), h("dd", {}, d.location || "—"),
     h("dt", {}, "Firmware / hardware"), h("dd", {}, `${d.firmware_version || "—"} / ${d.hardware_version || "—"}`),
     h("dt", {}, "API key"), h("dd", {}, h("code", {}, d.api_key)),
@@ -326,6 +326,8 @@ export async function render(root, params) {
       live.append(name, m.timestamp, v);
     }
     latest.draw();
+    const seenAt = root.querySelector("[data-test=last-seen]");
+    if (seenAt) seenAt.textContent = fmtTime(m.timestamp);
     // A new measurement name: the aggregate view can offer it.
     if (latest.values.size !== seen) {
       seen = latest.values.size;

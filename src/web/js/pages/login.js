@@ -11,40 +11,40 @@ async function logIn(username, password) {
   location.hash = "#/devices";
 }
 
-function loginForm() {
-  const username = h("input", { name: "username", autocomplete: "username", required: true, "data-test": "login-username" });
-  const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true, "data-test": "login-password" });
-  const submit = h("button", { type: "submit", "data-test": "login-submit" }, "Log in");
-  const form = h("form", {
+// inputs: [[label, name, type, autocomplete]]; submit(values) may throw.
+function authForm(prefix, inputs, label, submit) {
+  const els = Object.fromEntries(inputs.map(([, name, type, autocomplete]) =>
+    [name, h("input", { name, type, autocomplete, required: true, "data-test": `${prefix}-${name}` })]));
+  const button = h("button", { type: "submit", "data-test": `${prefix}-submit` }, label);
+  return h("form", {
     onsubmit: async (e) => {
       e.preventDefault();
-      submit.disabled = true;
-      await attempt(() => logIn(username.value, password.value));
-      submit.disabled = false;
+      button.disabled = true;
+      const values = Object.fromEntries(Object.entries(els).map(([k, el]) => [k, el.value]));
+      await attempt(() => submit(values));
+      button.disabled = false;
     },
-  }, field("Username", username), field("Password", password), submit);
-  return [h("h1", {}, "Log in"), form,
+  }, inputs.map(([text, name]) => field(text, els[name])), button);
+}
+
+function loginForm() {
+  return [h("h1", {}, "Log in"),
+    authForm("login", [["Username", "username", "text", "username"],
+                       ["Password", "password", "password", "current-password"]],
+      "Log in", (v) => logIn(v.username, v.password)),
     h("p", { class: "switch muted" }, "No account? ", h("a", { href: "#/register", "data-test": "to-register" }, "Register"))];
 }
 
 function registerForm() {
-  const username = h("input", { name: "username", autocomplete: "username", required: true, "data-test": "register-username" });
-  const email = h("input", { name: "email", type: "email", autocomplete: "email", required: true, "data-test": "register-email" });
-  const password = h("input", { name: "password", type: "password", autocomplete: "new-password", required: true, "data-test": "register-password" });
-  const submit = h("button", { type: "submit", "data-test": "register-submit" }, "Create account");
-  const form = h("form", {
-    onsubmit: async (e) => {
-      e.preventDefault();
-      submit.disabled = true;
-      await attempt(async () => {
-        await api("POST", "/auth/register", { username: username.value, email: email.value, password: password.value });
+  return [h("h1", {}, "Create an account"),
+    authForm("register", [["Username", "username", "text", "username"],
+                          ["Email", "email", "email", "email"],
+                          ["Password", "password", "password", "new-password"]],
+      "Create account", async (v) => {
+        await api("POST", "/auth/register", v);
         notice("Account created.", "success");
-        await logIn(username.value, password.value);
-      });
-      submit.disabled = false;
-    },
-  }, field("Username", username), field("Email", email), field("Password", password), submit);
-  return [h("h1", {}, "Create an account"), form,
+        await logIn(v.username, v.password);
+      }),
     h("p", { class: "switch muted" }, "Have an account? ", h("a", { href: "#/login", "data-test": "to-login" }, "Log in"))];
 }
 

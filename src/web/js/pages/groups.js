@@ -106,7 +106,8 @@ function addForm(id, onAdded) {
     const inGroup = new Set(members.map((d) => d.id));
     const left = devices.filter((d) => !inGroup.has(d.id));
     replace(picker,
-      h("option", { value: "" }, left.length ? "— pick a device —" : "— every device is in the group —"),
+      h("option", { value: "" }, left.length ? "— pick a device —"
+        : devices.length ? "— every device is in the group —" : "— you have no devices yet —"),
       left.map((d) => h("option", { value: String(d.id) }, `${d.name} (${d.device_type})`)));
   };
   return form;

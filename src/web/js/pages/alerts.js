@@ -23,10 +23,16 @@ export function render(root) {
   replace(root, h("h1", {}, "Alerts"), summary.element, alerts.element, rules.element);
 
   // The stream opens at once; what it brings before the first page is in
-  // waits for it (AlertList.apply), so nothing raised meanwhile is missed.
+  // waits for it (AlertList.apply). A stream that opens only after the list
+  // was asked for — or again, after a dropped connection — may have missed
+  // changes: then the list and the summary are asked for once more.
   follow(stop.signal, (change) => {
     alerts.apply(change.alert);
     summary.reloadSoon();
+  }, () => {
+    if (!alerts.requested) return;
+    alerts.reload();
+    summary.reload();
   });
   summary.reload();
   loadNames(names).then(() => {
@@ -55,13 +61,13 @@ async function loadNames(names) {
 
 // Reads the alert stream until `signal` aborts, opening it again after the
 // server ends it or the connection drops; `onChange` gets each
-// {type, alert}.
-async function follow(signal, onChange) {
+// {type, alert}, `onOpen` is called each time the stream is open.
+async function follow(signal, onChange, onOpen) {
   while (!signal.aborted) {
     try {
       await stream("/alerts/stream", (event, data) => {
         if (event === "alert" && data && data.alert) onChange(data);
-      }, signal);
+      }, signal, onOpen);
     } catch (e) {
       if (e && e.status === 401) return; // the session is over: api.js went to the login page
     }
@@ -149,6 +155,7 @@ class AlertList {
     this.loaded = false;     // until the first page is in, changes wait
     this.waiting = [];
     this.generation = 0;     // a reload makes pages still in flight stale
+    this.requested = false;  // whether a page was asked for yet
     this.columns = [
       { title: "Raised", render: (a) => fmtTime(a.raised_at) },
       { title: "Severity", render: (a) => badge(a.severity) },
@@ -211,6 +218,7 @@ class AlertList {
 
   async page() {
     const mine = this.generation;
+    this.requested = true;
     const res = await attempt(() => api("GET", `/alerts?${this.query()}`));
     if (mine !== this.generation) return;
     if (res) {

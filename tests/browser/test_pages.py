@@ -9,10 +9,10 @@ Every test fails on a console error, a page error or a CSP violation
 import re
 import time
 
-import requests
 from playwright.sync_api import expect
 
 from conftest import harness, shoot
+from test_dashboard import send
 
 
 def log_in(page, user):
@@ -30,12 +30,6 @@ def new_user(server):
 
 def accept_next_confirm(page):
     page.once("dialog", lambda dialog: dialog.accept())
-
-
-def send(server, key, **data):
-    r = requests.post(f"{server.base}/api/v1/telemetry", json={"data": data},
-                      headers={"X-API-Key": key}, timeout=30)
-    assert r.status_code == 201, harness.describe(r)
 
 
 def until(check, what, seconds=15):
@@ -70,6 +64,12 @@ def test_group_made_and_filled_through_the_ui(page, web_server):
     expect(notice(page, "success")).to_contain_text(name)
     row = row_of(page, "groups", name)
     expect(row.locator("[data-test=group-count]")).to_have_text("0")
+    # The API's refusal is shown as it says it.
+    page.problems.expect(r"status of 409")
+    page.fill("[data-test=group-name]", name)
+    page.click("[data-test=group-submit]")
+    expect(notice(page, "error")).to_contain_text("already")
+    expect(row_of(page, "groups", name)).to_have_count(1)
 
     row.locator("[data-test=group-link]").click()
     expect(page).to_have_url(re.compile(r"#/groups/\d+$"))

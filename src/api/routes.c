@@ -3,6 +3,7 @@
 #include "api/handlers.h"
 #include "api/handlers_alerts.h"
 #include "api/handlers_events.h"
+#include "api/handlers_metrics.h"
 
 #define V1 "/api/v1"
 
@@ -12,6 +13,7 @@ const struct iot_route iot_api_routes[] = {
     {"GET", "/", iot_h_root},
     {"GET", "/health", iot_h_health},
     {"GET", "/status", iot_h_status},
+    {"GET", "/metrics", iot_h_metrics},
 
     {"POST", V1 "/auth/register", iot_h_auth_register},
     {"POST", V1 "/auth/login", iot_h_auth_login},

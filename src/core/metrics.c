@@ -1,6 +1,7 @@
 /* metrics.c — the series behind core/metrics.h and their rendering. */
 #include "core/metrics.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,26 @@ static void gauge_family(struct iot_buf *b, const char *name, const char *help, 
     iot_metrics_sample(b, name, NULL, 0, v);
 }
 
+/* The ingest pipeline's own totals (core/ingest.h), read at scrape time. */
+static const struct {
+    const char *name, *help;
+    size_t field; /* an int64_t of struct iot_ingest_stats */
+} ingest_counters[] = {
+    {"iotflow_ingest_commits_total", "Group commits of telemetry batches to the telemetry store.",
+     offsetof(struct iot_ingest_stats, commits)},
+    {"iotflow_ingest_messages_stored_total", "Telemetry messages committed to the telemetry store.",
+     offsetof(struct iot_ingest_stats, committed_messages)},
+    {"iotflow_ingest_points_stored_total",
+     "Telemetry data points (measurement values) committed to the telemetry store.",
+     offsetof(struct iot_ingest_stats, committed_points)},
+    {"iotflow_ingest_messages_failed_total",
+     "Telemetry messages whose commit failed (answered 503).",
+     offsetof(struct iot_ingest_stats, failed)},
+    {"iotflow_ingest_queue_full_total",
+     "Telemetry requests refused because the ingest queue was full (503).",
+     offsetof(struct iot_ingest_stats, rejected_full)},
+};
+
 static void render_ingest(struct iot_buf *b, struct iot_ingest *ingest)
 {
     if (ingest) {
@@ -201,22 +222,11 @@ static void render_ingest(struct iot_buf *b, struct iot_ingest *ingest)
         gauge_family(b, "iotflow_ingest_queue_messages",
                      "Telemetry messages waiting in the ingest queue for their commit.",
                      (double)st.queued);
-        counter_family(b, "iotflow_ingest_commits_total",
-                       "Group commits of telemetry batches to the telemetry store.",
-                       (uint64_t)st.commits);
-        counter_family(b, "iotflow_ingest_messages_stored_total",
-                       "Telemetry messages committed to the telemetry store.",
-                       (uint64_t)st.committed_messages);
-        counter_family(b, "iotflow_ingest_points_stored_total",
-                       "Telemetry data points (measurement values) committed to the telemetry "
-                       "store.",
-                       (uint64_t)st.committed_points);
-        counter_family(b, "iotflow_ingest_messages_failed_total",
-                       "Telemetry messages whose commit failed (answered 503).",
-                       (uint64_t)st.failed);
-        counter_family(b, "iotflow_ingest_queue_full_total",
-                       "Telemetry requests refused because the ingest queue was full (503).",
-                       (uint64_t)st.rejected_full);
+        for (size_t i = 0; i < sizeof ingest_counters / sizeof *ingest_counters; i++) {
+            int64_t v;
+            memcpy(&v, (const char *)&st + ingest_counters[i].field, sizeof v);
+            counter_family(b, ingest_counters[i].name, ingest_counters[i].help, (uint64_t)v);
+        }
     }
     iot_metrics_family(b, "iotflow_ingest_commit_duration_seconds", "histogram",
                        "Time from the ingest writer taking a batch until its requests were "

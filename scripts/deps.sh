@@ -38,8 +38,8 @@ TEST_PACKAGES=(
   openjdk-17-jre-headless maven
   clang libclang-rt-dev llvm
   python3 python3-venv
+  prometheus # promtool and the server that scrapes GET /metrics in tests/api
   wrk curl
-  prometheus
 )
 # Packages whose service must not start: Debian's prometheus starts a
 # server on every interface (:9090) at install and at each boot, while the

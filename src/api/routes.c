@@ -3,11 +3,11 @@
 #include "api/handlers.h"
 #include "api/handlers_alerts.h"
 #include "api/handlers_events.h"
-#include "api/handlers_metrics.h"
 
 #define V1 "/api/v1"
 
 #include "api/handlers_docs.h" /* device configurations, metadata, preferences */
+#include "api/handlers_metrics.h" /* GET /metrics */
 
 const struct iot_route iot_api_routes[] = {
     {"GET", "/", iot_h_root},

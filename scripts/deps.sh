@@ -38,11 +38,20 @@ TEST_PACKAGES=(
   openjdk-17-jre-headless maven
   clang libclang-rt-dev llvm
   python3 python3-venv
+  prometheus # promtool and the server that scrapes GET /metrics in tests/api
   wrk curl
   # The dashboard's browser test (tests/browser): Playwright drives
   # Debian's Chromium; DejaVu makes the screenshots' text readable.
   chromium fonts-dejavu-core
 )
+# Packages whose service must not start: Debian's prometheus starts a
+# server on every interface (:9090) at install and at each boot, while the
+# tests run their own on 127.0.0.1. They are installed with a policy-rc.d
+# that answers 101 ("action forbidden": invoke-rc.d and deb-systemd-invoke
+# then start nothing; one already there, as in Docker images, is kept), and
+# their services are disabled for boots. --no-install-recommends leaves out
+# prometheus-node-exporter.
+NO_START_PACKAGES=(prometheus)
 
 log() { echo "deps.sh: $*" >&2; }
 
@@ -58,7 +67,33 @@ install_debian() {
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -q >&2 || true
-  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+  local quiet=() plain=()
+  for p in "${missing[@]}"; do
+    if [[ " ${NO_START_PACKAGES[*]} " == *" $p "* ]]; then quiet+=("$p"); else plain+=("$p"); fi
+  done
+  [ ${#plain[@]} -eq 0 ] || $sudo apt-get install -y -q --no-install-recommends "${plain[@]}" >&2
+  [ ${#quiet[@]} -eq 0 ] || install_without_start "${quiet[@]}"
+}
+
+install_without_start() {
+  local policy=/usr/sbin/policy-rc.d made="" p
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# deps.sh: no service starts while it installs\nexit 101\n' |
+      $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    made=1
+  fi
+  local rc=0
+  $sudo apt-get install -y -q --no-install-recommends "$@" >&2 || rc=$?
+  [ -z "$made" ] || $sudo rm -f "$policy"
+  for p in "$@"; do
+    if [ -d /run/systemd/system ]; then
+      $sudo systemctl disable --now "$p" >/dev/null 2>&1 || true
+    elif [ -x "/etc/init.d/$p" ]; then
+      $sudo update-rc.d "$p" disable >/dev/null 2>&1 || true
+    fi
+  done
+  return $rc
 }
 
 # What the virtualenv was made from: the requirements and the interpreter.

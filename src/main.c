@@ -18,6 +18,7 @@
 #include "core/alerting.h"
 #include "core/config.h"
 #include "core/events.h"
+#include "core/metrics.h"
 #include "core/reports.h"
 #include "core/retention.h"
 #include "core/secrets.h"
@@ -199,11 +200,16 @@ static int serve(const struct iot_config *cfg)
 {
     struct iot_app app = {.cfg = cfg, .started_at_ms = iot_now_ms(),
                           .started_mono_us = iot_mono_us(), .threads = worker_threads(cfg)};
-    if (open_stores(cfg, &app))
+    if (iot_metrics_init(iot_api_routes, iot_api_n_routes))
         return EXIT_FAILURE;
+    if (open_stores(cfg, &app)) {
+        iot_metrics_shutdown();
+        return EXIT_FAILURE;
+    }
     if (start_services(cfg, &app)) {
         stop_services(&app);
         close_stores(&app);
+        iot_metrics_shutdown();
         return EXIT_FAILURE;
     }
     struct iot_server_config scfg = {
@@ -238,6 +244,7 @@ static int serve(const struct iot_config *cfg)
     }
     stop_services(&app);
     close_stores(&app);
+    iot_metrics_shutdown();
     IOT_INFO("stopped");
     return status;
 }

@@ -16,6 +16,7 @@
 #include "api/app.h"
 #include "api/credential.h"
 #include "core/events.h"
+#include "core/metrics.h"
 #include "core/secrets.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -119,6 +120,7 @@ int iot_window_count(struct iot_app *app, const char *prefix, int64_t amount, in
 
 static void reply_admin_locked(struct iot_req *r, int64_t limit, int64_t left_ms)
 {
+    iot_metrics_rate_limited(IOT_RATE_LIMIT_ADMIN_AUTH);
     iot_reply_retry_after(r, (left_ms + 999) / 1000);
     iot_reply_error(r, 429, "Too many failed admin authentications",
                     "more than %lld invalid admin tokens from this address within a minute; "
@@ -310,7 +312,9 @@ static int device_by_key(struct iot_app *app, const char *key, size_t len, struc
     if (len > IOT_CREDENTIAL_MAX)
         return IOT_ENOTFOUND;
     iot_sha256_hex(key, len, hash, sizeof hash);
-    if (iot_devcache_get(app->devcache, hash, out))
+    bool hit = iot_devcache_get(app->devcache, hash, out);
+    iot_metrics_cache_lookup(IOT_METRICS_CACHE_API_KEY, hit);
+    if (hit)
         return IOT_OK;
     int rc = iot_reg_device_get_by_key_hash(&app->registry, hash, out);
     if (rc == IOT_OK)
@@ -376,6 +380,7 @@ bool iot_rate_limit_ip(struct iot_req *r, const char *action)
     }
     if (allowed)
         return true;
+    iot_metrics_rate_limited(IOT_RATE_LIMIT_CLIENT_AUTH);
     iot_reply_retry_after(r, (retry_ms + 999) / 1000);
     iot_reply_error(r, 429, "Too many requests", "at most %lld %s requests per minute; retry later",
                     (long long)limit, action);

@@ -61,8 +61,10 @@ void iot_device_seen(struct iot_req *r, struct iot_device *d);
 int64_t iot_device_last_seen(struct iot_req *r, const struct iot_device *d);
 bool iot_device_online(struct iot_req *r, const struct iot_device *d);
 /* Device counts by status, with `online` = active devices whose latest
- * sighting (cache or registry) lies within the online window. Walks the
- * active devices: for admin statistics and health, not for hot paths. */
+ * sighting lies within the online window: the registry's count, or the
+ * cache's presence count when larger (the registry trails by up to a
+ * second), at most the active devices. Two store round trips whatever the
+ * number of devices. */
 int iot_device_stats_now(struct iot_app *app, struct iot_device_stats *out);
 
 /* Reads the editable text fields present in body into d (name,

@@ -8,6 +8,7 @@
 #define V1 "/api/v1"
 
 #include "api/handlers_docs.h" /* device configurations, metadata, preferences */
+#include "api/handlers_metrics.h" /* GET /metrics */
 
 const struct iot_route iot_api_routes[] = {
     {"GET", "/", iot_h_root},
@@ -19,6 +20,7 @@ const struct iot_route iot_api_routes[] = {
     {"GET", "/ui/js/pages/{}", iot_h_web_asset},
     {"GET", "/health", iot_h_health},
     {"GET", "/status", iot_h_status},
+    {"GET", "/metrics", iot_h_metrics},
 
     {"POST", V1 "/auth/register", iot_h_auth_register},
     {"POST", V1 "/auth/login", iot_h_auth_login},

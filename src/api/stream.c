@@ -21,6 +21,7 @@
 #include "api/handlers.h"
 #include "api/stream_access.h"
 #include "core/ingest.h"
+#include "core/metrics.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -136,6 +137,7 @@ static void release_slot(struct iot_streams *s, struct stream *st)
     if (st->counted) {
         st->counted = false;
         s->count--;
+        iot_metrics_streams_open(-1);
     }
 }
 
@@ -446,6 +448,7 @@ static enum refusal admit(struct iot_streams *s, struct stream *st)
         st->serial = ++s->last_serial;
         st->counted = true;
         s->count++;
+        iot_metrics_streams_open(1);
         st->next = s->head;
         if (s->head)
             s->head->prev = st;
@@ -481,6 +484,8 @@ static void reply_refusal(struct iot_req *r, const struct iot_streams *s, enum r
 {
     if (why == REFUSED_USER || why == REFUSED_DEVICE) {
         bool user = why == REFUSED_USER;
+        iot_metrics_rate_limited(user ? IOT_RATE_LIMIT_STREAMS_PER_USER
+                                      : IOT_RATE_LIMIT_STREAMS_PER_DEVICE);
         iot_reply_retry_after(r, CAP_RETRY_AFTER_S);
         iot_reply_error(r, 429, "Too many streams",
                         "at most %zu live streams per %s are allowed at once; close one first",

@@ -14,6 +14,7 @@
 #include "api/handlers.h"
 #include "api/views.h"
 #include "core/events.h"
+#include "core/metrics.h"
 #include "core/tm_message.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -66,6 +67,7 @@ static bool device_rate_ok(struct iot_req *r, const struct iot_device *d)
     if (iot_cache_rate_hit(&app->cache, key, app->cfg->device_rate_limit, 60000, iot_now_ms(),
                            &allowed, &retry_ms) != IOT_OK || allowed)
         return true; /* fail open: a cache outage must not stop ingest */
+    iot_metrics_rate_limited(IOT_RATE_LIMIT_DEVICE_REQUESTS);
     iot_reply_retry_after(r, (retry_ms + 999) / 1000);
     iot_reply_error(r, 429, "Too many requests",
                     "device %lld may send %lld telemetry requests per minute",
@@ -90,6 +92,7 @@ static bool device_bytes_ok(struct iot_req *r, const struct iot_device *d)
     if (iot_window_count(app, prefix, len, 60000, &total, &left_ms) != IOT_OK ||
         total - len < limit)
         return true; /* fail open, as device_rate_ok */
+    iot_metrics_rate_limited(IOT_RATE_LIMIT_DEVICE_BYTES);
     iot_reply_retry_after(r, (left_ms + 999) / 1000);
     iot_reply_error(r, 429, "Too many requests",
                     "device %lld may send %lld bytes of telemetry per minute", (long long)d->id,

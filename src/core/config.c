@@ -116,6 +116,9 @@ static const struct opt options[] = {
     {"IOTFLOW_PUBLIC_STATUS", "public-status", OPT_BOOL, FIELD(public_status), "0", 0, 1,
      "show /status and /health?detailed=true (store checks, device counts, threads) to "
      "anyone; off: only to the admin, others get the plain health answer"},
+    {"IOTFLOW_METRICS", "metrics", OPT_STRING, FIELD(metrics), "admin", 0, 0,
+     "who may read GET /metrics (Prometheus): admin (the admin token or an admin user) or "
+     "public (anyone: for a scraper on a private network)"},
     {"IOTFLOW_CLEANUP_RETRY", "cleanup-retry", OPT_INT, FIELD(cleanup_retry), "5", 1, 3600,
      "seconds before the telemetry of a deleted device or user is removed again when the "
      "telemetry store failed (doubling per failure up to 10 min; pending clean-ups are looked "
@@ -263,6 +266,10 @@ int iot_config_load(struct iot_config *cfg, int argc, char **argv, FILE *out, FI
     enum iot_log_level level;
     if (iot_log_parse_level(cfg->log_level, &level)) {
         fprintf(err, "iotflowd: IOTFLOW_LOG_LEVEL must be debug, info, warn, error or off\n");
+        return IOT_EINVAL;
+    }
+    if (strcmp(cfg->metrics, "admin") != 0 && strcmp(cfg->metrics, "public") != 0) {
+        fprintf(err, "iotflowd: IOTFLOW_METRICS must be admin or public\n");
         return IOT_EINVAL;
     }
     return IOT_OK;

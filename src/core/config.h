@@ -52,6 +52,7 @@ struct iot_config {
     int64_t streams_per_user;    /* live streams per user on this instance; 0 = no cap */
     int64_t streams_per_device;  /* live streams per device on this instance; 0 = no cap */
     bool public_status;          /* /status and detailed health for anyone, not only admins */
+    char *metrics;               /* who reads GET /metrics: "admin" or "public" */
     int64_t cleanup_retry;       /* seconds before a failed telemetry clean-up is retried */
     int64_t event_retention_days; /* event log; 0 = forever */
     bool daily_reports;           /* the server makes each active device's daily report */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/latest.h"
+#include "core/metrics.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -223,8 +224,17 @@ static void fan_out(struct iot_ingest *ing, const struct iot_tm_message *msgs, s
     fanout_send(ing);
 }
 
+static int64_t points_of(const struct iot_tm_message *msgs, size_t n)
+{
+    int64_t points = 0;
+    for (size_t i = 0; i < n; i++)
+        points += (int64_t)msgs[i].n_points;
+    return points;
+}
+
 static void commit_jobs(struct iot_ingest *ing, struct iot_ingest_job *jobs, size_t n)
 {
+    int64_t t0 = iot_mono_us();
     int rc = gather_batch(ing, jobs, n);
     if (rc == IOT_OK)
         rc = iot_tm_write_batch(ing->tm, ing->batch, n);
@@ -235,14 +245,18 @@ static void commit_jobs(struct iot_ingest *ing, struct iot_ingest_job *jobs, siz
     } else {
         IOT_ERROR("ingest: a batch of %zu messages failed: %s", n, iot_strerror(rc));
     }
+    int64_t points = rc == IOT_OK ? points_of(ing->batch, n) : 0;
     pthread_mutex_lock(&ing->lock);
     if (rc == IOT_OK) {
         ing->stats.committed_messages += (int64_t)n;
+        ing->stats.committed_points += points;
         ing->stats.commits++;
     } else {
         ing->stats.failed += (int64_t)n;
     }
     pthread_mutex_unlock(&ing->lock);
+    if (rc == IOT_OK)
+        iot_metrics_ingest_commit(iot_mono_us() - t0);
     for (struct iot_ingest_job *j = jobs, *next; j; j = next) {
         next = j->next; /* done() may free j */
         j->status = rc;

@@ -48,6 +48,7 @@ struct iot_ingest_config {
 
 struct iot_ingest_stats {
     int64_t committed_messages;
+    int64_t committed_points; /* the measurement values of those messages */
     int64_t commits;
     int64_t rejected_full;
     int64_t failed;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/metrics.h"
 #include "core/tm_message.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -353,6 +354,7 @@ int iot_latest_read(struct iot_cache *cache, struct iot_telemetry *tm, int64_t d
     latest_key(device_id, key);
     struct cached c = {.complete = false};
     *from_cache = read_cached(cache, key, &c);
+    iot_metrics_cache_lookup(IOT_METRICS_CACHE_LATEST_VALUES, *from_cache);
     if (*from_cache) {
         for (size_t i = 0; i < c.k.n && !kept_deliver(&c.k, i, fn, ctx); i++)
             ;

@@ -19,6 +19,7 @@
 
 struct MHD_Connection;
 struct iot_conn_track;
+struct iot_route;
 
 typedef long (*iot_stream_read_fn)(void *ctx, char *buf, size_t max);
 typedef void (*iot_stream_release_fn)(void *ctx);
@@ -38,6 +39,7 @@ struct iot_req {
     size_t body_len;
     bool body_too_large;
 
+    const struct iot_route *route; /* the route matched; NULL: none (yet) */
     const char *params[IOT_ROUTE_MAX_PARAMS]; /* path parameters, in order */
     size_t n_params;
     char *path_copy; /* storage behind params */

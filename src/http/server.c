@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/metrics.h"
 #include "core/secrets.h"
 #include "http/client_addr.h"
 #include "http/conn_guard.h"
@@ -163,6 +164,7 @@ static void dispatch(struct iot_server *s, struct iot_req *r)
     const struct iot_route *route = NULL;
     switch (iot_route(s->cfg.routes, s->cfg.n_routes, r, &route, r->allow, sizeof r->allow)) {
     case IOT_ROUTE_FOUND:
+        r->route = route;
         route->handler(r);
         /* A suspended request belongs to the thread that will resume it,
          * which may be writing its answer now: do not even read it. */
@@ -422,6 +424,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     int64_t us = now - r->start_us;
+    iot_metrics_http_request(r->route, r->method, r->status, us);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         IOT_INFO("%s %s %s %d %lldus id=%s", r->client_ip, r->method, r->path, r->status,
                  (long long)us, r->request_id);

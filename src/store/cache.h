@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/store_metrics.h"
+
 #define IOT_CACHE_KEY_MAX 256
 #define IOT_CACHE_VALUE_MAX (1024 * 1024)
 
@@ -204,29 +206,29 @@ bool iot_cache_parse_double(const char *s, size_t len, double *out);
 int iot_cache_write_batch_each(const struct iot_cache_ops *ops, void *self,
                                const struct iot_cache_write *w, size_t n);
 
-static inline int iot_cache_ping(struct iot_cache *c) { return c->ops->ping(c->self); }
-static inline int iot_cache_set(struct iot_cache *c, const char *k, const char *v, size_t n, int64_t ttl) { return c->ops->set(c->self, k, v, n, ttl); }
-static inline int iot_cache_get(struct iot_cache *c, const char *k, struct iot_cache_value *o) { return c->ops->get(c->self, k, o); }
-static inline int iot_cache_del(struct iot_cache *c, const char *k) { return c->ops->del(c->self, k); }
-static inline int iot_cache_incr(struct iot_cache *c, const char *k, int64_t d, int64_t ttl, int64_t *o) { return c->ops->incr(c->self, k, d, ttl, o); }
-static inline int iot_cache_gauge_set(struct iot_cache *c, const char *k, double v) { return c->ops->gauge_set(c->self, k, v); }
-static inline int iot_cache_gauge_get(struct iot_cache *c, const char *k, double *o) { return c->ops->gauge_get(c->self, k, o); }
-static inline int iot_cache_rate_hit(struct iot_cache *c, const char *k, int64_t limit, int64_t win, int64_t now, bool *ok, int64_t *retry) { return c->ops->rate_hit(c->self, k, limit, win, now, ok, retry); }
-static inline int iot_cache_session_put(struct iot_cache *c, const char *h, const char *uid, int64_t ttl) { return c->ops->session_put(c->self, h, uid, ttl); }
-static inline int iot_cache_session_get(struct iot_cache *c, const char *h, char *uid) { return c->ops->session_get(c->self, h, uid); }
-static inline int iot_cache_session_del(struct iot_cache *c, const char *h) { return c->ops->session_del(c->self, h); }
-static inline int iot_cache_session_drop_user(struct iot_cache *c, const char *uid) { return c->ops->session_drop_user(c->self, uid); }
-static inline int iot_cache_presence_touch(struct iot_cache *c, int64_t id, int64_t t) { return c->ops->presence_touch(c->self, id, t); }
-static inline int iot_cache_presence_get(struct iot_cache *c, int64_t id, int64_t *t) { return c->ops->presence_get(c->self, id, t); }
-static inline int iot_cache_presence_remove(struct iot_cache *c, int64_t id) { return c->ops->presence_remove(c->self, id); }
-static inline int iot_cache_presence_count(struct iot_cache *c, int64_t since, int64_t *n) { return c->ops->presence_count(c->self, since, n); }
-static inline int iot_cache_hash_set(struct iot_cache *c, const char *k, const struct iot_cache_field *f, size_t n, int64_t ttl) { return c->ops->hash_set(c->self, k, f, n, ttl); }
-static inline int iot_cache_hash_get_all(struct iot_cache *c, const char *k, iot_cache_field_fn fn, void *ctx) { return c->ops->hash_get_all(c->self, k, fn, ctx); }
-static inline int iot_cache_list_push(struct iot_cache *c, const char *k, const char *v, size_t n, size_t max, int64_t ttl) { return c->ops->list_push(c->self, k, v, n, max, ttl); }
-static inline int iot_cache_list_range(struct iot_cache *c, const char *k, size_t count, iot_cache_item_fn fn, void *ctx) { return c->ops->list_range(c->self, k, count, fn, ctx); }
-static inline int iot_cache_publish(struct iot_cache *c, const char *ch, const char *m, size_t n) { return c->ops->publish(c->self, ch, m, n); }
-static inline int iot_cache_subscribe(struct iot_cache *c, const char *ch, iot_cache_msg_fn fn, void *ctx, struct iot_cache_sub **o) { return c->ops->subscribe(c->self, ch, fn, ctx, o); }
+static inline int iot_cache_ping(struct iot_cache *c) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->ping(c->self)); }
+static inline int iot_cache_set(struct iot_cache *c, const char *k, const char *v, size_t n, int64_t ttl) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->set(c->self, k, v, n, ttl)); }
+static inline int iot_cache_get(struct iot_cache *c, const char *k, struct iot_cache_value *o) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->get(c->self, k, o)); }
+static inline int iot_cache_del(struct iot_cache *c, const char *k) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->del(c->self, k)); }
+static inline int iot_cache_incr(struct iot_cache *c, const char *k, int64_t d, int64_t ttl, int64_t *o) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->incr(c->self, k, d, ttl, o)); }
+static inline int iot_cache_gauge_set(struct iot_cache *c, const char *k, double v) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->gauge_set(c->self, k, v)); }
+static inline int iot_cache_gauge_get(struct iot_cache *c, const char *k, double *o) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->gauge_get(c->self, k, o)); }
+static inline int iot_cache_rate_hit(struct iot_cache *c, const char *k, int64_t limit, int64_t win, int64_t now, bool *ok, int64_t *retry) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->rate_hit(c->self, k, limit, win, now, ok, retry)); }
+static inline int iot_cache_session_put(struct iot_cache *c, const char *h, const char *uid, int64_t ttl) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->session_put(c->self, h, uid, ttl)); }
+static inline int iot_cache_session_get(struct iot_cache *c, const char *h, char *uid) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->session_get(c->self, h, uid)); }
+static inline int iot_cache_session_del(struct iot_cache *c, const char *h) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->session_del(c->self, h)); }
+static inline int iot_cache_session_drop_user(struct iot_cache *c, const char *uid) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->session_drop_user(c->self, uid)); }
+static inline int iot_cache_presence_touch(struct iot_cache *c, int64_t id, int64_t t) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->presence_touch(c->self, id, t)); }
+static inline int iot_cache_presence_get(struct iot_cache *c, int64_t id, int64_t *t) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->presence_get(c->self, id, t)); }
+static inline int iot_cache_presence_remove(struct iot_cache *c, int64_t id) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->presence_remove(c->self, id)); }
+static inline int iot_cache_presence_count(struct iot_cache *c, int64_t since, int64_t *n) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->presence_count(c->self, since, n)); }
+static inline int iot_cache_hash_set(struct iot_cache *c, const char *k, const struct iot_cache_field *f, size_t n, int64_t ttl) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->hash_set(c->self, k, f, n, ttl)); }
+static inline int iot_cache_hash_get_all(struct iot_cache *c, const char *k, iot_cache_field_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->hash_get_all(c->self, k, fn, ctx)); }
+static inline int iot_cache_list_push(struct iot_cache *c, const char *k, const char *v, size_t n, size_t max, int64_t ttl) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->list_push(c->self, k, v, n, max, ttl)); }
+static inline int iot_cache_list_range(struct iot_cache *c, const char *k, size_t count, iot_cache_item_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->list_range(c->self, k, count, fn, ctx)); }
+static inline int iot_cache_publish(struct iot_cache *c, const char *ch, const char *m, size_t n) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->publish(c->self, ch, m, n)); }
+static inline int iot_cache_subscribe(struct iot_cache *c, const char *ch, iot_cache_msg_fn fn, void *ctx, struct iot_cache_sub **o) { IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->subscribe(c->self, ch, fn, ctx, o)); }
 static inline void iot_cache_unsubscribe(struct iot_cache *c, struct iot_cache_sub *s) { c->ops->unsubscribe(c->self, s); }
-static inline int iot_cache_write_batch(struct iot_cache *c, const struct iot_cache_write *w, size_t n) { return n ? c->ops->write_batch(c->self, w, n) : 0; }
+static inline int iot_cache_write_batch(struct iot_cache *c, const struct iot_cache_write *w, size_t n) { if (!n) return 0; IOT_STORE_TIMED(IOT_STORE_CACHE, c->ops, c->ops->write_batch(c->self, w, n)); }
 
 #endif

@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/store_metrics.h"
+
 enum iot_docs_coll {
     IOT_DOCS_CONFIGS,
     IOT_DOCS_EVENTS,
@@ -195,13 +197,13 @@ int iot_docs_check_filter(const struct iot_docs_filter *f);
 /* The filter selects on at least one criterion (delete_where's guard). */
 bool iot_docs_filter_has_criterion(const struct iot_docs_filter *f);
 
-static inline int iot_docs_ping(struct iot_docs *d) { return d->ops->ping(d->self); }
-static inline int iot_docs_put(struct iot_docs *d, enum iot_docs_coll c, const struct iot_doc *doc, int64_t expect_rev, int64_t *rev) { return d->ops->put(d->self, c, doc, expect_rev, rev); }
-static inline int iot_docs_insert_many(struct iot_docs *d, enum iot_docs_coll c, const struct iot_doc *docs, size_t n, size_t *ins) { return d->ops->insert_many(d->self, c, docs, n, ins); }
-static inline int iot_docs_get(struct iot_docs *d, enum iot_docs_coll c, const char *id, iot_docs_fn fn, void *ctx) { return d->ops->get(d->self, c, id, fn, ctx); }
-static inline int iot_docs_remove(struct iot_docs *d, enum iot_docs_coll c, const char *id) { return d->ops->remove(d->self, c, id); }
-static inline int iot_docs_find(struct iot_docs *d, enum iot_docs_coll c, const struct iot_docs_filter *f, iot_docs_fn fn, void *ctx) { return d->ops->find(d->self, c, f, fn, ctx); }
-static inline int iot_docs_count_by(struct iot_docs *d, enum iot_docs_coll c, const struct iot_docs_filter *f, enum iot_docs_group g, iot_docs_count_fn fn, void *ctx) { return d->ops->count_by(d->self, c, f, g, fn, ctx); }
-static inline int iot_docs_delete_where(struct iot_docs *d, enum iot_docs_coll c, const struct iot_docs_filter *f, int64_t *n) { return d->ops->delete_where(d->self, c, f, n); }
+static inline int iot_docs_ping(struct iot_docs *d) { IOT_STORE_TIMED(IOT_STORE_DOCS, d->ops, d->ops->ping(d->self)); }
+static inline int iot_docs_put(struct iot_docs *d, enum iot_docs_coll c, const struct iot_doc *doc, int64_t expect_rev, int64_t *rev) { IOT_STORE_TIMED(IOT_STORE_DOCS, d->ops, d->ops->put(d->self, c, doc, expect_rev, rev)); }
+static inline int iot_docs_insert_many(struct iot_docs *d, enum iot_docs_coll c, const struct iot_doc *docs, size_t n, size_t *ins) { IOT_STORE_TIMED(IOT_STORE_DOCS, d->ops, d->ops->insert_many(d->self, c, docs, n, ins)); }
+static inline int iot_docs_get(struct iot_docs *d, enum iot_docs_coll c, const char *id, iot_docs_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_DOCS, d->ops, d->ops->get(d->self, c, id, fn, ctx)); }
+static inline int iot_docs_remove(struct iot_docs *d, enum iot_docs_coll c, const char *id) { IOT_STORE_TIMED(IOT_STORE_DOCS, d->ops, d->ops->remove(d->self, c, id)); }
+static inline int iot_docs_find(struct iot_docs *d, enum iot_docs_coll c, const struct iot_docs_filter *f, iot_docs_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_DOCS, d->ops, d->ops->find(d->self, c, f, fn, ctx)); }
+static inline int iot_docs_count_by(struct iot_docs *d, enum iot_docs_coll c, const struct iot_docs_filter *f, enum iot_docs_group g, iot_docs_count_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_DOCS, d->ops, d->ops->count_by(d->self, c, f, g, fn, ctx)); }
+static inline int iot_docs_delete_where(struct iot_docs *d, enum iot_docs_coll c, const struct iot_docs_filter *f, int64_t *n) { IOT_STORE_TIMED(IOT_STORE_DOCS, d->ops, d->ops->delete_where(d->self, c, f, n)); }
 
 #endif

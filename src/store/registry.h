@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "store/store_metrics.h"
 #include "util/err.h"
 
 /* Byte limits of text fields (UTF-8 bytes, without the NUL). The API layer
@@ -327,38 +328,38 @@ bool iot_reg_cleanup_kind_parse(const char *name, enum iot_cleanup_kind *out);
 size_t iot_reg_cleanup_error_len(const char *error);
 
 /* Thin wrappers: call these, not the slots. */
-static inline int iot_reg_ping(struct iot_registry *r) { return r->ops->ping(r->self); }
-static inline int iot_reg_user_create(struct iot_registry *r, struct iot_user *u) { return r->ops->user_create(r->self, u); }
-static inline int iot_reg_user_get_by_id(struct iot_registry *r, int64_t id, struct iot_user *o) { return r->ops->user_get_by_id(r->self, id, o); }
-static inline int iot_reg_user_get_by_user_id(struct iot_registry *r, const char *uid, struct iot_user *o) { return r->ops->user_get_by_user_id(r->self, uid, o); }
-static inline int iot_reg_user_get_by_username(struct iot_registry *r, const char *n, struct iot_user *o) { return r->ops->user_get_by_username(r->self, n, o); }
-static inline int iot_reg_user_get_by_email(struct iot_registry *r, const char *e, struct iot_user *o) { return r->ops->user_get_by_email(r->self, e, o); }
-static inline int iot_reg_user_update(struct iot_registry *r, const struct iot_user *u) { return r->ops->user_update(r->self, u); }
-static inline int iot_reg_user_delete(struct iot_registry *r, int64_t id) { return r->ops->user_delete(r->self, id); }
-static inline int iot_reg_user_list(struct iot_registry *r, struct iot_page p, iot_user_fn fn, void *ctx, int64_t *total) { return r->ops->user_list(r->self, p, fn, ctx, total); }
-static inline int iot_reg_device_create(struct iot_registry *r, struct iot_device *d) { return r->ops->device_create(r->self, d); }
-static inline int iot_reg_device_get(struct iot_registry *r, int64_t id, struct iot_device *o) { return r->ops->device_get(r->self, id, o); }
-static inline int iot_reg_device_get_by_key_hash(struct iot_registry *r, const char *h, struct iot_device *o) { return r->ops->device_get_by_key_hash(r->self, h, o); }
-static inline int iot_reg_device_update(struct iot_registry *r, const struct iot_device *d) { return r->ops->device_update(r->self, d); }
-static inline int iot_reg_device_delete(struct iot_registry *r, int64_t id) { return r->ops->device_delete(r->self, id); }
-static inline int iot_reg_device_list(struct iot_registry *r, const struct iot_device_filter *f, struct iot_page p, iot_device_fn fn, void *ctx, int64_t *total) { return r->ops->device_list(r->self, f, p, fn, ctx, total); }
-static inline int iot_reg_device_touch(struct iot_registry *r, const struct iot_seen *s, size_t n) { return n ? r->ops->device_touch(r->self, s, n) : 0; }
-static inline int iot_reg_device_stats(struct iot_registry *r, int64_t since, struct iot_device_stats *o) { return r->ops->device_stats(r->self, since, o); }
-static inline int iot_reg_group_create(struct iot_registry *r, struct iot_group *g) { return r->ops->group_create(r->self, g); }
-static inline int iot_reg_group_get(struct iot_registry *r, int64_t id, struct iot_group *o) { return r->ops->group_get(r->self, id, o); }
-static inline int iot_reg_group_update(struct iot_registry *r, const struct iot_group *g) { return r->ops->group_update(r->self, g); }
-static inline int iot_reg_group_delete(struct iot_registry *r, int64_t id) { return r->ops->group_delete(r->self, id); }
-static inline int iot_reg_group_list(struct iot_registry *r, int64_t uid, struct iot_page p, iot_group_fn fn, void *ctx, int64_t *total) { return r->ops->group_list(r->self, uid, p, fn, ctx, total); }
-static inline int iot_reg_member_add(struct iot_registry *r, int64_t g, int64_t d, int64_t *at) { return r->ops->member_add(r->self, g, d, at); }
-static inline int iot_reg_member_remove(struct iot_registry *r, int64_t g, int64_t d) { return r->ops->member_remove(r->self, g, d); }
-static inline int iot_reg_group_devices(struct iot_registry *r, int64_t g, const struct iot_device_filter *f, struct iot_page p, iot_member_fn fn, void *ctx, int64_t *total) { return r->ops->group_devices(r->self, g, f, p, fn, ctx, total); }
-static inline int iot_reg_device_groups(struct iot_registry *r, int64_t d, iot_device_group_fn fn, void *ctx) { return r->ops->device_groups(r->self, d, fn, ctx); }
+static inline int iot_reg_ping(struct iot_registry *r) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->ping(r->self)); }
+static inline int iot_reg_user_create(struct iot_registry *r, struct iot_user *u) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->user_create(r->self, u)); }
+static inline int iot_reg_user_get_by_id(struct iot_registry *r, int64_t id, struct iot_user *o) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->user_get_by_id(r->self, id, o)); }
+static inline int iot_reg_user_get_by_user_id(struct iot_registry *r, const char *uid, struct iot_user *o) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->user_get_by_user_id(r->self, uid, o)); }
+static inline int iot_reg_user_get_by_username(struct iot_registry *r, const char *n, struct iot_user *o) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->user_get_by_username(r->self, n, o)); }
+static inline int iot_reg_user_get_by_email(struct iot_registry *r, const char *e, struct iot_user *o) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->user_get_by_email(r->self, e, o)); }
+static inline int iot_reg_user_update(struct iot_registry *r, const struct iot_user *u) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->user_update(r->self, u)); }
+static inline int iot_reg_user_delete(struct iot_registry *r, int64_t id) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->user_delete(r->self, id)); }
+static inline int iot_reg_user_list(struct iot_registry *r, struct iot_page p, iot_user_fn fn, void *ctx, int64_t *total) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->user_list(r->self, p, fn, ctx, total)); }
+static inline int iot_reg_device_create(struct iot_registry *r, struct iot_device *d) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->device_create(r->self, d)); }
+static inline int iot_reg_device_get(struct iot_registry *r, int64_t id, struct iot_device *o) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->device_get(r->self, id, o)); }
+static inline int iot_reg_device_get_by_key_hash(struct iot_registry *r, const char *h, struct iot_device *o) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->device_get_by_key_hash(r->self, h, o)); }
+static inline int iot_reg_device_update(struct iot_registry *r, const struct iot_device *d) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->device_update(r->self, d)); }
+static inline int iot_reg_device_delete(struct iot_registry *r, int64_t id) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->device_delete(r->self, id)); }
+static inline int iot_reg_device_list(struct iot_registry *r, const struct iot_device_filter *f, struct iot_page p, iot_device_fn fn, void *ctx, int64_t *total) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->device_list(r->self, f, p, fn, ctx, total)); }
+static inline int iot_reg_device_touch(struct iot_registry *r, const struct iot_seen *s, size_t n) { if (!n) return 0; IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->device_touch(r->self, s, n)); }
+static inline int iot_reg_device_stats(struct iot_registry *r, int64_t since, struct iot_device_stats *o) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->device_stats(r->self, since, o)); }
+static inline int iot_reg_group_create(struct iot_registry *r, struct iot_group *g) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->group_create(r->self, g)); }
+static inline int iot_reg_group_get(struct iot_registry *r, int64_t id, struct iot_group *o) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->group_get(r->self, id, o)); }
+static inline int iot_reg_group_update(struct iot_registry *r, const struct iot_group *g) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->group_update(r->self, g)); }
+static inline int iot_reg_group_delete(struct iot_registry *r, int64_t id) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->group_delete(r->self, id)); }
+static inline int iot_reg_group_list(struct iot_registry *r, int64_t uid, struct iot_page p, iot_group_fn fn, void *ctx, int64_t *total) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->group_list(r->self, uid, p, fn, ctx, total)); }
+static inline int iot_reg_member_add(struct iot_registry *r, int64_t g, int64_t d, int64_t *at) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->member_add(r->self, g, d, at)); }
+static inline int iot_reg_member_remove(struct iot_registry *r, int64_t g, int64_t d) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->member_remove(r->self, g, d)); }
+static inline int iot_reg_group_devices(struct iot_registry *r, int64_t g, const struct iot_device_filter *f, struct iot_page p, iot_member_fn fn, void *ctx, int64_t *total) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->group_devices(r->self, g, f, p, fn, ctx, total)); }
+static inline int iot_reg_device_groups(struct iot_registry *r, int64_t d, iot_device_group_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->device_groups(r->self, d, fn, ctx)); }
 /* Required (there is no safe fallback: a whole-row device_update would
  * undo an admin's switch-off); a backend without it fails here. */
-static inline int iot_reg_device_update_by_device(struct iot_registry *r, const struct iot_device *d, unsigned fields) { return r->ops->device_update_by_device ? r->ops->device_update_by_device(r->self, d, fields) : IOT_EINTERNAL; }
+static inline int iot_reg_device_update_by_device(struct iot_registry *r, const struct iot_device *d, unsigned fields) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->device_update_by_device ? r->ops->device_update_by_device(r->self, d, fields) : IOT_EINTERNAL); }
 /* Version 3; IOT_EINVAL (unsupported) from a backend without them. */
-static inline int iot_reg_cleanup_list(struct iot_registry *r, int64_t due_by, struct iot_pending_cleanup *out, size_t max, size_t *n) { *n = 0; return r->ops->version >= 3 && r->ops->cleanup_list ? r->ops->cleanup_list(r->self, due_by, out, max, n) : IOT_EINVAL; }
-static inline int iot_reg_cleanup_done(struct iot_registry *r, enum iot_cleanup_kind kind, int64_t id) { return r->ops->version >= 3 && r->ops->cleanup_done ? r->ops->cleanup_done(r->self, kind, id) : IOT_EINVAL; }
-static inline int iot_reg_cleanup_failed(struct iot_registry *r, enum iot_cleanup_kind kind, int64_t id, int64_t next_at, const char *error) { return r->ops->version >= 3 && r->ops->cleanup_failed ? r->ops->cleanup_failed(r->self, kind, id, next_at, error ? error : "") : IOT_EINVAL; }
+static inline int iot_reg_cleanup_list(struct iot_registry *r, int64_t due_by, struct iot_pending_cleanup *out, size_t max, size_t *n) { *n = 0; IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->version >= 3 && r->ops->cleanup_list ? r->ops->cleanup_list(r->self, due_by, out, max, n) : IOT_EINVAL); }
+static inline int iot_reg_cleanup_done(struct iot_registry *r, enum iot_cleanup_kind kind, int64_t id) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->version >= 3 && r->ops->cleanup_done ? r->ops->cleanup_done(r->self, kind, id) : IOT_EINVAL); }
+static inline int iot_reg_cleanup_failed(struct iot_registry *r, enum iot_cleanup_kind kind, int64_t id, int64_t next_at, const char *error) { IOT_STORE_TIMED(IOT_STORE_REGISTRY, r->ops, r->ops->version >= 3 && r->ops->cleanup_failed ? r->ops->cleanup_failed(r->self, kind, id, next_at, error ? error : "") : IOT_EINVAL); }
 
 #endif

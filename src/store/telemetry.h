@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/store_metrics.h"
+
 #define IOT_TM_NAME_MAX 64        /* measurement name: [A-Za-z0-9_.-]{1,64} */
 #define IOT_TM_STRING_MAX 1024    /* bytes of a string value */
 #define IOT_TM_POINTS_MAX 100     /* measurements per message */
@@ -259,20 +261,20 @@ int iot_telemetry_open(const char *url, bool durable, struct iot_telemetry *out)
 int iot_telemetry_file(const char *url, char *path, size_t size);
 void iot_telemetry_close(struct iot_telemetry *t);
 
-static inline int iot_tm_ping(struct iot_telemetry *t) { return t->ops->ping(t->self); }
-static inline int iot_tm_write_batch(struct iot_telemetry *t, const struct iot_tm_message *m, size_t n) { return n ? t->ops->write_batch(t->self, m, n) : 0; }
-static inline int iot_tm_query_device(struct iot_telemetry *t, int64_t dev, const struct iot_tm_range *r, iot_tm_record_fn fn, void *ctx) { return t->ops->query_device(t->self, dev, r, fn, ctx); }
-static inline int iot_tm_query_user(struct iot_telemetry *t, int64_t uid, const struct iot_tm_range *r, iot_tm_record_fn fn, void *ctx) { return t->ops->query_user(t->self, uid, r, fn, ctx); }
-static inline int iot_tm_count_user(struct iot_telemetry *t, int64_t uid, int64_t from, int64_t to, int64_t *n) { return t->ops->count_user(t->self, uid, from, to, n); }
-static inline int iot_tm_latest(struct iot_telemetry *t, int64_t dev, iot_tm_latest_fn fn, void *ctx) { return t->ops->latest(t->self, dev, fn, ctx); }
-static inline int iot_tm_rollups(struct iot_telemetry *t, int64_t dev, const char *name, int64_t width, int64_t from, int64_t to, iot_tm_rollup_fn fn, void *ctx) { return t->ops->rollups(t->self, dev, name, width, from, to, fn, ctx); }
-static inline int iot_tm_samples(struct iot_telemetry *t, int64_t dev, const char *name, int64_t from, int64_t to, iot_tm_sample_fn fn, void *ctx) { return t->ops->samples(t->self, dev, name, from, to, fn, ctx); }
-static inline int iot_tm_catalog(struct iot_telemetry *t, int64_t dev, iot_tm_catalog_fn fn, void *ctx) { return t->ops->catalog(t->self, dev, fn, ctx); }
-static inline int iot_tm_delete_range(struct iot_telemetry *t, int64_t dev, int64_t from, int64_t to, int64_t *n) { return t->ops->delete_range(t->self, dev, from, to, n); }
-static inline int iot_tm_delete_device(struct iot_telemetry *t, int64_t dev) { return t->ops->delete_device(t->self, dev); }
-static inline int iot_tm_delete_user(struct iot_telemetry *t, int64_t uid) { return t->ops->delete_user(t->self, uid); }
-static inline int iot_tm_purge(struct iot_telemetry *t, int64_t raw_before, int64_t rollup_before, int64_t *n) { return t->ops->purge(t->self, raw_before, rollup_before, n); }
-static inline int iot_tm_stats(struct iot_telemetry *t, struct iot_tm_stats *o) { return t->ops->stats(t->self, o); }
+static inline int iot_tm_ping(struct iot_telemetry *t) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->ping(t->self)); }
+static inline int iot_tm_write_batch(struct iot_telemetry *t, const struct iot_tm_message *m, size_t n) { if (!n) return 0; IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->write_batch(t->self, m, n)); }
+static inline int iot_tm_query_device(struct iot_telemetry *t, int64_t dev, const struct iot_tm_range *r, iot_tm_record_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->query_device(t->self, dev, r, fn, ctx)); }
+static inline int iot_tm_query_user(struct iot_telemetry *t, int64_t uid, const struct iot_tm_range *r, iot_tm_record_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->query_user(t->self, uid, r, fn, ctx)); }
+static inline int iot_tm_count_user(struct iot_telemetry *t, int64_t uid, int64_t from, int64_t to, int64_t *n) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->count_user(t->self, uid, from, to, n)); }
+static inline int iot_tm_latest(struct iot_telemetry *t, int64_t dev, iot_tm_latest_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->latest(t->self, dev, fn, ctx)); }
+static inline int iot_tm_rollups(struct iot_telemetry *t, int64_t dev, const char *name, int64_t width, int64_t from, int64_t to, iot_tm_rollup_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->rollups(t->self, dev, name, width, from, to, fn, ctx)); }
+static inline int iot_tm_samples(struct iot_telemetry *t, int64_t dev, const char *name, int64_t from, int64_t to, iot_tm_sample_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->samples(t->self, dev, name, from, to, fn, ctx)); }
+static inline int iot_tm_catalog(struct iot_telemetry *t, int64_t dev, iot_tm_catalog_fn fn, void *ctx) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->catalog(t->self, dev, fn, ctx)); }
+static inline int iot_tm_delete_range(struct iot_telemetry *t, int64_t dev, int64_t from, int64_t to, int64_t *n) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->delete_range(t->self, dev, from, to, n)); }
+static inline int iot_tm_delete_device(struct iot_telemetry *t, int64_t dev) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->delete_device(t->self, dev)); }
+static inline int iot_tm_delete_user(struct iot_telemetry *t, int64_t uid) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->delete_user(t->self, uid)); }
+static inline int iot_tm_purge(struct iot_telemetry *t, int64_t raw_before, int64_t rollup_before, int64_t *n) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->purge(t->self, raw_before, rollup_before, n)); }
+static inline int iot_tm_stats(struct iot_telemetry *t, struct iot_tm_stats *o) { IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops, t->ops->stats(t->self, o)); }
 /* Version 2 slots, with fallbacks on version 1 ones (src/store/telemetry.c). */
 int iot_tm_samples_typed(struct iot_telemetry *t, int64_t dev, const char *name, int64_t from,
                          int64_t to, iot_tm_typed_sample_fn fn, void *ctx);

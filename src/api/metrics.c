@@ -21,6 +21,8 @@ void iot_h_metrics(struct iot_req *r)
         return;
     struct iot_buf b = {0};
     iot_metrics_render(&b, &(struct iot_metrics_sources){.ingest = app->ingest,
+                                                         .events = app->events,
+                                                         .alerting = app->alerting,
                                                          .started_at_ms = app->started_at_ms,
                                                          .started_mono_us = app->started_mono_us});
     size_t len = 0;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alerting.h"
+#include "core/events.h"
 #include "core/ingest.h"
 #include "http/router.h"
 #include "store/store_metrics.h"
@@ -235,6 +237,41 @@ static void render_ingest(struct iot_buf *b, struct iot_ingest *ingest)
                           &commit_durations, &commit_bounds);
 }
 
+/* The event log's writer and the alert engine, read at scrape time: what
+ * they drop when their queues are full (nothing else tells it but a
+ * rate-limited log line) is what an operator alerts on. */
+static void render_background(struct iot_buf *b, const struct iot_metrics_sources *src)
+{
+    if (src->events) {
+        struct iot_events_stats st;
+        iot_events_stats(src->events, &st);
+        gauge_family(b, "iotflow_events_queued", "Events waiting for the event log's writer.",
+                     (double)st.queued);
+        counter_family(b, "iotflow_events_written_total", "Events written to the event log.",
+                       st.written);
+        counter_family(b, "iotflow_events_dropped_total",
+                       "Events never written: the event log's queue was full.", st.dropped);
+        counter_family(b, "iotflow_events_write_failures_total",
+                       "Failed writes of an event batch to the documents store (retried).",
+                       st.failed_writes);
+    }
+    if (src->alerting) {
+        struct iot_alerting_stats st;
+        iot_alerting_stats(src->alerting, &st);
+        counter_family(b, "iotflow_alert_evaluations_total",
+                       "Telemetry messages evaluated against the alert rules.",
+                       (uint64_t)st.evaluated);
+        counter_family(b, "iotflow_alert_evaluations_dropped_total",
+                       "Telemetry messages not evaluated against the alert rules: the "
+                       "engine's queue was full.",
+                       (uint64_t)st.dropped);
+        counter_family(b, "iotflow_alerts_raised_total", "Alerts raised by the alert rules.",
+                       (uint64_t)st.raised);
+        counter_family(b, "iotflow_alerts_resolved_total",
+                       "Alerts the alert rules resolved by themselves.", (uint64_t)st.resolved);
+    }
+}
+
 static void render_lookups(struct iot_buf *b)
 {
     iot_metrics_family(b, "iotflow_cache_lookups_total", "counter",
@@ -280,6 +317,7 @@ void iot_metrics_render(struct iot_buf *b, const struct iot_metrics_sources *src
     render_process(b, src);
     render_http(b);
     render_ingest(b, src->ingest);
+    render_background(b, src);
     iot_store_metrics_render(b);
     render_lookups(b);
     render_limits(b);

@@ -22,6 +22,8 @@
 #include "util/buf.h"
 
 struct iot_route;
+struct iot_alerting;
+struct iot_events;
 struct iot_ingest;
 
 /* Sizes the per-route series for this route table, which must outlive the
@@ -62,7 +64,9 @@ void iot_metrics_rate_limited(enum iot_metrics_rate_limit kind);
 
 /* What rendering reads from elsewhere. */
 struct iot_metrics_sources {
-    struct iot_ingest *ingest; /* NULL: its series are left out */
+    struct iot_ingest *ingest;       /* NULL: its series are left out */
+    struct iot_events *events;       /* the event log's writer; NULL: left out */
+    struct iot_alerting *alerting;   /* the alert engine; NULL: left out */
     int64_t started_at_ms;     /* process start, Unix ms */
     int64_t started_mono_us;   /* the same on the monotonic clock */
 };

@@ -13,10 +13,13 @@ import time
 import urllib.parse
 import urllib.request
 
-from conftest import (BINARY, Client, expect, expect_error, free_port, key_client, make_user,
-                      register_device)
+from conftest import (BINARY, SERVER_BACKENDS, TEST_CASSANDRA, Client, expect, expect_error,
+                      free_port, key_client, make_user, register_device)
 
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
+# The backends of this pass of the suite (make test runs three).
+TELEMETRY_BACKEND = "cassandra" if TEST_CASSANDRA else "sqlite"
+REGISTRY_BACKEND = "postgres" if SERVER_BACKENDS else "sqlite"
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
@@ -102,8 +105,27 @@ def test_counters_move(server, bearer_users):
     assert (moved("iotflow_cache_lookups_total", cache="latest_values", result="hit")
             + moved("iotflow_cache_lookups_total", cache="latest_values", result="miss")) == 2
     assert moved("iotflow_store_operation_duration_seconds_count", store="telemetry",
-                 backend="sqlite") >= 1
-    assert value(after, "iotflow_store_errors_total", store="registry", backend="sqlite") == 0
+                 backend=TELEMETRY_BACKEND) >= 1
+    assert moved("iotflow_store_operation_duration_seconds_count", store="registry",
+                 backend=REGISTRY_BACKEND) >= 1
+    assert ("iotflow_store_errors_total",
+            frozenset({"store": "registry", "backend": REGISTRY_BACKEND}.items())) in after
+    assert value(after, "iotflow_store_errors_total", store="registry",
+                 backend=REGISTRY_BACKEND) == 0
+    # The alert engine and the event log's writer work after the answer.
+    deadline = time.monotonic() + 5
+    while True:
+        evaluated = value(after, "iotflow_alert_evaluations_total") - value(
+            before, "iotflow_alert_evaluations_total")
+        written = value(after, "iotflow_events_written_total") - value(
+            before, "iotflow_events_written_total")
+        if (evaluated >= 5 and written >= 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+        after = parse(scrape(server, admin))
+    assert evaluated == 5 and written >= 2  # 5 messages; user and device registered
+    assert value(after, "iotflow_alert_evaluations_dropped_total") == 0
+    assert value(after, "iotflow_events_dropped_total") == 0
     assert value(after, "iotflow_ingest_queue_messages") >= 0
     assert value(after, "iotflow_build_info", version=expect(root(server).get("/health"), 200)
                  ["version"]) == 1

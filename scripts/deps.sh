@@ -90,6 +90,8 @@ install_without_start() {
     if [ -d /run/systemd/system ]; then
       $sudo systemctl disable --now "$p" >/dev/null 2>&1 || true
     elif [ -x "/etc/init.d/$p" ]; then
+      # A policy-rc.d of the machine's own may have let it start: stop it.
+      $sudo invoke-rc.d "$p" stop >/dev/null 2>&1 || $sudo "/etc/init.d/$p" stop >/dev/null 2>&1 || true
       $sudo update-rc.d "$p" disable >/dev/null 2>&1 || true
     fi
   done

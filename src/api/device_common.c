@@ -218,10 +218,16 @@ void iot_device_changed_events(struct iot_req *r, const struct iot_device *befor
     if (update)
         iot_events_emit(ev, IOT_EV_DEVICE_UPDATED, after->user_id, after->id,
                         json_pack("{s:o, s:s}", "changed", changed_fields(before, after), "by", by));
-    if (strcmp(before->status, after->status) != 0)
-        iot_events_emit(ev, IOT_EV_DEVICE_STATUS_CHANGED, after->user_id, after->id,
-                        json_pack("{s:s, s:s, s:s}", "from", before->status, "to", after->status,
-                                  "by", by));
+    if (strcmp(before->status, after->status) == 0)
+        return;
+    iot_events_emit(ev, IOT_EV_DEVICE_STATUS_CHANGED, after->user_id, after->id,
+                    json_pack("{s:s, s:s, s:s}", "from", before->status, "to", after->status,
+                              "by", by));
+    /* The presence set holds active devices only: one count of it is the
+     * online count of /status (iot_device_stats_now). */
+    if (strcmp(after->status, "active") != 0 &&
+        iot_cache_presence_remove(&iot_app_of(r)->cache, after->id) != IOT_OK)
+        IOT_DEBUG("presence of device %lld not dropped", (long long)after->id);
 }
 
 int iot_device_remove(struct iot_req *r, const struct iot_device *d)
@@ -241,11 +247,16 @@ void iot_device_seen(struct iot_req *r, struct iot_device *d)
 {
     struct iot_app *app = iot_app_of(r);
     /* Before the touch: the watch reads the old sighting on a transition. */
-    iot_events_device_seen(app->events, d->id, d->user_id, d->last_seen);
     int64_t now = iot_now_ms();
-    int rc = iot_cache_presence_touch(&app->cache, d->id, now);
-    if (rc)
-        IOT_DEBUG("presence of device %lld not cached: %s", (long long)d->id, iot_strerror(rc));
+    /* Only an active device is online (a switched-off one may still read
+     * its credentials): the presence set and the watch hold active ones. */
+    if (strcmp(d->status, "active") == 0) {
+        iot_events_device_seen(app->events, d->id, d->user_id, d->last_seen);
+        int rc = iot_cache_presence_touch(&app->cache, d->id, now);
+        if (rc)
+            IOT_DEBUG("presence of device %lld not cached: %s", (long long)d->id,
+                      iot_strerror(rc));
+    }
     /* The registry's last_seen follows within a second, in one batch. */
     iot_ingest_note_seen(app->ingest, d->id, now);
     d->last_seen = iot_presence_latest(d->last_seen, now);
@@ -273,10 +284,10 @@ int iot_device_stats_now(struct iot_app *app, struct iot_device_stats *out)
         return rc;
     /* The registry's last_seen trails sightings by up to a second; the
      * cache's presence set does not. One count of that set, not a round
-     * trip per active device: it also holds devices seen in the window
-     * and switched off since (a sighting is dropped only with its device),
-     * so it counts for at most the active devices. A cache that does not
-     * answer leaves the registry's count. */
+     * trip per active device: it holds active devices only (a device
+     * leaves it when switched off), capped at their number for a status
+     * change racing a sighting. A cache that does not answer leaves the
+     * registry's count. */
     int64_t seen = 0;
     if (iot_cache_presence_count(&app->cache, since, &seen) == IOT_OK && seen > out->online)
         out->online = seen < out->active ? seen : out->active;

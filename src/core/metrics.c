@@ -173,8 +173,9 @@ static void render_http(struct iot_buf *b)
                 iot_metrics_sample_u64(b, "iotflow_http_requests_total", l, 3, n);
             }
     iot_metrics_family(b, "iotflow_http_request_duration_seconds", "histogram",
-                       "Time from a request's first byte until its answer was sent (a live "
-                       "stream: until it ended), by matched route pattern.");
+                       "Time from a request's headers having been read until its answer was "
+                       "sent (a live stream: until its answer's headers were), by matched "
+                       "route pattern.");
     for (size_t r = 0; r <= http.n_routes; r++) {
         if (http.pattern_slot[r] != r || iot_histogram_count(&http.durations[r], &request_bounds) == 0)
             continue;
@@ -232,7 +233,7 @@ static void render_ingest(struct iot_buf *b, struct iot_ingest *ingest)
     }
     iot_metrics_family(b, "iotflow_ingest_commit_duration_seconds", "histogram",
                        "Time from the ingest writer taking a batch until its requests were "
-                       "acknowledged: store write and cache fan-out.");
+                       "answered: store write and cache fan-out, failed commits included.");
     iot_metrics_histogram(b, "iotflow_ingest_commit_duration_seconds", NULL, 0,
                           &commit_durations, &commit_bounds);
 }

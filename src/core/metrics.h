@@ -33,12 +33,13 @@ int iot_metrics_init(const struct iot_route *routes, size_t n_routes);
 void iot_metrics_shutdown(void);
 
 /* A request's end: the route table entry it matched (NULL: none), its
- * method and status, and how long it took from its first byte. */
+ * method and status, and how long it took from its headers having been
+ * read (a live stream: until its answer's headers were queued). */
 void iot_metrics_http_request(const struct iot_route *route, const char *method, int status,
                               int64_t us);
 
-/* The ingest writer: one committed batch, from taking it to
- * acknowledging it. */
+/* The ingest writer: one commit of a batch (failed ones too), from taking
+ * it to answering its requests. */
 void iot_metrics_ingest_commit(int64_t us);
 
 enum iot_metrics_cache {

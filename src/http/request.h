@@ -60,6 +60,7 @@ struct iot_req {
     const char *const (*security_headers)[2];
     size_t n_security_headers;
     iot_stream_read_fn stream_read; /* set by iot_reply_stream */
+    int64_t replied_us; /* when the answer was queued (monotonic); 0 before */
     iot_stream_release_fn stream_release;
     void *stream_ctx;
     char allow[64];

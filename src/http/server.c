@@ -279,6 +279,7 @@ static enum MHD_Result send_reply(struct iot_server *s, struct iot_req *r)
     if (r->close_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     add_cors_headers(s, r, resp);
+    r->replied_us = iot_mono_us();
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -424,7 +425,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     int64_t us = now - r->start_us;
-    iot_metrics_http_request(r->route, r->method, r->status, us);
+    /* A live stream counts until its answer went out: its whole life would
+     * pin the route's every quantile at the top bucket. */
+    int64_t served = r->stream_read && r->replied_us ? r->replied_us - r->start_us : us;
+    iot_metrics_http_request(r->route, r->method, r->status, served);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         IOT_INFO("%s %s %s %d %lldus id=%s", r->client_ip, r->method, r->path, r->status,
                  (long long)us, r->request_id);

@@ -31,7 +31,7 @@ static const char *const kind_names[] = {
     [IOT_STORE_DOCS] = "documents",
 };
 
-int64_t iot_store_op_begin(void)
+int64_t iot_store_clock_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -73,7 +73,7 @@ void iot_store_op_done(enum iot_store_kind kind, const void *ops, const char *ba
     struct slot *s = slot_of(kind, ops, backend);
     if (!s)
         return;
-    iot_histogram_observe(&s->latency, &op_bounds, iot_store_op_begin() - t0);
+    iot_histogram_observe(&s->latency, &op_bounds, iot_store_clock_us() - t0);
     if (is_store_failure(rc))
         iot_counter_inc(&s->errors);
 }

@@ -94,9 +94,11 @@ int iot_tm_samples_typed(struct iot_telemetry *t, int64_t dev, const char *name,
                          int64_t to, iot_tm_typed_sample_fn fn, void *ctx)
 {
     if (t->ops->version >= 2 && t->ops->samples_typed)
-        return t->ops->samples_typed(t->self, dev, name, from, to, fn, ctx);
+        IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops,
+                        t->ops->samples_typed(t->self, dev, name, from, to, fn, ctx));
     struct untyped u = {fn, ctx};
-    return t->ops->samples(t->self, dev, name, from, to, untyped_sample, &u);
+    IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops,
+                    t->ops->samples(t->self, dev, name, from, to, untyped_sample, &u));
 }
 
 struct edge {
@@ -119,7 +121,9 @@ int iot_tm_sample_edge(struct iot_telemetry *t, int64_t dev, const char *name, i
     if (!out)
         return IOT_EINVAL;
     if (t->ops->version >= 2 && t->ops->sample_edge)
-        return t->ops->sample_edge(t->self, dev, name, from, to, last, out);
+        IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops,
+                        t->ops->sample_edge(t->self, dev, name, from, to, last, out));
+    /* The fallback's op is timed in iot_tm_samples_typed. */
     struct edge e = {.last = last, .out = out};
     int rc = iot_tm_samples_typed(t, dev, name, from, to, keep_edge, &e);
     return rc ? rc : e.found ? IOT_OK : IOT_ENOTFOUND;
@@ -132,7 +136,8 @@ int iot_tm_set_retention(struct iot_telemetry *t, int64_t raw_ms, int64_t rollup
     if (raw_ms < 0 || rollup_ms < 0)
         return IOT_EINVAL;
     if (t->ops->version >= 3 && t->ops->set_retention)
-        return t->ops->set_retention(t->self, raw_ms, rollup_ms);
+        IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops,
+                        t->ops->set_retention(t->self, raw_ms, rollup_ms));
     return IOT_OK;
 }
 
@@ -141,7 +146,8 @@ int iot_tm_export_scan(struct iot_telemetry *t, int64_t after_device, int64_t af
 {
     if (!fn || limit < 0 || t->ops->version < 3 || !t->ops->export_scan)
         return IOT_EINVAL;
-    return t->ops->export_scan(t->self, after_device, after_ts, after_seq, limit, fn, ctx);
+    IOT_STORE_TIMED(IOT_STORE_TELEMETRY, t->ops,
+                    t->ops->export_scan(t->self, after_device, after_ts, after_seq, limit, fn, ctx));
 }
 
 /* ---- what every backend accepts -------------------------------------------------- */

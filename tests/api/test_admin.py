@@ -216,6 +216,9 @@ def stats(server):
 
 
 def test_stats_follow_device_lifecycle(server, owner):
+    # An active device never seen: not every active device is online.
+    quiet = register_device(owner)
+    expect(server.admin.put(f"/admin/devices/{quiet['id']}/status", json={"status": "active"}), 200)
     before = stats(server)
     dev = register_device(owner)
     after_reg = stats(server)
@@ -227,7 +230,13 @@ def test_stats_follow_device_lifecycle(server, owner):
     assert after_hb["online"] == before["online"] + 1
     expect(server.admin.put(f"/admin/devices/{dev['id']}/status",
                             json={"status": "maintenance"}), 200)
-    assert stats(server)["maintenance"] == before["maintenance"] + 1
+    off = stats(server)
+    assert off["maintenance"] == before["maintenance"] + 1
+    # Online counts active devices only: switched off, it is not online,
+    # even when it still reads its credentials.
+    assert off["online"] == before["online"]
+    expect(key_client(server, dev["api_key"]).get("/devices/credentials"), 200)
+    assert stats(server)["online"] == before["online"]
     expect(server.admin.delete(f"/admin/devices/{dev['id']}"), 200)
     assert stats(server)["total"] == before["total"]
 

@@ -123,7 +123,8 @@ def test_counters_move(server, bearer_users):
             break
         time.sleep(0.05)
         after = parse(scrape(server, admin))
-    assert evaluated == 5 and written >= 2  # 5 messages; user and device registered
+    # >= : the shared server's earlier telemetry may be evaluated meanwhile
+    assert evaluated >= 5 and written >= 2  # 5 messages; user and device registered
     assert value(after, "iotflow_alert_evaluations_dropped_total") == 0
     assert value(after, "iotflow_events_dropped_total") == 0
     assert value(after, "iotflow_ingest_queue_messages") >= 0

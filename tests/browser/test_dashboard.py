@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from conftest import harness, log_in, register_and_log_in, register_device, shoot
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 

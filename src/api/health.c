@@ -151,11 +151,14 @@ void iot_h_root(struct iot_req *r)
         return;
     }
     iot_reply_json(r, 200,
-                   json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:s}",
+                   json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
+                             "s:s, s:s, s:s}, s:s}",
                              "name", "IoTFlow (iotflowd)", "version", IOT_VERSION, "description",
                              "IoT device connectivity, telemetry and management API", "endpoints",
                              "health", "/health", "status", "/status", "auth", "/api/v1/auth",
                              "users", "/api/v1/users", "devices", "/api/v1/devices", "groups",
                              "/api/v1/groups", "admin", "/api/v1/admin", "telemetry",
-                             "/api/v1/telemetry", "documentation", "docs/openapi.yaml"));
+                             "/api/v1/telemetry", "events", "/api/v1/events", "alerts",
+                             "/api/v1/alerts", "alert_rules", "/api/v1/alert-rules", "metrics",
+                             "/metrics", "dashboard", "/", "documentation", "docs/openapi.yaml"));
 }

@@ -83,6 +83,14 @@ def test_root(server):
     assert data["endpoints"], data
     text = str(data["endpoints"])
     assert "/health" in text and "/api/v1" in text
+    # The ones a client reaches as they are, are there.
+    ends = data["endpoints"]
+    r = server.root.get(ends["metrics"], headers=server.admin_headers)
+    assert r.status_code == 200 and "iotflow_build_info" in r.text
+    for name in ("events", "alerts", "alert_rules"):
+        expect(server.admin.get(ends[name][len("/api/v1"):]), 200)
+    r = server.root.get(ends["dashboard"], headers={"Accept": "text/html"})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
 
 
 def test_public_endpoints_ignore_bad_credentials(server):

@@ -185,17 +185,21 @@ bool iot_conn_guard_admit(struct iot_conn_guard *g, const struct sockaddr *peer)
     return ok;
 }
 
-/* Under the lock. A connection that cannot be counted (out of memory) is
- * simply not counted: refusing it would be worse. */
-static void count_peer(struct iot_conn_guard *g, struct iot_conn_track *t)
+/* Under the lock. Counts the connection unless its address already holds
+ * `cap` (0: no limit); false when over. A connection that cannot be counted
+ * (out of memory) is simply not counted: refusing it would be worse. */
+static bool count_peer(struct iot_conn_guard *g, struct iot_conn_track *t, unsigned cap)
 {
     struct iot_mtab_node *n = iot_mtab_find(&g->by_ip, &t->peer, sizeof t->peer);
+    if (n && cap && n->val.i64 >= (int64_t)cap)
+        return false;
     if (!n)
         n = iot_mtab_add(&g->by_ip, &t->peer, sizeof t->peer);
     if (!n)
-        return;
+        return true;
     n->val.i64++;
     t->counted = true;
+    return true;
 }
 
 static void uncount_peer(struct iot_conn_guard *g, struct iot_conn_track *t)
@@ -227,8 +231,16 @@ struct iot_conn_track *iot_conn_guard_track(struct iot_conn_guard *g, int fd,
     t->prev = &g->head;
     g->head.next->prev = t;
     g->head.next = t;
-    if (known && g->per_ip_cap)
-        count_peer(g, t);
+    /* The accept policy's check again, now one step with the count: two
+     * connections admitted at once by two worker threads cannot both take
+     * an address's last place. Shut down under the lock, like the reaper's. */
+    if (known && g->per_ip_cap) {
+        unsigned cap = iot_trusted_proxies_contains(g->exempt, &ip) ? 0 : g->per_ip_cap;
+        if (!count_peer(g, t, cap)) {
+            g->refused++;
+            shutdown(fd, SHUT_RDWR);
+        }
+    }
     pthread_mutex_unlock(&g->lock);
     return t;
 }

@@ -20,10 +20,11 @@
  * The guard also counts connections per client address (an IPv6 one by its
  * /64, iot_ip_bucket: one host may hold a whole /64) and refuses (through
  * libmicrohttpd's accept policy) one over the per-address cap, unless the
- * address is a trusted proxy: a proxy speaks for many clients. The check and
- * the count are not one atomic step (the count moves on STARTED, which
- * libmicrohttpd may still skip after accepting), so with N worker threads an
- * address may briefly hold up to cap + N - 1 connections.
+ * address is a trusted proxy: a proxy speaks for many clients. The count
+ * moves on STARTED (libmicrohttpd may still drop a connection it accepted
+ * before that), where the check is made again in one step with the count:
+ * a connection two worker threads admitted at once past the last place is
+ * shut down there. An address never holds more than the cap.
  *
  * A reaper thread wakes every 500 ms and shuts down (shutdown(2), never
  * close) the socket of each connection past its deadline; libmicrohttpd then

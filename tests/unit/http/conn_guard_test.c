@@ -154,6 +154,34 @@ static void reaper_closes_overdue_header(void **state)
     }
 }
 
+/* Two worker threads may both admit an address's last place before either
+ * connection is counted: counting refuses the second, shutting it down. */
+static void admits_racing_for_the_last_place(void **state)
+{
+    struct iot_conn_guard_config cfg = {.per_ip_cap = 1};
+    struct iot_conn_guard *g = iot_conn_guard_new(&cfg);
+    assert_non_null(g);
+    struct sockaddr_in a = v4("192.0.2.1");
+    int first[2], second[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, first), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, second), 0);
+    assert_true(iot_conn_guard_admit(g, SA(a)));
+    assert_true(iot_conn_guard_admit(g, SA(a)));
+    struct iot_conn_track *t1 = iot_conn_guard_track(g, first[0], SA(a));
+    struct iot_conn_track *t2 = iot_conn_guard_track(g, second[0], SA(a));
+    assert_true(ms_until_eof(second[1], 1000) >= 0);
+    assert_int_equal(ms_until_eof(first[1], 300), -1);
+    iot_conn_guard_untrack(g, t2); /* never counted: the place stays t1's */
+    assert_false(iot_conn_guard_admit(g, SA(a)));
+    iot_conn_guard_untrack(g, t1);
+    assert_true(iot_conn_guard_admit(g, SA(a)));
+    iot_conn_guard_free(g);
+    for (int i = 0; i < 2; i++) {
+        close(first[i]);
+        close(second[i]);
+    }
+}
+
 static void request_line_only_brings_the_deadline_closer(void **state)
 {
     struct iot_conn_guard_config cfg = {.header_timeout = 1, .idle_timeout = 60};
@@ -180,6 +208,7 @@ int main(void)
         cmocka_unit_test(cap_per_ipv6_64),
         cmocka_unit_test(no_cap_admits_all),
         cmocka_unit_test(reaper_closes_overdue_header),
+        cmocka_unit_test(admits_racing_for_the_last_place),
         cmocka_unit_test(request_line_only_brings_the_deadline_closer),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -101,7 +101,7 @@ void iot_h_admin_device_update(struct iot_req *r)
         iot_reply_store_error(r, rc, "device");
         return;
     }
-    iot_device_changed_events(r, &before, &d, "admin", true);
+    iot_device_after_change(r, &before, &d, "admin", true);
     iot_reply_json(r, 200, json_pack("{s:s, s:s, s:o}", "status", "success", "message",
                                      "Device updated successfully", "device", iot_json_device(&d)));
 }
@@ -150,7 +150,7 @@ void iot_h_admin_device_status(struct iot_req *r)
         iot_reply_store_error(r, rc, "device");
         return;
     }
-    iot_device_changed_events(r, &before, &d, "admin", false);
+    iot_device_after_change(r, &before, &d, "admin", false);
     char message[96];
     snprintf(message, sizeof message, "Device status updated from %s to %s", old_status, d.status);
     iot_reply_json(r, 200, json_pack("{s:s, s:s, s:I, s:s, s:s}", "status", "success", "message",

@@ -211,7 +211,7 @@ static json_t *changed_fields(const struct iot_device *a, const struct iot_devic
     return changed;
 }
 
-void iot_device_changed_events(struct iot_req *r, const struct iot_device *before,
+void iot_device_after_change(struct iot_req *r, const struct iot_device *before,
                                const struct iot_device *after, const char *by, bool update)
 {
     struct iot_events *ev = iot_app_of(r)->events;

@@ -36,11 +36,11 @@ void iot_device_forget_key(struct iot_req *r, const struct iot_device *d);
  * internal user id): after the owner's is_active changed, so that the next
  * request of each device reads the owner's new state. */
 void iot_owner_devices_forget(struct iot_req *r, int64_t owner_id);
-/* The events of a device change from `before` to `after` made `by`
+/* After a device changed from `before` to `after`, made `by`
  * "owner", "admin" or "device": device.updated with the changed fields
  * when `update` (an update endpoint), device.status_changed when the
  * status differs; a device no longer active leaves the presence set. */
-void iot_device_changed_events(struct iot_req *r, const struct iot_device *before,
+void iot_device_after_change(struct iot_req *r, const struct iot_device *before,
                                const struct iot_device *after, const char *by, bool update);
 /* Deletes a device with its memberships and telemetry. */
 int iot_device_remove(struct iot_req *r, const struct iot_device *d);

@@ -152,7 +152,7 @@ void iot_h_device_config(struct iot_req *r)
     struct iot_device stored;
     if (iot_reg_device_get(&iot_app_of(r)->registry, d.id, &stored) == IOT_OK)
         d = stored;
-    iot_device_changed_events(r, &before, &d, "device", true);
+    iot_device_after_change(r, &before, &d, "device", true);
     iot_reply_json(r, 200, json_pack("{s:s, s:o}", "message", "Device configuration updated successfully",
                                      "device", iot_json_device(&d)));
 }

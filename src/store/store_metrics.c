@@ -3,7 +3,6 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <time.h>
 
 #include "util/err.h"
 #include "util/metrics.h"
@@ -30,13 +29,6 @@ static const char *const kind_names[] = {
     [IOT_STORE_CACHE] = "cache",
     [IOT_STORE_DOCS] = "documents",
 };
-
-int64_t iot_store_clock_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Each ops table is one backend of one store, so the table alone keys a
  * slot. Claimed slots are never released: a scan stops at the first free
@@ -73,7 +65,7 @@ void iot_store_op_done(enum iot_store_kind kind, const void *ops, const char *ba
     struct slot *s = slot_of(kind, ops, backend);
     if (!s)
         return;
-    iot_histogram_observe(&s->latency, &op_bounds, iot_store_clock_us() - t0);
+    iot_histogram_observe(&s->latency, &op_bounds, iot_mono_real_us() - t0);
     if (is_store_failure(rc))
         iot_counter_inc(&s->errors);
 }

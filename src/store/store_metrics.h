@@ -16,13 +16,12 @@
 #include <stdint.h>
 
 #include "util/buf.h"
+#include "util/clock.h"
 
 enum iot_store_kind { IOT_STORE_REGISTRY, IOT_STORE_TELEMETRY, IOT_STORE_CACHE, IOT_STORE_DOCS };
 
 #define IOT_STORE_SLOTS 32
 
-/* The real monotonic clock in microseconds (never a test's injected one). */
-int64_t iot_store_clock_us(void);
 /* Records one op of the store `kind` through the ops table `ops` (named
  * `backend`) that began at t0 and returned rc. */
 void iot_store_op_done(enum iot_store_kind kind, const void *ops, const char *backend, int64_t t0,
@@ -32,7 +31,7 @@ void iot_store_op_done(enum iot_store_kind kind, const void *ops, const char *ba
  * returns its result. */
 #define IOT_STORE_TIMED(kind, ops, call)                                                            \
     do {                                                                                            \
-        int64_t t0_ = iot_store_clock_us();                                                         \
+        int64_t t0_ = iot_mono_real_us();                                                           \
         int rc_ = (call);                                                                           \
         iot_store_op_done((kind), (ops), (ops)->name, t0_, rc_);                                    \
         return rc_;                                                                                 \

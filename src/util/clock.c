@@ -28,14 +28,17 @@ static _Atomic(int64_t (*)(void)) mono_override;
 
 void iot_mono_override(int64_t (*mono_us)(void)) { atomic_store(&mono_override, mono_us); }
 
-int64_t iot_mono_us(void)
+int64_t iot_mono_real_us(void)
 {
-    int64_t (*fn)(void) = atomic_load(&mono_override);
-    if (fn)
-        return fn();
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t iot_mono_us(void)
+{
+    int64_t (*fn)(void) = atomic_load(&mono_override);
+    return fn ? fn() : iot_mono_real_us();
 }
 
 static void put_digits(char *p, int value, int n)

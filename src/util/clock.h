@@ -19,6 +19,9 @@ void iot_clock_override(int64_t (*now_ms)(void));
 /* Monotonic microseconds, for measuring durations and process-local TTLs
  * (or the injected clock's). */
 int64_t iot_mono_us(void);
+/* The monotonic clock itself, whatever a test injected: for measuring how
+ * long something took (the store metrics), not for deadlines. */
+int64_t iot_mono_real_us(void);
 
 /* Replace the monotonic clock for tests (e.g. the API-key cache's expiry);
  * NULL restores the real one. iot_deadline_ms always reads the real one. */

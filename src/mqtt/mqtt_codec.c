@@ -608,9 +608,9 @@ int mqtt_decode(const uint8_t *data, size_t len, uint8_t version, struct mqtt_pa
 {
     memset(out, 0, sizeof *out);
     size_t packet_len;
-    int rc = mqtt_frame(data, len, len, &packet_len);
+    int rc = mqtt_frame(data, len, SIZE_MAX, &packet_len);
     if (rc != MQTT_OK)
-        return rc == MQTT_E_TOO_LARGE ? MQTT_E_MALFORMED : rc;
+        return rc;
     if (packet_len != len)
         return MQTT_E_MALFORMED; /* not exactly one packet */
     uint8_t type = data[0] >> 4, flags = data[0] & 0x0F;

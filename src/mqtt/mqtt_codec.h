@@ -315,7 +315,12 @@ int mqtt_frame(const uint8_t *data, size_t len, size_t max_packet, size_t *packe
  * or a client of protocol `version`. A CONNECT is decoded by its own level
  * (MQTT_E_UNSUPPORTED for other than 4 or 5); everything else by `version`.
  * Decoding both directions lets the unit tests and the fuzzer round-trip
- * every packet; a listener refuses by type what a client may not send. */
+ * every packet; rules that depend on the direction are the listener's: it
+ * refuses by type what a client may not send (CONNACK, SUBACK, …), a second
+ * CONNECT (§3.1), a client's PUBLISH carrying a Subscription Identifier
+ * (§3.3.4), an empty client id with a 3.1.1 persistent session (3.1.1
+ * §3.1.3.1), and checks a payload marked UTF-8 (Payload Format Indicator 1,
+ * reason 0x99) with mqtt_utf8_valid if it wants to. */
 int mqtt_decode(const uint8_t *data, size_t len, uint8_t version, struct mqtt_packet *out);
 
 /* Encodes p for `version` (a CONNECT: p->u.connect.version) into out.

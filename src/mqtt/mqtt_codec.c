@@ -228,7 +228,8 @@ static int encode_connect(struct mqtt_writer *w, const struct mqtt_connect *c)
     mqtt_wr_u8(w, c->version);
     mqtt_wr_u8(w, connect_flags_of(c));
     mqtt_wr_u16(w, c->keep_alive);
-    if (c->version == MQTT_V5 && (rc = mqtt_props_encode(w, &c->props, MQTT_CTX_CONNECT)) != MQTT_OK)
+    if (c->version == MQTT_V5 &&
+        (rc = mqtt_props_encode(w, &c->props, MQTT_CTX_CONNECT)) != MQTT_OK)
         return rc;
     mqtt_wr_bin(w, c->client_id.ptr, c->client_id.len);
     if (c->will_flag) {

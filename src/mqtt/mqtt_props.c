@@ -296,9 +296,11 @@ static int write_repeats(struct mqtt_writer *w, const struct mqtt_props *p, unsi
 {
     size_t pos = 0, count = 0;
     uint32_t sub_id;
+    const struct prop_rule *rule = &rules[MQTT_PROP_SUBSCRIPTION_ID];
     while (mqtt_props_sub_id_next(p, &pos, &sub_id)) {
-        if (!(rules[MQTT_PROP_SUBSCRIPTION_ID].ctx & ctx) || (count++ > 0 && !may_repeat(MQTT_PROP_SUBSCRIPTION_ID, ctx)) ||
-            !value_in_range(&rules[MQTT_PROP_SUBSCRIPTION_ID], sub_id))
+        bool repeated = count++ > 0;
+        if (!(rule->ctx & ctx) || (repeated && !may_repeat(MQTT_PROP_SUBSCRIPTION_ID, ctx)) ||
+            !value_in_range(rule, sub_id))
             return MQTT_E_INVALID;
         mqtt_wr_u8(w, MQTT_PROP_SUBSCRIPTION_ID);
         mqtt_wr_vbi(w, sub_id);

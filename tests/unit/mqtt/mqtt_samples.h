@@ -125,7 +125,8 @@ static size_t mqtt_samples(uint8_t version, struct mqtt_packet *out)
             continue;
         sample_simple(&out[n], type);
         out[n].u.ack.packet_id = 0xFFFF;
-        out[n].u.ack.reason = type <= MQTT_PUBREC ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_PACKET_ID_NOT_FOUND;
+        out[n].u.ack.reason =
+            type <= MQTT_PUBREC ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_PACKET_ID_NOT_FOUND;
         n++;
         sample_simple(&out[n], type);
         out[n].u.ack.packet_id = 2;

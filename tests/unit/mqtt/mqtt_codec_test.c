@@ -358,6 +358,39 @@ static void test_malformed_and_protocol_errors(void **state)
     }
 }
 
+/* Edge cases that are valid and must not be refused. */
+static const struct bad_case good_cases[] = {
+    BAD(V5, "\x30\x06\x00\x00\x03\x23\x00\x01", MQTT_OK, "empty topic with a topic alias"),
+    BAD(V5, "\x10\x0F\x00\x04MQTT\x05\x40\x00\x00\x00\x00\x00\x00\x00", MQTT_OK,
+        "5.0 password without user name"),
+    BAD(V3, "\x10\x0C\x00\x04MQTT\x04\x00\x00\x00\x00\x00", MQTT_OK,
+        "empty client id, persistent session (the listener's to refuse)"),
+    BAD(V5, "\x30\x0D\x00\x01\x61\x09\x0B\x01\x0B\x02\x26\x00\x00\x00\x00", MQTT_OK,
+        "two subscription ids and an empty user property in PUBLISH"),
+    BAD(V5, "\x82\x10\x00\x01\x00\x00\x0A$share/g/a\x00", MQTT_OK, "shared subscription"),
+    BAD(V3, "\x30\x03\x00\x01\x24", MQTT_OK, "topic \"$\", empty payload"),
+    BAD(V5, "\xE0\x01\x04", MQTT_OK, "disconnect with will, no properties"),
+    BAD(V5, "\x62\x03\x00\x01\x92", MQTT_OK, "PUBREL packet id not found"),
+};
+
+static void test_valid_edge_cases(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof good_cases / sizeof good_cases[0]; i++) {
+        const struct bad_case *c = &good_cases[i];
+        struct mqtt_packet p;
+        int rc = mqtt_decode((const uint8_t *)c->bytes, c->len, c->version, &p);
+        if (rc != MQTT_OK) {
+            fprintf(stderr, "case %zu (%s): %s\n", i, c->why, mqtt_strerror(rc));
+            fail();
+        }
+        uint8_t buf[64];
+        uint8_t version = p.type == MQTT_CONNECT ? p.u.connect.version : c->version;
+        assert_int_equal(mqtt_encode(&p, version, buf, sizeof buf), (int)c->len);
+        assert_bytes(buf, c->len, c->bytes, c->len);
+    }
+}
+
 static void test_encoder_refusals(void **state)
 {
     (void)state;
@@ -482,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_partial_at_every_split),
         cmocka_unit_test(test_remaining_length_and_maximum),
         cmocka_unit_test(test_malformed_and_protocol_errors),
+        cmocka_unit_test(test_valid_edge_cases),
         cmocka_unit_test(test_encoder_refusals),
         cmocka_unit_test(test_topics),
         cmocka_unit_test(test_names_and_reasons),

@@ -312,7 +312,8 @@ struct mqtt_packet {
 int mqtt_frame(const uint8_t *data, size_t len, size_t max_packet, size_t *packet_len);
 
 /* Decodes one whole packet (as framed by mqtt_frame) received by a server
- * or a client of protocol `version`. A CONNECT is decoded by its own level
+ * or a client of protocol `version`: MQTT_E_AGAIN for a prefix, and
+ * MQTT_E_MALFORMED if bytes follow the packet (len must be exactly it). A CONNECT is decoded by its own level
  * (MQTT_E_UNSUPPORTED for other than 4 or 5); everything else by `version`.
  * Decoding both directions lets the unit tests and the fuzzer round-trip
  * every packet; rules that depend on the direction are the listener's: it

@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 12
 JOBS        ?= $(shell nproc)
 IOTFLOW_DATA_DIR ?= ./data
 
-.PHONY: all deps build run test test-c test-api test-browser test-api-servers test-spec services fuzz sanitize tsan bench bench-cql clean
+.PHONY: all deps build run test test-c test-api test-mqtt test-browser test-api-servers test-spec services fuzz sanitize tsan bench bench-cql clean
 
 # The servers the tests use beside the embedded stores (scripts/services.sh).
 TEST_SERVICES ?= postgres redis cassandra cassandra3 ferretdb
@@ -50,13 +50,13 @@ run: build
 	fi
 
 # Every test: the C suites (the contract suites on every backend), then the
-# black-box API suite three times — on the embedded stores (then the
-# dashboard's browser test, also embedded), on PostgreSQL +
+# black-box API suite three times — on the embedded stores (then the MQTT
+# suite and the dashboard's browser test, also embedded), on PostgreSQL +
 # Redis (with the two-instance and fault tests), and on the full server
 # stack (PostgreSQL, Redis, Cassandra, FerretDB) — the Cassandra node-loss
 # test, the spec test and the fuzzers.
 test: build
-	@$(WITH_SERVICES) $(MAKE) --no-print-directory test-c test-api test-browser test-api-servers \
+	@$(WITH_SERVICES) $(MAKE) --no-print-directory test-c test-api test-mqtt test-browser test-api-servers \
 	  test-api-cassandra test-node-loss BIN_DIR=$(BUILD_DIR)
 	@$(MAKE) --no-print-directory test-spec BIN_DIR=$(BUILD_DIR)
 	@$(MAKE) --no-print-directory fuzz
@@ -76,6 +76,17 @@ test-c:
 test-api:
 	@echo "== API suite on the embedded stores"
 	@IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd $(PYTHON) -m pytest -q tests/api
+
+# The MQTT listener driven by real clients (paho-mqtt, Debian's
+# mosquitto_pub/mosquitto_sub), on the embedded stores; its two-instance
+# tests run on the PostgreSQL and Redis of scripts/services.sh when they
+# are there (make test started them; standalone, `services.sh env` finds
+# running ones and starts nothing), and skip otherwise.
+test-mqtt:
+	@echo "== MQTT suite on the embedded stores"
+	@if [ -z "$$DATABASE_URL" ]; then eval "$$(scripts/services.sh env postgres redis 2>/dev/null)"; fi; \
+	  IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_MQTT_DATABASE_URL="$$DATABASE_URL" \
+	  IOTFLOW_TEST_MQTT_REDIS_URL="$$REDIS_URL" $(PYTHON) -m pytest -q tests/mqtt
 
 # The dashboard in headless Chromium (Playwright), on the embedded stores;
 # screenshots in tests/browser/out/.

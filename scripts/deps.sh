@@ -43,6 +43,9 @@ TEST_PACKAGES=(
   # The dashboard's browser test (tests/browser): Playwright drives
   # Debian's Chromium; DejaVu makes the screenshots' text readable.
   chromium fonts-dejavu-core
+  # MQTT: the command-line clients of the MQTT tests (tests/mqtt), and the
+  # broker `make bench` measures the listener against (the ceiling).
+  mosquitto-clients mosquitto
 )
 # Packages whose service must not start: Debian's prometheus starts a
 # server on every interface (:9090) at install and at each boot, while the
@@ -50,8 +53,10 @@ TEST_PACKAGES=(
 # that answers 101 ("action forbidden": invoke-rc.d and deb-systemd-invoke
 # then start nothing; one already there, as in Docker images, is kept), and
 # their services are disabled for boots. --no-install-recommends leaves out
-# prometheus-node-exporter.
-NO_START_PACKAGES=(prometheus)
+# prometheus-node-exporter. Debian's mosquitto would start a broker on
+# :1883, the port `make run` gives iotflowd's MQTT listener; the benchmark
+# runs its own on a free port.
+NO_START_PACKAGES=(prometheus mosquitto)
 
 log() { echo "deps.sh: $*" >&2; }
 
@@ -143,10 +148,10 @@ gcc_asan_ubsan gcc -fsanitize=address,undefined main.c
 gcc_tsan gcc -fsanitize=thread main.c
 clang_fuzzer clang -fsanitize=fuzzer,address,undefined fuzz.c -runs=10
 EOF
-  for probe in llvm-symbolizer; do
+  for probe in llvm-symbolizer mosquitto_pub mosquitto_sub; do
     command -v "$probe" >/dev/null || { log "FAILED: $probe not found"; rc=1; }
   done
-  if "$VENV/bin/python" -c 'import pytest, requests, schemathesis, cassandra.cluster' 2>"$dir/py.log"; then
+  if "$VENV/bin/python" -c 'import pytest, requests, schemathesis, cassandra.cluster, paho.mqtt.client' 2>"$dir/py.log"; then
     log "ok: $VENV has the test packages"
   else
     log "FAILED: $VENV lacks test packages"

@@ -139,6 +139,10 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
         IOT_ERROR("cannot start the event log writer: %s", iot_strerror(rc));
         return rc;
     }
+    app->devices = (struct iot_device_gate){.registry = &app->registry, .cache = &app->cache,
+                                            .devcache = app->devcache, .events = app->events,
+                                            .rate_limit = cfg->device_rate_limit,
+                                            .byte_rate_limit = cfg->device_byte_rate_limit};
     struct iot_report_stores stores = {&app->registry, &app->telemetry, &app->docs};
     if (cfg->daily_reports && !(daily_reports = iot_daily_reports_start(&stores))) {
         IOT_ERROR("cannot start the daily reports");

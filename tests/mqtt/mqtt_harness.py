@@ -87,6 +87,9 @@ class MqttServer(api.Server):
                 return
             except OSError as e:
                 if time.monotonic() > deadline or not self.alive():
+                    if self.alive():
+                        self.proc.kill()
+                        self.proc.wait()
                     pytest.fail(f"iotflowd does not listen for MQTT on {self.mqtt_port} "
                                 f"(IOTFLOW_MQTT_PORT): {e}; stderr:\n{self.stderr()[-3000:]}")
                 time.sleep(0.05)
@@ -209,6 +212,19 @@ def device(user):
 # paho-mqtt, synchronously
 # --------------------------------------------------------------------------
 
+class _PahoClient(paho.Client):
+    """paho's Client, keeping the reason code of a DISCONNECT from the
+    server: paho 2.1 reports one whose remaining length is under 3 (a reason
+    code alone, or with an empty property list) as 0x00."""
+
+    server_disconnect_reason = None
+
+    def _handle_disconnect(self):
+        body = self._in_packet["packet"]
+        self.server_disconnect_reason = body[0] if body else RC_SUCCESS
+        return super()._handle_disconnect()
+
+
 class Mqtt:
     """One paho client (CallbackAPIVersion.VERSION2) on its own network
     thread (loop_start, never reconnecting by itself), with blocking calls
@@ -219,7 +235,7 @@ class Mqtt:
                  inflight=20):
         self.server, self.version = server, version
         self.clean, self.session_expiry, self.keepalive = clean, session_expiry, keepalive
-        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+        self.c = _PahoClient(CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=version, reconnect_on_failure=False,
                              clean_session=None if version == V5 else clean)
         if username is not None:
@@ -247,8 +263,10 @@ class Mqtt:
             self.lock.notify_all()
 
     def _on_disconnect(self, client, userdata, flags, reason, props):
+        from_server = flags.is_disconnect_packet_from_server
+        rc = self.c.server_disconnect_reason if from_server else reason.value
         with self.lock:
-            self.closed = (reason.value, flags.is_disconnect_packet_from_server, props)
+            self.closed = (rc, from_server, props)
             self.lock.notify_all()
 
     def _on_publish(self, client, userdata, mid, reason, props):

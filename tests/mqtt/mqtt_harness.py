@@ -367,9 +367,13 @@ class Mqtt:
             sock.close()
 
     # -- traffic -------------------------------------------------------------
-    def publish_nowait(self, topic, payload, qos=1, retain=False):
+    def publish_nowait(self, topic, payload, qos=1, retain=False, may_close=False):
+        """Sends a PUBLISH, returns its packet id. paho writes it at once
+        from this thread: `may_close` when the server may end the connection
+        before the packet is all written (paho then says MQTT_ERR_NO_CONN)."""
         info = self.c.publish(topic, _payload(payload), qos=qos, retain=retain)
-        assert info.rc == paho.MQTT_ERR_SUCCESS, f"paho refused to publish: {info.rc}"
+        closed = may_close and info.rc == paho.MQTT_ERR_NO_CONN
+        assert info.rc == paho.MQTT_ERR_SUCCESS or closed, f"paho refused to publish: {info.rc}"
         return info.mid
 
     def wait_ack(self, mid, timeout=WAIT):
@@ -463,7 +467,8 @@ class MosquittoSub:
     SUBACK came; its stdout is read line by line on a thread."""
 
     def __init__(self, server, version, key, topic, count, *, ignore_retained=False):
-        args = ["mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", str(server.mqtt_port),
+        # stdbuf: line-buffered stdout, or the debug lines wait in a pipe buffer
+        args = ["stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", str(server.mqtt_port),
                 "-V", MOSQUITTO_VERSION[version], "-u", "anything", "-P", key,
                 "-t", topic, "-q", "1", "-C", str(count), "-W", str(int(WAIT) + 5)]
         if ignore_retained:

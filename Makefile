@@ -79,14 +79,15 @@ test-api:
 
 # The MQTT listener driven by real clients (paho-mqtt, Debian's
 # mosquitto_pub/mosquitto_sub), on the embedded stores; its two-instance
-# tests run on the PostgreSQL and Redis of scripts/services.sh when they
-# are there (make test started them; standalone, `services.sh env` finds
-# running ones and starts nothing), and skip otherwise.
+# tests run on the PostgreSQL, Redis and FerretDB of scripts/services.sh
+# when they are there (make test started them; standalone, `services.sh
+# env` finds running ones and starts nothing), and skip otherwise.
 test-mqtt:
 	@echo "== MQTT suite on the embedded stores"
-	@if [ -z "$$DATABASE_URL" ]; then eval "$$(scripts/services.sh env postgres redis 2>/dev/null)"; fi; \
+	@if [ -z "$$DATABASE_URL" ]; then eval "$$(scripts/services.sh env postgres redis ferretdb 2>/dev/null)"; fi; \
 	  IOTFLOWD=$(CURDIR)/$(BIN_DIR)/iotflowd IOTFLOW_TEST_MQTT_DATABASE_URL="$$DATABASE_URL" \
-	  IOTFLOW_TEST_MQTT_REDIS_URL="$$REDIS_URL" $(PYTHON) -m pytest -q tests/mqtt
+	  IOTFLOW_TEST_MQTT_REDIS_URL="$$REDIS_URL" IOTFLOW_TEST_MQTT_MONGODB_URL="$$MONGODB_URL" \
+	  $(PYTHON) -m pytest -q tests/mqtt
 
 # The dashboard in headless Chromium (Playwright), on the embedded stores;
 # screenshots in tests/browser/out/.

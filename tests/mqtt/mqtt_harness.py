@@ -547,12 +547,22 @@ def mosquitto_sub():
 # two-instance tests skip otherwise (the embedded cache is one process's).
 MQTT_DATABASE_URL = os.environ.get("IOTFLOW_TEST_MQTT_DATABASE_URL", "")
 MQTT_REDIS_URL = os.environ.get("IOTFLOW_TEST_MQTT_REDIS_URL", "")
+# Documents (device configurations) on a MongoDB-protocol server (FerretDB
+# in make test): without it each instance keeps its own, and a config PUT
+# on one is not there for the other to deliver.
+MQTT_MONGODB_URL = os.environ.get("IOTFLOW_TEST_MQTT_MONGODB_URL", "")
 
 
 def shared_namespace():
     """The environment of a fresh namespace on PostgreSQL and Redis (a
-    schema and a key prefix of its own), for instances that share state."""
+    schema and a key prefix of its own), and on the MongoDB-protocol server
+    when there is one (a database of its own), for instances that share
+    state."""
     name = "mqtt_" + os.urandom(8).hex()
     api.psql(MQTT_DATABASE_URL, f"CREATE SCHEMA {name}")
-    return {"DATABASE_URL": api._with_param(MQTT_DATABASE_URL, f"options=-csearch_path%3D{name}"),
-            "REDIS_URL": api._with_param(MQTT_REDIS_URL, f"prefix={name}:")}
+    env = {"DATABASE_URL": api._with_param(MQTT_DATABASE_URL, f"options=-csearch_path%3D{name}"),
+           "REDIS_URL": api._with_param(MQTT_REDIS_URL, f"prefix={name}:")}
+    if MQTT_MONGODB_URL:
+        api.TEST_MONGODB_URL = MQTT_MONGODB_URL   # what _mongodb_url_for rewrites
+        env["MONGODB_URL"] = api._mongodb_url_for(name)
+    return env

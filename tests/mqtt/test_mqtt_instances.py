@@ -4,14 +4,16 @@ A, and key rotation, device deletion and owner deactivation on B close the
 device's MQTT connections on A (the cache's pub/sub "device:notice").
 
 Runs when `make test-mqtt` finds the servers of scripts/services.sh
-(IOTFLOW_TEST_MQTT_DATABASE_URL and IOTFLOW_TEST_MQTT_REDIS_URL); skipped
-otherwise: the embedded cache is one process's."""
+(IOTFLOW_TEST_MQTT_DATABASE_URL and IOTFLOW_TEST_MQTT_REDIS_URL; the config
+test also IOTFLOW_TEST_MQTT_MONGODB_URL, FerretDB); skipped otherwise: the
+embedded cache and documents are one process's."""
 import dataclasses
 
 import pytest
 
-from mqtt_harness import (BASE_ENV, CONFIG, MQTT_DATABASE_URL, MQTT_REDIS_URL, RC_BAD_CREDENTIALS,
-                          Device, MqttServer, expect, make_user, register_device, shared_namespace)
+from mqtt_harness import (BASE_ENV, CONFIG, MQTT_DATABASE_URL, MQTT_MONGODB_URL, MQTT_REDIS_URL,
+                          RC_BAD_CREDENTIALS, Device, MqttServer, expect, make_user,
+                          register_device, shared_namespace)
 from test_mqtt_config import expect_config
 from test_mqtt_disconnects import assert_closed_by_admin
 
@@ -42,6 +44,8 @@ def setup(pair):
     return a, b, Device(user, info), user_b, Device(user_b, info)
 
 
+@pytest.mark.skipif(not MQTT_MONGODB_URL,
+                    reason="needs documents shared by the instances (a MongoDB-protocol server)")
 def test_config_put_on_b_reaches_a(setup, connect, version):
     a, b, device_a, user_b, device_b = setup
     m = connect(device_a, version)

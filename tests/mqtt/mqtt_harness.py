@@ -367,13 +367,14 @@ class Mqtt:
             sock.close()
 
     # -- traffic -------------------------------------------------------------
-    def publish_nowait(self, topic, payload, qos=1, retain=False, may_close=False):
+    def publish_nowait(self, topic, payload, qos=1, retain=False):
         """Sends a PUBLISH, returns its packet id. paho writes it at once
-        from this thread: `may_close` when the server may end the connection
-        before the packet is all written (paho then says MQTT_ERR_NO_CONN)."""
+        from this thread and says MQTT_ERR_NO_CONN when the server has
+        already ended the connection (it may, after this very packet): the
+        caller then sees the end (wait_closed, or no PUBACK)."""
         info = self.c.publish(topic, _payload(payload), qos=qos, retain=retain)
-        closed = may_close and info.rc == paho.MQTT_ERR_NO_CONN
-        assert info.rc == paho.MQTT_ERR_SUCCESS or closed, f"paho refused to publish: {info.rc}"
+        assert info.rc in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN), \
+            f"paho refused to publish: {info.rc}"
         return info.mid
 
     def wait_ack(self, mid, timeout=WAIT):

@@ -126,7 +126,7 @@ def test_v5_publish_for_an_inactive_device(connect, server, device):
 
 def test_qos_2_ends_the_connection(connect, device, version):
     m = connect(device, version)
-    m.publish_nowait(TELEMETRY, {"data": {"seq": 1}}, qos=2, may_close=True)
+    m.publish_nowait(TELEMETRY, {"data": {"seq": 1}}, qos=2)
     rc, from_server, _ = m.wait_closed()
     if version == V5:
         assert from_server and rc == RC_QOS_NOT_SUPPORTED, f"closed with {rc:#x} (from server: {from_server})"
@@ -135,7 +135,7 @@ def test_qos_2_ends_the_connection(connect, device, version):
 
 def test_retain_flag(connect, device, version):
     m = connect(device, version)
-    mid = m.publish_nowait(TELEMETRY, {"data": {"seq": 1}}, retain=True, may_close=(version == V5))
+    mid = m.publish_nowait(TELEMETRY, {"data": {"seq": 1}}, retain=True)
     if version == V5:
         rc, from_server, _ = m.wait_closed()
         assert from_server and rc == RC_RETAIN_NOT_SUPPORTED, \
@@ -222,7 +222,7 @@ def test_oversized_packet_ends_the_connection(small_server, mqtt, version):
     device = new_device(make_user(small_server, "bearer"))
     m = mqtt(small_server, version, key=device.key).connect_ok()
     m.publish_ok(TELEMETRY, padded(1, MAX_PACKET - 1100))   # fits
-    m.publish_nowait(TELEMETRY, padded(2, MAX_PACKET + 10), may_close=True)
+    m.publish_nowait(TELEMETRY, padded(2, MAX_PACKET + 10))
     rc, from_server, props = m.wait_closed()
     if version == V5:
         assert from_server and rc == RC_PACKET_TOO_LARGE, \

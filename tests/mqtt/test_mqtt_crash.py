@@ -4,7 +4,8 @@ batches), each carrying a unique (client, seq), as fast as their in-flight
 windows allow, and record every message whose PUBACK said success. iotflowd
 gets SIGKILL mid-run, a new one starts on the SAME data directory, and
 everything is read back over HTTP: every acknowledged message is there
-exactly once, the others at most once, and nothing that was never sent."""
+exactly once, the others at most once, and nothing that was never sent.
+Two kill cycles run in a row."""
 import collections
 import json
 import secrets
@@ -26,6 +27,7 @@ WINDOW = 32          # QoS 1 messages in flight per client (below Receive Maximu
 MIN_ACKED = 150      # per client before the kill...
 MIN_SECONDS = 1.0    # ...and at least this long under load
 LOAD_DEADLINE = 20.0
+CYCLES = 2           # kill, restart, load and kill again
 
 
 class Publisher:
@@ -131,24 +133,12 @@ def read_back(server, devices):
     return found
 
 
-def test_acknowledged_mqtt_telemetry_survives_sigkill():
-    root = Path(tempfile.mkdtemp(prefix="iotflowd-mqtt-crash-"))
-    data_dir, token = root / "data", secrets.token_hex(16)
-    backends = api.fresh_backends()   # both incarnations on the same registry and cache
-    incarnations = []
-
-    def launch():
-        s = MqttServer(data_dir=data_dir, admin_token=token, env=BASE_ENV, backends=backends)
-        incarnations.append(s)
-        return s.start()
-
-    publishers = []
+def load_then_kill(server, devices, cycle):
+    """CLIENTS publishers under load until each has enough PUBACKs, then
+    SIGKILL with PUBLISHes in flight; returns the publishers."""
+    publishers = [Publisher(server, devices[i % DEVICES].key, V311 if i % 2 else V5,
+                            cycle * 100 + i) for i in range(CLIENTS)]
     try:
-        server = launch()
-        user = make_user(server, "bearer")
-        devices = [new_device(user) for _ in range(DEVICES)]
-        publishers = [Publisher(server, devices[i % DEVICES].key, V311 if i % 2 else V5, i)
-                      for i in range(CLIENTS)]
         start = time.monotonic()
         for p in publishers:
             p.thread.start()
@@ -158,43 +148,76 @@ def test_acknowledged_mqtt_telemetry_survives_sigkill():
             assert time.monotonic() - start < LOAD_DEADLINE, \
                 f"too slow: acked per client {[p.acked_count() for p in publishers]} after {LOAD_DEADLINE} s"
             time.sleep(0.05)
-        server.proc.kill()                 # SIGKILL, PUBLISHes in flight
+        server.proc.kill()
         server.proc.wait(timeout=30)
         for p in publishers:
             assert p.lost.wait(10), f"client {p.index} did not notice the kill"
             p.finish()
-        refused = [r for p in publishers for r in p.refused]
-        assert not refused, f"PUBACKs with a failure under load before the kill: {refused[:10]}"
-
-        server = launch()                  # the same data directory
-        found = read_back(server, devices)
-        counts = collections.Counter(found)
-        acked = set().union(*(p.acked for p in publishers))
-        sent = set().union(*(p.sent for p in publishers))
-        missing = sorted(acked - set(counts))
-        dups = sorted(k for k, n in counts.items() if n > 1)
-        phantom = sorted(set(counts) - sent)
-        summary = (f"acked {len(acked)}, sent {len(sent)}, stored {len(found)} "
-                   f"({len(counts)} distinct), in flight at the kill {len(sent) - len(acked)}")
-        print(summary)
-        assert not missing, f"{len(missing)} PUBACKed messages lost (first {missing[:20]}); {summary}"
-        assert not dups, f"{len(dups)} messages stored twice (first {dups[:20]}); {summary}"
-        assert not phantom, f"{len(phantom)} stored messages never sent: {phantom[:20]}"
-        st = expect(server.admin.get("/telemetry/status"), 200)
-        assert st["total_messages"] == len(found), f"status total_messages {st['total_messages']} != {len(found)}"
-
-        # the restarted server takes MQTT again with the same keys
-        again = Mqtt(server, V5, key=devices[0].key)
-        try:
-            again.connect_ok().publish_ok(TELEMETRY, {"data": {"client": -1, "seq": 0}})
-        finally:
-            again.close()
-        assert len(read_back(server, devices)) == len(found) + 1
-        server.stop_and_check()
     finally:
         for p in publishers:
             p.stop.set()
             p.c.loop_stop()
+    refused = [r for p in publishers for r in p.refused]
+    assert not refused, f"PUBACKs with a failure under load before the kill: {refused[:10]}"
+    return publishers
+
+
+def check(server, devices, publishers):
+    found = read_back(server, devices)
+    counts = collections.Counter(found)
+    acked = set().union(*(p.acked for p in publishers))
+    sent = set().union(*(p.sent for p in publishers))
+    missing = sorted(acked - set(counts))
+    dups = sorted(k for k, n in counts.items() if n > 1)
+    phantom = sorted(set(counts) - sent)
+    summary = (f"acked {len(acked)}, sent {len(sent)}, stored {len(found)} "
+               f"({len(counts)} distinct), not acknowledged {len(sent) - len(acked)}")
+    assert not missing, f"{len(missing)} PUBACKed messages lost (first {missing[:20]}); {summary}"
+    assert not dups, f"{len(dups)} messages stored twice (first {dups[:20]}); {summary}"
+    assert not phantom, f"{len(phantom)} stored messages never sent: {phantom[:20]}"
+    st = expect(server.admin.get("/telemetry/status"), 200)
+    assert st["total_messages"] == len(found), \
+        f"status total_messages {st['total_messages']} != {len(found)}"
+    return summary
+
+
+class _Marker:
+    """The one message published after each restart, acknowledged on its own."""
+
+    def __init__(self, cycle):
+        self.acked = self.sent = {(-1, cycle)}
+
+
+def test_acknowledged_mqtt_telemetry_survives_sigkill():
+    root = Path(tempfile.mkdtemp(prefix="iotflowd-mqtt-crash-"))
+    data_dir, token = root / "data", secrets.token_hex(16)
+    backends = api.fresh_backends()   # every incarnation on the same registry and cache
+    incarnations = []
+
+    def launch():
+        s = MqttServer(data_dir=data_dir, admin_token=token, env=BASE_ENV, backends=backends)
+        incarnations.append(s)
+        return s.start()
+
+    try:
+        server = launch()
+        user = make_user(server, "bearer")
+        devices = [new_device(user) for _ in range(DEVICES)]
+        everything = []
+        for cycle in range(CYCLES):
+            everything += load_then_kill(server, devices, cycle)
+            server = launch()                  # the same data directory
+            print(f"cycle {cycle}: " + check(server, devices, everything))
+            # the restarted server takes MQTT again with the same keys
+            again = Mqtt(server, V5, key=devices[0].key)
+            try:
+                again.connect_ok().publish_ok(TELEMETRY, {"data": {"client": -1, "seq": cycle}})
+            finally:
+                again.close()
+            everything.append(_Marker(cycle))
+        check(server, devices, everything)
+        server.stop_and_check()
+    finally:
         for s in incarnations:
             if s.alive():
                 s.proc.kill()
@@ -202,4 +225,3 @@ def test_acknowledged_mqtt_telemetry_survives_sigkill():
             s.cleanup()
         api.drop_namespace(backends)
     shutil.rmtree(root, ignore_errors=True)
-

@@ -14,7 +14,6 @@
 #include "util/log.h"
 
 #define READ_CHUNK 16384
-#define NO_SUBSCRIPTION 0xff
 
 /* 3.1.1 CONNACK return codes (§3.2.2.3). */
 enum {
@@ -37,7 +36,7 @@ struct mqtt_conn *mqtt_conn_new(struct mqtt_loop *l, int fd, const char *addr)
     c->fd = fd;
     c->refs = 1;
     c->id = atomic_fetch_add(&s->next_conn_id, 1);
-    c->sub_config = c->sub_alerts = NO_SUBSCRIPTION;
+    c->sub_config = c->sub_alerts = MQTT_NO_SUBSCRIPTION;
     c->problem_info = true;
     c->deadline = mqtt_now() + (int64_t)s->cfg.connect_timeout * 1000;
     snprintf(c->addr, sizeof c->addr, "%s", addr);
@@ -69,9 +68,9 @@ void mqtt_conn_unref(struct mqtt_conn *c)
 static void set_alerts_subscription(struct mqtt_conn *c, uint8_t qos)
 {
     struct iot_mqtt_server *s = c->loop->srv;
-    if (c->sub_alerts == NO_SUBSCRIPTION && qos != NO_SUBSCRIPTION)
+    if (c->sub_alerts == MQTT_NO_SUBSCRIPTION && qos != MQTT_NO_SUBSCRIPTION)
         atomic_fetch_add(&s->alert_subscribers, 1);
-    else if (c->sub_alerts != NO_SUBSCRIPTION && qos == NO_SUBSCRIPTION)
+    else if (c->sub_alerts != MQTT_NO_SUBSCRIPTION && qos == MQTT_NO_SUBSCRIPTION)
         atomic_fetch_sub(&s->alert_subscribers, 1);
     c->sub_alerts = qos;
 }
@@ -94,7 +93,7 @@ void mqtt_conn_close(struct mqtt_conn *c, const struct mqtt_close *how)
         mqtt_publish_will(c);
     if (c->connected)
         mqtt_session_detach(c);
-    set_alerts_subscription(c, NO_SUBSCRIPTION);
+    set_alerts_subscription(c, MQTT_NO_SUBSCRIPTION);
     c->closed = true;
     struct mqtt_loop *l = c->loop;
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -216,10 +215,8 @@ static void refuse_connect(struct mqtt_conn *c, uint8_t v5_reason, uint8_t v311_
 
 static bool is_telemetry_topic(const struct mqtt_str *t, bool *batch)
 {
-    *batch = t->len == strlen(MQTT_TOPIC_BATCH) && memcmp(t->ptr, MQTT_TOPIC_BATCH, t->len) == 0;
-    return *batch ||
-           (t->len == strlen(MQTT_TOPIC_TELEMETRY) &&
-            memcmp(t->ptr, MQTT_TOPIC_TELEMETRY, t->len) == 0);
+    *batch = mqtt_str_is(t, MQTT_TOPIC_BATCH);
+    return *batch || mqtt_str_is(t, MQTT_TOPIC_TELEMETRY);
 }
 
 /* The will is kept (a copy) for when the connection ends badly; false
@@ -364,21 +361,16 @@ static void on_connect(struct mqtt_conn *c, const struct mqtt_connect *k)
     IOT_INFO("mqtt: device %lld connected from %s (MQTT %s, client id \"%s\"%s)",
              (long long)c->device.id, c->addr, c->version == MQTT_V5 ? "5.0" : "3.1.1",
              c->client_id, present ? ", session resumed" : "");
-    if (c->sub_alerts != NO_SUBSCRIPTION) { /* resumed: count it */
+    if (c->sub_alerts != MQTT_NO_SUBSCRIPTION) { /* resumed: count it */
         uint8_t q = c->sub_alerts;
-        c->sub_alerts = NO_SUBSCRIPTION;
+        c->sub_alerts = MQTT_NO_SUBSCRIPTION;
         set_alerts_subscription(c, q);
     }
-    if (c->sub_config != NO_SUBSCRIPTION)
+    if (c->sub_config != MQTT_NO_SUBSCRIPTION)
         mqtt_deliver_config(c, true);
 }
 
 /* ---- SUBSCRIBE, UNSUBSCRIBE, DISCONNECT ---------------------------------------- */
-
-static bool filter_is(const struct mqtt_str *f, const char *name)
-{
-    return f->len == strlen(name) && memcmp(f->ptr, name, f->len) == 0;
-}
 
 /* The reason for one subscription; *send_config when the newest
  * configuration is to follow the SUBACK. */
@@ -386,14 +378,14 @@ static uint8_t subscribe_one(struct mqtt_conn *c, const struct mqtt_subscription
                              bool *send_config)
 {
     uint8_t qos = (sub->options & MQTT_SUB_QOS_MASK) ? 1 : 0;
-    if (filter_is(&sub->filter, MQTT_TOPIC_CONFIG)) {
+    if (mqtt_str_is(&sub->filter, MQTT_TOPIC_CONFIG)) {
         unsigned handling = (sub->options >> MQTT_SUB_RETAIN_HANDLING_SHIFT) & 3;
-        bool is_new = c->sub_config == NO_SUBSCRIPTION;
+        bool is_new = c->sub_config == MQTT_NO_SUBSCRIPTION;
         c->sub_config = qos;
         *send_config |= handling == 0 || (handling == 1 && is_new);
         return qos;
     }
-    if (filter_is(&sub->filter, MQTT_TOPIC_ALERTS)) {
+    if (mqtt_str_is(&sub->filter, MQTT_TOPIC_ALERTS)) {
         set_alerts_subscription(c, qos);
         return qos;
     }
@@ -444,12 +436,12 @@ static void on_unsubscribe(struct mqtt_conn *c, const struct mqtt_unsubscribe *u
     struct mqtt_str f;
     while (mqtt_unsubscribe_next(u, &pos, &f)) {
         bool had = false;
-        if (filter_is(&f, MQTT_TOPIC_CONFIG)) {
-            had = c->sub_config != NO_SUBSCRIPTION;
-            c->sub_config = NO_SUBSCRIPTION;
-        } else if (filter_is(&f, MQTT_TOPIC_ALERTS)) {
-            had = c->sub_alerts != NO_SUBSCRIPTION;
-            set_alerts_subscription(c, NO_SUBSCRIPTION);
+        if (mqtt_str_is(&f, MQTT_TOPIC_CONFIG)) {
+            had = c->sub_config != MQTT_NO_SUBSCRIPTION;
+            c->sub_config = MQTT_NO_SUBSCRIPTION;
+        } else if (mqtt_str_is(&f, MQTT_TOPIC_ALERTS)) {
+            had = c->sub_alerts != MQTT_NO_SUBSCRIPTION;
+            set_alerts_subscription(c, MQTT_NO_SUBSCRIPTION);
         }
         reasons[n++] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }

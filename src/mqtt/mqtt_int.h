@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/tm_message.h"
 #include "mqtt/mqtt_codec.h"
@@ -32,9 +33,17 @@
 #define MQTT_TOPIC_BATCH "devices/me/telemetry/batch"
 #define MQTT_TOPIC_CONFIG "devices/me/config"
 #define MQTT_TOPIC_ALERTS "devices/me/alerts"
+#define MQTT_NO_SUBSCRIPTION 0xff /* mqtt_conn.sub_config/sub_alerts: not subscribed */
 
 struct mqtt_loop;
 struct mqtt_session;
+
+/* Whether a (borrowed, unterminated) MQTT string is `name`. */
+static inline bool mqtt_str_is(const struct mqtt_str *s, const char *name)
+{
+    size_t len = strlen(name);
+    return s->len == len && memcmp(s->ptr, name, len) == 0;
+}
 
 /* Something for a loop to do, from another thread. */
 enum mqtt_post_kind {
@@ -104,7 +113,7 @@ struct mqtt_conn {
     char client_id[MQTT_CLIENT_ID_MAX + 1];
     uint32_t session_expiry; /* seconds its session outlives it; 0: it ends with it */
 
-    /* subscriptions: 0xff = none, else the granted QoS */
+    /* subscriptions: the granted QoS, or MQTT_NO_SUBSCRIPTION */
     uint8_t sub_config, sub_alerts;
     int64_t config_version; /* the newest version sent */
     uint16_t next_packet_id;

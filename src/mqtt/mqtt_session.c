@@ -11,7 +11,6 @@
 #include "mqtt/mqtt_int.h"
 #include "util/log.h"
 
-#define NO_SUBSCRIPTION 0xff
 #define SESSION_KEY_MAX (24 + MQTT_CLIENT_ID_MAX)
 
 struct mqtt_session {

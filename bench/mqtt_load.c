@@ -179,7 +179,7 @@ static int open_session(const char *client_id, const char *password)
 static void build_publish(struct conn *c)
 {
     char payload[128];
-    int plen = snprintf(payload, sizeof payload, "{\"data\":{\"temperature\":21.5,\"seq\":%llu}}",
+    int plen = snprintf(payload, sizeof payload, "{\"data\":{\"temperature\":21.5,\"humidity\":40,\"seq\":%llu}}",
                         (unsigned long long)SEQ_BASE);
     struct mqtt_packet p = {.type = MQTT_PUBLISH};
     p.u.publish = (struct mqtt_publish){

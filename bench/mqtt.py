@@ -102,9 +102,11 @@ class Load:
             cmd += ["--passwords", passwords]
         if subscribe is not None:
             cmd += ["--subscribe", str(subscribe)]
-        srv0, kids0, m0 = bench.proc_cpu_s(server_pid), bench.children_cpu_s(), bench.machine_cpu_s()
+        srv0, kids0, m0 = (bench.proc_cpu_s(server_pid), bench.children_cpu_s(),
+                           bench.machine_cpu_s())
         out = subprocess.run(cmd, capture_output=True, text=True)
-        srv1, kids1, m1 = bench.proc_cpu_s(server_pid), bench.children_cpu_s(), bench.machine_cpu_s()
+        srv1, kids1, m1 = (bench.proc_cpu_s(server_pid), bench.children_cpu_s(),
+                           bench.machine_cpu_s())
         try:
             res = json.loads(out.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
@@ -140,11 +142,13 @@ def main():
     ap.add_argument("--load", default=None, help="the load generator (default: mqtt_load next "
                     "to --binary)")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=int, default=5, help="measured seconds per target and round")
+    ap.add_argument("--seconds", type=int, default=5,
+                    help="measured seconds per target and round")
     ap.add_argument("--warmup", type=float, default=1, help="MQTT seconds before counting")
     ap.add_argument("--connections", type=int, default=32, help="MQTT connections = devices; "
                     "also wrk's connections")
-    ap.add_argument("--window", type=int, default=32, help="QoS 1 PUBLISHes in flight per connection")
+    ap.add_argument("--window", type=int, default=32,
+                    help="QoS 1 PUBLISHes in flight per connection")
     ap.add_argument("--load-threads", type=int, default=2, help="mqtt_load threads")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--sub-qos", type=int, default=0, choices=(0, 1),

@@ -56,8 +56,6 @@ struct options {
 struct conn {
     int fd;
     bool dead, want_out;
-    uint8_t tmpl[512]; /* the PUBLISH, copied per send */
-    size_t tmpl_len, id_off, seq_off;
     uint64_t seq;
     uint64_t *sent_at; /* by packet id - 1; 0 = id free */
     unsigned id_space, next_id, in_flight;
@@ -77,6 +75,12 @@ struct worker {
 };
 
 static struct options opt;
+
+/* The PUBLISH every connection sends, and where its id and seq go. */
+static struct {
+    uint8_t bytes[512];
+    size_t len, id_off, seq_off;
+} tmpl;
 static _Atomic int workers_running;
 
 static uint64_t now_us(void)
@@ -175,20 +179,20 @@ static int open_session(const char *client_id, const char *password)
     return fd;
 }
 
-/* The connection's PUBLISH template and its patch points. */
-static void build_publish(struct conn *c)
+static void build_publish(void)
 {
     char payload[128];
-    int plen = snprintf(payload, sizeof payload, "{\"data\":{\"temperature\":21.5,\"humidity\":40,\"seq\":%llu}}",
+    int plen = snprintf(payload, sizeof payload,
+                        "{\"data\":{\"temperature\":21.5,\"humidity\":40,\"seq\":%llu}}",
                         (unsigned long long)SEQ_BASE);
     struct mqtt_packet p = {.type = MQTT_PUBLISH};
     p.u.publish = (struct mqtt_publish){
         .qos = 1, .packet_id = 1, .topic = {opt.topic, strlen(opt.topic)},
         .payload = {(const uint8_t *)payload, (size_t)plen}};
-    c->tmpl_len = encode(&p, c->tmpl, sizeof c->tmpl);
-    size_t payload_off = c->tmpl_len - (size_t)plen;
-    c->id_off = payload_off - 2; /* 3.1.1: the packet id just precedes the payload */
-    c->seq_off = payload_off + (size_t)(strstr(payload, "1000000000") - payload);
+    tmpl.len = encode(&p, tmpl.bytes, sizeof tmpl.bytes);
+    size_t payload_off = tmpl.len - (size_t)plen;
+    tmpl.id_off = payload_off - 2; /* 3.1.1: the packet id just precedes the payload */
+    tmpl.seq_off = payload_off + (size_t)(strstr(payload, "\"seq\":") + 6 - payload);
 }
 
 static void set_events(struct worker *w, struct conn *c, bool want_out)
@@ -223,13 +227,13 @@ static void fill_window(struct worker *w, struct conn *c)
             c->out_off = 0;
         }
         uint8_t *p = c->out + c->out_len;
-        memcpy(p, c->tmpl, c->tmpl_len);
-        p[c->id_off] = (uint8_t)(id >> 8);
-        p[c->id_off + 1] = (uint8_t)id;
+        memcpy(p, tmpl.bytes, tmpl.len);
+        p[tmpl.id_off] = (uint8_t)(id >> 8);
+        p[tmpl.id_off + 1] = (uint8_t)id;
         uint64_t seq = SEQ_BASE + c->seq++;
         for (int i = SEQ_DIGITS - 1; i >= 0; i--, seq /= 10)
-            p[c->seq_off + (size_t)i] = (uint8_t)('0' + seq % 10);
-        c->out_len += c->tmpl_len;
+            p[tmpl.seq_off + (size_t)i] = (uint8_t)('0' + seq % 10);
+        c->out_len += tmpl.len;
         c->sent_at[id - 1] = now_us();
         c->in_flight++;
         bump(&w->sent);
@@ -409,11 +413,10 @@ static void open_publishers(struct worker *ws, FILE *passwords)
         }
         snprintf(id, sizeof id, "load-%d-%d", (int)getpid(), i);
         c->fd = open_session(id, pw);
-        build_publish(c);
         c->id_space = id_space;
         c->next_id = 1;
         c->sent_at = calloc(id_space, sizeof *c->sent_at);
-        c->out = malloc(c->tmpl_len * (size_t)opt.window);
+        c->out = malloc(tmpl.len * (size_t)opt.window);
         if (!c->sent_at || !c->out)
             die("out of memory", NULL);
     }
@@ -469,7 +472,7 @@ static void parse_options(int argc, char **argv)
         {"host", 1, 0, 'h'},     {"port", 1, 0, 'p'},        {"connections", 1, 0, 'c'},
         {"window", 1, 0, 'w'},   {"threads", 1, 0, 't'},     {"duration", 1, 0, 'd'},
         {"warmup", 1, 0, 'u'},   {"passwords", 1, 0, 'k'},   {"topic", 1, 0, 'o'},
-        {"subscribe", 1, 0, 's'}, {0, 0, 0, 0}};
+        {"subscribe", 1, 0, 's'}, {"help", 0, 0, '?'},     {0, 0, 0, 0}};
     opt = (struct options){.host = "127.0.0.1", .topic = "devices/me/telemetry",
                            .connections = 32, .window = 32, .threads = 2, .sub_qos = -1,
                            .duration = 10, .warmup = 2};
@@ -507,6 +510,7 @@ int main(int argc, char **argv)
         die("out of memory", NULL);
     if (opt.sub_qos >= 0)
         open_subscriber(sub, opt.sub_qos);
+    build_publish();
     open_publishers(ws, passwords);
     if (passwords)
         fclose(passwords);

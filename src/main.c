@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "mqtt/mqtt_server.h"
 #include "api/device_common.h"
 #include "api/stream.h"
 #include "core/alerting.h"
@@ -139,6 +140,10 @@ static int start_services(const struct iot_config *cfg, struct iot_app *app)
         IOT_ERROR("cannot start the event log writer: %s", iot_strerror(rc));
         return rc;
     }
+    app->devices = (struct iot_device_gate){.registry = &app->registry, .cache = &app->cache,
+                                            .devcache = app->devcache, .events = app->events,
+                                            .rate_limit = cfg->device_rate_limit,
+                                            .byte_rate_limit = cfg->device_byte_rate_limit};
     struct iot_report_stores stores = {&app->registry, &app->telemetry, &app->docs};
     if (cfg->daily_reports && !(daily_reports = iot_daily_reports_start(&stores))) {
         IOT_ERROR("cannot start the daily reports");
@@ -196,6 +201,27 @@ static unsigned worker_threads(const struct iot_config *cfg)
     return cpus > 0 ? (unsigned)((remote ? 8 : 2) * cpus) : 4;
 }
 
+/* The MQTT listener on IOTFLOW_MQTT_PORT; NULL when it cannot start
+ * (logged). */
+static struct iot_mqtt_server *start_mqtt(const struct iot_config *cfg, struct iot_app *app)
+{
+    struct iot_mqtt_config mcfg = {
+        .host = cfg->host, .port = (uint16_t)cfg->mqtt_port,
+        .threads = (unsigned)cfg->mqtt_threads,
+        .max_connections = (unsigned)cfg->mqtt_max_connections,
+        .max_packet = (size_t)cfg->mqtt_max_packet, .inflight = (unsigned)cfg->mqtt_inflight,
+        .keepalive_max = (unsigned)cfg->mqtt_keepalive_max,
+        .session_expiry_max = (unsigned)cfg->mqtt_session_expiry,
+        .connect_timeout = (unsigned)cfg->mqtt_connect_timeout};
+    struct iot_mqtt_env env = {.devices = &app->devices, .ingest = app->ingest,
+                               .docs = &app->docs, .cache = &app->cache, .events = app->events};
+    struct iot_mqtt_server *m = iot_mqtt_start(&mcfg, &env);
+    if (m)
+        IOT_INFO("MQTT listening on mqtt://%s:%u (%u event loops)", cfg->host, iot_mqtt_port(m),
+                 mcfg.threads);
+    return m;
+}
+
 static int serve(const struct iot_config *cfg)
 {
     struct iot_app app = {.cfg = cfg, .started_at_ms = iot_now_ms(),
@@ -223,6 +249,14 @@ static int serve(const struct iot_config *cfg)
         .cors_origins = cfg->cors_origins, .trusted_proxies = cfg->trusted_proxies,
         .routes = iot_api_routes, .n_routes = iot_api_n_routes, .app = &app};
     struct iot_server *server = iot_server_start(&scfg);
+    struct iot_mqtt_server *mqtt = NULL;
+    if (server && cfg->mqtt_port && !(mqtt = start_mqtt(cfg, &app))) {
+        /* the same order as below: nothing is left suspended */
+        iot_ingest_stop(app.ingest);
+        iot_streams_close_all(app.streams);
+        iot_server_stop(server);
+        server = NULL;
+    }
     int status = EXIT_FAILURE;
     if (server) {
         IOT_INFO("iotflowd %s listening on http://%s:%u (%u threads)%s", IOT_VERSION, cfg->host,
@@ -236,6 +270,7 @@ static int serve(const struct iot_config *cfg)
          * only then stop the HTTP threads, which requires that no request
          * is suspended. */
         iot_ingest_stop(app.ingest);
+        iot_mqtt_stop(mqtt); /* after the pipeline: the PUBACKs of what it committed */
         iot_alerting_stop(app.alerting);
         iot_retention_stop(app.retention);
         iot_streams_close_all(app.streams);

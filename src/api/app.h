@@ -11,6 +11,7 @@
 
 #include "core/cleanup.h"
 #include "core/config.h"
+#include "core/device_auth.h"
 #include "core/devcache.h"
 #include "core/ingest.h"
 #include "core/retention.h"
@@ -34,6 +35,7 @@ struct iot_app {
     struct iot_retention *retention; /* main.c's: no handler uses it */
     struct iot_cleaner *cleaner; /* telemetry of deleted devices and users */
     struct iot_devcache *devcache;
+    struct iot_device_gate devices; /* device keys and limits, for every transport */
     struct iot_streams *streams;
     struct iot_events *events;
     struct iot_alerting *alerting;

@@ -78,46 +78,6 @@ static bool user_from_header(struct iot_req *r, const char *user_id, struct iot_
  * the login limit: the token is still compared in constant time. */
 #define ADMIN_FAIL_WINDOW_MS 60000
 
-/* The cache counter of `prefix` in the fixed window holding now. */
-static void window_key(const char *prefix, int64_t now, int64_t window_ms, char *key, size_t size)
-{
-    snprintf(key, size, "%s:%lld", prefix, (long long)(now / window_ms));
-}
-
-/* A count read without adding: get, not incr (which would create it). */
-static int window_read(struct iot_app *app, const char *key, int64_t *total)
-{
-    struct iot_cache_value v = {0};
-    int rc = iot_cache_get(&app->cache, key, &v);
-    *total = 0;
-    if (rc == IOT_ENOTFOUND)
-        return IOT_OK;
-    if (rc)
-        return rc;
-    char text[24] = "";
-    if (v.len < sizeof text)
-        memcpy(text, v.data, v.len);
-    iot_cache_value_free(&v);
-    char *end;
-    long long n = strtoll(text, &end, 10);
-    *total = end != text && n > 0 ? n : 0;
-    return IOT_OK;
-}
-
-int iot_window_count(struct iot_app *app, const char *prefix, int64_t amount, int64_t window_ms,
-                     int64_t *total, int64_t *left_ms)
-{
-    int64_t now = iot_now_ms();
-    char key[160];
-    window_key(prefix, now, window_ms, key, sizeof key);
-    *left_ms = (now / window_ms + 1) * window_ms - now;
-    if (amount == 0)
-        return window_read(app, key, total);
-    /* Twice the window: the key outlives its window on a backend whose
-     * clock is a little behind ours. */
-    return iot_cache_incr(&app->cache, key, amount, 2 * window_ms, total);
-}
-
 static void reply_admin_locked(struct iot_req *r, int64_t limit, int64_t left_ms)
 {
     iot_metrics_rate_limited(IOT_RATE_LIMIT_ADMIN_AUTH);
@@ -131,7 +91,7 @@ static void reply_admin_locked(struct iot_req *r, int64_t limit, int64_t left_ms
 static void count_admin_failure(struct iot_req *r, const char *prefix, int64_t limit)
 {
     int64_t n = 0, left_ms;
-    int rc = iot_window_count(iot_app_of(r), prefix, 1, ADMIN_FAIL_WINDOW_MS, &n, &left_ms);
+    int rc = iot_window_count(&iot_app_of(r)->cache, prefix, 1, ADMIN_FAIL_WINDOW_MS, &n, &left_ms);
     if (rc == IOT_OK && n == 1)
         IOT_WARN("invalid admin token from %s (further failures from it this minute are not "
                  "logged; past %lld it gets 429)", r->client_ip, (long long)limit);
@@ -151,7 +111,7 @@ static bool admin_token_ok(struct iot_req *r, const char *token)
     char prefix[96];
     snprintf(prefix, sizeof prefix, "rl:admin-fail:%s", r->client_key);
     if (limit > 0 &&
-        iot_window_count(app, prefix, 0, ADMIN_FAIL_WINDOW_MS, &failures, &left_ms) == IOT_OK &&
+        iot_window_count(&app->cache, prefix, 0, ADMIN_FAIL_WINDOW_MS, &failures, &left_ms) == IOT_OK &&
         failures >= limit) {
         reply_admin_locked(r, limit, left_ms);
         return false;
@@ -252,75 +212,49 @@ bool iot_authn_self_or_admin(struct iot_req *r, const char *user_id, struct iot_
     return false;
 }
 
-/* The refusal is the store's, on its row: the copy in *d may be one this
- * instance cached before an admin's switch-off whose notice has not
- * arrived (or never will: Redis down). */
-static void reply_own_write_refused(struct iot_req *r, const struct iot_device *d)
+static void reply_device_refused(struct iot_req *r, enum iot_device_verdict v,
+                                 const struct iot_device *d, int store_rc)
 {
-    struct iot_app *app = iot_app_of(r);
-    iot_devcache_forget(app->devcache, d->api_key_hash);
-    struct iot_device now;
-    int rc = iot_reg_device_get(&app->registry, d->id, &now);
-    if (rc == IOT_OK && iot_device_held_off(&now)) {
-        IOT_INFO("device %lld: own write refused, switched off by an admin", (long long)d->id);
-        iot_reply_device_held_off(r, &now);
+    switch (v) {
+    case IOT_DEVICE_OK:
+        return;
+    case IOT_DEVICE_UNKNOWN_KEY:
+        iot_reply_error(r, 401, "Invalid API key", "the provided API key is not valid");
+        return;
+    case IOT_DEVICE_OWNER_INACTIVE:
+        iot_reply_error(r, 403, "Owner account deactivated",
+                        "the account that owns this device is deactivated; its devices are "
+                        "refused until an admin activates it again "
+                        "(PATCH /api/v1/users/{user_id}/activate)");
+        return;
+    case IOT_DEVICE_HELD_OFF:
+        iot_reply_device_held_off(r, d);
+        return;
+    case IOT_DEVICE_MAINTENANCE:
+        iot_reply_error(r, 403, "Device in maintenance", "the device is in maintenance mode");
+        return;
+    case IOT_DEVICE_CHANGED:
+        iot_reply_error(r, 409, "Device changed concurrently",
+                        "an admin changed device %lld while it was writing; retry",
+                        (long long)d->id);
+        return;
+    case IOT_DEVICE_STORE_ERROR:
+        iot_reply_store_error(r, store_rc, "device");
         return;
     }
-    /* switched on again (or gone) between the write and this read */
-    iot_reply_error(r, 409, "Device changed concurrently",
-                    "an admin changed device %lld while it was writing; retry", (long long)d->id);
 }
 
-bool iot_device_write_own(struct iot_req *r, const struct iot_device *d, unsigned fields)
+bool iot_authn_device_write_own(struct iot_req *r, const struct iot_device *d, unsigned fields)
 {
-    int rc = iot_reg_device_update_by_device(&iot_app_of(r)->registry, d, fields);
-    if (rc == IOT_ECONFLICT) {
-        reply_own_write_refused(r, d);
-        return false;
-    }
-    if (rc) {
-        iot_reply_store_error(r, rc, "device");
-        return false;
-    }
-    return true;
+    struct iot_device now = *d;
+    int store_rc = IOT_OK;
+    enum iot_device_verdict v =
+        iot_device_write_own(&iot_app_of(r)->devices, d, fields, &now, &store_rc);
+    reply_device_refused(r, v, &now, store_rc);
+    return v == IOT_DEVICE_OK;
 }
 
-/* An inactive device that is new, or that switched itself off, switches
- * itself on by working; one an admin switched off is refused before (if
- * the cached copy knows) or by the store (if it does not). */
-static bool activate_on_first_use(struct iot_req *r, struct iot_device *d)
-{
-    snprintf(d->status, sizeof d->status, "active");
-    d->updated_at = iot_now_ms();
-    if (!iot_device_write_own(r, d, 0)) /* the status only */
-        return false;
-    snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_DEVICE);
-    /* Forget rather than cache *d: if the row was already active, its
-     * status_set_by stayed as stored; the next request reads the truth. */
-    iot_devcache_forget(iot_app_of(r)->devcache, d->api_key_hash);
-    IOT_INFO("device %lld activated on first use", (long long)d->id);
-    iot_events_emit(iot_app_of(r)->events, IOT_EV_DEVICE_STATUS_CHANGED, d->user_id, d->id,
-                    json_pack("{s:s, s:s, s:s}", "from", "inactive", "to", "active", "by", "device"));
-    return true;
-}
-
-/* Key → device: the local cache first, then the registry (a miss fills
- * the cache). */
-static int device_by_key(struct iot_app *app, const char *key, size_t len, struct iot_device *out)
-{
-    char hash[IOT_SHA256_HEX_LEN + 1];
-    if (len > IOT_CREDENTIAL_MAX)
-        return IOT_ENOTFOUND;
-    iot_sha256_hex(key, len, hash, sizeof hash);
-    bool hit = iot_devcache_get(app->devcache, hash, out);
-    iot_metrics_cache_lookup(IOT_METRICS_CACHE_API_KEY, hit);
-    if (hit)
-        return IOT_OK;
-    int rc = iot_reg_device_get_by_key_hash(&app->registry, hash, out);
-    if (rc == IOT_OK)
-        iot_devcache_put(app->devcache, out);
-    return rc;
-}
+_Static_assert(IOT_DEVICE_KEY_MAX == IOT_CREDENTIAL_MAX, "a device key is a credential");
 
 bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_device *out)
 {
@@ -329,37 +263,12 @@ bool iot_authn_device(struct iot_req *r, enum iot_device_auth mode, struct iot_d
         iot_reply_error(r, 401, "API key required", "send the device key in the X-API-Key header");
         return false;
     }
-    int rc = device_by_key(iot_app_of(r), key, strnlen(key, IOT_CREDENTIAL_MAX + 1), out);
-    if (rc == IOT_ENOTFOUND) {
-        iot_reply_error(r, 401, "Invalid API key", "the provided API key is not valid");
-        return false;
-    }
-    if (rc) {
-        iot_reply_store_error(r, rc, "device");
-        return false;
-    }
-    if (!out->owner_active) {
-        iot_reply_error(r, 403, "Owner account deactivated",
-                        "the account that owns this device is deactivated; its devices are "
-                        "refused until an admin activates it again "
-                        "(PATCH /api/v1/users/{user_id}/activate)");
-        return false;
-    }
-    if (mode == IOT_DEVICE_AUTH_ANY)
-        return true;
-    if (iot_device_held_off(out)) {
-        iot_reply_device_held_off(r, out);
-        return false;
-    }
-    if (mode == IOT_DEVICE_AUTH_READ)
-        return true;
-    if (strcmp(out->status, "maintenance") == 0) {
-        iot_reply_error(r, 403, "Device in maintenance", "the device is in maintenance mode");
-        return false;
-    }
-    if (strcmp(out->status, "inactive") == 0)
-        return activate_on_first_use(r, out);
-    return true;
+    int store_rc = IOT_OK;
+    enum iot_device_verdict v =
+        iot_device_authenticate(&iot_app_of(r)->devices, key,
+                                strnlen(key, IOT_CREDENTIAL_MAX + 1), mode, out, &store_rc);
+    reply_device_refused(r, v, out, store_rc);
+    return v == IOT_DEVICE_OK;
 }
 
 bool iot_rate_limit_ip(struct iot_req *r, const char *action)

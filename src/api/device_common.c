@@ -10,6 +10,7 @@
 #include "api/app.h"
 #include "api/stream.h"
 #include "api/views.h"
+#include "core/device_auth.h"
 #include "core/events.h"
 #include "core/latest.h"
 #include "core/presence.h"
@@ -95,14 +96,11 @@ bool iot_authn_device_reader_as(struct iot_req *r, struct iot_device *d, struct 
 }
 
 /* Other iotflowd instances sharing the cache keep API keys in their own
- * key caches (core/devcache.h) and may hold the device's live streams: a
- * notice on this channel makes them forget the key at once (rather than
- * when their cache entry expires) and end the streams of a deleted device.
- * Payloads: "<device id> <key hash> <1 if deleted, else 0>" for one device;
- * "owner <user id>" for every device of a user whose is_active changed (an
- * older instance ignores that form; its entries expire with the key
- * cache's TTL). */
-#define DEVICE_NOTICE_CHANNEL "device:notice"
+ * key caches (core/devcache.h) and may hold the device's live streams and
+ * MQTT connections: a notice on IOT_DEVICE_NOTICE_CHANNEL (its payloads in
+ * core/device_auth.h) makes them forget the key at once (rather than when
+ * their cache entry expires), end the streams of a deleted device and
+ * check its connections again. */
 #define OWNER_NOTICE "owner "
 
 static void notify_peers(struct iot_app *app, const struct iot_device *d, bool deleted)
@@ -110,7 +108,7 @@ static void notify_peers(struct iot_app *app, const struct iot_device *d, bool d
     char msg[IOT_KEY_HASH_LEN + 48];
     int len = snprintf(msg, sizeof msg, "%lld %s %d", (long long)d->id, d->api_key_hash,
                        deleted ? 1 : 0);
-    int rc = iot_cache_publish(&app->cache, DEVICE_NOTICE_CHANNEL, msg, (size_t)len);
+    int rc = iot_cache_publish(&app->cache, IOT_DEVICE_NOTICE_CHANNEL, msg, (size_t)len);
     if (rc)
         IOT_DEBUG("device notice not published (%s); peers forget the key when it expires",
                   iot_strerror(rc));
@@ -118,26 +116,20 @@ static void notify_peers(struct iot_app *app, const struct iot_device *d, bool d
 
 static void on_device_notice(void *ctx, const char *channel, const char *msg, size_t len)
 {
+    (void)channel;
     struct iot_app *app = ctx;
-    char text[IOT_KEY_HASH_LEN + 48], hash[IOT_KEY_HASH_LEN + 1];
-    long long id;
-    int deleted;
-    if (len >= sizeof text)
+    struct iot_device_notice n;
+    if (!iot_device_notice_parse(msg, len, &n))
         return;
-    memcpy(text, msg, len);
-    text[len] = '\0';
-    if (strncmp(text, OWNER_NOTICE, strlen(OWNER_NOTICE)) == 0) {
-        if (sscanf(text + strlen(OWNER_NOTICE), "%lld", &id) == 1)
-            iot_devcache_forget_owner(app->devcache, id);
+    if (n.owner) {
+        iot_devcache_forget_owner(app->devcache, n.id);
         return;
     }
-    if (sscanf(text, "%lld %64s %d", &id, hash, &deleted) != 3)
-        return;
-    iot_devcache_forget(app->devcache, hash);
-    if (deleted)
-        iot_streams_end_device(app->streams, id);
+    iot_devcache_forget(app->devcache, n.key_hash);
+    if (n.deleted)
+        iot_streams_end_device(app->streams, n.id);
     else /* a new key or status: its streams' credentials are checked now */
-        iot_streams_recheck_device(app->streams, id);
+        iot_streams_recheck_device(app->streams, n.id);
 }
 
 void iot_owner_devices_forget(struct iot_req *r, int64_t owner_id)
@@ -146,7 +138,7 @@ void iot_owner_devices_forget(struct iot_req *r, int64_t owner_id)
     iot_devcache_forget_owner(app->devcache, owner_id);
     char msg[48];
     int len = snprintf(msg, sizeof msg, OWNER_NOTICE "%lld", (long long)owner_id);
-    int rc = iot_cache_publish(&app->cache, DEVICE_NOTICE_CHANNEL, msg, (size_t)len);
+    int rc = iot_cache_publish(&app->cache, IOT_DEVICE_NOTICE_CHANNEL, msg, (size_t)len);
     if (rc)
         IOT_WARN("owner notice not published (%s); other instances refuse or accept the"
                  " devices of user %lld when their key cache entries expire",
@@ -155,7 +147,7 @@ void iot_owner_devices_forget(struct iot_req *r, int64_t owner_id)
 
 int iot_device_notices_start(struct iot_app *app)
 {
-    return iot_cache_subscribe(&app->cache, DEVICE_NOTICE_CHANNEL, on_device_notice, app,
+    return iot_cache_subscribe(&app->cache, IOT_DEVICE_NOTICE_CHANNEL, on_device_notice, app,
                                &app->device_notices);
 }
 

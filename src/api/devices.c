@@ -101,7 +101,7 @@ void iot_h_device_heartbeat(struct iot_req *r)
 /* A device may change its own status (e.g. leave the maintenance it set
  * itself), except out of a status an admin switched it to. This answers
  * early from the copy at hand; the store decides on its row
- * (iot_device_write_own), since that copy may be a stale cached one. */
+ * (iot_authn_device_write_own), since that copy may be a stale cached one. */
 static bool own_status_change_ok(struct iot_req *r, const struct iot_device *before,
                                  const struct iot_device *d)
 {
@@ -141,7 +141,7 @@ void iot_h_device_config(struct iot_req *r)
     if (set <= 0 || !own_status_change_ok(r, &before, &d))
         return;
     d.updated_at = iot_now_ms();
-    bool written = iot_device_write_own(r, &d, sent);
+    bool written = iot_authn_device_write_own(r, &d, sent);
     /* Written or not, drop the cached copy here and on every instance: a
      * new status takes effect on the next request; a refused write showed
      * it was stale. */

@@ -153,11 +153,12 @@ static int store_version(struct iot_req *r, const struct target *d, const char *
                                     .config_len = len, .updated_by = actor,
                                     .now_ms = iot_now_ms()};
     int rc = iot_devconfig_put(&app->docs, &w, version, body, body_len);
-    if (rc == IOT_OK)
-        iot_events_emit(app->events, IOT_EV_DEVICE_CONFIG_CHANGED, d->owner_id, d->id,
-                        json_pack("{s:I, s:s}", "version", (json_int_t)*version, "updated_by",
-                                  actor));
-    return rc;
+    if (rc)
+        return rc;
+    iot_events_emit(app->events, IOT_EV_DEVICE_CONFIG_CHANGED, d->owner_id, d->id,
+                    json_pack("{s:I, s:s}", "version", (json_int_t)*version, "updated_by", actor));
+    iot_devconfig_announce(&app->cache, d->id, *version); /* to MQTT subscribers */
+    return IOT_OK;
 }
 
 void iot_h_device_config_put(struct iot_req *r)

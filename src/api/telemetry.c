@@ -58,45 +58,26 @@ static void submission_done(struct iot_ingest_job *job)
 static bool device_rate_ok(struct iot_req *r, const struct iot_device *d)
 {
     struct iot_app *app = iot_app_of(r);
-    if (app->cfg->device_rate_limit <= 0)
-        return true;
-    char key[64];
-    snprintf(key, sizeof key, "rl:dev:%lld", (long long)d->id);
-    bool allowed = true;
     int64_t retry_ms = 0;
-    if (iot_cache_rate_hit(&app->cache, key, app->cfg->device_rate_limit, 60000, iot_now_ms(),
-                           &allowed, &retry_ms) != IOT_OK || allowed)
-        return true; /* fail open: a cache outage must not stop ingest */
-    iot_metrics_rate_limited(IOT_RATE_LIMIT_DEVICE_REQUESTS);
+    if (iot_device_rate_take(&app->devices, d->id, &retry_ms))
+        return true;
     iot_reply_retry_after(r, (retry_ms + 999) / 1000);
     iot_reply_error(r, 429, "Too many requests",
                     "device %lld may send %lld telemetry requests per minute",
-                    (long long)d->id, (long long)app->cfg->device_rate_limit);
+                    (long long)d->id, (long long)app->devices.rate_limit);
     return false;
 }
 
-/* Bytes of request bodies per device per minute: a fixed window (one
- * counter per device and minute, in the cache store so that instances
- * sharing Redis share it), so a device may send up to twice the limit across
- * a minute boundary. The request that crosses the limit is still taken, so
- * one body larger than the limit is not refused forever. */
 static bool device_bytes_ok(struct iot_req *r, const struct iot_device *d)
 {
     struct iot_app *app = iot_app_of(r);
-    int64_t limit = app->cfg->device_byte_rate_limit;
-    if (limit <= 0)
+    int64_t retry_ms = 0;
+    if (iot_device_bytes_take(&app->devices, d->id, (int64_t)r->body_len, &retry_ms))
         return true;
-    char prefix[48];
-    snprintf(prefix, sizeof prefix, "rl:devbytes:%lld", (long long)d->id);
-    int64_t total = 0, left_ms = 0, len = (int64_t)r->body_len;
-    if (iot_window_count(app, prefix, len, 60000, &total, &left_ms) != IOT_OK ||
-        total - len < limit)
-        return true; /* fail open, as device_rate_ok */
-    iot_metrics_rate_limited(IOT_RATE_LIMIT_DEVICE_BYTES);
-    iot_reply_retry_after(r, (left_ms + 999) / 1000);
+    iot_reply_retry_after(r, (retry_ms + 999) / 1000);
     iot_reply_error(r, 429, "Too many requests",
                     "device %lld may send %lld bytes of telemetry per minute", (long long)d->id,
-                    (long long)limit);
+                    (long long)app->devices.byte_rate_limit);
     return false;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/alerting_int.h"
+#include "core/device_auth.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -16,7 +17,6 @@
 /* Invalidations between instances: "user <id>" or "device <id>". */
 #define RULES_CHANNEL "alerting:rules"
 /* The device notices of api/device_common.c: "<device id> <key hash> <1 if deleted>". */
-#define DEVICE_NOTICE_CHANNEL "device:notice"
 
 void iot_alerting__count(struct iot_alerting *a, int64_t *stat, int64_t n)
 {
@@ -218,12 +218,9 @@ static void on_rules_notice(void *ctx, const char *channel, const char *msg, siz
 static void on_device_notice(void *ctx, const char *channel, const char *msg, size_t len)
 {
     (void)channel;
-    char text[160], hash[80];
-    long long id;
-    int deleted;
-    if (message_text(msg, len, text, sizeof text) &&
-        sscanf(text, "%lld %79s %d", &id, hash, &deleted) == 3 && deleted == 1)
-        push_invalidation(ctx, ITEM_DEVICE_GONE, id);
+    struct iot_device_notice n;
+    if (iot_device_notice_parse(msg, len, &n) && !n.owner && n.deleted)
+        push_invalidation(ctx, ITEM_DEVICE_GONE, n.id);
 }
 
 void iot_alerting_user_changed(struct iot_alerting *a, int64_t user_id)
@@ -269,7 +266,7 @@ int iot_alerting_start(struct iot_alerting *a, struct iot_events *events)
     a->env.events = events;
     int rc = iot_cache_subscribe(a->env.cache, RULES_CHANNEL, on_rules_notice, a, &a->rules_sub);
     if (rc == IOT_OK)
-        rc = iot_cache_subscribe(a->env.cache, DEVICE_NOTICE_CHANNEL, on_device_notice, a,
+        rc = iot_cache_subscribe(a->env.cache, IOT_DEVICE_NOTICE_CHANNEL, on_device_notice, a,
                                  &a->notice_sub);
     if (rc == IOT_OK && pthread_create(&a->thread, NULL, thread_main, a) != 0)
         rc = IOT_ENOMEM;

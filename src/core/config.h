@@ -56,6 +56,14 @@ struct iot_config {
     int64_t cleanup_retry;       /* seconds before a failed telemetry clean-up is retried */
     int64_t event_retention_days; /* event log; 0 = forever */
     bool daily_reports;           /* the server makes each active device's daily report */
+    int64_t mqtt_port;            /* 0 = no MQTT listener */
+    int64_t mqtt_threads;         /* MQTT event loops */
+    int64_t mqtt_max_connections;
+    int64_t mqtt_max_packet;      /* bytes of one MQTT packet */
+    int64_t mqtt_inflight;        /* QoS 1 messages of a client awaiting their PUBACK */
+    int64_t mqtt_keepalive_max;   /* seconds */
+    int64_t mqtt_session_expiry;  /* seconds a persistent session waits for its client */
+    int64_t mqtt_connect_timeout; /* seconds from connecting to CONNECT */
 };
 
 /* Fills cfg from defaults, then `envp`-style lookup via getenv, then argv.

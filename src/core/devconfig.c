@@ -13,6 +13,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/json_out.h"
+#include "util/log.h"
 
 static void version_id(int64_t device_id, int64_t version, char *buf, size_t size)
 {
@@ -149,4 +150,31 @@ int iot_devconfig_history(struct iot_docs *d, int64_t device_id, int64_t before,
         f.after_id = after;
     }
     return iot_docs_find(d, IOT_DOCS_CONFIGS, &f, fn, ctx);
+}
+
+void iot_devconfig_announce(struct iot_cache *cache, int64_t device_id, int64_t version)
+{
+    char msg[48];
+    int len = snprintf(msg, sizeof msg, "%lld %lld", (long long)device_id, (long long)version);
+    int rc = iot_cache_publish(cache, IOT_DEVCONFIG_CHANNEL, msg, (size_t)len);
+    if (rc)
+        IOT_DEBUG("configuration %lld of device %lld not announced: %s", (long long)version,
+                  (long long)device_id, iot_strerror(rc));
+}
+
+bool iot_devconfig_announcement(const char *msg, size_t len, int64_t *device_id,
+                                int64_t *version)
+{
+    char text[48];
+    if (len >= sizeof text)
+        return false;
+    memcpy(text, msg, len);
+    text[len] = '\0';
+    long long id, v;
+    char extra;
+    if (sscanf(text, "%lld %lld %c", &id, &v, &extra) != 2 || id <= 0 || v <= 0)
+        return false;
+    *device_id = id;
+    *version = v;
+    return true;
 }

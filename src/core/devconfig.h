@@ -11,9 +11,11 @@
 #define IOT_CORE_DEVCONFIG_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/cache.h"
 #include "store/docs.h"
 
 #define IOT_DEVCONFIG_MAX (64 * 1024) /* bytes of a configuration's compact JSON */
@@ -51,5 +53,16 @@ int iot_devconfig_latest(struct iot_docs *d, int64_t device_id, iot_docs_fn fn, 
  * (0: from the newest), at most `limit` (0: all). */
 int iot_devconfig_history(struct iot_docs *d, int64_t device_id, int64_t before, size_t limit,
                           iot_docs_fn fn, void *ctx);
+
+/* The pub/sub channel on which a stored version is announced, so that the
+ * MQTT listener of every instance sharing the cache can push it to the
+ * device's subscribers. Payload: "<device id> <version>". */
+#define IOT_DEVCONFIG_CHANNEL "devconfig:changed"
+/* Announces version `version` of the device's configuration (best effort:
+ * a subscriber that misses it sends the newest at its next subscribe). */
+void iot_devconfig_announce(struct iot_cache *cache, int64_t device_id, int64_t version);
+/* Parses an announcement; false for anything else. */
+bool iot_devconfig_announcement(const char *msg, size_t len, int64_t *device_id,
+                                int64_t *version);
 
 #endif

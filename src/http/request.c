@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "util/err.h"
-#include "util/json_bigint.h"
+#include "util/json_in.h"
 #include "util/json_out.h"
 #include "util/log.h"
 #include "util/utf8.h"
@@ -25,31 +25,6 @@ const char *iot_req_query(struct iot_req *r, const char *name)
 }
 
 const char *iot_req_param(struct iot_req *r, size_t i) { return i < r->n_params ? r->params[i] : NULL; }
-
-/* jansson accepts arbitrarily deep nesting; a client must not be able to
- * make us recurse without bound, so depth is checked before parsing. */
-static bool json_depth_ok(const char *s, size_t len)
-{
-    int depth = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > IOT_JSON_MAX_DEPTH)
-                return false;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return true;
-}
 
 /* application/json or any application/<x>+json, parameters (charset)
  * allowed; case-insensitive as media types are. */
@@ -81,31 +56,10 @@ json_t *iot_req_json_value(struct iot_req *r)
                         "the request body must be application/json");
         return NULL;
     }
-    if (r->body_len == 0) {
-        iot_reply_error(r, 400, "Invalid JSON", "the request body must be JSON");
-        return NULL;
-    }
-    if (!json_depth_ok(r->body, r->body_len)) {
-        iot_reply_error(r, 400, "Invalid JSON", "JSON nested deeper than %d levels",
-                        IOT_JSON_MAX_DEPTH);
-        return NULL;
-    }
-    json_error_t jerr;
-    /* JSON_REJECT_DUPLICATES: an object with two "name" keys is ambiguous.
-     * No JSON_ALLOW_NUL: "\u0000" inside a string is refused. */
-    json_t *root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root && json_error_code(&jerr) == json_error_numeric_overflow) {
-        /* An integer beyond int64 is valid JSON: read it as a real. */
-        size_t wide_len;
-        char *wide = iot_json_widen_bigints(r->body, r->body_len, &wide_len);
-        if (wide) {
-            root = json_loadb(wide, wide_len, JSON_REJECT_DUPLICATES, &jerr);
-            free(wide);
-        }
-    }
+    char err[200];
+    json_t *root = iot_json_parse(r->body, r->body_len, err, sizeof err);
     if (!root)
-        iot_reply_error(r, 400, "Invalid JSON", "malformed JSON at line %d column %d: %s",
-                        jerr.line, jerr.column, jerr.text);
+        iot_reply_error(r, 400, "Invalid JSON", "%s", err);
     return root;
 }
 

@@ -13,9 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/json_in.h"
+
 #define IOT_ROUTE_MAX_PARAMS 4
 #define IOT_REQUEST_ID_MAX 64
-#define IOT_JSON_MAX_DEPTH 32
 
 struct MHD_Connection;
 struct iot_conn_track;

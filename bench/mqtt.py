@@ -73,7 +73,8 @@ def start_mosquitto(binary, work_dir):
                 "persistence false\n"
                 "max_inflight_messages 0\n"   # 0 = no limit (outgoing QoS 1)
                 "max_queued_messages 0\n"     # 0 = no limit: drop nothing
-                "set_tcp_nodelay true\n"
+                # set_tcp_nodelay stays off (its default): on, it relayed
+                # 10-15 % fewer messages/s here
                 "log_dest stderr\nlog_type error\nlog_type warning\n")
     log = open(os.path.join(work_dir, "mosquitto.log"), "w")
     proc = subprocess.Popen([binary, "-c", conf], stdout=log, stderr=subprocess.STDOUT)

@@ -250,8 +250,10 @@ static void flush(struct worker *w, struct conn *c)
             set_events(w, c, true);
             return;
         }
-        if (n <= 0)
-            return lose(w, c);
+        if (n <= 0) {
+            lose(w, c);
+            return;
+        }
         c->out_off += (size_t)n;
     }
     c->out_off = c->out_len = 0;
@@ -313,11 +315,15 @@ static void on_readable(struct worker *w, struct conn *c)
             continue;
         if (n < 0 && errno == EAGAIN)
             return;
-        if (n <= 0)
-            return lose(w, c);
+        if (n <= 0) {
+            lose(w, c);
+            return;
+        }
         c->in_len += (size_t)n;
-        if (!on_packets(w, c))
-            return lose(w, c);
+        if (!on_packets(w, c)) {
+            lose(w, c);
+            return;
+        }
     }
 }
 

@@ -173,9 +173,13 @@ def main():
 
     started = datetime.datetime.now(datetime.timezone.utc)
     t_start = time.time()
+    info = bench.machine()
+    if info["load_average_at_start"][0] > 0.5:
+        print(f"note: load average {info['load_average_at_start'][0]:.2f} at start: "
+              "something else is using the CPUs", flush=True)
     report = {
         "date": started.isoformat(timespec="seconds"),
-        "machine": bench.machine(),
+        "machine": info,
         "command": " ".join(shlex.quote(a) for a in [sys.executable] + sys.argv),
         "cwd": os.getcwd(),
         "settings": {**vars(args), "binary": binary, "load": load, "topic": TOPIC,

@@ -434,6 +434,7 @@ static void open_publishers(struct worker *ws, FILE *passwords)
     }
 }
 
+/* One counter (by its offset in struct worker) summed over n workers. */
 static uint64_t total(struct worker *ws, int n, size_t field)
 {
     uint64_t sum = 0;

@@ -36,7 +36,8 @@ build: deps
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 # Starts iotflowd on the embedded stores (port 5000 unless IOTFLOW_PORT says
-# otherwise). Without IOTFLOW_ADMIN_TOKEN a random one is generated and shown.
+# otherwise), with MQTT on 1883 (IOTFLOW_MQTT_PORT; 0 turns it off). Without
+# IOTFLOW_ADMIN_TOKEN a random one is generated and shown.
 run: DEPS = build
 run: build
 	@mkdir -p "$(IOTFLOW_DATA_DIR)"
@@ -44,9 +45,11 @@ run: build
 	  IOTFLOW_ADMIN_TOKEN=$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'); \
 	  echo "IOTFLOW_ADMIN_TOKEN not set; generated one for this run: $$IOTFLOW_ADMIN_TOKEN"; \
 	  export IOTFLOW_ADMIN_TOKEN; \
-	  IOTFLOW_DATA_DIR="$(IOTFLOW_DATA_DIR)" exec $(BUILD_DIR)/iotflowd; \
+	  IOTFLOW_DATA_DIR="$(IOTFLOW_DATA_DIR)" IOTFLOW_MQTT_PORT="$${IOTFLOW_MQTT_PORT-1883}" \
+	    exec $(BUILD_DIR)/iotflowd; \
 	else \
-	  IOTFLOW_DATA_DIR="$(IOTFLOW_DATA_DIR)" exec $(BUILD_DIR)/iotflowd; \
+	  IOTFLOW_DATA_DIR="$(IOTFLOW_DATA_DIR)" IOTFLOW_MQTT_PORT="$${IOTFLOW_MQTT_PORT-1883}" \
+	    exec $(BUILD_DIR)/iotflowd; \
 	fi
 
 # Every test: the C suites (the contract suites on every backend), then the

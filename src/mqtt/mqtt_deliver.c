@@ -175,15 +175,12 @@ static void on_alert(void *ctx, const char *channel, const char *msg, size_t len
         return; /* nobody listens: no parse, no posts */
     json_t *root = json_loadb(msg, len, 0, NULL);
     json_t *id = json_object_get(json_object_get(root, "alert"), "device_id");
-    if (json_is_integer(id)) {
+    char *text = json_is_integer(id) ? strndup(msg, len) : NULL; /* NUL-terminated */
+    if (text) {
         struct mqtt_post p = {.kind = MQTT_POST_ALERT, .device_id = json_integer_value(id),
-                              .text = (char *)msg, .text_len = len};
-        char *copy = strndup(msg, len); /* broadcast copies a NUL-terminated text */
-        if (copy) {
-            p.text = copy;
-            mqtt_broadcast(s, &p);
-            free(copy);
-        }
+                              .text = text, .text_len = len};
+        mqtt_broadcast(s, &p);
+        free(text);
     }
     json_decref(root);
 }

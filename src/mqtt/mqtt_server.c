@@ -176,9 +176,12 @@ static bool sweep(struct mqtt_loop *l, int64_t now, bool all)
         next = c->next;
         if (c->closed)
             continue;
-        if (all || c->retry_at)
-            mqtt_conn_tick(c, now);
+        if (!all && !c->retry_at)
+            continue;
+        c->refs++; /* the tick may close it */
+        mqtt_conn_tick(c, now);
         retrying |= !c->closed && c->retry_at != 0;
+        mqtt_conn_unref(c);
     }
     return retrying;
 }

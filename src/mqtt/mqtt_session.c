@@ -110,7 +110,13 @@ void mqtt_session_detach(struct mqtt_conn *c)
     struct iot_mtab_node *node;
     struct mqtt_session *ss = find(s, c, &node);
     if (ss && ss->conn_id == c->id) { /* not taken over meanwhile */
-        if (c->session_expiry == 0) {
+        /* Sessions waiting for their clients are bounded: past twice the
+         * connection limit (a device cycling client ids), one ends now. */
+        bool room = s->sessions.count <= 2 * (size_t)s->cfg.max_connections;
+        if (!room && c->session_expiry)
+            IOT_WARN("mqtt: too many persistent sessions; device %lld's is not kept",
+                     (long long)c->device.id);
+        if (c->session_expiry == 0 || !room) {
             free(ss);
             iot_mtab_remove(&s->sessions, node);
         } else {

@@ -26,7 +26,8 @@ enum {
 
 /* ---- life ----------------------------------------------------------------- */
 
-struct mqtt_conn *mqtt_conn_new(struct mqtt_loop *l, int fd, const char *addr)
+struct mqtt_conn *mqtt_conn_new(struct mqtt_loop *l, int fd, const char *addr,
+                                const char *bucket)
 {
     struct iot_mqtt_server *s = l->srv;
     struct mqtt_conn *c = calloc(1, sizeof *c);
@@ -40,6 +41,8 @@ struct mqtt_conn *mqtt_conn_new(struct mqtt_loop *l, int fd, const char *addr)
     c->problem_info = true;
     c->deadline = mqtt_now() + (int64_t)s->cfg.connect_timeout * 1000;
     snprintf(c->addr, sizeof c->addr, "%s", addr);
+    snprintf(c->bucket, sizeof c->bucket, "%s", bucket);
+    c->pending_counted = s->cfg.pending_per_ip != 0; /* the accept counted it */
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev)) {
         free(c);
@@ -94,6 +97,7 @@ void mqtt_conn_close(struct mqtt_conn *c, const struct mqtt_close *how)
     if (c->connected)
         mqtt_session_detach(c);
     set_alerts_subscription(c, MQTT_NO_SUBSCRIPTION);
+    mqtt_pending_release(c);
     c->closed = true;
     struct mqtt_loop *l = c->loop;
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -354,10 +358,18 @@ static void on_connect(struct mqtt_conn *c, const struct mqtt_connect *k)
     uint32_t asked = c->version == MQTT_V5 ? pr->num[MQTT_PROP_SESSION_EXPIRY]
                                            : (k->clean_start ? 0 : UINT32_MAX);
     c->session_expiry = asked < cfg->session_expiry_max ? asked : cfg->session_expiry_max;
-    bool present = mqtt_session_attach(c, k->clean_start);
+    bool present;
+    if (!mqtt_session_attach(c, k->clean_start, &present)) {
+        char why[96];
+        snprintf(why, sizeof why, "device %lld already has %u connections",
+                 (long long)c->device.id, cfg->per_device);
+        refuse_connect(c, MQTT_RC_QUOTA_EXCEEDED, V311_SERVER_UNAVAILABLE, why);
+        return;
+    }
     send_connack(c, present, assigned, keepalive, keepalive_changed,
                  c->version == MQTT_V5 && c->session_expiry < asked);
     c->connected = true;
+    mqtt_pending_release(c);
     IOT_INFO("mqtt: device %lld connected from %s (MQTT %s, client id \"%s\"%s)",
              (long long)c->device.id, c->addr, c->version == MQTT_V5 ? "5.0" : "3.1.1",
              c->client_id, present ? ", session resumed" : "");

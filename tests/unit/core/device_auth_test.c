@@ -356,6 +356,12 @@ static void test_notice_parse_refuses_the_rest(void **state)
     const char *bad[] = {
         "", "garbage", "owner", "owner ", "owner x", "12", "12 " HASH64, "x " HASH64 " 1",
         "12 " HASH64 " x",
+        /* what a lenient sscanf took: a hash one character long or short,
+         * text after the last field, ids not positive, no id at all */
+        "12 " HASH64 "7 0", "12 abc 1", "owner 7 junk", "12 " HASH64 " 1 trailing",
+        "-3 " HASH64 " 1", "0 " HASH64 " 0", "owner -1", "owner 0", HASH64 "1 0",
+        "12 " HASH64 " 2", "12 0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef 1",
+        "99999999999999999999 " HASH64 " 1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (parse(bad[i], &n))

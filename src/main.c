@@ -212,7 +212,9 @@ static struct iot_mqtt_server *start_mqtt(const struct iot_config *cfg, struct i
         .max_packet = (size_t)cfg->mqtt_max_packet, .inflight = (unsigned)cfg->mqtt_inflight,
         .keepalive_max = (unsigned)cfg->mqtt_keepalive_max,
         .session_expiry_max = (unsigned)cfg->mqtt_session_expiry,
-        .connect_timeout = (unsigned)cfg->mqtt_connect_timeout};
+        .connect_timeout = (unsigned)cfg->mqtt_connect_timeout,
+        .pending_per_ip = (unsigned)cfg->mqtt_pending_per_ip,
+        .per_device = (unsigned)cfg->mqtt_per_device};
     struct iot_mqtt_env env = {.devices = &app->devices, .ingest = app->ingest,
                                .docs = &app->docs, .cache = &app->cache, .events = app->events};
     struct iot_mqtt_server *m = iot_mqtt_start(&mcfg, &env);

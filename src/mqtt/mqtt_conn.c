@@ -14,6 +14,9 @@
 #include "util/log.h"
 
 #define READ_CHUNK 16384
+/* Before CONNECT nobody is known: a stranger's first packet (client id,
+ * key, will) gets this much memory, not the whole maximum packet. */
+#define CONNECT_MAX (64 * 1024)
 
 /* 3.1.1 CONNACK return codes (§3.2.2.3). */
 enum {
@@ -563,8 +566,9 @@ void mqtt_conn_process(struct mqtt_conn *c)
     while (!c->closed && c->retry_at == 0 && off < c->rlen) {
         if (c->version == MQTT_V311 && c->connected && c->inflight >= cfg->inflight)
             break; /* 3.1.1 has no Receive Maximum: wait for PUBACKs to leave */
-        size_t plen = 0;
-        int rc = mqtt_frame(c->rbuf + off, c->rlen - off, cfg->max_packet, &plen);
+        size_t plen = 0, max = c->connected || cfg->max_packet < CONNECT_MAX ? cfg->max_packet
+                                                                             : CONNECT_MAX;
+        int rc = mqtt_frame(c->rbuf + off, c->rlen - off, max, &plen);
         if (rc == MQTT_E_AGAIN)
             break;
         if (rc) {

@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 12
 JOBS        ?= $(shell nproc)
 IOTFLOW_DATA_DIR ?= ./data
 
-.PHONY: all deps build run test test-c test-api test-mqtt test-browser test-api-servers test-spec services fuzz sanitize tsan bench bench-cql clean
+.PHONY: all deps build run test test-c test-api test-mqtt test-browser test-api-servers test-spec services fuzz sanitize tsan bench bench-cql bench-mqtt clean
 
 # The servers the tests use beside the embedded stores (scripts/services.sh).
 TEST_SERVICES ?= postgres redis cassandra cassandra3 ferretdb
@@ -36,7 +36,8 @@ build: deps
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 # Starts iotflowd on the embedded stores (port 5000 unless IOTFLOW_PORT says
-# otherwise). Without IOTFLOW_ADMIN_TOKEN a random one is generated and shown.
+# otherwise), with MQTT on 1883 (IOTFLOW_MQTT_PORT; 0 turns it off). Without
+# IOTFLOW_ADMIN_TOKEN a random one is generated and shown.
 run: DEPS = build
 run: build
 	@mkdir -p "$(IOTFLOW_DATA_DIR)"
@@ -44,9 +45,11 @@ run: build
 	  IOTFLOW_ADMIN_TOKEN=$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'); \
 	  echo "IOTFLOW_ADMIN_TOKEN not set; generated one for this run: $$IOTFLOW_ADMIN_TOKEN"; \
 	  export IOTFLOW_ADMIN_TOKEN; \
-	  IOTFLOW_DATA_DIR="$(IOTFLOW_DATA_DIR)" exec $(BUILD_DIR)/iotflowd; \
+	  IOTFLOW_DATA_DIR="$(IOTFLOW_DATA_DIR)" IOTFLOW_MQTT_PORT="$${IOTFLOW_MQTT_PORT-1883}" \
+	    exec $(BUILD_DIR)/iotflowd; \
 	else \
-	  IOTFLOW_DATA_DIR="$(IOTFLOW_DATA_DIR)" exec $(BUILD_DIR)/iotflowd; \
+	  IOTFLOW_DATA_DIR="$(IOTFLOW_DATA_DIR)" IOTFLOW_MQTT_PORT="$${IOTFLOW_MQTT_PORT-1883}" \
+	    exec $(BUILD_DIR)/iotflowd; \
 	fi
 
 # Every test: the C suites (the contract suites on every backend), then the
@@ -180,17 +183,24 @@ tsan: deps
 # Cassandra telemetry (one node, started like the tests' servers) with the
 # issue's goals beside its numbers; then the documents issue's goals
 # (bench/docs.py: embedded, and documents on FerretDB); then our CQL client
-# beside the reference driver on Cassandra. A failed check in the first
+# beside the reference driver on Cassandra (bench-cql); last the MQTT
+# listener beside Mosquitto (bench-mqtt). A failed check in the first
 # still runs the second; either fails the target.
 bench: build
 	@svc_env="$$(scripts/services.sh start postgres redis cassandra ferretdb)" && eval "$$svc_env" || exit 1; \
 	  rc=0; $(PYTHON) bench/run.py --binary $(BUILD_DIR)/iotflowd || rc=1; \
 	  $(PYTHON) bench/docs.py --binary $(BUILD_DIR)/iotflowd || rc=1; exit $$rc
 	@$(MAKE) --no-print-directory bench-cql
+	@$(MAKE) --no-print-directory bench-mqtt
 
 bench-cql: build
 	@svc_env="$$(scripts/services.sh start cassandra)" && eval "$$svc_env" && \
 	  $(PYTHON) bench/cql/run.py --binary $(BUILD_DIR)/cql_bench
+
+# QoS 1 publishing over MQTT: iotflowd (embedded stores) beside Mosquitto
+# and HTTP single ingest, in alternating rounds (bench/README.md, "MQTT").
+bench-mqtt: build
+	@$(PYTHON) bench/mqtt.py --binary $(BUILD_DIR)/iotflowd
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR)

@@ -212,7 +212,9 @@ static struct iot_mqtt_server *start_mqtt(const struct iot_config *cfg, struct i
         .max_packet = (size_t)cfg->mqtt_max_packet, .inflight = (unsigned)cfg->mqtt_inflight,
         .keepalive_max = (unsigned)cfg->mqtt_keepalive_max,
         .session_expiry_max = (unsigned)cfg->mqtt_session_expiry,
-        .connect_timeout = (unsigned)cfg->mqtt_connect_timeout};
+        .connect_timeout = (unsigned)cfg->mqtt_connect_timeout,
+        .pending_per_ip = (unsigned)cfg->mqtt_pending_per_ip,
+        .per_device = (unsigned)cfg->mqtt_per_device};
     struct iot_mqtt_env env = {.devices = &app->devices, .ingest = app->ingest,
                                .docs = &app->docs, .cache = &app->cache, .events = app->events};
     struct iot_mqtt_server *m = iot_mqtt_start(&mcfg, &env);
@@ -248,14 +250,12 @@ static int serve(const struct iot_config *cfg)
         .max_uri = (size_t)cfg->http_max_uri, .max_header = (size_t)cfg->http_max_header,
         .cors_origins = cfg->cors_origins, .trusted_proxies = cfg->trusted_proxies,
         .routes = iot_api_routes, .n_routes = iot_api_n_routes, .app = &app};
-    struct iot_server *server = iot_server_start(&scfg);
-    struct iot_mqtt_server *mqtt = NULL;
-    if (server && cfg->mqtt_port && !(mqtt = start_mqtt(cfg, &app))) {
-        /* the same order as below: nothing is left suspended */
+    /* MQTT first, so that /metrics never sees app.mqtt change. */
+    bool mqtt_ok = cfg->mqtt_port == 0 || (app.mqtt = start_mqtt(cfg, &app)) != NULL;
+    struct iot_server *server = mqtt_ok ? iot_server_start(&scfg) : NULL;
+    if (!server && app.mqtt) {
         iot_ingest_stop(app.ingest);
-        iot_streams_close_all(app.streams);
-        iot_server_stop(server);
-        server = NULL;
+        iot_mqtt_stop(app.mqtt);
     }
     int status = EXIT_FAILURE;
     if (server) {
@@ -268,13 +268,16 @@ static int serve(const struct iot_config *cfg)
          * (new ones get 503 from now on) and end the retention thread (at
          * once, or after the purge it is running); end the live streams;
          * only then stop the HTTP threads, which requires that no request
-         * is suspended. */
+         * is suspended; MQTT clients meanwhile get answers, and a
+         * DISCONNECT "server shutting down" last. */
         iot_ingest_stop(app.ingest);
-        iot_mqtt_stop(mqtt); /* after the pipeline: the PUBACKs of what it committed */
         iot_alerting_stop(app.alerting);
         iot_retention_stop(app.retention);
         iot_streams_close_all(app.streams);
         iot_server_stop(server);
+        /* After the pipeline (the PUBACKs of what it committed are sent)
+         * and after HTTP (GET /metrics reads the listener). */
+        iot_mqtt_stop(app.mqtt);
         status = EXIT_SUCCESS;
     }
     stop_services(&app);

@@ -24,6 +24,7 @@
 struct iot_streams; /* live telemetry streams (api/stream.c) */
 struct iot_events;  /* the event log writer (core/events.h) */
 struct iot_alerting; /* alert rules evaluated on ingest (core/alerting.h) */
+struct iot_mqtt_server; /* mqtt/mqtt_server.h */
 
 struct iot_app {
     const struct iot_config *cfg;
@@ -40,6 +41,7 @@ struct iot_app {
     struct iot_events *events;
     struct iot_alerting *alerting;
     struct iot_cache_sub *device_notices; /* api/device_common.c */
+    struct iot_mqtt_server *mqtt; /* the MQTT listener; NULL when off */
     int64_t started_at_ms;
     int64_t started_mono_us;
     unsigned threads;

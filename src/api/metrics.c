@@ -9,6 +9,7 @@
 #include "api/authn.h"
 #include "api/handlers_metrics.h"
 #include "core/metrics.h"
+#include "mqtt/mqtt_server.h"
 #include "util/buf.h"
 
 #define EXPOSITION_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -19,10 +20,14 @@ void iot_h_metrics(struct iot_req *r)
     struct iot_principal p;
     if (strcmp(app->cfg->metrics, "public") != 0 && !iot_authn_admin(r, &p))
         return;
+    struct iot_mqtt_stats mqtt;
+    if (app->mqtt)
+        iot_mqtt_stats(app->mqtt, &mqtt);
     struct iot_buf b = {0};
     iot_metrics_render(&b, &(struct iot_metrics_sources){.ingest = app->ingest,
                                                          .events = app->events,
                                                          .alerting = app->alerting,
+                                                         .mqtt = app->mqtt ? &mqtt : NULL,
                                                          .started_at_ms = app->started_at_ms,
                                                          .started_mono_us = app->started_mono_us});
     size_t len = 0;

@@ -89,6 +89,14 @@ static const struct opt options[] = {
     {"IOTFLOW_MQTT_CONNECT_TIMEOUT", "mqtt-connect-timeout", OPT_INT,
      FIELD(mqtt_connect_timeout), "10", 1, 3600,
      "seconds a new MQTT connection has to send CONNECT"},
+    {"IOTFLOW_MQTT_PENDING_PER_IP", "mqtt-pending-per-ip", OPT_INT, FIELD(mqtt_pending_per_ip),
+     "32", 0, 100000,
+     "MQTT connections of one address (an IPv6 one by its /64) that have not yet sent CONNECT; "
+     "more are closed at once (connected devices behind one NAT are not capped); 0 = no cap"},
+    {"IOTFLOW_MQTT_CONNECTIONS_PER_DEVICE", "mqtt-connections-per-device", OPT_INT,
+     FIELD(mqtt_per_device), "16", 0, 100000,
+     "MQTT connections of one device on this instance (a takeover of its own client id "
+     "always passes); more get CONNACK 0x97 (3.1.1: 3); 0 = no cap"},
     {"IOTFLOW_HTTP_MAX_URI", "http-max-uri", OPT_INT, FIELD(http_max_uri), "8192", 256, 65536,
      "longest accepted request target (path and query) in bytes (414 above)"},
     {"IOTFLOW_HTTP_MAX_HEADER", "http-max-header", OPT_INT, FIELD(http_max_header), "8192", 1024,

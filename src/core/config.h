@@ -64,6 +64,8 @@ struct iot_config {
     int64_t mqtt_keepalive_max;   /* seconds */
     int64_t mqtt_session_expiry;  /* seconds a persistent session waits for its client */
     int64_t mqtt_connect_timeout; /* seconds from connecting to CONNECT */
+    int64_t mqtt_pending_per_ip;  /* connections of one address awaiting CONNECT; 0 = no cap */
+    int64_t mqtt_per_device;      /* MQTT connections of one device; 0 = no cap */
 };
 
 /* Fills cfg from defaults, then `envp`-style lookup via getenv, then argv.

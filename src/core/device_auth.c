@@ -61,11 +61,15 @@ enum iot_device_verdict iot_device_write_own(const struct iot_device_gate *g,
 static enum iot_device_verdict activate_on_first_use(const struct iot_device_gate *g,
                                                      struct iot_device *d, int *store_rc)
 {
+    struct iot_device before = *d;
     snprintf(d->status, sizeof d->status, "active");
     d->updated_at = iot_now_ms();
     enum iot_device_verdict v = iot_device_write_own(g, d, 0, d, store_rc); /* the status only */
-    if (v != IOT_DEVICE_OK)
+    if (v != IOT_DEVICE_OK) {
+        if (v != IOT_DEVICE_HELD_OFF) /* *d is the stored row then; else as it was */
+            *d = before;
         return v;
+    }
     snprintf(d->status_set_by, sizeof d->status_set_by, IOT_STATUS_BY_DEVICE);
     /* Forget rather than cache *d: if the row was already active, its
      * status_set_by stayed as stored; the next request reads the truth. */
@@ -166,6 +170,8 @@ static int window_read(struct iot_cache *cache, const char *key, int64_t *total)
 int iot_window_count(struct iot_cache *cache, const char *prefix, int64_t amount,
                      int64_t window_ms, int64_t *total, int64_t *left_ms)
 {
+    if (window_ms <= 0)
+        return IOT_EINVAL;
     int64_t now = iot_now_ms();
     char key[160];
     snprintf(key, sizeof key, "%s:%lld", prefix, (long long)(now / window_ms));
@@ -177,26 +183,42 @@ int iot_window_count(struct iot_cache *cache, const char *prefix, int64_t amount
     return iot_cache_incr(cache, key, amount, 2 * window_ms, total);
 }
 
+/* A positive decimal id at *p, ending at `end` or a space; advances *p. */
+static bool parse_id(const char **p, const char *end, int64_t *out)
+{
+    int64_t v = 0;
+    const char *s = *p;
+    while (s < end && *s >= '0' && *s <= '9' && s - *p < 18)
+        v = v * 10 + (*s++ - '0');
+    if (s == *p || v <= 0 || (s < end && *s != ' '))
+        return false;
+    *p = s;
+    *out = v;
+    return true;
+}
+
+/* Strict: what api/device_common.c writes and nothing else, so a stray
+ * message on the channel cannot make a listener forget a key or close
+ * connections. */
 bool iot_device_notice_parse(const char *msg, size_t len, struct iot_device_notice *out)
 {
-    char text[IOT_KEY_HASH_LEN + 48];
-    if (len >= sizeof text)
-        return false;
-    memcpy(text, msg, len);
-    text[len] = '\0';
     memset(out, 0, sizeof *out);
-    long long id;
-    if (strncmp(text, "owner ", 6) == 0) {
+    const char *p = msg, *end = msg + len;
+    if (len > 6 && memcmp(msg, "owner ", 6) == 0) {
+        p += 6;
         out->owner = true;
-        if (sscanf(text + 6, "%lld", &id) != 1)
-            return false;
-        out->id = id;
-        return true;
+        return parse_id(&p, end, &out->id) && p == end;
     }
-    int deleted;
-    if (sscanf(text, "%lld %64s %d", &id, out->key_hash, &deleted) != 3)
+    /* "<id> <64 lowercase hex> <0|1>" */
+    if (!parse_id(&p, end, &out->id) || end - p != 1 + IOT_KEY_HASH_LEN + 2 || *p++ != ' ')
         return false;
-    out->id = id;
-    out->deleted = deleted != 0;
+    for (size_t i = 0; i < IOT_KEY_HASH_LEN; i++, p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+        out->key_hash[i] = *p;
+    }
+    if (p[0] != ' ' || (p[1] != '0' && p[1] != '1'))
+        return false;
+    out->deleted = p[1] == '1';
     return true;
 }

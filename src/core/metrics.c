@@ -10,6 +10,7 @@
 #include "core/events.h"
 #include "core/ingest.h"
 #include "http/router.h"
+#include "mqtt/mqtt_server.h"
 #include "store/store_metrics.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -273,6 +274,33 @@ static void render_background(struct iot_buf *b, const struct iot_metrics_source
     }
 }
 
+/* The MQTT listener (mqtt/mqtt_server.h), when it runs. */
+static void render_mqtt(struct iot_buf *b, const struct iot_mqtt_stats *st)
+{
+    if (!st)
+        return;
+    gauge_family(b, "iotflow_mqtt_connections", "MQTT connections open now.",
+                 (double)st->connections);
+    gauge_family(b, "iotflow_mqtt_sessions",
+                 "MQTT sessions held: one per connection, plus persistent ones waiting for "
+                 "their client.",
+                 (double)st->sessions);
+    counter_family(b, "iotflow_mqtt_connections_accepted_total", "MQTT connections accepted.",
+                   (uint64_t)st->accepted);
+    counter_family(b, "iotflow_mqtt_connects_refused_total",
+                   "MQTT CONNECTs refused (bad key, owner deactivated, bad client id or will).",
+                   (uint64_t)st->refused_connects);
+    counter_family(b, "iotflow_mqtt_messages_stored_total",
+                   "Telemetry PUBLISHes (QoS 0 and 1, wills included) committed.",
+                   (uint64_t)st->published);
+    counter_family(b, "iotflow_mqtt_messages_refused_total",
+                   "Telemetry PUBLISHes refused: payload, topic, device status or rate limit.",
+                   (uint64_t)st->rejected);
+    counter_family(b, "iotflow_mqtt_messages_delivered_total",
+                   "PUBLISHes sent to subscribers (configurations and alerts).",
+                   (uint64_t)st->delivered);
+}
+
 static void render_lookups(struct iot_buf *b)
 {
     iot_metrics_family(b, "iotflow_cache_lookups_total", "counter",
@@ -319,6 +347,7 @@ void iot_metrics_render(struct iot_buf *b, const struct iot_metrics_sources *src
     render_http(b);
     render_ingest(b, src->ingest);
     render_background(b, src);
+    render_mqtt(b, src->mqtt);
     iot_store_metrics_render(b);
     render_lookups(b);
     render_limits(b);

@@ -23,6 +23,7 @@
 
 struct iot_route;
 struct iot_alerting;
+struct iot_mqtt_stats;
 struct iot_events;
 struct iot_ingest;
 
@@ -68,6 +69,7 @@ struct iot_metrics_sources {
     struct iot_ingest *ingest;       /* NULL: its series are left out */
     struct iot_events *events;       /* the event log's writer; NULL: left out */
     struct iot_alerting *alerting;   /* the alert engine; NULL: left out */
+    const struct iot_mqtt_stats *mqtt; /* the MQTT listener's; NULL: off, left out */
     int64_t started_at_ms;     /* process start, Unix ms */
     int64_t started_mono_us;   /* the same on the monotonic clock */
 };

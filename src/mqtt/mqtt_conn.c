@@ -14,7 +14,9 @@
 #include "util/log.h"
 
 #define READ_CHUNK 16384
-#define NO_SUBSCRIPTION 0xff
+/* Before CONNECT nobody is known: a stranger's first packet (client id,
+ * key, will) gets this much memory, not the whole maximum packet. */
+#define CONNECT_MAX (64 * 1024)
 
 /* 3.1.1 CONNACK return codes (§3.2.2.3). */
 enum {
@@ -27,7 +29,8 @@ enum {
 
 /* ---- life ----------------------------------------------------------------- */
 
-struct mqtt_conn *mqtt_conn_new(struct mqtt_loop *l, int fd, const char *addr)
+struct mqtt_conn *mqtt_conn_new(struct mqtt_loop *l, int fd, const char *addr,
+                                const char *bucket)
 {
     struct iot_mqtt_server *s = l->srv;
     struct mqtt_conn *c = calloc(1, sizeof *c);
@@ -37,10 +40,12 @@ struct mqtt_conn *mqtt_conn_new(struct mqtt_loop *l, int fd, const char *addr)
     c->fd = fd;
     c->refs = 1;
     c->id = atomic_fetch_add(&s->next_conn_id, 1);
-    c->sub_config = c->sub_alerts = NO_SUBSCRIPTION;
+    c->sub_config = c->sub_alerts = MQTT_NO_SUBSCRIPTION;
     c->problem_info = true;
     c->deadline = mqtt_now() + (int64_t)s->cfg.connect_timeout * 1000;
     snprintf(c->addr, sizeof c->addr, "%s", addr);
+    snprintf(c->bucket, sizeof c->bucket, "%s", bucket);
+    c->pending_counted = s->cfg.pending_per_ip != 0; /* the accept counted it */
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev)) {
         free(c);
@@ -69,9 +74,9 @@ void mqtt_conn_unref(struct mqtt_conn *c)
 static void set_alerts_subscription(struct mqtt_conn *c, uint8_t qos)
 {
     struct iot_mqtt_server *s = c->loop->srv;
-    if (c->sub_alerts == NO_SUBSCRIPTION && qos != NO_SUBSCRIPTION)
+    if (c->sub_alerts == MQTT_NO_SUBSCRIPTION && qos != MQTT_NO_SUBSCRIPTION)
         atomic_fetch_add(&s->alert_subscribers, 1);
-    else if (c->sub_alerts != NO_SUBSCRIPTION && qos == NO_SUBSCRIPTION)
+    else if (c->sub_alerts != MQTT_NO_SUBSCRIPTION && qos == MQTT_NO_SUBSCRIPTION)
         atomic_fetch_sub(&s->alert_subscribers, 1);
     c->sub_alerts = qos;
 }
@@ -94,7 +99,8 @@ void mqtt_conn_close(struct mqtt_conn *c, const struct mqtt_close *how)
         mqtt_publish_will(c);
     if (c->connected)
         mqtt_session_detach(c);
-    set_alerts_subscription(c, NO_SUBSCRIPTION);
+    set_alerts_subscription(c, MQTT_NO_SUBSCRIPTION);
+    mqtt_pending_release(c);
     c->closed = true;
     struct mqtt_loop *l = c->loop;
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -216,10 +222,8 @@ static void refuse_connect(struct mqtt_conn *c, uint8_t v5_reason, uint8_t v311_
 
 static bool is_telemetry_topic(const struct mqtt_str *t, bool *batch)
 {
-    *batch = t->len == strlen(MQTT_TOPIC_BATCH) && memcmp(t->ptr, MQTT_TOPIC_BATCH, t->len) == 0;
-    return *batch ||
-           (t->len == strlen(MQTT_TOPIC_TELEMETRY) &&
-            memcmp(t->ptr, MQTT_TOPIC_TELEMETRY, t->len) == 0);
+    *batch = mqtt_str_is(t, MQTT_TOPIC_BATCH);
+    return *batch || mqtt_str_is(t, MQTT_TOPIC_TELEMETRY);
 }
 
 /* The will is kept (a copy) for when the connection ends badly; false
@@ -357,28 +361,31 @@ static void on_connect(struct mqtt_conn *c, const struct mqtt_connect *k)
     uint32_t asked = c->version == MQTT_V5 ? pr->num[MQTT_PROP_SESSION_EXPIRY]
                                            : (k->clean_start ? 0 : UINT32_MAX);
     c->session_expiry = asked < cfg->session_expiry_max ? asked : cfg->session_expiry_max;
-    bool present = mqtt_session_attach(c, k->clean_start);
+    bool present;
+    if (!mqtt_session_attach(c, k->clean_start, &present)) {
+        char why[96];
+        snprintf(why, sizeof why, "device %lld already has %u connections",
+                 (long long)c->device.id, cfg->per_device);
+        refuse_connect(c, MQTT_RC_QUOTA_EXCEEDED, V311_SERVER_UNAVAILABLE, why);
+        return;
+    }
     send_connack(c, present, assigned, keepalive, keepalive_changed,
                  c->version == MQTT_V5 && c->session_expiry < asked);
     c->connected = true;
+    mqtt_pending_release(c);
     IOT_INFO("mqtt: device %lld connected from %s (MQTT %s, client id \"%s\"%s)",
              (long long)c->device.id, c->addr, c->version == MQTT_V5 ? "5.0" : "3.1.1",
              c->client_id, present ? ", session resumed" : "");
-    if (c->sub_alerts != NO_SUBSCRIPTION) { /* resumed: count it */
+    if (c->sub_alerts != MQTT_NO_SUBSCRIPTION) { /* resumed: count it */
         uint8_t q = c->sub_alerts;
-        c->sub_alerts = NO_SUBSCRIPTION;
+        c->sub_alerts = MQTT_NO_SUBSCRIPTION;
         set_alerts_subscription(c, q);
     }
-    if (c->sub_config != NO_SUBSCRIPTION)
+    if (c->sub_config != MQTT_NO_SUBSCRIPTION)
         mqtt_deliver_config(c, true);
 }
 
 /* ---- SUBSCRIBE, UNSUBSCRIBE, DISCONNECT ---------------------------------------- */
-
-static bool filter_is(const struct mqtt_str *f, const char *name)
-{
-    return f->len == strlen(name) && memcmp(f->ptr, name, f->len) == 0;
-}
 
 /* The reason for one subscription; *send_config when the newest
  * configuration is to follow the SUBACK. */
@@ -386,14 +393,14 @@ static uint8_t subscribe_one(struct mqtt_conn *c, const struct mqtt_subscription
                              bool *send_config)
 {
     uint8_t qos = (sub->options & MQTT_SUB_QOS_MASK) ? 1 : 0;
-    if (filter_is(&sub->filter, MQTT_TOPIC_CONFIG)) {
+    if (mqtt_str_is(&sub->filter, MQTT_TOPIC_CONFIG)) {
         unsigned handling = (sub->options >> MQTT_SUB_RETAIN_HANDLING_SHIFT) & 3;
-        bool is_new = c->sub_config == NO_SUBSCRIPTION;
+        bool is_new = c->sub_config == MQTT_NO_SUBSCRIPTION;
         c->sub_config = qos;
         *send_config |= handling == 0 || (handling == 1 && is_new);
         return qos;
     }
-    if (filter_is(&sub->filter, MQTT_TOPIC_ALERTS)) {
+    if (mqtt_str_is(&sub->filter, MQTT_TOPIC_ALERTS)) {
         set_alerts_subscription(c, qos);
         return qos;
     }
@@ -444,12 +451,12 @@ static void on_unsubscribe(struct mqtt_conn *c, const struct mqtt_unsubscribe *u
     struct mqtt_str f;
     while (mqtt_unsubscribe_next(u, &pos, &f)) {
         bool had = false;
-        if (filter_is(&f, MQTT_TOPIC_CONFIG)) {
-            had = c->sub_config != NO_SUBSCRIPTION;
-            c->sub_config = NO_SUBSCRIPTION;
-        } else if (filter_is(&f, MQTT_TOPIC_ALERTS)) {
-            had = c->sub_alerts != NO_SUBSCRIPTION;
-            set_alerts_subscription(c, NO_SUBSCRIPTION);
+        if (mqtt_str_is(&f, MQTT_TOPIC_CONFIG)) {
+            had = c->sub_config != MQTT_NO_SUBSCRIPTION;
+            c->sub_config = MQTT_NO_SUBSCRIPTION;
+        } else if (mqtt_str_is(&f, MQTT_TOPIC_ALERTS)) {
+            had = c->sub_alerts != MQTT_NO_SUBSCRIPTION;
+            set_alerts_subscription(c, MQTT_NO_SUBSCRIPTION);
         }
         reasons[n++] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }
@@ -559,8 +566,9 @@ void mqtt_conn_process(struct mqtt_conn *c)
     while (!c->closed && c->retry_at == 0 && off < c->rlen) {
         if (c->version == MQTT_V311 && c->connected && c->inflight >= cfg->inflight)
             break; /* 3.1.1 has no Receive Maximum: wait for PUBACKs to leave */
-        size_t plen = 0;
-        int rc = mqtt_frame(c->rbuf + off, c->rlen - off, cfg->max_packet, &plen);
+        size_t plen = 0, max = c->connected || cfg->max_packet < CONNECT_MAX ? cfg->max_packet
+                                                                             : CONNECT_MAX;
+        int rc = mqtt_frame(c->rbuf + off, c->rlen - off, max, &plen);
         if (rc == MQTT_E_AGAIN)
             break;
         if (rc) {

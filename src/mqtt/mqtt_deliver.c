@@ -15,7 +15,6 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define NO_SUBSCRIPTION 0xff
 #define JSON_TYPE "application/json"
 
 static uint16_t next_packet_id(struct mqtt_conn *c)
@@ -64,7 +63,7 @@ static int send_config_doc(void *ctx, const struct iot_doc *doc)
 
 void mqtt_deliver_config(struct mqtt_conn *c, bool at_subscribe)
 {
-    if (c->closed || c->sub_config == NO_SUBSCRIPTION)
+    if (c->closed || c->sub_config == MQTT_NO_SUBSCRIPTION)
         return;
     struct config_send cs = {c, at_subscribe};
     int rc = iot_devconfig_latest(c->loop->srv->env.docs, c->device.id, send_config_doc, &cs);
@@ -133,11 +132,11 @@ void mqtt_deliver_post(struct mqtt_loop *l, struct mqtt_post *p)
             recheck(c, &p->notice);
             break;
         case MQTT_POST_CONFIG:
-            if (c->sub_config != NO_SUBSCRIPTION && c->config_version < p->version)
+            if (c->sub_config != MQTT_NO_SUBSCRIPTION && c->config_version < p->version)
                 mqtt_deliver_config(c, false);
             break;
         case MQTT_POST_ALERT:
-            if (c->sub_alerts != NO_SUBSCRIPTION)
+            if (c->sub_alerts != MQTT_NO_SUBSCRIPTION)
                 send_publish(c, MQTT_TOPIC_ALERTS, c->sub_alerts, false, p->text, p->text_len);
             break;
         default:
@@ -175,15 +174,12 @@ static void on_alert(void *ctx, const char *channel, const char *msg, size_t len
         return; /* nobody listens: no parse, no posts */
     json_t *root = json_loadb(msg, len, 0, NULL);
     json_t *id = json_object_get(json_object_get(root, "alert"), "device_id");
-    if (json_is_integer(id)) {
+    char *text = json_is_integer(id) ? strndup(msg, len) : NULL; /* NUL-terminated */
+    if (text) {
         struct mqtt_post p = {.kind = MQTT_POST_ALERT, .device_id = json_integer_value(id),
-                              .text = (char *)msg, .text_len = len};
-        char *copy = strndup(msg, len); /* broadcast copies a NUL-terminated text */
-        if (copy) {
-            p.text = copy;
-            mqtt_broadcast(s, &p);
-            free(copy);
-        }
+                              .text = text, .text_len = len};
+        mqtt_broadcast(s, &p);
+        free(text);
     }
     json_decref(root);
 }

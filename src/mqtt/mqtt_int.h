@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/tm_message.h"
 #include "mqtt/mqtt_codec.h"
@@ -32,9 +33,17 @@
 #define MQTT_TOPIC_BATCH "devices/me/telemetry/batch"
 #define MQTT_TOPIC_CONFIG "devices/me/config"
 #define MQTT_TOPIC_ALERTS "devices/me/alerts"
+#define MQTT_NO_SUBSCRIPTION 0xff /* mqtt_conn.sub_config/sub_alerts: not subscribed */
 
 struct mqtt_loop;
 struct mqtt_session;
+
+/* Whether a (borrowed, unterminated) MQTT string is `name`. */
+static inline bool mqtt_str_is(const struct mqtt_str *s, const char *name)
+{
+    size_t len = strlen(name);
+    return s->len == len && memcmp(s->ptr, name, len) == 0;
+}
 
 /* Something for a loop to do, from another thread. */
 enum mqtt_post_kind {
@@ -98,13 +107,15 @@ struct mqtt_conn {
     uint8_t version;
     bool problem_info; /* v5 Request Problem Information (default true) */
     char addr[64];     /* the peer, for logs */
+    char bucket[64];   /* the peer as per-address limits count it (iot_ip_bucket_format) */
+    bool pending_counted; /* counted in the server's pending CONNECTs of its bucket */
 
     /* the device, as checked at CONNECT and again at each PUBLISH */
     struct iot_device device;
     char client_id[MQTT_CLIENT_ID_MAX + 1];
     uint32_t session_expiry; /* seconds its session outlives it; 0: it ends with it */
 
-    /* subscriptions: 0xff = none, else the granted QoS */
+    /* subscriptions: the granted QoS, or MQTT_NO_SUBSCRIPTION */
     uint8_t sub_config, sub_alerts;
     int64_t config_version; /* the newest version sent */
     uint16_t next_packet_id;
@@ -158,8 +169,12 @@ struct iot_mqtt_server {
     atomic_int_fast64_t n_conns, accepted, refused_connects, published, rejected, delivered;
     atomic_int_fast64_t alert_subscribers; /* connections subscribed to alerts */
 
+    pthread_mutex_t pending_lock;
+    struct iot_mtab pending; /* address bucket → connections not yet past CONNECT */
+
     pthread_mutex_t sessions_lock;
     struct iot_mtab sessions; /* "<device id>/<client id>" → struct mqtt_session */
+    struct iot_mtab device_conns; /* "<device id>" → its connections past CONNECT (i64) */
 };
 
 /* ---- mqtt_server.c ---- */
@@ -171,8 +186,15 @@ void mqtt_broadcast(struct iot_mqtt_server *s, const struct mqtt_post *p);
 void mqtt_conn_update_events(struct mqtt_conn *c);
 int64_t mqtt_now(void);
 
+/* Counts a new connection of `bucket` until its CONNECT is done; false when
+ * the address already has the most allowed (the socket is then closed). */
+bool mqtt_pending_take(struct iot_mqtt_server *s, const char *bucket);
+/* Its CONNECT is done or it closed: no longer counted (once). */
+void mqtt_pending_release(struct mqtt_conn *c);
+
 /* ---- mqtt_conn.c ---- */
-struct mqtt_conn *mqtt_conn_new(struct mqtt_loop *l, int fd, const char *addr);
+struct mqtt_conn *mqtt_conn_new(struct mqtt_loop *l, int fd, const char *addr,
+                                const char *bucket);
 void mqtt_conn_on_readable(struct mqtt_conn *c);
 void mqtt_conn_on_writable(struct mqtt_conn *c);
 /* Goes on with the bytes already read (after a pause). */
@@ -221,8 +243,10 @@ void mqtt_deliver_unsubscribe(struct iot_mqtt_server *s);
  * missing: every connection has one, so that a second connection with the
  * same identity takes over (the first gets a KICK). With clean_start the
  * old session's state is dropped; otherwise its subscriptions are copied
- * into c. Returns whether an old session was resumed. */
-bool mqtt_session_attach(struct mqtt_conn *c, bool clean_start);
+ * into c. *resumed tells whether an old session was resumed. false when
+ * the device already has max_per_device connections (a takeover is always
+ * allowed). */
+bool mqtt_session_attach(struct mqtt_conn *c, bool clean_start, bool *resumed);
 /* The connection's subscriptions, saved for a later resume. */
 void mqtt_session_save(struct mqtt_conn *c);
 /* The connection ends: its session waits c->session_expiry seconds for a

@@ -37,6 +37,20 @@ static void pending_free(struct mqtt_pending *pd)
     free(pd);
 }
 
+/* A pending entry for PUBLISH p of c; NULL after failing the connection. */
+static struct mqtt_pending *pending_new(struct mqtt_conn *c, uint8_t qos, uint16_t packet_id)
+{
+    struct mqtt_pending *pd = calloc(1, sizeof *pd);
+    if (!pd) {
+        mqtt_conn_fail(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+        return NULL;
+    }
+    pd->conn = c;
+    pd->qos = qos;
+    pd->packet_id = packet_id;
+    return pd;
+}
+
 /* ---- answers, in order ------------------------------------------------------- */
 
 /* Sends the PUBACKs at the head of the FIFO whose answer is known. On
@@ -83,14 +97,9 @@ static void answer_now(struct mqtt_conn *c, const struct mqtt_publish *p, uint8_
     log_refusal(c, reason, text);
     if (p->qos == 0)
         return; /* nobody to tell: dropped, logged */
-    struct mqtt_pending *pd = calloc(1, sizeof *pd);
-    if (!pd) {
-        mqtt_conn_fail(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+    struct mqtt_pending *pd = pending_new(c, p->qos, p->packet_id);
+    if (!pd)
         return;
-    }
-    pd->conn = c;
-    pd->qos = p->qos;
-    pd->packet_id = p->packet_id;
     pd->done = true;
     /* 3.1.1 has no negative PUBACK: a message that can never be stored
      * is acknowledged and dropped (else the client resends it forever). */
@@ -244,11 +253,6 @@ bool mqtt_publish_retry(struct mqtt_conn *c)
     return rc == IOT_OK;
 }
 
-static bool is_topic(const struct mqtt_str *t, const char *name)
-{
-    return t->len == strlen(name) && memcmp(t->ptr, name, t->len) == 0;
-}
-
 void mqtt_publish_in(struct mqtt_conn *c, const struct mqtt_publish *p)
 {
     const struct iot_mqtt_config *cfg = &c->loop->srv->cfg;
@@ -271,22 +275,17 @@ void mqtt_publish_in(struct mqtt_conn *c, const struct mqtt_publish *p)
             return;
         }
     }
-    bool batch = is_topic(&p->topic, MQTT_TOPIC_BATCH);
-    if (!batch && !is_topic(&p->topic, MQTT_TOPIC_TELEMETRY)) {
+    bool batch = mqtt_str_is(&p->topic, MQTT_TOPIC_BATCH);
+    if (!batch && !mqtt_str_is(&p->topic, MQTT_TOPIC_TELEMETRY)) {
         answer_now(c, p, MQTT_RC_TOPIC_NAME_INVALID,
                    "devices publish to " MQTT_TOPIC_TELEMETRY " or " MQTT_TOPIC_BATCH " only");
         return;
     }
     if (!device_may_publish(c, p))
         return;
-    struct mqtt_pending *pd = calloc(1, sizeof *pd);
-    if (!pd) {
-        mqtt_conn_fail(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+    struct mqtt_pending *pd = pending_new(c, p->qos, p->packet_id);
+    if (!pd)
         return;
-    }
-    pd->conn = c;
-    pd->qos = p->qos;
-    pd->packet_id = p->packet_id;
     char err[256];
     uint8_t reason;
     if (!parse_payload(c, batch, p->payload.ptr, p->payload.len, pd, &reason, err, sizeof err)) {
@@ -343,12 +342,11 @@ void mqtt_publish_will(struct mqtt_conn *c)
         return;
     }
     c->device = d;
-    struct mqtt_pending *pd = calloc(1, sizeof *pd);
+    struct mqtt_pending *pd = pending_new(c, 0, 0);
     char err[256];
     uint8_t reason;
     if (!pd)
         return;
-    pd->conn = c;
     if (!parse_payload(c, c->will_batch, c->will_payload, c->will_len, pd, &reason, err,
                        sizeof err)) {
         IOT_INFO("mqtt: device %lld: will not stored: %s", (long long)c->device.id, err);

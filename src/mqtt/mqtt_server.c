@@ -1,6 +1,7 @@
 /* mqtt_server.c — start and stop, the event loops, accept, posts between
  * threads and the once-a-second sweep of deadlines (mqtt_server.h). */
 #include <arpa/inet.h>
+#include <sodium.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/client_addr.h"
 #include "mqtt/mqtt_int.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -142,6 +144,40 @@ static void peer_name(const struct sockaddr_storage *sa, char *out, size_t size)
     snprintf(out, size, "%s:%u", host, port);
 }
 
+bool mqtt_pending_take(struct iot_mqtt_server *s, const char *bucket)
+{
+    unsigned cap = s->cfg.pending_per_ip;
+    if (!cap)
+        return true;
+    size_t len = strlen(bucket);
+    pthread_mutex_lock(&s->pending_lock);
+    struct iot_mtab_node *n = iot_mtab_find(&s->pending, bucket, len);
+    if (!n)
+        n = iot_mtab_add(&s->pending, bucket, len);
+    bool ok = n && n->val.i64 < (int64_t)cap;
+    if (ok)
+        n->val.i64++;
+    pthread_mutex_unlock(&s->pending_lock);
+    return ok;
+}
+
+void mqtt_pending_release(struct mqtt_conn *c)
+{
+    if (!c->pending_counted)
+        return;
+    c->pending_counted = false;
+    struct iot_mqtt_server *s = c->loop->srv;
+    pthread_mutex_lock(&s->pending_lock);
+    struct iot_mtab_node *n = iot_mtab_find(&s->pending, c->bucket, strlen(c->bucket));
+    if (n && --n->val.i64 <= 0)
+        iot_mtab_remove(&s->pending, n);
+    pthread_mutex_unlock(&s->pending_lock);
+}
+
+/* One address may hold at most pending_per_ip connections that have not
+ * sent their CONNECT: garbage connections from one client cannot fill the
+ * connection limit, while a fleet behind one NAT address, once connected,
+ * is not limited by its address. */
 static void accept_all(struct mqtt_loop *l)
 {
     struct iot_mqtt_server *s = l->srv;
@@ -160,10 +196,25 @@ static void accept_all(struct mqtt_loop *l)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        char addr[64];
+        char addr[64], bucket[64] = "?";
         peer_name(&sa, addr, sizeof addr);
-        if (!mqtt_conn_new(l, fd, addr))
+        struct iot_ip ip;
+        if (iot_ip_from_sockaddr((struct sockaddr *)&sa, &ip))
+            iot_ip_bucket_format(&ip, bucket, sizeof bucket);
+        if (!mqtt_pending_take(s, bucket)) {
+            IOT_DEBUG("mqtt: %s has too many connections awaiting CONNECT", addr);
             close(fd);
+            continue;
+        }
+        struct mqtt_conn *c = mqtt_conn_new(l, fd, addr, bucket);
+        if (!c) {
+            close(fd);
+            if (s->cfg.pending_per_ip) {
+                struct mqtt_conn gone = {.loop = l, .pending_counted = true};
+                snprintf(gone.bucket, sizeof gone.bucket, "%s", bucket);
+                mqtt_pending_release(&gone);
+            }
+        }
     }
 }
 
@@ -176,9 +227,12 @@ static bool sweep(struct mqtt_loop *l, int64_t now, bool all)
         next = c->next;
         if (c->closed)
             continue;
-        if (all || c->retry_at)
-            mqtt_conn_tick(c, now);
+        if (!all && !c->retry_at)
+            continue;
+        c->refs++; /* the tick may close it */
+        mqtt_conn_tick(c, now);
         retrying |= !c->closed && c->retry_at != 0;
+        mqtt_conn_unref(c);
     }
     return retrying;
 }
@@ -333,6 +387,8 @@ static void server_free(struct iot_mqtt_server *s)
         loop_free(&s->loops[i]);
     mqtt_session_free_all(s);
     pthread_mutex_destroy(&s->sessions_lock);
+    iot_mtab_clear(&s->pending, NULL, NULL);
+    pthread_mutex_destroy(&s->pending_lock);
     free(s->loops);
     free(s);
 }
@@ -362,6 +418,10 @@ struct iot_mqtt_server *iot_mqtt_start(const struct iot_mqtt_config *cfg,
     s->n_loops = n;
     atomic_init(&s->next_conn_id, 1);
     pthread_mutex_init(&s->sessions_lock, NULL);
+    pthread_mutex_init(&s->pending_lock, NULL);
+    unsigned char seed[IOT_MTAB_SEED_LEN];
+    randombytes_buf(seed, sizeof seed);
+    iot_mtab_init(&s->pending, seed);
     mqtt_session_init(s);
     int rc = IOT_OK;
     for (unsigned i = 0; i < n && rc == IOT_OK; i++)

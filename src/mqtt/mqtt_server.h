@@ -34,6 +34,8 @@ struct iot_mqtt_config {
     unsigned keepalive_max;    /* seconds; a client asking 0 or more gets this (v5) */
     unsigned session_expiry_max; /* seconds a persistent session outlives its connection */
     unsigned connect_timeout;  /* seconds from accept to CONNECT */
+    unsigned pending_per_ip;   /* connections of one address awaiting CONNECT; 0 = no cap */
+    unsigned per_device;       /* connections of one device; 0 = no cap */
 };
 
 /* What the listener works with; all must outlive it. */

@@ -11,7 +11,6 @@
 #include "mqtt/mqtt_int.h"
 #include "util/log.h"
 
-#define NO_SUBSCRIPTION 0xff
 #define SESSION_KEY_MAX (24 + MQTT_CLIENT_ID_MAX)
 
 struct mqtt_session {
@@ -50,13 +49,39 @@ static void kick(struct mqtt_session *ss)
     mqtt_loop_post(ss->loop, p);
 }
 
-bool mqtt_session_attach(struct mqtt_conn *c, bool clean_start)
+/* The count of the device's attached sessions, by `delta`; its node is
+ * dropped at zero. Under sessions_lock. */
+static int64_t device_conns(struct iot_mqtt_server *s, int64_t device_id, int delta)
+{
+    char key[24];
+    int len = snprintf(key, sizeof key, "%lld", (long long)device_id);
+    struct iot_mtab_node *n = iot_mtab_find(&s->device_conns, key, (size_t)len);
+    if (!n && delta > 0)
+        n = iot_mtab_add(&s->device_conns, key, (size_t)len);
+    if (!n)
+        return 0;
+    n->val.i64 += delta;
+    int64_t count = n->val.i64;
+    if (count <= 0)
+        iot_mtab_remove(&s->device_conns, n);
+    return count;
+}
+
+bool mqtt_session_attach(struct mqtt_conn *c, bool clean_start, bool *resumed_out)
 {
     struct iot_mqtt_server *s = c->loop->srv;
     pthread_mutex_lock(&s->sessions_lock);
     struct iot_mtab_node *node;
     struct mqtt_session *ss = find(s, c, &node);
     bool resumed = false;
+    /* A takeover keeps the session's place; a new attachment needs one. */
+    bool takeover = ss && ss->conn_id;
+    unsigned cap = s->cfg.per_device;
+    if (!takeover && cap && device_conns(s, c->device.id, 0) >= (int64_t)cap) {
+        pthread_mutex_unlock(&s->sessions_lock);
+        *resumed_out = false;
+        return false;
+    }
     if (ss) {
         if (ss->conn_id)
             kick(ss);
@@ -78,6 +103,8 @@ bool mqtt_session_attach(struct mqtt_conn *c, bool clean_start)
         }
     }
     if (ss) {
+        if (!takeover)
+            device_conns(s, c->device.id, 1);
         ss->conn_id = c->id;
         ss->loop = c->loop;
         ss->sub_config = c->sub_config;
@@ -87,7 +114,8 @@ bool mqtt_session_attach(struct mqtt_conn *c, bool clean_start)
         IOT_WARN("mqtt: out of memory: device %lld's session is not kept", (long long)c->device.id);
     }
     pthread_mutex_unlock(&s->sessions_lock);
-    return resumed;
+    *resumed_out = resumed;
+    return true;
 }
 
 void mqtt_session_save(struct mqtt_conn *c)
@@ -110,7 +138,14 @@ void mqtt_session_detach(struct mqtt_conn *c)
     struct iot_mtab_node *node;
     struct mqtt_session *ss = find(s, c, &node);
     if (ss && ss->conn_id == c->id) { /* not taken over meanwhile */
-        if (c->session_expiry == 0) {
+        device_conns(s, c->device.id, -1);
+        /* Sessions waiting for their clients are bounded: past twice the
+         * connection limit (a device cycling client ids), one ends now. */
+        bool room = s->sessions.count <= 2 * (size_t)s->cfg.max_connections;
+        if (!room && c->session_expiry)
+            IOT_WARN("mqtt: too many persistent sessions; device %lld's is not kept",
+                     (long long)c->device.id);
+        if (c->session_expiry == 0 || !room) {
             free(ss);
             iot_mtab_remove(&s->sessions, node);
         } else {
@@ -148,9 +183,12 @@ void mqtt_session_init(struct iot_mqtt_server *s)
     unsigned char seed[IOT_MTAB_SEED_LEN];
     randombytes_buf(seed, sizeof seed);
     iot_mtab_init(&s->sessions, seed);
+    randombytes_buf(seed, sizeof seed);
+    iot_mtab_init(&s->device_conns, seed);
 }
 
 void mqtt_session_free_all(struct iot_mqtt_server *s)
 {
     iot_mtab_clear(&s->sessions, free_session, NULL);
+    iot_mtab_clear(&s->device_conns, NULL, NULL);
 }

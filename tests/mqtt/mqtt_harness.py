@@ -332,14 +332,22 @@ class Mqtt:
         return self.connack[2]
 
     def disconnect(self, reason=None, timeout=WAIT):
-        """A normal DISCONNECT (or one with a v5 reason code), then waits
-        for the network thread to end."""
+        """A normal DISCONNECT (or one with a v5 reason code); returns once
+        the server has closed its end, so has handled it (kept or ended the
+        session, dropped or stored the will): paho closes its socket right
+        after writing DISCONNECT, so a duplicate of the socket watches for
+        the server's close."""
         if self.closed is None:
-            if reason is None:
-                self.c.disconnect()
-            else:
-                self.c.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=reason))
-            self.wait_closed(timeout)
+            watch = socket.socket(fileno=os.dup(self.c.socket().fileno()))
+            try:
+                if reason is None:
+                    self.c.disconnect()
+                else:
+                    self.c.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=reason))
+                self.wait_closed(timeout)
+                _until_eof(watch, timeout, f"the server's close after DISCONNECT{self._server_note()}")
+            finally:
+                watch.close()
         self.c.loop_stop()
 
     def drop(self):
@@ -414,6 +422,22 @@ class Mqtt:
         """Returns once the server has handled everything this client sent
         before: a QoS 1 PUBLISH's PUBACK follows them in order."""
         self.publish_ok(TELEMETRY, {"data": {"round_trip": 1}})
+
+
+def _until_eof(sock, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        sock.settimeout(left)
+        try:
+            if not sock.recv(4096):
+                return
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return
 
 
 def _payload(p):

@@ -3,11 +3,14 @@ deactivation (v5 DISCONNECT 0x98 with a Reason String), a second
 connection with the same client id (0x8E). Will messages: stored when the
 connection ends without DISCONNECT (or with v5 DISCONNECT 0x04), not after
 a normal one."""
+import json
+
 import pytest
 
 from mqtt_harness import (BATCH, CONFIG, RC_ADMINISTRATIVE, RC_BAD_CREDENTIALS,
-                          RC_DISCONNECT_WITH_WILL, RC_NOT_AUTHORIZED, RC_TOPIC_NAME_INVALID, TELEMETRY,
-                          V5, V311, expect, unique)
+                          RC_DISCONNECT_WITH_WILL, RC_NOT_AUTHORIZED, RC_SUCCESS,
+                          RC_TOPIC_NAME_INVALID, TELEMETRY, V5, V311, expect, unique)
+from raw_mqtt import RawClient
 
 RC_SESSION_TAKEN_OVER = 0x8E
 
@@ -128,3 +131,53 @@ def test_bad_will_payload_is_not_stored(connect, device, version):
     marker.drop()
     device.wait_stored(1)
     assert [s for s in device.stored() if "round_trip" not in s] == [{"will": "marker"}]
+
+
+# ------------------------------------------------------------ churn
+
+def test_rapid_reconnects_with_one_client_id(mqtt, device, version):
+    """Devices on bad links reconnect at once, before the server saw the
+    old connection end: every new connection takes the session over from
+    one the server may be closing at the same moment."""
+    cid = unique("churn")
+    device.put_config({"churn": True})
+    for i in range(40):
+        m = mqtt(device.server, version, key=device.key, client_id=cid, clean=False,
+                 session_expiry=300 if version == V5 else None).connect_ok()
+        if i == 0:
+            m.subscribe(CONFIG)
+        m.publish_nowait(TELEMETRY, {"data": {"seq": i}})
+        if i % 2:
+            m.drop()                         # no DISCONNECT
+        else:
+            m.c.disconnect()                 # DISCONNECT, without waiting for the server
+            m.wait_closed()
+            m.c.loop_stop()
+    last = mqtt(device.server, version, key=device.key, client_id=cid, clean=False,
+                session_expiry=300 if version == V5 else None).connect_ok()
+    assert last.session_present is True
+    assert json.loads(last.next_message().payload)["config"] == {"churn": True}
+    last.round_trip()
+
+
+def test_takeover_storm(server, device):
+    """400 connections with one client id in a row, each taking the session
+    over while the one before it is closing: the server's kick of the old
+    connection and that connection's own end arrive together. (Under
+    ASan, a connection freed by the kick and then touched by its pending
+    socket event shows here.)"""
+    device.put_config({"storm": True})
+    open_ = []
+    try:
+        for i in range(400):
+            raw = RawClient(server.mqtt_port, 4)
+            open_.append(raw)
+            assert raw.connect(client_id="storm", username="u", password=device.key,
+                               clean=False)[1] == RC_SUCCESS, f"connection {i} refused"
+            if len(open_) > 2:
+                open_.pop(0).close()
+            assert server.alive(), f"server died at connection {i}"
+    finally:
+        for raw in open_:
+            raw.close()
+    assert server.alive(), "server died"

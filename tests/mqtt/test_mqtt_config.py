@@ -8,7 +8,7 @@ import queue
 import pytest
 
 from mqtt_harness import (ALERTS, CONFIG, RC_GRANTED_QOS_1, V5, V311, create_group, expect,
-                          unique)
+                          new_device, unique)
 
 
 def payload(msg):
@@ -77,7 +77,6 @@ def test_admin_put_reaches_the_device(connect, server, device, version):
 
 
 def test_group_config_reaches_members(connect, user, device, version):
-    from mqtt_harness import new_device
     other = new_device(user)
     group = create_group(user)
     for d in (device, other):
@@ -104,7 +103,6 @@ def test_config_reaches_every_connection_of_the_device(connect, device, version)
 
 
 def test_other_devices_config_does_not_leak(connect, user, device, version):
-    from mqtt_harness import new_device
     other = new_device(user)
     m = connect(device, version)
     m.subscribe(CONFIG)
@@ -194,7 +192,6 @@ def test_sessions_are_per_client_id(connect, device, version):
 
 
 def test_sessions_are_per_device(connect, user, device, version):
-    from mqtt_harness import new_device
     cid = unique("shared-id")
     a = connect(device, version, client_id=cid, **persistent(version))
     a.subscribe(CONFIG)

@@ -9,7 +9,7 @@ import pytest
 
 from mqtt_harness import (BATCH, CONFIG, RC_ADMINISTRATIVE, RC_BAD_CREDENTIALS,
                           RC_DISCONNECT_WITH_WILL, RC_NOT_AUTHORIZED, RC_SUCCESS,
-                          RC_TOPIC_NAME_INVALID, TELEMETRY, V5, V311, expect, unique)
+                          RC_TOPIC_NAME_INVALID, TELEMETRY, V5, expect, new_device, unique)
 from raw_mqtt import RawClient
 
 RC_SESSION_TAKEN_OVER = 0x8E
@@ -35,7 +35,6 @@ def test_key_rotation_disconnects(connect, mqtt, user, device, version):
 
 
 def test_rotation_leaves_other_devices_connected(connect, user, device, version):
-    from mqtt_harness import new_device
     other = new_device(user)
     mine, theirs = connect(device, version), connect(other, version)
     expect(user.api.post(f"/devices/{device.id}/rotate-key"), 200)

@@ -8,11 +8,12 @@ import pytest
 
 from mqtt_harness import (BATCH, CONFIG, RC_GRANTED_QOS_1, RC_NOT_AUTHORIZED, RC_PACKET_TOO_LARGE,
                           RC_PAYLOAD_INVALID, RC_SUCCESS, RC_TOPIC_NAME_INVALID, RC_UNSPECIFIED,
-                          ALERTS, TELEMETRY, V5, V311, expect, make_user, new_device)
-from raw_mqtt import RawClient, publish_packet
+                          ALERTS, BASE_ENV, TELEMETRY, V5, V311, WAIT, MqttServer, expect, make_user,
+                          new_device)
+from raw_mqtt import PUBACK, RawClient, publish_packet
 
 RC_QUOTA_EXCEEDED, RC_RETAIN_NOT_SUPPORTED, RC_QOS_NOT_SUPPORTED = 0x97, 0x9A, 0x9B
-RC_WILDCARDS_NOT_SUPPORTED = 0xA2
+RC_WILDCARDS_NOT_SUPPORTED, RC_RECEIVE_MAXIMUM_EXCEEDED, RC_SERVER_UNAVAILABLE = 0xA2, 0x93, 0x88
 
 
 def seqs(stored, key="seq"):
@@ -205,7 +206,6 @@ def padded(seq, size):
 
 @pytest.fixture(scope="module")
 def small_server():
-    from mqtt_harness import BASE_ENV, MqttServer
     srv = MqttServer(env={**BASE_ENV, "IOTFLOW_MQTT_MAX_PACKET": str(MAX_PACKET)}).start()
     yield srv
     srv.stop_and_check()
@@ -246,3 +246,65 @@ def test_oversized_packet_on_the_wire(small_server, version):
     finally:
         raw.close()
     assert device.stored() == []
+
+
+# ------------------------------------------------------------ in flight
+
+@pytest.fixture(scope="module")
+def one_in_flight():
+    """A server that lets a client have one QoS 1 message awaiting its PUBACK."""
+    srv = MqttServer(env={**BASE_ENV, "IOTFLOW_MQTT_INFLIGHT": "1"}).start()
+    yield srv
+    srv.stop_and_check()
+    srv.cleanup()
+
+
+def test_v5_connack_announces_receive_maximum(one_in_flight, mqtt):
+    device = new_device(make_user(one_in_flight, "bearer"))
+    m = mqtt(one_in_flight, V5, key=device.key).connect_ok()
+    assert getattr(m.connack_props, "ReceiveMaximum", None) == 1, m.connack_props
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+def test_more_in_flight_than_receive_maximum(one_in_flight, version):
+    """Five QoS 1 PUBLISHes in one write: v5 is past its Receive Maximum
+    (DISCONNECT 0x93); 3.1.1 has none, and the server reads on as the
+    PUBACKs free room — every one PUBACKed in order and stored."""
+    device = new_device(make_user(one_in_flight, "bearer"))
+    raw = RawClient(one_in_flight.mqtt_port, version)
+    try:
+        assert raw.connect(client_id="burst", username="u", password=device.key)[1] == RC_SUCCESS
+        raw.send(b"".join(publish_packet(version, TELEMETRY, json.dumps({"data": {"seq": i}}).encode(),
+                                         mid=i + 1) for i in range(5)))
+        if version == 5:
+            _, reason = raw.until_closed(WAIT)
+            assert reason == RC_RECEIVE_MAXIMUM_EXCEEDED, \
+                f"DISCONNECT reason {reason}, expected 0x93 (Receive Maximum exceeded)"
+        else:
+            acks = []
+            while len(acks) < 5:
+                ptype, _, body = raw.read(WAIT)
+                assert ptype == PUBACK, f"packet type {ptype} {body!r}"
+                acks.append(int.from_bytes(body[:2], "big"))
+            assert acks == [1, 2, 3, 4, 5], f"PUBACKs out of order: {acks}"
+            assert seqs(device.stored()) == [0, 1, 2, 3, 4]
+    finally:
+        raw.close()
+
+
+# ------------------------------------------------------------ per device
+
+def test_connections_per_device(start_server, mqtt, version):
+    srv = start_server(env={"IOTFLOW_MQTT_CONNECTIONS_PER_DEVICE": "2"})
+    device = new_device(make_user(srv, "bearer"))
+    first = mqtt(srv, version, key=device.key, client_id="one").connect_ok()
+    mqtt(srv, version, key=device.key, client_id="two").connect_ok()
+    refused = mqtt(srv, version, key=device.key, client_id="three").connect()
+    # v5 0x97 (Quota exceeded); 3.1.1 return code 3, which paho reads as 0x88
+    assert refused == (RC_QUOTA_EXCEEDED if version == V5 else RC_SERVER_UNAVAILABLE), hex(refused)
+    # taking over an existing client id is no new connection
+    mqtt(srv, version, key=device.key, client_id="one").connect_ok()
+    first.wait_closed()
+    # another device of the same owner is counted apart
+    other = new_device(make_user(srv, "bearer"))
+    mqtt(srv, version, key=other.key, client_id="one").connect_ok()

@@ -270,6 +270,7 @@ static int serve(const struct iot_config *cfg)
          * only then stop the HTTP threads, which requires that no request
          * is suspended; MQTT clients meanwhile get answers, and a
          * DISCONNECT "server shutting down" last. */
+        iot_mqtt_quiesce(app.mqtt);
         iot_ingest_stop(app.ingest);
         iot_alerting_stop(app.alerting);
         iot_retention_stop(app.retention);

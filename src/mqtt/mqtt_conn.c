@@ -153,34 +153,78 @@ static bool reserve_out(struct mqtt_conn *c, size_t more)
     return true;
 }
 
+/* The properties of a packet that may carry a Reason String. */
+static struct mqtt_props *reason_props(struct mqtt_packet *p)
+{
+    switch (p->type) {
+    case MQTT_CONNACK:
+        return &p->u.connack.props;
+    case MQTT_PUBACK:
+        return &p->u.ack.props;
+    case MQTT_SUBACK:
+    case MQTT_UNSUBACK:
+        return &p->u.suback.props;
+    case MQTT_DISCONNECT:
+        return &p->u.disconnect.props;
+    default:
+        return NULL;
+    }
+}
+
+static void mark_dirty(struct mqtt_conn *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->refs++; /* the flush list's */
+    c->dirty_next = c->loop->dirty;
+    c->loop->dirty = c;
+}
+
+/* Output owed to a client that does not read is capped: past it the
+ * connection ends (mqtt_conn_flush), rather than the server's memory. */
+static size_t out_cap(const struct mqtt_conn *c) { return 2 * c->loop->srv->cfg.max_packet + 65536; }
+
 bool mqtt_conn_send(struct mqtt_conn *c, const struct mqtt_packet *p)
 {
     if (c->closed)
         return false;
-    int size = mqtt_encode(p, c->version, NULL, 0);
+    struct mqtt_packet q = *p;
+    int size = mqtt_encode(&q, c->version, NULL, 0);
+    /* v5 §3.1.2.11.4: nothing above the client's maximum is sent; an answer
+     * goes without its Reason String (§3.4.2.2.2), a PUBLISH not at all. */
+    struct mqtt_props *props = reason_props(&q);
+    if (size > 0 && c->client_max_packet && (uint32_t)size > c->client_max_packet && props) {
+        props->present &= ~(UINT64_C(1) << MQTT_PROP_REASON_STRING);
+        size = mqtt_encode(&q, c->version, NULL, 0);
+    }
     if (size < 0) {
         IOT_WARN("mqtt: cannot encode %s for %s: %s", mqtt_type_name(p->type), c->addr,
                  mqtt_strerror(size));
         return false;
     }
-    /* v5 §3.1.2.11.4: a packet above the client's maximum is not sent. */
-    if (c->client_max_packet && (uint32_t)size > c->client_max_packet)
+    if (c->client_max_packet && (uint32_t)size > c->client_max_packet && !props)
         return false;
+    if (c->wlen - c->woff + (size_t)size > out_cap(c)) {
+        c->overflowed = true;
+        mark_dirty(c);
+        return false;
+    }
     if (!reserve_out(c, (size_t)size))
         return false;
-    mqtt_encode(p, c->version, c->wbuf + c->wlen, (size_t)size);
+    mqtt_encode(&q, c->version, c->wbuf + c->wlen, (size_t)size);
     c->wlen += (size_t)size;
-    if (!c->dirty) {
-        c->dirty = true;
-        c->refs++; /* the flush list's */
-        c->dirty_next = c->loop->dirty;
-        c->loop->dirty = c;
-    }
+    mark_dirty(c);
     return true;
 }
 
 void mqtt_conn_flush(struct mqtt_conn *c)
 {
+    if (c->overflowed && !c->closed) {
+        c->overflowed = false;
+        mqtt_conn_fail(c, MQTT_RC_QUOTA_EXCEEDED, "the client does not read what it is sent");
+        return;
+    }
     while (!c->closed && c->woff < c->wlen) {
         ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
         if (n > 0) {
@@ -197,8 +241,14 @@ void mqtt_conn_flush(struct mqtt_conn *c)
     }
     if (c->closed)
         return;
-    if (c->woff == c->wlen)
+    if (c->woff == c->wlen) {
         c->woff = c->wlen = 0;
+        if (c->wcap > 4 * READ_CHUNK) { /* one large answer does not stay allocated */
+            free(c->wbuf);
+            c->wbuf = NULL;
+            c->wcap = 0;
+        }
+    }
     mqtt_conn_update_events(c);
 }
 
@@ -349,8 +399,9 @@ static void on_connect(struct mqtt_conn *c, const struct mqtt_connect *k)
     bool assigned;
     if (!take_client_id(c, k, &assigned) || !take_will(c, k) || !authenticate(c, k))
         return;
-    if (mqtt_props_has(pr, MQTT_PROP_MAXIMUM_PACKET_SIZE))
-        c->client_max_packet = pr->num[MQTT_PROP_MAXIMUM_PACKET_SIZE];
+    c->client_receive_max = mqtt_props_has(pr, MQTT_PROP_RECEIVE_MAXIMUM)
+                                ? (uint16_t)pr->num[MQTT_PROP_RECEIVE_MAXIMUM]
+                                : UINT16_MAX;
     /* Keep-alive 0 (none) or above the maximum gets the maximum: an idle
      * connection must not hold its place forever. 3.1.1 cannot be told. */
     uint16_t keepalive = k->keep_alive;
@@ -371,6 +422,9 @@ static void on_connect(struct mqtt_conn *c, const struct mqtt_connect *k)
     }
     send_connack(c, present, assigned, keepalive, keepalive_changed,
                  c->version == MQTT_V5 && c->session_expiry < asked);
+    /* From now on (not for the CONNACK, which must arrive). */
+    if (mqtt_props_has(pr, MQTT_PROP_MAXIMUM_PACKET_SIZE))
+        c->client_max_packet = pr->num[MQTT_PROP_MAXIMUM_PACKET_SIZE];
     c->connected = true;
     mqtt_pending_release(c);
     IOT_INFO("mqtt: device %lld connected from %s (MQTT %s, client id \"%s\"%s)",
@@ -480,8 +534,9 @@ static void on_disconnect(struct mqtt_conn *c, const struct mqtt_disconnect *d)
         uint32_t max = c->loop->srv->cfg.session_expiry_max;
         c->session_expiry = asked < max ? asked : max;
     }
-    /* 0x04: "disconnect with will message"; any other reason withholds it. */
-    bool will = c->version == MQTT_V5 && d->reason == MQTT_RC_DISCONNECT_WITH_WILL;
+    /* v5 §3.1.2.5: only a normal disconnection (0x00) discards the will;
+     * 0x04 asks for it and an error reason is no normal end either. */
+    bool will = c->version == MQTT_V5 && d->reason != MQTT_RC_SUCCESS;
     mqtt_conn_close(c, &(struct mqtt_close){.will = will});
 }
 
@@ -539,7 +594,9 @@ static void handle_packet(struct mqtt_conn *c, const uint8_t *data, size_t len)
     case MQTT_PUBLISH:
         mqtt_publish_in(c, &p.u.publish);
         break;
-    case MQTT_PUBACK: /* a delivery of ours arrived: nothing is kept for it */
+    case MQTT_PUBACK: /* a delivery of ours arrived: nothing else is kept for it */
+        if (c->out_inflight)
+            c->out_inflight--;
         break;
     case MQTT_SUBSCRIBE:
         on_subscribe(c, &p.u.subscribe);
@@ -587,6 +644,11 @@ void mqtt_conn_process(struct mqtt_conn *c)
         return;
     memmove(c->rbuf, c->rbuf + off, c->rlen - off);
     c->rlen -= off;
+    if (c->rlen == 0 && c->rcap > 4 * READ_CHUNK) { /* after one large packet */
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
     mqtt_conn_update_events(c);
 }
 
@@ -632,6 +694,8 @@ void mqtt_conn_tick(struct mqtt_conn *c, int64_t now)
 {
     if (c->retry_at && now >= c->retry_at) {
         c->retry_at = 0;
+        /* Still stalled: the keep-alive waits too, since it is the server
+         * that does not read the client's PINGREQs. */
         if (!mqtt_publish_retry(c))
             return;
         mqtt_conn_process(c);

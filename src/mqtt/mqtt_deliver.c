@@ -33,14 +33,21 @@ static void send_publish(struct mqtt_conn *c, const char *topic, uint8_t qos, bo
     pub->retain = retain;
     pub->topic = (struct mqtt_str){topic, strlen(topic)};
     pub->payload = (struct mqtt_bytes){(const uint8_t *)body, len};
+    /* v5 §3.3.4: no more unacknowledged QoS 1 than the client's Receive
+     * Maximum (3.1.1: 65535, what the packet ids allow); beyond, QoS 0. */
+    if (qos && c->out_inflight >= c->client_receive_max)
+        pub->qos = qos = 0;
     if (qos)
         pub->packet_id = next_packet_id(c);
     if (c->version == MQTT_V5) {
         mqtt_props_set_num(&pub->props, MQTT_PROP_PAYLOAD_FORMAT, 1); /* UTF-8 */
         mqtt_props_set_data(&pub->props, MQTT_PROP_CONTENT_TYPE, JSON_TYPE, strlen(JSON_TYPE));
     }
-    if (mqtt_conn_send(c, &p))
-        atomic_fetch_add(&c->loop->srv->delivered, 1);
+    if (!mqtt_conn_send(c, &p))
+        return;
+    atomic_fetch_add(&c->loop->srv->delivered, 1);
+    if (qos)
+        c->out_inflight++;
 }
 
 /* ---- configurations ---------------------------------------------------------- */

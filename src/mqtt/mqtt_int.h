@@ -52,6 +52,7 @@ enum mqtt_post_kind {
     MQTT_POST_CONFIG,    /* a device's configuration changed */
     MQTT_POST_ALERT,     /* an alert of a device changed; text is the message */
     MQTT_POST_KICK,      /* close connection conn_id: its session was taken over */
+    MQTT_POST_QUIESCE,   /* accept no more connections */
     MQTT_POST_STOP,
 };
 
@@ -133,6 +134,9 @@ struct mqtt_conn {
     uint64_t refusals; /* messages refused, for log_refusal's pacing */
 
     uint32_t client_max_packet; /* v5 Maximum Packet Size of the client; 0 = none */
+    uint16_t client_receive_max; /* v5 Receive Maximum of the client (65535 if not given) */
+    uint16_t out_inflight;       /* our QoS 1 PUBLISHes it has not acknowledged */
+    bool overflowed;             /* it does not read: its output passed the cap */
 
     /* QoS 1 messages from the client not yet acknowledged, oldest first */
     struct mqtt_pending *fifo_head, *fifo_tail;
@@ -154,7 +158,9 @@ struct mqtt_loop {
     struct mqtt_conn *conns; /* this loop's connections */
     struct mqtt_conn *dirty; /* connections with bytes to flush */
     bool stopping;          /* the loop thread's own: set by stop_post */
-    struct mqtt_post stop_post;
+    struct mqtt_post stop_post, quiesce_post;
+    bool retrying;          /* a connection waits for room in the ingest queue */
+    int64_t accept_again;   /* out of descriptors: accepting paused until then */
     int64_t next_sweep;
 };
 
@@ -174,7 +180,7 @@ struct iot_mqtt_server {
 
     pthread_mutex_t sessions_lock;
     struct iot_mtab sessions; /* "<device id>/<client id>" → struct mqtt_session */
-    struct iot_mtab device_conns; /* "<device id>" → its connections past CONNECT (i64) */
+    struct iot_mtab device_conns; /* "<device id>" → its attached and kept sessions */
 };
 
 /* ---- mqtt_server.c ---- */

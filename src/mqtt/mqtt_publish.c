@@ -235,6 +235,7 @@ static void submit_refused(struct mqtt_conn *c, struct mqtt_pending *pd, int rc)
     if (rc == IOT_ELIMIT) {
         c->stalled = pd;
         c->retry_at = mqtt_now() + RETRY_FULL_QUEUE_MS;
+        c->loop->retrying = true;
         return;
     }
     pending_free(pd);
@@ -263,6 +264,10 @@ void mqtt_publish_in(struct mqtt_conn *c, const struct mqtt_publish *p)
     if (c->version == MQTT_V5) {
         if (p->retain) {
             mqtt_conn_fail(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retained messages are not supported");
+            return;
+        }
+        if (mqtt_props_has(&p->props, MQTT_PROP_SUBSCRIPTION_ID)) { /* §3.3.4 */
+            mqtt_conn_fail(c, MQTT_RC_PROTOCOL_ERROR, "a client may not send subscription ids");
             return;
         }
         if (mqtt_props_has(&p->props, MQTT_PROP_TOPIC_ALIAS)) {
@@ -330,34 +335,39 @@ void mqtt_publish_committed(struct mqtt_pending *pd)
     mqtt_conn_unref(c);
 }
 
+/* Runs inside mqtt_conn_close: nothing here may close the connection. */
 void mqtt_publish_will(struct mqtt_conn *c)
 {
     c->has_will = false;
+    const struct iot_device_gate *g = c->loop->srv->env.devices;
     struct iot_device d;
     int store_rc;
-    if (iot_device_authenticate_hash(c->loop->srv->env.devices, c->device.api_key_hash,
-                                     IOT_DEVICE_AUTH_ACTIVE, &d, &store_rc) != IOT_DEVICE_OK) {
-        IOT_INFO("mqtt: device %lld: will not stored (the device may not publish)",
-                 (long long)c->device.id);
-        return;
-    }
-    c->device = d;
-    struct mqtt_pending *pd = pending_new(c, 0, 0);
+    int64_t retry_ms;
+    const char *why = NULL;
+    if (iot_device_authenticate_hash(g, c->device.api_key_hash, IOT_DEVICE_AUTH_ACTIVE, &d,
+                                     &store_rc) != IOT_DEVICE_OK)
+        why = "the device may not publish";
+    else if (!iot_device_rate_take(g, d.id, &retry_ms) ||
+             !iot_device_bytes_take(g, d.id, (int64_t)c->will_len, &retry_ms))
+        why = "over the device's rate limit"; /* a will is a message like any */
+    struct mqtt_pending *pd = why ? NULL : calloc(1, sizeof *pd);
     char err[256];
     uint8_t reason;
-    if (!pd)
-        return;
-    if (!parse_payload(c, c->will_batch, c->will_payload, c->will_len, pd, &reason, err,
-                       sizeof err)) {
-        IOT_INFO("mqtt: device %lld: will not stored: %s", (long long)c->device.id, err);
-        pending_free(pd);
-        return;
+    if (!why && !pd)
+        why = "out of memory";
+    if (pd) {
+        c->device = d;
+        pd->conn = c;
+        if (!parse_payload(c, c->will_batch, c->will_payload, c->will_len, pd, &reason, err,
+                           sizeof err))
+            why = err;
+        else if (submit(c, pd) != IOT_OK)
+            why = "the ingest queue is full or closed";
     }
-    int rc = submit(c, pd);
-    if (rc) {
-        IOT_WARN("mqtt: device %lld: will not stored: %s", (long long)c->device.id,
-                 iot_strerror(rc));
-        pending_free(pd);
+    if (why) {
+        if (pd)
+            pending_free(pd);
+        IOT_INFO("mqtt: device %lld: will not stored: %s", (long long)c->device.id, why);
     }
 }
 

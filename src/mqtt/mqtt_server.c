@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -77,6 +78,15 @@ static void kick(struct mqtt_loop *l, uint64_t conn_id)
     }
 }
 
+static void stop_accepting(struct mqtt_loop *l)
+{
+    if (l->listen_fd < 0)
+        return;
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->listen_fd, NULL);
+    close(l->listen_fd);
+    l->listen_fd = -1;
+}
+
 static void run_posts(struct mqtt_loop *l)
 {
     uint64_t count;
@@ -98,6 +108,9 @@ static void run_posts(struct mqtt_loop *l)
             break;
         case MQTT_POST_STOP: /* l->stop_post: not freed */
             l->stopping = true;
+            break;
+        case MQTT_POST_QUIESCE: /* l->quiesce_post: not freed */
+            stop_accepting(l);
             break;
         default:
             mqtt_deliver_post(l, p);
@@ -186,8 +199,14 @@ static void accept_all(struct mqtt_loop *l)
         socklen_t len = sizeof sa;
         int fd = accept4(l->listen_fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                IOT_WARN("mqtt: cannot accept: %s", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE) {
+                /* The socket stays readable: stop watching it for a while
+                 * rather than spin on it (the sweep watches it again). */
+                IOT_WARN("mqtt: cannot accept: %s; accepting again in 1 s (IOTFLOW_MQTT_MAX_"
+                         "CONNECTIONS above the descriptor limit?)", strerror(errno));
+                epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->listen_fd, NULL);
+                l->accept_again = mqtt_now() + SWEEP_EVERY_MS;
+            }
             return;
         }
         if (atomic_load(&s->n_conns) >= (int64_t)s->cfg.max_connections) {
@@ -248,14 +267,25 @@ static void flush_dirty(struct mqtt_loop *l)
     }
 }
 
+/* At shutdown the ingest pipeline is closed already: no will can be
+ * stored (docs/MQTT.md says so). */
 static void close_all(struct mqtt_loop *l)
 {
     for (struct mqtt_conn *c = l->conns, *next; c; c = next) {
         next = c->next;
         if (!c->closed)
             mqtt_conn_close(c, &(struct mqtt_close){.reason = MQTT_RC_SERVER_SHUTTING_DOWN,
-                                                    .send_disconnect = true, .will = true});
+                                                    .send_disconnect = true});
     }
+}
+
+static void accept_again(struct mqtt_loop *l, int64_t now)
+{
+    if (!l->accept_again || now < l->accept_again || l->listen_fd < 0)
+        return;
+    l->accept_again = 0;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->listen_fd};
+    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->listen_fd, &ev);
 }
 
 static void *loop_main(void *arg)
@@ -285,12 +315,14 @@ static void *loop_main(void *arg)
         }
         int64_t now = mqtt_now();
         bool all = now >= l->next_sweep;
+        retrying |= l->retrying; /* a connection stalled while handling events */
         if (all || retrying) {
-            retrying = sweep(l, now, all);
+            retrying = l->retrying = sweep(l, now, all);
             if (all) {
                 l->next_sweep = now + SWEEP_EVERY_MS;
                 if (l->index == 0)
                     mqtt_session_sweep(l->srv, now);
+                accept_again(l, now);
             }
         }
         flush_dirty(l);
@@ -373,7 +405,7 @@ static void loop_free(struct mqtt_loop *l)
         next = p->next;
         if (p->kind == MQTT_POST_COMMITTED) {
             mqtt_publish_committed((struct mqtt_pending *)p);
-        } else if (p->kind != MQTT_POST_STOP) {
+        } else if (p->kind != MQTT_POST_STOP && p->kind != MQTT_POST_QUIESCE) {
             free(p->text);
             free(p);
         }
@@ -391,6 +423,26 @@ static void server_free(struct iot_mqtt_server *s)
     pthread_mutex_destroy(&s->pending_lock);
     free(s->loops);
     free(s);
+}
+
+/* Every connection is a descriptor: the soft limit (often 1024) is raised
+ * toward the hard one so that the connection limit can be reached; what
+ * cannot be is said once, here. */
+static void raise_fd_limit(unsigned max_connections)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)max_connections + 1024; /* HTTP, stores, files */
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)
+        return;
+    rlim_t to = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+    if (to > rl.rlim_cur) {
+        rl.rlim_cur = to;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (to < need)
+        IOT_WARN("mqtt: the descriptor limit (%llu) is below IOTFLOW_MQTT_MAX_CONNECTIONS (%u) "
+                 "+ 1024: raise it (ulimit -n, LimitNOFILE=) or lower the setting",
+                 (unsigned long long)to, max_connections);
 }
 
 /* Each loop answers what is posted before its STOP, then closes. */
@@ -415,6 +467,7 @@ struct iot_mqtt_server *iot_mqtt_start(const struct iot_mqtt_config *cfg,
     }
     s->cfg = *cfg;
     s->env = *env;
+    raise_fd_limit(cfg->max_connections);
     s->n_loops = n;
     atomic_init(&s->next_conn_id, 1);
     pthread_mutex_init(&s->sessions_lock, NULL);
@@ -441,6 +494,14 @@ struct iot_mqtt_server *iot_mqtt_start(const struct iot_mqtt_config *cfg,
 }
 
 uint16_t iot_mqtt_port(const struct iot_mqtt_server *s) { return s->port; }
+
+void iot_mqtt_quiesce(struct iot_mqtt_server *s)
+{
+    for (unsigned i = 0; s && i < s->n_loops; i++) {
+        s->loops[i].quiesce_post.kind = MQTT_POST_QUIESCE;
+        mqtt_loop_post(&s->loops[i], &s->loops[i].quiesce_post);
+    }
+}
 
 void iot_mqtt_stats(struct iot_mqtt_server *s, struct iot_mqtt_stats *out)
 {

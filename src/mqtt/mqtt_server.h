@@ -66,6 +66,9 @@ struct iot_mqtt_server *iot_mqtt_start(const struct iot_mqtt_config *cfg,
 /* The bound port (the chosen one when cfg->port was 0). */
 uint16_t iot_mqtt_port(const struct iot_mqtt_server *s);
 void iot_mqtt_stats(struct iot_mqtt_server *s, struct iot_mqtt_stats *out);
+/* Stops accepting connections (before iot_ingest_stop, so that clients do
+ * not reconnect only to be refused). Any thread; NULL is a no-op. */
+void iot_mqtt_quiesce(struct iot_mqtt_server *s);
 /* Stops listening, sends what is owed (PUBACKs of committed messages),
  * then DISCONNECT "server shutting down" to every client, and joins the
  * loops. Call after iot_ingest_stop, so that every queued message has

@@ -56,6 +56,11 @@ def publish_packet(version, topic, payload, *, qos=1, mid=1):
     return packet(PUBLISH, qos << 1, body + payload)
 
 
+def subscribe_packet(version, topic_filter, *, qos=1, mid=1):
+    body = struct.pack("!H", mid) + (varint(0) if version == 5 else b"")
+    return packet(SUBSCRIBE, 2, body + utf8(topic_filter) + bytes([qos]))
+
+
 class Closed(Exception):
     """The server closed the connection (EOF or reset)."""
 

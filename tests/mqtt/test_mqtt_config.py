@@ -119,17 +119,20 @@ def test_alerts_are_delivered(connect, user, device, version):
             "measurement": "pressure", "value": 3.5}
     alert = expect(user.api.post("/alerts", json=body), 201)["alert"]
     seen = []
-    for action, status in ((None, "active"), ("acknowledge", "acknowledged"), ("resolve", "resolved")):
+    steps = ((None, "alert.raised", "active"), ("acknowledge", "alert.acknowledged", "acknowledged"),
+             ("resolve", "alert.resolved", "resolved"))
+    for action, event, status in steps:
         if action:
             expect(user.api.post(f"/alerts/{alert['id']}/{action}"), 200)
         msg = m.next_message()
         assert msg.topic == ALERTS, msg.topic
-        got = payload(msg)
-        got = got.get("alert", got)   # the alert, or the stream's {"type", "alert"}
-        seen.append(got)
-        assert got.get("id") == alert["id"] and got.get("status") == status, \
+        got = payload(msg)   # as on GET /alerts/stream (docs/MQTT.md)
+        assert got.get("type") == event, f"expected {event}, got {got}"
+        seen.append(got["alert"])
+        assert got["alert"].get("id") == alert["id"] and got["alert"].get("status") == status, \
             f"expected alert {alert['id']} {status}, got {got}"
     assert seen[0]["message"] == "check the pump" and seen[0]["device_id"] == device.id, seen[0]
+    assert seen[-1] == expect(user.api.get(f"/alerts/{alert['id']}"), 200)["alert"]
 
 
 # ------------------------------------------------------------ sessions

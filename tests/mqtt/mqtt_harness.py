@@ -406,9 +406,10 @@ class Mqtt:
         assert qos == 0 or rc == RC_SUCCESS, \
             f"{topic} {payload!r}: PUBACK {rc if rc is None else hex(rc)}, expected success"
 
-    def subscribe(self, *filters, qos=1, timeout=WAIT):
-        """One SUBSCRIBE; returns the SUBACK's reason codes, one per filter."""
-        rc, mid = self.c.subscribe([(f, qos) for f in filters])
+    def subscribe(self, *filters, qos=1, options=None, timeout=WAIT):
+        """One SUBSCRIBE; returns the SUBACK's reason codes, one per filter.
+        `options`: v5 SubscribeOptions (then used instead of `qos`)."""
+        rc, mid = self.c.subscribe([(f, options or qos) for f in filters])
         assert rc == paho.MQTT_ERR_SUCCESS, f"paho refused to subscribe: {rc}"
         return self._wait(lambda: self.subacks.pop(mid, None), timeout, f"SUBACK of {filters}")
 

@@ -34,14 +34,17 @@ def packet(ptype, flags, body):
 
 
 def connect_packet(version, *, client_id="", password=None, username=None, keepalive=60,
-                   clean=True):
-    """CONNECT for protocol level 4 (3.1.1) or 5, no will, no v5 properties."""
+                   clean=True, will=None):
+    """CONNECT for protocol level 4 (3.1.1) or 5 (or any other level, to
+    be refused), without v5 properties; `will` = (topic, payload), QoS 1."""
     flags = (0x02 if clean else 0) | (0x80 if username is not None else 0) \
-        | (0x40 if password is not None else 0)
+        | (0x40 if password is not None else 0) | (0x04 | 0x08 if will else 0)
     body = utf8("MQTT") + bytes([version, flags]) + struct.pack("!H", keepalive)
     if version == 5:
         body += varint(0)
     body += utf8(client_id)
+    if will:
+        body += (varint(0) if version == 5 else b"") + utf8(will[0]) + utf8(will[1])
     if username is not None:
         body += utf8(username)
     if password is not None:

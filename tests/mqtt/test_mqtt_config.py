@@ -6,6 +6,7 @@ import json
 import queue
 
 import pytest
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from mqtt_harness import (ALERTS, CONFIG, RC_GRANTED_QOS_1, V5, V311, create_group, expect,
                           new_device, unique)
@@ -57,6 +58,15 @@ def test_no_config_yet_nothing_until_the_first(connect, device, version):
     assert_no_more_messages(m)
     device.put_config({"first": True})
     expect_config(m, device, 1)
+
+
+def test_v5_retain_handling_2_gets_changes_only(connect, device):
+    device.put_config({"v": 1})
+    m = connect(device, V5)
+    assert m.subscribe(CONFIG, options=SubscribeOptions(qos=1, retainHandling=2)) == [RC_GRANTED_QOS_1]
+    assert_no_more_messages(m)
+    device.put_config({"v": 2})
+    expect_config(m, device, 2, retained=False)
 
 
 def test_granted_qos_is_at_most_1(connect, device, version):

@@ -8,7 +8,7 @@ import pytest
 from mqtt_harness import (RC_BAD_CREDENTIALS, RC_NOT_AUTHORIZED, RC_SUCCESS, TELEMETRY, V5,
                           V311, V311_BAD_CREDENTIALS, V311_ID_REJECTED, V311_NOT_AUTHORIZED,
                           expect, make_user, new_device)
-from raw_mqtt import PINGREQ, PINGRESP, RawClient
+from raw_mqtt import CONNACK, PINGREQ, PINGRESP, RawClient, connect_packet
 
 # paho reports a 3.1.1 CONNACK return code as the v5 reason code of the
 # same meaning (4 -> 0x86, 5 -> 0x87); the raw tests below read the byte.
@@ -123,6 +123,26 @@ def test_v311_empty_client_id_without_clean_session_is_rejected(server, device):
     try:
         assert raw.connect(client_id="", username="u", password=device.key, clean=False) == \
             (False, V311_ID_REJECTED)
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("version, expected", [(4, V311_ID_REJECTED), (5, 0x85)], ids=["v311", "v5"])
+def test_client_id_over_256_bytes_is_refused(server, device, version, expected):
+    raw = RawClient(server.mqtt_port, version)
+    try:
+        assert raw.connect(client_id="c" * 257, username="u", password=device.key) == (False, expected)
+    finally:
+        raw.close()
+
+
+def test_unknown_protocol_level_is_refused(server, device):
+    raw = RawClient(server.mqtt_port, 3)   # MQTT 3.1's level, with 3.1.1's name
+    try:
+        raw.send(connect_packet(3, client_id="old", username="u", password=device.key))
+        ptype, _, body = raw.read()
+        assert (ptype, body[1]) == (CONNACK, 1), f"packet type {ptype} {body!r}: expected CONNACK 1"
+        raw.until_closed(5)
     finally:
         raw.close()
 

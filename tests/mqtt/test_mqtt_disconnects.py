@@ -10,9 +10,9 @@ import pytest
 from mqtt_harness import (BATCH, CONFIG, RC_ADMINISTRATIVE, RC_BAD_CREDENTIALS,
                           RC_DISCONNECT_WITH_WILL, RC_NOT_AUTHORIZED, RC_SUCCESS,
                           RC_TOPIC_NAME_INVALID, TELEMETRY, V5, expect, new_device, unique)
-from raw_mqtt import RawClient, subscribe_packet
+from raw_mqtt import RawClient, connect_packet, subscribe_packet
 
-RC_SESSION_TAKEN_OVER = 0x8E
+RC_SESSION_TAKEN_OVER, RC_RETAIN_NOT_SUPPORTED = 0x8E, 0x9A
 
 
 def assert_closed_by_admin(m, what):
@@ -98,9 +98,10 @@ def test_no_will_after_a_normal_disconnect(connect, device, version):
     assert wills(device) == ["marker"]
 
 
-def test_v5_disconnect_with_will_stores_it(connect, device):
+@pytest.mark.parametrize("reason", [RC_DISCONNECT_WITH_WILL, 0x80], ids=["with-will", "error"])
+def test_v5_disconnect_with_will_stores_it(connect, device, reason):
     m = connect(device, V5, will=will("asked"))
-    m.disconnect(reason=RC_DISCONNECT_WITH_WILL)
+    m.disconnect(reason=reason)
     device.wait_stored(1)
     assert wills(device) == ["asked"]
 
@@ -121,6 +122,27 @@ def test_will_on_another_topic_is_refused(mqtt, device, version, topic):
     m = mqtt(device.server, version, key=device.key, will=(topic, {"data": {"x": 1}}))
     assert m.connect() == (RC_TOPIC_NAME_INVALID if version == V5 else RC_NOT_AUTHORIZED), \
         "expected v5 CONNACK 0x90 / 3.1.1 return code 5"
+
+
+def test_will_when_keep_alive_expires(server, device):
+    """A silent client (raw: paho would ping) with a will: the server ends
+    the connection after 1.5 x keep-alive and stores the will."""
+    raw = RawClient(server.mqtt_port, 4)
+    try:
+        raw.send(connect_packet(4, client_id="silent-will", password=device.key, username="u",
+                                keepalive=1, will=(TELEMETRY, b'{"data": {"will": "silent"}}')))
+        assert raw.read()[2][1] == RC_SUCCESS
+        raw.until_closed(3.0)
+    finally:
+        raw.close()
+    device.wait_stored(1)
+    assert wills(device) == ["silent"]
+
+
+def test_v5_retained_will_is_refused(mqtt, device):
+    m = mqtt(device.server, V5, key=device.key)
+    m.c.will_set(TELEMETRY, b'{"data": {"will": 1}}', qos=1, retain=True)
+    assert m.connect() == RC_RETAIN_NOT_SUPPORTED, "expected CONNACK 0x9A"
 
 
 def test_bad_will_payload_is_not_stored(connect, device, version):

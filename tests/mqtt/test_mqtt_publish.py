@@ -5,6 +5,8 @@ how each version says so; SUBSCRIBE filters that are not allowed."""
 import json
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from mqtt_harness import (BATCH, CONFIG, RC_GRANTED_QOS_1, RC_NOT_AUTHORIZED, RC_PACKET_TOO_LARGE,
                           RC_PAYLOAD_INVALID, RC_SUCCESS, RC_TOPIC_NAME_INVALID, RC_UNSPECIFIED,
@@ -147,6 +149,17 @@ def test_retain_flag(connect, device, version):
         assert device.stored() == [{"seq": 1}]
 
 
+def test_v5_topic_alias_ends_the_connection(connect, device):
+    m = connect(device, V5)
+    props = Properties(PacketTypes.PUBLISH)
+    props.TopicAlias = 1
+    m.c.publish(TELEMETRY, b'{"data": {"seq": 1}}', qos=1, properties=props)
+    rc, from_server, _ = m.wait_closed()
+    assert from_server and rc == RC_TOPIC_ALIAS_INVALID, \
+        f"closed with {rc:#x} (DISCONNECT from the server: {from_server}), expected 0x94"
+    assert device.stored() == []
+
+
 def test_rate_limit(start_server, mqtt, version):
     srv = start_server(env={"IOTFLOW_DEVICE_RATE_LIMIT": "3"})
     device = new_device(make_user(srv, "bearer"))
@@ -165,15 +178,19 @@ def test_rate_limit(start_server, mqtt, version):
 # ------------------------------------------------------------ SUBSCRIBE
 
 FORBIDDEN_FILTERS = ["devices/me/#", "#", "devices/+/config", "devices/me/telemetry",
-                     "devices/other/config", "devices/me/config/x", "$SYS/#", "devices/me/+"]
+                     "devices/other/config", "devices/me/config/x", "$SYS/#", "devices/me/+",
+                     "$share/group/devices/me/config"]
+RC_SHARED_NOT_SUPPORTED, RC_TOPIC_ALIAS_INVALID = 0x9E, 0x94
 
 
 def refusal(version, topic_filter):
     """3.1.1 has one SUBACK failure code, 0x80; v5 says 0x87 (not
-    authorized), or 0xA2 for a wildcard filter (the CONNACK announced
-    Wildcard Subscription Available = 0)."""
+    authorized), 0xA2 for a wildcard filter and 0x9E for a shared
+    subscription (the CONNACK announced neither available)."""
     if version == V311:
         return RC_UNSPECIFIED
+    if topic_filter.startswith("$share/"):
+        return RC_SHARED_NOT_SUPPORTED
     wildcard = "#" in topic_filter or "+" in topic_filter
     return RC_WILDCARDS_NOT_SUPPORTED if wildcard else RC_NOT_AUTHORIZED
 

@@ -169,15 +169,16 @@ sanitize: deps
 	@cmake --build $(ASAN_DIR) -j $(JOBS)
 	@$(WITH_SERVICES) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(MAKE) --no-print-directory test-c test-api test-api-servers BIN_DIR=$(ASAN_DIR)
+	  $(MAKE) --no-print-directory test-c test-api test-mqtt test-api-servers BIN_DIR=$(ASAN_DIR)
 
-# The C tests and the API suite on the embedded stores under ThreadSanitizer:
-# a request crosses the HTTP, ingest-writer and flusher threads.
+# The C tests, the API suite on the embedded stores and the MQTT suite under
+# ThreadSanitizer: a request crosses the HTTP (or MQTT loop), ingest-writer
+# and flusher threads; MQTT adds the cache's pub/sub thread.
 tsan: deps
 	@cmake -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DIOT_TSAN=ON >/dev/null
 	@cmake --build $(TSAN_DIR) -j $(JOBS)
 	@TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  $(MAKE) --no-print-directory test-c test-api BIN_DIR=$(TSAN_DIR)
+	  $(MAKE) --no-print-directory test-c test-api test-mqtt BIN_DIR=$(TSAN_DIR)
 
 # HTTP: embedded, then PostgreSQL + Redis, then PostgreSQL + Redis +
 # Cassandra telemetry (one node, started like the tests' servers) with the

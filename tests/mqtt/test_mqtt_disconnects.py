@@ -10,7 +10,7 @@ import pytest
 from mqtt_harness import (BATCH, CONFIG, RC_ADMINISTRATIVE, RC_BAD_CREDENTIALS,
                           RC_DISCONNECT_WITH_WILL, RC_NOT_AUTHORIZED, RC_SUCCESS,
                           RC_TOPIC_NAME_INVALID, TELEMETRY, V5, expect, new_device, unique)
-from raw_mqtt import RawClient, connect_packet, subscribe_packet
+from raw_mqtt import Closed, RawClient, connect_packet, subscribe_packet
 
 RC_SESSION_TAKEN_OVER, RC_RETAIN_NOT_SUPPORTED = 0x8E, 0x9A
 
@@ -193,9 +193,17 @@ def test_takeover_storm(server, device):
         for i in range(600):
             raw = RawClient(server.mqtt_port, 4)
             open_.append(raw)
-            assert raw.connect(client_id="storm", username="u", password=device.key,
-                               clean=False)[1] == RC_SUCCESS, \
-                f"connection {i} refused{'' if server.alive() else ' (the server died)'}"
+            try:
+                code = raw.connect(client_id="storm", username="u", password=device.key,
+                                   clean=False)[1]
+            except Closed:
+                code = None
+            if code != RC_SUCCESS:
+                server.proc.poll()   # a crash shows as its exit status and stderr
+                died = "" if server.alive() else \
+                    f"; the server died (exit {server.proc.returncode}):\n{server.stderr()[-2500:]}"
+                raise AssertionError(f"connection {i}: " + ("closed" if code is None else
+                                                            f"CONNACK {code}") + died)
             if i == 0:   # every takeover then delivers the config again
                 raw.send(subscribe_packet(4, CONFIG))
             if len(open_) > 2:

@@ -65,10 +65,20 @@ void mqtt_conn_unref(struct mqtt_conn *c)
 {
     if (--c->refs > 0)
         return;
-    free(c->rbuf);
-    free(c->wbuf);
-    free(c->will_payload);
-    free(c);
+    c->grave_next = c->loop->graveyard;
+    c->loop->graveyard = c;
+}
+
+void mqtt_conn_bury(struct mqtt_loop *l)
+{
+    while (l->graveyard) {
+        struct mqtt_conn *c = l->graveyard;
+        l->graveyard = c->grave_next;
+        free(c->rbuf);
+        free(c->wbuf);
+        free(c->will_payload);
+        free(c);
+    }
 }
 
 static void set_alerts_subscription(struct mqtt_conn *c, uint8_t qos)

@@ -105,6 +105,7 @@ struct mqtt_conn {
     bool reading;      /* EPOLLIN registered */
     bool dirty;        /* on the loop's flush list */
     struct mqtt_conn *dirty_next;
+    struct mqtt_conn *grave_next; /* the loop's graveyard, once no reference is left */
     uint8_t version;
     bool problem_info; /* v5 Request Problem Information (default true) */
     char addr[64];     /* the peer, for logs */
@@ -157,6 +158,11 @@ struct mqtt_loop {
     struct mqtt_post *posts_head, *posts_tail;
     struct mqtt_conn *conns; /* this loop's connections */
     struct mqtt_conn *dirty; /* connections with bytes to flush */
+    /* Connections without references, freed at the end of the loop's turn:
+     * an event of the same epoll batch may still name one (closed by an
+     * earlier event or post: a takeover's KICK), and must find it closed,
+     * not freed. */
+    struct mqtt_conn *graveyard;
     bool stopping;          /* the loop thread's own: set by stop_post */
     struct mqtt_post stop_post, quiesce_post;
     bool retrying;          /* a connection waits for room in the ingest queue */
@@ -211,8 +217,11 @@ bool mqtt_conn_send(struct mqtt_conn *c, const struct mqtt_packet *p);
 /* Writes what is buffered; on a hard error, closes. */
 void mqtt_conn_flush(struct mqtt_conn *c);
 void mqtt_conn_close(struct mqtt_conn *c, const struct mqtt_close *how);
-/* Drops the loop's reference / a job's; frees at zero. */
+/* Drops the loop's reference / a job's; at zero the connection goes to
+ * its loop's graveyard. */
 void mqtt_conn_unref(struct mqtt_conn *c);
+/* Frees the graveyard (the end of a loop's turn). */
+void mqtt_conn_bury(struct mqtt_loop *l);
 /* A protocol violation: DISCONNECT with `reason` (v5), no will withheld. */
 void mqtt_conn_fail(struct mqtt_conn *c, uint8_t reason, const char *text);
 /* Deadlines: connect timeout, keep-alive, retries. */

@@ -306,8 +306,10 @@ static void *loop_main(void *arg)
                 continue;
             }
             struct mqtt_conn *c = tag;
+            if (c->closed)
+                continue; /* closed earlier in this turn; freed at its end */
             c->refs++; /* alive through this event, whatever it closes */
-            if (!c->closed && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+            if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                 mqtt_conn_on_readable(c);
             if (!c->closed && (ev[i].events & EPOLLOUT))
                 mqtt_conn_on_writable(c);
@@ -326,9 +328,11 @@ static void *loop_main(void *arg)
             }
         }
         flush_dirty(l);
+        mqtt_conn_bury(l);
     }
     close_all(l);
     flush_dirty(l);
+    mqtt_conn_bury(l);
     return NULL;
 }
 
@@ -410,6 +414,7 @@ static void loop_free(struct mqtt_loop *l)
             free(p);
         }
     }
+    mqtt_conn_bury(l);
     pthread_mutex_destroy(&l->lock);
 }
 

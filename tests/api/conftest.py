@@ -722,15 +722,20 @@ def start_server():
         s.cleanup()
 
 
-@pytest.fixture(autouse=True)
-def _shared_servers_survive():
-    """After every test: the shared servers must still be running. A dead
-    one fails the test that killed it and is replaced by a fresh instance."""
-    yield
+def assert_shared_alive(shared):
+    """The shared servers must still be running: a dead one fails the test
+    that killed it and is replaced by a fresh instance (tests/mqtt too)."""
     dead = []
-    for s in _SHARED:
+    for s in shared:
         if not s.alive():
             dead.append(f"shared server died (exit {s.proc.returncode}); stderr tail:\n"
                         f"{s.stderr()[-3000:]}")
             s.revive()
     assert not dead, "\n".join(dead)
+
+
+@pytest.fixture(autouse=True)
+def _shared_servers_survive():
+    """After every test: the shared servers must still be running."""
+    yield
+    assert_shared_alive(_SHARED)

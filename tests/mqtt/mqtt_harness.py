@@ -114,13 +114,7 @@ def _shared_server_survives():
     """A shared server that died fails the test that killed it, and is
     replaced by a fresh one so that one crash does not fail the rest."""
     yield
-    dead = []
-    for s in _SHARED:
-        if not s.alive():
-            dead.append(f"shared server died (exit {s.proc.returncode}); stderr tail:\n"
-                        f"{s.stderr()[-3000:]}")
-            s.revive()
-    assert not dead, "\n".join(dead)
+    api.assert_shared_alive(_SHARED)
 
 
 @pytest.fixture

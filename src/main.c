@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "api/app.h"
-#include "mqtt/mqtt_server.h"
 #include "api/device_common.h"
 #include "api/stream.h"
 #include "core/alerting.h"
@@ -24,6 +23,7 @@
 #include "core/retention.h"
 #include "core/secrets.h"
 #include "http/server.h"
+#include "mqtt/mqtt_server.h"
 #include "tools/copy_telemetry.h"
 #include "util/clock.h"
 #include "util/err.h"

@@ -16,7 +16,6 @@
 
 /* Invalidations between instances: "user <id>" or "device <id>". */
 #define RULES_CHANNEL "alerting:rules"
-/* The device notices of api/device_common.c: "<device id> <key hash> <1 if deleted>". */
 
 void iot_alerting__count(struct iot_alerting *a, int64_t *stat, int64_t n)
 {

@@ -61,6 +61,15 @@ struct mqtt_conn *mqtt_conn_new(struct mqtt_loop *l, int fd, const char *addr,
     return c;
 }
 
+/* Its CONNECT is done, or it closed: its address's count drops, once. */
+static void pending_done(struct mqtt_conn *c)
+{
+    if (c->pending_counted) {
+        c->pending_counted = false;
+        mqtt_pending_release(c->loop->srv, c->bucket);
+    }
+}
+
 void mqtt_conn_unref(struct mqtt_conn *c)
 {
     if (--c->refs > 0)
@@ -110,7 +119,7 @@ void mqtt_conn_close(struct mqtt_conn *c, const struct mqtt_close *how)
     if (c->connected)
         mqtt_session_detach(c);
     set_alerts_subscription(c, MQTT_NO_SUBSCRIPTION);
-    mqtt_pending_release(c);
+    pending_done(c);
     c->closed = true;
     struct mqtt_loop *l = c->loop;
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -436,7 +445,7 @@ static void on_connect(struct mqtt_conn *c, const struct mqtt_connect *k)
     if (mqtt_props_has(pr, MQTT_PROP_MAXIMUM_PACKET_SIZE))
         c->client_max_packet = pr->num[MQTT_PROP_MAXIMUM_PACKET_SIZE];
     c->connected = true;
-    mqtt_pending_release(c);
+    pending_done(c);
     IOT_INFO("mqtt: device %lld connected from %s (MQTT %s, client id \"%s\"%s)",
              (long long)c->device.id, c->addr, c->version == MQTT_V5 ? "5.0" : "3.1.1",
              c->client_id, present ? ", session resumed" : "");

@@ -110,7 +110,7 @@ struct mqtt_conn {
     bool problem_info; /* v5 Request Problem Information (default true) */
     char addr[64];     /* the peer, for logs */
     char bucket[64];   /* the peer as per-address limits count it (iot_ip_bucket_format) */
-    bool pending_counted; /* counted in the server's pending CONNECTs of its bucket */
+    bool pending_counted; /* still counted among its bucket's connections awaiting CONNECT */
 
     /* the device, as checked at CONNECT and again at each PUBLISH */
     struct iot_device device;
@@ -198,11 +198,9 @@ void mqtt_broadcast(struct iot_mqtt_server *s, const struct mqtt_post *p);
 void mqtt_conn_update_events(struct mqtt_conn *c);
 int64_t mqtt_now(void);
 
-/* Counts a new connection of `bucket` until its CONNECT is done; false when
- * the address already has the most allowed (the socket is then closed). */
-bool mqtt_pending_take(struct iot_mqtt_server *s, const char *bucket);
-/* Its CONNECT is done or it closed: no longer counted (once). */
-void mqtt_pending_release(struct mqtt_conn *c);
+/* A connection of address `bucket` counted until its CONNECT (at accept,
+ * up to pending_per_ip) has sent it or closed. */
+void mqtt_pending_release(struct iot_mqtt_server *s, const char *bucket);
 
 /* ---- mqtt_conn.c ---- */
 struct mqtt_conn *mqtt_conn_new(struct mqtt_loop *l, int fd, const char *addr,

@@ -21,8 +21,7 @@
  * power of two, so that a device in a loop cannot flood the log. */
 static void log_refusal(struct mqtt_conn *c, uint8_t reason, const char *text)
 {
-    uint64_t n = (uint64_t)atomic_fetch_add(&c->loop->srv->rejected, 1) + 1;
-    (void)n;
+    atomic_fetch_add(&c->loop->srv->rejected, 1);
     c->refusals++;
     if (c->refusals <= 8 || (c->refusals & (c->refusals - 1)) == 0)
         IOT_INFO("mqtt: device %lld (%s): message refused (0x%02x, %llu so far): %s",

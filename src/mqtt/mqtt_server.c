@@ -1,6 +1,5 @@
 /* mqtt_server.c — start and stop, the event loops, accept, posts between
  * threads and the once-a-second sweep of deadlines (mqtt_server.h). */
-#include <arpa/inet.h>
 #include <sodium.h>
 #include <errno.h>
 #include <netdb.h>
@@ -141,23 +140,7 @@ void mqtt_conn_update_events(struct mqtt_conn *c)
     }
 }
 
-static void peer_name(const struct sockaddr_storage *sa, char *out, size_t size)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (sa->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const void *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        port = ntohs(in->sin_port);
-    } else if (sa->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const void *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        port = ntohs(in6->sin6_port);
-    }
-    snprintf(out, size, "%s:%u", host, port);
-}
-
-bool mqtt_pending_take(struct iot_mqtt_server *s, const char *bucket)
+static bool pending_take(struct iot_mqtt_server *s, const char *bucket)
 {
     unsigned cap = s->cfg.pending_per_ip;
     if (!cap)
@@ -174,14 +157,12 @@ bool mqtt_pending_take(struct iot_mqtt_server *s, const char *bucket)
     return ok;
 }
 
-void mqtt_pending_release(struct mqtt_conn *c)
+void mqtt_pending_release(struct iot_mqtt_server *s, const char *bucket)
 {
-    if (!c->pending_counted)
+    if (!s->cfg.pending_per_ip)
         return;
-    c->pending_counted = false;
-    struct iot_mqtt_server *s = c->loop->srv;
     pthread_mutex_lock(&s->pending_lock);
-    struct iot_mtab_node *n = iot_mtab_find(&s->pending, c->bucket, strlen(c->bucket));
+    struct iot_mtab_node *n = iot_mtab_find(&s->pending, bucket, strlen(bucket));
     if (n && --n->val.i64 <= 0)
         iot_mtab_remove(&s->pending, n);
     pthread_mutex_unlock(&s->pending_lock);
@@ -215,24 +196,20 @@ static void accept_all(struct mqtt_loop *l)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        char addr[64], bucket[64] = "?";
-        peer_name(&sa, addr, sizeof addr);
+        char addr[64] = "?", bucket[64] = "?";
         struct iot_ip ip;
-        if (iot_ip_from_sockaddr((struct sockaddr *)&sa, &ip))
+        if (iot_ip_from_sockaddr((struct sockaddr *)&sa, &ip)) {
+            iot_ip_format(&ip, addr, sizeof addr);
             iot_ip_bucket_format(&ip, bucket, sizeof bucket);
-        if (!mqtt_pending_take(s, bucket)) {
+        }
+        if (!pending_take(s, bucket)) {
             IOT_DEBUG("mqtt: %s has too many connections awaiting CONNECT", addr);
             close(fd);
             continue;
         }
-        struct mqtt_conn *c = mqtt_conn_new(l, fd, addr, bucket);
-        if (!c) {
+        if (!mqtt_conn_new(l, fd, addr, bucket)) {
             close(fd);
-            if (s->cfg.pending_per_ip) {
-                struct mqtt_conn gone = {.loop = l, .pending_counted = true};
-                snprintf(gone.bucket, sizeof gone.bucket, "%s", bucket);
-                mqtt_pending_release(&gone);
-            }
+            mqtt_pending_release(s, bucket);
         }
     }
 }

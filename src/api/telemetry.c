@@ -13,7 +13,6 @@
 #include "api/authn.h"
 #include "api/handlers.h"
 #include "api/views.h"
-#include "core/events.h"
 #include "core/metrics.h"
 #include "core/tm_message.h"
 #include "util/buf.h"
@@ -138,26 +137,17 @@ static void submit(struct iot_req *r, bool batch)
     s->r = r;
     s->job = (struct iot_ingest_job){.msgs = s->parsed.msgs, .n = s->parsed.n,
                                      .done = submission_done, .ctx = s};
-    /* Whether the device comes online is read before the writer can put
-     * this sighting in the cache store; it is recorded only once taken.
-     * (d is our copy: after the submit s may already be gone.) */
-    int64_t prev;
-    bool arriving = iot_events_device_arriving(app->events, d.id, d.user_id, d.last_seen, &prev);
-    /* Suspend before queueing: the writer may resume us at once. */
+    /* Suspend before queueing: the writer may resume us at once. (d is our
+     * copy: after the submit s may already be gone.) */
     iot_req_suspend(r);
-    rc = iot_ingest_submit(app->ingest, &s->job);
+    rc = iot_ingest_submit_sighting(app->ingest, app->events, &s->job, &d);
     if (rc) {
-        if (arriving) /* the refused sighting must not hide the next one */
-            iot_events_device_gone(app->events, d.id, d.user_id);
         submission_free(s);
         iot_reply_retry_after(r, 1);
         iot_reply_error(r, 503, rc == IOT_ELIMIT ? "Ingest queue full" : "Shutting down",
                         "the server cannot take more telemetry right now; retry later");
         iot_req_resume(r);
-        return;
     }
-    if (arriving)
-        iot_events_device_online(app->events, d.id, d.user_id, prev);
 }
 
 void iot_h_telemetry_post(struct iot_req *r) { submit(r, false); }

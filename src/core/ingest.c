@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/events.h"
 #include "core/latest.h"
 #include "core/metrics.h"
 #include "util/clock.h"
@@ -336,6 +337,19 @@ struct iot_ingest *iot_ingest_start(const struct iot_ingest_config *cfg, struct 
         return NULL;
     }
     return ing;
+}
+
+int iot_ingest_submit_sighting(struct iot_ingest *ing, struct iot_events *ev,
+                               struct iot_ingest_job *job, const struct iot_device *d)
+{
+    int64_t id = d->id, owner = d->user_id, prev; /* d may live in the job's owner */
+    bool arriving = iot_events_device_arriving(ev, id, owner, d->last_seen, &prev);
+    int rc = iot_ingest_submit(ing, job);
+    if (arriving && rc)
+        iot_events_device_gone(ev, id, owner);
+    else if (arriving)
+        iot_events_device_online(ev, id, owner, prev);
+    return rc;
 }
 
 void iot_ingest_stats(struct iot_ingest *ing, struct iot_ingest_stats *out)

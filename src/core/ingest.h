@@ -63,6 +63,15 @@ struct iot_ingest *iot_ingest_start(const struct iot_ingest_config *cfg, struct 
  * Retry-After), IOT_EUNAVAILABLE once stopping. On success `done` will be
  * called exactly once. */
 int iot_ingest_submit(struct iot_ingest *ing, struct iot_ingest_job *job);
+struct iot_events;
+/* iot_ingest_submit for the telemetry of device d (POST /telemetry, an MQTT
+ * PUBLISH), with the sighting's online transition (core/events.h): whether
+ * the device comes online is read before the writer can record the
+ * sighting in the cache store, and recorded only once the queue took the
+ * job (a refused sighting must not hide the next one). d is not used after
+ * the submit's own steps; the job may be done and freed by the return. */
+int iot_ingest_submit_sighting(struct iot_ingest *ing, struct iot_events *ev,
+                               struct iot_ingest_job *job, const struct iot_device *d);
 void iot_ingest_stats(struct iot_ingest *ing, struct iot_ingest_stats *out);
 /* Records a sighting of a device (a heartbeat, say) for the next batched
  * registry last_seen write. Any thread. */

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/events.h"
 #include "mqtt/mqtt_int.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -143,17 +142,19 @@ static bool device_may_publish(struct mqtt_conn *c, const struct mqtt_publish *p
             answer_now(c, p, MQTT_RC_UNSPECIFIED_ERROR, "the device registry is unavailable; retry");
         return false;
     }
-    int64_t retry_ms = 0;
-    const char *over = NULL;
-    if (!iot_device_rate_take(g, d.id, &retry_ms))
-        over = "telemetry messages";
-    else if (!iot_device_bytes_take(g, d.id, (int64_t)p->payload.len, &retry_ms))
-        over = "bytes of telemetry";
-    if (!over)
+    int64_t retry_ms = 0, limit;
+    const char *what;
+    if (!iot_device_rate_take(g, d.id, &retry_ms)) {
+        what = "telemetry messages";
+        limit = g->rate_limit;
+    } else if (!iot_device_bytes_take(g, d.id, (int64_t)p->payload.len, &retry_ms)) {
+        what = "bytes of telemetry";
+        limit = g->byte_rate_limit;
+    } else {
         return true;
+    }
     snprintf(text, sizeof text, "device %lld may send %lld %s per minute; retry in %lld s",
-             (long long)d.id, (long long)(over[0] == 't' ? g->rate_limit : g->byte_rate_limit),
-             over, (long long)(retry_ms + 999) / 1000);
+             (long long)d.id, (long long)limit, what, (long long)(retry_ms + 999) / 1000);
     if (c->version == MQTT_V311 && p->qos == 1) {
         log_refusal(c, MQTT_RC_QUOTA_EXCEEDED, text);
         mqtt_conn_close(c, &(struct mqtt_close){.will = false}); /* unacknowledged: resent later */
@@ -206,22 +207,12 @@ static int submit(struct mqtt_conn *c, struct mqtt_pending *pd)
     struct iot_mqtt_server *s = c->loop->srv;
     pd->job = (struct iot_ingest_job){.msgs = pd->parsed.msgs, .n = pd->parsed.n,
                                       .done = job_done, .ctx = pd};
-    /* As POST /telemetry: whether the device comes online is read before
-     * the writer can record this sighting, and recorded once taken. */
-    int64_t prev;
-    const struct iot_device *d = &c->device;
-    bool arriving = iot_events_device_arriving(s->env.events, d->id, d->user_id, d->last_seen,
-                                               &prev);
     c->refs++; /* the job's, dropped when its answer is read */
-    int rc = iot_ingest_submit(s->env.ingest, &pd->job);
+    int rc = iot_ingest_submit_sighting(s->env.ingest, s->env.events, &pd->job, &c->device);
     if (rc) {
         c->refs--;
-        if (arriving)
-            iot_events_device_gone(s->env.events, d->id, d->user_id);
         return rc;
     }
-    if (arriving)
-        iot_events_device_online(s->env.events, d->id, d->user_id, prev);
     if (pd->qos == 1)
         fifo_push(c, pd);
     return IOT_OK;
